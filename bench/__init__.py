@@ -1,0 +1,1 @@
+"""Benchmarks for `python -m studio bench`; each reports ratios measured side by side in one run."""

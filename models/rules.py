@@ -1,0 +1,421 @@
+"""Rule-based accompanist: the yardstick every learned model must beat.
+
+How it works, in the order of `RulesAccompanist.generate`:
+1. Estimate the key of the melody (Krumhansl-Kessler profiles, `studio.theory`).
+2. Cut every bar into harmonic segments: half bars in duple meters (4/4 -> 2 x 2 beats, 6/8 -> 2
+   dotted quarters), whole bars in triple meters (3/4, 9/8), 3+2 / 4+3 beats in 5 and 7.
+3. Choose one diatonic chord per segment with the Viterbi algorithm, maximising
+   (a) fit: melody notes that are chord tones score, non-chord tones cost (more on strong beats,
+       most when a semitone above a chord tone);
+   (b) progression: functional-harmony preferences (root motion down a fifth, pre-dominant ->
+       dominant -> tonic, no dominant -> subdominant retrogression), and
+   (c) cadences: start on the tonic, an authentic cadence (V - I) at the end, a tonic or dominant at
+       each 4-bar phrase end.
+4. Voice it as a bass line (roots, smooth octave choice) and chords (close voicings under the
+   melody, chosen for the smallest voice-leading motion), with a meter-aware rhythm pattern.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from studio.metrics import CONSONANT_INTERVALS, melody_key
+from studio.roll import STEPS_PER_BEAT as STEPS_PER_QUARTER
+from studio.roll import Bar, Grid, RollTrack
+from studio.theory import Key
+
+__all__ = ["Chord", "RulesAccompanist", "RulesConfig", "chord_vocabulary", "load"]
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """Weights of the harmonizer and the instruments it plays."""
+
+    chord_tone: float = 1.0  # per step of a melody note that is in the chord
+    non_chord_tone: float = 0.6  # cost per step of a melody note outside the chord
+    semitone_clash: float = 0.8  # extra cost when that note is a semitone above a chord tone
+    strong_beat: float = 2.0  # weight multiplier of notes that start a segment
+    beat: float = 1.4  # weight multiplier of notes on a beat
+    secondary_prior: float = -0.6  # score of a secondary dominant before the melody asks for it
+    weak_change: float = 1.0  # cost of changing chord on a beat that is not a bar's start or middle
+    phrase_bars: int = 4  # phrase length for cadences
+    final_tonic: float = 6.0  # bonus for ending on the tonic
+    penultimate_dominant: float = 1.5  # bonus for V before the final tonic
+    phrase_end: float = 0.6  # bonus for I or V at a phrase end
+    start_tonic: float = 1.5  # bonus for the tonic on the first downbeat
+    bass_program: int = 32  # GM Acoustic Bass
+    chord_program: int = 24  # GM Acoustic Guitar (nylon): heard apart from a piano melody
+    bass_range: tuple[int, int] = (36, 55)  # C2..G3
+    chord_span: int = 16  # semitones the chord voicing may occupy under its ceiling
+    pulse_length: int = 2  # quarters of a beat each 'pulse' strike lasts
+    bass_velocity: int = 82
+    chord_velocity: int = 62
+
+
+@dataclass(frozen=True)
+class Chord:
+    """A diatonic chord: `root` pitch class, chord tones `pcs` (root first), and its roman `name`."""
+
+    root: int
+    pcs: tuple[int, ...]
+    name: str
+    prior: float  # how common the chord is (log-ish score)
+    function: str  # 'T' tonic, 'S' pre-dominant, 'D' dominant, 'D2' secondary dominant
+
+
+def chord_vocabulary(key: Key, secondary_prior: float = -0.6) -> list[Chord]:
+    """The triads the harmonizer may use in `key`: the diatonic ones (with the raised 6th/7th in
+    minor), and secondary dominants, which only a chromatic melody note makes worth their cost."""
+    t = key.tonic
+
+    def triad(degree: int, third: int, fifth: int, name: str, prior: float, function: str) -> Chord:
+        root = (t + degree) % 12
+        return Chord(root, (root, (root + third) % 12, (root + fifth) % 12), name, prior, function)
+
+    if key.mode == "major":
+        return [
+            triad(0, 4, 7, "I", 0.5, "T"),
+            triad(2, 3, 7, "ii", 0.15, "S"),
+            triad(4, 3, 7, "iii", -0.2, "T"),
+            triad(5, 4, 7, "IV", 0.35, "S"),
+            triad(7, 4, 7, "V", 0.4, "D"),
+            triad(9, 3, 7, "vi", 0.2, "T"),
+            # Secondary dominants, for melodies with a raised 4th, 5th or 1st; they must resolve.
+            triad(2, 4, 7, "V/V", secondary_prior, "D2"),
+            triad(4, 4, 7, "V/vi", secondary_prior, "D2"),
+            triad(9, 4, 7, "V/ii", secondary_prior, "D2"),
+        ]
+    return [
+        triad(0, 3, 7, "i", 0.5, "T"),
+        triad(3, 4, 7, "III", 0.1, "T"),
+        triad(5, 3, 7, "iv", 0.3, "S"),
+        triad(5, 4, 7, "IV", 0.0, "S"),  # with the raised 6th (dorian tunes)
+        triad(7, 4, 7, "V", 0.4, "D"),  # with the raised 7th (harmonic minor)
+        triad(8, 4, 7, "VI", 0.2, "S"),
+        triad(10, 4, 7, "VII", 0.1, "D"),
+        triad(0, 4, 7, "V/iv", secondary_prior, "D2"),  # the tonic made major, leading to iv
+        triad(2, 4, 7, "V/V", secondary_prior, "D2"),
+    ]
+
+
+def _transition(a: Chord, b: Chord, at_bar_line: bool) -> float:
+    """Preference for chord `b` after chord `a` (functional harmony, root motion)."""
+    if a == b:
+        return 0.15 if not at_bar_line else 0.05
+    motion = (b.root - a.root) % 12
+    score = 0.0
+    if a.function == "D2":  # a secondary dominant resolves down a fifth, or costs
+        return 0.8 if motion == 5 else -1.0
+    if motion == 5:  # root down a fifth / up a fourth: V-I, ii-V, vi-ii, I-IV
+        score += 0.6
+    elif motion == 7:  # root up a fifth: I-V, IV-I
+        score += 0.25
+    elif motion in (2, 10):  # stepwise root motion (IV-V, V-vi, VI-VII)
+        score += 0.1
+    if a.function == "D" and b.function == "S":
+        score -= 0.7  # retrogression V -> IV / ii
+    if a.function == "S" and b.function == "D":
+        score += 0.3
+    if a.function == "D" and b.function == "T":
+        score += 0.3
+    if not at_bar_line:
+        score -= 0.1  # a change inside the bar needs a reason in the melody
+    return score
+
+
+@dataclass
+class _Segment:
+    start: int
+    end: int
+    bar: int  # index in grid.bars
+    downbeat: bool  # starts a bar
+    strong: bool = True  # starts a bar or its middle (a natural place for a chord change)
+
+
+def _segments(grid: Grid, chords_per_bar: int) -> list[_Segment]:
+    """Harmonic segments of every bar, following the meter's felt beats."""
+    out: list[_Segment] = []
+    for i, bar in enumerate(grid.bars):
+        cuts = _bar_cuts(bar, chords_per_bar)
+        edges = [bar.start] + [bar.start + c for c in cuts if 0 < c < bar.length] + [bar.end]
+        middle = bar.start + _bar_cuts(bar, 2)[0] if _bar_cuts(bar, 2) else None
+        for a, b in itertools.pairwise(edges):
+            if b > a:
+                out.append(_Segment(a, min(b, grid.n_steps), i, a == bar.start, a in (bar.start, middle)))
+    return [s for s in out if s.end > s.start]
+
+
+def _bar_cuts(bar: Bar, chords_per_bar: int) -> list[int]:
+    """Offsets (steps from the bar start) where a chord may change inside a full bar."""
+    if chords_per_bar <= 1 or bar.length < bar.full_length:
+        return []
+    beat = bar.beat_steps
+    beats = max(1, bar.full_length // beat)
+    if chords_per_bar > 2:
+        return list(range(beat, bar.full_length, beat))
+    if beats % 2 == 0:
+        return [bar.full_length // 2]
+    if beats == 5:
+        return [3 * beat]
+    if beats == 7:
+        return [4 * beat]
+    return []  # 3/4, 9/8, 3/8: one chord per bar
+
+
+def _melody_notes(melody: RollTrack) -> list[tuple[int, int, int]]:
+    """(start, end, pitch) of the melody's notes on the grid (top note where it has chords)."""
+    sounding = melody.velocity > 0
+    notes = []
+    t_len = sounding.shape[0]
+    step = 0
+    while step < t_len:
+        pitches = np.flatnonzero(sounding[step])
+        if len(pitches) == 0:
+            step += 1
+            continue
+        pitch = int(pitches.max())
+        end = step + 1
+        while end < t_len and sounding[end, pitch] and not melody.onset[end].any():
+            end += 1
+        notes.append((step, end, pitch))
+        step = end
+    return notes
+
+
+def _leave_out_clashes(keys: RollTrack, melody_sounding: np.ndarray) -> None:
+    """Voice around the melody, as a pianist does: where a chord is struck while the melody sounds,
+    leave out the chord notes that would form a second, seventh or tritone with it, as long as a
+    consonant note of that chord remains. `melody_sounding` shape=(T, 128) bool."""
+    struck = keys.onset & (keys.velocity > 0)
+    for t in np.flatnonzero(struck.any(axis=1)).tolist():
+        melody_pitches = np.flatnonzero(melody_sounding[t])
+        if len(melody_pitches) == 0:
+            continue
+        m = int(melody_pitches.max())
+        chord = np.flatnonzero(struck[t]).tolist()
+        clashing = [p for p in chord if (m - p) % 12 not in CONSONANT_INTERVALS]
+        if not clashing or len(clashing) == len(chord):
+            continue
+        for p in clashing:
+            end = t + 1
+            while end < keys.n_steps and keys.velocity[end, p] and not keys.onset[end, p]:
+                end += 1
+            keys.velocity[t:end, p] = 0
+            keys.onset[t, p] = False
+
+
+class RulesAccompanist:
+    """Harmonizes a melody with diatonic chords and voices them as bass + chords (see module doc)."""
+
+    def __init__(self, config: RulesConfig | None = None) -> None:
+        self.config = config or RulesConfig()
+
+    # -- 3. chord choice -------------------------------------------------------------------------
+    def _fit(self, chord: Chord, seg: _Segment, notes: list[tuple[int, int, int]], grid: Grid) -> float:
+        cfg = self.config
+        bar = grid.bars[seg.bar]
+        beat = bar.beat_steps
+        total = 0.0
+        for start, end, pitch in notes:
+            overlap = min(end, seg.end) - max(start, seg.start)
+            if overlap <= 0:
+                continue
+            if start <= seg.start:
+                weight = cfg.strong_beat if start == seg.start or seg.downbeat else 1.2
+            elif (start - bar.start) % beat == 0:
+                weight = cfg.beat
+            else:
+                weight = 1.0
+            amount = weight * min(overlap, 8) ** 0.5 * 2
+            pc = pitch % 12
+            if pc in chord.pcs:
+                total += cfg.chord_tone * amount
+            else:
+                cost = cfg.non_chord_tone
+                if any((pc - c) % 12 == 1 for c in chord.pcs):
+                    cost += cfg.semitone_clash
+                total -= cost * amount
+        return total
+
+    def choose_chords(self, melody: RollTrack, grid: Grid, key: Key, chords_per_bar: int) -> tuple[list[_Segment], list[Chord]]:
+        """Viterbi over segments: the best-scoring chord per segment (fit + progression + cadences)."""
+        cfg = self.config
+        vocab = chord_vocabulary(key, cfg.secondary_prior)
+        segs = _segments(grid, chords_per_bar)
+        notes = _melody_notes(melody)
+        if not segs:
+            return [], []
+        last_note_end = max((e for _s, e, _p in notes), default=grid.n_steps)
+        last_seg = max(i for i, s in enumerate(segs) if s.start < last_note_end) if notes else len(segs) - 1
+        first_full = next((i for i, s in enumerate(segs) if s.downbeat and grid.bars[s.bar].length == grid.bars[s.bar].full_length), 0)
+        pickup = 1 if grid.pickup_steps else 0
+
+        n, k = len(segs), len(vocab)
+        local = np.zeros((n, k))
+        for i, seg in enumerate(segs):
+            for j, chord in enumerate(vocab):
+                score = chord.prior + self._fit(chord, seg, notes, grid)
+                bar_number = seg.bar - pickup  # 0-based, counting full bars
+                ends_phrase = (bar_number + 1) % cfg.phrase_bars == 0 and (
+                    i + 1 == n or segs[i + 1].downbeat
+                )
+                if i == first_full and chord.function == "T" and chord.root == key.tonic:
+                    score += cfg.start_tonic
+                if i == last_seg:
+                    score += cfg.final_tonic if chord.root == key.tonic and chord.name in ("I", "i") else -cfg.final_tonic
+                elif i == last_seg - 1 and chord.name == "V":
+                    score += cfg.penultimate_dominant
+                elif ends_phrase and chord.name in ("I", "i", "V"):
+                    score += cfg.phrase_end
+                local[i, j] = score
+        trans = np.array([[[_transition(a, b, at_bar) for b in vocab] for a in vocab] for at_bar in (False, True)])
+        best = local[0].copy()
+        back = np.zeros((n, k), int)
+        change_cost = cfg.weak_change * (1 - np.eye(k))  # (k_prev, k): changing chord off a strong position
+        for i in range(1, n):
+            t = trans[int(segs[i].downbeat)]
+            if not segs[i].strong:
+                t = t - change_cost
+            cand = best[:, None] + t  # (k_prev, k)
+            back[i] = cand.argmax(axis=0)
+            best = cand.max(axis=0) + local[i]
+        path = [int(best.argmax())]
+        for i in range(n - 1, 0, -1):
+            path.append(int(back[i, path[-1]]))
+        path.reverse()
+        # After the last melody note the final chord holds.
+        chords = [vocab[j] for j in path]
+        for i in range(last_seg + 1, n):
+            chords[i] = chords[last_seg]
+        return segs, chords
+
+    # -- 4. voicing --------------------------------------------------------------------------------
+    def _voicings(self, chord: Chord, ceiling: int) -> list[tuple[int, ...]]:
+        """Close three-note voicings of `chord` whose top is at most `ceiling`."""
+        floor = ceiling - self.config.chord_span
+        out = []
+        for inversion in range(3):
+            pcs = chord.pcs[inversion:] + chord.pcs[:inversion]
+            for base in range(floor, ceiling + 1):
+                if base % 12 != pcs[0]:
+                    continue
+                notes = [base]
+                for pc in pcs[1:]:
+                    nxt = notes[-1] + 1
+                    while nxt % 12 != pc:
+                        nxt += 1
+                    notes.append(nxt)
+                if notes[-1] <= ceiling:
+                    out.append(tuple(notes))
+        return out
+
+    def voice(self, segs: list[_Segment], chords: list[Chord], melody: RollTrack, grid: Grid, pattern: str) -> list[RollTrack]:
+        """Bass and chord tracks for the chosen chords."""
+        cfg = self.config
+        n_steps = grid.n_steps
+        bass = RollTrack.empty("Bass", cfg.bass_program, n_steps)
+        keys = RollTrack.empty("Guitar", cfg.chord_program, n_steps)
+        sounding = melody.velocity > 0
+        prev_voicing: tuple[int, ...] | None = None
+        prev_bass: int | None = None
+        lo, hi = cfg.bass_range
+        for seg, chord in zip(segs, chords, strict=True):
+            bar = grid.bars[seg.bar]
+            span = sounding[seg.start : seg.end]
+            mel_pitches = np.flatnonzero(span.any(axis=0))
+            lowest = int(mel_pitches.min()) if len(mel_pitches) else 72
+            ceiling = max(min(lowest - 2, 76), 55)
+            options = self._voicings(chord, ceiling)
+            if prev_voicing is None:
+                voicing = max(options, key=lambda v: (v[-1], -v[0]))
+            else:
+                voicing = min(options, key=lambda v: (sum(abs(a - b) for a, b in zip(v, prev_voicing, strict=True)), -v[-1]))
+            prev_voicing = voicing
+            roots = [p for p in range(lo, hi + 1) if p % 12 == chord.root]
+            target = 43 if prev_bass is None else prev_bass  # start around G2, then move smoothly
+            bass_pitch = min(roots, key=lambda p: abs(p - target))
+            prev_bass = bass_pitch
+            self._play(bass, keys, seg, bar, bass_pitch, voicing, pattern, chord)
+        _leave_out_clashes(keys, sounding)
+        return [bass, keys]
+
+    def _play(self, bass: RollTrack, keys: RollTrack, seg: _Segment, bar: Bar, bass_pitch: int, voicing: tuple[int, ...], pattern: str, chord: Chord) -> None:
+        cfg = self.config
+        accent = 8 if seg.downbeat else 0
+        length = seg.end - seg.start
+        beat = bar.beat_steps
+        if pattern == "oompah" and length > beat // 2:
+            self._oompah(bass, keys, seg, bar, bass_pitch, voicing, accent)
+            return
+        bass.add_note(seg.start, seg.end, bass_pitch, cfg.bass_velocity + accent)
+        if pattern == "block" or length <= beat:
+            for p in voicing:
+                keys.add_note(seg.start, seg.end, p, cfg.chord_velocity + accent)
+            return
+        if pattern == "arpeggio":
+            step = max(1, beat // 2) if beat % 3 else beat // 3  # eighths (a third of a compound beat)
+            order = list(voicing) + [voicing[1]]
+            for i, t in enumerate(range(seg.start, seg.end, step)):
+                keys.add_note(t, seg.end, order[i % len(order)], cfg.chord_velocity - 4 + (accent if i == 0 else 0))
+            return
+        # "pulse": the chord struck on every felt beat and released halfway (a dance-band comp).
+        for i, t in enumerate(range(seg.start, seg.end, beat)):
+            end = min(seg.end, t + max(1, beat * self.config.pulse_length // 4))
+            for p in voicing:
+                keys.add_note(t, end, p, cfg.chord_velocity + (accent if i == 0 else -6))
+
+    def _oompah(self, bass: RollTrack, keys: RollTrack, seg: _Segment, bar: Bar, bass_pitch: int, voicing: tuple[int, ...], accent: int) -> None:
+        """A dance-band comp: bass on the strong beats, short chords on the others (waltz: 1 | 2 3;
+        march/polka: 1 | 2, 3 | 4; jig: 1 . . | . . 3-ish). Strong beats follow the bar, not the segment."""
+        cfg = self.config
+        beat = bar.beat_steps
+        beats_in_bar = max(1, bar.full_length // beat)
+        strong_every = 2 if beats_in_bar % 2 == 0 else beats_in_bar  # duple: every other beat; triple: the downbeat
+        unit = max(1, round(STEPS_PER_QUARTER * 4 / bar.denominator))  # the notated beat unit (an eighth in 6/8)
+        for t in range(seg.start, seg.end, unit if beat != unit else beat):
+            offset = t - bar.start
+            if offset % beat == 0 and (offset // beat) % strong_every == 0:
+                bass.add_note(t, min(seg.end, t + beat), bass_pitch, cfg.bass_velocity + (accent if t == seg.start else 0))
+            elif beat == unit or offset % beat == beat - unit:
+                # simple meters: chords on the weak beats; compound: on the last eighth of each beat
+                for p in voicing:
+                    keys.add_note(t, min(seg.end, t + max(1, unit // 2)), p, cfg.chord_velocity)
+        if not keys.velocity[seg.start : seg.end].any() and not bass.velocity[seg.start : seg.end].any():
+            bass.add_note(seg.start, seg.end, bass_pitch, cfg.bass_velocity)
+
+    # -- the model interface -----------------------------------------------------------------------
+    def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int = 0) -> list[RollTrack]:
+        """Bass and piano tracks accompanying `melody` (shape=(T, 128)) on `grid`.
+
+        Parameters
+        ----------
+        params : mapping
+            `chords_per_bar` : int, 1, 2 or 4, default: 2. 1: a chord per bar; 2: per half bar in
+            duple meters (one per bar in 3/4, 9/8); 4: may change on any beat (off the half bar
+            only when the melody asks for it).
+            `pattern` : 'oompah' (bass on the strong beats, short chords between: waltz, march,
+            jig), 'pulse' (chords on each beat), 'block' (held) or 'arpeggio', default: 'oompah'.
+        seed : int
+            Unused: the harmonizer is deterministic (the same melody always gets the same chords).
+        """
+        chords_per_bar = int(params.get("chords_per_bar", 2))
+        pattern = str(params.get("pattern", "oompah"))
+        key = melody_key(melody)
+        segs, chords = self.choose_chords(melody, grid, key, chords_per_bar)
+        if not segs:
+            return [RollTrack.empty("Bass", self.config.bass_program, grid.n_steps), RollTrack.empty("Guitar", self.config.chord_program, grid.n_steps)]
+        return self.voice(segs, chords, melody, grid, pattern)
+
+
+def load(card: Mapping[str, Any], weights: Any = None, device: str = "cpu") -> RulesAccompanist:
+    """The registry's door: the rules model has no weights; its card's `config` may override weights."""
+    overrides = {k: v for k, v in dict(card.get("config", {})).items() if k in RulesConfig.__dataclass_fields__}
+    for k in ("bass_range",):
+        if k in overrides:
+            overrides[k] = tuple(overrides[k])
+    return RulesAccompanist(RulesConfig(**overrides))

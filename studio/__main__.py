@@ -1,0 +1,5 @@
+"""`python -m studio ...`: see `studio.cli`."""
+
+from studio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""Command line: `python -m studio models | generate | render | bench`.
+
+Bad input never shows a traceback: one line `error: <what is wrong and what to do>` on stderr and
+exit status 2. Set STUDIO_DEBUG=1 to see tracebacks of unexpected failures (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from studio.errors import InputError, StudioError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one `error:` line (exit 2), not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message} (see `python -m studio {self.prog.split()[-1]} --help`)\n")
+        raise SystemExit(2)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param takes KEY=VALUE, got {item!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from studio.registry import default_registry
+
+    registry = default_registry()
+    cards = registry.cards()
+    if args.json:
+        print(json.dumps([c.to_json() for c in cards], indent=2))
+        return 0
+    for card in cards:
+        tracks = ", ".join(f"{t['name']} ({t['program']})" for t in card.tracks)
+        status = f"  [unavailable: {card.disabled}]" if card.disabled else ""
+        print(f"{card.name:24s} {card.family:12s} {card.genre:12s} {tracks}{status}")
+    for problem in registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from studio.service import AccompanyRequest, accompany
+
+    source = Path(args.input)
+    stem = source.stem
+    outs = {k: getattr(args, k) for k in ("out_midi", "out_wav", "out_png")}
+    out_dir = Path(args.out_dir) if args.out_dir else Path.cwd()
+    request = AccompanyRequest(
+        midi=source,
+        model=args.model,
+        seed=args.seed,
+        params=_parse_params(args.param),
+        out_dir=tempfile.mkdtemp(prefix="studio-") if any(outs.values()) else out_dir,
+        name=stem,
+        melody_track=args.melody_track,
+        want_wav=args.out_wav is not None or not any(outs.values()),
+        want_png=args.out_png is not None or not any(outs.values()),
+    )
+    result = accompany(request)
+    written = _place_outputs(result, outs)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    m = result.metrics
+    print(f"model {result.model}, seed {result.seed}, key {m['key']}: in-key {m['in_key']:.3f}, consonance {m['consonance']:.3f}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
+    """Move the result's files to the paths asked for (or keep them where they are)."""
+    import shutil
+
+    produced = {"out_midi": result.midi_path, "out_wav": result.wav_path, "out_png": result.png_path}
+    if not any(outs.values()):
+        return [p for p in produced.values() if p is not None]
+    written = []
+    for key, target in outs.items():
+        if target is None or produced[key] is None:
+            continue
+        target_path = Path(target)
+        if target_path.parent and not target_path.parent.exists():
+            raise InputError(f"cannot write {target}: folder {target_path.parent} does not exist")
+        shutil.move(str(produced[key]), target_path)
+        written.append(target_path)
+    shutil.rmtree(result.midi_path.parent, ignore_errors=True)
+    return written
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from studio.service import render
+
+    path, warnings = render(Path(args.input), args.out_wav)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from bench import run_all
+
+    results = run_all(quick=args.quick)
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="studio", description="The music studio: melody in, accompaniment out.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("models", help="list the models the studio knows")
+    p.add_argument("--json", action="store_true", help="print the model cards as JSON")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("generate", help="accompany a melody: MIDI in, MIDI + WAV + PNG out")
+    p.add_argument("input", help="a .mid file with a melody (or a song whose melody is found)")
+    p.add_argument("--model", default="rules", help="model name (see `models`), default: rules")
+    p.add_argument("--seed", default=0, help="random seed, default: 0")
+    p.add_argument("--out-midi", help="where to write the accompanied MIDI")
+    p.add_argument("--out-wav", help="where to write the audio (44.1 kHz WAV)")
+    p.add_argument("--out-png", help="where to write the piano roll picture")
+    p.add_argument("--out-dir", help="folder for all outputs when no --out-* is given (default: here)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="a model parameter (repeatable)")
+    p.add_argument("--melody-track", type=int, help="index of the melody track (default: found automatically)")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("render", help="MIDI -> WAV with the studio's synthesizer (nothing generated)")
+    p.add_argument("input", help="a .mid file")
+    p.add_argument("--out-wav", required=True, help="where to write the WAV")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("bench", help="run the benchmark suite (ratios measured side by side)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--quick", action="store_true", help="a shorter run (fewer repeats, shorter music)")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input or unavailable, 1 internal error)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the promise is: no traceback for users
+        if os.environ.get("STUDIO_DEBUG"):
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {exc}); please report it (STUDIO_DEBUG=1 shows details)", file=sys.stderr)
+        return 1

@@ -1,0 +1,147 @@
+"""Musical metrics: pure functions on rolls (shape=(T, 128)), used by tests, `evaluate` and the UI.
+
+- `in_key_rate`: duration-weighted share of accompaniment notes in the melody's key (Krumhansl-
+  Kessler estimate; a minor key also accepts its raised 6th and 7th).
+- `consonance`: share of (melody onset, sounding accompaniment note) pairs whose interval, in
+  semitones mod 12, is in {0, 3, 4, 5, 7, 8, 9}.
+- `bar_coverage`: share of the melody's bars in which a track sounds.
+- MuseGAN's (Dong et al., 2018) per-track metrics: empty-bar rate (EB), used pitch classes per bar
+  (UPC), qualified-note rate (QN, notes of at least 3 sixteenths) and polyphony (share of sounding
+  steps with at least two pitches).
+Drum tracks never count as accompaniment for the tonal metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from studio.roll import Grid, RollTrack, roll_to_notes
+from studio.theory import Key, estimate_key
+
+__all__ = [
+    "CONSONANT_INTERVALS",
+    "bar_coverage",
+    "consonance",
+    "empty_bar_rate",
+    "in_key_rate",
+    "melody_key",
+    "polyphony",
+    "qualified_note_rate",
+    "summarize",
+    "used_pitch_classes",
+]
+
+CONSONANT_INTERVALS = frozenset({0, 3, 4, 5, 7, 8, 9})
+
+
+def _pitched(tracks: Sequence[RollTrack]) -> list[RollTrack]:
+    return [t for t in tracks if not t.is_drum]
+
+
+def melody_key(melody: RollTrack) -> Key:
+    """Key of the melody from its duration-weighted pitch classes (Krumhansl-Kessler)."""
+    per_pitch = (melody.velocity > 0).sum(axis=0)  # (128,)
+    hist = np.array([per_pitch[pc::12].sum() for pc in range(12)], float)
+    return estimate_key(hist)
+
+
+def in_key_rate(accompaniment: Sequence[RollTrack], key: Key) -> float:
+    """Duration-weighted share of accompaniment notes whose pitch class is in `key` (nan if silent)."""
+    accepted = np.zeros(128, bool)
+    for pc in key.accepted:
+        accepted[pc::12] = True
+    total = in_key = 0
+    for track in _pitched(accompaniment):
+        per_pitch = (track.velocity > 0).sum(axis=0)
+        total += int(per_pitch.sum())
+        in_key += int(per_pitch[accepted].sum())
+    return in_key / total if total else float("nan")
+
+
+def consonance(melody: RollTrack, accompaniment: Sequence[RollTrack]) -> float:
+    """Share of (melody onset, sounding accompaniment note) pairs that are consonant (nan if none)."""
+    sounding_melody = melody.velocity > 0
+    onsets = melody.onset & sounding_melody
+    onsets[0] |= sounding_melody[0]
+    onsets[1:] |= sounding_melody[1:] & ~sounding_melody[:-1]
+    good = total = 0
+    steps, mel_pitches = np.nonzero(onsets)
+    acc = [t.velocity > 0 for t in _pitched(accompaniment)]
+    for step, m in zip(steps.tolist(), mel_pitches.tolist(), strict=True):
+        for sounding in acc:
+            for a in np.flatnonzero(sounding[step]).tolist():
+                total += 1
+                good += ((m - a) % 12) in CONSONANT_INTERVALS
+    return good / total if total else float("nan")
+
+
+def _bar_slices(grid: Grid) -> list[slice]:
+    return [slice(b.start, min(b.end, grid.n_steps)) for b in grid.bars if b.start < grid.n_steps]
+
+
+def bar_coverage(track: RollTrack, grid: Grid, melody: RollTrack | None = None) -> float:
+    """Share of bars in which `track` sounds, over the bars from the melody's first to last note
+    (over all bars when no melody is given)."""
+    bars = _bar_slices(grid)
+    if melody is not None:
+        with_melody = [i for i, s in enumerate(bars) if melody.velocity[s].any()]
+        if not with_melody:
+            return float("nan")
+        bars = bars[with_melody[0] : with_melody[-1] + 1]
+    if not bars:
+        return float("nan")
+    return sum(bool(track.velocity[s].any()) for s in bars) / len(bars)
+
+
+def empty_bar_rate(track: RollTrack, grid: Grid) -> float:
+    """EB: share of bars in which the track is silent."""
+    bars = _bar_slices(grid)
+    return sum(not track.velocity[s].any() for s in bars) / len(bars) if bars else float("nan")
+
+
+def used_pitch_classes(track: RollTrack, grid: Grid) -> float:
+    """UPC: mean number of distinct pitch classes per non-empty bar."""
+    counts = []
+    for s in _bar_slices(grid):
+        pitches = np.flatnonzero(track.velocity[s].any(axis=0))
+        if len(pitches):
+            counts.append(len(set((pitches % 12).tolist())))
+    return float(np.mean(counts)) if counts else float("nan")
+
+
+def qualified_note_rate(track: RollTrack, grid: Grid, min_steps: int = 3) -> float:
+    """QN: share of notes lasting at least `min_steps` sixteenths."""
+    notes = roll_to_notes(track, grid)
+    if not notes:
+        return float("nan")
+    lengths = [grid.tick_to_step(n.end) - grid.tick_to_step(n.start) for n in notes]
+    return sum(length >= min_steps for length in lengths) / len(lengths)
+
+
+def polyphony(track: RollTrack) -> float:
+    """Share of sounding steps with at least two pitches at once."""
+    per_step = (track.velocity > 0).sum(axis=1)
+    sounding = per_step > 0
+    return float((per_step[sounding] >= 2).mean()) if sounding.any() else float("nan")
+
+
+def summarize(melody: RollTrack, accompaniment: Sequence[RollTrack], grid: Grid) -> dict:
+    """Every metric of one result, as plain floats (JSON-ready)."""
+    key = melody_key(melody)
+    return {
+        "key": str(key),
+        "in_key": in_key_rate(accompaniment, key),
+        "consonance": consonance(melody, accompaniment),
+        "tracks": {
+            t.name: {
+                "coverage": bar_coverage(t, grid, melody),
+                "empty_bars": empty_bar_rate(t, grid),
+                "pitch_classes_per_bar": used_pitch_classes(t, grid),
+                "qualified_notes": qualified_note_rate(t, grid),
+                "polyphony": polyphony(t),
+            }
+            for t in accompaniment
+        },
+    }

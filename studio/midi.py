@@ -1,0 +1,390 @@
+"""MIDI in and out: read and validate a Standard MIDI File into a `Score`, write a `Score` back.
+
+Reading accepts type 0, 1 and 2 files, any ticks-per-beat, SMPTE timing, tempo and meter changes,
+any channel, running status and SysEx, from bytes or a path. Everything a user can get wrong ends
+in one `InputError` whose message says what is wrong and what to do; nothing else escapes.
+
+We walk the chunk structure ourselves before handing the events to mido: mido's own errors for a
+truncated or lying file are not messages a person can act on, and it cannot read SMPTE timing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mido
+
+from studio.config import Limits
+from studio.errors import InputError
+from studio.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
+
+__all__ = ["ParsedMidi", "read_midi", "write_midi"]
+
+DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
+
+# Signatures of files people upload by mistake, for a message that names what they uploaded.
+_OTHER_FORMATS = [
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (MusicXML .mxl, a Word or a zip file)"),
+    (b"ID3", "an MP3 recording"),
+    (b"\xff\xfb", "an MP3 recording"),
+    (b"OggS", "an Ogg recording"),
+    (b"fLaC", "a FLAC recording"),
+    (b"RIFF", "a WAV recording"),
+    (b"<?xml", "an XML file (MusicXML?)"),
+    (b"X:", "an ABC text file"),
+]
+
+
+@dataclass
+class ParsedMidi:
+    """A validated song and the warnings a person should see (cut to the limit, pitches moved, ...)."""
+
+    score: Score
+    warnings: list[str] = field(default_factory=list)
+    source_format: int = 1
+    cut: bool = False  # True when the music was cut to the length limit
+
+
+def _fail(message: str) -> InputError:
+    return InputError(message)
+
+
+def _load_bytes(source: bytes | bytearray | str | os.PathLike, limits: Limits) -> bytes:
+    """The file's bytes, refusing oversized uploads before reading them."""
+    cap = limits.max_upload_bytes
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise _fail(f"cannot read {path.name!r}: no such file; check the path and try again")
+        size = path.stat().st_size
+        if size > cap:
+            raise _fail(
+                f"the file is {size / 1e6:.1f} MB, over the {cap / 1e6:.1f} MB limit: "
+                "upload a shorter MIDI file (a melody needs only a few KB)"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise _fail(f"cannot read {path.name!r} ({exc.strerror}); check the file and try again") from None
+    if len(data) > cap:
+        raise _fail(
+            f"the file is {len(data) / 1e6:.1f} MB, over the {cap / 1e6:.1f} MB limit: "
+            "upload a shorter MIDI file (a melody needs only a few KB)"
+        )
+    return data
+
+
+def _unwrap_rmid(data: bytes) -> bytes:
+    """RIFF-wrapped MIDI (.rmi): return the Standard MIDI File inside, else the data unchanged."""
+    if data[:4] == b"RIFF" and data[8:12] == b"RMID":
+        at = data.find(b"MThd")
+        if at >= 0:
+            return data[at:]
+    return data
+
+
+def _identify(data: bytes) -> str:
+    for magic, what in _OTHER_FORMATS:
+        if data.startswith(magic):
+            return what
+    head = data[:512]
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "a text file"
+    return "not a MIDI file"
+
+
+@dataclass
+class _Layout:
+    format: int
+    ticks_per_beat: int
+    smpte_ticks_per_second: float | None
+    tracks: list[bytes]
+
+
+def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
+    """Check the header and chunk lengths; return the track chunks (unknown chunks are skipped, as the spec says)."""
+    if not data:
+        raise _fail("the file is empty (0 bytes): choose a Standard MIDI File (.mid) that contains music")
+    data = _unwrap_rmid(data)
+    if not data.startswith(b"MThd"):
+        what = _identify(data)
+        if what == "not a MIDI file":
+            raise _fail("this is not a MIDI file (no MIDI header): upload a Standard MIDI File (.mid)")
+        raise _fail(f"this is {what}, not a MIDI file: upload a Standard MIDI File (.mid)")
+    if len(data) < 14:
+        raise _fail("the MIDI file is truncated (its header is incomplete): export it again from your music program")
+    header_len = struct.unpack(">I", data[4:8])[0]
+    if header_len < 6 or 8 + header_len > len(data):
+        raise _fail("the MIDI header is damaged (wrong length): export the file again from your music program")
+    fmt, n_claimed, division = struct.unpack(">HHH", data[8:14])
+    if fmt > 2:
+        raise _fail(f"unknown MIDI file format {fmt} (only 0, 1 and 2 exist): the file is damaged; export it again")
+    if n_claimed == 0:
+        raise _fail("the MIDI header says the file has no tracks: there is no music in it")
+    if n_claimed > limits.max_tracks:
+        raise _fail(
+            f"the file has {n_claimed:,} tracks, over the {limits.max_tracks}-track limit: "
+            "export only the tracks you need (the melody is enough)"
+        )
+    smpte = None
+    if division & 0x8000:
+        fps_byte = (division >> 8) & 0xFF
+        frames = 256 - fps_byte  # two's complement: -24, -25, -29 (29.97), -30
+        ticks_per_frame = division & 0xFF
+        if frames not in (24, 25, 29, 30) or ticks_per_frame == 0:
+            raise _fail("the MIDI file's SMPTE timing is invalid: export it again with beats (ticks per quarter note)")
+        smpte = (29.97 if frames == 29 else frames) * ticks_per_frame
+        ticks_per_beat = 0
+    else:
+        ticks_per_beat = division
+        if ticks_per_beat == 0:
+            raise _fail("the MIDI file says 0 ticks per beat, so its notes have no timing: export it again")
+    pos = 8 + header_len
+    tracks: list[bytes] = []
+    while pos + 8 <= len(data):
+        kind, length = data[pos : pos + 4], struct.unpack(">I", data[pos + 4 : pos + 8])[0]
+        body_start = pos + 8
+        if body_start + length > len(data):
+            where = f"track {len(tracks) + 1}" if kind == b"MTrk" else "its last chunk"
+            raise _fail(
+                f"the MIDI file is truncated ({where} ends early): it was cut off while saving or "
+                "uploading; export it again"
+            )
+        if kind == b"MTrk":
+            tracks.append(data[body_start : body_start + length])
+        elif not kind.isascii() or not kind.isalpha():
+            break  # trailing garbage after the last chunk (common after downloads): ignore it
+        pos = body_start + length
+    if len(tracks) < n_claimed:
+        raise _fail(
+            f"the MIDI header says the file has {n_claimed} tracks but only {len(tracks)} are there: "
+            "the file is damaged; export it again"
+        )
+    tracks = tracks[:n_claimed]
+    if len(tracks) > limits.max_tracks:  # pragma: no cover - guarded by n_claimed above
+        raise _fail(f"the file has {len(tracks)} tracks, over the {limits.max_tracks}-track limit")
+    return _Layout(fmt, ticks_per_beat, smpte, tracks)
+
+
+def _parse_tracks(layout: _Layout) -> list[mido.MidiTrack]:
+    """Parse each track chunk's events with mido; a damaged track becomes one clear error."""
+    parsed = []
+    for i, chunk in enumerate(layout.tracks):
+        one = b"MThd" + struct.pack(">IHHH", 6, 0, 1, 96) + b"MTrk" + struct.pack(">I", len(chunk)) + chunk
+        try:
+            midi = mido.MidiFile(file=io.BytesIO(one), clip=True)
+        except Exception:  # noqa: BLE001 - mido raises many kinds (EOFError, OSError, ValueError, KeyError, ...)
+            raise _fail(
+                f"track {i + 1} of the MIDI file is damaged (its events cannot be read): "
+                "export the file again from your music program"
+            ) from None
+        parsed.append(midi.tracks[0])
+    return parsed
+
+
+def _ensure_at_zero(events: list, default):
+    events = sorted(events, key=lambda e: e.tick)
+    deduped: dict[int, object] = {}
+    for e in events:
+        deduped[e.tick] = e  # the last event at a tick wins
+    events = list(deduped.values())
+    if not events or events[0].tick > 0:
+        events.insert(0, default)
+    # Drop events that repeat the one before them.
+    out = [events[0]]
+    for e in events[1:]:
+        if any(getattr(e, f) != getattr(out[-1], f) for f in e.__slots__ if f != "tick"):
+            out.append(e)
+    return out
+
+
+def _tracks_from_events(mido_tracks: list[mido.MidiTrack], layout: _Layout) -> tuple[Score, list[str]]:
+    """Notes per (track, channel), tempo map and meter map, in ticks."""
+    warnings: list[str] = []
+    tempos: list[TempoChange] = []
+    sigs: list[TimeSignature] = []
+    program_changes: list[tuple[int, int, int]] = []  # (tick, channel, program)
+    raw: dict[tuple[int, int], list[Note]] = {}
+    names: dict[int, str] = {}
+    zero_length = 0
+    for t_index, track in enumerate(mido_tracks):
+        tick = 0
+        open_notes: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for msg in track:
+            tick += msg.time
+            kind = msg.type
+            if kind == "note_on" and msg.velocity > 0:
+                open_notes.setdefault((msg.channel, msg.note), []).append((tick, msg.velocity))
+            elif kind in ("note_off", "note_on"):
+                stack = open_notes.get((msg.channel, msg.note))
+                if stack:
+                    start, velocity = stack.pop(0)
+                    if tick > start:
+                        raw.setdefault((t_index, msg.channel), []).append(Note(start, tick, msg.note, velocity))
+                    else:
+                        zero_length += 1
+            elif kind == "set_tempo":
+                if layout.smpte_ticks_per_second is None:
+                    tempos.append(TempoChange(tick, max(1, msg.tempo)))
+            elif kind == "time_signature":
+                if msg.numerator > 0 and msg.denominator > 0:
+                    sigs.append(TimeSignature(tick, msg.numerator, msg.denominator))
+            elif kind == "program_change":
+                program_changes.append((tick, msg.channel, msg.program))
+            elif kind == "track_name" and msg.name.strip() and t_index not in names:
+                names[t_index] = msg.name.strip()
+        for (channel, pitch), stack in open_notes.items():  # notes never released end with their track
+            for start, velocity in stack:
+                if tick > start:
+                    raw.setdefault((t_index, channel), []).append(Note(start, tick, pitch, velocity))
+    if zero_length:
+        warnings.append(f"{zero_length} zero-length notes were ignored")
+
+    if layout.smpte_ticks_per_second is not None:
+        # SMPTE files count ticks in seconds: one beat of 1 s (60 qpm) keeps every time exact.
+        ticks_per_beat = max(1, round(layout.smpte_ticks_per_second))
+        tempos = [TempoChange(0, 1_000_000)]
+        warnings.append("the file uses SMPTE (clock) timing: read as 60 quarter notes per minute")
+    else:
+        ticks_per_beat = layout.ticks_per_beat
+    tempos = _ensure_at_zero(tempos, TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT))
+    if not sigs:
+        warnings.append("the file has no time signature: assuming 4/4")
+    sigs = _ensure_at_zero(sigs, TimeSignature(0, 4, 4))
+
+    program_changes.sort()
+    tracks: list[Track] = []
+    for (t_index, channel), notes in sorted(raw.items()):
+        notes.sort(key=lambda n: (n.start, n.pitch))
+        first = notes[0].start
+        program = 0
+        for tick, ch, prog in program_changes:
+            if ch == channel and tick <= first:
+                program = prog
+        base = names.get(t_index) or f"Track {t_index + 1}"
+        split = sum(1 for (ti, _c) in raw if ti == t_index) > 1
+        name = f"{base} (ch {channel + 1})" if split else base
+        tracks.append(Track(name, program, channel == DRUM_CHANNEL, channel, notes))
+    return Score(ticks_per_beat, tracks, tempos, sigs), warnings
+
+
+def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
+    """Refuse too many notes; cut music past 10 minutes (or `max_beats`) with a warning. True if cut."""
+    n_notes = score.n_notes
+    if n_notes > limits.max_notes:
+        raise _fail(
+            f"the file has {n_notes:,} notes, over the {limits.max_notes:,}-note limit: "
+            "upload a shorter piece or only its melody track"
+        )
+    cut = min(
+        score.seconds_to_tick(limits.max_seconds),
+        limits.max_beats * score.ticks_per_beat,
+    )
+    if score.end_tick > cut:
+        minutes = score.duration_seconds / 60
+        for track in score.tracks:
+            track.notes = [
+                Note(n.start, min(n.end, cut), n.pitch, n.velocity) for n in track.notes if n.start < cut
+            ]
+        score.tracks = [t for t in score.tracks if t.notes]
+        limit_minutes = score.tick_to_seconds(cut) / 60
+        warnings.append(
+            f"the music is {minutes:.1f} minutes long: the studio uses its first {limit_minutes:.1f} minutes"
+        )
+        score.tempos = [t for t in score.tempos if t.tick < cut] or score.tempos[:1]
+        score.time_signatures = [s for s in score.time_signatures if s.tick < cut] or score.time_signatures[:1]
+        return True
+    return False
+
+
+def read_midi(source: bytes | bytearray | str | os.PathLike, limits: Limits | None = None) -> ParsedMidi:
+    """Read and validate a Standard MIDI File (bytes or a path) into a `Score`.
+
+    Parameters
+    ----------
+    source : bytes or path
+        The file's contents or its path.
+    limits : Limits, default: Limits()
+        Upload size, notes, tracks and duration the studio accepts.
+
+    Raises
+    ------
+    InputError
+        With one line saying what is wrong and what to do (empty, not MIDI, damaged, over a limit,
+        no notes, drums only).
+    """
+    limits = limits or Limits()
+    data = _load_bytes(source, limits)
+    layout = _walk_chunks(data, limits)
+    score, warnings = _tracks_from_events(_parse_tracks(layout), layout)
+    if not score.tracks:
+        raise _fail("the file has no notes: record or choose a melody with at least one note")
+    if all(t.is_drum for t in score.tracks):
+        raise _fail(
+            "the file has only drum notes (MIDI channel 10): the studio needs a melody on another channel"
+        )
+    cut = _apply_limits(score, limits, warnings)
+    return ParsedMidi(score, warnings, layout.format, cut)
+
+
+def _track_messages(track: Track, channel: int) -> list[tuple[int, int, mido.Message]]:
+    """(tick, order, message) for one track; note-offs sort before note-ons at the same tick."""
+    events = []
+    for note in track.notes:
+        events.append((note.start, 1, mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity)))
+        events.append((note.end, 0, mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
+    return events
+
+
+def _assign_channels(tracks: list[Track]) -> list[int]:
+    """One channel per melodic track (skipping 10, the drum channel), channel 10 for drums; wraps past 15."""
+    free = [c for c in range(16) if c != DRUM_CHANNEL]
+    channels, next_free = [], 0
+    for track in tracks:
+        if track.is_drum:
+            channels.append(DRUM_CHANNEL)
+        else:
+            channels.append(free[next_free % len(free)])
+            next_free += 1
+    return channels
+
+
+def write_midi(score: Score, title: str = "") -> bytes:
+    """A type 1 Standard MIDI File of `score`: a conductor track with the tempo and meter maps,
+    then one named track per instrument with its General MIDI program."""
+    midi = mido.MidiFile(type=1, ticks_per_beat=score.ticks_per_beat)
+    conductor = [(0, 0, mido.MetaMessage("track_name", name=title or "Studio", time=0))]
+    for sig in score.time_signatures:
+        conductor.append(
+            (sig.tick, 1, mido.MetaMessage("time_signature", numerator=sig.numerator, denominator=sig.denominator))
+        )
+    for tempo in score.tempos:
+        conductor.append((tempo.tick, 2, mido.MetaMessage("set_tempo", tempo=tempo.microseconds_per_beat)))
+    midi.tracks.append(_to_delta(conductor))
+    for track, channel in zip(score.tracks, _assign_channels(score.tracks), strict=True):
+        head = [(0, -2, mido.MetaMessage("track_name", name=track.name))]
+        if not track.is_drum:
+            head.append((0, -1, mido.Message("program_change", channel=channel, program=track.program)))
+        midi.tracks.append(_to_delta(head + _track_messages(track, channel)))
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+def _to_delta(events: list[tuple[int, int, mido.Message]]) -> mido.MidiTrack:
+    track = mido.MidiTrack()
+    now = 0
+    for tick, _order, msg in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    return track

@@ -1,0 +1,267 @@
+"""The model registry: every model the studio knows, loaded once per process and shared by all sessions.
+
+Cards (`models/checkpoints/<name>.json`) are read at start-up, which is cheap. Weights
+(`<name>.safetensors`, safetensors only, never pickle) are loaded on a model's first use, exactly
+once even when many sessions ask at the same moment, onto CUDA when there is a GPU. A card or
+checkpoint that is broken disables that model with a message; the other models keep working.
+
+A model family is a module `models.<family>` with `load(card, weights_path, device) -> model`,
+where `model.generate(melody, grid, params, seed) -> list[RollTrack]` (see `Accompanist`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from studio.config import REPO_ROOT
+from studio.errors import InputError, ModelError
+from studio.roll import Grid, RollTrack
+
+__all__ = ["Accompanist", "ModelCard", "ModelRegistry", "Param", "default_registry"]
+
+CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
+FAMILIES = ("rules", "gan", "arcnn", "transformer", "vae", "diffusion")
+
+
+class Accompanist(Protocol):
+    """What a loaded model offers the service."""
+
+    def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
+        """Accompaniment tracks, each shape=(T, 128), for a melody on `grid`."""
+        ...
+
+
+@dataclass(frozen=True)
+class Param:
+    """A control a user sets: `type` is 'int', 'float' or 'choice' (with `choices`)."""
+
+    name: str
+    type: str
+    default: Any
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def to_json(self) -> dict:
+        out = {"name": self.name, "type": self.type, "default": self.default, "help": self.help}
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        if self.choices:
+            out["choices"] = list(self.choices)
+        return out
+
+    def coerce(self, value: Any, model: str) -> Any:
+        """`value` (e.g. the string '3' from the CLI) as this parameter's type, checked against its range."""
+        try:
+            if self.type == "int":
+                number = float(value)
+                if number != int(number):
+                    raise ValueError
+                value = int(number)
+            elif self.type == "float":
+                value = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"parameter '{self.name}' of model {model} must be a{'n' if self.type == 'int' else ''} {self.type}, got {value!r}") from None
+        if self.type == "choice":
+            matches = [c for c in self.choices if str(c) == str(value)]
+            if not matches:
+                raise InputError(f"parameter '{self.name}' of model {model} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+            return matches[0]
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            raise InputError(f"parameter '{self.name}' of model {model} must be between {self.min} and {self.max}, got {value}")
+        return value
+
+
+@dataclass
+class ModelCard:
+    """A model's card: what it is, in plain words, and what it was trained on and scores (DESIGN.md)."""
+
+    name: str
+    family: str
+    genre: str
+    description: str
+    tracks: list[dict]
+    params: list[Param]
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    path: Path | None = None
+    disabled: str | None = None  # why this model cannot be used, if it cannot
+
+    @classmethod
+    def from_json(cls, path: Path) -> ModelCard:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        missing = [k for k in ("name", "family", "genre", "description", "tracks", "params") if k not in raw]
+        if missing:
+            raise ValueError(f"card {path.name} lacks {', '.join(missing)}")
+        params = [
+            Param(p["name"], p["type"], p["default"], p.get("help", ""), p.get("min"), p.get("max"), tuple(p.get("choices", ())))
+            for p in raw["params"]
+        ]
+        return cls(
+            raw["name"], raw["family"], raw["genre"], raw["description"], raw["tracks"], params,
+            raw.get("training", {}), raw.get("metrics", {}), raw.get("config", {}), path,
+        )
+
+    def to_json(self) -> dict:
+        """The card as JSON-ready data (what `studio models --json` prints)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "genre": self.genre,
+            "description": self.description,
+            "tracks": self.tracks,
+            "params": [p.to_json() for p in self.params],
+            "training": self.training,
+            "metrics": self.metrics,
+            "config": self.config,
+            "available": self.disabled is None,
+            **({"disabled": self.disabled} if self.disabled else {}),
+        }
+
+    def resolve_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with `given`, each checked; an unknown name is an `InputError`."""
+        known = {p.name: p for p in self.params}
+        unknown = [k for k in given if k not in known]
+        if unknown:
+            names = ", ".join(known) or "none"
+            raise InputError(f"model {self.name} has no parameter '{unknown[0]}' (its parameters: {names})")
+        return {name: p.coerce(given[name], self.name) if name in given else p.default for name, p in known.items()}
+
+
+def _default_device() -> str:
+    """'cuda' when torch sees a GPU, else 'cpu' (torch is imported only if it is already loaded or installed)."""
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class ModelRegistry:
+    """Cards discovered at start-up; weights loaded lazily, once, and shared by every session."""
+
+    def __init__(self, checkpoints: Path | str = CHECKPOINTS, device: str | None = None, timeout_s: float = 60.0) -> None:
+        self.checkpoints = Path(checkpoints)
+        self._device = device
+        self.timeout_s = timeout_s
+        self._cards: dict[str, ModelCard] = {}
+        self._models: dict[str, Accompanist] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._registry_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="generate")
+        self.problems: list[str] = []
+        self.discover()
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = _default_device()
+        return self._device
+
+    def discover(self) -> None:
+        """Read every card in the checkpoints folder; a broken card is reported, not fatal."""
+        cards: dict[str, ModelCard] = {}
+        for path in sorted(self.checkpoints.glob("*.json")):
+            try:
+                card = ModelCard.from_json(path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                self.problems.append(f"{path.name}: {exc}")
+                continue
+            if card.family not in FAMILIES:
+                card.disabled = f"unknown model family '{card.family}'"
+            cards[card.name] = card
+        self._cards = cards
+        self._locks = {name: threading.Lock() for name in cards}
+
+    def cards(self) -> list[ModelCard]:
+        return list(self._cards.values())
+
+    def names(self) -> list[str]:
+        return list(self._cards)
+
+    def card(self, name: str) -> ModelCard:
+        """The card of `name`; an unknown name is an `InputError` listing the known ones."""
+        try:
+            return self._cards[name]
+        except KeyError:
+            raise InputError(f"unknown model '{name}': choose one of {', '.join(self._cards) or 'none (no model cards found)'}") from None
+
+    def get(self, name: str) -> Accompanist:
+        """The loaded model (loads it on first use, once, even under concurrent first requests)."""
+        card = self.card(name)
+        if card.disabled:
+            raise ModelError(f"model {name} is unavailable: {card.disabled}")
+        model = self._models.get(name)
+        if model is not None:
+            return model
+        with self._locks[name]:
+            model = self._models.get(name)
+            if model is None:
+                model = self._load(card)
+                self._models[name] = model
+        return model
+
+    def _load(self, card: ModelCard) -> Accompanist:
+        weights = card.path.with_suffix(".safetensors") if card.path else None
+        if weights is not None and not weights.exists():
+            weights = None
+        try:
+            module = importlib.import_module(f"models.{card.family}")
+            return module.load(card.to_json(), weights, self.device)
+        except Exception as exc:  # noqa: BLE001 - any failure disables only this model
+            card.disabled = f"its checkpoint could not be loaded ({type(exc).__name__}: {exc})"
+            raise ModelError(f"model {card.name} is unavailable: {card.disabled}") from None
+
+    def generate(self, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
+        """Run `name` on a melody with checked `params`, within the time-out; errors become `ModelError`."""
+        model = self.get(name)
+        card = self.card(name)
+        resolved = card.resolve_params(params)
+        future = self._pool.submit(_run, model, melody, grid, resolved, seed)
+        try:
+            tracks = future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            raise ModelError(f"model {name} took longer than {self.timeout_s:.0f} s and was stopped: try a shorter melody") from None
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing model must not take the server down
+            raise ModelError(f"model {name} failed while generating ({type(exc).__name__}: {exc}); other models still work") from None
+        if not tracks:
+            raise ModelError(f"model {name} returned no tracks")
+        return tracks
+
+
+def _run(model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: int) -> list[RollTrack]:
+    """Call the model, under `torch.inference_mode()` when torch is loaded (no autograd bookkeeping)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with torch.inference_mode():
+            return model.generate(melody, grid, params, seed)
+    return model.generate(melody, grid, params, seed)
+
+
+_default: ModelRegistry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> ModelRegistry:
+    """The process-wide registry (created on first call) that the CLI, UI and API share."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ModelRegistry()
+        return _default
