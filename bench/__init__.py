@@ -1,1 +1,30 @@
 """Benchmarks for `python -m studio bench`; each reports ratios measured side by side in one run."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+__all__ = ["run_all"]
+
+
+def run_all(quick: bool = False) -> dict[str, Any]:
+    """Run every benchmark, print a table as each finishes, and return all results."""
+    from bench.models import bench_models, bench_overhead
+    from bench.synth import _table, bench_synthesis
+
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}}
+    print(f"machine: {results['machine']['cpus']} CPUs, {results['machine']['platform']}", flush=True)
+
+    results["synthesis"] = bench_synthesis(repeats=1 if quick else 3, minutes=1.0 if quick else 5.0)
+    print(_table(results["synthesis"]), flush=True)
+
+    results["models"] = bench_models(repeats=2 if quick else 5)
+    for name, row in results["models"].items():
+        print(f"model {name}: 4 bars {row['4_bars_s']:.4f} s, 16 bars {row['16_bars_s']:.4f} s, 64 bars {row['64_bars_s']:.4f} s, growth 64/16 = {row['growth_64_over_16']}", flush=True)
+
+    results["overhead"] = bench_overhead(repeats=1 if quick else 3)
+    o = results["overhead"]
+    print(f"request overhead (16 bars): whole request {o['request_s']:.3f} s / synth alone {o['synth_alone_s']:.3f} s = {o['overhead_ratio']}", flush=True)
+    return results

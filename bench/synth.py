@@ -6,7 +6,7 @@ C, ...) so that machine noise hits all of them alike, and the medians are compar
 (a) ``render``: `studio.synth.render_midi` + `write_wav` in this process, the synth already warm
     (SoundFont loaded once per process, as the server keeps it);
 (b) ``cli``: ``fluidsynth -ni -g GAIN -F out.wav -r 44100 SF2 MID`` as a subprocess, with the
-    studio's gain so both do the same loudness work (reverb and chorus are on in both);
+    studio's gain and reverb/chorus settings so both do the same work;
 (c) ``command``: the studio's whole CLI, ``python -m studio render IN.mid --out-wav F``, as a
     subprocess (interpreter start and SoundFont load included); skipped while `studio/__main__.py`
     does not exist.
@@ -106,7 +106,9 @@ def _part(kind: str, ch: int, program: int, bars: int, rng: random.Random) -> li
     return events
 
 
-def make_test_midi(path: str | os.PathLike[str], minutes: float = 5.0, tracks: int = 4, seed: int = 0) -> Path:
+def make_test_midi(
+    path: str | os.PathLike[str], minutes: float = 5.0, tracks: int = 4, seed: int = 0
+) -> Path:
     """Write a deterministic multi-track test song (type 1 MIDI, 120 qpm, 4/4) and return its path.
 
     Tracks, in order: piano chords with sustain pedal (program 0), bass (33), strings melody with
@@ -184,8 +186,10 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
     soundfont = find_soundfont(config)
     assert soundfont is not None
     notes: list[str] = [
-        f"cli runs with -g {config.gain} (the studio's synth.gain), reverb and chorus on in both",
+        f"cli runs with -g {config.gain} -R {int(config.reverb)} -C {int(config.chorus)}: the studio's gain, reverb and chorus",
         "one untimed warm-up of each way first; then runs interleaved, medians reported",
+        "WAV lengths differ by design: the studio adds at most 2.5 s of release, cut at -60 dBFS; "
+        "the FluidSynth >= 2.3.1 player runs on until no voice sounds, plus 2 s",
     ]
     main = REPO / "studio" / "__main__.py"
     has_command = main.is_file()
@@ -198,12 +202,18 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
         wav_a, wav_b, wav_c = tmpdir / "render.wav", tmpdir / "cli.wav", tmpdir / "command.wav"
         last_audio: dict[str, np.ndarray] = {}
 
+        parts: dict[str, list[float]] = {"render_midi": [], "write_wav": []}
+
         def run_render() -> None:
+            start = time.perf_counter()
             audio = render_midi(mid, config)
+            middle = time.perf_counter()
             write_wav(wav_a, audio, config.sample_rate)
+            parts["render_midi"].append(middle - start)
+            parts["write_wav"].append(time.perf_counter() - middle)
             last_audio["a"] = audio
 
-        cli_cmd = [cli, "-ni", "-g", str(config.gain), "-F", str(wav_b), "-r", str(config.sample_rate),
+        cli_cmd = [cli, "-ni", "-g", str(config.gain), "-R", str(int(config.reverb)), "-C", str(int(config.chorus)), "-F", str(wav_b), "-r", str(config.sample_rate),
                    str(soundfont), str(mid)]
 
         def run_cli() -> None:
@@ -219,12 +229,15 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
             ways.append(("command", run_command))
         times: dict[str, list[float]] = {name: [] for name, _ in ways}
         errors: dict[str, str] = {}
+        warmup: dict[str, float] = {}
         for name, fn in ways:  # warm-up: loads the SoundFont in-process, fills the page cache
             try:
-                fn()
+                warmup[name] = _timed(fn)
             except subprocess.CalledProcessError as exc:
                 errors[name] = (exc.stderr or b"").decode(errors="replace").strip()[-300:] or str(exc)
         ways = [(n, f) for n, f in ways if n not in errors]
+        for values in parts.values():
+            values.clear()
         for _ in range(max(1, repeats)):
             for name, fn in ways:
                 times[name].append(_timed(fn))
@@ -247,6 +260,8 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
             "cli_s": cli_s,
             "command_s": command_s,
             "runs_s": times,
+            "render_parts_s": {k: statistics.median(v) for k, v in parts.items() if v},
+            "warmup_s": warmup,
             "render_over_cli": render_s / cli_s if render_s and cli_s else None,
             "command_over_cli": command_s / cli_s if command_s and cli_s else None,
             "wav_seconds": {
@@ -277,11 +292,15 @@ def _table(result: dict[str, Any]) -> str:
         return "-" if x is None else (f"{x:.3f} {unit}" if unit else f"{x:.3f}")
 
     lines = [
-        f"synthesis: {result['minutes']:g} min, {result['midi_notes']} notes, {result['repeats']} interleaved "
-        f"runs, medians; soundfont {result['soundfont']}, gain {result['gain']}",
+        f"synthesis: {result['minutes']:g} min, {result['midi_notes']} notes, {result['repeats']} "
+        f"interleaved runs, medians; soundfont {result['soundfont']}, gain {result['gain']}",
         f"  (a) render_midi + write_wav (warm)  {fmt(result['render_s'])}   "
         f"wav {result['wav_seconds']['render']:.2f} s",
-        f"  (b) fluidsynth CLI -F              {fmt(result['cli_s'])}   wav {result['wav_seconds']['cli']:.2f} s",
+        f"      of which render_midi {result['render_parts_s'].get('render_midi', 0):.3f} s, write_wav "
+        f"{result['render_parts_s'].get('write_wav', 0):.3f} s; first (cold) render "
+        f"{result['warmup_s'].get('render', 0):.3f} s",
+        f"  (b) fluidsynth CLI -F              {fmt(result['cli_s'])}   "
+        f"wav {result['wav_seconds']['cli']:.2f} s",
         f"  (c) python -m studio render        {fmt(result['command_s'])}"
         + (f"   wav {result['wav_seconds']['command']:.2f} s" if result["wav_seconds"]["command"] else ""),
         f"  render_over_cli (a/b) = {fmt(result['render_over_cli'], '')}   "

@@ -31,6 +31,8 @@ from studio.theory import Key
 
 __all__ = ["Chord", "RulesAccompanist", "RulesConfig", "chord_vocabulary", "load"]
 
+USES_TORCH = False  # the registry need not import torch (or look for a GPU) for this family
+
 
 @dataclass(frozen=True)
 class RulesConfig:
@@ -167,6 +169,21 @@ def _bar_cuts(bar: Bar, chords_per_bar: int) -> list[int]:
     return []  # 3/4, 9/8, 3/8: one chord per bar
 
 
+def _notes_by_segment(notes: list[tuple[int, int, int]], segs: list[_Segment]) -> list[list[tuple[int, int, int]]]:
+    """For each segment, the melody notes that overlap it (notes and segments are sorted by time)."""
+    out: list[list[tuple[int, int, int]]] = [[] for _ in segs]
+    first = 0
+    for i, seg in enumerate(segs):
+        while first < len(notes) and notes[first][1] <= seg.start:
+            first += 1
+        j = first
+        while j < len(notes) and notes[j][0] < seg.end:
+            if notes[j][1] > seg.start:
+                out[i].append(notes[j])
+            j += 1
+    return out
+
+
 def _melody_notes(melody: RollTrack) -> list[tuple[int, int, int]]:
     """(start, end, pitch) of the melody's notes on the grid (top note where it has chords)."""
     sounding = melody.velocity > 0
@@ -256,10 +273,11 @@ class RulesAccompanist:
         pickup = 1 if grid.pickup_steps else 0
 
         n, k = len(segs), len(vocab)
+        in_segment = _notes_by_segment(notes, segs)
         local = np.zeros((n, k))
         for i, seg in enumerate(segs):
             for j, chord in enumerate(vocab):
-                score = chord.prior + self._fit(chord, seg, notes, grid)
+                score = chord.prior + self._fit(chord, seg, in_segment[i], grid)
                 bar_number = seg.bar - pickup  # 0-based, counting full bars
                 ends_phrase = (bar_number + 1) % cfg.phrase_bars == 0 and (
                     i + 1 == n or segs[i + 1].downbeat
@@ -385,7 +403,10 @@ class RulesAccompanist:
                 # simple meters: chords on the weak beats; compound: on the last eighth of each beat
                 for p in voicing:
                     keys.add_note(t, min(seg.end, t + max(1, unit // 2)), p, cfg.chord_velocity)
-        if not keys.velocity[seg.start : seg.end].any() and not bass.velocity[seg.start : seg.end].any():
+        if not keys.onset[seg.start : seg.end].any():  # a pickup or a one-beat segment: one light chord
+            for p in voicing:
+                keys.add_note(seg.start, min(seg.end, seg.start + max(1, unit // 2)), p, cfg.chord_velocity - 6)
+        if not bass.onset[seg.start : seg.end].any():
             bass.add_note(seg.start, seg.end, bass_pitch, cfg.bass_velocity)
 
     # -- the model interface -----------------------------------------------------------------------

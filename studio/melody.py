@@ -82,7 +82,7 @@ def melody_track_scores(score: Score) -> list[float]:
         line = skyline(track.notes)
         coverage = sum(n.end - n.start for n in line) / span
         value = (mean - best_mean) / 6.0  # each half-octave below the highest track costs one point
-        value += 2.0 * _monophony(track.notes)
+        value += 4.0 * _monophony(track.notes)  # a tune is one note at a time; a chord part is not
         value += 1.0 * min(1.0, coverage)
         if _MELODY_NAMES.search(track.name):
             value += 3.0

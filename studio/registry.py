@@ -219,7 +219,9 @@ class ModelRegistry:
             weights = None
         try:
             module = importlib.import_module(f"models.{card.family}")
-            return module.load(card.to_json(), weights, self.device)
+            # Families without torch (the rules baseline) must not pay torch's import to learn the device.
+            device = self.device if getattr(module, "USES_TORCH", True) else "cpu"
+            return module.load(card.to_json(), weights, device)
         except Exception as exc:  # noqa: BLE001 - any failure disables only this model
             card.disabled = f"its checkpoint could not be loaded ({type(exc).__name__}: {exc})"
             raise ModelError(f"model {card.name} is unavailable: {card.disabled}") from None

@@ -11,11 +11,12 @@ import re
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio import midi, plot, synth
+from studio import midi
 from studio.config import ServiceConfig
 from studio.errors import InputError
 from studio.melody import extract_melody
@@ -27,6 +28,8 @@ from studio.score import Note, Score, Track
 from studio.theory import pitch_name
 
 __all__ = ["AccompanyRequest", "AccompanyResult", "accompany", "render"]
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plot")
 
 
 @dataclass
@@ -92,6 +95,13 @@ def _model_view(notes: list[Note], warnings: list[str]) -> list[Note]:
             "(the output keeps them as played)"
         )
     return [Note(n.start, n.end, to_model_range(n.pitch), n.velocity) for n in notes]
+
+
+def _draw(score: Score, out_png: Path, bar_ticks: list[int], title: str) -> Path:
+    """The piano roll PNG (matplotlib is imported here, in the plotting thread, while audio renders)."""
+    from studio import plot
+
+    return plot.plot_score(score, out_png, bar_ticks, 0, title)
 
 
 def accompany(
@@ -160,6 +170,10 @@ def accompany(
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), accompaniment, grid)
 
+    # Imported here, after the input is validated, so that bad input fails in a fraction of a second
+    # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
+    from studio import synth
+
     out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{_safe_stem(request.name)}-{card.name}-seed{seed}"
@@ -167,20 +181,19 @@ def accompany(
     midi_path.write_bytes(midi.write_midi(result_score, title=f"{request.name} + {card.name}"))
     lap("midi")
 
-    png_path = None
+    # The piano roll is drawn in a thread while FluidSynth renders (its C calls release the GIL).
+    plotting = None
     if request.want_png:
-        report(0.5, desc="drawing the piano roll")
-        png_path = plot.plot_score(result_score, out_dir / f"{stem}.png", bar_ticks, 0, title=f"{card.name} (seed {seed})")
-        lap("plot")
-
+        report(0.5, desc="drawing the piano roll and synthesizing audio")
+        plotting = _POOL.submit(_draw, result_score, out_dir / f"{stem}.png", bar_ticks, f"{card.name} (seed {seed})")
     wav_path = None
     if request.want_wav:
-        report(0.7, desc="synthesizing audio")
         try:
             wav_path = synth.render_to_wav(midi_path, out_dir / f"{stem}.wav")
         except synth.SynthUnavailable as exc:
             warnings.append(f"no audio: {exc}")
-        lap("synth")
+    png_path = plotting.result() if plotting is not None else None
+    lap("plot+synth")
     report(1.0, desc="done")
     return AccompanyResult(
         midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
@@ -190,6 +203,8 @@ def accompany(
 
 def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, config: ServiceConfig | None = None) -> tuple[Path, list[str]]:
     """MIDI -> WAV with the studio's synthesizer, nothing generated (the file is validated first)."""
+    from studio import synth  # after validation, as in `accompany`
+
     config = config or ServiceConfig()
     parsed = midi.read_midi(midi_source, config.limits)
     if parsed.cut:

@@ -2,14 +2,18 @@
 
 One `fluidsynth.Synth` with one loaded SoundFont lives per process. It is created on the first
 render (loading a General MIDI SoundFont takes a moment) and shared by every later render, under a
-lock, since a synth is not reentrant. Each render resets it first (all sounds off, programs,
-controllers and the reverb/chorus buffers), so one render can never leak into the next.
+lock, since a synth is not reentrant. Each render resets it first (all sounds off; programs,
+controllers and pitch bend; the reverb and chorus buffers and LFOs), so one render cannot leak into
+the next: the same MIDI renders to the same samples, except that FluidSynth keeps a little DSP
+state in the voices it recycles, which can change a note's first milliseconds by a few LSB
+(below -54 dBFS) depending on what was played before.
 
 The MIDI file is played by FluidSynth's own MIDI player driven by the synth's sample clock
 (``player.timing-source = "sample"``), exactly as ``fluidsynth -F out.wav`` does, so every event
 (control changes, pitch bend, sustain pedal, program changes, drums on channel 10) sounds as it
-does in the FluidSynth CLI. Samples are pulled as 32-bit floats in large blocks, then a release
-tail is added after the music, and the floats become int16 with a peak limit (see `SynthConfig`).
+does in the FluidSynth CLI (same samples at the same instants). Samples are pulled as 32-bit floats
+in large blocks until the player passes the file's last tick, then a release tail is added (cut at
+silence), and the floats become int16 with a peak limit (see `SynthConfig`).
 
 WAV is the only audio format written (stdlib `wave`; the studio does not need ffmpeg).
 """
@@ -54,7 +58,8 @@ class SynthConfig:
         FluidSynth ``synth.gain``, the master volume before the int16 conversion (the CLI's
         default is 0.2, quiet for a small band; 0.5 is about +8 dB and rarely needs the limiter).
     reverb, chorus
-        FluidSynth's reverb and chorus, both on as in the FluidSynth CLI (same default parameters).
+        FluidSynth's reverb (on, as in the CLI) and chorus (off: it smears a small band and costs
+        about 15% of the render time; the benchmark gives the CLI the same setting).
     max_tail_seconds
         Longest release tail rendered after the MIDI player ends (reverb, string releases). The
         tail stops early at the first `silence_window_seconds` window whose peak is below
@@ -71,13 +76,14 @@ class SynthConfig:
     system_soundfonts
         General MIDI SoundFonts installed by Linux packages, searched last, in this order.
     block_frames
-        Frames per call into FluidSynth (rounded up to a multiple of its 64-frame block).
+        Frames per call into FluidSynth (rounded up to a multiple of its 64-frame block); also how
+        finely the end of the music is found. Larger blocks are not faster.
     """
 
     sample_rate: int = 44100
     gain: float = 0.5
     reverb: bool = True
-    chorus: bool = True
+    chorus: bool = False
     max_tail_seconds: float = 2.5
     silence_dbfs: float = -60.0
     silence_window_seconds: float = 0.05
@@ -90,7 +96,7 @@ class SynthConfig:
         "/usr/share/soundfonts/FluidR3_GM.sf2",
         "/usr/share/sounds/sf3/default-GM.sf3",
     )
-    block_frames: int = 8192
+    block_frames: int = 4096
 
     def __post_init__(self) -> None:
         if self.sample_rate < 8000 or self.sample_rate > 192000:
@@ -294,6 +300,7 @@ class _Engine:
         if buf.value != b"sample":
             self.synth.delete()
             raise SynthUnavailable(f"FluidSynth refused player.timing-source=sample (got {buf.value!r})")
+        self._flush = np.zeros((2 * _FLUID_BLOCK, 2), dtype=np.float32)
         self.sfid = self.synth.sfload(str(soundfont))
         if self.sfid < 0:
             self.synth.delete()
@@ -315,13 +322,13 @@ class _Engine:
             # depends on how much audio was rendered before. All voices are off, so nothing clicks.
             self.fluid.set_sample_rate(synth, float(self.sample_rate))
         self.fluid.set_gain(synth, config.gain)
-        import os as _o
-        n = int(_o.environ.get("EXP_FLUSH", "0"))
-        if n:
-            buf = np.empty((n, 2), dtype=np.float32)
-            self.fluid.write_float(synth, n, buf.ctypes.data, 0, 2, buf.ctypes.data, 1, 2)
         self.fluid.reverb_on(synth, -1, int(config.reverb))
         self.fluid.chorus_on(synth, -1, int(config.chorus))
+        # Render (and drop) two silent blocks: the mixer applies the queued resets and hands the
+        # voices killed above back to the synth, so the next notes find them free. Without this,
+        # a render's first half second depends slightly on how the previous render ended.
+        self.fluid.write_float(synth, 2 * _FLUID_BLOCK, self._flush.ctypes.data, 0, 2,
+                               self._flush.ctypes.data, 1, 2)
 
     def delete(self) -> None:
         self.synth.delete()
@@ -355,35 +362,33 @@ class _FloatFrames:
 
     def __init__(self, chunk_frames: int) -> None:
         self.chunk_frames = chunk_frames
-        self.chunks: list[np.ndarray] = []
-        self.used = 0  # frames used in the last chunk
+        self.chunks: list[np.ndarray] = []  # each (chunk_frames, 2), the last one partly used
+        self.used: list[int] = []  # frames used in each chunk
         self.frames = 0
 
     def render(self, fluid: _Fluid, synth: int, frames: int) -> np.ndarray:
-        """Render `frames` (a multiple of 64 that fits a chunk) and return them as a view."""
-        if not self.chunks or self.used + frames > self.chunk_frames:
+        """Render `frames` (a multiple of 64, at most `chunk_frames`) and return them as a view."""
+        if not self.chunks or self.used[-1] + frames > self.chunk_frames:
             self.chunks.append(np.empty((self.chunk_frames, 2), dtype=np.float32))
-            self.used = 0
-        chunk = self.chunks[-1]
-        address = chunk.ctypes.data + self.used * 8
+            self.used.append(0)
+        chunk, start = self.chunks[-1], self.used[-1]
+        address = chunk.ctypes.data + start * chunk.strides[0]
         if fluid.write_float(synth, frames, address, 0, 2, address, 1, 2) != 0:
-            raise SynthUnavailable("fluid_synth_write_float failed")
-        block = chunk[self.used : self.used + frames]
-        self.used += frames
+            raise SynthUnavailable("FluidSynth failed to render audio (fluid_synth_write_float)")
+        self.used[-1] += frames
         self.frames += frames
-        return block
+        return chunk[start : start + frames]
 
     def views(self) -> list[np.ndarray]:
-        """The rendered frames, chunk by chunk (the last chunk cut to its used length)."""
-        if not self.chunks:
-            return []
-        return self.chunks[:-1] + [self.chunks[-1][: self.used]]
+        """The rendered frames, chunk by chunk."""
+        return [chunk[:used] for chunk, used in zip(self.chunks, self.used, strict=True)]
 
     def peak(self) -> float:
-        return max((float(np.max(np.abs(v))) for v in self.views() if len(v)), default=0.0)
+        """Largest absolute sample value."""
+        return max((float(max(v.max(), -v.min())) for v in self.views() if len(v)), default=0.0)
 
     def to_int16(self, scale: float) -> np.ndarray:
-        """All frames as int16, each float multiplied by `scale` full scales (no clipping left)."""
+        """All frames as int16, each float multiplied by `scale` full scales (in place, then copied)."""
         out = np.empty((self.frames, 2), dtype=np.int16)
         start = 0
         factor = np.float32(scale * _FULL_SCALE)

@@ -159,7 +159,8 @@ def test_write_wav_round_trip(tmp_path):
     path = write_wav(tmp_path / "sub" / "x.wav", audio, sample_rate=22050)
     assert path == tmp_path / "sub" / "x.wav" and not list(path.parent.glob("*.part"))
     with wave.open(str(path), "rb") as wav:
-        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()) == (2, 2, 22050, 1000)
+        params = (wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes())
+        assert params == (2, 2, 22050, 1000)
         back = np.frombuffer(wav.readframes(1000), dtype="<i2").reshape(-1, 2)
     np.testing.assert_array_equal(back, audio)
 
@@ -234,20 +235,31 @@ def test_loud_input_never_clips():
     assert audio_stats(soft)["peak_dbfs"] < -12.0
 
 
+def _assert_nearly_equal(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal but for FluidSynth's per-voice leftovers: at most 64 LSB (-54 dBFS), in few samples.
+
+    FluidSynth keeps a little DSP state in the voices it recycles (filter ramps) and estimates each
+    sample's noise floor on its first use, so a note's first milliseconds can differ very slightly
+    with what the synth played before, even after a full reset.
+    """
+    assert a.shape == b.shape
+    diff = np.abs(a.astype(np.int32) - b)
+    assert diff.max() <= 64
+    assert np.count_nonzero(diff) <= 0.02 * diff.size
+
+
 @needs_synth
 def test_renders_are_reproducible_and_independent():
     song, other = _song(), _other_song()
-    first = render_midi(song)
+    render_midi(song)
+    after_same = render_midi(song)
+    assert np.array_equal(render_midi(song), after_same)  # same MIDI, same predecessor: identical
+    # `other` leaves a pitch bend, channel volume 20, the sustain pedal and hung notes behind: if
+    # the reset missed any of them, the next render would differ everywhere, not by a few LSB
     leaky = render_midi(other)
     after_other = render_midi(song)
-    after_same = render_midi(song)
-    # a render after another MIDI is exactly a render after itself: nothing leaks between renders
-    np.testing.assert_array_equal(after_other, after_same)
-    # the very first render of a sample differs very slightly (FluidSynth estimates each sample's
-    # noise floor lazily, on its first use), so the first render of a process is only nearly equal
-    assert first.shape == after_same.shape
-    assert np.abs(first.astype(np.int32) - after_same).max() < 0.01 * 32767
-    assert not np.array_equal(leaky[: len(song)], after_same[: len(song)])
+    _assert_nearly_equal(after_other, after_same)
+    assert not np.array_equal(leaky[: len(after_same)], after_same[: len(leaky)])
 
 
 @needs_synth
@@ -260,10 +272,26 @@ def test_path_bytes_and_threads_agree(tmp_path):
     np.testing.assert_array_equal(render_midi(str(path)), by_bytes)
     other_audio = render_midi(other)
     with ThreadPoolExecutor(max_workers=2) as pool:  # the lock serialises renders from threads
-        results = list(pool.map(render_midi, [song, other, song]))
-    np.testing.assert_array_equal(results[0], by_bytes)
-    np.testing.assert_array_equal(results[1], other_audio)
-    np.testing.assert_array_equal(results[2], by_bytes)
+        results = list(pool.map(render_midi, [song, other, song, other]))
+    for got, want in zip(results, [by_bytes, other_audio, by_bytes, other_audio], strict=True):
+        _assert_nearly_equal(got, want)
+
+
+@needs_synth
+def test_corrupt_midi_is_an_input_error():
+    with pytest.raises(InputError, match="could not read the MIDI data"):
+        render_midi(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0garbage")
+    assert audio_stats(render_midi(_song()))["rms_dbfs"] > -40.0  # and the synth still works
+
+
+@needs_synth
+def test_block_size_does_not_change_the_audio():
+    # 64-frame blocks: many calls, and the float buffer spills over several chunks
+    small = render_midi(_song(), SynthConfig(block_frames=64))
+    large = render_midi(_song(), SynthConfig(block_frames=16384))
+    n = min(len(small), len(large))
+    assert n >= 4.0 * 44100
+    _assert_nearly_equal(small[:n], large[:n])
 
 
 @needs_synth
@@ -272,7 +300,7 @@ def test_render_to_wav(tmp_path):
     with wave.open(str(out), "rb") as wav:
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, 44100)
         back = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
-    np.testing.assert_array_equal(back, render_midi(_song()))
+    _assert_nearly_equal(back, render_midi(_song()))
 
 
 @needs_synth
@@ -290,12 +318,15 @@ def test_sounds_like_the_fluidsynth_cli(tmp_path):
     with wave.open(str(wav_path), "rb") as wav:
         cli = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
     ours = render_midi(mid, config)
-    n = len(cli)
-    assert n <= len(ours) <= n + 3 * 44100  # the CLI stops at the end of track; we add the tail
-    assert n / 44100 == pytest.approx(4.0, abs=0.05)
-    x, y = ours[:n].astype(np.float64).ravel(), cli.astype(np.float64).ravel()
+    # FluidSynth 2.3.1's player runs on after the end of track until no voice sounds, plus 2 s;
+    # ours stops at silence (-60 dBFS) or after `max_tail_seconds`
+    assert len(cli) >= 4.0 * 44100 and len(ours) >= 4.0 * 44100
+    assert abs(len(cli) - len(ours)) <= 4.5 * 44100
+    n = min(len(cli), len(ours))
+    x, y = ours[:n].astype(np.float64).ravel(), cli[:n].astype(np.float64).ravel()
     scale = np.dot(x, y) / np.dot(x, x)  # 1.0 unless our limiter scaled down
-    assert np.abs(x * scale - y).max() < 0.01 * 32767
+    assert scale == pytest.approx(1.0, abs=0.01)
+    assert np.abs(x * scale - y).max() < 0.01 * 32767  # same samples at the same instants
     assert np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y)) > 0.999
 
 

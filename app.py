@@ -1,0 +1,11 @@
+"""Hugging Face Spaces entry point: build the studio's page and serve it (127.0.0.1:7860 unless
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise)."""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from studio.ui import build_app  # imported after the variable above is set, before gradio reads it
+
+if __name__ == "__main__":
+    build_app().queue(max_size=64, default_concurrency_limit=2).launch()

@@ -1,0 +1,41 @@
+"""Test set-up: every test run gets its own HOME, TMPDIR, matplotlib and Gradio folders.
+
+The variables are set at import time, before any test module imports matplotlib or gradio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_RUN_DIR = Path(tempfile.mkdtemp(prefix="studio-tests-"))
+for _name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "GRADIO_TEMP_DIR"):
+    (_RUN_DIR / _name.lower()).mkdir(exist_ok=True)
+    os.environ[_name] = str(_RUN_DIR / _name.lower())
+tempfile.tempdir = os.environ["TMPDIR"]
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+REPO = Path(__file__).resolve().parent.parent
+TUNES = REPO / "tests" / "data" / "tunes"
+sys.path.insert(0, str(REPO / "tests"))
+
+
+@pytest.fixture(scope="session")
+def tune_index() -> list[dict]:
+    """The real test tunes (made by tests/data/make_fixtures.py) and what is known about each."""
+    return json.loads((TUNES / "index.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tune_paths(tune_index) -> dict[str, Path]:
+    return {entry["file"]: TUNES / entry["file"] for entry in tune_index}
+
+
+@pytest.fixture(scope="session")
+def run_dir() -> Path:
+    return _RUN_DIR

@@ -1,0 +1,98 @@
+"""The first page (`app.py`) served for real, and its `/accompany` API called with gradio_client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from studio.midi import read_midi
+from studio.synth import synth_status
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"app.py exited: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the studio did not start within 90 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_page_is_served(server):
+    with urllib.request.urlopen(server, timeout=10) as response:
+        html = response.read().decode()
+    assert "Music Studio" in html or "gradio" in html.lower()
+
+
+def _check_outputs(outputs) -> None:
+    wav, png, midi = outputs
+    assert Path(png).read_bytes()[:4] == b"\x89PNG"
+    assert len(read_midi(midi).score.tracks) >= 3
+    if synth_status()[0]:
+        assert Path(wav).read_bytes()[:4] == b"RIFF"
+
+
+def test_accompany_api_returns_audio_roll_and_midi(server, tune_paths):
+    client = Client(server, verbose=False)
+    outputs = client.predict(handle_file(str(tune_paths["three_four_pickup.mid"])), "rules", 0, api_name="/accompany")
+    _check_outputs(outputs)
+
+
+def test_bad_file_gives_a_readable_error_and_the_server_keeps_serving(server, tmp_path, tune_paths):
+    client = Client(server, verbose=False)
+    bad = tmp_path / "broken.mid"
+    bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x04\x01\xe0MTrk\x00\x00\x10\x00")
+    with pytest.raises(Exception, match="truncated|damaged"):
+        client.predict(handle_file(str(bad)), "rules", 0, api_name="/accompany")
+    _check_outputs(client.predict(handle_file(str(tune_paths["six_eight_minor.mid"])), "rules", 1, api_name="/accompany"))
+
+
+def test_two_sessions_at_once_get_their_own_results(server, tune_paths):
+    tunes = [tune_paths["four_four.mid"], tune_paths["two_four.mid"]]
+
+    def call(path):
+        return Client(server, verbose=False).predict(handle_file(str(path)), "rules", 0, api_name="/accompany")
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(call, tunes))
+    for path, outputs in zip(tunes, results, strict=True):
+        _check_outputs(outputs)
+        melody_in = read_midi(path).score.tracks[0].notes
+        melody_out = read_midi(outputs[2]).score.tracks[0].notes
+        assert [n.pitch for n in melody_out] == [n.pitch for n in melody_in]
+    assert results[0][2] != results[1][2]

@@ -1,0 +1,168 @@
+"""The acceptance of the studio core, through the real command line (`python -m studio ...`).
+
+Each real tune (every meter and format the studio promises) is accompanied by `rules`; the output
+MIDI keeps the melody note for note, two accompaniment tracks cover its bars, the WAV lasts the
+music plus at most 3 s, is neither silent nor clipped, and a PNG is written. Bad input exits 2
+with one `error:` line in under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import midi_factory as mf
+import numpy as np
+import pytest
+
+from studio.melody import extract_melody
+from studio.meter import estimate_pickup
+from studio.metrics import bar_coverage, consonance, in_key_rate, melody_key
+from studio.midi import read_midi
+from studio.roll import make_grid, notes_to_roll
+from studio.synth import synth_status
+
+REPO = Path(__file__).resolve().parent.parent
+HAVE_SYNTH = synth_status()[0]
+
+
+def studio(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def _wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        frames = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, w.getnchannels())
+        return frames, w.getframerate()
+
+
+ACCEPTANCE_TUNES = [
+    "four_four.mid", "three_four_pickup.mid", "six_eight_minor.mid", "type0.mid", "tempo_change.mid",
+    "high_register_channel.mid", "multitrack_drums.mid",
+]
+
+
+@pytest.mark.parametrize("name", ACCEPTANCE_TUNES)
+def test_generate_rules_on_real_tunes(name, tmp_path, tune_paths):
+    source = tune_paths[name]
+    out = {k: tmp_path / f"out.{k}" for k in ("mid", "wav", "png")}
+    done = studio("generate", str(source), "--model", "rules", "--out-midi", str(out["mid"]), "--out-wav", str(out["wav"]), "--out-png", str(out["png"]))
+    assert done.returncode == 0, done.stderr
+    assert out["mid"].exists() and out["png"].stat().st_size > 10_000
+
+    # The melody, note for note.
+    original = read_midi(source).score
+    melody = extract_melody(original).track
+    result = read_midi(out["mid"]).score
+    assert result.tracks[0].notes == melody.notes
+    assert result.tempos == original.tempos and result.time_signatures == original.time_signatures
+
+    # At least two accompaniment tracks covering 95% of the melody's bars; the musical floor.
+    grid = make_grid(result, estimate_pickup(melody.notes, original))
+    mel_roll = notes_to_roll(melody.notes, grid, "Melody", 0)
+    accompaniment = [notes_to_roll(t.notes, grid, t.name, t.program, t.is_drum) for t in result.tracks[1:]]
+    covering = [t for t in accompaniment if bar_coverage(t, grid, mel_roll) >= 0.95]
+    assert len(covering) >= 2
+    assert in_key_rate(accompaniment, melody_key(mel_roll)) >= 0.95
+    assert consonance(mel_roll, accompaniment) >= 0.80
+
+    if HAVE_SYNTH:
+        audio, rate = _wav(out["wav"])
+        assert rate == 44100 and audio.shape[1] == 2
+        seconds = len(audio) / rate
+        music = result.duration_seconds
+        assert music <= seconds <= music + 3.0
+        rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2)) / 32768
+        assert 20 * np.log10(rms) > -40  # not silent
+        assert np.abs(audio.astype(np.int32)).max() < 32767  # not clipped
+
+
+BAD = {
+    "empty.mid": mf.empty_bytes,
+    "random.mid": mf.random_bytes,
+    "truncated.mid": mf.truncated,
+    "picture.mid": mf.png_renamed,
+    "recording.mid": mf.wav_renamed,
+    "notes.mid": mf.text_renamed,
+    "lying_header.mid": mf.lying_track_count,
+    "drums_only.mid": mf.drums_only,
+    "no_notes.mid": mf.no_notes,
+    "too_many_notes.mid": mf.too_many_notes,
+    "too_many_tracks.mid": mf.too_many_tracks,
+    "too_large.mid": mf.too_large,
+    "zero_tpb.mid": mf.zero_ticks_per_beat,
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_input_exits_2_with_one_error_line_fast(name, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(BAD[name]())
+    start = time.perf_counter()
+    done = studio("generate", str(path), "--out-midi", str(tmp_path / "x.mid"))
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert elapsed < 1.0, f"{name} took {elapsed:.2f} s"
+    assert not (tmp_path / "x.mid").exists()
+
+
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["generate", "MISSING.mid"], "no such file"),
+        (["generate", "{tune}", "--model", "nope"], "unknown model"),
+        (["generate", "{tune}", "--seed", "abc"], "seed"),
+        (["generate", "{tune}", "--param", "pattern=waltz"], "pattern"),
+        (["generate", "{tune}", "--param", "nonsense"], "KEY=VALUE"),
+        (["generate"], "input"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_mistakes_are_one_line(args, phrase, tune_paths):
+    args = [a.replace("{tune}", str(tune_paths["four_four.mid"])) for a in args]
+    done = studio(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], done.stderr
+
+
+def test_long_and_dense_files_finish_in_time(tmp_path):
+    for name, data in (("long.mid", mf.long_file(minutes=30)), ("dense.mid", mf.all_pitches(10_000))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        start = time.perf_counter()
+        done = studio("generate", str(path), "--out-dir", str(tmp_path))
+        elapsed = time.perf_counter() - start
+        assert done.returncode == 0, done.stderr
+        assert elapsed < 10.0, f"{name} took {elapsed:.1f} s"
+        if name == "long.mid":
+            assert "first 10.0 minutes" in done.stderr
+        else:
+            assert "moved by octaves" in done.stderr
+
+
+def test_models_lists_rules_and_json_cards():
+    done = studio("models")
+    assert done.returncode == 0 and done.stdout.split()[0] == "rules"
+    cards = json.loads(studio("models", "--json").stdout)
+    rules = next(c for c in cards if c["name"] == "rules")
+    assert rules["family"] == "rules" and len(rules["tracks"]) >= 2
+
+
+@pytest.mark.skipif(not HAVE_SYNTH, reason="FluidSynth or a soundfont is missing")
+def test_render_plays_a_midi_without_generating(tmp_path, tune_paths):
+    out = tmp_path / "r.wav"
+    done = studio("render", str(tune_paths["multitrack_drums.mid"]), "--out-wav", str(out))
+    assert done.returncode == 0, done.stderr
+    audio, rate = _wav(out)
+    music = read_midi(tune_paths["multitrack_drums.mid"]).score.duration_seconds
+    assert music <= len(audio) / rate <= music + 3.0
+    bad = studio("render", str(tmp_path / "nothing.mid"), "--out-wav", str(out))
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")

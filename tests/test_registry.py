@@ -1,0 +1,127 @@
+"""studio.registry: cards at start-up, one load per process, broken models disabled, params checked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import models.rules
+from studio.errors import InputError, ModelError
+from studio.registry import ModelRegistry
+from studio.roll import RollTrack, make_grid
+from studio.score import Note, Score, Track
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "models" / "checkpoints"
+
+
+@pytest.fixture
+def cards_dir(tmp_path):
+    shutil.copy(CHECKPOINTS / "rules.json", tmp_path / "rules.json")
+    return tmp_path
+
+
+def _melody():
+    grid = make_grid(Score(480, [Track("m", notes=[Note(0, 480 * 8, 60)])]))
+    melody = RollTrack.empty("Melody", 0, grid.n_steps)
+    for i, p in enumerate([60, 64, 67, 72, 67, 64, 62, 60]):
+        melody.add_note(i * 4, i * 4 + 4, p)
+    return melody, grid
+
+
+def test_shipped_cards_are_complete():
+    registry = ModelRegistry()
+    assert "rules" in registry.names()
+    for card in registry.cards():
+        data = card.to_json()
+        for field in ("name", "family", "genre", "description", "tracks", "params", "training", "metrics", "config"):
+            assert field in data
+        for param in data["params"]:
+            assert {"name", "type", "default", "help"} <= set(param)
+
+
+def test_loaded_once_under_concurrent_first_requests(cards_dir, monkeypatch):
+    calls = []
+    real_load = models.rules.load
+
+    def slow_load(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.2)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(models.rules, "load", slow_load)
+    registry = ModelRegistry(cards_dir)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(registry.get("rules"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert all(m is got[0] for m in got)
+
+
+def test_unknown_model_lists_the_known_ones(cards_dir):
+    with pytest.raises(InputError, match="choose one of rules"):
+        ModelRegistry(cards_dir).card("nope")
+
+
+def test_broken_card_is_reported_not_fatal(cards_dir):
+    (cards_dir / "broken.json").write_text("{not json")
+    registry = ModelRegistry(cards_dir)
+    assert registry.names() == ["rules"]
+    assert any("broken.json" in p for p in registry.problems)
+
+
+def test_broken_checkpoint_disables_only_that_model(cards_dir, monkeypatch):
+    card = json.loads((cards_dir / "rules.json").read_text())
+    card["name"] = "rules-broken"
+    (cards_dir / "rules-broken.json").write_text(json.dumps(card))
+    real_load = models.rules.load
+
+    def load(card, weights=None, device="cpu"):
+        if card["name"] == "rules-broken":
+            raise ValueError("header too large")
+        return real_load(card, weights, device)
+
+    monkeypatch.setattr(models.rules, "load", load)
+    registry = ModelRegistry(cards_dir)
+    with pytest.raises(ModelError, match="rules-broken is unavailable"):
+        registry.get("rules-broken")
+    melody, grid = _melody()
+    assert registry.generate("rules", melody, grid, {}, 0)
+    assert registry.card("rules-broken").disabled
+
+
+def test_failing_and_slow_models_give_model_errors(cards_dir, monkeypatch):
+    registry = ModelRegistry(cards_dir, timeout_s=0.3)
+    melody, grid = _melody()
+
+    class Failing:
+        def generate(self, *a):
+            raise RuntimeError("boom")
+
+    class Slow:
+        def generate(self, *a):
+            time.sleep(2)
+            return []
+
+    registry._models["rules"] = Failing()
+    with pytest.raises(ModelError, match="failed while generating"):
+        registry.generate("rules", melody, grid, {}, 0)
+    registry._models["rules"] = Slow()
+    with pytest.raises(ModelError, match="longer than"):
+        registry.generate("rules", melody, grid, {}, 0)
+
+
+def test_params_are_checked_and_coerced(cards_dir):
+    card = ModelRegistry(cards_dir).card("rules")
+    assert card.resolve_params({"chords_per_bar": "4"}) == {"chords_per_bar": 4, "pattern": "oompah"}
+    with pytest.raises(InputError, match="one of 1, 2, 4"):
+        card.resolve_params({"chords_per_bar": "3"})
+    with pytest.raises(InputError, match="no parameter 'tempo'"):
+        card.resolve_params({"tempo": "3"})
