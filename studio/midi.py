@@ -37,7 +37,6 @@ _OTHER_FORMATS = [
     (b"fLaC", "a FLAC recording"),
     (b"RIFF", "a WAV recording"),
     (b"<?xml", "an XML file (MusicXML?)"),
-    (b"X:", "an ABC text file"),
 ]
 
 
@@ -55,6 +54,11 @@ def _fail(message: str) -> InputError:
     return InputError(message)
 
 
+def _too_large(size: int, cap: int) -> str:
+    mb = 1024 * 1024
+    return f"the file is {size / mb:.1f} MB, over the {cap / mb:g} MB limit: upload a shorter MIDI file (a melody needs only a few KB)"
+
+
 def _load_bytes(source: bytes | bytearray | str | os.PathLike, limits: Limits) -> bytes:
     """The file's bytes, refusing oversized uploads before reading them."""
     cap = limits.max_upload_bytes
@@ -66,19 +70,13 @@ def _load_bytes(source: bytes | bytearray | str | os.PathLike, limits: Limits) -
             raise _fail(f"cannot read {path.name!r}: no such file; check the path and try again")
         size = path.stat().st_size
         if size > cap:
-            raise _fail(
-                f"the file is {size / 1e6:.1f} MB, over the {cap / 1e6:.1f} MB limit: "
-                "upload a shorter MIDI file (a melody needs only a few KB)"
-            )
+            raise _fail(_too_large(size, cap))
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise _fail(f"cannot read {path.name!r} ({exc.strerror}); check the file and try again") from None
     if len(data) > cap:
-        raise _fail(
-            f"the file is {len(data) / 1e6:.1f} MB, over the {cap / 1e6:.1f} MB limit: "
-            "upload a shorter MIDI file (a melody needs only a few KB)"
-        )
+        raise _fail(_too_large(len(data), cap))
     return data
 
 
@@ -96,6 +94,8 @@ def _identify(data: bytes) -> str:
         if data.startswith(magic):
             return what
     head = data[:512]
+    if head.startswith(b"X:") and b"\nK:" in data[:4096]:
+        return "an ABC text file"
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return "a text file"
     return "not a MIDI file"

@@ -77,7 +77,7 @@ def test_bad_file_gives_a_readable_error_and_the_server_keeps_serving(server, tm
     client = Client(server, verbose=False)
     bad = tmp_path / "broken.mid"
     bad.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x04\x01\xe0MTrk\x00\x00\x10\x00")
-    with pytest.raises(Exception, match="truncated|damaged"):
+    with pytest.raises(Exception, match=r"truncated|damaged"):
         client.predict(handle_file(str(bad)), "rules", 0, api_name="/accompany")
     _check_outputs(client.predict(handle_file(str(tune_paths["six_eight_minor.mid"])), "rules", 1, api_name="/accompany"))
 
