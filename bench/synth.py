@@ -1,10 +1,15 @@
 """Synthesis speed: the studio's in-process FluidSynth against the `fluidsynth` CLI, side by side.
 
-Three ways to turn the same MIDI file into a 44.1 kHz WAV are timed, interleaved (A, B, C, A, B,
-C, ...) so that machine noise hits all of them alike, and the medians are compared:
+Four ways to turn the same MIDI file into a 44.1 kHz WAV are timed, interleaved (A, A1, B, C, A,
+A1, B, C, ...) so that machine noise hits all of them alike, and the medians are compared:
 
-(a) ``render``: `studio.synth.render_midi` + `write_wav` in this process, the synth already warm
-    (SoundFont loaded once per process, as the server keeps it);
+(a) ``render``: `studio.synth.render_midi` + `write_wav` in this process with the default
+    `SynthConfig`, the engines already warm (SoundFont loaded once per process, as the server keeps
+    it): music of a minute or more renders its channel groups on ``min(cpu_count, 4)`` engines at
+    once and sums them;
+(a1) ``render_single``: the same on one engine (``parallel_min_seconds`` out of reach), as before
+    parallel rendering; the speed-up is a1/a, and the largest sample difference between the two
+    WAVs is reported;
 (b) ``cli``: ``fluidsynth -ni -g GAIN -F out.wav -r 44100 SF2 MID`` as a subprocess, with the
     studio's gain and reverb/chorus settings so both do the same work;
 (c) ``command``: the studio's whole CLI, ``python -m studio render IN.mid --out-wav F``, as a
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import time
 import wave
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,16 +171,18 @@ def _timed(fn: Any) -> float:
 
 
 def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
-    """Time (a) in-process render, (b) the fluidsynth CLI, (c) the studio's render command.
+    """Time (a) in-process render (parallel), (a1) on one engine, (b) the fluidsynth CLI, (c) the command.
 
     Returns
     -------
     dict
-        Median seconds per way (``render_s``, ``cli_s``, ``command_s`` or None), all runs,
-        ``render_over_cli`` (a/b) and ``command_over_cli`` (c/b), the WAV durations, the
-        SoundFont, the gain, the waveform correlation of (a) with (b), notes, and the machine.
+        Median seconds per way (``render_s``, ``render_single_s``, ``cli_s``, ``command_s`` or
+        None), all runs, ``render_over_cli`` (a/b), ``render_single_over_cli`` (a1/b),
+        ``parallel_speedup`` (a1/a) and ``command_over_cli`` (c/b), the engines used, the largest
+        sample difference of (a) and (a1), the WAV durations, the SoundFont, the gain, the
+        waveform correlation of (a) with (b), notes, and the machine.
     """
-    from studio.synth import SynthConfig, audio_stats, find_soundfont, render_midi, synth_status, write_wav
+    from studio.synth import SynthConfig, _scan_midi, audio_stats, find_soundfont, render_midi, synth_status, write_wav
 
     ok, status = synth_status()
     if not ok:
@@ -183,11 +191,15 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
     if cli is None:
         return {"skipped": True, "reason": "the fluidsynth CLI is not installed: apt-get install fluidsynth"}
     config = SynthConfig()
+    single_config = replace(config, parallel_min_seconds=float("inf"))
     soundfont = find_soundfont(config)
     assert soundfont is not None
     notes: list[str] = [
         f"cli runs with -g {config.gain} -R {int(config.reverb)} -C {int(config.chorus)}: the studio's gain, reverb and chorus",
         "one untimed warm-up of each way first; then runs interleaved, medians reported",
+        f"(a) renders on up to {config.worker_count()} engines at once (SynthConfig.workers=0: "
+        f"min(cpu_count, 4)) when the music is {config.parallel_min_seconds:g} s or longer; "
+        "(a1) on one engine",
         "WAV lengths differ by design: the studio adds at most 2.5 s of release, cut at -60 dBFS; "
         "the FluidSynth >= 2.3.1 player runs on until no voice sounds, plus 2 s",
     ]
@@ -200,9 +212,10 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
         tmpdir = Path(tmp)
         mid = make_test_midi(tmpdir / "bench.mid", minutes=minutes)
         wav_a, wav_b, wav_c = tmpdir / "render.wav", tmpdir / "cli.wav", tmpdir / "command.wav"
+        wav_a1 = tmpdir / "render-single.wav"
         last_audio: dict[str, np.ndarray] = {}
 
-        parts: dict[str, list[float]] = {"render_midi": [], "write_wav": []}
+        parts: dict[str, list[float]] = {"render_midi": [], "write_wav": [], "render_midi_single": []}
 
         def run_render() -> None:
             start = time.perf_counter()
@@ -212,6 +225,13 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
             parts["render_midi"].append(middle - start)
             parts["write_wav"].append(time.perf_counter() - middle)
             last_audio["a"] = audio
+
+        def run_render_single() -> None:
+            start = time.perf_counter()
+            audio = render_midi(mid, single_config)
+            parts["render_midi_single"].append(time.perf_counter() - start)
+            write_wav(wav_a1, audio, config.sample_rate)
+            last_audio["a1"] = audio
 
         cli_cmd = [cli, "-ni", "-g", str(config.gain), "-R", str(int(config.reverb)), "-C", str(int(config.chorus)), "-F", str(wav_b), "-r", str(config.sample_rate),
                    str(soundfont), str(mid)]
@@ -224,7 +244,7 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
         def run_command() -> None:
             subprocess.run(cmd_cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-        ways = [("render", run_render), ("cli", run_cli)]
+        ways = [("render", run_render), ("render_single", run_render_single), ("cli", run_cli)]
         if has_command:
             ways.append(("command", run_command))
         times: dict[str, list[float]] = {name: [] for name, _ in ways}
@@ -244,6 +264,13 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
 
         med = {name: (statistics.median(ts) if ts else None) for name, ts in times.items()}
         render_s, cli_s, command_s = med.get("render"), med.get("cli"), med.get("command")
+        single_s = med.get("render_single")
+        a, a1 = last_audio["a"], last_audio["a1"]
+        diff = np.abs(a.astype(np.int32) - a1) if a.shape == a1.shape else None
+        split = _scan_midi(mid.read_bytes())
+        engines = 1
+        if split is not None and split.seconds >= config.parallel_min_seconds:
+            engines = min(config.worker_count(), split.sounding_channels())
         cli_audio = _read_wav(wav_b)
         stats_a = audio_stats(last_audio["a"], config.sample_rate)
         stats_b = audio_stats(cli_audio, config.sample_rate)
@@ -257,15 +284,28 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
             "gain": config.gain,
             "status": status,
             "render_s": render_s,
+            "render_single_s": single_s,
             "cli_s": cli_s,
             "command_s": command_s,
             "runs_s": times,
             "render_parts_s": {k: statistics.median(v) for k, v in parts.items() if v},
             "warmup_s": warmup,
             "render_over_cli": render_s / cli_s if render_s and cli_s else None,
+            "render_single_over_cli": single_s / cli_s if single_s and cli_s else None,
+            "parallel_speedup": single_s / render_s if single_s and render_s else None,
+            "parallel": {
+                "engines": engines,
+                "channel_groups": split.groups(engines) if split is not None else None,
+                "music_seconds": round(split.seconds, 3) if split is not None else None,
+                "max_abs_diff_lsb": int(diff.max()) if diff is not None else None,
+                "samples_differing": (round(float(np.count_nonzero(diff)) / diff.size, 6)
+                                      if diff is not None else None),
+                "same_length": diff is not None,
+            },
             "command_over_cli": command_s / cli_s if command_s and cli_s else None,
             "wav_seconds": {
                 "render": _wav_seconds(wav_a),
+                "render_single": _wav_seconds(wav_a1),
                 "cli": _wav_seconds(wav_b),
                 "command": _wav_seconds(wav_c) if wav_c.exists() else None,
             },
@@ -288,6 +328,8 @@ def _table(result: dict[str, Any]) -> str:
     if result.get("skipped"):
         return f"synthesis benchmark skipped: {result['reason']}"
 
+    par = result["parallel"]
+
     def fmt(x: float | None, unit: str = "s") -> str:
         return "-" if x is None else (f"{x:.3f} {unit}" if unit else f"{x:.3f}")
 
@@ -295,15 +337,21 @@ def _table(result: dict[str, Any]) -> str:
         f"synthesis: {result['minutes']:g} min, {result['midi_notes']} notes, {result['repeats']} "
         f"interleaved runs, medians; soundfont {result['soundfont']}, gain {result['gain']}",
         f"  (a) render_midi + write_wav (warm)  {fmt(result['render_s'])}   "
-        f"wav {result['wav_seconds']['render']:.2f} s",
+        f"wav {result['wav_seconds']['render']:.2f} s   ({par['engines']} engines, channels {par['channel_groups']})",
         f"      of which render_midi {result['render_parts_s'].get('render_midi', 0):.3f} s, write_wav "
         f"{result['render_parts_s'].get('write_wav', 0):.3f} s; first (cold) render "
         f"{result['warmup_s'].get('render', 0):.3f} s",
+        f"  (a1) the same on one engine        {fmt(result['render_single_s'])}   "
+        f"wav {result['wav_seconds']['render_single']:.2f} s; render_midi "
+        f"{result['render_parts_s'].get('render_midi_single', 0):.3f} s",
+        f"  parallel speed-up (a1/a) = {fmt(result['parallel_speedup'], '')}   a vs a1: max |diff| "
+        f"{par['max_abs_diff_lsb']} LSB in {par['samples_differing']} of the samples, same length: {par['same_length']}",
         f"  (b) fluidsynth CLI -F              {fmt(result['cli_s'])}   "
         f"wav {result['wav_seconds']['cli']:.2f} s",
         f"  (c) python -m studio render        {fmt(result['command_s'])}"
         + (f"   wav {result['wav_seconds']['command']:.2f} s" if result["wav_seconds"]["command"] else ""),
-        f"  render_over_cli (a/b) = {fmt(result['render_over_cli'], '')}   "
+        f"  render_over_cli (a/b) = {fmt(result['render_over_cli'], '')}   (a1/b) = "
+        f"{fmt(result['render_single_over_cli'], '')}   "
         f"command_over_cli (c/b) = {fmt(result['command_over_cli'], '')}",
         f"  peak dBFS a/b: {result['peak_dbfs']['render']} / {result['peak_dbfs']['cli']}; clipped a/b: "
         f"{result['clipped_samples']['render']} / {result['clipped_samples']['cli']}; waveform correlation "
