@@ -1,4 +1,4 @@
-"""Command line: `python -m studio models | generate | render | bench`.
+"""Command line: `python -m studio models | generate | render | train | evaluate | bench`.
 
 Bad input never shows a traceback: one line `error: <what is wrong and what to do>` on stderr and
 exit status 2. Set STUDIO_DEBUG=1 to see tracebacks of unexpected failures (exit status 1).
@@ -112,6 +112,44 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from studio.train import TrainConfig, run_training
+
+    if args.minutes is not None and args.minutes <= 0:
+        raise InputError("--minutes must be above 0")
+    config = TrainConfig(
+        family=args.family,
+        genre=args.genre,
+        data=args.data,
+        minutes=args.minutes if args.minutes is not None else 30.0,
+        steps=args.steps,
+        seed=args.seed,
+        out=Path(args.out) if args.out else None,
+        fresh=args.fresh,
+        overrides=_parse_params(args.set),
+        device=args.device,
+        evaluate=not args.no_evaluate,
+        evaluate_unseen=args.unseen,
+        max_pieces=args.max_pieces,
+    )
+    try:
+        card = run_training(config)
+    except ValueError as exc:  # a bad --set or data the family cannot learn from
+        raise InputError(str(exc)) from None
+    if card:  # rank 0 of a torchrun job, or a single process
+        print(f"wrote {config.stem.with_suffix('.safetensors')} and {config.stem.with_suffix('.json')} ({card['training']['steps']} steps)")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from studio.evaluate import EvaluationConfig, evaluate, format_report
+
+    config = EvaluationConfig(n=args.n, unseen=args.unseen, seed=args.seed, params=_parse_params(args.param), copy_check=not args.no_copy_check, data=args.data)
+    report = evaluate(args.model, config, progress=not args.json)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from bench import run_all
 
@@ -145,6 +183,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a .mid file")
     p.add_argument("--out-wav", required=True, help="where to write the WAV")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("train", help="train a model family on a genre (checkpoint + card + history)")
+    p.add_argument("--family", required=True, help="model family, e.g. gan")
+    p.add_argument("--genre", required=True, help="genre name: chorale, renaissance, quartet, or your own with --data PATH")
+    p.add_argument("--data", help="corpus:NAME (music21 corpus genre), a folder of MIDI files, or cache:FILE.npz (a dataset built elsewhere); default: corpus:GENRE")
+    p.add_argument("--minutes", type=float, help="time budget (default 30)")
+    p.add_argument("--steps", type=int, help="stop after this many steps instead of a time budget")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="checkpoint path without suffix (default models/checkpoints/FAMILY-GENRE)")
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming a saved run")
+    p.add_argument("--set", action="append", default=[], metavar="K=V", help="a family config setting (repeatable)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--unseen", type=int, default=100, help="unseen tunes in the final evaluation (default 100)")
+    p.add_argument("--no-evaluate", action="store_true", help="skip the evaluation at the end")
+    p.add_argument("--max-pieces", type=int, help="use only the first N pieces (quick runs)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a model's samples vs held-out real music")
+    p.add_argument("--model", required=True, help="model name (see `models`)")
+    p.add_argument("--n", type=int, help="held-out pieces to use (default: all)")
+    p.add_argument("--unseen", type=int, default=100, help="unseen folk tunes to accompany (default 100, 0 to skip)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every sample (default 0)")
+    p.add_argument("--data", help="dataset genre to evaluate on (default: the model's genre; chorale for 'any')")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="a model parameter (repeatable)")
+    p.add_argument("--no-copy-check", action="store_true", help="skip the check against training bars")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("bench", help="run the benchmark suite (ratios measured side by side)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -78,15 +78,7 @@ import numpy as np
 from studio.errors import InputError
 from studio.melody import extract_melody, skyline
 from studio.meter import estimate_pickup
-from studio.metrics import (
-    consonance,
-    empty_bar_rate,
-    in_key_rate,
-    melody_key,
-    polyphony,
-    qualified_note_rate,
-    used_pitch_classes,
-)
+from studio.metrics import TRACK_METRICS, piece_metrics
 from studio.roll import (
     MODEL_PITCH_HIGH,
     MODEL_PITCH_LOW,
@@ -115,6 +107,7 @@ __all__ = [
     "default_cache_dir",
     "folder_role",
     "list_sources",
+    "load_cached_dataset",
     "split_pieces",
     "window_index",
     "windows",
@@ -1060,6 +1053,33 @@ def build_dataset(config: DatasetConfig, progress: bool = True, rebuild: bool = 
     return Dataset(config, train, held, skipped_list, info)
 
 
+def load_cached_dataset(npz: str | Path, progress: bool = False) -> Dataset:
+    """A dataset straight from a cache file (``<genre>-<digest>.npz`` and its ``.json``) that
+    `build_dataset` wrote, with the split recorded in it: for a training machine without music21
+    (build on one machine, copy the two files, train on another). The file's checksum is checked."""
+    npz = Path(npz).expanduser()
+    stem = npz.with_suffix("")
+    try:
+        meta = json.loads(stem.with_suffix(".json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the dataset cache {npz}: {exc}") from None
+    loaded = _load_cache(stem, meta.get("identity", {}))
+    if loaded is None:
+        raise InputError(f"the dataset cache {npz} is damaged or incomplete: build it again with `build_dataset`")
+    pieces, meta = loaded
+    by_id = {p.id: p for p in pieces}
+    genre = meta["identity"]["genre"]
+    config = DatasetConfig(genre if genre in CORPUS_GENRES or genre.startswith("folder:") else "chorale", **{
+        k: v for k, v in meta["config"].items() if k in ("held_out_fraction", "seed", "max_pieces", "group_related")
+    })
+    info = {"from_cache": True, "cache": str(npz), "sources": meta.get("sources"), "build_seconds": meta.get("build_seconds"), "music21": meta.get("music21")}
+    skipped = [(x["source"], x["reason"]) for x in meta.get("skipped", [])]
+    dataset = Dataset(config, [by_id[i] for i in meta["split"]["train"]], [by_id[i] for i in meta["split"]["held_out"]], skipped, info)
+    if progress:
+        print(f"{genre}: {len(dataset.train)} training and {len(dataset.held_out)} held-out pieces from {npz}", file=sys.stderr)
+    return dataset
+
+
 # --------------------------------------------------------------------------- windows
 
 
@@ -1214,34 +1234,12 @@ def _mean(values: Iterable[float]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-_TRACK_METRICS = ("empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "polyphony")
+_TRACK_METRICS = TRACK_METRICS
 
 
 def _piece_metrics(piece: Piece) -> dict[str, Any]:
     tracks = piece.tracks
-    melody, accompaniment = tracks[0], [t for t in tracks[1:] if t.velocity.any()]
-    per_track = {
-        t.name: {
-            "empty_bar_rate": empty_bar_rate(t, piece.grid),
-            "used_pitch_classes": used_pitch_classes(t, piece.grid),
-            "qualified_note_rate": qualified_note_rate(t, piece.grid),
-            "polyphony": polyphony(t),
-        }
-        for t in accompaniment
-    }
-    pitched = [t for t in accompaniment if not t.is_drum]
-    together = RollTrack.empty("accompaniment", 0, piece.n_steps)
-    for t in pitched:
-        np.maximum(together.velocity, t.velocity, out=together.velocity)
-    out: dict[str, Any] = {
-        "in_key_rate": in_key_rate(accompaniment, melody_key(melody)),
-        "consonance": consonance(melody, accompaniment),
-        "accompaniment_polyphony": polyphony(together),
-    }
-    for name in _TRACK_METRICS:
-        out[name] = _mean(m[name] for m in per_track.values())
-    out["tracks"] = per_track
-    return out
+    return piece_metrics(tracks[0], tracks[1:], piece.grid)
 
 
 def _split_stats(pieces: Sequence[Piece], bars: int, steps_per_bar: int) -> dict[str, Any]:

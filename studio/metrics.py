@@ -22,11 +22,13 @@ from studio.theory import Key, estimate_key
 
 __all__ = [
     "CONSONANT_INTERVALS",
+    "TRACK_METRICS",
     "bar_coverage",
     "consonance",
     "empty_bar_rate",
     "in_key_rate",
     "melody_key",
+    "piece_metrics",
     "polyphony",
     "qualified_note_rate",
     "summarize",
@@ -145,3 +147,42 @@ def summarize(melody: RollTrack, accompaniment: Sequence[RollTrack], grid: Grid)
             for t in accompaniment
         },
     }
+
+
+TRACK_METRICS = ("empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "polyphony")
+
+
+def _finite_mean(values) -> float:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def piece_metrics(melody: RollTrack, accompaniment: Sequence[RollTrack], grid: Grid) -> dict:
+    """The numbers a piece's accompaniment is judged by, real or generated alike (JSON-ready).
+
+    ``in_key_rate`` and ``consonance`` (against the melody), MuseGAN's per-track metrics averaged
+    over the accompaniment tracks that have notes (also per track under ``tracks``), and
+    ``accompaniment_polyphony``: the polyphony of all pitched accompaniment tracks heard together.
+    """
+    sounding = [t for t in accompaniment if t.velocity.any()]
+    per_track = {
+        t.name: {
+            "empty_bar_rate": empty_bar_rate(t, grid),
+            "used_pitch_classes": used_pitch_classes(t, grid),
+            "qualified_note_rate": qualified_note_rate(t, grid),
+            "polyphony": polyphony(t),
+        }
+        for t in sounding
+    }
+    together = RollTrack.empty("accompaniment", 0, melody.n_steps)
+    for t in _pitched(sounding):
+        np.maximum(together.velocity, t.velocity, out=together.velocity)
+    out: dict = {
+        "in_key_rate": in_key_rate(sounding, melody_key(melody)),
+        "consonance": consonance(melody, sounding),
+        "accompaniment_polyphony": polyphony(together),
+    }
+    for name in TRACK_METRICS:
+        out[name] = _finite_mean(m[name] for m in per_track.values())
+    out["tracks"] = per_track
+    return out

@@ -17,6 +17,7 @@ import gradio as gr
 
 from studio.config import REPO_ROOT
 from studio.errors import InputError, StudioError
+from studio.learning import loss_curves_png, snapshot_pngs
 from studio.registry import default_registry
 from studio.service import AccompanyRequest, accompany
 from studio.synth import synth_status
@@ -64,12 +65,47 @@ def _model_choices() -> list[tuple[str, str]]:
     return [(f"{c.name} ({c.family}, {c.genre})", c.name) for c in default_registry().cards() if not c.disabled]
 
 
+_METRIC_WORDS = {
+    "in_key_rate": "notes in the melody's key",
+    "consonance": "consonant with the melody",
+    "qualified_note_rate": "notes a dotted eighth or longer",
+    "used_pitch_classes": "different notes per bar",
+}
+
+
 def _model_card_markdown(name: str) -> str:
+    """The card in plain words: what the model does, what it learned from, how it scores."""
     try:
         card = default_registry().card(name)
     except InputError:
         return ""
-    return f"**{card.name}**: {card.description}"
+    lines = [f"**{card.name}**: {card.description}"]
+    training = card.training or {}
+    if training.get("steps"):
+        lines.append(
+            f"Trained on {training.get('train_pieces', '?')} pieces of {training.get('data', '?')} for {training['steps']} steps, "
+            f"{training.get('wall_time_minutes', '?')} minutes on {training.get('hardware', '?')}."
+        )
+    held = (card.metrics or {}).get("held_out")
+    if held:
+        rows = [
+            f"| {_METRIC_WORDS[m]} | {held['generated'][m]:.2f} | {held['real'][m]:.2f} |"
+            for m in _METRIC_WORDS
+            if m in held.get("generated", {})
+        ]
+        lines.append(
+            f"On {held['pieces']} {card.genre} pieces it never saw in training (seed {card.metrics.get('seed', 0)}):\n\n"
+            "| | this model | the real music |\n|---|---|---|\n" + "\n".join(rows)
+        )
+    return "\n\n".join(lines)
+
+
+def _learning_views(name: str):
+    """Loss curves and sample rolls along training of `name` (empty for models that never trained)."""
+    curves = loss_curves_png(name)
+    snaps = [(str(p), caption) for p, caption in snapshot_pngs(name)]
+    note = "" if curves else "This model was not trained (it follows rules), so there is nothing to watch here."
+    return (str(curves) if curves else None), snaps, note
 
 
 def _samples() -> list[str]:
@@ -96,6 +132,14 @@ def build_app() -> gr.Blocks:
                 roll = gr.Image(label="Piano roll", type="filepath", elem_id="piano-roll", interactive=False)
                 audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False)
                 midi_out = gr.File(label="Download MIDI", elem_id="midi-output", interactive=False)
+        with gr.Accordion("How this model learned", open=False, elem_id="learning"):
+            first = choices[0][1] if choices else ""
+            curves0, snaps0, note0 = _learning_views(first) if first else (None, [], "")
+            learning_note = gr.Markdown(note0)
+            with gr.Row():
+                curves = gr.Image(value=curves0, label="Loss curves: generator against critic", type="filepath", interactive=False, elem_id="loss-curves", scale=1)
+                snapshots = gr.Gallery(value=snaps0, label="Its accompaniment of a melody it never saw, as training went on", columns=2, height="auto", elem_id="snapshots", scale=1)
         model.change(_model_card_markdown, inputs=model, outputs=card, api_name=False)
+        model.change(_learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
         go.click(accompany_endpoint, inputs=[midi_in, model, seed], outputs=[audio, roll, midi_out], api_name="accompany", concurrency_limit=max(1, (os.cpu_count() or 2)))
     return app

@@ -1,0 +1,277 @@
+"""`python -m studio evaluate`: how a model's accompaniments compare with real music it never saw.
+
+1. Held-out pieces of the model's genre (split by piece with a fixed seed in `studio.data`, never
+   seen in training): the model accompanies each held-out melody, and the studio's metrics
+   (`studio.metrics.piece_metrics`: in-key rate, consonance, MuseGAN's empty-bar rate, used pitch
+   classes per bar, qualified-note rate, polyphony) of its accompaniment are averaged over pieces
+   and set beside the same numbers of the real held-out accompaniments.
+2. Not a copy: the share of generated bars for which some training bar (in any of the 12
+   transpositions) holds at least 90% of the same notes (voice, onset, length and pitch within the
+   bar; shared notes / the larger bar's notes).
+3. Unseen tunes (`studio.tunes`: folk songs and fiddle tunes of every meter): in-key rate,
+   consonance, and whether at least two accompaniment tracks cover 95% of the melody's bars.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from studio.errors import InputError
+from studio.metrics import TRACK_METRICS, bar_coverage, piece_metrics
+from studio.registry import ModelRegistry, default_registry
+from studio.roll import Grid, RollTrack, to_model_range
+
+__all__ = ["EvaluationConfig", "copied_bar_share", "evaluate", "format_report"]
+
+SUMMARY_METRICS = ("in_key_rate", "consonance", *TRACK_METRICS, "accompaniment_polyphony")
+RELATIVE_TOLERANCE = 0.15  # MuseGAN metrics within 15% of the real held-out values
+RATE_SLACK = 0.01  # ... or within this much for rates (0..1) whose real value is near 0, where 15% means nothing
+RATES = ("empty_bar_rate", "qualified_note_rate", "polyphony", "accompaniment_polyphony")
+TONAL_MARGIN = 0.05  # in-key and consonance at most this much under the real values
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What `evaluate` measures: `n` held-out pieces (None: all), `unseen` folk tunes, the seed and
+    the model parameters used for every sample, and whether to run the copy check."""
+
+    n: int | None = None
+    unseen: int = 100
+    seed: int = 0
+    params: Mapping[str, Any] | None = None
+    copy_check: bool = True
+    data: str | None = None  # dataset genre; default: the model's own genre (chorale for genre 'any')
+
+
+def _mean(values: Iterable[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _model_melody(melody: RollTrack) -> RollTrack:
+    """The melody as models see it (pitches folded into 24..107), as `studio.service` gives it."""
+    out = RollTrack.empty(melody.name, melody.program, melody.n_steps)
+    steps, pitches = np.nonzero(melody.velocity)
+    folded = np.array([to_model_range(p) for p in pitches.tolist()], np.int64)
+    out.velocity[steps, folded] = melody.velocity[steps, pitches]
+    steps, pitches = np.nonzero(melody.onset)
+    out.onset[steps, np.array([to_model_range(p) for p in pitches.tolist()], np.int64)] = True
+    return out
+
+
+# --------------------------------------------------------------------------- not a copy
+
+
+def _bar_notes(tracks: Sequence[RollTrack], grid: Grid) -> list[np.ndarray]:
+    """Per bar, its notes as int64 codes of (voice, onset in bar, length in bar, pitch)."""
+    per_bar: list[list[int]] = [[] for _ in grid.bars]
+    starts = np.array([b.start for b in grid.bars])
+    for voice, track in enumerate(tracks):
+        sounding = track.velocity > 0
+        begins = track.onset & sounding
+        begins[0] |= sounding[0]
+        begins[1:] |= sounding[1:] & ~sounding[:-1]
+        for step, pitch in zip(*np.nonzero(begins), strict=True):
+            end = step + 1
+            while end < len(sounding) and sounding[end, pitch] and not begins[end, pitch]:
+                end += 1
+            first = int(np.searchsorted(starts, step, side="right")) - 1
+            for b in range(max(first, 0), len(grid.bars)):
+                bar = grid.bars[b]
+                if bar.start >= end:
+                    break
+                lo, hi = max(step, bar.start), min(end, bar.end)
+                if hi > lo:
+                    per_bar[b].append(_code(voice, lo - bar.start, hi - lo, int(pitch)))
+    return [np.unique(np.array(codes, np.int64)) for codes in per_bar]
+
+
+def _code(voice: int | np.ndarray, onset: int | np.ndarray, length: int | np.ndarray, pitch: int | np.ndarray) -> Any:
+    return ((voice * 256 + onset) * 256 + np.minimum(length, 255)) * 256 + pitch
+
+
+class _BarIndex:
+    """An inverted index of training bars: note code -> bars holding it (sorted arrays)."""
+
+    def __init__(self, bars: Sequence[np.ndarray]) -> None:
+        sizes = np.array([len(b) for b in bars], np.int64)
+        codes = np.concatenate(bars) if bars else np.zeros(0, np.int64)
+        owner = np.repeat(np.arange(len(bars)), sizes)
+        order = np.argsort(codes, kind="stable")
+        self.codes, self.owner, self.sizes = codes[order], owner[order], sizes
+
+    def best_overlap(self, query: np.ndarray) -> float:
+        """The largest shared / max(len(query), len(bar)) over every indexed bar."""
+        if not len(query) or not len(self.codes):
+            return 0.0
+        lo = np.searchsorted(self.codes, query, side="left")
+        hi = np.searchsorted(self.codes, query, side="right")
+        hits = np.concatenate([self.owner[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] or [np.zeros(0, np.int64)])
+        if not len(hits):
+            return 0.0
+        bars, shared = np.unique(hits, return_counts=True)
+        return float((shared / np.maximum(self.sizes[bars], len(query))).max())
+
+
+def copied_bar_share(generated: Sequence[tuple[Sequence[RollTrack], Grid]], training: Sequence[tuple[Sequence[RollTrack], Grid]], threshold: float = 0.9) -> dict[str, Any]:
+    """Share of generated non-empty bars for which a training bar, in any of the 12 transpositions,
+    holds at least `threshold` of the same notes (shared notes / the larger bar's count)."""
+    index = _BarIndex([b for tracks, grid in training for b in _bar_notes(tracks, grid) if len(b)])
+    total = copied = 0
+    for tracks, grid in generated:
+        for notes in _bar_notes(tracks, grid):
+            if not len(notes):
+                continue
+            total += 1
+            pitch = notes % 256
+            rest = notes - pitch
+            best = max(index.best_overlap(np.unique(rest + np.clip(pitch + shift, 0, 255))) for shift in range(-6, 6))
+            copied += best >= threshold
+    return {"bars": total, "copied_bars": copied, "copied_share": copied / total if total else float("nan"), "threshold": threshold}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _generate(registry: ModelRegistry, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
+    return registry.generate(name, _model_melody(melody), grid, params, seed)
+
+
+def _summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    return {m: _mean(r[m] for r in rows) for m in SUMMARY_METRICS}
+
+
+def _compare(generated: Mapping[str, float], real: Mapping[str, float]) -> dict[str, Any]:
+    """Per metric: generated, real, difference, and whether it meets the acceptance bound."""
+    out = {}
+    for metric in SUMMARY_METRICS:
+        g, r = generated[metric], real[metric]
+        if metric in ("in_key_rate", "consonance"):
+            ok = g >= r - TONAL_MARGIN
+            bound = f">= real - {TONAL_MARGIN}"
+        else:
+            slack = RATE_SLACK if metric in RATES else 0.0
+            ok = abs(g - r) <= max(RELATIVE_TOLERANCE * abs(r), slack) + 1e-9
+            bound = f"within {RELATIVE_TOLERANCE:.0%} of real" + (f" (or {slack})" if slack else "")
+        rel = (g - r) / abs(r) if r else (0.0 if g == r else float("inf"))
+        out[metric] = {"generated": round(g, 4), "real": round(r, 4), "relative_difference": round(rel, 4), "bound": bound, "ok": bool(ok)}
+    return out
+
+
+def evaluate(model: str, config: EvaluationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate `model` (see the module docstring); returns a JSON-ready report."""
+    from studio.data import CORPUS_GENRES, DatasetConfig, build_dataset
+    from studio.tunes import corpus_tunes, tune_roll
+
+    config = config or EvaluationConfig()
+    registry = registry or default_registry()
+    card = registry.card(model)
+    genre = config.data or (card.genre if card.genre in CORPUS_GENRES else "chorale")
+    if not (genre in CORPUS_GENRES or genre.startswith("folder:")):
+        raise InputError(f"no evaluation data for genre '{genre}': pass --data with one of {', '.join(CORPUS_GENRES)} or a folder of MIDI files")
+    params = dict(config.params or {})
+    t0 = time.perf_counter()
+    dataset = build_dataset(DatasetConfig(genre), progress=progress)
+    held = dataset.held_out[: config.n] if config.n else dataset.held_out
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    say(f"evaluating {model} on {len(held)} held-out {genre} pieces")
+
+    generated_rows, real_rows, samples = [], [], []
+    for piece in held:
+        tracks = piece.tracks
+        melody = tracks[0]
+        accompaniment = _generate(registry, model, melody, piece.grid, params, config.seed)
+        generated_rows.append(piece_metrics(melody, accompaniment, piece.grid))
+        real_rows.append(piece_metrics(melody, tracks[1:], piece.grid))
+        samples.append((accompaniment, piece.grid))
+    generated, real = _summary(generated_rows), _summary(real_rows)
+    report: dict[str, Any] = {
+        "model": model,
+        "family": card.family,
+        "data": genre,
+        "seed": config.seed,
+        "params": card.resolve_params(params),
+        "held_out": {
+            "pieces": len(held),
+            "bars": int(sum(p.n_bars for p in held)),
+            "generated": {k: round(v, 4) for k, v in generated.items()},
+            "real": {k: round(v, 4) for k, v in real.items()},
+            "comparison": _compare(generated, real),
+        },
+    }
+    report["held_out"]["all_ok"] = all(row["ok"] for row in report["held_out"]["comparison"].values())
+
+    if config.copy_check:
+        say("checking generated bars against every training bar (12 transpositions)")
+        training = [(p.tracks[1:], p.grid) for p in dataset.train]
+        report["copy"] = copied_bar_share(samples, training)
+
+    if config.unseen:
+        say(f"accompanying {config.unseen} unseen folk tunes")
+        rows = []
+        for tune in corpus_tunes(config.unseen):
+            melody, grid = tune_roll(tune.score)
+            tracks = _generate(registry, model, melody, grid, params, config.seed)
+            m = piece_metrics(melody, tracks, grid)
+            covering = sum(bar_coverage(t, grid, melody) >= 0.95 for t in tracks)
+            rows.append({"title": tune.title, "meter": tune.meter, "in_key_rate": m["in_key_rate"], "consonance": m["consonance"], "tracks_covering_95": covering})
+        meters = sorted({r["meter"] for r in rows})
+        report["unseen"] = {
+            "tunes": len(rows),
+            "meters": meters,
+            "in_key_mean": round(_mean(r["in_key_rate"] for r in rows), 4),
+            "consonance_mean": round(_mean(r["consonance"] for r in rows), 4),
+            "in_key_p10": round(_percentile([r["in_key_rate"] for r in rows], 10), 4),
+            "consonance_p10": round(_percentile([r["consonance"] for r in rows], 10), 4),
+            "share_with_2_tracks_covering_95": round(_mean(float(r["tracks_covering_95"] >= 2) for r in rows), 4),
+            "by_meter": {
+                meter: {
+                    "tunes": sum(r["meter"] == meter for r in rows),
+                    "in_key_mean": round(_mean(r["in_key_rate"] for r in rows if r["meter"] == meter), 4),
+                    "consonance_mean": round(_mean(r["consonance"] for r in rows if r["meter"] == meter), 4),
+                }
+                for meter in meters
+            },
+        }
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    report["how"] = (
+        f"python -m studio evaluate --model {model}: seed {config.seed}, default parameters unless given; held-out pieces of "
+        f"'{genre}' split by piece (seed 0, never in training); means over pieces; unseen = the first {config.unseen} "
+        "single-meter tunes of studio.tunes.UNSEEN_COLLECTIONS"
+    )
+    return report
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    finite = sorted(v for v in values if math.isfinite(v))
+    return float(np.percentile(finite, q)) if finite else float("nan")
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The report as a few readable lines (what the CLI prints without --json)."""
+    held = report["held_out"]
+    lines = [f"{report['model']} on {held['pieces']} held-out {report['data']} pieces ({held['bars']} bars), seed {report['seed']}:"]
+    lines.append(f"  {'metric':26s} {'generated':>10s} {'real':>8s}  bound")
+    for metric, row in held["comparison"].items():
+        mark = "ok" if row["ok"] else "MISSED"
+        lines.append(f"  {metric:26s} {row['generated']:10.3f} {row['real']:8.3f}  {row['bound']}: {mark}")
+    if "copy" in report:
+        c = report["copy"]
+        lines.append(f"  copied bars: {c['copied_bars']} of {c['bars']} ({c['copied_share']:.2%}) have a training bar with >= 90% of their notes")
+    if "unseen" in report:
+        u = report["unseen"]
+        lines.append(
+            f"  {u['tunes']} unseen tunes ({', '.join(u['meters'])}): in-key {u['in_key_mean']:.3f} (p10 {u['in_key_p10']:.3f}), "
+            f"consonance {u['consonance_mean']:.3f} (p10 {u['consonance_p10']:.3f}), "
+            f"2+ tracks over 95% of bars in {u['share_with_2_tracks_covering_95']:.0%} of tunes"
+        )
+    lines.append(f"  ({report['seconds']} s)")
+    return "\n".join(lines)
+

@@ -1,0 +1,128 @@
+"""How a model learned, as pictures: its loss curves and the sample rolls saved along its training.
+
+`studio.train` writes a history beside the checkpoints (`models/checkpoints/training/<name>.json`:
+every step's losses and, at several points, the model's accompaniment of two held-out melodies).
+This module draws them for the UI, so a class can watch a GAN's generator and critic compete and
+its accompaniments turn from noise into music. Pictures are drawn once per process and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.config import REPO_ROOT
+from studio.score import Note, Score, TimeSignature, Track
+
+__all__ = ["LOSS_LABELS", "history", "loss_curves_png", "snapshot_pngs"]
+
+TRAINING_DIR = REPO_ROOT / "models" / "checkpoints" / "training"
+LOSS_LABELS = {
+    "generator": "generator loss (minus the critic's score of its music)",
+    "critic": "critic loss",
+    "wasserstein": "Wasserstein estimate (critic: real minus generated; falls as the generator improves)",
+    "reconstruction": "cross-entropy of the real voices (nats per step)",
+}
+_lock = threading.Lock()
+_cache_dir: Path | None = None
+
+
+def history(name: str, folder: Path = TRAINING_DIR) -> dict[str, Any] | None:
+    """The training history of model `name`, or None when it has none (e.g. the rules baseline)."""
+    path = folder / f"{Path(name).name}.json"  # a bare name only: never a path from the user
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _out_dir(name: str, folder: Path) -> Path:
+    """This process's picture folder for one history file (a new one when the file changes)."""
+    global _cache_dir
+    with _lock:
+        if _cache_dir is None:
+            _cache_dir = Path(tempfile.mkdtemp(prefix="studio-learning-"))
+    source = folder / f"{Path(name).name}.json"
+    stamp = f"{source.resolve()}:{source.stat().st_mtime_ns}"
+    out = _cache_dir / f"{Path(name).name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if len(values) < window or window < 2:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
+    """A PNG of the model's losses over training steps (moving average), or None without a history."""
+    data = history(name, folder)
+    if not data or not data.get("losses"):
+        return None
+    out = _out_dir(name, folder) / "losses.png"
+    if out.exists():
+        return out
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = data["losses"]
+    keys = [k for k in LOSS_LABELS if any(k in r for r in rows)]
+    adversarial = [k for k in keys if k != "reconstruction"]
+    panels = [p for p in (adversarial, ["reconstruction"] if "reconstruction" in keys else []) if p]
+    fig = Figure(figsize=(10, 2.6 * len(panels)), dpi=100)
+    FigureCanvasAgg(fig)
+    window = max(1, len(rows) // 200)
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(len(panels), 1, i + 1)
+        for key in panel:
+            pts = [(r["step"], r[key]) for r in rows if key in r]
+            steps, values = np.array([p[0] for p in pts]), np.array([p[1] for p in pts], float)
+            smooth = _smooth(values, window)
+            ax.plot(steps[len(steps) - len(smooth):], smooth, label=LOSS_LABELS[key], linewidth=1.4)
+        first_adversarial = next((r["step"] for r in rows if "critic" in r), None)
+        if first_adversarial and first_adversarial > rows[0]["step"]:
+            ax.axvline(first_adversarial, color="#999999", linestyle="--", linewidth=1)
+            ax.text(first_adversarial, ax.get_ylim()[0], " the critic joins", va="bottom", fontsize=8, color="#555555")
+        ax.axhline(0, color="#cccccc", linewidth=0.8)
+        ax.legend(fontsize=8, loc="upper right")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"How {name} learned", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out)
+    return out
+
+
+def snapshot_pngs(name: str, piece: int = 0, folder: Path = TRAINING_DIR) -> list[tuple[Path, str]]:
+    """One piano-roll PNG per saved snapshot of held-out melody `piece`, with a caption each:
+    the model's accompaniment after 0, a few hundred, ... steps of training."""
+    from studio.plot import PlotConfig, plot_score
+
+    data = history(name, folder)
+    if not data:
+        return []
+    out = []
+    for snap in data.get("samples", []):
+        if piece >= len(snap["pieces"]):
+            continue
+        entry = snap["pieces"][piece]
+        minutes = snap["seconds"] / 60
+        caption = f"step {snap['step']}, {minutes:.1f} min"
+        png = _out_dir(name, folder) / f"piece{piece}-step{snap['step']:07d}.png"
+        if not png.exists():
+            tracks = [Track(t["name"], t["program"], notes=[Note(s, e, p, 80) for s, e, p in t["notes"]]) for t in entry["tracks"]]
+            score = Score(4, tracks, time_signatures=[TimeSignature(0, 4, 4)])  # 4 ticks per quarter: ticks are steps
+            bars = [int(b) for b in entry["bars"]]
+            plot_score(score, png, bars, 0, caption, PlotConfig(width=9.0, height=3.6))
+        out.append((png, caption))
+    return out

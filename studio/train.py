@@ -1,0 +1,414 @@
+"""`python -m studio train`: the one training loop that drives every model family's training step.
+
+What it does, for any family whose module offers `training(dataset, overrides, device)`:
+1. Build (or load from the cache) the genre's dataset, split by piece (`studio.data`).
+2. Repeat the family's `step` until the time budget (`--minutes`) or `--steps` runs out, with a
+   progress bar, every step's losses in a JSON history, and sample rolls of two held-out melodies
+   at several points of training (the UI shows both, so a class can watch a model learn).
+3. Save resumable state (weights, optimizer moments, random states) to a run folder outside git
+   every few minutes and at the end; a second run with the same `--out` resumes from it.
+4. Write the shipped checkpoint: `<out>.safetensors` (the weights generation needs, safetensors
+   only), `<out>.json` (the model card: description, tracks, params, config, training facts), and
+   `models/checkpoints/training/<name>.json` (the history); then `evaluate` fills the card's metrics.
+
+Several GPUs or machines: the same command under `torchrun --nproc_per_node N -m studio train ...`
+(PyTorch DDP's process group; gradients are averaged across ranks before every optimizer step;
+rank 0 alone writes files). Each rank draws its own batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import itertools
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.config import REPO_ROOT
+from studio.errors import InputError
+from studio.roll import Grid, RollTrack
+
+__all__ = ["TrainConfig", "history_path", "run_training"]
+
+CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
+TRAINABLE = ("gan",)
+
+
+def history_path(checkpoint_stem: Path) -> Path:
+    """Where the training history of `models/checkpoints/<name>` lives (beside the cards, in training/)."""
+    return checkpoint_stem.parent / "training" / f"{checkpoint_stem.name}.json"
+
+
+def default_run_dir(stem: Path) -> Path:
+    """Resumable state of the run that writes checkpoint `stem`: ``runs/<name>-<hash of the path>``
+    under ``$STUDIO_CACHE`` or ``~/.cache/music-studio`` (two runs never share one)."""
+    root = os.environ.get("STUDIO_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "music-studio"
+    digest = hashlib.sha256(str(Path(stem).expanduser().resolve()).encode()).hexdigest()[:10]
+    return base / "runs" / f"{Path(stem).name}-{digest}"
+
+
+@dataclass
+class TrainConfig:
+    """A training run. `data` is ``corpus:NAME`` (a music21 genre) or a folder of MIDI files;
+    `overrides` change the family's config (e.g. ``{"hidden": 128}``)."""
+
+    family: str
+    genre: str
+    data: str | None = None
+    minutes: float = 30.0
+    steps: int | None = None
+    seed: int = 0
+    out: Path | None = None
+    run_dir: Path | None = None
+    fresh: bool = False  # ignore saved state and start over
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    device: str | None = None
+    samples: int = 8  # snapshots of sample rolls over the run
+    save_every_s: float = 120.0
+    evaluate: bool = True
+    evaluate_unseen: int = 100
+    max_pieces: int | None = None  # for quick runs and tests
+    threads: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.stem.name
+
+    @property
+    def stem(self) -> Path:
+        return Path(self.out) if self.out else CHECKPOINTS / f"{self.family}-{self.genre}"
+
+    @property
+    def dataset_genre(self) -> str:
+        """The `studio.data` genre string: a corpus name, ``folder:PATH`` or ``cache:FILE.npz``."""
+        source = self.data or f"corpus:{self.genre}"
+        if source.startswith("corpus:"):
+            return source.split(":", 1)[1]
+        if source.startswith("cache:"):
+            return source
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            raise InputError(f"--data {source}: not a folder of MIDI files and not corpus:NAME (chorale, renaissance, quartet)")
+        return f"folder:{path}"
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+class _Dist:
+    """PyTorch's process group when started by torchrun (WORLD_SIZE > 1), else a no-op."""
+
+    def __init__(self, device: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, module) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for p in module.parameters():
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
+
+    def broadcast_modules(self, modules: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        for module in modules.values():
+            for t in module.state_dict().values():
+                dist.broadcast(t, 0)
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's decision, for every rank (e.g. 'the time is up')."""
+        if not self.enabled:
+            return flag
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.broadcast(t, 0)
+        return bool(t.item())
+
+    def close(self) -> None:
+        if self.enabled:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- resumable state
+
+
+def _save_state(run_dir: Path, recipe: Any, step: int, elapsed: float, rng: np.random.Generator, history: dict) -> None:
+    """Weights, optimizer moments and random states as safetensors + JSON (never pickle)."""
+    import torch
+    from safetensors.torch import save_file
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    groups: dict[str, Any] = {}
+    for name, module in recipe.modules.items():
+        for key, value in module.state_dict().items():
+            tensors[f"module.{name}.{key}"] = value.detach().cpu().contiguous()
+    for name, opt in recipe.optimizers.items():
+        state = opt.state_dict()
+        groups[name] = state["param_groups"]
+        for index, slots in state["state"].items():
+            for key, value in slots.items():
+                tensor = value if torch.is_tensor(value) else torch.tensor(value)
+                tensors[f"optim.{name}.{index}.{key}"] = tensor.detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    tmp = run_dir / f"state.safetensors.{os.getpid()}.tmp"
+    save_file(tensors, str(tmp))
+    meta = {"step": step, "elapsed_s": elapsed, "numpy_rng": rng.bit_generator.state, "param_groups": groups, "history": history}
+    tmp_json = run_dir / f"state.json.{os.getpid()}.tmp"
+    tmp_json.write_text(json.dumps(meta))
+    os.replace(tmp, run_dir / "state.safetensors")
+    os.replace(tmp_json, run_dir / "state.json")
+
+
+def _load_state(run_dir: Path, recipe: Any, rng: np.random.Generator) -> tuple[int, float, dict] | None:
+    import torch
+    from safetensors.torch import load_file
+
+    if not (run_dir / "state.json").exists() or not (run_dir / "state.safetensors").exists():
+        return None
+    meta = json.loads((run_dir / "state.json").read_text())
+    tensors = load_file(str(run_dir / "state.safetensors"))
+    for name, module in recipe.modules.items():
+        prefix = f"module.{name}."
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for name, opt in recipe.optimizers.items():
+        prefix = f"optim.{name}."
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith(prefix):
+                index, slot = key[len(prefix):].split(".", 1)
+                state.setdefault(int(index), {})[slot] = value
+        device = next(recipe.modules[next(iter(recipe.modules))].parameters()).device
+        state = {i: {k: (v if k == "step" else v.to(device)) for k, v in slots.items()} for i, slots in state.items()}
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][name]})
+    torch.set_rng_state(tensors["rng.torch"])
+    rng.bit_generator.state = meta["numpy_rng"]
+    return int(meta["step"]), float(meta["elapsed_s"]), meta["history"]
+
+
+# --------------------------------------------------------------------------- samples along the way
+
+
+def _first_bars(melody: RollTrack, grid: Grid, bars: int) -> tuple[RollTrack, Grid]:
+    kept = grid.bars[:bars]
+    n = kept[-1].end
+    cut = RollTrack(melody.name, melody.program, melody.is_drum, melody.velocity[:n].copy(), melody.onset[:n].copy())
+    return cut, Grid(grid.ticks_per_beat, n, list(kept), grid.steps_per_beat)
+
+
+def _notes_json(track: RollTrack) -> dict:
+    from studio.roll import roll_to_notes
+
+    steps = Grid(4, track.n_steps, [])  # 4 ticks per quarter: ticks are steps
+    return {"name": track.name, "program": track.program, "notes": [[n.start, n.end, n.pitch] for n in roll_to_notes(track, steps)]}
+
+
+def _snapshot(recipe: Any, melodies: list[tuple[str, RollTrack, Grid]], step: int, seconds: float) -> dict:
+    model = recipe.accompanist()
+    pieces = []
+    for pid, melody, grid in melodies:
+        tracks = model.generate(melody, grid, {}, 0)
+        pieces.append({"piece": pid, "bars": [b.start for b in grid.bars], "n_steps": grid.n_steps, "tracks": [_notes_json(melody)] + [_notes_json(t) for t in tracks]})
+    return {"step": step, "seconds": round(seconds, 1), "pieces": pieces}
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _hardware(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(0)} (CUDA)"
+    return f"CPU: {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+
+
+def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train, save the checkpoint, card and history; returns the card (see the module docstring)."""
+    import torch
+    from tqdm import tqdm
+
+    from studio.data import DatasetConfig, build_dataset, load_cached_dataset
+
+    if config.family not in TRAINABLE:
+        raise InputError(f"family '{config.family}' has no trainer yet: choose one of {', '.join(TRAINABLE)}")
+    if config.minutes <= 0 and not config.steps:
+        raise InputError("give --minutes above 0 or --steps")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True  # on GPUs that have it; no effect on the CPU
+    torch.backends.cudnn.allow_tf32 = True
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dist = _Dist(device)
+    if dist.enabled and device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    family = importlib.import_module(f"models.{config.family}")
+    genre = config.dataset_genre
+    if genre.startswith("cache:"):
+        dataset = load_cached_dataset(genre.split(":", 1)[1], progress=progress and dist.main)
+    else:
+        dataset = build_dataset(DatasetConfig(genre, max_pieces=config.max_pieces), progress=progress and dist.main)
+    if not dataset.train:
+        raise InputError(f"no training pieces in {config.dataset_genre}")
+    torch.manual_seed(config.seed + dist.rank)
+    rng = np.random.default_rng(config.seed + dist.rank)
+    recipe = family.training(dataset, dict(config.overrides), device)
+    recipe.reduce_gradients = dist.average_gradients
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.stem)
+
+    step, elapsed = 0, 0.0
+    history: dict[str, Any] = {"losses": [], "samples": []}
+    resumed = None if config.fresh else _load_state(run_dir, recipe, rng)
+    if resumed is not None:
+        step, elapsed, history = resumed
+        if dist.main and progress:
+            print(f"resuming {config.name} from step {step} ({elapsed / 60:.1f} min done) in {run_dir}", file=sys.stderr)
+    dist.broadcast_modules(recipe.modules)
+    sample_melodies = [(p.id, *_first_bars(p.tracks[0], p.grid, 8)) for p in dataset.held_out[:2]]
+    budget = config.minutes * 60
+    sample_every = (config.steps / config.samples if config.steps else None, budget / config.samples)
+
+    bar = tqdm(total=config.steps or None, initial=step, desc=f"train {config.name}", disable=not (progress and dist.main), unit="step", file=sys.stderr)
+    start = time.perf_counter() - elapsed
+    last_save = time.perf_counter()
+    if not history["samples"] and dist.main:
+        history["samples"].append(_snapshot(recipe, sample_melodies, 0, 0.0))
+    next_sample = len(history["samples"])  # the next snapshot is due after this share of the run
+    while True:
+        elapsed = time.perf_counter() - start
+        done = (config.steps is not None and step >= config.steps) or (budget > 0 and not config.steps and elapsed >= budget)
+        if dist.agree(done):
+            break
+        losses = recipe.step(step, rng)
+        step += 1
+        history["losses"].append({"step": step, "seconds": round(time.perf_counter() - start, 2), **{k: round(v, 5) for k, v in losses.items()}})
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+        due = (step >= next_sample * sample_every[0]) if sample_every[0] else (elapsed >= next_sample * sample_every[1])
+        if dist.main and due and next_sample <= config.samples:
+            history["samples"].append(_snapshot(recipe, sample_melodies, step, elapsed))
+            next_sample += 1
+        if dist.main and time.perf_counter() - last_save > config.save_every_s:
+            _save_state(run_dir, recipe, step, time.perf_counter() - start, rng, history)
+            last_save = time.perf_counter()
+    bar.close()
+    elapsed = time.perf_counter() - start
+    card: dict[str, Any] = {}
+    if dist.main:
+        if not history["samples"] or history["samples"][-1]["step"] != step:
+            history["samples"].append(_snapshot(recipe, sample_melodies, step, elapsed))
+        _save_state(run_dir, recipe, step, elapsed, rng, history)
+        card = _write_checkpoint(config, recipe, family, dataset, history, step, elapsed, device, dist.world)
+    dist.close()
+    if dist.main and config.evaluate:
+        card = _evaluate_into_card(config, card, progress)
+    return card
+
+
+def _final_losses(history: Mapping[str, Any], last: int = 100) -> dict[str, float]:
+    rows = history["losses"][-last:]
+    keys = list(dict.fromkeys(k for r in rows for k in r if k not in ("step", "seconds")))
+    return {k: round(float(np.mean([r[k] for r in rows if k in r])), 4) for k in keys}
+
+
+def _thin(rows: list[dict], limit: int = 2000) -> list[dict]:
+    """At most `limit` rows: consecutive steps averaged in equal buckets (the shipped history stays small)."""
+    if len(rows) <= limit:
+        return rows
+    bounds = np.linspace(0, len(rows), limit + 1).astype(int)
+    out = []
+    for a, b in itertools.pairwise(bounds.tolist()):
+        bucket = rows[a:b]
+        keys = [k for k in bucket[-1] if all(k in r for r in bucket)]
+        out.append({k: (bucket[-1][k] if k in ("step", "seconds") else round(float(np.mean([r[k] for r in bucket])), 5)) for k in keys})
+    return out
+
+
+def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: Any, history: dict, step: int, elapsed: float, device: str, world: int) -> dict:
+    from safetensors.torch import save_file
+
+    stem = config.stem
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    save_file(recipe.export(), str(stem.with_suffix(".safetensors")), metadata={"family": config.family, "name": config.name})
+    hist = history_path(stem)
+    hist.parent.mkdir(parents=True, exist_ok=True)
+    shipped = {"name": config.name, "family": config.family, "losses": _thin(history["losses"]), "samples": history["samples"]}
+    hist.write_text(json.dumps(shipped, separators=(",", ":")))
+    source = config.data or f"corpus:{config.genre}"
+    card = {
+        "name": config.name,
+        "family": config.family,
+        "genre": config.genre,
+        "description": family.describe(config.genre, dataset),
+        "tracks": recipe.tracks(),
+        "params": family.PARAMS,
+        "training": {
+            "data": f"{source} ({dataset.info.get('sources', '?')} files, {len(dataset.skipped)} skipped)",
+            "pieces": len(dataset.train) + len(dataset.held_out),
+            "train_pieces": len(dataset.train),
+            "held_out_pieces": len(dataset.held_out),
+            "split": "by piece, seed 0 (studio.data.split_pieces); related pieces kept together",
+            "windows": recipe.n_windows,
+            "steps": step,
+            "wall_time_minutes": round(elapsed / 60, 1),
+            "hardware": _hardware(device) + (f" x {world} processes" if world > 1 else ""),
+            "seed": config.seed,
+            "final_losses": _final_losses(history),
+            "history": str(history_path(stem).relative_to(REPO_ROOT)) if history_path(stem).is_relative_to(REPO_ROOT) else str(history_path(stem)),
+            "command": f"python -m studio train --family {config.family} --genre {config.genre}"
+            + (f" --data {config.data}" if config.data else "")
+            + (f" --steps {config.steps}" if config.steps else f" --minutes {config.minutes:g}")
+            + "".join(f" --set {k}={v}" for k, v in config.overrides.items()),
+            "parameters": recipe.n_parameters(),
+        },
+        "metrics": {},
+        "config": recipe.config.to_json(),
+    }
+    stem.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def _evaluate_into_card(config: TrainConfig, card: dict, progress: bool) -> dict:
+    from studio.evaluate import EvaluationConfig, evaluate, format_report
+    from studio.registry import ModelRegistry
+
+    registry = ModelRegistry(config.stem.parent, device="cpu")
+    data = config.dataset_genre
+    report = evaluate(config.name, EvaluationConfig(unseen=config.evaluate_unseen, data=None if data.startswith("cache:") else data), registry, progress)
+    if progress:
+        print(format_report(report), file=sys.stderr)
+    card["metrics"] = report
+    config.stem.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

@@ -1,0 +1,156 @@
+"""models/gan.py with a tiny random network: shapes, any meter and length, seeds, batching, training
+steps, and loading through the registry (safetensors + card)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from models import gan
+from models.gan import GANAccompanist, GANConfig, GANTraining, Generator, Noise, bar_ids
+from studio.conditioning import meter_features
+from studio.registry import ModelRegistry
+from studio.roll import Bar, Grid, RollTrack
+from studio.voices import VoicePiece, VoiceWindows
+
+TINY = GANConfig(hidden=24, dilations=(1, 2), head_hidden=8, head_dilations=(1,), critic_hidden=16, batch_size=4, critic_steps=1, pretrain_steps=1)
+
+
+def _grid(num: int, den: int, bars: int, pickup: int = 0) -> Grid:
+    full = round(num * 16 / den)
+    out, start = [], 0
+    if pickup:
+        out.append(Bar(0, pickup, num, den))
+        start = pickup
+    for _ in range(bars):
+        out.append(Bar(start, full, num, den))
+        start += full
+    return Grid(480, start, out)
+
+
+def _melody(grid: Grid, seed: int = 0) -> RollTrack:
+    rng = np.random.default_rng(seed)
+    track = RollTrack.empty("Melody", 0, grid.n_steps)
+    step = 0
+    while step < grid.n_steps:
+        length = int(rng.choice([2, 4, 8]))
+        track.add_note(step, step + length, int(rng.choice([60, 62, 64, 65, 67, 69, 71, 72])))
+        step += length
+    return track
+
+
+@pytest.fixture(scope="module")
+def model() -> GANAccompanist:
+    torch.manual_seed(0)
+    return GANAccompanist(TINY, Generator(TINY))
+
+
+@pytest.mark.parametrize(("meter", "bars", "pickup"), [((4, 4), 4, 0), ((3, 4), 7, 4), ((6, 8), 5, 6), ((5, 4), 3, 0), ((2, 2), 64, 0)])
+def test_generate_any_meter_and_length(model, meter, bars, pickup):
+    grid = _grid(*meter, bars, pickup)
+    tracks = model.generate(_melody(grid), grid, {"temperature": 0.5, "variety": 1.0}, 3)
+    assert [t.name for t in tracks] == list(TINY.voice_names)
+    for track in tracks:
+        assert track.velocity.shape == (grid.n_steps, 128)
+        assert ((track.velocity > 0).sum(1) <= 1).all()  # one note at a time: a voice
+        pitches = np.flatnonzero(track.velocity.any(0))
+        assert pitches.min(initial=24) >= 24 and pitches.max(initial=107) <= 107
+        assert (track.onset <= (track.velocity > 0)).all()
+
+
+def test_seed_decides_the_music(model):
+    grid = _grid(4, 4, 8)
+    melody = _melody(grid)
+    first = model.generate(melody, grid, {"temperature": 0.7}, 11)
+    again = model.generate(melody, grid, {"temperature": 0.7}, 11)
+    other = model.generate(melody, grid, {"temperature": 0.7}, 12)
+    assert all(np.array_equal(a.velocity, b.velocity) for a, b in zip(first, again, strict=True))
+    assert any(not np.array_equal(a.velocity, b.velocity) for a, b in zip(first, other, strict=True))
+
+
+def test_variety_zero_removes_the_noise_and_argmax_removes_sampling(model):
+    grid = _grid(4, 4, 4)
+    melody = _melody(grid)
+    a = model.generate(melody, grid, {"temperature": 0.0, "variety": 0.0}, 1)
+    b = model.generate(melody, grid, {"temperature": 0.0, "variety": 0.0}, 2)
+    assert all(np.array_equal(x.velocity, y.velocity) for x, y in zip(a, b, strict=True))
+
+
+def test_a_batch_gives_each_request_what_it_gets_alone(model):
+    requests = []
+    for i, (num, den, bars) in enumerate([(4, 4, 4), (3, 4, 9), (6, 8, 2)]):
+        grid = _grid(num, den, bars)
+        requests.append((_melody(grid, i), grid, {"temperature": 0.8, "variety": 1.0}, 100 + i))
+    together = model.generate_batch(requests)
+    for request, batched in zip(requests, together, strict=True):
+        alone = model.generate(*request)
+        for a, b in zip(alone, batched, strict=True):
+            assert np.array_equal(a.velocity, b.velocity)
+
+
+def test_bar_ids_and_noise_shapes():
+    grid = _grid(3, 4, 3, pickup=4)
+    meter = torch.from_numpy(meter_features(grid))[None]
+    ids = bar_ids(meter)[0].tolist()
+    assert ids[:4] == [0] * 4 and ids[4] == 1 and ids[-1] == 3
+    noise = Noise.sample(TINY, 2, 4, torch.Generator().manual_seed(0))
+    assert noise.bar.shape == (2, 4, TINY.z_bar) and noise.voice_bar.shape == (2, 3, 4, TINY.z_voice_bar)
+
+
+def _toy_windows() -> VoiceWindows:
+    grid = _grid(4, 4, 8)
+    rng = np.random.default_rng(0)
+    pieces = []
+    for i in range(3):
+        tokens = np.zeros((4, grid.n_steps), np.int64)
+        for v, base in enumerate((50, 45, 40, 30)):
+            tokens[v] = base + rng.integers(0, 7, grid.n_steps // 4).repeat(4)
+        onsets = np.zeros_like(tokens, bool)
+        onsets[:, ::4] = True
+        pieces.append(VoicePiece(f"p{i}", tokens, onsets, meter_features(grid), np.array([b.start for b in grid.bars])))
+    return VoiceWindows(pieces, 64, (-3, 3))
+
+
+def test_training_steps_update_both_networks():
+    torch.manual_seed(0)
+    training = GANTraining(TINY, _toy_windows())
+    before = {k: v.clone() for k, v in training.generator.state_dict().items()}
+    critic_before = {k: v.clone() for k, v in training.critic.state_dict().items()}
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        losses = training.step(step, rng)
+    assert set(losses) == {"critic", "generator", "wasserstein", "penalty", "reconstruction"}
+    assert all(np.isfinite(v) for v in losses.values())
+    assert any(not torch.equal(before[k], v) for k, v in training.generator.state_dict().items())
+    assert any(not torch.equal(critic_before[k], v) for k, v in training.critic.state_dict().items())
+    assert set(training.export()) == set(before)
+
+
+def test_registry_loads_safetensors_and_card(tmp_path):
+    torch.manual_seed(0)
+    generator = Generator(TINY)
+    save_file({k: v.contiguous() for k, v in generator.state_dict().items()}, str(tmp_path / "gan-toy.safetensors"))
+    card = {"name": "gan-toy", "family": "gan", "genre": "toy", "description": "test", "tracks": [], "params": gan.PARAMS, "config": TINY.to_json()}
+    (tmp_path / "gan-toy.json").write_text(json.dumps(card))
+    registry = ModelRegistry(tmp_path, device="cpu")
+    grid = _grid(4, 4, 4)
+    tracks = registry.generate("gan-toy", _melody(grid), grid, {}, 0)
+    assert len(tracks) == 3
+    direct = GANAccompanist(TINY, generator).generate(_melody(grid), grid, {"temperature": 0.8, "variety": 1.0}, 0)
+    assert all(np.array_equal(a.velocity, b.velocity) for a, b in zip(tracks, direct, strict=True))
+
+
+def test_a_corrupt_checkpoint_disables_only_that_model(tmp_path):
+    card = {"name": "gan-bad", "family": "gan", "genre": "toy", "description": "test", "tracks": [], "params": gan.PARAMS, "config": TINY.to_json()}
+    (tmp_path / "gan-bad.json").write_text(json.dumps(card))
+    (tmp_path / "gan-bad.safetensors").write_bytes(b"not a safetensors file")
+    registry = ModelRegistry(tmp_path, device="cpu")
+    grid = _grid(4, 4, 2)
+    from studio.errors import ModelError
+
+    with pytest.raises(ModelError, match="gan-bad is unavailable"):
+        registry.generate("gan-bad", _melody(grid), grid, {}, 0)

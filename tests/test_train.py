@@ -1,0 +1,83 @@
+"""studio.train with a tiny GAN on a few real chorales: files written, history, samples, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.errors import InputError
+from studio.train import TrainConfig, history_path, run_training
+
+TINY = {"hidden": 16, "dilations": "1,2", "head_hidden": 8, "head_dilations": "1", "critic_hidden": 16, "batch_size": 4, "critic_steps": 1, "pretrain_steps": 1}
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+@pytest.mark.timeout(300)
+def test_train_writes_checkpoint_card_history_and_resumes(cache):
+    out = cache / "ckpt" / "gan-chorale"
+    config = TrainConfig("gan", "chorale", steps=3, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=2)
+    card = run_training(config, progress=False)
+    assert out.with_suffix(".safetensors").stat().st_size > 0
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved == card
+    assert card["name"] == "gan-chorale" and card["family"] == "gan" and card["genre"] == "chorale"
+    assert [t["name"] for t in card["tracks"]] == ["Alto", "Tenor", "Bass"]
+    training = card["training"]
+    assert training["steps"] == 3 and training["train_pieces"] + training["held_out_pieces"] == 8
+    assert set(training["final_losses"]) == {"critic", "generator", "wasserstein", "penalty", "reconstruction"}
+    assert card["config"]["hidden"] == 16 and card["config"]["dilations"] == [1, 2]
+    history = json.loads(history_path(out).read_text())
+    assert [row["step"] for row in history["losses"]] == [1, 2, 3]
+    assert history["samples"][0]["step"] == 0 and history["samples"][-1]["step"] == 3
+    sample = history["samples"][-1]["pieces"][0]
+    assert [t["name"] for t in sample["tracks"]][1:] == ["Alto", "Tenor", "Bass"] and sample["tracks"][0]["notes"]
+
+    # The pictures the UI shows of how it learned.
+    from studio.learning import loss_curves_png, snapshot_pngs
+
+    curves = loss_curves_png("gan-chorale", history_path(out).parent)
+    assert curves is not None and curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    snaps = snapshot_pngs("gan-chorale", 0, history_path(out).parent)
+    assert [caption.split(",")[0] for _, caption in snaps] == [f"step {s['step']}" for s in history["samples"]]
+    assert loss_curves_png("rules", history_path(out).parent) is None and snapshot_pngs("rules", 0, history_path(out).parent) == []
+
+    # A second run with a larger budget resumes from the saved state instead of starting over.
+    resumed = run_training(TrainConfig("gan", "chorale", steps=5, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=2), progress=False)
+    assert resumed["training"]["steps"] == 5
+    history = json.loads(history_path(out).read_text())
+    assert [row["step"] for row in history["losses"]] == [1, 2, 3, 4, 5]
+
+
+def test_train_refuses_what_it_cannot_do(cache):
+    with pytest.raises(InputError, match="has no trainer"):
+        run_training(TrainConfig("vae", "folk", steps=1, out=cache / "x"), progress=False)
+    with pytest.raises(InputError, match="not a folder"):
+        run_training(TrainConfig("gan", "rock", data=str(cache / "missing"), steps=1, out=cache / "x"), progress=False)
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_with_torchrun_train_one_model(cache):
+    """The documented multi-GPU command, on two CPU processes (gloo): both ranks step together and
+    rank 0 alone writes the checkpoint."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = cache / "ddp" / "gan-chorale"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "studio", "train", "--family", "gan", "--genre", "chorale",
+           "--steps", "3", "--max-pieces", "8", "--no-evaluate", "--device", "cpu", "--out", str(out), *sets]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env=env, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["steps"] == 3 and "x 2 processes" in card["training"]["hardware"]
+    assert done.stdout.count("wrote") == 1
