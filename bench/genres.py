@@ -50,15 +50,17 @@ def compare_genres(models: list[str], unseen: int = 100) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
-    names = list(result["held_out"])
-    lines = ["| metric | " + " | ".join(f"{n} real | {n} generated | {n} on folk tunes" for n in names) + " |"]
-    lines.append("|---" * (1 + 3 * len(names)) + "|")
-    for metric in SUMMARY_METRICS:
-        cells = []
-        for n in names:
-            held = result["held_out"][n]
-            cells += [f"{held['real'][metric]:.2f}", f"{held['generated'][metric]:.2f}", f"{result['same_tunes'][n][metric]:.2f}"]
-        lines.append(f"| {SHORT[metric]} | " + " | ".join(cells) + " |")
+    """A Markdown table: per model, its genre's real held-out music, its accompaniment of the same
+    melodies, and its accompaniment of the folk tunes every model got."""
+    lines = ["| model | music | " + " | ".join(SHORT[m] for m in SUMMARY_METRICS) + " |", "|---|---|" + "---|" * len(SUMMARY_METRICS)]
+    for name, held in result["held_out"].items():
+        rows = [
+            (f"real held-out ({held['pieces']} pieces)", held["real"]),
+            ("generated for those melodies", held["generated"]),
+            (f"generated for {result['unseen_tunes']} folk tunes", result["same_tunes"][name]),
+        ]
+        for label, values in rows:
+            lines.append(f"| {name} | {label} | " + " | ".join(f"{values[m]:.2f}" for m in SUMMARY_METRICS) + " |")
     return "\n".join(lines)
 
 

@@ -54,6 +54,7 @@ from torch import nn
 from studio.conditioning import (
     N_CONTEXT_FEATURES,
     N_EVENTS,
+    N_MELODY_FEATURES,
     N_TOKENS,
     context_features,
     events_to_tokens,
@@ -69,7 +70,6 @@ from studio.roll import Grid, RollTrack
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
 USES_TORCH = True
-N_MELODY_FEATURES = N_TOKENS + 1 + 12
 
 
 @dataclass
@@ -314,9 +314,13 @@ def one_hot_voices(tokens: torch.Tensor) -> torch.Tensor:
 
 
 class GANTraining:
-    """The GAN's training step for `studio.train`: `critic_steps` critic updates on fresh real
-    batches, then one generator update. Losses logged per step: ``critic`` (with penalty),
-    ``generator``, ``wasserstein`` (critic's real - fake: the distance estimate), ``penalty``."""
+    """The GAN's training step for `studio.train`. For the first `pretrain_steps` steps the generator
+    alone learns the real voices' events (cross-entropy); after that each step is `critic_steps`
+    critic updates on fresh real batches, then one generator update on the critic's verdict plus
+    the weighted cross-entropy. Losses logged per step: ``reconstruction`` (cross-entropy, nats per
+    step), and once the critic has joined ``critic`` (with penalty), ``generator`` (minus the
+    critic's score of generated music), ``wasserstein`` (real minus generated scores: the distance
+    estimate) and ``penalty``."""
 
     family = "gan"
 
@@ -420,21 +424,21 @@ class GANTraining:
 
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> GANTraining:
-    """The training set-up `studio.train` drives: voices named and voiced as the dataset's tracks,
+    """The training set-up `studio.train` drives: voices named and voiced as the dataset's pitched
+    tracks (a folder's drum track is left out; a chord in a track is learned as its top note),
     random 64-step windows of the training pieces, transposed as the dataset config says."""
     from studio.voices import VoiceWindows, voice_piece
 
     first = dataset.train[0]
+    pitched = [i for i, drum in enumerate(first.drums) if not drum]  # the GAN writes pitched voices; drums are left out
     known = {f.name for f in fields(GANConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown GAN setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    base = GANConfig(voice_names=tuple(first.track_names[1:]), programs=tuple(first.programs[1:]))
+    base = GANConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:]))
     values = {**base.to_json(), **{k: _coerce(getattr(base, k), v) for k, v in overrides.items()}}
     config = GANConfig.from_json(values)
-    if any(first.drums):
-        raise ValueError("the GAN writes pitched voices; drop drum tracks from the data")
-    windows = VoiceWindows([voice_piece(p) for p in dataset.train], config.window, dataset.config.transpose)
+    windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):
         raise ValueError(f"no training windows of {config.window} steps in the data")
     return GANTraining(config, windows, device)

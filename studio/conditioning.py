@@ -28,6 +28,7 @@ __all__ = [
     "HOLD",
     "N_CONTEXT_FEATURES",
     "N_EVENTS",
+    "N_MELODY_FEATURES",
     "N_METER_FEATURES",
     "N_TOKENS",
     "REST",

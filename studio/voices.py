@@ -41,14 +41,20 @@ class VoicePiece:
         return self.tokens.shape[1]
 
 
-def voice_piece(piece) -> VoicePiece:
-    """A `studio.data.Piece` as voices: each track one voice (where notes overlap, the highest
-    sounds), pitches folded by octaves into 24..107."""
-    n_voices, n_steps = piece.n_tracks, piece.n_steps
+def voice_piece(piece, tracks: Sequence[int] | None = None) -> VoicePiece:
+    """A `studio.data.Piece` as voices: each of `tracks` (default: all; the melody, track 0, first)
+    one voice (where notes overlap, as in a chord, the highest sounds), pitches folded by octaves
+    into 24..107."""
+    chosen = list(range(piece.n_tracks)) if tracks is None else list(tracks)
+    voice_of = {t: v for v, t in enumerate(chosen)}
+    n_voices, n_steps = len(chosen), piece.n_steps
     tokens = np.zeros((n_voices, n_steps), np.int64)
     onsets = np.zeros((n_voices, n_steps), bool)
     notes = piece.notes[np.argsort(piece.notes[:, 3], kind="stable")]  # low to high: the highest paints last
     for track, start, end, pitch, _velocity in notes.tolist():
+        if track not in voice_of:
+            continue
+        track = voice_of[track]
         end = min(end, n_steps)
         if end <= start:
             continue

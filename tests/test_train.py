@@ -81,3 +81,34 @@ def test_two_processes_with_torchrun_train_one_model(cache):
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["steps"] == 3 and "x 2 processes" in card["training"]["hardware"]
     assert done.stdout.count("wrote") == 1
+
+
+@pytest.mark.timeout(300)
+def test_train_on_a_folder_of_midi_songs(cache):
+    """A user's own songs (LPD-5 roles): the pitched instruments become the GAN's voices, drums are
+    left out, and the trained model accompanies a melody through the registry."""
+    import numpy as np
+
+    from studio.midi import write_midi
+    from studio.registry import ModelRegistry
+    from studio.roll import Bar, Grid, RollTrack
+    from studio.score import Note, Score, Track
+
+    songs = cache / "songs"
+    songs.mkdir()
+    for k in range(4):
+        melody = [Note(480 * i, 480 * (i + 1), 67 + k + (i % 5) * 2) for i in range(32)]
+        bass = [Note(1920 * i, 1920 * (i + 1), 36 + k + (i % 2) * 7) for i in range(8)]
+        keys = [Note(960 * i, 960 * (i + 1), p + k) for i in range(16) for p in (60, 64)]
+        drums = [Note(480 * i, 480 * i + 120, 36) for i in range(32)]
+        tracks = [Track("Lead", 73, notes=melody), Track("Bass", 33, notes=bass), Track("Keys", 4, notes=keys), Track("Drums", 0, True, 9, drums)]
+        (songs / f"song{k}.mid").write_bytes(write_midi(Score(480, tracks)))
+    out = cache / "ckpt" / "gan-mine"
+    card = run_training(TrainConfig("gan", "mine", data=str(songs), steps=2, out=out, overrides=TINY, evaluate=False), progress=False)
+    assert [t["name"] for t in card["tracks"]] == ["Piano", "Guitar", "Bass", "Strings"]
+    grid = Grid(480, 64, [Bar(16 * i, 16, 4, 4) for i in range(4)])
+    melody = RollTrack.empty("Melody", 0, 64)
+    melody.add_note(0, 64, 72)
+    tracks = ModelRegistry(out.parent, device="cpu").generate("gan-mine", melody, grid, {}, 0)
+    assert [t.name for t in tracks] == ["Piano", "Guitar", "Bass", "Strings"] and not any(t.is_drum for t in tracks)
+    assert all(t.velocity.shape == (64, 128) for t in tracks) and np.isfinite(tracks[0].velocity).all()
