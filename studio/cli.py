@@ -126,6 +126,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=Path(args.out) if args.out else None,
         fresh=args.fresh,
+        run_dir=Path(args.run_dir) if args.run_dir else None,
         overrides=_parse_params(args.set),
         device=args.device,
         evaluate=not args.no_evaluate,
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", help="checkpoint path without suffix (default models/checkpoints/FAMILY-GENRE)")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming a saved run")
+    p.add_argument("--run-dir", help="where the resumable state lives (default: under ~/.cache/music-studio/runs)")
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="a family config setting (repeatable)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--unseen", type=int, default=100, help="unseen tunes in the final evaluation (default 100)")

@@ -288,10 +288,11 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.stem)
 
     step, elapsed = 0, 0.0
-    history: dict[str, Any] = {"losses": [], "samples": []}
+    history: dict[str, Any] = {"losses": [], "samples": [], "sessions": []}
     resumed = None if config.fresh else _load_state(run_dir, recipe, rng)
     if resumed is not None:
         step, elapsed, history = resumed
+        history.setdefault("sessions", [])
         if dist.main and progress:
             print(f"resuming {config.name} from step {step} ({elapsed / 60:.1f} min done) in {run_dir}", file=sys.stderr)
     dist.broadcast_modules(recipe.modules)
@@ -325,6 +326,9 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             last_save = time.perf_counter()
     bar.close()
     elapsed = time.perf_counter() - start
+    first_step = history["sessions"][-1]["to_step"] if history["sessions"] else 0
+    first_s = history["sessions"][-1]["to_s"] if history["sessions"] else 0.0
+    history["sessions"].append({"hardware": _hardware(device) + (f" x {dist.world} processes" if dist.world > 1 else ""), "from_step": first_step, "to_step": step, "to_s": round(elapsed, 1), "minutes": round((elapsed - first_s) / 60, 1)})
     card: dict[str, Any] = {}
     if dist.main:
         if not history["samples"] or history["samples"][-1]["step"] != step:
@@ -364,7 +368,7 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
     save_file(recipe.export(), str(stem.with_suffix(".safetensors")), metadata={"family": config.family, "name": config.name})
     hist = history_path(stem)
     hist.parent.mkdir(parents=True, exist_ok=True)
-    shipped = {"name": config.name, "family": config.family, "losses": _thin(history["losses"]), "samples": history["samples"]}
+    shipped = {"name": config.name, "family": config.family, "sessions": history["sessions"], "losses": _thin(history["losses"]), "samples": history["samples"]}
     hist.write_text(json.dumps(shipped, separators=(",", ":")))
     source = config.data or f"corpus:{config.genre}"
     card = {
@@ -383,7 +387,7 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
             "windows": recipe.n_windows,
             "steps": step,
             "wall_time_minutes": round(elapsed / 60, 1),
-            "hardware": _hardware(device) + (f" x {world} processes" if world > 1 else ""),
+            "hardware": "; ".join(f"{s['hardware']} (steps {s['from_step']}-{s['to_step']}, {s['minutes']} min)" for s in history["sessions"]),
             "seed": config.seed,
             "final_losses": _final_losses(history),
             "history": str(history_path(stem).relative_to(REPO_ROOT)) if history_path(stem).is_relative_to(REPO_ROOT) else str(history_path(stem)),
