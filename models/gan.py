@@ -337,6 +337,10 @@ class GANTraining:
         }
         self.reduce_gradients = lambda module: None  # studio.train sets this to average across DDP ranks
 
+    def selectable(self, step: int) -> bool:
+        """Only a generator that has trained against the critic may be chosen to ship."""
+        return step >= self.config.pretrain_steps
+
     @property
     def n_windows(self) -> int:
         return len(self.windows)

@@ -28,7 +28,7 @@ from studio.metrics import TRACK_METRICS, bar_coverage, piece_metrics
 from studio.registry import ModelRegistry, default_registry
 from studio.roll import Grid, RollTrack, to_model_range
 
-__all__ = ["EvaluationConfig", "copied_bar_share", "evaluate", "format_report"]
+__all__ = ["EvaluationConfig", "bound_gaps", "copied_bar_share", "evaluate", "format_report", "real_summary", "validation_score"]
 
 SUMMARY_METRICS = ("in_key_rate", "consonance", *TRACK_METRICS, "accompaniment_polyphony")
 RELATIVE_TOLERANCE = 0.15  # MuseGAN metrics within 15% of the real held-out values
@@ -163,6 +163,42 @@ def _compare(generated: Mapping[str, float], real: Mapping[str, float]) -> dict[
         rel = (g - r) / abs(r) if r else (0.0 if g == r else float("inf"))
         out[metric] = {"generated": round(g, 4), "real": round(r, 4), "relative_difference": round(rel, 4), "bound": bound, "ok": bool(ok)}
     return out
+
+
+def bound_gaps(generated: Mapping[str, float], real: Mapping[str, float]) -> dict[str, float]:
+    """How far each metric is from the real music, in units of its acceptance bound (<= 1: within
+    it): the shortfall of in-key and consonance over `TONAL_MARGIN` (being above the real value
+    costs nothing), and |generated - real| over 15% of real (or the rate slack) for the others."""
+    gaps = {}
+    for metric in SUMMARY_METRICS:
+        g, r = generated[metric], real[metric]
+        if not (math.isfinite(g) and math.isfinite(r)):
+            continue
+        if metric in ("in_key_rate", "consonance"):
+            gaps[metric] = max(0.0, r - g) / TONAL_MARGIN
+        else:
+            slack = RATE_SLACK if metric in RATES else 1e-3
+            gaps[metric] = abs(g - r) / max(RELATIVE_TOLERANCE * abs(r), slack)
+    return gaps
+
+
+def real_summary(pieces: Sequence[Any]) -> dict[str, float]:
+    """The metrics of the real accompaniments of `pieces` (`studio.data.Piece`), averaged."""
+    rows = []
+    for piece in pieces:
+        tracks = piece.tracks
+        rows.append(piece_metrics(tracks[0], tracks[1:], piece.grid))
+    return _summary(rows)
+
+
+def validation_score(model: Any, pieces: Sequence[Any], real: Mapping[str, float], params: Mapping[str, Any], seed: int = 0) -> tuple[float, dict[str, float]]:
+    """A model's distance from real music on validation `pieces`: the mean of `bound_gaps` (lower is
+    better; training keeps the generator that scores lowest). `model` has `generate` (an
+    accompanist, not a registry name); returns (score, the generated metrics)."""
+    rows = [piece_metrics(p.tracks[0], model.generate(_model_melody(p.tracks[0]), p.grid, params, seed), p.grid) for p in pieces]
+    generated = _summary(rows)
+    gaps = bound_gaps(generated, real)
+    return (float(np.mean(list(gaps.values()))) if gaps else float("inf")), generated
 
 
 def evaluate(model: str, config: EvaluationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True) -> dict[str, Any]:

@@ -28,6 +28,7 @@ LOSS_LABELS = {
     "critic": "critic loss",
     "wasserstein": "Wasserstein estimate (critic: real minus generated; falls as the generator improves)",
     "reconstruction": "cross-entropy of the real voices (nats per step)",
+    "validation": "distance from real music on validation pieces (1 = the acceptance bound; lower is better)",
 }
 _lock = threading.Lock()
 _cache_dir: Path | None = None
@@ -79,11 +80,25 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
     keys = [k for k in LOSS_LABELS if any(k in r for r in rows)]
     adversarial = [k for k in keys if k != "reconstruction"]
     panels = [p for p in (adversarial, ["reconstruction"] if "reconstruction" in keys else []) if p]
+    validation = data.get("validation") or []
+    if validation:
+        panels.append(["validation"])
     fig = Figure(figsize=(10, 2.6 * len(panels)), dpi=100)
     FigureCanvasAgg(fig)
     window = max(1, len(rows) // 200)
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(len(panels), 1, i + 1)
+        if panel == ["validation"]:
+            steps = [r["step"] for r in validation]
+            scores = [r["score"] for r in validation]
+            ax.plot(steps, scores, marker="o", markersize=3, linewidth=1.2, color="#0072B2", label=LOSS_LABELS["validation"])
+            best = min(range(len(scores)), key=scores.__getitem__)
+            ax.plot([steps[best]], [scores[best]], marker="*", markersize=14, color="#D55E00", linestyle="none", label=f"kept: step {steps[best]}")
+            ax.axhline(1.0, color="#999999", linestyle=":", linewidth=1)
+            ax.legend(fontsize=8, loc="upper right")
+            ax.set_xlabel("training step")
+            ax.grid(alpha=0.3)
+            continue
         for key in panel:
             pts = [(r["step"], r[key]) for r in rows if key in r]
             steps, values = np.array([p[0] for p in pts]), np.array([p[1] for p in pts], float)

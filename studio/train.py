@@ -79,6 +79,9 @@ class TrainConfig:
     evaluate_unseen: int = 100
     max_pieces: int | None = None  # for quick runs and tests
     threads: int | None = None
+    validation: float = 0.1  # share of the training pieces kept aside to choose the checkpoint (0: keep the last)
+    validate_every_s: float = 90.0
+    max_validation_pieces: int = 40
 
     @property
     def name(self) -> str:
@@ -242,6 +245,68 @@ def _snapshot(recipe: Any, melodies: list[tuple[str, RollTrack, Grid]], step: in
     return {"step": step, "seconds": round(seconds, 1), "pieces": pieces}
 
 
+# --------------------------------------------------------------------------- choosing the checkpoint
+
+
+class _Selector:
+    """Model selection on validation pieces (training pieces the model never trains on, never the
+    held-out ones): every `every_s` seconds, once the recipe says its model is selectable, the
+    generator accompanies the validation melodies and `studio.evaluate.validation_score` measures
+    how far its metrics are from the real accompaniments'; the best-scoring weights are what ships
+    (adversarial training wanders, so the last step is not always the best)."""
+
+    def __init__(self, pieces: list, params: dict, every_s: float, run_dir: Path) -> None:
+        from studio.evaluate import real_summary
+
+        self.pieces, self.params, self.every_s, self.run_dir = pieces, params, every_s, run_dir
+        self.real = real_summary(pieces) if pieces else {}
+        self.best: dict[str, Any] | None = None
+        self.weights: dict | None = None
+        self.last_check = time.perf_counter()
+
+    def check(self, recipe: Any, step: int, history: dict, force: bool = False) -> None:
+        if not self.pieces or not getattr(recipe, "selectable", lambda _s: True)(step):
+            return
+        if not force and time.perf_counter() - self.last_check < self.every_s:
+            return
+        from safetensors.torch import save_file
+
+        from studio.evaluate import validation_score
+
+        self.last_check = time.perf_counter()
+        score, generated = validation_score(recipe.accompanist(), self.pieces, self.real, self.params)
+        history.setdefault("validation", []).append({"step": step, "score": round(score, 4), **{k: round(v, 4) for k, v in generated.items()}})
+        if self.best is None or score < self.best["score"]:
+            self.best = {"step": step, "score": round(score, 4)}
+            self.weights = {k: v.clone() for k, v in recipe.export().items()}  # export() may share the live parameters
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_file(self.weights, str(self.run_dir / "best.safetensors"))
+            (self.run_dir / "best.json").write_text(json.dumps(self.best))
+
+    def restore(self) -> None:
+        """The best so far of a resumed run."""
+        from safetensors.torch import load_file
+
+        if (self.run_dir / "best.json").exists() and (self.run_dir / "best.safetensors").exists():
+            self.best = json.loads((self.run_dir / "best.json").read_text())
+            self.weights = load_file(str(self.run_dir / "best.safetensors"))
+
+
+def _split_validation(dataset: Any, fraction: float, cap: int) -> tuple[Any, list]:
+    """(the dataset with the validation pieces taken out of `train`, the validation pieces)."""
+    import dataclasses
+
+    from studio.data import split_pieces
+
+    if fraction <= 0 or len(dataset.train) < 4:
+        return dataset, []
+    ids = [p.id for p in dataset.train]
+    fit_ids, val_ids = split_pieces(ids, [p.group or p.id for p in dataset.train], fraction, seed=1)
+    by_id = {p.id: p for p in dataset.train}
+    fit = dataclasses.replace(dataset, train=[by_id[i] for i in fit_ids])
+    return fit, [by_id[i] for i in val_ids][:cap]
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -283,9 +348,11 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise InputError(f"no training pieces in {config.dataset_genre}")
     torch.manual_seed(config.seed + dist.rank)
     rng = np.random.default_rng(config.seed + dist.rank)
+    dataset, validation = _split_validation(dataset, config.validation, config.max_validation_pieces)
     recipe = family.training(dataset, dict(config.overrides), device)
     recipe.reduce_gradients = dist.average_gradients
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.stem)
+    selector = _Selector(validation if dist.main else [], {p["name"]: p["default"] for p in family.PARAMS}, config.validate_every_s, run_dir)
 
     step, elapsed = 0, 0.0
     history: dict[str, Any] = {"losses": [], "samples": [], "sessions": []}
@@ -293,6 +360,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if resumed is not None:
         step, elapsed, history = resumed
         history.setdefault("sessions", [])
+        selector.restore()
         if dist.main and progress:
             print(f"resuming {config.name} from step {step} ({elapsed / 60:.1f} min done) in {run_dir}", file=sys.stderr)
     dist.broadcast_modules(recipe.modules)
@@ -321,6 +389,8 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         if dist.main and due and next_sample <= config.samples:
             history["samples"].append(_snapshot(recipe, sample_melodies, step, elapsed))
             next_sample += 1
+        if dist.main:
+            selector.check(recipe, step, history)
         if dist.main and time.perf_counter() - last_save > config.save_every_s:
             _save_state(run_dir, recipe, step, time.perf_counter() - start, rng, history)
             last_save = time.perf_counter()
@@ -333,8 +403,9 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if dist.main:
         if not history["samples"] or history["samples"][-1]["step"] != step:
             history["samples"].append(_snapshot(recipe, sample_melodies, step, elapsed))
+        selector.check(recipe, step, history, force=not history.get("validation") or history["validation"][-1]["step"] != step)
         _save_state(run_dir, recipe, step, elapsed, rng, history)
-        card = _write_checkpoint(config, recipe, family, dataset, history, step, elapsed, device, dist.world)
+        card = _write_checkpoint(config, recipe, family, dataset, history, step, elapsed, device, dist.world, selector, len(validation))
     dist.close()
     if dist.main and config.evaluate:
         card = _evaluate_into_card(config, card, progress)
@@ -360,15 +431,19 @@ def _thin(rows: list[dict], limit: int = 2000) -> list[dict]:
     return out
 
 
-def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: Any, history: dict, step: int, elapsed: float, device: str, world: int) -> dict:
+def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: Any, history: dict, step: int, elapsed: float, device: str, world: int, selector: _Selector, n_validation: int) -> dict:
     from safetensors.torch import save_file
 
     stem = config.stem
     stem.parent.mkdir(parents=True, exist_ok=True)
-    save_file(recipe.export(), str(stem.with_suffix(".safetensors")), metadata={"family": config.family, "name": config.name})
+    weights = selector.weights if selector.weights is not None else recipe.export()
+    save_file(weights, str(stem.with_suffix(".safetensors")), metadata={"family": config.family, "name": config.name})
     hist = history_path(stem)
     hist.parent.mkdir(parents=True, exist_ok=True)
-    shipped = {"name": config.name, "family": config.family, "sessions": history["sessions"], "losses": _thin(history["losses"]), "samples": history["samples"]}
+    shipped = {
+        "name": config.name, "family": config.family, "sessions": history["sessions"], "validation": history.get("validation", []),
+        "losses": _thin(history["losses"]), "samples": history["samples"],
+    }
     hist.write_text(json.dumps(shipped, separators=(",", ":")))
     source = config.data or f"corpus:{config.genre}"
     card = {
@@ -381,8 +456,14 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
         "training": {
             "data": f"{source} ({dataset.info.get('sources', '?')} files, {len(dataset.skipped)} skipped)",
             "pieces": len(dataset.train) + len(dataset.held_out),
-            "train_pieces": len(dataset.train),
+            "train_pieces": len(dataset.train),  # without the validation pieces
             "held_out_pieces": len(dataset.held_out),
+            "validation_pieces": n_validation,
+            "selected": (
+                {**selector.best, "how": "the generator that scored best on the validation pieces (training pieces kept out of training): "
+                 "mean distance of its metrics from the real ones in units of the acceptance bounds (studio.evaluate.validation_score)"}
+                if selector.best else {"step": step, "how": "the last step"}
+            ),
             "split": "by piece, seed 0 (studio.data.split_pieces); related pieces kept together",
             "windows": recipe.n_windows,
             "steps": step,

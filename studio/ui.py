@@ -45,12 +45,25 @@ def _results_dir() -> Path:
 
 def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
     """Accompany an uploaded melody: returns (WAV path, piano-roll PNG path, MIDI path)."""
+    return _accompany(midi_file, model_name, seed, {}, progress)
+
+
+def _accompany_with_controls(midi_file: str | None, model_name: str, seed: float | int, *values, progress=gr.Progress()):  # noqa: B008
+    """The page's generate button: the API's inputs plus the chosen model's controls, in card order."""
+    try:
+        names = [p.name for p in default_registry().card(model_name).params]
+    except InputError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    return _accompany(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress)
+
+
+def _accompany(midi_file: str | None, model_name: str, seed: float | int, params: dict, progress) -> tuple:
     if not midi_file:
         raise gr.Error("Upload a MIDI file (.mid) with a melody first, or pick a sample melody.")
     path = Path(midi_file)
     try:
         result = accompany(
-            AccompanyRequest(midi=path, model=model_name or "rules", seed=int(seed or 0), out_dir=_results_dir(), name=path.stem),
+            AccompanyRequest(midi=path, model=model_name or "rules", seed=int(seed or 0), params=params, out_dir=_results_dir(), name=path.stem),
             progress=lambda fraction, desc="": progress(fraction, desc=desc),
         )
     except (StudioError, ValueError, TypeError) as exc:
@@ -61,8 +74,24 @@ def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
+FAMILY_ORDER = ("rules", "gan", "arcnn", "transformer", "vae", "diffusion")
+FAMILY_NAMES = {"rules": "Rules", "gan": "GAN", "arcnn": "AR-CNN", "transformer": "Transformer", "vae": "VAE", "diffusion": "Diffusion"}
+
+
 def _model_choices() -> list[tuple[str, str]]:
-    return [(f"{c.name} ({c.family}, {c.genre})", c.name) for c in default_registry().cards() if not c.disabled]
+    """Every usable model, grouped by family (in the order the studio teaches them), then genre."""
+    cards = [c for c in default_registry().cards() if not c.disabled]
+    cards.sort(key=lambda c: (FAMILY_ORDER.index(c.family) if c.family in FAMILY_ORDER else 99, c.genre, c.name))
+    return [(f"{FAMILY_NAMES.get(c.family, c.family)} · {c.genre} · {c.name}", c.name) for c in cards]
+
+
+def _param_control(param) -> gr.components.Component:
+    """A control for one of a model's parameters (its card's type, range, default and help)."""
+    label = param.name.replace("_", " ")
+    if param.type == "choice":
+        return gr.Dropdown(choices=list(param.choices), value=param.default, label=label, info=param.help, elem_id=f"param-{param.name}")
+    step = 1 if param.type == "int" else 0.05
+    return gr.Slider(minimum=param.min, maximum=param.max, value=param.default, step=step, label=label, info=param.help, elem_id=f"param-{param.name}")
 
 
 _METRIC_WORDS = {
@@ -125,6 +154,7 @@ def build_app() -> gr.Blocks:
                 choices = _model_choices()
                 model = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Generator", elem_id="model")
                 card = gr.Markdown(_model_card_markdown(choices[0][1]) if choices else "No models found.")
+                controls_area = gr.Column()
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
                 go = gr.Button("Generate accompaniment", variant="primary", elem_id="generate")
                 gr.Examples(examples=[[p] for p in _samples()], inputs=[midi_in], label="Sample melodies")
@@ -141,5 +171,26 @@ def build_app() -> gr.Blocks:
                 snapshots = gr.Gallery(value=snaps0, label="Its accompaniment of a melody it never saw, as training went on", columns=2, height="auto", elem_id="snapshots", scale=1)
         model.change(_model_card_markdown, inputs=model, outputs=card, api_name=False)
         model.change(_learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
-        go.click(accompany_endpoint, inputs=[midi_in, model, seed], outputs=[audio, roll, midi_out], api_name="accompany", concurrency_limit=max(1, (os.cpu_count() or 2)))
+        workers = max(1, os.cpu_count() or 2)
+        with controls_area:
+
+            @gr.render(inputs=model)
+            def _controls(name: str) -> None:
+                """The chosen model's own controls (from its card's params); generate uses them."""
+                try:
+                    params = default_registry().card(name).params if name else []
+                except InputError:
+                    params = []
+                controls = [_param_control(p) for p in params]
+                go.click(
+                    _accompany_with_controls, inputs=[midi_in, model, seed, *controls], outputs=[audio, roll, midi_out],
+                    api_name=False, concurrency_limit=workers, concurrency_id="generate",
+                )
+
+        # The API keeps its three inputs (DESIGN.md): defaults for every model parameter.
+        api_button = gr.Button(visible=False)
+        api_button.click(
+            accompany_endpoint, inputs=[midi_in, model, seed], outputs=[audio, roll, midi_out],
+            api_name="accompany", concurrency_limit=workers, concurrency_id="generate",
+        )
     return app

@@ -103,7 +103,7 @@ def test_bad_input_is_one_clear_line(kind):
     start = time.perf_counter()
     with pytest.raises(InputError) as info:
         read_midi(data)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 3.0  # a guard against hangs, not a speed test (shared CI)
     message = str(info.value)
     assert phrase.lower() in message.lower()
     assert "\n" not in message and len(message) < 200

@@ -29,11 +29,13 @@ def test_train_writes_checkpoint_card_history_and_resumes(cache):
     assert card["name"] == "gan-chorale" and card["family"] == "gan" and card["genre"] == "chorale"
     assert [t["name"] for t in card["tracks"]] == ["Alto", "Tenor", "Bass"]
     training = card["training"]
-    assert training["steps"] == 3 and training["train_pieces"] + training["held_out_pieces"] == 8
+    assert training["steps"] == 3 and training["train_pieces"] + training["validation_pieces"] + training["held_out_pieces"] == 8
+    assert training["validation_pieces"] >= 1 and training["selected"]["step"] == 3  # checked once, at the end
     assert set(training["final_losses"]) == {"critic", "generator", "wasserstein", "penalty", "reconstruction"}
     assert card["config"]["hidden"] == 16 and card["config"]["dilations"] == [1, 2]
     history = json.loads(history_path(out).read_text())
     assert [row["step"] for row in history["losses"]] == [1, 2, 3]
+    assert [row["step"] for row in history["validation"]] == [3] and history["validation"][0]["score"] >= 0
     assert history["samples"][0]["step"] == 0 and history["samples"][-1]["step"] == 3
     sample = history["samples"][-1]["pieces"][0]
     assert [t["name"] for t in sample["tracks"]][1:] == ["Alto", "Tenor", "Bass"] and sample["tracks"][0]["notes"]
@@ -112,3 +114,22 @@ def test_train_on_a_folder_of_midi_songs(cache):
     tracks = ModelRegistry(out.parent, device="cpu").generate("gan-mine", melody, grid, {}, 0)
     assert [t.name for t in tracks] == ["Piano", "Guitar", "Bass", "Strings"] and not any(t.is_drum for t in tracks)
     assert all(t.velocity.shape == (64, 128) for t in tracks) and np.isfinite(tracks[0].velocity).all()
+
+
+@pytest.mark.timeout(300)
+def test_the_best_validated_generator_is_what_ships(cache):
+    from safetensors.torch import load_file
+
+    out = cache / "sel" / "gan-chorale"
+    config = TrainConfig("gan", "chorale", steps=4, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=1, validate_every_s=0.0)
+    card = run_training(config, progress=False)
+    history = json.loads(history_path(out).read_text())
+    scores = {row["step"]: row["score"] for row in history["validation"]}
+    assert sorted(scores) == [1, 2, 3, 4]  # every step once the critic has joined (pretraining: step 0)
+    best = min(scores, key=scores.get)
+    assert card["training"]["selected"]["step"] == best and card["training"]["selected"]["score"] == scores[best]
+    from studio.train import default_run_dir
+
+    shipped = load_file(str(out.with_suffix(".safetensors")))
+    kept = load_file(str(default_run_dir(out) / "best.safetensors"))
+    assert all((shipped[k] == kept[k]).all() for k in shipped)
