@@ -5,7 +5,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from studio.ui import build_app  # imported after the variable above is set, before gradio reads it
+from studio.ui import build_app, launch_options  # imported after the variable above is set, before gradio reads it
 
 if __name__ == "__main__":
-    build_app().queue(max_size=64, default_concurrency_limit=2).launch()
+    build_app().queue(max_size=64, default_concurrency_limit=2).launch(**launch_options())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -255,6 +255,18 @@ def _run(model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: 
             return model.generate(melody, grid, params, seed)
     return model.generate(melody, grid, params, seed)
 
+
+def _on_spaces_gpu(run: Callable) -> Callable:
+    """`run` wrapped with `spaces.GPU` when the `spaces` package is importable (Hugging Face ZeroGPU
+    attaches a GPU only inside such calls; elsewhere the decorator does nothing). Nothing requires it."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return run
+    return spaces.GPU(duration=60)(run)
+
+
+_run = _on_spaces_gpu(_run)
 
 _default: ModelRegistry | None = None
 _default_lock = threading.Lock()

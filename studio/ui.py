@@ -1,177 +1,134 @@
-"""The web page (Gradio): upload a melody, pick a model, hear and see the accompaniment.
+"""The studio's web page (Gradio): play, record, upload or pick a melody; choose a generator; see,
+hear, remix and compare what it made.
 
-Thin UI, fat library: callbacks check input, call `studio.service.accompany`, and turn studio
-errors into `gr.Error`. The `/accompany` API endpoint (inputs: midi_file, model_name, seed;
-outputs: audio WAV, piano-roll PNG, MIDI) is the same function.
+Thin UI, fat library: the layout lives here, the actions in `studio.ui_actions` (they call only
+the service layer), the model texts in `studio.ui_cards`, the keyboard in `assets/ui/`. The
+`/accompany` API endpoint (inputs: midi_file, model_name, seed; outputs: audio WAV, piano-roll
+PNG, MIDI) is kept as DESIGN.md defines it.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import tempfile
-import time
-from pathlib import Path
 
 import gradio as gr
 
+from studio import ui_actions as act
 from studio.config import REPO_ROOT
-from studio.errors import InputError, StudioError
-from studio.learning import loss_curves_png, snapshot_pngs
+from studio.errors import InputError
 from studio.registry import default_registry
-from studio.service import AccompanyRequest, accompany
 from studio.synth import synth_status
+from studio.ui_cards import learning_views, model_card_markdown, model_choices, param_control
 
-__all__ = ["accompany_endpoint", "build_app"]
+__all__ = ["accompany_endpoint", "build_app", "launch_options"]
 
 SAMPLES = REPO_ROOT / "assets" / "melodies"
-RESULTS_ROOT_NAME = "studio-results"
-KEEP_RESULTS_S = 3600  # a session's files are kept an hour, then cleaned
+UI_FILES = REPO_ROOT / "assets" / "ui"
+accompany_endpoint = act.accompany_endpoint  # the API's function, importable from here as before
+
+PAGE_CSS = """
+#result-row { align-items: flex-start; }
+#takes .wrap { flex-direction: column; }
+@media (max-width: 700px) { .gradio-container { padding: 6px !important; } }
+"""
 
 
-def _results_dir() -> Path:
-    """A fresh folder for one request, under a root whose old folders are removed (bounded disk use)."""
-    root = Path(tempfile.gettempdir()) / RESULTS_ROOT_NAME
-    root.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in root.iterdir():
-        try:
-            if now - old.stat().st_mtime > KEEP_RESULTS_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
-    return Path(tempfile.mkdtemp(dir=root))
-
-
-def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
-    """Accompany an uploaded melody: returns (WAV path, piano-roll PNG path, MIDI path)."""
-    return _accompany(midi_file, model_name, seed, {}, progress)
-
-
-def _accompany_with_controls(midi_file: str | None, model_name: str, seed: float | int, *values, progress=gr.Progress()):  # noqa: B008
-    """The page's generate button: the API's inputs plus the chosen model's controls, in card order."""
+def _samples() -> tuple[list[list[str]], list[str]]:
+    """The sample melodies in assets/ with their names, meters and keys (from its index.json)."""
     try:
-        names = [p.name for p in default_registry().card(model_name).params]
-    except InputError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
-    return _accompany(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress)
+        index = json.loads((SAMPLES / "index.json").read_text())
+    except (OSError, ValueError):
+        index = []
+    rows = [e for e in index if (SAMPLES / e.get("file", "")).is_file()]
+    return [[str(SAMPLES / e["file"])] for e in rows], [f"{e['title']} ({e['meter']}, {e['key']})" for e in rows]
 
 
-def _accompany(midi_file: str | None, model_name: str, seed: float | int, params: dict, progress) -> tuple:
-    if not midi_file:
-        raise gr.Error("Upload a MIDI file (.mid) with a melody first, or pick a sample melody.")
-    path = Path(midi_file)
-    try:
-        result = accompany(
-            AccompanyRequest(midi=path, model=model_name or "rules", seed=int(seed or 0), params=params, out_dir=_results_dir(), name=path.stem),
-            progress=lambda fraction, desc="": progress(fraction, desc=desc),
-        )
-    except (StudioError, ValueError, TypeError) as exc:
-        message = str(exc) if isinstance(exc, StudioError) else f"invalid request: {exc}"
-        raise gr.Error(message[:1].upper() + message[1:], print_exception=False) from None
-    for warning in result.warnings:
-        gr.Warning(warning)
-    return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
+def _keyboard() -> gr.HTML:
+    """The on-screen keyboard (mouse, touch, computer keys, Web MIDI) with its recorder."""
+    return gr.HTML(
+        value="",
+        html_template=(UI_FILES / "keyboard.html").read_text(),
+        css_template=(UI_FILES / "keyboard.css").read_text(),
+        js_on_load=(UI_FILES / "keyboard.js").read_text(),
+        elem_id="keyboard",
+        apply_default_css=False,
+    )
 
 
-FAMILY_ORDER = ("rules", "gan", "arcnn", "transformer", "vae", "diffusion")
-FAMILY_NAMES = {"rules": "Rules", "gan": "GAN", "arcnn": "AR-CNN", "transformer": "Transformer", "vae": "VAE", "diffusion": "Diffusion"}
-
-
-def _model_choices() -> list[tuple[str, str]]:
-    """Every usable model, grouped by family (in the order the studio teaches them), then genre."""
-    cards = [c for c in default_registry().cards() if not c.disabled]
-    cards.sort(key=lambda c: (FAMILY_ORDER.index(c.family) if c.family in FAMILY_ORDER else 99, c.genre, c.name))
-    return [(f"{FAMILY_NAMES.get(c.family, c.family)} · {c.genre} · {c.name}", c.name) for c in cards]
-
-
-def _param_control(param) -> gr.components.Component:
-    """A control for one of a model's parameters (its card's type, range, default and help)."""
-    label = param.name.replace("_", " ")
-    if param.type == "choice":
-        return gr.Dropdown(choices=list(param.choices), value=param.default, label=label, info=param.help, elem_id=f"param-{param.name}")
-    step = 1 if param.type == "int" else 0.05
-    return gr.Slider(minimum=param.min, maximum=param.max, value=param.default, step=step, label=label, info=param.help, elem_id=f"param-{param.name}")
-
-
-_METRIC_WORDS = {
-    "in_key_rate": "notes in the melody's key",
-    "consonance": "consonant with the melody",
-    "qualified_note_rate": "notes a dotted eighth or longer",
-    "used_pitch_classes": "different notes per bar",
-}
-
-
-def _model_card_markdown(name: str) -> str:
-    """The card in plain words: what the model does, what it learned from, how it scores."""
-    try:
-        card = default_registry().card(name)
-    except InputError:
-        return ""
-    lines = [f"**{card.name}**: {card.description}"]
-    training = card.training or {}
-    if training.get("steps"):
-        lines.append(
-            f"Trained on {training.get('train_pieces', '?')} pieces of {training.get('data', '?')} for {training['steps']} steps, "
-            f"{training.get('wall_time_minutes', '?')} minutes on {training.get('hardware', '?')}."
-        )
-    held = (card.metrics or {}).get("held_out")
-    if held:
-        rows = [
-            f"| {_METRIC_WORDS[m]} | {held['generated'][m]:.2f} | {held['real'][m]:.2f} |"
-            for m in _METRIC_WORDS
-            if m in held.get("generated", {})
-        ]
-        lines.append(
-            f"On {held['pieces']} {card.genre} pieces it never saw in training (seed {card.metrics.get('seed', 0)}):\n\n"
-            "| | this model | the real music |\n|---|---|---|\n" + "\n".join(rows)
-        )
-    return "\n\n".join(lines)
-
-
-def _learning_views(name: str):
-    """Loss curves and sample rolls along training of `name` (empty for models that never trained)."""
-    curves = loss_curves_png(name)
-    snaps = [(str(p), caption) for p, caption in snapshot_pngs(name)]
-    note = "" if curves else "This model was not trained (it follows rules), so there is nothing to watch here."
-    return (str(curves) if curves else None), snaps, note
-
-
-def _samples() -> list[str]:
-    return [str(p) for p in sorted(SAMPLES.glob("*.mid"))]
+def launch_options() -> dict:
+    """What `launch()` needs besides the Blocks: page CSS and the upload cap (before parsing)."""
+    return {"css": PAGE_CSS, "max_file_size": "2mb"}
 
 
 def build_app() -> gr.Blocks:
-    """The first studio page: upload or pick a melody, choose a model and a seed, generate."""
+    """The studio page."""
     ok, synth_message = synth_status()
+    workers = max(1, os.cpu_count() or 2)
+    choices = model_choices()
+    first = choices[0][1] if choices else ""
     with gr.Blocks(title="Music Studio") as app:
-        gr.Markdown("# Music Studio\nUpload a melody (a `.mid` file) or pick a sample, choose a generator, and hear its accompaniment.")
+        gr.Markdown(
+            "# Music Studio\n**1.** Play a melody on the keyboard (or record it in time, upload a MIDI file, or pick a sample). "
+            "**2.** Choose a generator. **3.** Listen, change the instruments, and compare your takes."
+        )
         if not ok:
             gr.Markdown(f"**Audio is unavailable:** {synth_message}. You still get the MIDI file and the piano roll.")
+        takes = gr.State([])
+        current = gr.State(None)
         with gr.Row():
-            with gr.Column(scale=1):
-                midi_in = gr.File(label="Melody (MIDI file)", file_types=[".mid", ".midi"], type="filepath", elem_id="midi-input")
-                choices = _model_choices()
-                model = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None, label="Generator", elem_id="model")
-                card = gr.Markdown(_model_card_markdown(choices[0][1]) if choices else "No models found.")
+            with gr.Column(scale=3, min_width=340):
+                with gr.Tabs(elem_id="melody-tabs"):
+                    with gr.Tab("Play or record", elem_id="tab-play"):
+                        _keyboard()
+                        recording = gr.Textbox(visible="hidden", elem_id="recording")
+                        with gr.Row():
+                            use = gr.Button("Use this melody", variant="secondary", elem_id="use-melody")
+                            clear = gr.Button("Clear", elem_id="clear-melody")
+                    with gr.Tab("Upload", elem_id="tab-upload"):
+                        melody_file = gr.File(label="Melody (MIDI file, up to 2 MB)", file_types=[".mid", ".midi"], type="filepath", elem_id="midi-input")
+                    with gr.Tab("Samples", elem_id="tab-samples"):
+                        examples, labels = _samples()
+                        gr.Examples(examples=examples, inputs=[melody_file], example_labels=labels, label="Public-domain melodies", examples_per_page=12)
+                with gr.Row():
+                    melody_roll = gr.Image(label="Your melody", type="filepath", interactive=False, elem_id="melody-roll", height=180)
+                    melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio")
+            with gr.Column(scale=2, min_width=300):
+                model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model")
+                card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
                 controls_area = gr.Column()
-                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed")
                 go = gr.Button("Generate accompaniment", variant="primary", elem_id="generate")
-                gr.Examples(examples=[[p] for p in _samples()], inputs=[midi_in], label="Sample melodies")
-            with gr.Column(scale=2):
+        with gr.Row(elem_id="result-row"):
+            with gr.Column(scale=3):
                 roll = gr.Image(label="Piano roll", type="filepath", elem_id="piano-roll", interactive=False)
+                note = gr.Markdown(elem_id="result-note")
+            with gr.Column(scale=2, min_width=300):
                 audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False)
-                midi_out = gr.File(label="Download MIDI", elem_id="midi-output", interactive=False)
+                downloads = gr.File(label="Download MIDI and WAV", file_count="multiple", interactive=False, elem_id="downloads")
+                takes_list = gr.Radio(label="This session's takes (newest first)", choices=[], elem_id="takes", visible=False)
+                midi_out = gr.File(visible=False, elem_id="midi-output")  # the API's third output
+        with gr.Accordion("Instruments and mix (changes the audio, not the notes)", open=False, elem_id="mixer"):
+            mixer_area = gr.Column()
         with gr.Accordion("How this model learned", open=False, elem_id="learning"):
-            first = choices[0][1] if choices else ""
-            curves0, snaps0, note0 = _learning_views(first) if first else (None, [], "")
+            curves0, snaps0, note0 = learning_views(first)
             learning_note = gr.Markdown(note0)
             with gr.Row():
                 curves = gr.Image(value=curves0, label="Loss curves: generator against critic", type="filepath", interactive=False, elem_id="loss-curves", scale=1)
                 snapshots = gr.Gallery(value=snaps0, label="Its accompaniment of a melody it never saw, as training went on", columns=2, height="auto", elem_id="snapshots", scale=1)
-        model.change(_model_card_markdown, inputs=model, outputs=card, api_name=False)
-        model.change(_learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
-        workers = max(1, os.cpu_count() or 2)
+
+        # Melody in: keyboard -> MIDI (quantized in Python), uploads and samples; each previewed.
+        use.click(act.use_recording, inputs=recording, outputs=melody_file, api_name=False,
+                  js="(_) => (window.studioKeyboard ? window.studioKeyboard.json() : '')")
+        clear.click(act.clear_melody, outputs=[melody_file, melody_roll, melody_audio], api_name=False,
+                    js="() => { if (window.studioKeyboard) window.studioKeyboard.clear(); return []; }")
+        melody_file.change(act.preview, inputs=melody_file, outputs=[melody_roll, melody_audio], api_name=False)
+
+        model.change(model_card_markdown, inputs=model, outputs=card, api_name=False)
+        model.change(learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
+        shown = [audio, roll, downloads, note, takes_list, current]
+        takes_list.input(act.show_take, inputs=[takes_list, takes], outputs=shown, api_name=False)
+
         with controls_area:
 
             @gr.render(inputs=model)
@@ -181,16 +138,36 @@ def build_app() -> gr.Blocks:
                     params = default_registry().card(name).params if name else []
                 except InputError:
                     params = []
-                controls = [_param_control(p) for p in params]
+                controls = [param_control(p) for p in params]
                 go.click(
-                    _accompany_with_controls, inputs=[midi_in, model, seed, *controls], outputs=[audio, roll, midi_out],
+                    act.generate, inputs=[melody_file, model, seed, takes, *controls], outputs=[*shown, takes],
                     api_name=False, concurrency_limit=workers, concurrency_id="generate",
                 )
+
+        with mixer_area:
+
+            @gr.render(inputs=current)
+            def _mixer(take: dict | None) -> None:
+                """One row per track of the take on show: instrument, volume, mute; re-render the audio."""
+                tracks = act.mixer_tracks(take)
+                if not tracks:
+                    gr.Markdown("Generate a take to change its instruments here.")
+                    return
+                controls = []
+                for track in tracks:
+                    with gr.Row(equal_height=True):
+                        controls.append(gr.Dropdown(choices=act.instrument_choices(), value=track.program, label=track.name,
+                                                    interactive=not track.is_drum, min_width=200, scale=3))
+                        controls.append(gr.Slider(0, 2, value=1, step=0.1, label="volume", min_width=140, scale=2))
+                        controls.append(gr.Checkbox(value=False, label="mute", min_width=80, scale=1))
+                again = gr.Button("Re-render the audio", elem_id="remix")
+                again.click(act.remix, inputs=[current, *controls], outputs=[audio, downloads], api_name=False,
+                            concurrency_limit=workers, concurrency_id="generate")
 
         # The API keeps its three inputs (DESIGN.md): defaults for every model parameter.
         api_button = gr.Button(visible=False)
         api_button.click(
-            accompany_endpoint, inputs=[midi_in, model, seed], outputs=[audio, roll, midi_out],
+            act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out],
             api_name="accompany", concurrency_limit=workers, concurrency_id="generate",
         )
     return app

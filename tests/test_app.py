@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,41 +11,6 @@ from gradio_client import Client, handle_file
 
 from studio.midi import read_midi
 from studio.synth import synth_status
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited: {proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the studio did not start within 90 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def test_page_is_served(server):
@@ -110,11 +70,11 @@ def test_the_pages_controls_reach_the_model(tune_paths):
     """The generate button passes the chosen model's controls (built from its card) to the model:
     with no randomness left (variety 0, temperature 0) two seeds give the same music; with the
     defaults they do not."""
-    from studio.ui import _accompany_with_controls
+    from studio.ui_actions import generate
 
     def run(seed, *values):
-        _wav, _png, midi = _accompany_with_controls(str(tune_paths["four_four.mid"]), "gan-chorale", seed, *values, progress=lambda *a, **k: None)
-        return [(n.start, n.pitch) for t in read_midi(midi).score.tracks[1:] for n in t.notes]
+        *_shown, take, _takes = generate(str(tune_paths["four_four.mid"]), "gan-chorale", seed, [], *values, progress=lambda *a, **k: None)
+        return [(n.start, n.pitch) for t in read_midi(take["midi"]).score.tracks[1:] for n in t.notes]
 
     assert run(1, 0.0, 0.0) == run(2, 0.0, 0.0)
     assert run(1, 0.8, 1.0) != run(2, 0.8, 1.0)

@@ -1,0 +1,184 @@
+"""What the page's buttons do. Each action calls the studio's service layer and turns a studio
+error into `gr.Error` (one readable line; the server and the session's takes are untouched).
+
+Every request writes into a fresh, randomly named folder under the temp dir's `studio-results`,
+and folders older than an hour are removed, so disk use stays bounded and no session can guess
+another's files (Gradio serves only files that a callback returned to that session).
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from studio.errors import InputError, StudioError
+from studio.mixing import GM_PROGRAMS, TrackMix, preview_melody, remix_take, take_tracks
+from studio.recording import recording_to_midi
+from studio.registry import default_registry
+from studio.service import AccompanyRequest, accompany
+from studio.takes import add_take, find_take, take_from_result, take_label
+
+__all__ = [
+    "accompany_endpoint", "clear_melody", "generate", "instrument_choices", "mixer_tracks",
+    "preview", "remix", "show_take", "use_recording",
+]
+
+RESULTS_ROOT_NAME = "studio-results"
+KEEP_RESULTS_S = 3600  # a session's files are kept an hour, then cleaned
+
+
+def results_dir() -> Path:
+    """A fresh folder for one request, under a root whose old folders are removed (bounded disk use)."""
+    root = Path(tempfile.gettempdir()) / RESULTS_ROOT_NAME
+    root.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in root.iterdir():
+        try:
+            if now - old.stat().st_mtime > KEEP_RESULTS_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def _readable(exc: Exception) -> gr.Error:
+    message = str(exc) if isinstance(exc, StudioError) else f"invalid request: {exc}"
+    return gr.Error(message[:1].upper() + message[1:], print_exception=False)
+
+
+def user_errors(action: Callable) -> Callable:
+    """Run `action`; studio errors (and bad values from the page) become one readable `gr.Error`."""
+
+    @functools.wraps(action)
+    def run(*args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (StudioError, ValueError, TypeError) as exc:
+            raise _readable(exc) from None
+
+    return run
+
+
+def _melody_name(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").strip() or "melody"
+
+
+def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progress: Any):
+    if not midi_file:
+        raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
+    path = Path(midi_file)
+    result = accompany(
+        AccompanyRequest(midi=path, model=model_name or "rules", seed=int(seed or 0), params=params, out_dir=results_dir(), name=path.stem),
+        progress=lambda fraction, desc="": progress(fraction, desc=desc),
+    )
+    for warning in result.warnings:
+        gr.Warning(warning)
+    return result
+
+
+@user_errors
+def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+    """The `/accompany` API: (WAV path, piano-roll PNG path, MIDI path), every model parameter at its default."""
+    result = _run(midi_file, model_name, seed, {}, progress)
+    return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
+
+
+def _result_note(take: dict) -> str:
+    m = take.get("metrics", {})
+    facts = [f"**{take_label(take)}**"]
+    if "in_key" in m:
+        facts.append(f"{m['in_key']:.0%} of the accompaniment's notes in the key of {take.get('key', 'the melody')}")
+    if "consonance" in m:
+        facts.append(f"{m['consonance']:.0%} consonant with the melody")
+    if not take.get("wav"):
+        facts.append("no audio on this server (the MIDI file plays in any music program)")
+    return " · ".join(facts)
+
+
+def _downloads(take: dict) -> list[str]:
+    return [p for p in (take["midi"], take.get("wav")) if p]
+
+
+def _show(take: dict, takes: list[dict]) -> tuple:
+    """The outputs that show one take: audio, roll, downloads, note, takes list, current take."""
+    radio = gr.Radio(choices=[take_label(t) for t in reversed(takes)], value=take_label(take), visible=True)
+    return take.get("wav"), take.get("png"), _downloads(take), _result_note(take), radio, take
+
+
+@user_errors
+def generate(midi_file: str | None, model_name: str, seed: Any, takes: list[dict] | None, *values: Any, progress=gr.Progress()):  # noqa: B008
+    """The page's generate button: the chosen model with its controls (in card order); a new take."""
+    names = [p.name for p in default_registry().card(model_name).params]
+    result = _run(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress)
+    take = take_from_result(result, number=max((t["number"] for t in takes or []), default=0) + 1, melody_name=_melody_name(Path(midi_file)))
+    takes = add_take(takes, take)
+    return (*_show(take, takes), takes)
+
+
+@user_errors
+def show_take(label: str, takes: list[dict] | None) -> tuple:
+    """Play back one of this session's takes (no regeneration)."""
+    take = find_take(takes, label)
+    return _show(take, list(takes or []))
+
+
+def instrument_choices() -> list[tuple[str, int]]:
+    """The General MIDI instruments as (\"25 Acoustic Guitar (steel)\", 25)."""
+    return [(f"{i} {name}", i) for i, name in enumerate(GM_PROGRAMS)]
+
+
+def mixer_tracks(take: dict | None) -> list:
+    """The tracks of the take on show (empty when there is none or its files are gone)."""
+    if not take or not Path(take["midi"]).exists():
+        return []
+    try:
+        return take_tracks(take["midi"])
+    except StudioError:
+        return []
+
+
+@user_errors
+def remix(take: dict | None, *values: Any) -> tuple:
+    """Re-render the take's audio with each track's instrument, volume and mute (no regeneration).
+
+    `values` are (program, volume, mute) for each track, in track order."""
+    if not take:
+        raise InputError("generate a take first, then change its instruments")
+    midi = Path(take["midi"])
+    if not midi.exists():
+        raise InputError("this take has expired (files are kept an hour): generate it again")
+    mixes = [TrackMix(program=int(values[i]), volume=float(values[i + 1]), mute=bool(values[i + 2])) for i in range(0, len(values) - 2, 3)]
+    out_midi, out_wav = remix_take(midi, mixes, midi.parent)
+    return str(out_wav), [str(out_midi), str(out_wav)]
+
+
+@user_errors
+def preview(midi_file: str | None) -> tuple:
+    """The melody alone, as the studio reads it: (piano-roll PNG, WAV or None)."""
+    if not midi_file:
+        return None, None
+    wav, png = preview_melody(midi_file, results_dir(), name=Path(midi_file).stem)
+    return str(png), (str(wav) if wav else None)
+
+
+@user_errors
+def use_recording(recording_json: str) -> str:
+    """What was played on the keyboard, quantized, as a MIDI file that becomes the melody."""
+    data = recording_to_midi(recording_json or "")
+    path = results_dir() / "my-melody.mid"
+    path.write_bytes(data)
+    return str(path)
+
+
+def clear_melody() -> tuple[None, None, None]:
+    """Forget the melody (the session's takes stay)."""
+    return None, None, None

@@ -1,0 +1,169 @@
+"""The page in a real browser (Playwright driving Debian's Chromium): play a melody with the
+computer keys, generate, remix and compare takes; a bad upload shows a readable error and the
+next generation still works; the page fits a phone. Screenshots are saved for people to look at
+(`$STUDIO_SCREENSHOTS`, default: the run's temp dir) and the console must stay free of errors.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def shots(run_dir) -> Path:
+    folder = Path(os.environ.get("STUDIO_SCREENSHOTS") or run_dir / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Page:
+    """A page of the studio with its console watched."""
+
+    def __init__(self, browser, url: str, width: int, height: int) -> None:
+        self.page = browser.new_page(viewport={"width": width, "height": height})
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.goto(url)
+        self.page.wait_for_selector("#keyboard .kb-white", timeout=60_000)
+
+    def play(self, keys: str) -> None:
+        """Play notes with the computer keys, each held a moment."""
+        self.page.mouse.click(2, 2)  # focus the page, not an input
+        for key in keys:
+            self.page.keyboard.down(key)
+            time.sleep(0.12)
+            self.page.keyboard.up(key)
+            time.sleep(0.04)
+
+    def image_src(self, elem_id: str, timeout: float = 90_000, not_src: str | None = None) -> str:
+        self.page.wait_for_function(
+            "([sel, old]) => { const i = document.querySelector(sel); return i && i.src && i.src !== old; }",
+            arg=[f"#{elem_id} img", not_src or ""], timeout=timeout,
+        )
+        return self.page.get_attribute(f"#{elem_id} img", "src")
+
+    def audio_src(self, elem_id: str = "audio", not_src: str | None = None) -> str:
+        """The URL of the audio a player shows, once it is there; checked to be a real, non-empty WAV."""
+        self.page.wait_for_function(
+            "([sel, old]) => { const a = document.querySelector(sel); return a && a.href && a.href !== old; }",
+            arg=[f"#{elem_id} a[download]", not_src or ""], timeout=90_000,
+        )
+        url = self.page.get_attribute(f"#{elem_id} a[download]", "href")
+        head = self.page.evaluate(
+            "async (url) => { const b = new Uint8Array(await (await fetch(url)).arrayBuffer());"
+            " return [String.fromCharCode(...b.slice(0, 4)), b.length]; }", url,
+        )
+        assert head[0] == "RIFF" and head[1] > 44_100, head  # a WAV with at least a quarter second of sound
+        return url
+
+    def downloads(self) -> list[str]:
+        return self.page.eval_on_selector_all("#downloads a[href]", "els => els.map(e => decodeURIComponent(e.href))")
+
+    def fits(self) -> bool:
+        return self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_play_eight_notes_generate_remix_and_compare_takes(browser, server, shots):
+    ui = Page(browser, server, 1280, 800)
+    page = ui.page
+    ui.play("asdfghjk")  # C D E F G A B C
+    assert "8 notes" in page.inner_text("#keyboard .kb-status")
+    page.screenshot(path=str(shots / "keyboard-1280.png"))
+    page.click("#use-melody")
+    ui.image_src("melody-roll")
+    ui.audio_src("melody-audio")
+
+    page.click("#generate")
+    first_roll = ui.image_src("piano-roll")
+    first_audio = ui.audio_src()
+    page.wait_for_function("document.querySelectorAll('#downloads a').length >= 2", timeout=30_000)
+    names = " ".join(ui.downloads())
+    assert ".mid" in names and ".wav" in names
+    assert "Take 1" in page.inner_text("#takes")
+    page.screenshot(path=str(shots / "result-1280.png"), full_page=True)
+
+    # Mute the accompaniment's first track and re-render: new audio, same notes (no regeneration).
+    page.click("#mixer button, #mixer .label-wrap")
+    page.wait_for_selector("#remix", timeout=30_000)
+    page.locator("#mixer input[type=checkbox]").nth(1).check()
+    page.click("#remix")
+    remixed = ui.audio_src(not_src=first_audio)
+    assert remixed != first_audio
+    assert "-mix-" in " ".join(ui.downloads())
+
+    # A second take with another seed, then back to the first: its roll comes back.
+    page.fill("#seed input", "5")
+    page.click("#generate")
+    second_roll = ui.image_src("piano-roll", not_src=first_roll)
+    page.wait_for_function("document.querySelector('#takes').innerText.includes('Take 2')", timeout=30_000)
+    page.locator("#takes label", has_text="Take 1").click()
+    back = ui.image_src("piano-roll", not_src=second_roll)
+    assert Path(back.split("?")[0]).name == Path(first_roll.split("?")[0]).name
+    assert ui.fits()
+    assert ui.problems == []
+    page.close()
+
+
+def test_a_bad_upload_shows_a_readable_error_and_the_next_generation_works(browser, server, shots, tmp_path):
+    ui = Page(browser, server, 1280, 800)
+    page = ui.page
+    bad = tmp_path / "holiday-photo.mid"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    page.click("#tab-upload-button, button[role=tab]:has-text('Upload')")
+    page.set_input_files("#midi-input input[type=file]", str(bad))
+    toast = page.wait_for_selector(".toast-body", timeout=30_000)
+    assert "PNG" in toast.inner_text() and "MIDI" in toast.inner_text()
+    time.sleep(0.6)  # the toast slides in
+    page.screenshot(path=str(shots / "bad-upload-1280.png"))
+
+    page.click("button[role=tab]:has-text('Samples')")
+    page.locator("#tab-samples button, #tab-samples .gallery-item").filter(has_text="Yankee Doodle").first.click()
+    ui.image_src("melody-roll")
+    page.click("#generate")
+    ui.image_src("piano-roll")
+    ui.audio_src()
+    assert ui.problems == []
+    page.close()
+
+
+def test_the_page_works_on_a_phone(browser, server, shots):
+    ui = Page(browser, server, 390, 844)
+    page = ui.page
+    for pitch in (60, 62, 64, 65, 67, 69, 71, 72):  # touch the keys themselves
+        key = page.locator(f"#keyboard [data-pitch='{pitch}']")
+        box = key.bounding_box()
+        assert box and box["width"] >= 14  # big enough to hit with a finger on a 390 px screen
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.85)
+        page.mouse.down()
+        time.sleep(0.08)
+        page.mouse.up()
+    assert "8 notes" in page.inner_text("#keyboard .kb-status")
+    page.click("#use-melody")
+    ui.image_src("melody-roll")
+    page.click("#generate")
+    ui.image_src("piano-roll")
+    assert ui.fits(), "the page scrolls sideways on a phone"
+    page.screenshot(path=str(shots / "phone-390.png"), full_page=True)
+    assert ui.problems == []
+    page.close()
