@@ -167,3 +167,54 @@ def test_the_page_works_on_a_phone(browser, server, shots):
     page.screenshot(path=str(shots / "phone-390.png"), full_page=True)
     assert ui.problems == []
     page.close()
+
+
+FAKE_MIDI = """
+window.__midiInputs = [];
+navigator.requestMIDIAccess = () => {
+  const input = { name: 'Test keyboard', onmidimessage: null };
+  window.__midiInputs.push(input);
+  return Promise.resolve({ inputs: new Map([['1', input]]), onstatechange: null });
+};
+window.__playMidi = (pitch, ms) => new Promise((done) => {
+  const input = window.__midiInputs[0];
+  input.onmidimessage({ data: new Uint8Array([0x90, pitch, 100]) });
+  setTimeout(() => { input.onmidimessage({ data: new Uint8Array([0x80, pitch, 0]) }); done(); }, ms);
+});
+"""
+
+
+def test_record_in_time_from_a_midi_keyboard_then_clear(browser, server):
+    """Record (count-in, metronome) in 3/4 from a USB keyboard (Web MIDI, faked in the page): the
+    melody file is in 3/4 at the chosen tempo; Clear empties the keyboard and the melody."""
+    ui = Page(browser, server, 1280, 800)
+    page = ui.page
+    page.add_init_script(FAKE_MIDI)
+    page.reload()
+    page.wait_for_selector("#keyboard .kb-white", timeout=60_000)
+    page.click("#keyboard .kb-midi")
+    page.wait_for_function("document.querySelector('#keyboard .kb-status').innerText.includes('Test keyboard')", timeout=10_000)
+    page.fill("#keyboard .kb-tempo", "200")
+    page.select_option("#keyboard .kb-meter", "3/4")
+    page.click("#keyboard .kb-record")
+    time.sleep(0.1 + 3 * 0.3)  # the count-in: one bar of three beats at 200 bpm
+    for pitch in (67, 69, 71, 72, 74, 76):
+        page.evaluate("(p) => window.__playMidi(p, 250)", pitch)
+        page.wait_for_timeout(50)
+    page.click("#keyboard .kb-stop")
+    assert "6 notes played in time" in page.inner_text("#keyboard .kb-status")
+    page.click("#use-melody")
+    ui.image_src("melody-roll")
+    page.click("button[role=tab]:has-text('Upload')")  # the melody in use is shown there
+    url = page.get_attribute("#midi-input a[href]", "href")
+    data = page.evaluate("async (u) => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer()))", url)
+    smf = bytes(data)
+    assert b"\xff\x58\x04\x03\x02" in smf  # time signature 3/4
+    assert b"\xff\x51\x03" + (300_000).to_bytes(3, "big") in smf  # 200 quarter notes per minute
+
+    page.click("button[role=tab]:has-text('Play or record')")
+    page.click("#clear-melody")
+    page.wait_for_function("!document.querySelector('#melody-roll img')", timeout=10_000)
+    assert "Play with the mouse" in page.inner_text("#keyboard .kb-status")
+    assert ui.problems == []
+    page.close()
