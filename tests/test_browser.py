@@ -39,8 +39,10 @@ def shots(run_dir) -> Path:
 class Page:
     """A page of the studio with its console watched."""
 
-    def __init__(self, browser, url: str, width: int, height: int) -> None:
+    def __init__(self, browser, url: str, width: int, height: int, init_script: str | None = None) -> None:
         self.page = browser.new_page(viewport={"width": width, "height": height})
+        if init_script:
+            self.page.add_init_script(init_script)
         self.problems: list[str] = []
         self.page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
@@ -187,11 +189,8 @@ window.__playMidi = (pitch, ms) => new Promise((done) => {
 def test_record_in_time_from_a_midi_keyboard_then_clear(browser, server):
     """Record (count-in, metronome) in 3/4 from a USB keyboard (Web MIDI, faked in the page): the
     melody file is in 3/4 at the chosen tempo; Clear empties the keyboard and the melody."""
-    ui = Page(browser, server, 1280, 800)
+    ui = Page(browser, server, 1280, 800, init_script=FAKE_MIDI)
     page = ui.page
-    page.add_init_script(FAKE_MIDI)
-    page.reload()
-    page.wait_for_selector("#keyboard .kb-white", timeout=60_000)
     page.click("#keyboard .kb-midi")
     page.wait_for_function("document.querySelector('#keyboard .kb-status').innerText.includes('Test keyboard')", timeout=10_000)
     page.fill("#keyboard .kb-tempo", "200")
