@@ -11,7 +11,7 @@ __all__ = ["run_all"]
 
 def run_all(quick: bool = False) -> dict[str, Any]:
     """Run every benchmark, print a table as each finishes, and return all results."""
-    from bench.models import bench_models, bench_overhead
+    from bench.models import bench_models, bench_overhead, bench_sampling
     from bench.synth import _table, bench_synthesis
 
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}}
@@ -23,6 +23,10 @@ def run_all(quick: bool = False) -> dict[str, Any]:
     results["models"] = bench_models(repeats=2 if quick else 5)
     for name, row in results["models"].items():
         print(f"model {name}: 4 bars {row['4_bars_s']:.4f} s, 16 bars {row['16_bars_s']:.4f} s, 64 bars {row['64_bars_s']:.4f} s, growth 64/16 = {row['growth_64_over_16']}", flush=True)
+
+    results["sampling"] = bench_sampling(repeats=1 if quick else 3)
+    for name, row in results["sampling"].items():
+        print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
 
     results["overhead"] = bench_overhead(repeats=1 if quick else 3)
     o = results["overhead"]

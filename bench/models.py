@@ -84,3 +84,22 @@ def bench_overhead(repeats: int = 3) -> dict[str, Any]:
             synth_only.append(time.perf_counter() - start)
     w, s = statistics.median(whole), statistics.median(synth_only)
     return {"request_s": round(w, 4), "synth_alone_s": round(s, 4), "overhead_ratio": round(w / s, 3), "bars": 16}
+
+
+def bench_sampling(repeats: int = 3, iterations: int = 100) -> dict[str, Any]:
+    """Models that write by Gibbs sampling (the AR-CNN): time for 8 bars of 4/4 (128 steps, the
+    melody plus three voices) with `iterations` sampling iterations (issue 6: <= 3 s on CPU)."""
+    registry = ModelRegistry()
+    out: dict[str, Any] = {}
+    score = melody_of_bars(16)  # 16 bars of 2/4 = 128 sixteenths = 8 bars of 4/4
+    notes = score.tracks[0].notes
+    grid = make_grid(score, estimate_pickup(notes, score))
+    roll = notes_to_roll(notes, grid, "Melody", 0)
+    for card in registry.cards():
+        if card.disabled or card.family != "arcnn":
+            continue
+        params = {"iterations": iterations}
+        registry.generate(card.name, roll, grid, params, 0)  # warm-up (and first load)
+        seconds = _median_time(lambda n=card.name, p=params: registry.generate(n, roll, grid, p, 0), repeats)
+        out[card.name] = {"steps": grid.n_steps, "iterations": iterations, "seconds": round(seconds, 3), "bound_s": 3.0}
+    return out

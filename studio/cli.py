@@ -96,7 +96,12 @@ def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
         target_path = Path(target)
         if target_path.parent and not target_path.parent.exists():
             raise InputError(f"cannot write {target}: folder {target_path.parent} does not exist")
-        shutil.move(str(produced[key]), target_path)
+        try:
+            shutil.move(str(produced[key]), target_path)
+        except OSError as exc:
+            from studio.service import output_error
+
+            raise output_error(exc) from None
         written.append(target_path)
     shutil.rmtree(result.midi_path.parent, ignore_errors=True)
     return written

@@ -5,9 +5,12 @@ Defaults follow DESIGN.md; a deployment can override them (e.g. `Limits(max_seco
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from studio.errors import InputError
 
 __all__ = ["REPO_ROOT", "Limits", "ServiceConfig"]
 
@@ -36,6 +39,12 @@ class ServiceConfig:
 
     @staticmethod
     def from_env() -> ServiceConfig:
-        """Defaults, with `STUDIO_TIMEOUT_S` read from the environment when set."""
-        timeout = float(os.environ.get("STUDIO_TIMEOUT_S", "60"))
+        """Defaults, with `STUDIO_TIMEOUT_S` (seconds a model may take) read from the environment when set."""
+        raw = os.environ.get("STUDIO_TIMEOUT_S", "").strip() or "60"
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = math.nan
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise InputError(f"STUDIO_TIMEOUT_S must be a number of seconds above 0, got {raw!r}: fix or unset it")
         return ServiceConfig(generation_timeout_s=timeout)

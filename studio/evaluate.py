@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from studio.errors import InputError
-from studio.metrics import TRACK_METRICS, bar_coverage, piece_metrics
+from studio.metrics import TRACK_METRICS, bar_coverage, parallel_perfect_counts, piece_metrics
 from studio.registry import ModelRegistry, default_registry
 from studio.roll import Grid, RollTrack, to_model_range
 
@@ -257,7 +257,8 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
             tracks = _generate(registry, model, melody, grid, params, config.seed)
             m = piece_metrics(melody, tracks, grid)
             covering = sum(bar_coverage(t, grid, melody) >= 0.95 for t in tracks)
-            rows.append({"title": tune.title, "meter": tune.meter, "in_key_rate": m["in_key_rate"], "consonance": m["consonance"], "tracks_covering_95": covering})
+            rows.append({"title": tune.title, "meter": tune.meter, "in_key_rate": m["in_key_rate"], "consonance": m["consonance"],
+                         "tracks_covering_95": covering, "parallels": parallel_perfect_counts([melody, *tracks])})
         meters = sorted({r["meter"] for r in rows})
         report["unseen"] = {
             "tunes": len(rows),
@@ -267,6 +268,9 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
             "in_key_p10": round(_percentile([r["in_key_rate"] for r in rows], 10), 4),
             "consonance_p10": round(_percentile([r["consonance"] for r in rows], 10), 4),
             "share_with_2_tracks_covering_95": round(_mean(float(r["tracks_covering_95"] >= 2) for r in rows), 4),
+            # pooled over the tunes: parallel fifths/octaves among all the moments two parts move together
+            "parallel_fifths_octaves": round(sum(r["parallels"][0] for r in rows) / max(1, sum(r["parallels"][1] for r in rows)), 4),
+            "moves_together": sum(r["parallels"][1] for r in rows),
             "by_meter": {
                 meter: {
                     "tunes": sum(r["meter"] == meter for r in rows),
@@ -276,11 +280,42 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
                 for meter in meters
             },
         }
+    nll = _likelihood(registry, card, dataset, held, say)
+    if nll:
+        report["nll"] = nll
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["how"] = (
         f"python -m studio evaluate --model {model}: seed {config.seed}, default parameters unless given; held-out pieces of "
         f"'{genre}' split by piece (seed 0, never in training); means over pieces; unseen = the first {config.unseen} "
         "single-meter tunes of studio.tunes.UNSEEN_COLLECTIONS"
+    )
+    return report
+
+
+def _likelihood(registry: ModelRegistry, card: Any, dataset: Any, held: Sequence[Any], say: Any) -> dict[str, Any] | None:
+    """Held-out negative log-likelihood for models that have one (the AR-CNN), beside its family's
+    baseline; None for the others."""
+    import importlib
+
+    from studio.voices import voice_piece
+
+    model = registry.get(card.name)
+    if not hasattr(model, "held_out_nll"):
+        return None
+    say("held-out likelihood, and the baseline's")
+    n_voices = len(card.tracks) + 1
+    pitched = [i for i, drum in enumerate(held[0].drums) if not drum][:n_voices]
+    held_voices = [voice_piece(p, pitched) for p in held]
+    report = {"model": model.held_out_nll(held_voices)}
+    family = importlib.import_module(f"models.{card.family}")
+    if hasattr(family, "unigram_nll"):
+        train_voices = [voice_piece(p, pitched) for p in dataset.train]
+        report["baseline_independent_voices"] = family.unigram_nll(train_voices, held_voices, n_voices)
+    report["how"] = (
+        "nats per 16th-note frame on the held-out pieces, whole and untransposed: voice_given_others erases one "
+        "voice for the whole piece and scores each of its frames given the other three voices (Coconet's frame-level "
+        "conditional likelihood; per voice and the mean); half_erased erases a random half of all cells (seed 0) and "
+        "scores them. Baseline: each voice's own token frequencies in training (an independent per-voice model)."
     )
     return report
 
@@ -306,7 +341,15 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(
             f"  {u['tunes']} unseen tunes ({', '.join(u['meters'])}): in-key {u['in_key_mean']:.3f} (p10 {u['in_key_p10']:.3f}), "
             f"consonance {u['consonance_mean']:.3f} (p10 {u['consonance_p10']:.3f}), "
-            f"2+ tracks over 95% of bars in {u['share_with_2_tracks_covering_95']:.0%} of tunes"
+            f"2+ tracks over 95% of bars in {u['share_with_2_tracks_covering_95']:.0%} of tunes, "
+            f"parallel fifths/octaves in {u.get('parallel_fifths_octaves', float('nan')):.1%} of moves together"
+        )
+    if "nll" in report:
+        m, b = report["nll"]["model"], report["nll"].get("baseline_independent_voices")
+        lines.append(
+            f"  held-out NLL (nats/frame): a voice given the others {m['voice_given_others_mean']:.3f} "
+            f"({', '.join(f'{k} {v:.3f}' for k, v in m['voice_given_others'].items())}); half erased {m['half_erased']:.3f}"
+            + (f"; independent per-voice baseline {b['mean']:.3f}" if b else "")
         )
     lines.append(f"  ({report['seconds']} s)")
     return "\n".join(lines)

@@ -186,3 +186,42 @@ def piece_metrics(melody: RollTrack, accompaniment: Sequence[RollTrack], grid: G
         out[name] = _finite_mean(m[name] for m in per_track.values())
     out["tracks"] = per_track
     return out
+
+
+def _lines(track: RollTrack) -> list[np.ndarray]:
+    """A track's melodic lines, shape=(T,) pitch or -1: its top line, and its bottom line too when it plays chords."""
+    sounding = track.velocity > 0
+    any_sound = sounding.any(axis=1)
+    top = np.where(any_sound, 127 - np.argmax(sounding[:, ::-1], axis=1), -1)
+    bottom = np.where(any_sound, np.argmax(sounding, axis=1), -1)
+    return [top] if np.array_equal(top, bottom) else [top, bottom]
+
+
+def parallel_perfect_counts(tracks: Sequence[RollTrack]) -> tuple[int, int]:
+    """(parallel fifths/octaves, moves together) of `parallel_perfect_rate`, to pool over pieces."""
+    lines = [(i, line) for i, t in enumerate(_pitched(tracks)) for line in _lines(t)]
+    moves = parallels = 0
+    for a in range(len(lines)):
+        for b in range(a + 1, len(lines)):
+            (ta, x), (tb, y) = lines[a], lines[b]
+            if ta == tb:
+                continue
+            both = (x[1:] >= 0) & (x[:-1] >= 0) & (y[1:] >= 0) & (y[:-1] >= 0)
+            move = both & (x[1:] != x[:-1]) & (y[1:] != y[:-1])
+            before = np.abs(x[:-1] - y[:-1]) % 12
+            after = np.abs(x[1:] - y[1:]) % 12
+            same_way = np.sign(x[1:] - x[:-1]) == np.sign(y[1:] - y[:-1])
+            parallel = move & (before == after) & ((before == 0) | (before == 7)) & same_way
+            moves += int(move.sum())
+            parallels += int(parallel.sum())
+    return parallels, moves
+
+
+def parallel_perfect_rate(tracks: Sequence[RollTrack]) -> float:
+    """How often two parts move in parallel fifths or octaves (unisons included), the classic fault of
+    part writing: among the steps where two lines of *different* tracks both move to a new pitch
+    together, the share where the interval before and after is the same perfect fifth or octave
+    (mod 12: 7 or 0) and both move the same way. Lines: each track's top line (and bottom line, for
+    chords). NaN when no two lines ever move together."""
+    parallels, moves = parallel_perfect_counts(tracks)
+    return parallels / moves if moves else float("nan")

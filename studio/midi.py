@@ -363,6 +363,11 @@ def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
             ]
         score.tracks = [t for t in score.tracks if t.notes]
         limit_minutes = score.tick_to_seconds(cut) / 60
+        if all(t.is_drum for t in score.tracks):  # also when no track is left
+            raise _fail(
+                f"the first {limit_minutes:.1f} minutes of the music (the studio's length limit) hold no melody notes: "
+                "remove the silence before the melody, or check the file's tempo"
+            )
         warnings.append(
             f"the music is {minutes:.1f} minutes long: the studio uses its first {limit_minutes:.1f} minutes"
         )

@@ -84,7 +84,7 @@ def _check_mix(i: int, mix: TrackMix) -> tuple[int, float]:
         raise InputError(f"track {i + 1}: the instrument must be a General MIDI program 0-127, got {program}")
     try:
         volume = float(mix.volume)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         raise InputError(f"track {i + 1}: the volume must be a number from 0 to {MAX_VOLUME:g}, got {mix.volume!r}") from None
     if not (math.isfinite(volume) and 0.0 <= volume <= MAX_VOLUME):
         raise InputError(f"track {i + 1}: the volume must be from 0 to {MAX_VOLUME:g}, got {volume:g}")
@@ -170,15 +170,17 @@ def remix_take(
     if all(m.silent for m in mixes):
         raise InputError(ALL_MUTED)
     from studio import synth  # after validation: bad input fails before FluidSynth loads
+    from studio.service import saving_results
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{_safe_stem(source.name)}-mix-{_mix_key(mixes)}"
-    midi_out = out / f"{stem}.mid"
-    midi_out.write_bytes(midi.write_midi(_hold_length(mixed, score.end_tick), title=f"{source.stem} (mix)"))
-    config = synth.SynthConfig()
-    audio = _pad_to(synth.render_midi(midi_out, config), _frames_of(reference_wav or source.with_suffix(".wav"), config.sample_rate))
-    wav_out = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
+    with saving_results():  # a full disk is one clear line
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"{_safe_stem(source.name)}-mix-{_mix_key(mixes)}"
+        midi_out = out / f"{stem}.mid"
+        midi_out.write_bytes(midi.write_midi(_hold_length(mixed, score.end_tick), title=f"{source.stem} (mix)"))
+        config = synth.SynthConfig()
+        audio = _pad_to(synth.render_midi(midi_out, config), _frames_of(reference_wav or source.with_suffix(".wav"), config.sample_rate))
+        wav_out = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
     return midi_out, wav_out
 
 
@@ -223,15 +225,17 @@ def preview_melody(
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
 
     from studio import plot, synth  # after validation, as in `accompany`
+    from studio.service import saving_results
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{_safe_stem(name)}-preview"
-    midi_out = out / f"{stem}.mid"
-    midi_out.write_bytes(midi.write_midi(alone, title=f"{name} (melody)"))
-    try:
-        wav: Path | None = synth.render_to_wav(midi_out, out / f"{stem}.wav")
-    except synth.SynthUnavailable:
-        wav = None
-    png = plot.plot_score(alone, out / f"{stem}.png", bar_ticks, 0, f"{melody.name}: the melody alone")
+    with saving_results():  # a full disk is one clear line
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"{_safe_stem(name)}-preview"
+        midi_out = out / f"{stem}.mid"
+        midi_out.write_bytes(midi.write_midi(alone, title=f"{name} (melody)"))
+        try:
+            wav: Path | None = synth.render_to_wav(midi_out, out / f"{stem}.wav")
+        except synth.SynthUnavailable:
+            wav = None
+        png = plot.plot_score(alone, out / f"{stem}.png", bar_ticks, 0, f"{melody.name}: the melody alone")
     return wav, png

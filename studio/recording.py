@@ -107,6 +107,16 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite(value: Any) -> bool:
+    """A JSON number that is finite as a float (an integer of 400 digits is not: float() overflows)."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _parse_meter(value: Any, limits: RecordingLimits) -> tuple[int, int]:
     """'6/8' -> (6, 8), within the limits."""
     hint = f"use n/d with d one of {', '.join(map(str, limits.denominators))} and n from 1 to {limits.max_numerator}, e.g. 3/4"
@@ -124,7 +134,7 @@ def _parse_meter(value: Any, limits: RecordingLimits) -> tuple[int, int]:
 def _parse_tempo(value: Any, limits: RecordingLimits) -> float:
     if value is None:
         return 120.0
-    if not _is_number(value) or not math.isfinite(value):
+    if not _is_finite(value):
         raise InputError(f"the tempo {_show(value)} is not a number: set the tempo (beats per minute) and record again")
     tempo = float(value)
     if not limits.min_tempo <= tempo <= limits.max_tempo:
@@ -137,7 +147,7 @@ def _parse_tempo(value: Any, limits: RecordingLimits) -> float:
 
 def _time(note: dict, key: str, index: int) -> float:
     value = note.get(key)
-    if not _is_number(value) or not math.isfinite(value):
+    if not _is_finite(value):
         what = "missing" if value is None else f"{_show(value)}, not a finite number"
         raise InputError(f"note {index}: its {key} time is {what}: play the melody again")
     return float(value)
@@ -150,7 +160,7 @@ def _parse_note(raw: Any, index: int, aligned: bool) -> tuple[int, float, float 
     pitch = raw.get("pitch")
     if pitch is None:
         raise InputError(f"note {index} has no pitch: play the melody again")
-    if not (_is_number(pitch) and math.isfinite(pitch) and float(pitch).is_integer() and 0 <= pitch <= 127):
+    if not (_is_finite(pitch) and float(pitch).is_integer() and 0 <= pitch <= 127):
         raise InputError(f"note {index}: pitch {_show(pitch)} is not a MIDI pitch (a whole number 0-127): play the melody again")
     start = _time(raw, "start", index)
     end = None if raw.get("end") is None else _time(raw, "end", index)
@@ -160,7 +170,7 @@ def _parse_note(raw: Any, index: int, aligned: bool) -> tuple[int, float, float 
     velocity = raw.get("velocity")
     if velocity is None:
         velocity = DEFAULT_VELOCITY
-    elif not _is_number(velocity) or not math.isfinite(velocity):
+    elif not _is_finite(velocity):
         raise InputError(f"note {index}: velocity {_show(velocity)} is not a number (1-127): play the melody again")
     return int(pitch), start, end, max(1, min(127, math.floor(velocity + 0.5)))
 

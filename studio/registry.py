@@ -15,13 +15,11 @@ import importlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from studio.config import REPO_ROOT
+from studio.config import REPO_ROOT, ServiceConfig
 from studio.errors import InputError, ModelError
 from studio.roll import Grid, RollTrack
 
@@ -160,7 +158,7 @@ class ModelRegistry:
         self._models: dict[str, Accompanist] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="generate")
+        self._abandoned: dict[str, int] = {}  # per model: calls past the time-out that have not finished yet
         self.problems: list[str] = []
         self.discover()
 
@@ -223,7 +221,7 @@ class ModelRegistry:
             device = self.device if getattr(module, "USES_TORCH", True) else "cpu"
             return module.load(card.to_json(), weights, device)
         except Exception as exc:  # noqa: BLE001 - any failure disables only this model
-            card.disabled = f"its checkpoint could not be loaded ({type(exc).__name__}: {exc})"
+            card.disabled = f"its checkpoint could not be loaded ({_brief(exc)})"
             raise ModelError(f"model {card.name} is unavailable: {card.disabled}") from None
 
     def generate(self, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
@@ -231,18 +229,74 @@ class ModelRegistry:
         model = self.get(name)
         card = self.card(name)
         resolved = card.resolve_params(params)
-        future = self._pool.submit(_run, model, melody, grid, resolved, seed)
-        try:
-            tracks = future.result(timeout=self.timeout_s)
-        except FutureTimeout:
-            raise ModelError(f"model {name} took longer than {self.timeout_s:.0f} s and was stopped: try a shorter melody") from None
-        except ModelError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failing model must not take the server down
-            raise ModelError(f"model {name} failed while generating ({type(exc).__name__}: {exc}); other models still work") from None
-        if not tracks:
+        with self._registry_lock:
+            stuck = self._abandoned.get(name, 0)
+        if stuck >= MAX_ABANDONED:
+            raise ModelError(f"model {name} is busy: {stuck} earlier requests ran past the {self.timeout_s:g} s time-out "
+                             "and have not finished; try another model or try again later")
+        call = _Call(_run, model, melody, grid, resolved, seed)
+        # A thread of its own (not a pool worker): a model that never returns cannot starve the others,
+        # and, being a daemon, cannot keep a finished CLI process from exiting.
+        threading.Thread(target=call.run, name=f"generate-{name}", daemon=True).start()
+        if not call.done.wait(self.timeout_s):
+            self._count_abandoned(name, +1)  # before `abandon`, so that a late end never counts below zero
+            if call.abandon(lambda: self._count_abandoned(name, -1)):
+                raise ModelError(f"model {name} took longer than {self.timeout_s:g} s: the studio stopped waiting for it; "
+                                 "try a shorter melody or another model")
+            self._count_abandoned(name, -1)  # it ended just now: use its result
+        if isinstance(call.error, ModelError):
+            raise call.error
+        if call.error is not None:  # a failing model must not take the server down
+            exc = call.error
+            raise ModelError(f"model {name} failed while generating ({_brief(exc)}); other models still work")
+        if not call.result:
             raise ModelError(f"model {name} returned no tracks")
-        return tracks
+        return call.result
+
+    def _count_abandoned(self, name: str, change: int) -> None:
+        with self._registry_lock:
+            self._abandoned[name] = self._abandoned.get(name, 0) + change
+
+
+def _brief(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line (torch's state-dict errors list every key over many lines)."""
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+MAX_ABANDONED = 4  # a model with this many calls still running past the time-out takes no new ones
+
+
+class _Call:
+    """One model call run in its own thread: its result or error, and an event set when it ends."""
+
+    def __init__(self, fn: Callable, *args: Any) -> None:
+        self.fn, self.args = fn, args
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._on_late_finish: Callable[[], None] | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            self.error = exc
+        finally:
+            with self._lock:
+                self.done.set()
+                late = self._on_late_finish
+            if late is not None:
+                late()
+
+    def abandon(self, on_late_finish: Callable[[], None]) -> bool:
+        """Give up waiting: True, and `on_late_finish` runs when the call ends; False if it has just ended."""
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self._on_late_finish = on_late_finish
+            return True
 
 
 def _run(model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: int) -> list[RollTrack]:
@@ -273,9 +327,10 @@ _default_lock = threading.Lock()
 
 
 def default_registry() -> ModelRegistry:
-    """The process-wide registry (created on first call) that the CLI, UI and API share."""
+    """The process-wide registry (created on first call) that the CLI, UI and API share; its time-out is
+    `ServiceConfig.from_env().generation_timeout_s` (60 s, or `STUDIO_TIMEOUT_S`)."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = ModelRegistry()
+            _default = ModelRegistry(timeout_s=ServiceConfig.from_env().generation_timeout_s)
         return _default

@@ -103,6 +103,7 @@ class RollTrack:
     is_drum: bool
     velocity: np.ndarray
     onset: np.ndarray
+    role: str = "accompaniment"  # "melody": a model's rewrite of the melody, which replaces the input's
 
     @classmethod
     def empty(cls, name: str, program: int, n_steps: int, is_drum: bool = False) -> RollTrack:

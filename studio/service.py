@@ -6,28 +6,39 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio import midi
 from studio.config import ServiceConfig
-from studio.errors import InputError
+from studio.errors import InputError, StudioError
 from studio.melody import extract_melody
 from studio.meter import estimate_pickup
 from studio.metrics import summarize
 from studio.registry import ModelRegistry, default_registry
-from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, make_grid, notes_to_roll, roll_to_notes, to_model_range
+from studio.roll import (
+    MODEL_PITCH_HIGH,
+    MODEL_PITCH_LOW,
+    Grid,
+    RollTrack,
+    make_grid,
+    notes_to_roll,
+    roll_to_notes,
+    to_model_range,
+)
 from studio.score import Note, Score, Track
 from studio.theory import pitch_name
 
-__all__ = ["AccompanyRequest", "AccompanyResult", "accompany", "render"]
+__all__ = ["AccompanyRequest", "AccompanyResult", "MelodyInput", "accompany", "output_error", "read_melody", "render", "sampling_trace", "saving_results"]
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plot")
 
@@ -104,6 +115,70 @@ def _draw(score: Score, out_png: Path, bar_ticks: list[int], title: str) -> Path
     return plot.plot_score(score, out_png, bar_ticks, 0, title)
 
 
+@dataclass
+class MelodyInput:
+    """A request's melody as the models see it: the parsed score, the melody track (as played),
+    its roll on the grid (pitches folded into the models' range) and the warnings so far."""
+
+    score: Score
+    melody: Track
+    roll: RollTrack
+    grid: Grid
+    warnings: list[str]
+
+    def __iter__(self):
+        return iter((self.score, self.melody, self.roll, self.grid, self.warnings))
+
+
+def read_melody(request: AccompanyRequest, config: ServiceConfig | None = None) -> MelodyInput:
+    """Parse and validate the request's MIDI, pick its melody, find a pickup, and put it on the grid."""
+    config = config or ServiceConfig()
+    parsed = midi.read_midi(request.midi, config.limits)
+    score = parsed.score
+    warnings = list(parsed.warnings)
+    if request.melody_track is not None and not 0 <= request.melody_track < len(score.tracks):
+        raise InputError(f"there is no track {request.melody_track} (the file has {len(score.tracks)}); leave it out to find the melody")
+    if request.melody_track is not None and score.tracks[request.melody_track].is_drum:
+        raise InputError(f"track {request.melody_track} is a drum track: choose a melodic track")
+    choice = extract_melody(score, request.melody_track)
+    warnings += choice.warnings
+    melody = choice.track
+    pickup = estimate_pickup(melody.notes, score)
+    if pickup:
+        warnings.append(f"the melody starts with a pickup of {pickup / score.ticks_per_beat:g} beats: bar lines moved to follow it")
+    grid = make_grid(score, pickup)
+    return MelodyInput(score, melody, notes_to_roll(_model_view(melody.notes, warnings), grid, melody.name, melody.program), grid, warnings)
+
+
+def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 64), registry: ModelRegistry | None = None,
+                   config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
+    """For models that write by iterative sampling (the AR-CNN): piano-roll PNGs of the music after
+    some of its iterations, with captions; empty for other models. Same seed, same run as `accompany`."""
+    from studio import plot
+
+    config = config or ServiceConfig()
+    registry = registry or default_registry()
+    seed = _check_seed(request.seed, config)
+    card = registry.card(request.model)
+    params = card.resolve_params(request.params)
+    model = registry.get(card.name)
+    if not hasattr(model, "sampling_trace"):
+        return []
+    score, melody, melody_roll, grid, _warnings = read_melody(request, config)
+    total = int(params.get("iterations", max(at)))
+    steps = sorted({i for i in at if i < total} | {total})
+    out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
+    pngs = []
+    for iteration, voices in model.sampling_trace(melody_roll, grid, params, seed, steps):
+        tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in voices]
+        picture = Score(score.ticks_per_beat, tracks, score.tempos, score.time_signatures)
+        caption = f"after {iteration} of {total} iterations"
+        pngs.append((plot.plot_score(picture, out_dir / f"{_safe_stem(request.name)}-iteration{iteration}.png", bar_ticks, 0, f"{card.name}: {caption}"), caption))
+    return pngs
+
+
 def accompany(
     request: AccompanyRequest,
     registry: ModelRegistry | None = None,
@@ -144,27 +219,18 @@ def accompany(
     params = card.resolve_params(request.params)
 
     report(0.05, desc="reading the melody")
-    parsed = midi.read_midi(request.midi, config.limits)
-    score = parsed.score
-    warnings = list(parsed.warnings)
-    if request.melody_track is not None and not 0 <= request.melody_track < len(score.tracks):
-        raise InputError(f"there is no track {request.melody_track} (the file has {len(score.tracks)}); leave it out to find the melody")
-    if request.melody_track is not None and score.tracks[request.melody_track].is_drum:
-        raise InputError(f"track {request.melody_track} is a drum track: choose a melodic track")
-    choice = extract_melody(score, request.melody_track)
-    warnings += choice.warnings
-    melody = choice.track
-    pickup = estimate_pickup(melody.notes, score)
-    if pickup:
-        warnings.append(f"the melody starts with a pickup of {pickup / score.ticks_per_beat:g} beats: bar lines moved to follow it")
-    grid = make_grid(score, pickup)
-    melody_roll = notes_to_roll(_model_view(melody.notes, warnings), grid, melody.name, melody.program)
+    score, melody, melody_roll, grid, warnings = read_melody(request, config)
     lap("parse")
 
     report(0.2, desc=f"generating with {card.name}")
     accompaniment = registry.generate(card.name, melody_roll, grid, params, seed)
     lap("model")
 
+    rewritten = [t for t in accompaniment if t.role == "melody"]  # e.g. the AR-CNN's enhance mode
+    accompaniment = [t for t in accompaniment if t.role != "melody"]
+    if rewritten:
+        melody = Track(melody.name, melody.program, melody.is_drum, melody.channel, roll_to_notes(rewritten[0], grid))
+        warnings.append(f"{card.name} rewrote the melody (as asked): the output's melody is its version")
     out_tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in accompaniment]
     result_score = Score(score.ticks_per_beat, out_tracks, score.tempos, score.time_signatures)
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
@@ -174,25 +240,35 @@ def accompany(
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
     from studio import synth
 
-    out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{_safe_stem(request.name)}-{card.name}-seed{seed}"
-    midi_path = out_dir / f"{stem}.mid"
-    midi_path.write_bytes(midi.write_midi(result_score, title=f"{request.name} + {card.name}"))
-    lap("midi")
+    written: list[Path] = []
+    try:
+        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        midi_path = out_dir / f"{stem}.mid"
+        written.append(midi_path)
+        midi_path.write_bytes(midi.write_midi(result_score, title=f"{request.name} + {card.name}"))
+        lap("midi")
 
-    # The piano roll is drawn in a thread while FluidSynth renders (its C calls release the GIL).
-    plotting = None
-    if request.want_png:
-        report(0.5, desc="drawing the piano roll and synthesizing audio")
-        plotting = _POOL.submit(_draw, result_score, out_dir / f"{stem}.png", bar_ticks, f"{card.name} (seed {seed})")
-    wav_path = None
-    if request.want_wav:
+        # The piano roll is drawn in a thread while FluidSynth renders (its C calls release the GIL).
+        plotting = None
+        if request.want_png:
+            report(0.5, desc="drawing the piano roll and synthesizing audio")
+            written.append(out_dir / f"{stem}.png")
+            plotting = _POOL.submit(_draw, result_score, written[-1], bar_ticks, f"{card.name} (seed {seed})")
+        wav_path = None
         try:
-            wav_path = synth.render_to_wav(midi_path, out_dir / f"{stem}.wav")
+            if request.want_wav:
+                written.append(out_dir / f"{stem}.wav")
+                wav_path = synth.render_to_wav(midi_path, written[-1])
         except synth.SynthUnavailable as exc:
             warnings.append(f"no audio: {exc}")
-    png_path = plotting.result() if plotting is not None else None
+        finally:  # the drawing is waited for even when the audio failed
+            png_path = plotting.result() if plotting is not None else None
+    except OSError as exc:  # a full or read-only disk: say so, and free what this request wrote
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise output_error(exc) from None
     lap("plot+synth")
     report(1.0, desc="done")
     return AccompanyResult(
@@ -213,4 +289,29 @@ def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, c
         data = bytes(midi_source)
     else:
         data = Path(midi_source).read_bytes()
-    return synth.render_to_wav(data, out_wav), parsed.warnings
+    try:
+        return synth.render_to_wav(data, out_wav), parsed.warnings
+    except OSError as exc:
+        raise output_error(exc) from None
+
+
+@contextmanager
+def saving_results() -> Iterator[None]:
+    """Writes inside this block that fail (a full disk, a read-only folder) raise `output_error`'s one line."""
+    try:
+        yield
+    except OSError as exc:
+        raise output_error(exc) from None
+
+
+def output_error(exc: OSError) -> StudioError:
+    """A failed write of the results as one line a person can act on (the server's paths are not shown)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StudioError(
+            "the disk is full, so the result could not be saved: try again in a few minutes "
+            "(old results are cleaned every hour), or tell whoever runs the studio"
+        )
+    return StudioError(
+        f"the result could not be saved ({exc.strerror or type(exc).__name__}): "
+        "check that the output folder exists and can be written to"
+    )

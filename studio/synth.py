@@ -59,6 +59,7 @@ __all__ = [
     "find_soundfont",
     "render_midi",
     "render_to_wav",
+    "soundfont_problem",
     "synth_status",
     "write_wav",
 ]
@@ -221,6 +222,28 @@ def _no_soundfont_message(config: SynthConfig) -> str:
     )
 
 
+def soundfont_problem(path: Path) -> str | None:
+    """Why `path` cannot be a SoundFont, from its RIFF header (not a RIFF sfbk/DLS file, or shorter
+    than the header says), or None. Checked before FluidSynth loads it, so that a damaged file gives
+    one clear line instead of FluidSynth's own log lines on stderr."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] not in (b"sfbk", b"DLS "):
+        return "is not a SoundFont (no RIFF sfbk header)"
+    declared = struct.unpack("<I", head[4:8])[0] + 8
+    if declared > size:
+        return f"is truncated ({size:,} of its {declared:,} bytes)"
+    return None
+
+
+def _bad_soundfont_message(path: Path, problem: str) -> str:
+    return f"the SoundFont {path} {problem}: use a valid .sf2/.sf3 (set STUDIO_SOUNDFONT, or put one in soundfonts/)"
+
+
 def _import_fluidsynth() -> ModuleType:
     """The pyfluidsynth module; `SynthUnavailable` when it or libfluidsynth is missing."""
     try:
@@ -303,6 +326,9 @@ def synth_status() -> tuple[bool, str]:
         soundfont = find_soundfont(config)
         if soundfont is None:
             return False, _no_soundfont_message(config)
+        problem = soundfont_problem(soundfont)
+        if problem:
+            return False, _bad_soundfont_message(soundfont, problem)
         note = _missing_env_note()
         return True, f"FluidSynth {version} with {soundfont}" + (f" ({note})" if note else "")
     except SynthUnavailable as exc:
@@ -347,6 +373,10 @@ class _Engine:
             self.synth.delete()
             raise SynthUnavailable(f"FluidSynth refused player.timing-source=sample (got {buf.value!r})")
         self._flush = np.zeros((2 * _FLUID_BLOCK, 2), dtype=np.float32)
+        problem = soundfont_problem(soundfont)
+        if problem:
+            self.synth.delete()
+            raise SynthUnavailable(_bad_soundfont_message(soundfont, problem))
         self.sfid = self.synth.sfload(str(soundfont))
         if self.sfid < 0:
             self.synth.delete()

@@ -18,12 +18,13 @@ __all__ = ["MAX_TAKES", "add_take", "find_take", "take_from_result", "take_label
 MAX_TAKES = 20  # the oldest takes are dropped beyond this (their files are cleaned with the session's folder)
 
 
-def take_from_result(result: Any, number: int, melody_name: str) -> dict:
+def take_from_result(result: Any, number: int, melody_name: str, source: str | None = None) -> dict:
     """A take from an `AccompanyResult`: model, seed, parameters, output files and headline metrics."""
     tracks = [t.name for t in result.score.tracks]
     return {
         "number": number,
         "melody": melody_name,
+        "source": source,  # the melody file it was made from
         "model": result.model,
         "seed": int(result.seed),
         "params": {k: v for k, v in result.params.items()},

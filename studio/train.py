@@ -40,7 +40,7 @@ from studio.roll import Grid, RollTrack
 __all__ = ["TrainConfig", "history_path", "run_training"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
-TRAINABLE = ("gan",)
+TRAINABLE = ("gan", "arcnn")
 
 
 def history_path(checkpoint_stem: Path) -> Path:

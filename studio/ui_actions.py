@@ -22,12 +22,12 @@ from studio.errors import InputError, StudioError
 from studio.mixing import GM_PROGRAMS, TrackMix, preview_melody, remix_take, take_tracks
 from studio.recording import recording_to_midi
 from studio.registry import default_registry
-from studio.service import AccompanyRequest, accompany
+from studio.service import AccompanyRequest, accompany, sampling_trace
 from studio.takes import add_take, find_take, take_from_result, take_label
 
 __all__ = [
     "accompany_endpoint", "clear_melody", "generate", "instrument_choices", "mixer_tracks",
-    "preview", "remix", "show_take", "use_recording",
+    "preview", "remix", "sampling_views", "show_take", "use_recording",
 ]
 
 RESULTS_ROOT_NAME = "studio-results"
@@ -119,7 +119,8 @@ def generate(midi_file: str | None, model_name: str, seed: Any, takes: list[dict
     """The page's generate button: the chosen model with its controls (in card order); a new take."""
     names = [p.name for p in default_registry().card(model_name).params]
     result = _run(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress)
-    take = take_from_result(result, number=max((t["number"] for t in takes or []), default=0) + 1, melody_name=_melody_name(Path(midi_file)))
+    take = take_from_result(result, number=max((t["number"] for t in takes or []), default=0) + 1,
+                            melody_name=_melody_name(Path(midi_file)), source=str(midi_file))
     takes = add_take(takes, take)
     return (*_show(take, takes), takes)
 
@@ -159,6 +160,23 @@ def remix(take: dict | None, *values: Any) -> tuple:
     mixes = [TrackMix(program=int(values[i]), volume=float(values[i + 1]), mute=bool(values[i + 2])) for i in range(0, len(values) - 2, 3)]
     out_midi, out_wav = remix_take(midi, mixes, midi.parent)
     return str(out_wav), [str(out_midi), str(out_wav)]
+
+
+@user_errors
+def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
+    """For a take of a model that writes by iterative sampling (the AR-CNN), the roll after some of
+    its iterations (the same run, same seed); otherwise nothing, and a note saying why."""
+    if not take or not take.get("source") or not Path(take["source"]).exists():
+        return [], ""
+    if default_registry().card(take["model"]).family != "arcnn":
+        return [], "This model writes its music in one pass; the AR-CNN shows here how it rewrites the music step by step."
+    request = AccompanyRequest(midi=Path(take["source"]), model=take["model"], seed=take["seed"], params=take.get("params", {}),
+                               out_dir=Path(take["midi"]).parent, name=Path(take["source"]).stem)
+    pictures = sampling_trace(request)
+    return [(str(p), caption) for p, caption in pictures], (
+        "Gibbs sampling: at first every note of alto, tenor and bass is erased and guessed at once (noisy); then, "
+        "iteration after iteration, fewer notes are erased and guessed again, each in the light of all the others."
+    )
 
 
 @user_errors

@@ -217,3 +217,26 @@ def test_record_in_time_from_a_midi_keyboard_then_clear(browser, server):
     assert "Play with the mouse" in page.inner_text("#keyboard .kb-status")
     assert ui.problems == []
     page.close()
+
+
+def test_the_ar_cnn_shows_how_it_wrote_the_music(browser, server, shots):
+    """Pick the AR-CNN in the generator list: its own controls appear (mode, iterations, creative
+    risk, enhance limits), and after generating, the roll after several sampling iterations."""
+    ui = Page(browser, server, 1280, 800)
+    page = ui.page
+    ui.play("asdfghjk")
+    page.click("#use-melody")
+    ui.image_src("melody-roll")
+    page.click("#model input")
+    page.locator("ul li", has_text="arcnn-chorale").first.click()
+    page.wait_for_selector("#param-iterations", timeout=30_000)
+    assert page.locator("#param-mode").count() == 1 and page.locator("#param-max_added").count() == 1
+    page.click("#generate")
+    ui.image_src("piano-roll")
+    page.click("#sampling button, #sampling .label-wrap")
+    page.wait_for_function("document.querySelectorAll('#sampling-steps img').length >= 3", timeout=90_000)
+    captions = page.inner_text("#sampling-steps")
+    assert "after 1 of 64 iterations" in captions or page.locator("#sampling-steps img").count() >= 4
+    page.screenshot(path=str(shots / "arcnn-sampling-1280.png"), full_page=True)
+    assert ui.problems == []
+    page.close()

@@ -1,0 +1,453 @@
+"""AR-CNN: a convolutional network that rewrites a four-voice piano roll note by note, in the
+spirit of Coconet (Huang et al., 2017) and AWS DeepComposer's AR-CNN.
+
+The idea a class should take away: the network never writes music left to right. It looks at the
+whole roll with some notes erased and guesses what belongs in the gaps. Music comes out of
+*Gibbs sampling*: erase some notes, let the network fill them in, erase others, fill them in
+again, erasing fewer each time, until every note agrees with its neighbours.
+
+Network (1-D convolutions over time; B batch, V = 4 voices, T steps of a 16th note):
+- Each voice at each step is a token: a rest or one of 84 pitches (a held note is the same pitch
+  at the next step, as in Coconet). The input shows each voice's token one-hot (zero where it is
+  erased), its pitch class, and a mask channel saying which steps are erased; the meter and the
+  melody's key profile (`studio.conditioning`) tell where the bar lines and the key are, so any
+  meter and any length go through in one pass.
+- A stack of dilated residual convolutions (a receptive field of about 9 bars of 4/4) ends in one
+  distribution over the 85 tokens for every voice at every step.
+
+Training (Coconet's orderless objective): erase a random share of the (voice, step) cells of real
+chorale windows (the share itself uniform in (0, 1], so the network learns to fill any pattern of
+gaps) and minimize the cross-entropy of the erased cells. A quarter of the batch erases the three
+lower voices completely, which is exactly the harmonization task.
+
+Uses (`generate`):
+- harmonize: the melody is the soprano; alto, tenor and bass are written by annealed blocked Gibbs
+  sampling (Coconet's schedule: the share erased per iteration falls from 90% to 5%), singing
+  wherever the melody sings (the texture of a chorale: no voice falls silent under the tune).
+- enhance: the same, then the melody itself is rewritten: spans of it are erased and resampled,
+  and a change is kept only if the notes removed from the input stay within the share asked and
+  the notes added within the number asked (so both limits hold exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from studio.conditioning import (
+    N_CONTEXT_FEATURES,
+    N_TOKENS,
+    REST,
+    context_features,
+    meter_features,
+    pitch_class_profile,
+    tokens_to_track,
+    track_to_tokens,
+)
+from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
+
+__all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
+
+USES_TORCH = True
+N_VOICE_FEATURES = N_TOKENS + 12 + 1  # one-hot token, pitch class, erased?
+
+
+@dataclass
+class ARCNNConfig:
+    """Architecture and training settings (the card's ``config``)."""
+
+    voice_names: tuple[str, ...] = ("Alto", "Tenor", "Bass")
+    programs: tuple[int, ...] = (52, 52, 52)
+    hidden: int = 128
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 1, 2, 4, 8, 16)
+    window: int = 64
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    harmonize_share: float = 0.25  # share of each batch that erases the three lower voices entirely
+    velocity: int = 80
+
+    @property
+    def n_voices(self) -> int:
+        return len(self.voice_names) + 1
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ARCNNConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+
+
+class Block(nn.Module):
+    """Residual block: dilated convolution over time, then a 1x1 mix, each after a norm."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(1, channels)
+        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.norm2 = nn.GroupNorm(1, channels)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.conv(F.gelu(self.norm1(x)))
+        return x + self.mix(F.gelu(self.norm2(x)))
+
+
+class ARCNN(nn.Module):
+    """(tokens (B, V, T) int64, erased (B, V, T) bool, context (B, T, 24)) -> logits (B, V, 85, T)."""
+
+    def __init__(self, config: ARCNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        v = config.n_voices
+        self.inp = nn.Conv1d(v * N_VOICE_FEATURES + N_CONTEXT_FEATURES, config.hidden, 1)
+        self.blocks = nn.ModuleList(Block(config.hidden, d) for d in config.dilations)
+        self.norm = nn.GroupNorm(1, config.hidden)
+        self.out = nn.Conv1d(config.hidden, v * N_TOKENS, 1)
+        pc = torch.zeros(N_TOKENS, 12)
+        for token in range(1, N_TOKENS):
+            pc[token, (token + MODEL_PITCH_LOW - 1) % 12] = 1.0
+        self.register_buffer("pitch_class", pc, persistent=False)
+
+    def features(self, tokens: torch.Tensor, erased: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        keep = (~erased).unsqueeze(-1).float()  # (B, V, T, 1)
+        onehot = F.one_hot(tokens, N_TOKENS).float() * keep
+        pcs = self.pitch_class[tokens] * keep
+        x = torch.cat([onehot, pcs, erased.unsqueeze(-1).float()], -1)  # (B, V, T, F)
+        b, v, t, f = x.shape
+        x = x.permute(0, 1, 3, 2).reshape(b, v * f, t)
+        return torch.cat([x, context.transpose(1, 2)], 1)
+
+    def forward(self, tokens: torch.Tensor, erased: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        h = self.inp(self.features(tokens, erased, context))
+        for block in self.blocks:
+            h = block(h)
+        logits = self.out(F.gelu(self.norm(h)))
+        b, _, t = logits.shape
+        return logits.view(b, self.config.n_voices, N_TOKENS, t)
+
+
+def random_erasure(shape: tuple[int, int, int], harmonize_share: float, rng: np.random.Generator) -> np.ndarray:
+    """Coconet's training masks, shape=(B, V, T) bool: each example erases a uniform random share
+    of its cells; `harmonize_share` of them erase every voice but the melody instead."""
+    b, v, t = shape
+    share = rng.uniform(0.0, 1.0, size=(b, 1, 1))
+    erased = rng.random((b, v, t)) < share
+    harmonize = rng.random(b) < harmonize_share
+    erased[harmonize] = False
+    erased[harmonize, 1:] = True
+    empty = ~erased.reshape(b, -1).any(1)
+    for i in np.flatnonzero(empty):  # at least one cell to learn from
+        erased[i, rng.integers(v), rng.integers(t)] = True
+    return erased
+
+
+def masked_cross_entropy(logits: torch.Tensor, tokens: torch.Tensor, erased: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood (nats) of the erased cells, each example weighted equally."""
+    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # classes second: (B, 85, V, T) -> (B, V, T)
+    weights = erased.float()
+    per_example = (nll * weights).sum((1, 2)) / weights.sum((1, 2)).clamp_min(1.0)
+    return per_example.mean()
+
+
+class ARCNNTraining:
+    """The AR-CNN's training step for `studio.train`: one Adam step on a batch of random windows
+    with random erasures. Logged per step: ``nll`` (nats per erased cell)."""
+
+    family = "arcnn"
+
+    def __init__(self, config: ARCNNConfig, windows, device: str = "cpu") -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.windows = windows
+        self.network = ARCNN(config).to(self.device)
+        self.modules = {"network": self.network}
+        self.optimizers = {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)}
+        self.reduce_gradients = lambda module: None
+
+    def selectable(self, step: int) -> bool:
+        """The network is trained by likelihood: the last step ships (no selection by samples)."""
+        return False
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.windows)
+
+    def n_parameters(self) -> dict[str, int]:
+        return {"network": sum(p.numel() for p in self.network.parameters())}
+
+    def tracks(self) -> list[dict]:
+        return [{"name": n, "program": p} for n, p in zip(self.config.voice_names, self.config.programs, strict=True)]
+
+    def accompanist(self) -> ARCNNAccompanist:
+        return ARCNNAccompanist(self.config, self.network, str(self.device))
+
+    def step(self, step: int, rng: np.random.Generator) -> dict[str, float]:
+        batch = self.windows.sample(self.config.batch_size, rng)
+        tokens = torch.from_numpy(batch.tokens).to(self.device)
+        context = torch.from_numpy(batch.context).to(self.device)
+        erased = torch.from_numpy(random_erasure(tuple(tokens.shape), self.config.harmonize_share, rng)).to(self.device)
+        self.network.train()
+        loss = masked_cross_entropy(self.network(tokens, erased, context), tokens, erased)
+        opt = self.optimizers["network"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.reduce_gradients(self.network)
+        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
+        opt.step()
+        return {"nll": float(loss.detach())}
+
+    def export(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+
+
+def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCNNTraining:
+    """Four-voice windows of the dataset (melody first), transposed as its config says."""
+    from studio.voices import VoiceWindows, voice_piece
+
+    first = dataset.train[0]
+    pitched = [i for i, drum in enumerate(first.drums) if not drum][:4]
+    known = {f.name for f in fields(ARCNNConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown AR-CNN setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    base = ARCNNConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:]))
+    values = {**base.to_json()}
+    for k, v in overrides.items():
+        default = getattr(base, k)
+        values[k] = type(default)(v) if not isinstance(default, tuple) else tuple(type(default[0])(x) for x in str(v).split(","))
+    config = ARCNNConfig.from_json(values)
+    windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
+    if not len(windows):
+        raise ValueError(f"no training windows of {config.window} steps in the data")
+    return ARCNNTraining(config, windows, device)
+
+
+def describe(genre: str, dataset=None) -> str:
+    """The card's plain-words description."""
+    return (
+        "An AR-CNN (autoregressive convolutional network), like AWS DeepComposer's: it looks at the whole piano roll with "
+        "some notes erased and guesses what belongs in the gaps. It writes by Gibbs sampling: erase some notes, fill them "
+        "in, erase others, fill again, fewer each time. Harmonize keeps your melody and writes alto, tenor and bass; "
+        "enhance also rewrites your melody, within the limits you set. Trained on Bach's four-part chorales."
+    )
+
+
+PARAMS = [
+    {"name": "mode", "type": "choice", "default": "harmonize", "choices": ["harmonize", "enhance"],
+     "help": "harmonize: keep your melody and write alto, tenor and bass; enhance: also rewrite the melody (within the limits below)."},
+    {"name": "iterations", "type": "int", "default": 64, "min": 1, "max": 256,
+     "help": "Sampling iterations: each erases part of the music and lets the network fill it in again (more = more settled)."},
+    {"name": "creative_risk", "type": "float", "default": 0.7, "min": 0.0, "max": 2.0,
+     "help": "Temperature: 0 always takes the network's favourite note, 1 samples as it learned, above 1 takes more risks."},
+    {"name": "max_removed", "type": "float", "default": 0.3, "min": 0.0, "max": 1.0,
+     "help": "Enhance: the largest share of your melody's notes that may be removed (0 = remove none)."},
+    {"name": "max_added", "type": "int", "default": 8, "min": 0, "max": 64,
+     "help": "Enhance: the largest number of new notes that may be added to your melody."},
+]
+DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
+
+
+def melody_notes(tokens: np.ndarray, onsets: np.ndarray) -> set[tuple[int, int]]:
+    """The notes of one voice as (start step, token): where a sound starts after a rest, a new
+    pitch, or a marked onset (a repeated note)."""
+    tokens = np.asarray(tokens)
+    previous = np.concatenate([[REST], tokens[:-1]])
+    starts = (tokens != REST) & ((tokens != previous) | np.asarray(onsets, bool))
+    return {(int(t), int(tokens[t])) for t in np.flatnonzero(starts)}
+
+
+def annealed_share(i: int, n: int, high: float = 0.9, low: float = 0.05, eta: float = 0.75) -> float:
+    """Coconet's schedule: the share of cells erased at iteration i of n falls linearly from `high`
+    to `low` over the first `eta` of the iterations, then stays at `low`."""
+    return max(low, high - (high - low) * i / max(1.0, eta * n))
+
+
+class ARCNNAccompanist:
+    """A trained AR-CNN serving the studio: harmonize or enhance a melody by Gibbs sampling."""
+
+    def __init__(self, config: ARCNNConfig, network: ARCNN, device: str = "cpu") -> None:
+        self.config = config
+        self.network = network.eval()
+        self.device = torch.device(device)
+
+    def _logits(self, tokens: np.ndarray, erased: np.ndarray, context: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            out = self.network(
+                torch.from_numpy(tokens[None]).to(self.device),
+                torch.from_numpy(erased[None]).to(self.device),
+                torch.from_numpy(context[None]).to(self.device),
+            )
+        return out[0].float().cpu()  # (V, 85, T)
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, cells: np.ndarray, temperature: float, gen: torch.Generator,
+                no_rest: np.ndarray | None = None) -> np.ndarray:
+        """Tokens for the `cells` (V, T) bool from logits (V, 85, T); cells marked in `no_rest` (V, T)
+        may not be a rest."""
+        logits = logits.permute(0, 2, 1).clone()  # (V, T, 85)
+        if no_rest is not None:
+            logits[..., REST][torch.from_numpy(no_rest)] = float("-inf")
+        chosen = logits[torch.from_numpy(cells)]  # (n, 85)
+        if temperature <= 1e-3:
+            return chosen.argmax(1).numpy()
+        return torch.multinomial(torch.softmax(chosen / temperature, 1), 1, generator=gen)[:, 0].numpy()
+
+    def gibbs(self, tokens: np.ndarray, free: np.ndarray, context: np.ndarray, iterations: int, temperature: float,
+              gen: torch.Generator, rng: np.random.Generator, trace: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """Annealed blocked Gibbs sampling of the `free` cells (V, T) bool of `tokens` (V, T). When
+        `trace` is given, its keys are iteration numbers (1-based) and get the tokens after them."""
+        tokens = tokens.copy()
+        if not free.any():
+            return tokens
+        for i in range(iterations):
+            erased = free if i == 0 else free & (rng.random(free.shape) < annealed_share(i, iterations))
+            if erased.any():
+                # Chorale texture: the lower voices sing wherever the melody sings (a rest is allowed only
+                # where the melody rests). Without this a melody unlike a chorale soprano (runs of 16th
+                # notes) can leave the voices silent for bars.
+                no_rest = free & (tokens[0] != REST)[None, :]
+                tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest)
+            if trace is not None and i + 1 in trace:
+                trace[i + 1] = tokens.copy()
+        return tokens
+
+    def _enhance(self, tokens: np.ndarray, onsets: np.ndarray, context: np.ndarray, params: Mapping[str, Any],
+                 gen: torch.Generator, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Rewrite the melody (voice 0) span by span; a change is kept only within the limits."""
+        original = melody_notes(tokens[0], onsets[0])
+        may_remove = int(np.floor(float(params["max_removed"]) * len(original) + 1e-9))
+        may_add = int(params["max_added"])
+        melody, mel_onsets = tokens[0].copy(), onsets[0].copy()
+        n = len(melody)
+        temperature = float(params["creative_risk"])
+        for _ in range(int(params["iterations"])):
+            span = int(rng.integers(1, 5))
+            start = int(rng.integers(0, max(1, n - span + 1)))
+            cells = np.zeros_like(tokens, bool)
+            cells[0, start : start + span] = True
+            trial = tokens.copy()
+            trial[0] = melody
+            proposal = self._sample(self._logits(trial, cells, context), cells, max(temperature, 0.3), gen)
+            candidate = melody.copy()
+            candidate[start : start + span] = proposal
+            cand_onsets = mel_onsets.copy()
+            cand_onsets[start : start + span] = False  # resampled steps start notes only where the pitch changes
+            notes = melody_notes(candidate, cand_onsets)
+            if len(original - notes) <= may_remove and len(notes - original) <= may_add:
+                melody, mel_onsets = candidate, cand_onsets
+        return melody, mel_onsets
+
+    def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int,
+                 trace: dict[int, np.ndarray] | None = None) -> list[RollTrack]:
+        """Alto, tenor and bass for `melody` (harmonize), or, in enhance mode, the rewritten melody
+        (marked ``role="melody"``, replacing the input's) followed by the three voices. `trace`
+        (see `gibbs`) collects the harmonization as it goes."""
+        p = {**DEFAULTS, **params}
+        c = self.config
+        gen = torch.Generator().manual_seed(int(seed))
+        rng = np.random.default_rng(int(seed))
+        mel_tokens, mel_onsets = track_to_tokens(melody)
+        n = len(mel_tokens)
+        context = context_features(meter_features(grid), pitch_class_profile(mel_tokens)).astype(np.float32)
+        tokens = np.zeros((c.n_voices, n), np.int64)
+        tokens[0] = mel_tokens
+        onsets = np.zeros((c.n_voices, n), bool)
+        onsets[0] = mel_onsets
+        free = np.zeros_like(tokens, bool)
+        free[1:] = True
+        iterations = int(p["iterations"])
+        temperature = float(p["creative_risk"])
+        tokens = self.gibbs(tokens, free, context, iterations, temperature, gen, rng, trace)
+        out: list[RollTrack] = []
+        if p["mode"] == "enhance":
+            new_melody, new_onsets = self._enhance(tokens, onsets, context, p, gen, rng)
+            if not np.array_equal(new_melody, tokens[0]):
+                tokens[0] = new_melody
+                tokens = self.gibbs(tokens, free, context, max(1, iterations // 2), temperature, gen, rng)  # voices follow the new melody
+            track = tokens_to_track(new_melody, new_onsets, melody.name, melody.program, c.velocity)
+            track.role = "melody"
+            out.append(track)
+        for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
+            out.append(tokens_to_track(tokens[v], np.zeros(n, bool), name, program, c.velocity))
+        return out
+
+    def sampling_trace(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int,
+                       at: Sequence[int]) -> list[tuple[int, list[RollTrack]]]:
+        """The voices after each of the iterations `at` of the same run `generate` does (same seed)."""
+        trace: dict[int, np.ndarray] = {int(i): None for i in at}  # type: ignore[misc]
+        self.generate(melody, grid, {**params, "mode": "harmonize"}, seed, trace)
+        c = self.config
+        out = []
+        for i in sorted(k for k, v in trace.items() if v is not None):
+            tokens = trace[i]
+            out.append((i, [tokens_to_track(tokens[v], np.zeros(tokens.shape[1], bool), name, program, c.velocity)
+                            for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1)]))
+        return out
+
+    def held_out_nll(self, pieces: Sequence[Any], seed: int = 0) -> dict[str, Any]:
+        """Frame-level negative log-likelihood (nats per 16th-note frame) on held-out pieces:
+        ``voice_given_others`` erases one whole voice and scores it given the other three (per
+        voice, and the mean), ``half_erased`` erases a random half of all cells (fixed seed) and
+        scores them; both read every piece whole, untransposed."""
+        rng = np.random.default_rng(seed)
+        per_voice = np.zeros(self.config.n_voices)
+        frames = 0
+        half_sum, half_n = 0.0, 0
+        for piece in pieces:
+            tokens = piece.tokens.astype(np.int64)
+            context = context_features(piece.meter, piece.profile).astype(np.float32)
+            t = torch.from_numpy(tokens)
+            for v in range(self.config.n_voices):
+                erased = np.zeros_like(tokens, bool)
+                erased[v] = True
+                logits = self._logits(tokens, erased, context)
+                per_voice[v] += float(F.cross_entropy(logits[v].T, t[v], reduction="sum"))
+            frames += tokens.shape[1]
+            erased = rng.random(tokens.shape) < 0.5
+            logits = self._logits(tokens, erased, context)
+            nll = F.cross_entropy(logits.permute(0, 2, 1).reshape(-1, N_TOKENS), t.reshape(-1), reduction="none").view(tokens.shape)
+            half_sum += float(nll[torch.from_numpy(erased)].sum())
+            half_n += int(erased.sum())
+        names = ["Soprano", *self.config.voice_names]
+        voices = {name: round(per_voice[i] / max(1, frames), 4) for i, name in enumerate(names)}
+        return {"voice_given_others": voices, "voice_given_others_mean": round(float(np.mean(list(voices.values()))), 4),
+                "half_erased": round(half_sum / max(1, half_n), 4), "frames": frames, "pieces": len(pieces)}
+
+
+def unigram_nll(train_pieces: Sequence[Any], held_out: Sequence[Any], n_voices: int) -> dict[str, Any]:
+    """The baseline: an independent per-voice model (each voice's token frequencies in training,
+    add-one smoothed), scored per frame on the held-out pieces."""
+    counts = np.ones((n_voices, N_TOKENS))
+    for piece in train_pieces:
+        for v in range(n_voices):
+            counts[v] += np.bincount(piece.tokens[v], minlength=N_TOKENS)
+    logp = np.log(counts / counts.sum(1, keepdims=True))
+    total = np.zeros(n_voices)
+    frames = 0
+    for piece in held_out:
+        for v in range(n_voices):
+            total[v] -= logp[v, piece.tokens[v]].sum()
+        frames += piece.tokens.shape[1]
+    per = total / max(1, frames)
+    return {"per_voice": [round(float(x), 4) for x in per], "mean": round(float(per.mean()), 4)}
+
+
+def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> ARCNNAccompanist:
+    """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
+    from safetensors.torch import load_file
+
+    if weights is None:
+        raise FileNotFoundError("no .safetensors weights beside the card")
+    config = ARCNNConfig.from_json(card.get("config", {}))
+    network = ARCNN(config)
+    network.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    return ARCNNAccompanist(config, network.to(device), device)
