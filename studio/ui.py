@@ -174,4 +174,11 @@ def build_app() -> gr.Blocks:
             act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out],
             api_name="accompany", concurrency_limit=workers, concurrency_id="generate",
         )
+        # ... and `/generate` takes the model's parameters too, as a JSON object.
+        params_json = gr.Textbox(visible=False)
+        api_params = gr.Button(visible=False)
+        api_params.click(
+            act.generate_endpoint, inputs=[melody_file, model, seed, params_json], outputs=[audio, roll, midi_out],
+            api_name="generate", concurrency_limit=workers, concurrency_id="generate",
+        )
     return app

@@ -9,6 +9,7 @@ another's files (Gradio serves only files that a callback returned to that sessi
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import tempfile
 import time
@@ -26,7 +27,7 @@ from studio.service import AccompanyRequest, accompany, sampling_trace
 from studio.takes import add_take, find_take, take_from_result, take_label
 
 __all__ = [
-    "accompany_endpoint", "clear_melody", "generate", "instrument_choices", "mixer_tracks",
+    "accompany_endpoint", "clear_melody", "generate", "generate_endpoint", "instrument_choices", "mixer_tracks",
     "preview", "remix", "sampling_views", "show_take", "use_recording",
 ]
 
@@ -89,6 +90,21 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
 def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
     """The `/accompany` API: (WAV path, piano-roll PNG path, MIDI path), every model parameter at its default."""
     result = _run(midi_file, model_name, seed, {}, progress)
+    return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
+
+
+@user_errors
+def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int, params_json: str | None,
+                      progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+    """The `/generate` API: as `/accompany`, plus the model's parameters as a JSON object (e.g.
+    '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused."""
+    try:
+        params = json.loads(params_json) if params_json and params_json.strip() else {}
+    except ValueError:
+        raise InputError('the parameters must be a JSON object, e.g. {"creative_risk": 0.5}') from None
+    if not isinstance(params, dict):
+        raise InputError('the parameters must be a JSON object, e.g. {"creative_risk": 0.5}')
+    result = _run(midi_file, model_name, seed, params, progress)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 

@@ -78,3 +78,20 @@ def test_the_pages_controls_reach_the_model(tune_paths):
 
     assert run(1, 0.0, 0.0) == run(2, 0.0, 0.0)
     assert run(1, 0.8, 1.0) != run(2, 0.8, 1.0)
+
+
+def test_generate_api_takes_the_models_parameters(server, tune_paths):
+    """`/generate`: the AR-CNN's enhance mode through the API rewrites the melody within its limits;
+    bad parameters come back as a readable error."""
+    client = Client(server, verbose=False)
+    source = tune_paths["two_four.mid"]
+    wav, png, midi = client.predict(handle_file(str(source)), "arcnn-chorale", 2,
+                                    '{"mode": "enhance", "max_removed": 0.25, "max_added": 3}', api_name="/generate")
+    _check_outputs((wav, png, midi))
+    before = {(n.start, n.pitch) for n in read_midi(source).score.tracks[0].notes}
+    after = {(n.start, n.pitch) for n in read_midi(midi).score.tracks[0].notes}
+    assert len(after - before) <= 3 and len(before - after) <= int(0.25 * len(before))
+    with pytest.raises(Exception, match="JSON object"):
+        client.predict(handle_file(str(source)), "arcnn-chorale", 2, "mode=enhance", api_name="/generate")
+    with pytest.raises(Exception, match="max_added"):
+        client.predict(handle_file(str(source)), "arcnn-chorale", 2, '{"max_added": 1000}', api_name="/generate")
