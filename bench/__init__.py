@@ -28,6 +28,13 @@ def run_all(quick: bool = False) -> dict[str, Any]:
     for name, row in results["sampling"].items():
         print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
 
+    from bench.batching import bench_batching
+
+    results["batching"] = bench_batching(repeats=1 if quick else 3)
+    for name, row in results["batching"].items():
+        print(f"batching {name}: {row['requests']} requests of {row['bars']} bars at once {row['batched_s']:.3f} s vs one by one "
+              f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']})", flush=True)
+
     results["overhead"] = bench_overhead(repeats=1 if quick else 3)
     o = results["overhead"]
     print(f"request overhead (16 bars): whole request {o['request_s']:.3f} s / synth alone {o['synth_alone_s']:.3f} s = {o['overhead_ratio']}", flush=True)

@@ -11,6 +11,7 @@ where `model.generate(melody, grid, params, seed) -> list[RollTrack]` (see `Acco
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from studio.batching import BatchConfig, Batcher
 from studio.config import REPO_ROOT, ServiceConfig
 from studio.errors import InputError, ModelError
 from studio.roll import Grid, RollTrack
@@ -150,8 +152,11 @@ def _default_device() -> str:
 class ModelRegistry:
     """Cards discovered at start-up; weights loaded lazily, once, and shared by every session."""
 
-    def __init__(self, checkpoints: Path | str = CHECKPOINTS, device: str | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(self, checkpoints: Path | str = CHECKPOINTS, device: str | None = None, timeout_s: float = 60.0,
+                 batching: BatchConfig | None = None) -> None:
         self.checkpoints = Path(checkpoints)
+        # Simultaneous requests for a model that has `generate_batch` (the GAN) share one forward pass.
+        self.batcher = Batcher(batching or BatchConfig())
         self._device = device
         self.timeout_s = timeout_s
         self._cards: dict[str, ModelCard] = {}
@@ -234,7 +239,10 @@ class ModelRegistry:
         if stuck >= MAX_ABANDONED:
             raise ModelError(f"model {name} is busy: {stuck} earlier requests ran past the {self.timeout_s:g} s time-out "
                              "and have not finished; try another model or try again later")
-        call = _Call(_run, model, melody, grid, resolved, seed)
+        if hasattr(model, "generate_batch") and self.batcher.config.window_s > 0:
+            call = _Call(_run_batched, self.batcher, name, model, melody, grid, resolved, seed)
+        else:
+            call = _Call(_run, model, melody, grid, resolved, seed)
         # A thread of its own (not a pool worker): a model that never returns cannot starve the others,
         # and, being a daemon, cannot keep a finished CLI process from exiting.
         threading.Thread(target=call.run, name=f"generate-{name}", daemon=True).start()
@@ -310,6 +318,22 @@ def _run(model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: 
     return model.generate(melody, grid, params, seed)
 
 
+def _run_batch(model: Accompanist, requests: list[tuple]) -> list[list[RollTrack]]:
+    """Several requests (melody, grid, params, seed) in one batched forward pass (`generate_batch`)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with torch.inference_mode():
+            return model.generate_batch(requests)
+    return model.generate_batch(requests)
+
+
+def _run_batched(batcher: Batcher, name: str, model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: int) -> list[RollTrack]:
+    """Queue one request on the model's batcher and wait for its own result."""
+    return batcher.submit(name, functools.partial(_run_batch_on_device, model), (melody, grid, params, seed), grid.n_steps).result()
+
+
 def _on_spaces_gpu(run: Callable) -> Callable:
     """`run` wrapped with `spaces.GPU` when the `spaces` package is importable (Hugging Face ZeroGPU
     attaches a GPU only inside such calls; elsewhere the decorator does nothing). Nothing requires it."""
@@ -321,6 +345,7 @@ def _on_spaces_gpu(run: Callable) -> Callable:
 
 
 _run = _on_spaces_gpu(_run)
+_run_batch_on_device = _on_spaces_gpu(_run_batch)
 
 _default: ModelRegistry | None = None
 _default_lock = threading.Lock()

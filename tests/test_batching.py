@@ -72,3 +72,40 @@ def test_window_zero_runs_each_request_alone():
     futures = _submit_together(batcher, _model(calls), ["a", "b", "c"])
     assert sorted(f.result(timeout=5) for f in futures) == ["result of a", "result of b", "result of c"]
     assert batcher.batch_sizes == [1, 1, 1]
+
+
+def test_the_registry_batches_simultaneous_gan_requests_exactly(tune_paths):
+    """16 sessions asking the GAN at once share forward passes, and each gets exactly the music it
+    would get alone (its own melody and seed)."""
+    import numpy as np
+
+    from studio.melody import extract_melody
+    from studio.midi import read_midi
+    from studio.registry import ModelRegistry
+    from studio.score import Score
+    from studio.tunes import tune_roll
+
+    tunes = []
+    for name in ("four_four.mid", "two_four.mid", "three_four_pickup.mid", "six_eight_minor.mid"):
+        score = read_midi(tune_paths[name]).score
+        tunes.append(tune_roll(Score(score.ticks_per_beat, [extract_melody(score).track], score.tempos, score.time_signatures)))
+    registry = ModelRegistry(batching=BatchConfig(window_s=0.05, max_batch=16))
+    requests = [(tunes[i % 4], i) for i in range(16)]
+    alone = [registry.generate("gan-chorale", m, g, {}, seed) for (m, g), seed in requests]
+    registry.batcher.batch_sizes.clear()
+    together: list = [None] * 16
+    start = threading.Barrier(16)
+
+    def ask(i):
+        (m, g), seed = requests[i]
+        start.wait()
+        together[i] = registry.generate("gan-chorale", m, g, {}, seed)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(registry.batcher.batch_sizes) >= 2 and sum(registry.batcher.batch_sizes) == 16
+    for a, b in zip(alone, together, strict=True):
+        assert all(np.array_equal(x.velocity, y.velocity) for x, y in zip(a, b, strict=True))

@@ -1,0 +1,79 @@
+"""Registry batching (issue 9, item 4): 16 simultaneous requests through the registry vs the same 16
+one after another, for each model that batches (`generate_batch`); throughput ratio, side by side.
+
+Also reported: the same 16 at once with batching switched off (threads only), which separates
+what batching gives from what mere concurrency gives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from bench.models import melody_of_bars
+from studio.batching import BatchConfig
+from studio.meter import estimate_pickup
+from studio.registry import ModelRegistry
+from studio.roll import make_grid, notes_to_roll
+
+__all__ = ["bench_batching"]
+
+
+def _together(registry: ModelRegistry, name: str, requests: list) -> float:
+    start_line = threading.Barrier(len(requests) + 1)
+
+    def ask(roll, grid, seed):
+        start_line.wait()
+        registry.generate(name, roll, grid, {}, seed)
+
+    threads = [threading.Thread(target=ask, args=r) for r in requests]
+    for t in threads:
+        t.start()
+    start_line.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
+def _one_by_one(registry: ModelRegistry, name: str, requests: list) -> float:
+    start = time.perf_counter()
+    for roll, grid, seed in requests:
+        registry.generate(name, roll, grid, {}, seed)
+    return time.perf_counter() - start
+
+
+def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3) -> dict[str, Any]:
+    """Throughput of `n` simultaneous requests (16 bars each, different seeds) vs `n` sequential ones."""
+    score = melody_of_bars(bars)
+    notes = score.tracks[0].notes
+    grid = make_grid(score, estimate_pickup(notes, score))
+    roll = notes_to_roll(notes, grid, "Melody", 0)
+    requests = [(roll, grid, seed) for seed in range(n)]
+    batched = ModelRegistry(batching=BatchConfig(window_s=0.01, max_batch=n))
+    unbatched = ModelRegistry(batching=BatchConfig(window_s=0.0))
+    out: dict[str, Any] = {}
+    for card in batched.cards():
+        if card.disabled or not hasattr(batched.get(card.name), "generate_batch"):
+            continue
+        unbatched.get(card.name)
+        _one_by_one(unbatched, card.name, requests[:2])  # warm-up
+        _together(batched, card.name, requests)
+        seq, bat, thr = [], [], []
+        for _ in range(repeats):  # interleaved, so machine noise hits all alike
+            seq.append(_one_by_one(unbatched, card.name, requests))  # the plain path: no batching window
+            bat.append(_together(batched, card.name, requests))
+            thr.append(_together(unbatched, card.name, requests))
+        s, b, t = min(seq), min(bat), min(thr)
+        out[card.name] = {
+            "requests": n, "bars": bars, "sequential_s": round(s, 4), "batched_s": round(b, 4), "threads_only_s": round(t, 4),
+            "throughput_ratio": round(s / b, 2), "threads_only_ratio": round(s / t, 2),
+            "largest_batch": max(batched.batcher.batch_sizes, default=1),
+        }
+    return out
+
+
+if __name__ == "__main__":
+    for name, row in bench_batching().items():
+        print(name, row)
