@@ -82,6 +82,13 @@ class Page:
     def downloads(self) -> list[str]:
         return self.page.eval_on_selector_all("#downloads a[href]", "els => els.map(e => decodeURIComponent(e.href))")
 
+    def wait_for_status(self, text: str) -> None:
+        """Wait (briefly) until the keyboard's status line says `text`; say what it says otherwise."""
+        try:
+            self.page.wait_for_function("(t) => document.querySelector('#keyboard .kb-status').innerText.includes(t)", arg=text, timeout=5_000)
+        except Exception:  # noqa: BLE001 - report what the page shows instead
+            pytest.fail(f"keyboard status: {self.page.inner_text('#keyboard .kb-status')!r}, wanted {text!r}")
+
     def fits(self) -> bool:
         return self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
@@ -90,7 +97,7 @@ def test_play_eight_notes_generate_remix_and_compare_takes(browser, server, shot
     ui = Page(browser, server, 1280, 800)
     page = ui.page
     ui.play("asdfghjk")  # C D E F G A B C
-    assert "8 notes" in page.inner_text("#keyboard .kb-status")
+    ui.wait_for_status("8 notes")
     page.screenshot(path=str(shots / "keyboard-1280.png"))
     page.click("#use-melody")
     ui.image_src("melody-roll")
@@ -156,11 +163,12 @@ def test_the_page_works_on_a_phone(browser, server, shots):
         key = page.locator(f"#keyboard [data-pitch='{pitch}']")
         box = key.bounding_box()
         assert box and box["width"] >= 14  # big enough to hit with a finger on a 390 px screen
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.85)
+        # hover() waits until the key stands still (the page may still be settling) and points at it
+        key.hover(position={"x": box["width"] / 2, "y": box["height"] * 0.85})
         page.mouse.down()
         time.sleep(0.08)
         page.mouse.up()
-    assert "8 notes" in page.inner_text("#keyboard .kb-status")
+    ui.wait_for_status("8 notes")
     page.click("#use-melody")
     ui.image_src("melody-roll")
     page.click("#generate")
@@ -229,8 +237,8 @@ def test_the_ar_cnn_shows_how_it_wrote_the_music(browser, server, shots):
     ui.image_src("melody-roll")
     page.click("#model input")
     page.locator("ul li", has_text="arcnn-chorale").first.click()
-    page.wait_for_selector("#param-iterations", timeout=30_000)
-    assert page.locator("#param-mode").count() == 1 and page.locator("#param-max_added").count() == 1
+    for control in ("mode", "iterations", "creative_risk", "max_removed", "max_added"):
+        page.wait_for_selector(f"#param-{control}", timeout=30_000)
     page.click("#generate")
     ui.image_src("piano-roll")
     page.click("#sampling button, #sampling .label-wrap")

@@ -126,21 +126,22 @@
   function noteOn(pitch, velocity = 90) {
     if (pitch < 0 || pitch > 127 || state.held.has(pitch)) return;
     state.held.add(pitch);
-    keyElement(pitch)?.classList.add("down");
-    state.voices.set(pitch, startVoice(pitch, velocity));
     const t = nowS();
     if (state.t0 === null) state.t0 = t; // free play: time starts at the first note
     const note = { pitch, start: t - state.t0, end: null, velocity };
     state.notes.push(note);
     state.open.set(pitch, note);
+    keyElement(pitch)?.classList.add("down");
     update();
+    // The note is recorded before it is sounded: a browser that refuses audio must not lose it.
+    try { state.voices.set(pitch, startVoice(pitch, velocity)); } catch (err) { console.info("no sound:", err); }
   }
 
   function noteOff(pitch) {
     if (!state.held.has(pitch)) return;
     state.held.delete(pitch);
     keyElement(pitch)?.classList.remove("down");
-    stopVoice(pitch);
+    try { stopVoice(pitch); } catch (err) { console.info("no sound:", err); }
     const note = state.open.get(pitch);
     if (note) note.end = Math.max(note.start + 0.01, nowS() - state.t0);
     state.open.delete(pitch);
