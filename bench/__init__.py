@@ -35,6 +35,13 @@ def run_all(quick: bool = False) -> dict[str, Any]:
         print(f"batching {name}: {row['requests']} requests of {row['bars']} bars at once {row['batched_s']:.3f} s vs one by one "
               f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']})", flush=True)
 
+    from bench.startup import bench_startup
+
+    results["startup"] = bench_startup()
+    st = results["startup"]
+    print(f"start-up: first /accompany answer {st['first_answer_s']} s after launch (bound 10 s); memory with "
+          f"{len(st['models'])} models loaded {st['rss_all_models_mb']} MB (bound 1536 MB)", flush=True)
+
     results["overhead"] = bench_overhead(repeats=1 if quick else 3)
     o = results["overhead"]
     print(f"request overhead (16 bars): whole request {o['request_s']:.3f} s / synth alone {o['synth_alone_s']:.3f} s = {o['overhead_ratio']}", flush=True)
