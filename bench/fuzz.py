@@ -498,20 +498,22 @@ def case_data(seed: int, case: int) -> tuple[str, bytes, list[Mutation]]:
 
 
 def run(cases: int, seed: int = 0, gan_every: int = 20, png_every: int = 500, max_cpu_s: float = 2.0,
-        max_mb: float = 500.0, hang_s: float = 60.0, save_dir: Path | None = None, progress: bool = True) -> Report:
-    """Run `cases` cases; failures (other exceptions, over `max_cpu_s`, over `max_mb`) are collected."""
+        max_mb: float = 500.0, hang_s: float = 60.0, save_dir: Path | None = None, progress: bool = True,
+        other_model: str = "gan-chorale") -> Report:
+    """Run `cases` cases; failures (other exceptions, over `max_cpu_s`, over `max_mb`) are collected.
+    Every `gan_every`-th case goes to `other_model` (1: all of them), the others to `rules`."""
     from studio.registry import ModelRegistry
 
     registry = ModelRegistry()
     tmp = Path(tempfile.mkdtemp(prefix="studio-fuzz-"))
-    for model in ("rules", "gan-chorale"):  # warm-up: weights and imports are not the fuzzed input's cost
+    for model in ("rules", other_model):  # warm-up: weights and imports are not the fuzzed input's cost
         run_case(seed_files()[0][1], model, registry, want_png=True, out_dir=tmp)
     report = Report(baseline_mb=peak_rss_mb(), rss_start_mb=rss_mb())
     watchdog = _Watchdog(hang_s)
     began = time.perf_counter()
     for case in range(cases):
         name, data, mutations = case_data(seed, case)
-        model = "gan-chorale" if gan_every and case % gan_every == gan_every - 1 else "rules"
+        model = other_model if gan_every and case % gan_every == gan_every - 1 else "rules"
         want_png = bool(png_every) and case % png_every == png_every - 1
         watchdog.start(case)
         try:
@@ -548,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=10_000, help="how many cases (default 10,000)")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed; case N of a seed is always the same file")
-    parser.add_argument("--gan-every", type=int, default=20, help="every Nth case goes to gan-chorale (0: never)")
+    parser.add_argument("--gan-every", type=int, default=20, help="every Nth case goes to --other-model (0: never, 1: all)")
+    parser.add_argument("--other-model", default="gan-chorale", help="the learned model fuzzed beside rules (default gan-chorale)")
     parser.add_argument("--png-every", type=int, default=500, help="every Nth case also draws the piano roll (0: never)")
     parser.add_argument("--max-cpu-s", type=float, default=2.0, help="CPU seconds a case may take")
     parser.add_argument("--max-mb", type=float, default=500.0, help="peak memory growth allowed over the warm process, MB")
@@ -558,10 +561,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.replay is not None:
         name, data, mutations = case_data(args.seed, args.replay)
-        print(f"case {args.replay}: {name} with {mutations} ({len(data):,} bytes)")
-        print(run_case(data))
+        every = args.gan_every
+        model = args.other_model if every and args.replay % every == every - 1 else "rules"
+        print(f"case {args.replay}: {name} with {mutations} ({len(data):,} bytes), model {model}")
+        print(run_case(data, model))
         return 0
-    report = run(args.cases, args.seed, args.gan_every, args.png_every, args.max_cpu_s, args.max_mb, save_dir=args.save_dir)
+    report = run(args.cases, args.seed, args.gan_every, args.png_every, args.max_cpu_s, args.max_mb, save_dir=args.save_dir,
+                 other_model=args.other_model)
     growth = report.peak_mb - report.baseline_mb
     summary = {
         "cases": report.cases, "seed": args.seed, "seconds": round(report.seconds, 1),

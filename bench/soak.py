@@ -71,6 +71,15 @@ class ServerUnderTest:
     def rss_mb(self) -> float:
         return psutil.Process(self.pid).memory_info().rss / 2**20
 
+    def exit_status(self) -> str | None:
+        """None while the server runs; else how it ended (its exit code, or the signal that killed it)."""
+        if self.process is not None:
+            code = self.process.poll()
+            if code is None:
+                return None
+            return f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        return None if psutil.pid_exists(self.pid) else "is gone"
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -92,10 +101,13 @@ def start_server(root: Path, timeout_s: float = 120) -> ServerUnderTest:
     dirs = {name: root / name.lower() for name in ("TMPDIR", "GRADIO_TEMP_DIR", "HOME", "MPLCONFIGDIR")}
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1",
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",
                GRADIO_ANALYTICS_ENABLED="False", **{k: str(v) for k, v in dirs.items()})
     log = (root / "server.log").open("w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # app.py run as `make run` runs it; through runpy, so that tooling that stops "app.py" processes by
+    # name (a developer's `pkill -f app.py`) does not end a soak that takes half an hour.
+    launch = 'import runpy; runpy.run_path("app" + ".py", run_name="__main__")'
+    process = subprocess.Popen([sys.executable, "-c", launch], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -127,6 +139,7 @@ class Soak:
     samples: list[dict] = field(default_factory=list)  # after call i: rss_mb, gradio_mb, results_mb, result folders
     warmup: int = 0
     output_bytes: int = 0  # what the calls' outputs weigh (MIDI + PNG + WAV), as the server reports them
+    server_ended: str | None = None  # how the server ended, if it did during the soak
 
     def summary(self) -> dict:
         after = [s for s in self.samples if s["call"] >= self.warmup]
@@ -140,6 +153,7 @@ class Soak:
             "requests": self.requests,
             "failures": len(self.failures),
             "failure_examples": self.failures[:5],
+            "server_ended": self.server_ended,
             "median_s": round(statistics.median(self.seconds), 3) if self.seconds else None,
             "p95_s": round(sorted(self.seconds)[int(0.95 * (len(self.seconds) - 1))], 3) if self.seconds else None,
             "max_s": round(max(self.seconds), 3) if self.seconds else None,
@@ -187,13 +201,19 @@ def soak(server: ServerUnderTest, requests: int, models: list[str], melodies: li
     client = None
     began = time.perf_counter()
     for call in range(1, requests + 1):
-        if client is None or (new_session_every and call % new_session_every == 1):
-            if client is not None:
-                client.close()
-            client = Client(server.url, verbose=False, download_files=False)
+        ended = server.exit_status()
+        if ended:
+            report.failures.append(f"before call {call}: the server {ended} (see its log)")
+            report.server_ended = ended
+            break
         melody, model = melodies[call % len(melodies)], models[call % len(models)]
         started = time.perf_counter()
         try:
+            if client is None or (new_session_every and call % new_session_every == 1):
+                if client is not None:
+                    client.close()
+                client = None
+                client = Client(server.url, verbose=False, download_files=False)
             wav, png, midi = client.predict(handle_file(str(melody)), model, call % 7, api_name="/accompany")
             with urllib.request.urlopen(midi["url"], timeout=30) as response:
                 if response.read(4) != b"MThd":
@@ -205,7 +225,7 @@ def soak(server: ServerUnderTest, requests: int, models: list[str], melodies: li
         report.requests = call
         if age_every and call % age_every == 0:
             _age_results(server.results)
-        if call % sample_every == 0 or call == requests or call == report.warmup:
+        if (call % sample_every == 0 or call == requests or call == report.warmup) and not server.exit_status():
             report.samples.append(_sample(server, call))
             if progress and call % (sample_every * 10) == 0:
                 s = report.samples[-1]
