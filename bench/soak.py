@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -249,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmpdir", type=Path, help="its TMPDIR (with --url)")
     parser.add_argument("--gradio-temp", type=Path, help="its GRADIO_TEMP_DIR (with --url)")
     parser.add_argument("--max-growth", type=float, default=0.10, help="allowed memory growth after warm-up (default 10%%)")
+    parser.add_argument("--keep", action="store_true", help="keep the started server's temp folders and log (kept anyway if it died)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
+    root = None
     if args.url:
         if not args.pid:
             parser.error("--url needs --pid (the server's process, whose memory is measured)")
@@ -265,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     summary = report.summary()
+    if root is not None and not args.keep and not report.server_ended:
+        shutil.rmtree(root, ignore_errors=True)  # a 1,000-call run leaves gigabytes of audio
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
