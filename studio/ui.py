@@ -67,7 +67,9 @@ def build_app() -> gr.Blocks:
     workers = max(1, os.cpu_count() or 2)
     choices = model_choices()
     first = choices[0][1] if choices else ""
-    with gr.Blocks(title="Music Studio") as app:
+    # Gradio keeps its own copy of every file a callback returns: every 10 minutes, copies older than
+    # an hour are removed (as `ui_actions.results_dir` does for the studio's folders), so disk stays bounded.
+    with gr.Blocks(title="Music Studio", delete_cache=(600, 3600)) as app:
         gr.Markdown(
             "# Music Studio\n**1.** Play a melody on the keyboard (or record it in time, upload a MIDI file, or pick a sample). "
             "**2.** Choose a generator. **3.** Listen, change the instruments, and compare your takes."
