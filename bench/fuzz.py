@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import REPO_ROOT
+from studio.midi import _varlen_bytes as _vlq  # the writer's own variable-length quantity encoder
 
 __all__ = ["OPS", "CaseResult", "Mutation", "apply", "mutate", "peak_rss_mb", "rss_mb", "run_case", "seed_files"]
 
@@ -70,15 +71,6 @@ def seed_files() -> list[tuple[str, bytes]]:
 
 
 # --------------------------------------------------------------------------- reading the layout
-
-
-def _vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
 
 
 def _chunks(data: bytes) -> list[tuple[int, int]]:

@@ -51,6 +51,7 @@ from studio.conditioning import (
     track_to_tokens,
 )
 from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
+from studio.train import coerce_setting
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -220,10 +221,7 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCN
     if unknown:
         raise ValueError(f"unknown AR-CNN setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     base = ARCNNConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:]))
-    values = {**base.to_json()}
-    for k, v in overrides.items():
-        default = getattr(base, k)
-        values[k] = type(default)(v) if not isinstance(default, tuple) else tuple(type(default[0])(x) for x in str(v).split(","))
+    values = {**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}}
     config = ARCNNConfig.from_json(values)
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):

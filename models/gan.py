@@ -66,6 +66,7 @@ from studio.conditioning import (
     track_to_tokens,
 )
 from studio.roll import Grid, RollTrack
+from studio.train import coerce_setting
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
@@ -440,28 +441,12 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> GANT
     if unknown:
         raise ValueError(f"unknown GAN setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     base = GANConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:]))
-    values = {**base.to_json(), **{k: _coerce(getattr(base, k), v) for k, v in overrides.items()}}
+    values = {**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}}
     config = GANConfig.from_json(values)
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):
         raise ValueError(f"no training windows of {config.window} steps in the data")
     return GANTraining(config, windows, device)
-
-
-def _coerce(default: Any, value: Any) -> Any:
-    """A `--set key=value` string as the type of the setting's default."""
-    if not isinstance(value, str):
-        return value
-    if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes")
-    if isinstance(default, int):
-        return int(value)
-    if isinstance(default, float):
-        return float(value)
-    if isinstance(default, tuple):
-        kind = type(default[0]) if default else str
-        return tuple(kind(v) for v in value.split(","))
-    return value
 
 
 _GENRE_WORDS = {

@@ -37,10 +37,26 @@ from studio.config import REPO_ROOT
 from studio.errors import InputError
 from studio.roll import Grid, RollTrack
 
-__all__ = ["TrainConfig", "history_path", "run_training"]
+__all__ = ["TrainConfig", "coerce_setting", "history_path", "run_training"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 TRAINABLE = ("gan", "arcnn")
+
+
+def coerce_setting(default: Any, value: Any) -> Any:
+    """A `--set key=value` string as the type of the setting's default (any family's config)."""
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, tuple):
+        kind = type(default[0]) if default else str
+        return tuple(kind(v) for v in value.split(","))
+    return value
 
 
 def history_path(checkpoint_stem: Path) -> Path:
