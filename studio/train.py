@@ -40,7 +40,21 @@ from studio.roll import Grid, RollTrack
 __all__ = ["TrainConfig", "coerce_setting", "history_path", "run_training"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
-TRAINABLE = ("gan", "arcnn")
+
+
+def trainable_families() -> tuple[str, ...]:
+    """Families whose module offers `training(dataset, overrides, device)` (the loop's contract)."""
+    from studio.registry import FAMILIES
+
+    found = []
+    for name in FAMILIES:
+        try:
+            module = importlib.import_module(f"models.{name}")
+        except ImportError:
+            continue
+        if hasattr(module, "training"):
+            found.append(name)
+    return tuple(found)
 
 
 def coerce_setting(default: Any, value: Any) -> Any:
@@ -341,8 +355,9 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     from studio.data import DatasetConfig, build_dataset, load_cached_dataset
 
-    if config.family not in TRAINABLE:
-        raise InputError(f"family '{config.family}' has no trainer yet: choose one of {', '.join(TRAINABLE)}")
+    trainable = trainable_families()
+    if config.family not in trainable:
+        raise InputError(f"family '{config.family}' has no trainer yet: choose one of {', '.join(trainable)}")
     if config.minutes <= 0 and not config.steps:
         raise InputError("give --minutes above 0 or --steps")
     if config.threads:
