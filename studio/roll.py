@@ -24,6 +24,7 @@ __all__ = [
     "Grid",
     "Roll",
     "RollTrack",
+    "extend_grid",
     "make_grid",
     "notes_to_roll",
     "roll_to_notes",
@@ -180,6 +181,18 @@ def make_grid(score: Score, pickup_ticks: int = 0, min_steps: int = 0) -> Grid:
     n_steps = kept[-1].start + kept[-1].full_length if kept[-1].length == kept[-1].full_length else kept[-1].end
     n_steps = max(n_steps, last)
     return Grid(score.ticks_per_beat, n_steps, kept)
+
+
+def extend_grid(grid: Grid, n_steps: int) -> Grid:
+    """`grid` continued with full bars of its last meter until it covers `n_steps` (what a model that
+    continues a melody writes into)."""
+    bars = list(grid.bars)
+    last = bars[-1]
+    pos = grid.n_steps
+    while pos < n_steps:
+        bars.append(Bar(pos, last.full_length, last.numerator, last.denominator))
+        pos += last.full_length
+    return Grid(grid.ticks_per_beat, pos, bars, grid.steps_per_beat)
 
 
 def notes_to_roll(notes: list[Note], grid: Grid, name: str, program: int, is_drum: bool = False) -> RollTrack:
