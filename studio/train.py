@@ -285,11 +285,12 @@ class _Selector:
     how far its metrics are from the real accompaniments'; the best-scoring weights are what ships
     (adversarial training wanders, so the last step is not always the best)."""
 
-    def __init__(self, pieces: list, params: dict, every_s: float, run_dir: Path) -> None:
+    def __init__(self, pieces: list, params: dict, every_s: float, run_dir: Path, own_score: bool = False) -> None:
         from studio.evaluate import real_summary
 
         self.pieces, self.params, self.every_s, self.run_dir = pieces, params, every_s, run_dir
-        self.real = real_summary(pieces) if pieces else {}
+        self.own_score = own_score  # the recipe scores itself (`recipe.validation_score(pieces)`: the melody models' NLL)
+        self.real = real_summary(pieces) if pieces and not own_score else {}
         self.best: dict[str, Any] | None = None
         self.weights: dict | None = None
         self.last_check = time.perf_counter()
@@ -304,7 +305,10 @@ class _Selector:
         from studio.evaluate import validation_score
 
         self.last_check = time.perf_counter()
-        score, generated = validation_score(recipe.accompanist(), self.pieces, self.real, self.params)
+        if self.own_score:
+            score, generated = recipe.validation_score(self.pieces)
+        else:
+            score, generated = validation_score(recipe.accompanist(), self.pieces, self.real, self.params)
         history.setdefault("validation", []).append({"step": step, "score": round(score, 4), **{k: round(v, 4) for k, v in generated.items()}})
         if self.best is None or score < self.best["score"]:
             self.best = {"step": step, "score": round(score, 4)}
@@ -371,7 +375,9 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         torch.cuda.set_device(device)
     family = importlib.import_module(f"models.{config.family}")
     genre = config.dataset_genre
-    if genre.startswith("cache:"):
+    if hasattr(family, "dataset"):  # a family with data of its own kind (the melody models' tunes)
+        dataset = family.dataset(genre, config.max_pieces, progress and dist.main)
+    elif genre.startswith("cache:"):
         dataset = load_cached_dataset(genre.split(":", 1)[1], progress=progress and dist.main)
     else:
         dataset = build_dataset(DatasetConfig(genre, max_pieces=config.max_pieces), progress=progress and dist.main)
@@ -383,7 +389,8 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     recipe = family.training(dataset, dict(config.overrides), device)
     recipe.reduce_gradients = dist.average_gradients
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.stem)
-    selector = _Selector(validation if dist.main else [], {p["name"]: p["default"] for p in family.PARAMS}, config.validate_every_s, run_dir)
+    selector = _Selector(validation if dist.main else [], {p["name"]: p["default"] for p in family.PARAMS}, config.validate_every_s, run_dir,
+                         own_score=hasattr(recipe, "validation_score"))
 
     step, elapsed = 0, 0.0
     history: dict[str, Any] = {"losses": [], "samples": [], "sessions": []}
@@ -491,8 +498,11 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
             "held_out_pieces": len(dataset.held_out),
             "validation_pieces": n_validation,
             "selected": (
-                {**selector.best, "how": "the generator that scored best on the validation pieces (training pieces kept out of training): "
-                 "mean distance of its metrics from the real ones in units of the acceptance bounds (studio.evaluate.validation_score)"}
+                {**selector.best, "how": (
+                    "the weights with the lowest negative log-likelihood per event on the validation pieces (training pieces kept out of training)"
+                    if selector.own_score else
+                    "the generator that scored best on the validation pieces (training pieces kept out of training): "
+                    "mean distance of its metrics from the real ones in units of the acceptance bounds (studio.evaluate.validation_score)")}
                 if selector.best else {"step": step, "how": "the last step"}
             ),
             "split": "by piece, seed 0 (studio.data.split_pieces); related pieces kept together",
