@@ -137,6 +137,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         evaluate=not args.no_evaluate,
         evaluate_unseen=args.unseen,
         max_pieces=args.max_pieces,
+        threads=args.threads,
     )
     try:
         card = run_training(config)
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unseen", type=int, default=100, help="unseen tunes in the final evaluation (default 100)")
     p.add_argument("--no-evaluate", action="store_true", help="skip the evaluation at the end")
     p.add_argument("--max-pieces", type=int, help="use only the first N pieces (quick runs)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 on a shared machine)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a model's samples vs held-out real music")
