@@ -13,7 +13,6 @@ import json
 import math
 import operator
 import os
-import re
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pretty_midi.constants import INSTRUMENT_MAP
 from studio import midi
 from studio.config import Limits
 from studio.errors import InputError
+from studio.filenames import safe_stem
 from studio.melody import extract_melody
 from studio.meter import estimate_pickup
 from studio.roll import make_grid
@@ -125,11 +125,6 @@ def _mix_key(mixes: Sequence[TrackMix]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def _safe_stem(name: str) -> str:
-    """A file-name stem of safe characters only (as `studio.service` makes them)."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(str(name)).stem).strip("-")[:60] or "take"
-
-
 def _hold_length(score: Score, end_tick: int) -> Score:
     """`score` whose MIDI file lasts to `end_tick` even when its last tracks are muted.
 
@@ -175,7 +170,7 @@ def remix_take(
     with saving_results():  # a full disk is one clear line
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        stem = f"{_safe_stem(source.name)}-mix-{_mix_key(mixes)}"
+        stem = f"{safe_stem(source.name, 'take', 60)}-mix-{_mix_key(mixes)}"
         midi_out = out / f"{stem}.mid"
         midi_out.write_bytes(midi.write_midi(_hold_length(mixed, score.end_tick), title=f"{source.stem} (mix)"))
         config = synth.SynthConfig()
@@ -230,7 +225,7 @@ def preview_melody(
     with saving_results():  # a full disk is one clear line
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        stem = f"{_safe_stem(name)}-preview"
+        stem = f"{safe_stem(name, 'take', 60)}-preview"
         midi_out = out / f"{stem}.mid"
         midi_out.write_bytes(midi.write_midi(alone, title=f"{name} (melody)"))
         try:

@@ -234,17 +234,31 @@ class ModelRegistry:
         model = self.get(name)
         card = self.card(name)
         resolved = card.resolve_params(params)
+        if hasattr(model, "generate_batch") and self.batcher.config.window_s > 0:
+            result = self._call(name, _run_batched, self.batcher, name, model, melody, grid, resolved, seed)
+        else:
+            result = self._call(name, _run, model.generate, melody, grid, resolved, seed)
+        if not result:
+            raise ModelError(f"model {name} returned no tracks")
+        return result
+
+    def call_method(self, name: str, method: str, *args: Any) -> Any:
+        """The loaded model's `method(*args)` (e.g. the AR-CNN's `sampling_trace`) as `generate` runs
+        the model: under `torch.inference_mode()`, within the time-out, errors as one line."""
+        return self._call(name, _run, getattr(self.get(name), method), *args)
+
+    def _call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)`, work of model `name`, within the time-out; its errors become one-line `ModelError`s.
+
+        A thread of its own (not a pool worker): a model that never returns cannot starve the others,
+        and, being a daemon, cannot keep a finished CLI process from exiting. A model with
+        `MAX_ABANDONED` calls still running past the time-out takes no new ones."""
         with self._registry_lock:
             stuck = self._abandoned.get(name, 0)
         if stuck >= MAX_ABANDONED:
             raise ModelError(f"model {name} is busy: {stuck} earlier requests ran past the {self.timeout_s:g} s time-out "
                              "and have not finished; try another model or try again later")
-        if hasattr(model, "generate_batch") and self.batcher.config.window_s > 0:
-            call = _Call(_run_batched, self.batcher, name, model, melody, grid, resolved, seed)
-        else:
-            call = _Call(_run, model, melody, grid, resolved, seed)
-        # A thread of its own (not a pool worker): a model that never returns cannot starve the others,
-        # and, being a daemon, cannot keep a finished CLI process from exiting.
+        call = _Call(fn, *args)
         threading.Thread(target=call.run, name=f"generate-{name}", daemon=True).start()
         if not call.done.wait(self.timeout_s):
             self._count_abandoned(name, +1)  # before `abandon`, so that a late end never counts below zero
@@ -255,10 +269,7 @@ class ModelRegistry:
         if isinstance(call.error, ModelError):
             raise call.error
         if call.error is not None:  # a failing model must not take the server down
-            exc = call.error
-            raise ModelError(f"model {name} failed while generating ({_brief(exc)}); other models still work")
-        if not call.result:
-            raise ModelError(f"model {name} returned no tracks")
+            raise ModelError(f"model {name} failed while generating ({_brief(call.error)}); other models still work")
         return call.result
 
     def _count_abandoned(self, name: str, change: int) -> None:
@@ -307,15 +318,16 @@ class _Call:
             return True
 
 
-def _run(model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: int) -> list[RollTrack]:
-    """Call the model, under `torch.inference_mode()` when torch is loaded (no autograd bookkeeping)."""
+def _run(method: Callable[..., Any], *args: Any) -> Any:
+    """Call a model's method (`generate`, `sampling_trace`), under `torch.inference_mode()` when torch
+    is loaded (no autograd bookkeeping)."""
     import sys
 
     torch = sys.modules.get("torch")
     if torch is not None:
         with torch.inference_mode():
-            return model.generate(melody, grid, params, seed)
-    return model.generate(melody, grid, params, seed)
+            return method(*args)
+    return method(*args)
 
 
 def _run_batch(model: Accompanist, requests: list[tuple]) -> list[list[RollTrack]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,7 @@ from typing import Any
 from studio import midi
 from studio.config import ServiceConfig
 from studio.errors import InputError, StudioError
+from studio.filenames import safe_stem
 from studio.melody import extract_melody
 from studio.meter import estimate_pickup
 from studio.metrics import summarize
@@ -78,12 +78,6 @@ class AccompanyResult:
     @property
     def duration_seconds(self) -> float:
         return self.score.duration_seconds
-
-
-def _safe_stem(name: str) -> str:
-    """A file-name stem made only of safe characters (user text never becomes a path unchecked)."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", Path(str(name)).stem).strip("-")[:40]
-    return stem or "melody"
 
 
 def _check_seed(seed: Any, config: ServiceConfig) -> int:
@@ -153,7 +147,8 @@ def read_melody(request: AccompanyRequest, config: ServiceConfig | None = None) 
 def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 64), registry: ModelRegistry | None = None,
                    config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
     """For models that write by iterative sampling (the AR-CNN): piano-roll PNGs of the music after
-    some of its iterations, with captions; empty for other models. Same seed, same run as `accompany`."""
+    some of its iterations, with captions; empty for other models. Same seed, same run as `accompany`,
+    through the registry as `accompany` runs the model (its time-out, errors as `ModelError`)."""
     from studio import plot
 
     config = config or ServiceConfig()
@@ -167,15 +162,18 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
     score, melody, melody_roll, grid, _warnings = read_melody(request, config)
     total = int(params.get("iterations", max(at)))
     steps = sorted({i for i in at if i < total} | {total})
-    out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    trace = registry.call_method(card.name, "sampling_trace", melody_roll, grid, params, seed, steps)
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     pngs = []
-    for iteration, voices in model.sampling_trace(melody_roll, grid, params, seed, steps):
-        tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in voices]
-        picture = Score(score.ticks_per_beat, tracks, score.tempos, score.time_signatures)
-        caption = f"after {iteration} of {total} iterations"
-        pngs.append((plot.plot_score(picture, out_dir / f"{_safe_stem(request.name)}-iteration{iteration}.png", bar_ticks, 0, f"{card.name}: {caption}"), caption))
+    with saving_results():
+        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for iteration, voices in trace:
+            tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in voices]
+            picture = Score(score.ticks_per_beat, tracks, score.tempos, score.time_signatures)
+            caption = f"after {iteration} of {total} iterations"
+            png = out_dir / f"{safe_stem(request.name)}-iteration{iteration}.png"
+            pngs.append((plot.plot_score(picture, png, bar_ticks, 0, f"{card.name}: {caption}"), caption))
     return pngs
 
 
@@ -240,7 +238,7 @@ def accompany(
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
     from studio import synth
 
-    stem = f"{_safe_stem(request.name)}-{card.name}-seed{seed}"
+    stem = f"{safe_stem(request.name)}-{card.name}-seed{seed}"
     written: list[Path] = []
     try:
         out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))

@@ -23,7 +23,7 @@ from studio.errors import InputError, StudioError
 from studio.mixing import GM_PROGRAMS, TrackMix, preview_melody, remix_take, take_tracks
 from studio.recording import recording_to_midi
 from studio.registry import default_registry
-from studio.service import AccompanyRequest, accompany, sampling_trace
+from studio.service import AccompanyRequest, accompany, output_error, sampling_trace, saving_results
 from studio.takes import add_take, find_take, take_from_result, take_label
 
 __all__ = [
@@ -36,17 +36,19 @@ KEEP_RESULTS_S = 3600  # a session's files are kept an hour, then cleaned
 
 
 def results_dir() -> Path:
-    """A fresh folder for one request, under a root whose old folders are removed (bounded disk use)."""
+    """A fresh folder for one request, under a root whose old folders are removed (bounded disk use).
+    A full or read-only disk is `service.output_error`'s one line."""
     root = Path(tempfile.gettempdir()) / RESULTS_ROOT_NAME
-    root.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in root.iterdir():
-        try:
-            if now - old.stat().st_mtime > KEEP_RESULTS_S:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
-    return Path(tempfile.mkdtemp(dir=root))
+    with saving_results():
+        root.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in root.iterdir():
+            try:
+                if now - old.stat().st_mtime > KEEP_RESULTS_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                continue
+        return Path(tempfile.mkdtemp(dir=root))
 
 
 def _readable(exc: Exception) -> gr.Error:
@@ -208,9 +210,13 @@ def preview(midi_file: str | None) -> tuple:
 def use_recording(recording_json: str) -> str:
     """What was played on the keyboard, quantized, as a MIDI file that becomes the melody."""
     data = recording_to_midi(recording_json or "")
-    path = results_dir() / "my-melody.mid"
-    path.write_bytes(data)
-    return str(path)
+    folder = results_dir()
+    try:
+        (folder / "my-melody.mid").write_bytes(data)
+    except OSError as exc:  # a full disk: one line, and no half-written file or empty folder left
+        shutil.rmtree(folder, ignore_errors=True)
+        raise output_error(exc) from None
+    return str(folder / "my-melody.mid")
 
 
 def clear_melody() -> tuple[None, None, None]:

@@ -414,3 +414,104 @@ def test_a_full_disk_while_previewing_or_remixing(tune, tmp_path, monkeypatch):
             ui_actions.preview(str(tune))
     png, _wav = ui_actions.preview(str(tune))
     assert Path(png).exists()
+
+
+RECORDING = json.dumps({"notes": [{"pitch": 60, "start": 0.0, "end": 0.4}, {"pitch": 64, "start": 0.5, "end": 0.9}],
+                        "tempo": 100, "meter": "4/4", "aligned": False})
+
+
+def _result_folders() -> set[Path]:
+    root = Path(ui_actions.tempfile.gettempdir()) / ui_actions.RESULTS_ROOT_NAME
+    return set(root.iterdir()) if root.is_dir() else set()
+
+
+@pytest.mark.parametrize("where", ["tempfile.mkdtemp", "pathlib.Path.mkdir"])
+def test_a_full_disk_when_the_page_makes_a_request_folder(where, tune, monkeypatch):
+    """`ui_actions.results_dir` (every page action's folder) says the disk is full in one line."""
+    actions = {
+        "accompany": lambda: ui_actions.accompany_endpoint(str(tune), "rules", 0, progress=_no_progress),
+        "preview": lambda: ui_actions.preview(str(tune)),
+        "recording": lambda: ui_actions.use_recording(RECORDING),
+    }
+    with monkeypatch.context() as patch:
+        patch.setattr(where, _disk_full)
+        with pytest.raises(StudioError, match=r"^the disk is full"):
+            ui_actions.results_dir()
+        for action in actions.values():
+            with pytest.raises(gr.Error, match=r"The disk is full, so the result could not be saved"):
+                action()
+    assert ui_actions.accompany_endpoint(str(tune), "rules", 0, progress=_no_progress)[2]  # and the next request works
+
+
+def test_a_full_disk_when_keeping_a_recording_leaves_nothing_behind(monkeypatch):
+    before = _result_folders()
+    with monkeypatch.context() as patch:
+        patch.setattr("pathlib.Path.write_bytes", _disk_full)
+        with pytest.raises(gr.Error, match=r"The disk is full"):
+            ui_actions.use_recording(RECORDING)
+    assert _result_folders() <= before  # neither the file nor its folder was left
+    path = Path(ui_actions.use_recording(RECORDING))
+    assert [n.pitch for n in read_midi(path).score.tracks[0].notes] == [60, 64]
+
+
+# --------------------------------------------------------------------------- the sampling view (AR-CNN)
+
+
+class _HangsWhileTracing:
+    """An AR-CNN whose `sampling_trace` starts and does not come back until `release` is set."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.release = threading.Event()
+
+    def generate(self, *args):
+        return self.real.generate(*args)
+
+    def sampling_trace(self, *args):
+        self.release.wait(60)
+        return self.real.sampling_trace(*args)
+
+
+class _RaisesWhileTracing(_HangsWhileTracing):
+    def sampling_trace(self, *args):
+        raise RuntimeError("out of memory")
+
+
+def _arcnn_take(tune: Path, folder: Path) -> dict:
+    """What the page keeps of an AR-CNN take (only what `sampling_views` reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"source": str(tune), "model": "arcnn-chorale", "seed": 3, "params": {"iterations": 4}, "midi": str(folder / "take.mid")}
+
+
+def test_a_hung_sampling_view_times_out_and_the_page_goes_on(registry, tune, tmp_path, monkeypatch):
+    """The AR-CNN's step-by-step view runs through the registry's time-out like a generation."""
+    import studio.registry
+    from studio.service import sampling_trace
+
+    hangs = _HangsWhileTracing(registry.get("arcnn-chorale"))
+    registry._models["arcnn-chorale"] = hangs
+    monkeypatch.setattr(studio.registry, "_default", registry)
+    request = _request(tune, "arcnn-chorale", params={"iterations": 4}, out_dir=tmp_path / "trace")
+    try:
+        started = time.perf_counter()
+        with pytest.raises(ModelError, match=r"^model arcnn-chorale took longer than 0.5 s: the studio stopped waiting"):
+            sampling_trace(request, registry=registry)
+        with pytest.raises(gr.Error, match=r"took longer than 0\.5 s"):
+            ui_actions.sampling_views(_arcnn_take(tune, tmp_path / "page"))
+        assert time.perf_counter() - started < 10
+        assert accompany(_request(tune, "gan-quartet", out_dir=tmp_path, want_wav=False), registry).score.tracks
+    finally:
+        hangs.release.set()
+    registry._models["arcnn-chorale"] = hangs.real
+    pictures, _note = ui_actions.sampling_views(_arcnn_take(tune, tmp_path / "again"))
+    assert [caption for _png, caption in pictures] == ["after 1 of 4 iterations", "after 4 of 4 iterations"]
+    assert all(Path(png).read_bytes()[:4] == b"\x89PNG" for png, _caption in pictures)
+
+
+def test_a_failing_sampling_view_is_one_line(registry, tune, tmp_path, monkeypatch):
+    import studio.registry
+
+    registry._models["arcnn-chorale"] = _RaisesWhileTracing(registry.get("arcnn-chorale"))
+    monkeypatch.setattr(studio.registry, "_default", registry)
+    with pytest.raises(gr.Error, match=r"Model arcnn-chorale failed while generating \(RuntimeError: out of memory\)"):
+        ui_actions.sampling_views(_arcnn_take(tune, tmp_path))
