@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.launch import launch_studio
 from studio.config import REPO_ROOT
 
 __all__ = ["ServerUnderTest", "Soak", "dir_bytes", "soak", "start_server"]
@@ -90,38 +90,15 @@ class ServerUnderTest:
                 self.process.kill()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(root: Path, timeout_s: float = 120) -> ServerUnderTest:
-    """`app.py` served on a free port, with TMPDIR and GRADIO_TEMP_DIR under `root`."""
-    port = _free_port()
+    """`app.py` served on a free port (`bench.launch`), with TMPDIR, GRADIO_TEMP_DIR, HOME and
+    MPLCONFIGDIR under `root`, and its output in `root/server.log`."""
     dirs = {name: root / name.lower() for name in ("TMPDIR", "GRADIO_TEMP_DIR", "HOME", "MPLCONFIGDIR")}
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",
-               GRADIO_ANALYTICS_ENABLED="False", **{k: str(v) for k, v in dirs.items()})
-    log = (root / "server.log").open("w")
-    # app.py run as `make run` runs it; through runpy, so that tooling that stops "app.py" processes by
-    # name (a developer's `pkill -f app.py`) does not end a soak that takes half an hour.
-    launch = 'import runpy; runpy.run_path("app" + ".py", run_name="__main__")'
-    process = subprocess.Popen([sys.executable, "-c", launch], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}: see {root / 'server.log'}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return ServerUnderTest(url, process.pid, dirs["GRADIO_TEMP_DIR"], dirs["TMPDIR"], process)
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"the studio did not start within {timeout_s:.0f} s")
+    env = {"PYTHONFAULTHANDLER": "1", **{k: str(v) for k, v in dirs.items()}}
+    launched = launch_studio(env, log=root / "server.log", timeout_s=timeout_s)
+    return ServerUnderTest(launched.url, launched.pid, dirs["GRADIO_TEMP_DIR"], dirs["TMPDIR"], launched.process)
 
 
 def default_melodies() -> list[Path]:

@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from typing import Any
 
+from bench.launch import launch_studio
 from studio.config import REPO_ROOT
 
 __all__ = ["bench_startup"]
 
 TUNE = REPO_ROOT / "assets" / "melodies" / "yankee_doodle.mid"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_startup(timeout_s: float = 120.0) -> dict[str, Any]:
@@ -36,21 +26,10 @@ def bench_startup(timeout_s: float = 120.0) -> dict[str, Any]:
 
     from studio.registry import ModelRegistry
 
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
+    launched = launch_studio(timeout_s=timeout_s, poll_s=0.1)
+    url, proc = launched.url, launched.process
     try:
-        while True:
-            if time.perf_counter() - start > timeout_s:
-                raise RuntimeError(f"the studio did not answer within {timeout_s:.0f} s")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
         page_s = time.perf_counter() - start
         client = Client(url, verbose=False)
         client.predict(handle_file(str(TUNE)), "rules", 0, api_name="/accompany")
@@ -62,11 +41,7 @@ def bench_startup(timeout_s: float = 120.0) -> dict[str, Any]:
             client.predict(handle_file(str(TUNE)), name, 0, api_name="/accompany")
         rss_all = server.memory_info().rss
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        launched.stop()
     return {
         "page_s": round(page_s, 2), "first_answer_s": round(first_s, 2), "bound_first_answer_s": 10.0,
         "rss_after_first_mb": round(rss_start / 2**20), "rss_all_models_mb": round(rss_all / 2**20), "bound_mb": 1536,

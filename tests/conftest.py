@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,35 +41,21 @@ def run_dir() -> Path:
     return _RUN_DIR
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="session")
+def studio_server():
+    """The studio served for real by `app.py` (one server for the whole run, `bench.launch`), its
+    output in the run's folder."""
+    from bench.launch import launch_studio
+
+    try:
+        launched = launch_studio(log=_RUN_DIR / "server.log", timeout_s=90)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield launched
+    launched.stop(timeout_s=10)
 
 
 @pytest.fixture(scope="session")
-def server():
-    """The studio served for real by `app.py` (one server for the whole run), its URL."""
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"app.py exited: {proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the studio did not start within 90 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def server(studio_server) -> str:
+    """The served studio's URL."""
+    return studio_server.url

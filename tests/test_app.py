@@ -95,3 +95,11 @@ def test_generate_api_takes_the_models_parameters(server, tune_paths):
         client.predict(handle_file(str(source)), "arcnn-chorale", 2, "mode=enhance", api_name="/generate")
     with pytest.raises(Exception, match="max_added"):
         client.predict(handle_file(str(source)), "arcnn-chorale", 2, '{"max_added": 1000}', api_name="/generate")
+
+
+def test_a_studio_that_cannot_start_is_reported_with_its_last_output(tmp_path):
+    """`bench.launch` (the `server` fixture, bench.startup, bench.soak) says why the server never answered."""
+    from bench.launch import launch_studio
+
+    with pytest.raises(RuntimeError, match=r"(?s)app\.py exited with status 1 before serving its page.*STUDIO_TIMEOUT_S must be a number"):
+        launch_studio({"STUDIO_TIMEOUT_S": "abc"}, log=tmp_path / "server.log", timeout_s=60)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import psutil
 import pytest
 
 from bench.soak import ServerUnderTest, _age_results, dir_bytes, soak
@@ -20,17 +19,9 @@ CALLS, WARMUP = 35, 15
 MELODIES = ["four_four.mid", "three_four_pickup.mid", "six_eight_minor.mid", "type0.mid", "multitrack_drums.mid"]
 
 
-def _server_process() -> psutil.Process:
-    """The `app.py` process that the `server` fixture started (a child of this one)."""
-    found = [p for p in psutil.Process().children(recursive=True) if "app.py" in " ".join(p.cmdline())]
-    if len(found) != 1:
-        pytest.fail(f"expected one app.py child process, found {len(found)}")
-    return found[0]
-
-
 @pytest.fixture(scope="module")
-def served(server) -> ServerUnderTest:
-    return ServerUnderTest(server, _server_process().pid, Path(os.environ["GRADIO_TEMP_DIR"]), Path(os.environ["TMPDIR"]))
+def served(studio_server) -> ServerUnderTest:
+    return ServerUnderTest(studio_server.url, studio_server.pid, Path(os.environ["GRADIO_TEMP_DIR"]), Path(os.environ["TMPDIR"]))
 
 
 def test_short_soak(served, tune_paths):
