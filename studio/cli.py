@@ -70,6 +70,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         melody_track=args.melody_track,
         want_wav=args.out_wav is not None or not any(outs.values()),
         want_png=args.out_png is not None or not any(outs.values()),
+        then=args.then,
+        then_params=_parse_params(args.then_param),
     )
     result = accompany(request)
     written = _place_outputs(result, outs)
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="folder for all outputs when no --out-* is given (default: here)")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="a model parameter (repeatable)")
     p.add_argument("--melody-track", type=int, help="index of the melody track (default: found automatically)")
+    p.add_argument("--then", metavar="MODEL", help="after a model that writes melody (transformer-folk): accompany the result with MODEL")
+    p.add_argument("--then-param", action="append", default=[], metavar="K=V", help="a parameter of the --then model (repeatable)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("render", help="MIDI -> WAV with the studio's synthesizer (nothing generated)")

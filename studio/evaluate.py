@@ -209,6 +209,10 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
     config = config or EvaluationConfig()
     registry = registry or default_registry()
     card = registry.card(model)
+    if card.family == "transformer":  # a melody model: continuations, not accompaniments
+        from studio.continuation import ContinuationConfig, evaluate_continuer
+
+        return evaluate_continuer(model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress)
     genre = config.data or (card.genre if card.genre in CORPUS_GENRES else "chorale")
     if not (genre in CORPUS_GENRES or genre.startswith("folder:")):
         raise InputError(f"no evaluation data for genre '{genre}': pass --data with one of {', '.join(CORPUS_GENRES)} or a folder of MIDI files")
@@ -327,6 +331,10 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as a few readable lines (what the CLI prints without --json)."""
+    if report.get("family") == "transformer":
+        from studio.continuation import format_continuation
+
+        return format_continuation(report)
     held = report["held_out"]
     lines = [f"{report['model']} on {held['pieces']} held-out {report['data']} pieces ({held['bars']} bars), seed {report['seed']}:"]
     lines.append(f"  {'metric':26s} {'generated':>10s} {'real':>8s}  bound")

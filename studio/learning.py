@@ -28,8 +28,10 @@ LOSS_LABELS = {
     "critic": "critic loss",
     "wasserstein": "Wasserstein estimate (critic: real minus generated; falls as the generator improves)",
     "reconstruction": "cross-entropy of the real voices (nats per step)",
+    "nll": "negative log-likelihood of the training music (nats per guess; lower is better)",
     "validation": "distance from real music on validation pieces (1 = the acceptance bound; lower is better)",
 }
+VALIDATION_NLL_LABEL = "negative log-likelihood per event of validation tunes (lower is better)"
 _lock = threading.Lock()
 _cache_dir: Path | None = None
 
@@ -91,10 +93,12 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
         if panel == ["validation"]:
             steps = [r["step"] for r in validation]
             scores = [r["score"] for r in validation]
-            ax.plot(steps, scores, marker="o", markersize=3, linewidth=1.2, color="#0072B2", label=LOSS_LABELS["validation"])
+            likelihood = "perplexity" in validation[0]  # a melody model scores itself by NLL, not by distance from bounds
+            ax.plot(steps, scores, marker="o", markersize=3, linewidth=1.2, color="#0072B2", label=VALIDATION_NLL_LABEL if likelihood else LOSS_LABELS["validation"])
             best = min(range(len(scores)), key=scores.__getitem__)
             ax.plot([steps[best]], [scores[best]], marker="*", markersize=14, color="#D55E00", linestyle="none", label=f"kept: step {steps[best]}")
-            ax.axhline(1.0, color="#999999", linestyle=":", linewidth=1)
+            if not likelihood:
+                ax.axhline(1.0, color="#999999", linestyle=":", linewidth=1)
             ax.legend(fontsize=8, loc="upper right")
             ax.set_xlabel("training step")
             ax.grid(alpha=0.3)

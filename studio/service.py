@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from studio import midi
 from studio.config import ServiceConfig
 from studio.errors import InputError, StudioError
@@ -30,6 +32,7 @@ from studio.roll import (
     MODEL_PITCH_LOW,
     Grid,
     RollTrack,
+    extend_grid,
     make_grid,
     notes_to_roll,
     roll_to_notes,
@@ -40,6 +43,7 @@ from studio.theory import pitch_name
 
 __all__ = ["AccompanyRequest", "AccompanyResult", "MelodyInput", "accompany", "output_error", "read_melody", "render", "sampling_trace", "saving_results"]
 
+MELODY_FAMILIES = ("transformer", "vae")  # models that write melody; 'then' names an accompanist for their result
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plot")
 
 
@@ -56,6 +60,8 @@ class AccompanyRequest:
     melody_track: int | None = None  # which input track is the melody (default: found automatically)
     want_wav: bool = True
     want_png: bool = True
+    then: str | None = None  # after a model that writes melody (the Transformer): the model that accompanies the result
+    then_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -177,6 +183,30 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
     return pngs
 
 
+def _then_card(registry: ModelRegistry, card: Any, then: str | None) -> Any:
+    """The card of the model that accompanies a melody model's output, checked; None when not asked."""
+    if not then:
+        return None
+    if card.family not in MELODY_FAMILIES:
+        raise InputError(f"'then' follows a model that writes melody ({', '.join(MELODY_FAMILIES)}); {card.name} already accompanies")
+    then_card = registry.card(then)
+    if then_card.family in MELODY_FAMILIES:
+        raise InputError(f"{then_card.name} writes melody, it does not accompany: choose an accompanist after {card.name}")
+    return then_card
+
+
+def _continued_melody(melody: Track, continued: RollTrack, grid: Grid) -> tuple[Track, RollTrack, Grid]:
+    """The input's melody (its own notes, unquantized) and the notes a model added after its end, on
+    the grid extended by the new bars; the roll is what the next model reads."""
+    longer = extend_grid(grid, continued.n_steps)
+    end_tick = grid.step_to_tick(grid.n_steps)
+    added = [n for n in roll_to_notes(continued, longer) if n.start >= end_tick]
+    track = Track(melody.name, melody.program, melody.is_drum, melody.channel, [*melody.notes, *added])
+    pad = ((0, longer.n_steps - continued.n_steps), (0, 0))
+    roll = RollTrack(continued.name, continued.program, continued.is_drum, np.pad(continued.velocity, pad), np.pad(continued.onset, pad))
+    return track, roll, longer
+
+
 def accompany(
     request: AccompanyRequest,
     registry: ModelRegistry | None = None,
@@ -220,9 +250,21 @@ def accompany(
     score, melody, melody_roll, grid, warnings = read_melody(request, config)
     lap("parse")
 
+    read_bars = grid.bars
+    then_card = _then_card(registry, card, request.then)  # a wrong chain is refused before any model runs
     report(0.2, desc=f"generating with {card.name}")
     accompaniment = registry.generate(card.name, melody_roll, grid, params, seed)
     lap("model")
+
+    continued = [t for t in accompaniment if t.role == "continuation"]  # the Transformer: the melody and new bars after it
+    if continued:
+        melody, melody_roll, grid = _continued_melody(melody, continued[0], grid)
+        warnings.append(f"{card.name} added {len(grid.bars) - len(read_bars)} bars after the melody")
+    accompaniment = [t for t in accompaniment if t.role != "continuation"]
+    if then_card is not None:
+        report(0.35, desc=f"accompanying with {then_card.name}")
+        accompaniment += registry.generate(then_card.name, melody_roll, grid, then_card.resolve_params(request.then_params), seed)
+        lap("then")
 
     rewritten = [t for t in accompaniment if t.role == "melody"]  # e.g. the AR-CNN's enhance mode
     accompaniment = [t for t in accompaniment if t.role != "melody"]
@@ -238,7 +280,7 @@ def accompany(
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
     from studio import synth
 
-    stem = f"{safe_stem(request.name)}-{card.name}-seed{seed}"
+    stem = f"{safe_stem(request.name)}-{card.name}{'-' + then_card.name if then_card else ''}-seed{seed}"
     written: list[Path] = []
     try:
         out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))

@@ -267,10 +267,18 @@ def _notes_json(track: RollTrack) -> dict:
 
 
 def _snapshot(recipe: Any, melodies: list[tuple[str, RollTrack, Grid]], step: int, seconds: float) -> dict:
+    from studio.roll import extend_grid
+
     model = recipe.accompanist()
     pieces = []
     for pid, melody, grid in melodies:
         tracks = model.generate(melody, grid, {}, 0)
+        for i, track in enumerate(tracks):
+            if track.role == "continuation":  # only what was added after the melody (which is drawn already)
+                grid = extend_grid(grid, track.n_steps)
+                added = track.velocity.copy()
+                added[: melody.n_steps] = 0
+                tracks[i] = RollTrack("Continuation", track.program, track.is_drum, added, track.onset & (added > 0))
         pieces.append({"piece": pid, "bars": [b.start for b in grid.bars], "n_steps": grid.n_steps, "tracks": [_notes_json(melody)] + [_notes_json(t) for t in tracks]})
     return {"step": step, "seconds": round(seconds, 1), "pieces": pieces}
 
