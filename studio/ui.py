@@ -112,9 +112,9 @@ def build_app() -> gr.Blocks:
                 midi_out = gr.File(visible=False, elem_id="midi-output")  # the API's third output
         with gr.Accordion("Instruments and mix (changes the audio, not the notes)", open=False, elem_id="mixer"):
             mixer_area = gr.Column()
-        with gr.Accordion("How it was written, step by step (AR-CNN)", open=False, elem_id="sampling"):
+        with gr.Accordion("How it was written, step by step", open=False, elem_id="sampling"):
             sampling_note = gr.Markdown()
-            sampling = gr.Gallery(label="The roll after some of the sampling iterations", columns=2, height="auto", elem_id="sampling-steps")
+            sampling = gr.Gallery(label="The roll at some of the model's steps", columns=2, height="auto", elem_id="sampling-steps")
         with gr.Accordion("How this model learned", open=False, elem_id="learning"):
             curves0, snaps0, note0 = learning_views(first)
             learning_note = gr.Markdown(note0)

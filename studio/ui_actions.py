@@ -180,21 +180,29 @@ def remix(take: dict | None, *values: Any) -> tuple:
     return str(out_wav), [str(out_midi), str(out_wav)]
 
 
+SAMPLING_NOTES = {
+    "arcnn": "Gibbs sampling: at first every note of alto, tenor and bass is erased and guessed at once (noisy); then, "
+    "iteration after iteration, fewer notes are erased and guessed again, each in the light of all the others.",
+    "diffusion": "Diffusion: the voices start as pure noise (random notes everywhere under the melody). At each step the "
+    "network guesses the clean music through the noise, and a little less noise is kept than before; the pictures show "
+    "the noisy roll itself, from noise level t = 1 (all noise) down to t = 0 (the music you hear).",
+}
+
+
 @user_errors
 def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
-    """For a take of a model that writes by iterative sampling (the AR-CNN), the roll after some of
-    its iterations (the same run, same seed); otherwise nothing, and a note saying why."""
+    """For a take of a model that writes step by step (the AR-CNN's Gibbs sampling, diffusion's
+    denoising), the roll at some of its steps (the same run, same seed) and what they show;
+    otherwise nothing, and a note saying why."""
     if not take or not take.get("source") or not Path(take["source"]).exists():
         return [], ""
-    if default_registry().card(take["model"]).family != "arcnn":
-        return [], "This model writes its music in one pass; the AR-CNN shows here how it rewrites the music step by step."
     request = AccompanyRequest(midi=Path(take["source"]), model=take["model"], seed=take["seed"], params=take.get("params", {}),
                                out_dir=Path(take["midi"]).parent, name=Path(take["source"]).stem)
     pictures = sampling_trace(request)
-    return [(str(p), caption) for p, caption in pictures], (
-        "Gibbs sampling: at first every note of alto, tenor and bass is erased and guessed at once (noisy); then, "
-        "iteration after iteration, fewer notes are erased and guessed again, each in the light of all the others."
-    )
+    if not pictures:
+        return [], "This model writes its music in one pass; the AR-CNN and the diffusion models show here how they write step by step."
+    family = default_registry().card(take["model"]).family
+    return [(str(p), caption) for p, caption in pictures], SAMPLING_NOTES.get(family, "The music at some of the model's steps.")
 
 
 @user_errors
