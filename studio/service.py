@@ -152,9 +152,12 @@ def read_melody(request: AccompanyRequest, config: ServiceConfig | None = None) 
 
 def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 64), registry: ModelRegistry | None = None,
                    config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
-    """For models that write by iterative sampling (the AR-CNN): piano-roll PNGs of the music after
-    some of its iterations, with captions; empty for other models. Same seed, same run as `accompany`,
-    through the registry as `accompany` runs the model (its time-out, errors as `ModelError`)."""
+    """For models that write step by step (the AR-CNN's Gibbs iterations, diffusion's denoising
+    steps): piano-roll PNGs of the music at some of the steps, with captions; empty for other models.
+    Same seed, same run as `accompany`, through the registry as `accompany` runs the model (its
+    time-out, errors as `ModelError`). A model chooses its own steps and captions when it has
+    `trace_plan(params) -> (total, steps)` and `trace_caption(step, total)`; otherwise the steps are
+    `at` (below the run's `iterations`) and the last."""
     from studio import plot
 
     config = config or ServiceConfig()
@@ -166,8 +169,11 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
     if not hasattr(model, "sampling_trace"):
         return []
     score, melody, melody_roll, grid, _warnings = read_melody(request, config)
-    total = int(params.get("iterations", max(at)))
-    steps = sorted({i for i in at if i < total} | {total})
+    if hasattr(model, "trace_plan"):
+        total, steps = model.trace_plan(params)
+    else:
+        total = int(params.get("iterations", max(at)))
+        steps = sorted({i for i in at if i < total} | {total})
     trace = registry.call_method(card.name, "sampling_trace", melody_roll, grid, params, seed, steps)
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     pngs = []
@@ -177,7 +183,7 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
         for iteration, voices in trace:
             tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in voices]
             picture = Score(score.ticks_per_beat, tracks, score.tempos, score.time_signatures)
-            caption = f"after {iteration} of {total} iterations"
+            caption = model.trace_caption(iteration, total) if hasattr(model, "trace_caption") else f"after {iteration} of {total} iterations"
             png = out_dir / f"{safe_stem(request.name)}-iteration{iteration}.png"
             pngs.append((plot.plot_score(picture, png, bar_ticks, 0, f"{card.name}: {caption}"), caption))
     return pngs
