@@ -361,3 +361,28 @@ def output_error(exc: OSError) -> StudioError:
         f"the result could not be saved ({exc.strerror or type(exc).__name__}): "
         "check that the output folder exists and can be written to"
     )
+
+
+def choice_views(request: AccompanyRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
+    """For models that write one event at a time (the Transformer): what they weighed at each new
+    note (the pitches they could draw, with probabilities) and where they looked (attention), as
+    PNGs with captions; empty for other models. Same seed, same notes as `accompany`; through the
+    registry's time-out."""
+    from studio.choices_plot import attention_png, choices_png
+
+    config = config or ServiceConfig()
+    registry = registry or default_registry()
+    seed = _check_seed(request.seed, config)
+    card = registry.card(request.model)
+    params = card.resolve_params(request.params)
+    if not hasattr(registry.get(card.name), "explain"):
+        return []
+    _score, _melody, melody_roll, grid, _warnings = read_melody(request, config)
+    found = registry.call_method(card.name, "explain", melody_roll, grid, params, seed)
+    with saving_results():
+        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+        stem = f"{safe_stem(request.name)}-{card.name}-seed{seed}"
+        return [
+            (choices_png(found["choices"], out_dir / f"{stem}-choices.png", card.name), "the pitches it could draw for each new note"),
+            (attention_png(found["attention"], found["notes"], out_dir / f"{stem}-attention.png", card.name), "where each new note looked"),
+        ]

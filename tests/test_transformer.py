@@ -246,3 +246,20 @@ def test_the_training_loop_trains_and_ships_a_checkpoint(monkeypatch, tmp_path):
     loaded = ModelRegistry(tmp_path, device="cpu").get("transformer-test")
     melody, grid = _melody(PICKUP_NOTES, 52), Grid(4, 52, PICKUP_BARS)
     assert loaded.generate(melody, grid, {"bars": 2}, 0)[0].n_steps == 52 + 24
+
+
+def test_choice_views_show_what_it_weighed_and_where_it_looked(tiny_registry, tune_paths, tmp_path, small):
+    from studio.service import choice_views
+
+    request = AccompanyRequest(midi=tune_paths["three_four_pickup.mid"], model="transformer-tiny", seed=4, params={"bars": 2}, out_dir=tmp_path)
+    views = choice_views(request, registry=tiny_registry)
+    assert [caption for _p, caption in views] == ["the pitches it could draw for each new note", "where each new note looked"]
+    assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p, _c in views)
+    assert choice_views(AccompanyRequest(midi=tune_paths["three_four_pickup.mid"], model="rules", out_dir=tmp_path), registry=tiny_registry) == []
+    # the choices are those of the take itself: same seed, same drawn pitches
+    model = tiny_registry.get("transformer-tiny")
+    melody, grid = _melody(PICKUP_NOTES, 52), Grid(4, 52, PICKUP_BARS)
+    explained = model.explain(melody, grid, {"bars": 2}, 4)
+    written = [p for s, _e, p in track_notes(model.generate(melody, grid, {"bars": 2}, 4)[0]) if s >= 52]
+    assert [chosen for _probs, chosen in explained["choices"]] == written
+    assert explained["attention"].shape == (len(written), len(explained["notes"]))
