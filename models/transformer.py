@@ -180,12 +180,12 @@ class TransformerConfig:
     block_size: int = 512
     n_layer: int = 4
     n_head: int = 4
-    n_embd: int = 192
+    n_embd: int = 128
     dropout: float = 0.1
     # training
-    seq_len: int = 256
-    batch_size: int = 32
-    lr: float = 1e-3
+    seq_len: int = 512  # the whole context: packed rows train every position generation uses
+    batch_size: int = 6
+    lr: float = 1.5e-3
     warmup_steps: int = 200
     weight_decay: float = 0.1
 
@@ -592,27 +592,33 @@ class TransformerTraining:
     def accompanist(self) -> Continuer:
         return Continuer(self.config, self.network, self.device)
 
+    def _segment(self, rng: np.random.Generator) -> np.ndarray:
+        """One tune from its start, or from a random bar line with that bar's meter in front, to its
+        end and EOS, transposed at random within the dataset's range and the model's pitches."""
+        i = int(rng.integers(len(self.tunes)))
+        tune, tokens = self.tunes[i], self._arrays[i]
+        bar = 0 if rng.random() < 0.5 else int(rng.integers(len(tune.bar_index)))
+        head = tokens if bar == 0 else np.concatenate([list(tune.meters[bar]), tokens[tune.bar_index[bar]:]])
+        seq = np.concatenate([head, [EOS]]).astype(np.int64)
+        pitch = (seq >= PITCH0) & (seq < DUR0)
+        if pitch.any():
+            lo = max(self.transpose[0], PITCH0 - int(seq[pitch].min()))
+            hi = min(self.transpose[1], DUR0 - 1 - int(seq[pitch].max()))
+            if lo <= hi:
+                seq[pitch] += int(rng.integers(lo, hi + 1))
+        return seq
+
     def batch(self, rng: np.random.Generator) -> torch.Tensor:
-        """(B, seq_len + 1) windows, PAD after a tune's end."""
+        """(B, seq_len + 1) rows packed with segments back to back (GPT-style: no padding, every
+        position of the context trained; EOS then BOS or a meter tells where a new tune begins)."""
         c = self.config
-        out = np.full((c.batch_size, c.seq_len + 1), PAD, np.int64)
+        out = np.empty((c.batch_size, c.seq_len + 1), np.int64)
         for row in range(c.batch_size):
-            i = int(rng.integers(len(self.tunes)))
-            tune, tokens = self.tunes[i], self._arrays[i]
-            bar = int(rng.integers(len(tune.bar_index)))
-            if bar == 0:
-                seq = tokens[: c.seq_len + 1]
-            else:
-                at = tune.bar_index[bar]
-                seq = np.concatenate([list(tune.meters[bar]), tokens[at : at + c.seq_len - 1]])
-            seq = seq.copy()
-            pitch = (seq >= PITCH0) & (seq < DUR0)
-            if pitch.any():
-                lo = max(self.transpose[0], PITCH0 - int(seq[pitch].min()))
-                hi = min(self.transpose[1], DUR0 - 1 - int(seq[pitch].max()))
-                if lo <= hi:
-                    seq[pitch] += int(rng.integers(lo, hi + 1))
-            out[row, : len(seq)] = seq
+            parts, length = [], 0
+            while length < c.seq_len + 1:
+                parts.append(self._segment(rng))
+                length += len(parts[-1])
+            out[row] = np.concatenate(parts)[: c.seq_len + 1]
         return torch.from_numpy(out).to(self.device)
 
     def step(self, step: int, rng: np.random.Generator) -> dict[str, float]:

@@ -78,7 +78,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     m = result.metrics
-    print(f"model {result.model}, seed {result.seed}, key {m['key']}: in-key {m['in_key']:.3f}, consonance {m['consonance']:.3f}")
+    line = f"model {result.model}{' then ' + result.then if result.then else ''}, seed {result.seed}, key {m['key']}"
+    if m["in_key"] == m["in_key"]:  # not NaN: there is an accompaniment to measure
+        line += f": in-key {m['in_key']:.3f}, consonance {m['consonance']:.3f}"
+    print(line)
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -80,6 +80,7 @@ class AccompanyResult:
     model: str
     seed: int
     params: dict[str, Any]
+    then: str | None = None  # the model that accompanied a melody model's result
 
     @property
     def duration_seconds(self) -> float:
@@ -319,7 +320,7 @@ def accompany(
     report(1.0, desc="done")
     return AccompanyResult(
         midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
-        card.name, seed, params,
+        card.name, seed, params, then_card.name if then_card else None,
     )
 
 

@@ -26,6 +26,7 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
         "melody": melody_name,
         "source": source,  # the melody file it was made from
         "model": result.model,
+        "then": getattr(result, "then", None),  # the accompanist after a melody model, if any
         "seed": int(result.seed),
         "params": {k: v for k, v in result.params.items()},
         "midi": str(result.midi_path),
@@ -41,7 +42,8 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
 def take_label(take: Mapping[str, Any]) -> str:
     """How a take is listed: 'Take 3 · gan-chorale · seed 7 · Yankee Doodle'."""
     extras = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in take.get("params", {}).items())
-    label = f"Take {take['number']} · {take['model']} · seed {take['seed']}"
+    model = f"{take['model']} → {take['then']}" if take.get("then") else take["model"]
+    label = f"Take {take['number']} · {model} · seed {take['seed']}"
     if extras:
         label += f" ({extras})"
     return f"{label} · {take['melody']}"

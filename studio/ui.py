@@ -99,8 +99,11 @@ def build_app() -> gr.Blocks:
                 model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model")
                 card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
                 controls_area = gr.Column()
+                then_visible, go_words = act.model_mode(first)
+                then_model = gr.Dropdown(choices=act.accompanist_choices(), value="", label="Then accompany the longer melody with",
+                                         elem_id="then-model", visible=then_visible["visible"])
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed")
-                go = gr.Button("Generate accompaniment", variant="primary", elem_id="generate")
+                go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
         with gr.Row(elem_id="result-row"):
             with gr.Column(scale=3):
                 roll = gr.Image(label="Piano roll", type="filepath", elem_id="piano-roll", interactive=False)
@@ -130,6 +133,7 @@ def build_app() -> gr.Blocks:
         melody_file.change(act.preview, inputs=melody_file, outputs=[melody_roll, melody_audio], api_name=False)
 
         model.change(model_card_markdown, inputs=model, outputs=card, api_name=False)
+        model.change(act.model_mode, inputs=model, outputs=[then_model, go], api_name=False)
         model.change(learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
         shown = [audio, roll, downloads, note, takes_list, current]
         takes_list.input(act.show_take, inputs=[takes_list, takes], outputs=shown, api_name=False)
@@ -145,7 +149,7 @@ def build_app() -> gr.Blocks:
                     params = []
                 controls = [param_control(p) for p in params]
                 go.click(
-                    act.generate, inputs=[melody_file, model, seed, takes, *controls], outputs=[*shown, takes],
+                    act.generate, inputs=[melody_file, model, seed, then_model, takes, *controls], outputs=[*shown, takes],
                     api_name=False, concurrency_limit=workers, concurrency_id="generate",
                 ).success(act.sampling_views, inputs=current, outputs=[sampling, sampling_note], api_name=False,
                           concurrency_limit=workers, concurrency_id="generate")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -23,14 +24,38 @@ from studio.errors import InputError, StudioError
 from studio.mixing import GM_PROGRAMS, TrackMix, preview_melody, remix_take, take_tracks
 from studio.recording import recording_to_midi
 from studio.registry import default_registry
-from studio.service import AccompanyRequest, accompany, output_error, sampling_trace, saving_results
+from studio.service import (
+    MELODY_FAMILIES,
+    AccompanyRequest,
+    accompany,
+    choice_views,
+    output_error,
+    sampling_trace,
+    saving_results,
+)
 from studio.takes import add_take, find_take, take_from_result, take_label
 
 __all__ = [
-    "accompany_endpoint", "clear_melody", "generate", "generate_endpoint", "instrument_choices", "mixer_tracks",
-    "preview", "remix", "sampling_views", "show_take", "use_recording",
+    "accompanist_choices",
+    "accompany_endpoint",
+    "clear_melody",
+    "generate",
+    "generate_endpoint",
+    "instrument_choices",
+    "mixer_tracks",
+    "model_mode",
+    "preview",
+    "remix",
+    "sampling_views",
+    "show_take",
+    "use_recording",
 ]
 
+TRANSFORMER_NOTE = (
+    "The Transformer writes one event at a time. Left: for each new note, the pitches it could draw and how likely each was "
+    "(after your creative risk and sampling choice); the orange one was drawn. Right: where each new note looked among the "
+    "earlier notes (its attention): often the same beat a bar or two back, or the start of the phrase."
+)
 RESULTS_ROOT_NAME = "studio-results"
 KEEP_RESULTS_S = 3600  # a session's files are kept an hour, then cleaned
 
@@ -75,12 +100,13 @@ def _melody_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or "melody"
 
 
-def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progress: Any):
+def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progress: Any, then: str | None = None):
     if not midi_file:
         raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
     path = Path(midi_file)
     result = accompany(
-        AccompanyRequest(midi=path, model=model_name or "rules", seed=int(seed or 0), params=params, out_dir=results_dir(), name=path.stem),
+        AccompanyRequest(midi=path, model=model_name or "rules", seed=int(seed or 0), params=params, out_dir=results_dir(), name=path.stem,
+                         then=then or None),
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
     for warning in result.warnings:
@@ -99,23 +125,29 @@ def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int
 def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int, params_json: str | None,
                       progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
     """The `/generate` API: as `/accompany`, plus the model's parameters as a JSON object (e.g.
-    '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused."""
+    '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused. After a
+    model that writes melody, "then" names the accompanist: '{"bars": 8, "then": "gan-chorale"}'."""
     try:
         params = json.loads(params_json) if params_json and params_json.strip() else {}
     except ValueError:
         raise InputError('the parameters must be a JSON object, e.g. {"creative_risk": 0.5}') from None
     if not isinstance(params, dict):
         raise InputError('the parameters must be a JSON object, e.g. {"creative_risk": 0.5}')
-    result = _run(midi_file, model_name, seed, params, progress)
+    then = params.pop("then", None)
+    if then is not None and not isinstance(then, str):
+        raise InputError('"then" must be a model name, e.g. {"then": "gan-chorale"}')
+    result = _run(midi_file, model_name, seed, params, progress, then=then)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
 def _result_note(take: dict) -> str:
     m = take.get("metrics", {})
     facts = [f"**{take_label(take)}**"]
-    if "in_key" in m:
+    if take.get("then"):
+        facts.append(f"continued by {take['model']}, accompanied by {take['then']}")
+    if isinstance(m.get("in_key"), float) and math.isfinite(m["in_key"]):
         facts.append(f"{m['in_key']:.0%} of the accompaniment's notes in the key of {take.get('key', 'the melody')}")
-    if "consonance" in m:
+    if isinstance(m.get("consonance"), float) and math.isfinite(m["consonance"]):
         facts.append(f"{m['consonance']:.0%} consonant with the melody")
     if not take.get("wav"):
         facts.append("no audio on this server (the MIDI file plays in any music program)")
@@ -133,14 +165,34 @@ def _show(take: dict, takes: list[dict]) -> tuple:
 
 
 @user_errors
-def generate(midi_file: str | None, model_name: str, seed: Any, takes: list[dict] | None, *values: Any, progress=gr.Progress()):  # noqa: B008
-    """The page's generate button: the chosen model with its controls (in card order); a new take."""
-    names = [p.name for p in default_registry().card(model_name).params]
-    result = _run(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress)
+def generate(midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any,
+             progress=gr.Progress()):  # noqa: B008
+    """The page's generate button: the chosen model with its controls (in card order), and for a
+    model that writes melody the accompanist chosen to follow it (`then`, '' for none); a new take."""
+    card = default_registry().card(model_name)
+    names = [p.name for p in card.params]
+    result = _run(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress,
+                  then=then if card.family in MELODY_FAMILIES else None)
     take = take_from_result(result, number=max((t["number"] for t in takes or []), default=0) + 1,
                             melody_name=_melody_name(Path(midi_file)), source=str(midi_file))
     takes = add_take(takes, take)
     return (*_show(take, takes), takes)
+
+
+def model_mode(model_name: str | None) -> tuple:
+    """The page's parts that depend on what the chosen model writes: the 'then accompany with'
+    choice (shown for models that write melody) and the generate button's words."""
+    try:
+        melody = bool(model_name) and default_registry().card(model_name).family in MELODY_FAMILIES
+    except InputError:
+        melody = False
+    return gr.update(visible=melody), gr.update(value="Continue the melody" if melody else "Generate accompaniment")
+
+
+def accompanist_choices() -> list[tuple[str, str]]:
+    """('(nothing: the longer melody alone)', '') and every usable model that accompanies."""
+    cards = [c for c in default_registry().cards() if not c.disabled and c.family not in MELODY_FAMILIES]
+    return [("(nothing: the longer melody alone)", "")] + [(c.name, c.name) for c in cards]
 
 
 @user_errors
@@ -199,6 +251,8 @@ def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
     request = AccompanyRequest(midi=Path(take["source"]), model=take["model"], seed=take["seed"], params=take.get("params", {}),
                                out_dir=Path(take["midi"]).parent, name=Path(take["source"]).stem)
     pictures = sampling_trace(request)
+    if not pictures and (pictures := choice_views(request)):
+        return [(str(p), caption) for p, caption in pictures], TRANSFORMER_NOTE
     if not pictures:
         return [], "This model writes its music in one pass; the AR-CNN and the diffusion models show here how they write step by step."
     family = default_registry().card(take["model"]).family

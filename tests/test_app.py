@@ -73,7 +73,7 @@ def test_the_pages_controls_reach_the_model(tune_paths):
     from studio.ui_actions import generate
 
     def run(seed, *values):
-        *_shown, take, _takes = generate(str(tune_paths["four_four.mid"]), "gan-chorale", seed, [], *values, progress=lambda *a, **k: None)
+        *_shown, take, _takes = generate(str(tune_paths["four_four.mid"]), "gan-chorale", seed, "", [], *values, progress=lambda *a, **k: None)
         return [(n.start, n.pitch) for t in read_midi(take["midi"]).score.tracks[1:] for n in t.notes]
 
     assert run(1, 0.0, 0.0) == run(2, 0.0, 0.0)
