@@ -1,0 +1,145 @@
+"""A classroom against one served studio: 30 `gradio_client` sessions, each generating twice.
+
+Starts `app.py` (as `make run` does) on a loopback port with its own temp folders, measures one
+request alone first (its latency and the server's CPU time for it, from psutil), then lets every
+session start at once (a barrier) and call `/accompany` twice in a row with its own tune. Reported:
+failures, latency p50 / p95 (and p95 / p50), throughput in requests per second, and the ideal
+throughput the machine allows: cores / the server's CPU seconds for one request (issue 9 asks for at
+least 80% of it, p95 at most twice p50, and no failures). The clients run in this process, on the same
+cores (their CPU time is reported too: on a 2-core machine it is taken from the server's share).
+
+Usage:
+    python -m bench.classroom [--sessions 30] [--requests-each 2] [--model gan-chorale] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.launch import launch_studio
+from studio.config import REPO_ROOT
+
+__all__ = ["classroom"]
+
+TUNES = sorted((REPO_ROOT / "tests" / "data" / "tunes").glob("*.mid")) + sorted((REPO_ROOT / "assets" / "melodies").glob("*.mid"))
+
+
+def _server_cpu(process: psutil.Process) -> float:
+    """CPU seconds of the server and its children so far."""
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chorale", alone: int = 5) -> dict[str, Any]:
+    """Run the classroom (see the module docstring) and return its figures."""
+    from gradio_client import Client, handle_file
+
+    tunes = [t for t in TUNES if t.stat().st_size < 20_000][:12]
+    tmp = Path(tempfile.mkdtemp(prefix="studio-classroom-"))
+    env = {"TMPDIR": str(tmp / "tmp"), "GRADIO_TEMP_DIR": str(tmp / "gradio")}
+    for folder in env.values():
+        Path(folder).mkdir(parents=True)
+    server = launch_studio(env=env, log=tmp / "server.log")
+    try:
+        proc = psutil.Process(server.pid)
+        warm = Client(server.url, verbose=False)
+        warm.predict(handle_file(str(tunes[0])), model, 0, api_name="/accompany")  # loads the model
+        single, cpu_single = [], []
+        for i in range(alone):
+            cpu0, t0 = _server_cpu(proc), time.perf_counter()
+            warm.predict(handle_file(str(tunes[i % len(tunes)])), model, i, api_name="/accompany")
+            single.append(time.perf_counter() - t0)
+            cpu_single.append(_server_cpu(proc) - cpu0)
+        cores = psutil.cpu_count() or 1
+        cpu_per_request = statistics.median(cpu_single)
+
+        latencies: list[float] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+        clients = [Client(server.url, verbose=False) for _ in range(sessions)]
+        barrier = threading.Barrier(sessions + 1)
+
+        def student(index: int) -> None:
+            barrier.wait()
+            for j in range(requests_each):
+                tune = tunes[(index + j) % len(tunes)]
+                start = time.perf_counter()
+                try:
+                    clients[index].predict(handle_file(str(tune)), model, index * 10 + j, api_name="/accompany")
+                    with lock:
+                        latencies.append(time.perf_counter() - start)
+                except Exception as exc:  # noqa: BLE001 - every failure is counted and reported, whatever it is
+                    with lock:
+                        failures.append(f"{type(exc).__name__}: {exc}"[:200])
+
+        threads = [threading.Thread(target=student, args=(i,)) for i in range(sessions)]
+        for t in threads:
+            t.start()
+        own0 = psutil.Process().cpu_times()
+        cpu0 = _server_cpu(proc)
+        barrier.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - start
+        own1 = psutil.Process().cpu_times()
+        server_cpu = _server_cpu(proc) - cpu0
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    done = len(latencies)
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered) if ordered else float("nan")
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] if ordered else float("nan")
+    throughput = done / wall
+    ideal = cores / cpu_per_request
+    return {
+        "model": model, "sessions": sessions, "requests": sessions * requests_each, "failures": len(failures), "failure_samples": failures[:5],
+        "cores": cores, "alone_latency_s": round(statistics.median(single), 3), "alone_server_cpu_s": round(cpu_per_request, 3),
+        "wall_s": round(wall, 2), "p50_s": round(p50, 2), "p95_s": round(p95, 2), "p95_over_p50": round(p95 / p50, 2),
+        "throughput_rps": round(throughput, 3), "ideal_rps": round(ideal, 3), "throughput_share_of_ideal": round(throughput / ideal, 3),
+        "server_cpu_s": round(server_cpu, 1), "server_cpu_per_request_s": round(server_cpu / max(1, done), 3),
+        "clients_cpu_s": round((own1.user + own1.system) - (own0.user + own0.system), 1),
+        "bounds": {"failures": 0, "throughput_share_of_ideal": 0.8, "p95_over_p50": 2.0},
+    }
+
+
+def format_classroom(r: dict[str, Any]) -> str:
+    return (f"classroom ({r['model']}): {r['sessions']} sessions x {r['requests'] // r['sessions']} requests = {r['requests']} in {r['wall_s']} s, "
+            f"{r['failures']} failures; latency p50 {r['p50_s']} s, p95 {r['p95_s']} s (x{r['p95_over_p50']}, bound x2); throughput "
+            f"{r['throughput_rps']} req/s vs ideal {r['ideal_rps']} ({r['cores']} cores / {r['alone_server_cpu_s']} s server CPU per request alone): "
+            f"{r['throughput_share_of_ideal']:.0%} (bound 80%); server CPU per request under load {r['server_cpu_per_request_s']} s; "
+            f"the clients used {r['clients_cpu_s']} s of CPU")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--requests-each", type=int, default=2)
+    parser.add_argument("--model", default="gan-chorale")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    result = classroom(args.sessions, args.requests_each, args.model)
+    print(json.dumps(result, indent=2) if args.json else format_classroom(result))
+
+
+if __name__ == "__main__":
+    main()
