@@ -122,8 +122,8 @@ def build_app() -> gr.Blocks:
             curves0, snaps0, note0 = learning_views(first)
             learning_note = gr.Markdown(note0)
             with gr.Row():
-                curves = gr.Image(value=curves0, label="Loss curves: generator against critic", type="filepath", interactive=False, elem_id="loss-curves", scale=1)
-                snapshots = gr.Gallery(value=snaps0, label="Its accompaniment of a melody it never saw, as training went on", columns=2, height="auto", elem_id="snapshots", scale=1)
+                curves = gr.Image(value=curves0, label="How its losses fell as it trained", type="filepath", interactive=False, elem_id="loss-curves", scale=1)
+                snapshots = gr.Gallery(value=snaps0, label="What it wrote for a melody it never saw, as training went on", columns=2, height="auto", elem_id="snapshots", scale=1)
 
         # Melody in: keyboard -> MIDI (quantized in Python), uploads and samples; each previewed.
         use.click(act.use_recording, inputs=recording, outputs=melody_file, api_name=False,
