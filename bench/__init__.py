@@ -26,7 +26,12 @@ def run_all(quick: bool = False) -> dict[str, Any]:
 
     results["sampling"] = bench_sampling(repeats=1 if quick else 3)
     for name, row in results["sampling"].items():
-        print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
+        if "ddim_steps" in row:
+            print(f"model {name}: {row['ddim_steps']} DDIM steps (guidance {row['guidance']}) on {row['steps']} steps (16 bars of 4/4), "
+                  f"3 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
+        else:
+            print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: "
+                  f"{row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
 
     from bench.batching import bench_batching
 
