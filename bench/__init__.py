@@ -33,6 +33,13 @@ def run_all(quick: bool = False) -> dict[str, Any]:
             print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: "
                   f"{row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
 
+    from bench.transformer import bench_transformer
+
+    results["transformer"] = bench_transformer(repeats=1 if quick else 3)
+    for name, row in results["transformer"].items():
+        print(f"model {name}: {row['events']} events with the KV cache {row['with_cache_s']:.3f} s, without {row['without_cache_s']:.3f} s: "
+              f"x{row['cache_speedup']} (bound x3); 8 bars added in {row['add_8_bars_s']:.3f} s (bound 1 s)", flush=True)
+
     from bench.batching import bench_batching
 
     results["batching"] = bench_batching(repeats=1 if quick else 3)
@@ -46,6 +53,11 @@ def run_all(quick: bool = False) -> dict[str, Any]:
     st = results["startup"]
     print(f"start-up: first /accompany answer {st['first_answer_s']} s after launch (bound 10 s); memory with "
           f"{len(st['models'])} models loaded {st['rss_all_models_mb']} MB (bound 1536 MB)", flush=True)
+
+    from bench.classroom import classroom, format_classroom
+
+    results["classroom"] = classroom(sessions=6 if quick else 30, requests_each=2)
+    print(format_classroom(results["classroom"]), flush=True)
 
     results["overhead"] = bench_overhead(repeats=1 if quick else 3)
     o = results["overhead"]
