@@ -263,3 +263,63 @@ def test_choice_views_show_what_it_weighed_and_where_it_looked(tiny_registry, tu
     written = [p for s, _e, p in track_notes(model.generate(melody, grid, {"bars": 2}, 4)[0]) if s >= 52]
     assert [chosen for _probs, chosen in explained["choices"]] == written
     assert explained["attention"].shape == (len(written), len(explained["notes"]))
+
+
+# --------------------------------------------------------------------------- the shipped transformer-folk
+
+# Test tunes from collections the melody dataset leaves out (studio.tunes.UNSEEN_COLLECTIONS) and a lead sheet.
+UNSEEN_FOR_TRANSFORMER = ["six_eight_minor.mid", "two_four.mid", "cut_time.mid", "lead_sheet_chords.mid"]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from studio.registry import default_registry
+
+    registry = default_registry()
+    assert "transformer-folk" in [c.name for c in registry.cards() if not c.disabled]
+    return registry
+
+
+def test_shipped_card_reports_perplexity_beside_its_baselines(shipped):
+    card = shipped.card("transformer-folk")
+    held = card.metrics["held_out"]
+    assert held["perplexity"] < held["baselines"]["bigram"] < held["baselines"]["unigram"]
+    assert card.metrics["unseen"]["tunes"] >= 100 and card.metrics["unseen"]["copied_runs"] == 0
+
+
+def test_shipped_continuations_of_unseen_tunes(shipped, tune_paths, tmp_path):
+    from studio.metrics import in_key_rate, melody_key
+    from studio.service import read_melody
+
+    rates = []
+    for name in UNSEEN_FOR_TRANSFORMER:
+        request = AccompanyRequest(midi=tune_paths[name], model="transformer-folk", seed=1, params={"bars": 8}, out_dir=tmp_path, want_wav=False)
+        _score, _melody, roll, grid, _w = read_melody(request)
+        out = shipped.generate("transformer-folk", roll, grid, shipped.card("transformer-folk").resolve_params({"bars": 8}), 1)[0]
+        assert np.array_equal(out.velocity[: grid.n_steps], roll.velocity) and np.array_equal(out.onset[: grid.n_steps], roll.onset)
+        bar = grid.bars[-1].full_length
+        assert out.n_steps == grid.n_steps + 8 * bar
+        added = RollTrack.empty("added", 0, out.n_steps)
+        notes = [n for n in track_notes(out) if n[0] >= grid.n_steps]
+        for s, e, p in notes:
+            added.add_note(s, e, p)
+        filled = {(s - grid.n_steps) // bar for s, _e, _p in notes}
+        assert len(filled) >= 7, f"{name}: only {len(filled)} of 8 added bars have notes"
+        rates.append(in_key_rate([added], melody_key(roll)))
+    assert np.mean(rates) >= 0.9, rates
+
+
+def test_shipped_continue_then_accompany_on_the_page(shipped, tune_paths):
+    from studio.ui_actions import generate
+
+    names = [p.name for p in shipped.card("transformer-folk").params]
+    values = [shipped.card("transformer-folk").resolve_params({})[n] for n in names]
+    *_shown, take, takes = generate(str(tune_paths["two_four.mid"]), "transformer-folk", 2, "gan-chorale", [], *values,
+                                    progress=lambda *a, **k: None)
+    from studio.takes import take_label
+
+    assert take["then"] == "gan-chorale" and "transformer-folk → gan-chorale" in take_label(takes[-1])
+    song = read_midi(take["midi"]).score
+    assert [t.name for t in song.tracks][1:] == ["Alto", "Tenor", "Bass"]
+    source = read_midi(tune_paths["two_four.mid"]).score
+    assert song.end_tick > source.end_tick
