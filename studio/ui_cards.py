@@ -66,7 +66,21 @@ def model_card_markdown(name: str) -> str:
             f"{training.get('wall_time_minutes', '?')} minutes on {training.get('hardware', '?')}."
         )
     held = (card.metrics or {}).get("held_out")
-    if held:
+    if held and "perplexity" in held:  # a melody model: how well it predicts tunes, how it continues them
+        base = held.get("baselines", {})
+        lines.append(
+            f"On {held.get('tunes', '?')} tunes it never saw in training it is {held['perplexity']:.1f}-ways unsure of the next event "
+            f"(perplexity; guessing from note frequencies alone: {base.get('unigram', float('nan')):.1f}, from the previous event: "
+            f"{base.get('bigram', float('nan')):.1f})."
+        )
+        unseen = card.metrics.get("unseen") or {}
+        if unseen.get("tunes"):
+            lines.append(
+                f"Continuing {unseen['tunes']} unseen folk tunes by 8 bars: {unseen['in_key_mean']:.0%} of the new notes in the tune's key, "
+                f"your bars kept in {unseen['prompt_kept']} of {unseen['tunes']}, and no run of 16 notes copied from a training tune in "
+                f"{unseen['tunes'] - unseen.get('tunes_with_copied_runs', 0)} of {unseen['tunes']}."
+            )
+    elif held and "pieces" in held:
         rows = [
             f"| {_METRIC_WORDS[m]} | {held['generated'][m]:.2f} | {held['real'][m]:.2f} |"
             for m in _METRIC_WORDS

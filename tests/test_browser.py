@@ -248,3 +248,35 @@ def test_the_ar_cnn_shows_how_it_wrote_the_music(browser, server, shots):
     page.screenshot(path=str(shots / "arcnn-sampling-1280.png"), full_page=True)
     assert ui.problems == []
     page.close()
+
+
+def test_the_transformer_continues_a_melody_and_an_accompanist_follows(browser, server, shots):
+    """Pick the Transformer: its controls and 'then accompany with' appear, the button says what it
+    does; the take is the longer melody accompanied, and the step-by-step view shows its choices."""
+    ui = Page(browser, server, 1280, 800)
+    page = ui.page
+    ui.play("asdfghjk")
+    page.click("#use-melody")
+    ui.image_src("melody-roll")
+    assert not page.locator("#then-model").is_visible()
+    page.click("#model input")
+    page.locator("ul li", has_text="transformer-folk").first.click()
+    for control in ("bars", "prompt_bars", "sampling", "creative_risk"):
+        page.wait_for_selector(f"#param-{control}", timeout=30_000)
+    page.wait_for_selector("#then-model", state="visible", timeout=30_000)
+    assert "Continue the melody" in page.inner_text("#generate")
+    page.wait_for_function("document.querySelector('#model-card').innerText.includes('perplexity')", timeout=30_000)
+    assert page.locator(".toast-body.error, .toast-wrap .error").count() == 0
+    page.click("#then-model input")
+    page.locator("ul li", has_text="gan-chorale").first.click()
+    page.click("#generate")
+    ui.image_src("piano-roll")
+    ui.audio_src()
+    page.wait_for_function("document.querySelector('#takes') && document.querySelector('#takes').innerText.includes('transformer-folk → gan-chorale')",
+                           timeout=30_000)
+    page.click("#sampling button, #sampling .label-wrap")
+    page.wait_for_function("document.querySelectorAll('#sampling-steps img').length >= 2", timeout=90_000)
+    assert "could draw" in page.inner_text("#sampling-steps") or "could draw" in page.inner_text("#sampling")
+    page.screenshot(path=str(shots / "transformer-1280.png"), full_page=True)
+    assert ui.problems == []
+    page.close()
