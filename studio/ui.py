@@ -56,9 +56,16 @@ def _keyboard() -> gr.HTML:
     )
 
 
+# Gradio keeps every session's state (its copy of the page's configuration, about 110 KB for this page,
+# and the takes) until 10,000 sessions by default: about 1.1 GB on a public server. The 500 sessions used
+# last are kept (a classroom of 30 reloads far less); a session idle while 500 others came loses its takes list.
+MAX_SESSIONS = 500
+
+
 def launch_options() -> dict:
-    """What `launch()` needs besides the Blocks: page CSS and the upload cap (before parsing)."""
-    return {"css": PAGE_CSS, "max_file_size": "2mb"}
+    """What `launch()` needs besides the Blocks: page CSS, the upload cap (before parsing) and how many
+    sessions' state the server keeps (`MAX_SESSIONS`)."""
+    return {"css": PAGE_CSS, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
 
 
 def build_app() -> gr.Blocks:
@@ -101,7 +108,7 @@ def build_app() -> gr.Blocks:
                 controls_area = gr.Column()
                 then_visible, go_words = act.model_mode(first)
                 then_model = gr.Dropdown(choices=act.accompanist_choices(), value="", label="Then accompany the longer melody with",
-                                         elem_id="then-model", visible=then_visible["visible"], interactive=True)
+                                         elem_id="then-model", visible=then_visible["visible"])
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed")
                 go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
         with gr.Row(elem_id="result-row"):

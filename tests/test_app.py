@@ -103,3 +103,19 @@ def test_a_studio_that_cannot_start_is_reported_with_its_last_output(tmp_path):
 
     with pytest.raises(RuntimeError, match=r"(?s)app\.py exited with status 1 before serving its page.*STUDIO_TIMEOUT_S must be a number"):
         launch_studio({"STUDIO_TIMEOUT_S": "abc"}, log=tmp_path / "server.log", timeout_s=60)
+
+
+def test_the_server_keeps_a_bounded_number_of_sessions():
+    """Gradio keeps each session's state (about 110 KB for this page) up to `MAX_SESSIONS`, not its 10,000."""
+    from gradio.state_holder import StateHolder
+
+    from studio.ui import MAX_SESSIONS, build_app, launch_options
+
+    app = build_app()
+    app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, **launch_options())
+    try:
+        holder = StateHolder()
+        holder.set_blocks(app)
+        assert holder.capacity == MAX_SESSIONS <= 1000  # beyond it, Gradio forgets the session used longest ago
+    finally:
+        app.close()
