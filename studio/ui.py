@@ -108,7 +108,7 @@ def build_app() -> gr.Blocks:
                 controls_area = gr.Column()
                 then_visible, go_words = act.model_mode(first)
                 then_model = gr.Dropdown(choices=act.accompanist_choices(), value="", label="Then accompany the longer melody with",
-                                         elem_id="then-model", visible=then_visible["visible"])
+                                         elem_id="then-model", visible=then_visible["visible"], interactive=True)
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed")
                 go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
         with gr.Row(elem_id="result-row"):
