@@ -22,11 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
+from matplotlib import rcParams
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from studio.roll import Roll, roll_to_notes
 from studio.score import Note, Score
@@ -345,7 +349,7 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
     melodic = [i for i, p in enumerate(parts) if not p.is_drum and p.n_notes]
     drums = [i for i, p in enumerate(parts) if p.is_drum and p.n_notes]
 
-    fig = Figure(figsize=(cfg.width, cfg.height), dpi=cfg.dpi, facecolor=cfg.background, layout="constrained")
+    fig = Figure(figsize=(cfg.width, cfg.height), dpi=cfg.dpi, facecolor=cfg.background)  # laid out by `_layout`
     FigureCanvasAgg(fig)
     x_right = max(bars.end, max((int(p.ends.max()) for p in parts if p.n_notes), default=0))
     x_left = min(0, bars.starts[0])
@@ -402,8 +406,7 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
     for ax in axs[:-1]:
         ax.tick_params(labelbottom=False, bottom=False)
     _set_bar_ticks(axs[-1], bars, numbers, px_per_tick)
-    if title:
-        axs[0].set_title(title, fontsize=cfg.font_size * 1.3, loc="left")
+    title_text = axs[0].set_title(title, fontsize=cfg.font_size * 1.3, loc="left") if title else None
 
     if parts:
         order = ([melody] if melody is not None else []) + [i for i in range(len(parts)) if i != melody]
@@ -414,10 +417,72 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
                   + ("" if parts[i].n_notes else " (silent)"))
             for i in order
         ]
-        fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=cfg.font_size,
-                   ncols=1 if len(handles) <= 20 else 2)
-
+        legend = fig.legend(handles=handles, loc="upper right", frameon=False, fontsize=cfg.font_size,
+                            ncols=1 if len(handles) <= 20 else 2, borderaxespad=0.0)
+    else:
+        legend = None
+    _layout(fig, axs, band if melodic and drums else 0.0, title_text, legend)
     return fig
+
+
+_PAD_PT = 3.0  # room around the figure's edges and between its parts, as constrained layout leaves (3 pt)
+
+
+def _layout(fig: Figure, axs: list[Axes], band: float, title: Text | None, legend: Legend | None) -> None:
+    """Place the axes (and the legend at the top right) from the sizes of the labels around them.
+
+    What constrained layout would do for this one arrangement (the pitch axes, optionally a drum
+    band of relative height `band` under it, a left title, the legend right of the axes), without
+    its cost: constrained layout draws the whole figure once to measure it before the real draw.
+    Only the labels are measured here, and their metrics are cached for the draw that follows.
+    """
+    renderer = fig.canvas.get_renderer()
+    fig_w, fig_h = fig.bbox.width, fig.bbox.height
+    pt = fig.dpi / 72.0
+    pad = _PAD_PT * pt
+
+    def extents(texts) -> list[Bbox]:
+        return [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
+
+    def tick_room(axis: str) -> float:  # tick mark and the gap to its label, in pixels
+        return (rcParams[f"{axis}tick.major.size"] + rcParams[f"{axis}tick.major.pad"]) * pt
+
+    left = 0.0
+    top_label = 0.0  # half the height of a y label, which may stand out above the axes
+    for ax in axs:
+        labels = extents(ax.get_yticklabels())
+        width = max((b.width for b in labels), default=0.0) + (tick_room("y") if labels else 0.0)
+        name = extents([ax.yaxis.label])
+        if name:
+            width += name[0].width + ax.yaxis.labelpad * pt
+        left = max(left, width)
+        top_label = max(top_label, max((b.height / 2 for b in labels), default=0.0))
+    bottom_ax = axs[-1]
+    xlabels = extents(bottom_ax.get_xticklabels())
+    bottom = max((b.height for b in xlabels), default=0.0) + (tick_room("x") if xlabels else 0.0)
+    name = extents([bottom_ax.xaxis.label])
+    if name:
+        bottom += name[0].height + bottom_ax.xaxis.labelpad * pt
+    top = top_label
+    if title is not None:
+        top = max(top, title.get_window_extent(renderer).height + rcParams["axes.titlepad"] * pt)
+    right = max((b.width / 2 for b in xlabels), default=0.0)  # the last bar number may stand at the right edge
+    if legend is not None:
+        legend.set_bbox_to_anchor((1.0 - pad / fig_w, 1.0 - pad / fig_h))  # its top right corner, in figure fractions
+        right = max(right, legend.get_window_extent(renderer).width + pad)
+
+    x0, x1 = (left + pad) / fig_w, 1.0 - (right + pad) / fig_w
+    y0, y1 = (bottom + pad) / fig_h, 1.0 - (top + pad) / fig_h
+    if x1 - x0 < 0.1 or y1 - y0 < 0.1:  # labels too large for the picture: keep the axes visible
+        x0, x1, y0, y1 = min(x0, 0.45), max(x1, 0.55), min(y0, 0.45), max(y1, 0.55)
+    if len(axs) == 1:
+        axs[0].set_position([x0, y0, x1 - x0, y1 - y0])
+        return
+    gap = 2 * pad / fig_h
+    height = y1 - y0 - gap
+    low = height * band / (1.0 + band)
+    axs[0].set_position([x0, y0 + low + gap, x1 - x0, height - low])
+    axs[1].set_position([x0, y0, x1 - x0, low])
 
 
 def _save(fig: Figure, out_png: str | os.PathLike) -> Path:

@@ -15,14 +15,16 @@ The MIDI file is played by FluidSynth's own MIDI player driven by the synth's sa
 (control changes, pitch bend, sustain pedal, program changes, drums on channel 10) sounds as it
 does in the FluidSynth CLI (same samples at the same instants). Samples are pulled as 32-bit floats
 in large blocks until the player passes the file's last tick, then a release tail is added (cut at
-silence), and the floats become int16 with a peak limit (see `SynthConfig`).
+silence), and the floats become int16 with a peak limit (see `SynthConfig`). Up to about a block
+before the end of the music (known from the file's tempo map) the render goes in a few long calls
+that release the GIL, so that it runs beside Python work in other threads (see `_play`).
 
 Long music (`SynthConfig.parallel_min_seconds`) is rendered on several engines at once, one CPU
 core each: synthesis is linear (every voice is rendered on its own and FluidSynth's reverb and
 chorus are linear filters that start empty), so the MIDI's channels are split into groups balanced
 by note duration, each group's MIDI keeps every event of the file but the notes of the other
-groups' channels, the groups render in threads (the ctypes calls release the GIL), and their float
-buffers are summed before the tail and the peak limit are applied, once, to the sum. The result is
+groups' channels, the groups render in threads (long render calls release the GIL, see `_Fluid`), and
+their float buffers are summed before the tail and the peak limit are applied, once, to the sum. The result is
 the single-engine render but for the voice leftovers above: FluidSynth ramps the first 64 samples
 of a note from the pan of the previous note its voice played (its fix of issue #768), and channels
 rendered apart hand their voices to other notes, so some onsets differ for 1.5 ms (measured: at
@@ -259,30 +261,50 @@ def _import_fluidsynth() -> ModuleType:
     return fluidsynth
 
 
+_CHUNK_CALLS = 256  # a float buffer holds this many render calls (1,048,576 frames, 24 s at 44.1 kHz)
+_RELEASE_GIL_FRAMES = 32768  # render calls this long (0.74 s at 44.1 kHz, a few ms of work) let other threads run
+
+
 class _Fluid:
-    """ctypes prototypes for the few libfluidsynth calls pyfluidsynth does not wrap."""
+    """ctypes prototypes for the libfluidsynth calls of a render.
+
+    Only long renders release the GIL (`write_float`, `_RELEASE_GIL_FRAMES` frames or more). The
+    calls of a few microseconds (the player's status and tick, resets, small renders) keep it:
+    taking the GIL back after a call waits until the thread holding it lets go, up to the
+    interpreter's switch interval (5 ms) while another thread runs Python (the piano roll drawn
+    beside the render, other requests), much longer on a busy machine, so a render that gave it
+    away at every call ran several times slower beside Python work than alone.
+    """
 
     def __init__(self, fs: ModuleType) -> None:
         lib = fs._fl
         void_p, c_int = ctypes.c_void_p, ctypes.c_int
 
-        def proto(name: str, restype: Any, *argtypes: Any, required: bool = True) -> Any:
+        def proto(name: str, restype: Any, *argtypes: Any, required: bool = True, release_gil: bool = False) -> Any:
             if not hasattr(lib, name):
                 if not required:
                     return None
                 raise SynthUnavailable(
                     f"libfluidsynth lacks {name} (FluidSynth 2.x is needed): {INSTALL_HINT}"
                 )
-            return ctypes.CFUNCTYPE(restype, *argtypes)((name, lib))
+            kind = ctypes.CFUNCTYPE if release_gil else ctypes.PYFUNCTYPE
+            return kind(restype, *argtypes)((name, lib))
 
         self.fs = fs
         self.version_str = proto("fluid_version_str", ctypes.c_char_p)
-        self.write_float = proto(
-            "fluid_synth_write_float", c_int, void_p, c_int, void_p, c_int, c_int, void_p, c_int, c_int
-        )
+        write_float = ("fluid_synth_write_float", c_int, void_p, c_int, void_p, c_int, c_int, void_p, c_int, c_int)
+        self.write_float = proto(*write_float, release_gil=True)
+        self.write_float_held = proto(*write_float)
+        self.new_player = proto("new_fluid_player", void_p, void_p)
+        self.delete_player = proto("delete_fluid_player", None, void_p)
         self.player_add_mem = proto("fluid_player_add_mem", c_int, void_p, ctypes.c_char_p, ctypes.c_size_t)
+        self.player_play = proto("fluid_player_play", c_int, void_p)
+        self.player_stop = proto("fluid_player_stop", c_int, void_p)
+        self.player_status = proto("fluid_player_get_status", c_int, void_p)
         self.player_current_tick = proto("fluid_player_get_current_tick", c_int, void_p)
         self.player_total_ticks = proto("fluid_player_get_total_ticks", c_int, void_p)
+        self.all_sounds_off = proto("fluid_synth_all_sounds_off", c_int, void_p, c_int)
+        self.system_reset = proto("fluid_synth_system_reset", c_int, void_p)
         self.set_gain = proto("fluid_synth_set_gain", None, void_p, ctypes.c_float)
         self.reverb_on = proto("fluid_synth_reverb_on", c_int, void_p, c_int, c_int)
         self.chorus_on = proto("fluid_synth_chorus_on", c_int, void_p, c_int, c_int)
@@ -293,6 +315,11 @@ class _Fluid:
         self.settings_copystr = proto(
             "fluid_settings_copystr", c_int, void_p, ctypes.c_char_p, ctypes.c_char_p, c_int
         )
+
+    def render(self, synth: int, frames: int, address: int) -> int:
+        """`frames` stereo float frames into interleaved memory at `address`; FluidSynth's status."""
+        write = self.write_float if frames >= _RELEASE_GIL_FRAMES else self.write_float_held
+        return write(synth, frames, address, 0, 2, address, 1, 2)
 
     def version(self) -> str:
         raw = self.version_str()
@@ -388,10 +415,10 @@ class _Engine:
     def reset(self, config: SynthConfig) -> None:
         """Silence and reset everything a previous render may have left, then apply `config`."""
         synth = self.synth.synth
-        self.fluid.fs.fluid_synth_all_sounds_off(synth, -1)
+        self.fluid.all_sounds_off(synth, -1)
         # system_reset: all voices off, every channel's program/bank/controllers/pitch bend back
         # to the defaults, and the reverb and chorus delay lines cleared.
-        self.fluid.fs.fluid_synth_system_reset(synth)
+        self.fluid.system_reset(synth)
         if self.fluid.set_sample_rate is not None:
             # Re-setting the same rate re-initialises the reverb's and chorus's modulators (LFO
             # phases), which system_reset leaves running: without it, the reverb of a render
@@ -403,8 +430,7 @@ class _Engine:
         # Render (and drop) two silent blocks: the mixer applies the queued resets and hands the
         # voices killed above back to the synth, so the next notes find them free. Without this,
         # a render's first half second depends slightly on how the previous render ended.
-        self.fluid.write_float(synth, 2 * _FLUID_BLOCK, self._flush.ctypes.data, 0, 2,
-                               self._flush.ctypes.data, 1, 2)
+        self.fluid.render(synth, 2 * _FLUID_BLOCK, self._flush.ctypes.data)
 
     def delete(self) -> None:
         self.synth.delete()
@@ -701,12 +727,28 @@ class _FloatFrames:
             self.used.append(0)
         chunk, start = self.chunks[-1], self.used[-1]
         address = chunk.ctypes.data + start * chunk.strides[0]
-        if fluid.write_float(synth, frames, address, 0, 2, address, 1, 2) != 0:
+        if fluid.render(synth, frames, address) != 0:
             raise SynthUnavailable("FluidSynth failed to render audio (fluid_synth_write_float)")
         self.used[-1] += frames
         self.frames += frames
         self.last = (len(self.chunks) - 1, start)
         return chunk[start : start + frames]
+
+    def render_many(self, fluid: _Fluid, synth: int, frames: int, step: int) -> None:
+        """Render `frames` (a multiple of `step`, itself a multiple of 64) in as few calls as the
+        chunks allow, each call a multiple of `step`: the same samples as `frames // step` calls of
+        `step` (FluidSynth renders 64-frame blocks either way), with the GIL released for all but
+        a few Python steps."""
+        while frames > 0:
+            room = self.chunk_frames - self.used[-1] if self.chunks and len(self.chunks[-1]) else self.chunk_frames
+            n = min(frames, room // step * step) or step  # no room left: `render` starts a chunk
+            self.render(fluid, synth, n)
+            frames -= n
+
+    def cut_last(self, frames: int) -> None:
+        """Drop the last `frames` frames of the latest `render` (they are not heard)."""
+        self.used[-1] -= frames
+        self.frames -= frames
 
     def flush(self) -> None:
         """Hand the current chunk to the sink, if there is one."""
@@ -729,11 +771,11 @@ class _FloatFrames:
         out = np.empty((self.frames, 2), dtype=np.int16)
         start = 0
         factor = np.float32(scale * _FULL_SCALE)
-        for view in self.views():
+        for view in self.views():  # two passes a chunk (each gives the GIL away and takes it back)
             np.multiply(view, factor, out=view)
-            np.rint(view, out=view)
-            np.clip(view, -_FULL_SCALE, _FULL_SCALE, out=view)
-            out[start : start + len(view)] = view
+            # No clip needed: `render_midi` scales the peak to at most peak_dbfs <= 0 dBFS, so every
+            # product lies within +-32767.
+            np.rint(view, out=out[start : start + len(view)], casting="unsafe")
             start += len(view)
         return out
 
@@ -764,8 +806,24 @@ def _block_and_window(config: SynthConfig) -> tuple[int, int]:
     return block, max(_FLUID_BLOCK, window)
 
 
+_TAIL_GROUP_SECONDS = 0.5  # the release tail is rendered this much at a time, then searched for silence
+
+
+class _Overshot(Exception):
+    """Rendering ahead went past the end of the music (the tempo map misjudged it): render again,
+    block by block."""
+
+
+def _sure_music_frames(seconds: float | None, config: SynthConfig, block: int) -> int:
+    """Frames, in whole blocks, that surely come before the player reaches the end of music of
+    `seconds` (by the file's tempo map): one block and 0.1 s short of it. 0 when unknown."""
+    if seconds is None:
+        return 0
+    return max(0, math.floor((seconds * config.sample_rate - 0.1 * config.sample_rate) / block) - 1) * block
+
+
 def _play(engine: _Engine, data: bytes, config: SynthConfig, frames: _FloatFrames,
-          cut_tail: bool = True) -> tuple[int, list[tuple[int, int]]]:
+          cut_tail: bool = True, music_seconds: float | None = None) -> tuple[int, list[tuple[int, int]]]:
     """Play `data` through FluidSynth's player into `frames`, then the release tail; floats, unscaled.
 
     The music ends when the player has passed the MIDI file's last tick (its end of track), which
@@ -774,6 +832,16 @@ def _play(engine: _Engine, data: bytes, config: SynthConfig, frames: _FloatFrame
     is not waited for: the tail is ours, capped by `SynthConfig.max_tail_seconds`. The player keeps
     running during the tail, so what it does after the last event (2.3.1+ lifts sustain pedals) is
     heard as in the CLI.
+
+    The end of the music is looked for after every block; when the music's length by its tempo map
+    is known (`music_seconds`), everything up to a block and 0.1 s before it is rendered first in
+    as few calls as the buffer allows, then block by block as before: the same samples, but the
+    GIL is taken a few times rather than three times a block, so a render in one thread and
+    Python work in another (the piano roll drawn beside it, other requests) run at the same time
+    instead of handing the GIL to each other hundreds of times (each hand-off waits up to 5 ms
+    for a busy thread). `_Overshot` if the player had already passed the end (never seen; the
+    caller renders again without it). The tail is rendered `_TAIL_GROUP_SECONDS` at a time
+    likewise, and cut at its first silent window.
 
     With `cut_tail` the tail stops at its first silent window, or its last window fades out (see
     `_cut_tail`); without, the whole tail is rendered, for `_cut_tail` to cut the sum of several.
@@ -787,21 +855,27 @@ def _play(engine: _Engine, data: bytes, config: SynthConfig, frames: _FloatFrame
     fluid, fs = engine.fluid, engine.fluid.fs
     synth = engine.synth.synth
     block, window = _block_and_window(config)
-    player = fs.new_fluid_player(synth)
+    player = fluid.new_player(synth)
     if not player:
         raise SynthUnavailable("FluidSynth could not create a MIDI player")
     windows: list[tuple[int, int]] = []
     try:
         if fluid.player_add_mem(player, data, len(data)) != 0:
             raise InputError("FluidSynth could not take the MIDI data")
-        fs.fluid_player_play(player)
+        fluid.player_play(player)
         # The player is called back inside fluid_synth_write_float every 64 frames, as in the
         # CLI; its first call loads the file and sends the events of tick 0.
         frames.render(fluid, synth, block)
         total_ticks = fluid.player_total_ticks(player)
-        if total_ticks <= 0 and fs.fluid_player_get_status(player) != fs.FLUID_PLAYER_PLAYING:
+        if total_ticks <= 0 and fluid.player_status(player) != fs.FLUID_PLAYER_PLAYING:
             raise InputError("FluidSynth could not read the MIDI data (a corrupt or empty MIDI file)")
-        while (fs.fluid_player_get_status(player) == fs.FLUID_PLAYER_PLAYING
+        ahead = _sure_music_frames(music_seconds, config, block) - frames.frames
+        if ahead > 0:
+            frames.render_many(fluid, synth, ahead, block)
+            if not (fluid.player_status(player) == fs.FLUID_PLAYER_PLAYING
+                    and fluid.player_current_tick(player) < total_ticks):
+                raise _Overshot
+        while (fluid.player_status(player) == fs.FLUID_PLAYER_PLAYING
                and fluid.player_current_tick(player) < total_ticks):
             frames.render(fluid, synth, block)
         music = frames.frames
@@ -809,18 +883,26 @@ def _play(engine: _Engine, data: bytes, config: SynthConfig, frames: _FloatFrame
         # Release tail: stop at the first silent window, or fade out the last one at the limit.
         silence = 10.0 ** (config.silence_dbfs / 20.0)
         tail_windows = math.ceil(config.max_tail_seconds * config.sample_rate / window)
-        for i in range(tail_windows):
-            chunk = frames.render(fluid, synth, window)
-            windows.append(frames.last)
-            if not cut_tail:
-                continue
-            if float(np.max(np.abs(chunk))) < silence:
-                break
-            if i == tail_windows - 1:
-                chunk *= np.linspace(1.0, 0.0, len(chunk), dtype=np.float32)[:, None]
+        group = max(1, min(round(_TAIL_GROUP_SECONDS * config.sample_rate / window), frames.chunk_frames // window))
+        done = 0
+        while done < tail_windows:
+            n = min(group, tail_windows - done)
+            rendered = frames.render(fluid, synth, n * window)
+            index, start = frames.last
+            peaks = np.abs(rendered).reshape(n, -1).max(axis=1) if cut_tail else None
+            for k in range(n):
+                windows.append((index, start + k * window))
+                if peaks is None:
+                    continue
+                if peaks[k] < silence:
+                    frames.cut_last((n - k - 1) * window)  # rendered past the silence: not heard
+                    return music, windows
+                if done + k == tail_windows - 1:
+                    rendered[k * window :] *= np.linspace(1.0, 0.0, window, dtype=np.float32)[:, None]
+            done += n
     finally:
-        fs.fluid_player_stop(player)
-        fs.delete_fluid_player(player)
+        fluid.player_stop(player)
+        fluid.delete_player(player)
     return music, windows
 
 
@@ -879,11 +961,16 @@ class _Mix:
         return [self.sums[i] for i in range(len(self.sums))]
 
 
-def _render_single(engine: _Engine, data: bytes, config: SynthConfig) -> _FloatFrames:
+def _render_single(engine: _Engine, data: bytes, config: SynthConfig, music_seconds: float | None = None) -> _FloatFrames:
     block, window = _block_and_window(config)
-    frames = _FloatFrames(max(block, window) * 64)
+    frames = _FloatFrames(max(block, window) * _CHUNK_CALLS)
     engine.reset(config)
-    _play(engine, data, config, frames)
+    try:
+        _play(engine, data, config, frames, music_seconds=music_seconds)
+    except _Overshot:  # the tempo map misjudged the end: block by block from the start
+        frames = _FloatFrames(max(block, window) * _CHUNK_CALLS)
+        engine.reset(config)
+        _play(engine, data, config, frames)
     return frames
 
 
@@ -904,9 +991,9 @@ def _render_parallel(engines: list[_Engine], split: _Split, config: SynthConfig)
 
     def run(i: int) -> None:
         try:
-            frames = _FloatFrames(max(block, window) * 64, sink=mix.sink(i))
+            frames = _FloatFrames(max(block, window) * _CHUNK_CALLS, sink=mix.sink(i))
             engines[i].reset(config)
-            results[i] = _play(engines[i], datas[i], config, frames, cut_tail=False)
+            results[i] = _play(engines[i], datas[i], config, frames, cut_tail=False, music_seconds=split.seconds)
             frames.flush()
         except BaseException as exc:  # noqa: BLE001 - re-raised (or answered) by the caller
             results[i] = exc
@@ -919,7 +1006,7 @@ def _render_parallel(engines: list[_Engine], split: _Split, config: SynthConfig)
     for thread in threads:
         thread.join()
     for result in results:
-        if isinstance(result, StudioError):
+        if isinstance(result, (StudioError, _Overshot)):
             return None
         if isinstance(result, BaseException):
             raise result
@@ -959,7 +1046,7 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
     """
     config = config or SynthConfig()
     data = _read_midi(midi)
-    split = _scan_midi(data) if config.worker_count() > 1 else None
+    split = _scan_midi(data)  # the music's length (to render ahead in large calls) and its channels
     want = 1
     if split is not None and split.seconds >= config.parallel_min_seconds:
         want = min(config.worker_count(), split.sounding_channels())
@@ -969,7 +1056,7 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
         if len(engines) > 1 and split is not None:
             frames = _render_parallel(engines, split, config)
         if frames is None:
-            frames = _render_single(engines[0], data, config)
+            frames = _render_single(engines[0], data, config, split.seconds if split is not None else None)
     finally:
         _POOL.release(engines)
     limit = 10.0 ** (config.peak_dbfs / 20.0)

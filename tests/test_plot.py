@@ -125,6 +125,37 @@ def test_drums_do_not_stretch_the_pitch_axis_and_legend_names_instruments(plot):
     assert "C4" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
 
 
+@pytest.mark.parametrize("config", [None, "small"], ids=["page", "learning-panel"])
+def test_every_label_fits_in_the_picture_and_nothing_overlaps(plot, config):
+    # The layout is computed from the labels' sizes (no constrained layout): the tick labels, axis
+    # labels, title and legend lie inside the figure, the legend right of the axes, the drum band
+    # under the pitch axes with a gap, and the axes take most of the picture.
+    cfg = plot.PlotConfig() if config is None else plot.PlotConfig(width=9.0, height=3.6)
+    score = waltz()
+    score.tracks[2] = Track("A rather long name for the chords", 0, channel=2, notes=score.tracks[2].notes)
+    fig = plot._figure(*plot._score_input(score, None), 0, "A title", cfg)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    texts = [fig.axes[0].title, *[ax.yaxis.label for ax in fig.axes], fig.axes[-1].xaxis.label]
+    texts += [t for ax in fig.axes for t in [*ax.get_xticklabels(), *ax.get_yticklabels()] if t.get_visible() and t.get_text()]
+    texts += fig.legends[0].get_texts()
+    texts = [t for t in texts if t.get_text()]
+    assert len(texts) > 20
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, text.get_text()
+    pitch, drums = (ax.get_window_extent(renderer) for ax in fig.axes)
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.x0 > pitch.x1 and legend.x0 > drums.x1
+    assert drums.y1 < pitch.y0 and pitch.x0 == drums.x0 and pitch.x1 == drums.x1
+    for ax in fig.axes:  # y labels left of their axes, clear of the axis label
+        assert max(t.get_window_extent(renderer).x1 for t in ax.get_yticklabels() if t.get_text()) < ax.get_window_extent(renderer).x0
+        assert ax.yaxis.label.get_window_extent(renderer).x1 < min(
+            t.get_window_extent(renderer).x0 for t in ax.get_yticklabels() if t.get_text())
+    assert (pitch.width * (pitch.height + drums.height)) / (page.width * page.height) > (0.5 if config is None else 0.3)
+
+
 def test_melody_label_when_the_melody_track_has_another_name(plot):
     score = Score(TPB, [Track("Lead", 80, notes=[Note(0, 480, 62)]), Track("Pad", 89)])
     fig = plot._figure(*plot._score_input(score, None), 0, None, plot.PlotConfig())

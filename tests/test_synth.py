@@ -296,6 +296,37 @@ def test_block_size_does_not_change_the_audio():
 
 
 @needs_synth
+def test_rendering_ahead_to_the_end_of_the_music_changes_nothing_audible(monkeypatch):
+    # render_midi renders up to just before the end of the music (by the file's tempo map) in a
+    # few large calls, then looks for the end block by block: the audio of looking after every
+    # block from the start, but for FluidSynth's voice leftovers, and exactly as long
+    ahead = render_midi(_song())
+    monkeypatch.setattr(synth, "_sure_music_frames", lambda *_args: 0)
+    by_block = render_midi(_song())
+    assert len(ahead) == len(by_block) >= 4.0 * 44100
+    _assert_nearly_equal(ahead, by_block)
+
+
+@needs_synth
+@pytest.mark.parametrize("config", [SynthConfig(), SynthConfig(parallel_min_seconds=0.0, workers=2)], ids=["one", "two"])
+def test_a_misjudged_end_of_the_music_renders_again_block_by_block(monkeypatch, config):
+    want = render_midi(_song(), config)
+    sure = synth._sure_music_frames
+    monkeypatch.setattr(synth, "_sure_music_frames", lambda seconds, cfg, block: sure(seconds and seconds + 10.0, cfg, block))
+    play, ahead = synth._play, []
+
+    def spy(*args, **kwargs):
+        ahead.append(kwargs.get("music_seconds") is not None)
+        return play(*args, **kwargs)
+
+    monkeypatch.setattr(synth, "_play", spy)
+    got = render_midi(_song(), config)
+    assert ahead[-2:] == [True, False]  # rendered past the end, so once more without rendering ahead
+    assert len(got) == len(want)
+    _assert_nearly_equal(got, want)
+
+
+@needs_synth
 def test_render_to_wav(tmp_path):
     out = render_to_wav(_song(), tmp_path / "song.wav")
     with wave.open(str(out), "rb") as wav:
