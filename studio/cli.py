@@ -1,4 +1,4 @@
-"""Command line: `python -m studio models | generate | render | train | evaluate | bench`.
+"""Command line: `python -m studio models | generate | interpolate | render | train | evaluate | bench`.
 
 Bad input never shows a traceback: one line `error: <what is wrong and what to do>` on stderr and
 exit status 2. Set STUDIO_DEBUG=1 to see tracebacks of unexpected failures (exit status 1).
@@ -112,6 +112,33 @@ def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
     return written
 
 
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from studio.service import InterpolateRequest, interpolate
+
+    first, second = Path(args.first), Path(args.second)
+    outs = {k: getattr(args, k) for k in ("out_midi", "out_wav", "out_png")}
+    request = InterpolateRequest(
+        first=first,
+        second=second,
+        model=args.model,
+        steps=args.steps,
+        out_dir=tempfile.mkdtemp(prefix="studio-") if any(outs.values()) else (Path(args.out_dir) if args.out_dir else Path.cwd()),
+        name=f"{first.stem}-to-{second.stem}",
+        want_wav=args.out_wav is not None or not any(outs.values()),
+        want_png=args.out_png is not None or not any(outs.values()),
+    )
+    result = interpolate(request)
+    written = _place_outputs(result, outs)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    m = result.metrics
+    print(f"model {result.model}: {first.name} to {second.name} in {m['steps']} steps; the first step gives back "
+          f"{m['start_kept']:.0%} of the first melody's opening 16ths, the last {m['end_kept']:.0%} of the second's")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from studio.service import render
 
@@ -192,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--then", metavar="MODEL", help="after a model that writes melody (transformer-folk): accompany the result with MODEL")
     p.add_argument("--then-param", action="append", default=[], metavar="K=V", help="a parameter of the --then model (repeatable)")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("interpolate", help="walk from one melody to another through a VAE's latent space, as one piece")
+    p.add_argument("first", help="the melody to start from (.mid)")
+    p.add_argument("second", help="the melody to arrive at (.mid)")
+    p.add_argument("--model", default="vae-folk", help="a model that interpolates (a VAE), default: vae-folk")
+    p.add_argument("--steps", default=5, help="windows on the way, both melodies included (2-16, default 5)")
+    p.add_argument("--out-midi", help="where to write the MIDI")
+    p.add_argument("--out-wav", help="where to write the audio (44.1 kHz WAV)")
+    p.add_argument("--out-png", help="where to write the piano roll picture")
+    p.add_argument("--out-dir", help="folder for all outputs when no --out-* is given (default: here)")
+    p.set_defaults(func=_cmd_interpolate)
 
     p = sub.add_parser("render", help="MIDI -> WAV with the studio's synthesizer (nothing generated)")
     p.add_argument("input", help="a .mid file")

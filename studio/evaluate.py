@@ -213,6 +213,10 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
         from studio.continuation import ContinuationConfig, evaluate_continuer
 
         return evaluate_continuer(model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress)
+    if card.family == "vae":  # a melody model: reconstructions, variations and interpolations
+        from studio.variation_eval import VariationConfig, evaluate_variations
+
+        return evaluate_variations(model, VariationConfig(unseen=config.unseen, seed=config.seed, held_out=config.n), registry, progress)
     genre = config.data or (card.genre if card.genre in CORPUS_GENRES else "chorale")
     if not (genre in CORPUS_GENRES or genre.startswith("folder:")):
         raise InputError(f"no evaluation data for genre '{genre}': pass --data with one of {', '.join(CORPUS_GENRES)} or a folder of MIDI files")
@@ -335,6 +339,10 @@ def format_report(report: Mapping[str, Any]) -> str:
         from studio.continuation import format_continuation
 
         return format_continuation(report)
+    if report.get("family") == "vae":
+        from studio.variation_eval import format_variations
+
+        return format_variations(report)
     held = report["held_out"]
     lines = [f"{report['model']} on {held['pieces']} held-out {report['data']} pieces ({held['bars']} bars), seed {report['seed']}:"]
     lines.append(f"  {'metric':26s} {'generated':>10s} {'real':>8s}  bound")

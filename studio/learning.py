@@ -29,9 +29,12 @@ LOSS_LABELS = {
     "wasserstein": "Wasserstein estimate (critic: real minus generated; falls as the generator improves)",
     "reconstruction": "cross-entropy of the real voices (nats per step)",
     "nll": "negative log-likelihood of the training music (nats per guess; lower is better)",
+    "recon": "reconstruction: cross-entropy of the melody's 16ths from their code (nats per step)",
+    "kl": "KL divergence of the codes from the bell curve (nats per two-bar window)",
     "validation": "distance from real music on validation pieces (1 = the acceptance bound; lower is better)",
 }
 VALIDATION_NLL_LABEL = "negative log-likelihood per event of validation tunes (lower is better)"
+VALIDATION_ERROR_LABEL = "share of validation tunes' 16ths not given back from their code (lower is better)"
 _lock = threading.Lock()
 _cache_dir: Path | None = None
 
@@ -80,8 +83,9 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
 
     rows = data["losses"]
     keys = [k for k in LOSS_LABELS if any(k in r for r in rows)]
-    adversarial = [k for k in keys if k != "reconstruction"]
-    panels = [p for p in (adversarial, ["reconstruction"] if "reconstruction" in keys else []) if p]
+    alone = ("reconstruction", "kl")  # each on its own scale
+    adversarial = [k for k in keys if k not in alone]
+    panels = [p for p in (adversarial, *([k] for k in alone if k in keys)) if p]
     validation = data.get("validation") or []
     if validation:
         panels.append(["validation"])
@@ -94,10 +98,12 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
             steps = [r["step"] for r in validation]
             scores = [r["score"] for r in validation]
             likelihood = "perplexity" in validation[0]  # a melody model scores itself by NLL, not by distance from bounds
-            ax.plot(steps, scores, marker="o", markersize=3, linewidth=1.2, color="#0072B2", label=VALIDATION_NLL_LABEL if likelihood else LOSS_LABELS["validation"])
+            reconstruction = "error_rate" in validation[0]  # the VAE: by what it fails to give back
+            label = VALIDATION_NLL_LABEL if likelihood else VALIDATION_ERROR_LABEL if reconstruction else LOSS_LABELS["validation"]
+            ax.plot(steps, scores, marker="o", markersize=3, linewidth=1.2, color="#0072B2", label=label)
             best = min(range(len(scores)), key=scores.__getitem__)
             ax.plot([steps[best]], [scores[best]], marker="*", markersize=14, color="#D55E00", linestyle="none", label=f"kept: step {steps[best]}")
-            if not likelihood:
+            if not (likelihood or reconstruction):
                 ax.axhline(1.0, color="#999999", linestyle=":", linewidth=1)
             ax.legend(fontsize=8, loc="upper right")
             ax.set_xlabel("training step")

@@ -266,7 +266,7 @@ class ModelRegistry:
                 raise ModelError(f"model {name} took longer than {self.timeout_s:g} s: the studio stopped waiting for it; "
                                  "try a shorter melody or another model")
             self._count_abandoned(name, -1)  # it ended just now: use its result
-        if isinstance(call.error, ModelError):
+        if isinstance(call.error, (ModelError, InputError)):  # the model's own one-line message (e.g. a melody it cannot read)
             raise call.error
         if call.error is not None:  # a failing model must not take the server down
             raise ModelError(f"model {name} failed while generating ({_brief(call.error)}); other models still work")

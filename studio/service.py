@@ -38,10 +38,23 @@ from studio.roll import (
     roll_to_notes,
     to_model_range,
 )
-from studio.score import Note, Score, Track
+from studio.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 from studio.theory import pitch_name
 
-__all__ = ["AccompanyRequest", "AccompanyResult", "MelodyInput", "accompany", "output_error", "read_melody", "render", "sampling_trace", "saving_results"]
+__all__ = [
+    "AccompanyRequest",
+    "AccompanyResult",
+    "InterpolateRequest",
+    "MelodyInput",
+    "accompany",
+    "interpolate",
+    "latent_views",
+    "output_error",
+    "read_melody",
+    "render",
+    "sampling_trace",
+    "saving_results",
+]
 
 MELODY_FAMILIES = ("transformer", "vae")  # models that write melody; 'then' names an accompanist for their result
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plot")
@@ -268,33 +281,48 @@ def accompany(
         melody, melody_roll, grid = _continued_melody(melody, continued[0], grid)
         warnings.append(f"{card.name} added {len(grid.bars) - len(read_bars)} bars after the melody")
     accompaniment = [t for t in accompaniment if t.role != "continuation"]
+    rewritten = [t for t in accompaniment if t.role == "melody"]  # the AR-CNN's enhance mode, the VAE's variations
+    accompaniment = [t for t in accompaniment if t.role != "melody"]
+    if rewritten:  # the model's version replaces the melody, and is what a 'then' model accompanies
+        melody = Track(melody.name, melody.program, melody.is_drum, melody.channel, roll_to_notes(rewritten[0], grid))
+        melody_roll = rewritten[0]
+        warnings.append(f"{card.name} rewrote the melody (as asked): the output's melody is its version")
     if then_card is not None:
         report(0.35, desc=f"accompanying with {then_card.name}")
         accompaniment += registry.generate(then_card.name, melody_roll, grid, then_card.resolve_params(request.then_params), seed)
         lap("then")
 
-    rewritten = [t for t in accompaniment if t.role == "melody"]  # e.g. the AR-CNN's enhance mode
-    accompaniment = [t for t in accompaniment if t.role != "melody"]
-    if rewritten:
-        melody = Track(melody.name, melody.program, melody.is_drum, melody.channel, roll_to_notes(rewritten[0], grid))
-        warnings.append(f"{card.name} rewrote the melody (as asked): the output's melody is its version")
     out_tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in accompaniment]
     result_score = Score(score.ticks_per_beat, out_tracks, score.tempos, score.time_signatures)
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), accompaniment, grid)
 
+    stem = f"{safe_stem(request.name)}-{card.name}{'-' + then_card.name if then_card else ''}-seed{seed}"
+    midi_path, wav_path, png_path = _write_results(result_score, bar_ticks, stem, f"{request.name} + {card.name}", f"{card.name} (seed {seed})",
+                                                   request, warnings, report, lap)
+    report(1.0, desc="done")
+    return AccompanyResult(
+        midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
+        card.name, seed, params, then_card.name if then_card else None,
+    )
+
+
+def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, caption: str, request: Any, warnings: list[str],
+                   report: Any, lap: Any) -> tuple[Path, Path | None, Path | None]:
+    """MIDI, then the piano roll (drawn in a thread) while FluidSynth renders the WAV, into the
+    request's `out_dir` (default: a fresh temp folder), as `request.want_png` / `want_wav` ask.
+    A full or read-only disk is `output_error`'s one line, and what was written is removed."""
     # Imported here, after the input is validated, so that bad input fails in a fraction of a second
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
     from studio import synth
 
-    stem = f"{safe_stem(request.name)}-{card.name}{'-' + then_card.name if then_card else ''}-seed{seed}"
     written: list[Path] = []
     try:
         out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
         out_dir.mkdir(parents=True, exist_ok=True)
         midi_path = out_dir / f"{stem}.mid"
         written.append(midi_path)
-        midi_path.write_bytes(midi.write_midi(result_score, title=f"{request.name} + {card.name}"))
+        midi_path.write_bytes(midi.write_midi(score, title=title))
         lap("midi")
 
         # The piano roll is drawn in a thread while FluidSynth renders (its C calls release the GIL).
@@ -302,7 +330,7 @@ def accompany(
         if request.want_png:
             report(0.5, desc="drawing the piano roll and synthesizing audio")
             written.append(out_dir / f"{stem}.png")
-            plotting = _POOL.submit(_draw, result_score, written[-1], bar_ticks, f"{card.name} (seed {seed})")
+            plotting = _POOL.submit(_draw, score, written[-1], bar_ticks, caption)
         wav_path = None
         try:
             if request.want_wav:
@@ -317,11 +345,107 @@ def accompany(
             path.unlink(missing_ok=True)
         raise output_error(exc) from None
     lap("plot+synth")
+    return midi_path, wav_path, png_path
+
+
+@dataclass
+class InterpolateRequest:
+    """Two melodies and a model that can interpolate (a VAE): the way from the first to the second
+    in `steps` windows, played as one piece."""
+
+    first: bytes | str | os.PathLike
+    second: bytes | str | os.PathLike
+    model: str = "vae-folk"
+    steps: int = 5
+    out_dir: str | os.PathLike | None = None  # default: a fresh temp folder for this request
+    name: str = "interpolation"  # base of the output file names
+    want_wav: bool = True
+    want_png: bool = True
+
+
+MAX_INTERPOLATION_STEPS = 16
+
+
+def _check_steps(steps: Any) -> int:
+    try:
+        value = float(steps)
+        if value != int(value):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"the number of steps must be a whole number, got {steps!r}") from None
+    if not 2 <= value <= MAX_INTERPOLATION_STEPS:
+        raise InputError(f"the number of steps must be between 2 and {MAX_INTERPOLATION_STEPS}, got {int(value)}")
+    return int(value)
+
+
+def _interpolation_score(segments: list[Any], first: Score, program: int) -> tuple[Score, list[int]]:
+    """The segments one after the other as a one-track score in the first melody's resolution and
+    (first) tempo, with a time signature wherever the meter changes; and the bar lines in ticks."""
+    tpb = first.ticks_per_beat
+    grid = Grid(tpb, 0, [])
+    notes: list[Note] = []
+    signatures: list[TimeSignature] = []
+    bar_ticks: list[int] = []
+    at = 0  # steps
+    for segment in segments:
+        for bar in segment.bars:
+            tick = grid.step_to_tick(at + bar.start)
+            bar_ticks.append(tick)
+            if not signatures or (signatures[-1].numerator, signatures[-1].denominator) != (bar.numerator, bar.denominator):
+                signatures.append(TimeSignature(tick, bar.numerator, bar.denominator))
+        notes += [Note(grid.step_to_tick(at + s), grid.step_to_tick(at + e), p, 90) for s, e, p in segment.notes]
+        at += segment.n_steps
+    tempo = first.tempos[:1] or [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT)]
+    return Score(tpb, [Track("Interpolation", program, False, 0, notes)], [TempoChange(0, tempo[0].microseconds_per_beat)], signatures), bar_ticks
+
+
+def interpolate(request: InterpolateRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None,
+                progress: Any = None) -> AccompanyResult:
+    """The way from one melody to another through a VAE's latent space, as MIDI, WAV and PNG: the
+    first full bars of each melody are encoded, and `steps` points on the way between their codes
+    are decoded and played one after the other (the first and last decode the two melodies).
+
+    Raises `InputError` for a bad melody (saying which), model or number of steps, `ModelError`
+    when the model fails or takes too long (through the registry's time-out)."""
+    config = config or ServiceConfig()
+    registry = registry or default_registry()
+    report = progress or (lambda *_a, **_k: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    steps = _check_steps(request.steps)
+    card = registry.card(request.model)
+    if not hasattr(registry.get(card.name), "interpolate"):
+        able = [c.name for c in registry.cards() if c.family == "vae" and not c.disabled]
+        raise InputError(f"{card.name} cannot interpolate between melodies: choose {' or '.join(able) or 'a VAE'}")
+    report(0.05, desc="reading the two melodies")
+    melodies = []
+    for which, source in (("first", request.first), ("second", request.second)):
+        try:
+            melodies.append(read_melody(AccompanyRequest(midi=source, model=card.name), config))
+        except InputError as exc:
+            raise InputError(f"the {which} melody: {exc}") from None
+    a, b = melodies
+    lap("parse")
+    report(0.2, desc=f"interpolating with {card.name}")
+    found = registry.call_method(card.name, "interpolate", a.roll, a.grid, b.roll, b.grid, steps)
+    lap("model")
+    score, bar_ticks = _interpolation_score(found.segments, a.score, a.melody.program)
+    warnings = [f"first melody: {w}" for w in a.warnings] + [f"second melody: {w}" for w in b.warnings]
+    whole = make_grid(score)
+    metrics = {**summarize(notes_to_roll(score.tracks[0].notes, whole, "Melody", 0), [], whole), "steps": steps,
+               "start_kept": found.start_kept, "end_kept": found.end_kept}  # shares of the two ends' steps decoded as played
+    stem = f"{safe_stem(request.name)}-{card.name}-{steps}steps"
+    midi_path, wav_path, png_path = _write_results(score, bar_ticks, stem, f"{request.name} ({card.name})",
+                                                   f"{card.name}: from the first melody to the second in {steps} steps", request, warnings, report, lap)
     report(1.0, desc="done")
-    return AccompanyResult(
-        midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
-        card.name, seed, params, then_card.name if then_card else None,
-    )
+    return AccompanyResult(midi_path, wav_path, png_path, score, 0, bar_ticks, warnings, metrics, timings, card.name, 0, {"steps": steps})
 
 
 def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, config: ServiceConfig | None = None) -> tuple[Path, list[str]]:
@@ -387,3 +511,35 @@ def choice_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
             (choices_png(found["choices"], out_dir / f"{stem}-choices.png", card.name), "the pitches it could draw for each new note"),
             (attention_png(found["attention"], found["notes"], out_dir / f"{stem}-attention.png", card.name), "where each new note looked"),
         ]
+
+
+def latent_views(request: AccompanyRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
+    """For models with a latent space (the VAE): the melody and its variation in one roll, and where
+    each window's code sat and where the variation moved it (`studio.latent_plot`), as PNGs with
+    captions; empty for other models. Same seed, same variation as `accompany`; through the
+    registry's time-out."""
+    from studio import plot
+    from studio.latent_plot import latent_png
+
+    config = config or ServiceConfig()
+    registry = registry or default_registry()
+    seed = _check_seed(request.seed, config)
+    card = registry.card(request.model)
+    params = card.resolve_params(request.params)
+    if not hasattr(registry.get(card.name), "latent_map"):
+        return []
+    score, melody, melody_roll, grid, _warnings = read_melody(request, config)
+    variation = registry.generate(card.name, melody_roll, grid, params, seed)[0]
+    found = registry.call_method(card.name, "latent_map", melody_roll, grid, params, seed)
+    first_full = 1 if grid.pickup_steps else 0  # bars are numbered from the first full bar, as the piano roll does
+    labels = [("pickup" if i < first_full else f"bar {i - first_full + 1}") for i in (grid.bar_index(a) for a, _b in found["spans"])]
+    with saving_results():
+        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+        stem = f"{safe_stem(request.name)}-{card.name}-seed{seed}"
+        both = Score(score.ticks_per_beat, [Track(f"{card.name}'s variation", variation.program, False, 0, roll_to_notes(variation, grid)),
+                                            Track("your melody", melody.program, False, 1, melody.notes)], score.tempos, score.time_signatures)
+        bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
+        compare = plot.plot_score(both, out_dir / f"{stem}-compare.png", bar_ticks, 0, f"{card.name}: the variation (outlined) over your melody")
+        where = latent_png(found["mu"], found["z"], out_dir / f"{stem}-latent.png",
+                           f"{card.name}: your melody's windows in its latent space (how far {params.get('how_far', '?')})", labels)
+    return [(compare, "the variation over your melody"), (where, "where each two bars sit in the latent space, and where the variation moved them")]

@@ -507,7 +507,8 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
             "validation_pieces": n_validation,
             "selected": (
                 {**selector.best, "how": (
-                    "the weights with the lowest negative log-likelihood per event on the validation pieces (training pieces kept out of training)"
+                    getattr(recipe, "selection_how", "the weights with the lowest negative log-likelihood per event on the validation pieces")
+                    + " (training pieces kept out of training)"
                     if selector.own_score else
                     "the generator that scored best on the validation pieces (training pieces kept out of training): "
                     "mean distance of its metrics from the real ones in units of the acceptance bounds (studio.evaluate.validation_score)")}

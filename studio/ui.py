@@ -125,6 +125,24 @@ def build_app() -> gr.Blocks:
         with gr.Accordion("How it was written, step by step", open=False, elem_id="sampling"):
             sampling_note = gr.Markdown()
             sampling = gr.Gallery(label="The roll at some of the model's steps", columns=2, height="auto", elem_id="sampling-steps")
+        vaes = act.interpolator_choices()
+        with gr.Accordion("From your melody to another: a walk through the VAE's latent space", open=False, elem_id="interpolation",
+                          visible=bool(vaes)):
+            gr.Markdown("The VAE turns the first two full bars of each melody into a point of its latent space and plays the points on "
+                        "the straight way between them (a great circle), from your melody to the other, as one piece.")
+            with gr.Row():
+                second_sample = gr.Dropdown(choices=act.sample_choices(), value=None, label="The other melody: a sample", elem_id="second-sample")
+                second_upload = gr.File(label="... or upload one (.mid)", file_types=[".mid", ".midi"], type="filepath", elem_id="second-upload")
+            with gr.Row():
+                vae_model = gr.Dropdown(choices=vaes, value=vaes[0][1] if vaes else None, label="Model", elem_id="interpolation-model")
+                steps = gr.Slider(2, 16, value=5, step=1, label="steps (both melodies included)", elem_id="interpolation-steps")
+            walk = gr.Button("Interpolate", elem_id="interpolate")
+            walk_note = gr.Markdown(elem_id="interpolation-note")
+            with gr.Row():
+                walk_roll = gr.Image(label="The way, window by window", type="filepath", interactive=False, elem_id="interpolation-roll")
+                with gr.Column():
+                    walk_audio = gr.Audio(label="Listen to the way", type="filepath", interactive=False, elem_id="interpolation-audio")
+                    walk_midi = gr.File(label="Download the MIDI", interactive=False, elem_id="interpolation-midi")
         with gr.Accordion("How this model learned", open=False, elem_id="learning"):
             curves0, snaps0, note0 = learning_views(first)
             learning_note = gr.Markdown(note0)
@@ -180,6 +198,13 @@ def build_app() -> gr.Blocks:
                 again = gr.Button("Re-render the audio", elem_id="remix")
                 again.click(act.remix, inputs=[current, *controls], outputs=[audio, downloads], api_name=False,
                             concurrency_limit=workers, concurrency_id="generate")
+
+        walk.click(act.interpolate_view, inputs=[melody_file, second_sample, second_upload, vae_model, steps],
+                   outputs=[walk_roll, walk_audio, walk_midi, walk_note], api_name=False, concurrency_limit=workers, concurrency_id="generate")
+        # `/interpolate`: (first MIDI, second MIDI, model, steps) -> (audio WAV, piano-roll PNG, MIDI).
+        api_walk = gr.Button(visible=False)
+        api_walk.click(act.interpolate_endpoint, inputs=[melody_file, second_upload, vae_model, steps], outputs=[walk_audio, walk_roll, walk_midi],
+                       api_name="interpolate", concurrency_limit=workers, concurrency_id="generate")
 
         # The API keeps its three inputs (DESIGN.md): defaults for every model parameter.
         api_button = gr.Button(visible=False)

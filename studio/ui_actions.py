@@ -20,6 +20,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio.config import REPO_ROOT
 from studio.errors import InputError, StudioError
 from studio.mixing import GM_PROGRAMS, TrackMix, preview_melody, remix_take, take_tracks
 from studio.recording import recording_to_midi
@@ -27,8 +28,11 @@ from studio.registry import default_registry
 from studio.service import (
     MELODY_FAMILIES,
     AccompanyRequest,
+    InterpolateRequest,
     accompany,
     choice_views,
+    interpolate,
+    latent_views,
     output_error,
     sampling_trace,
     saving_results,
@@ -42,10 +46,14 @@ __all__ = [
     "generate",
     "generate_endpoint",
     "instrument_choices",
+    "interpolate_endpoint",
+    "interpolate_view",
+    "interpolator_choices",
     "mixer_tracks",
     "model_mode",
     "preview",
     "remix",
+    "sample_choices",
     "sampling_views",
     "show_take",
     "use_recording",
@@ -55,6 +63,12 @@ TRANSFORMER_NOTE = (
     "The Transformer writes one event at a time. Left: for each new note, the pitches it could draw and how likely each was "
     "(after your creative risk and sampling choice); the orange one was drawn. Right: where each new note looked among the "
     "earlier notes (its attention): often the same beat a bar or two back, or the start of the phrase."
+)
+SAMPLES = REPO_ROOT / "assets" / "melodies"
+VAE_NOTE = (
+    "The VAE wrote its variation two bars at a time. Left: the variation (outlined) over your melody. Right: each two bars of "
+    "your melody is a point in the VAE's latent space (blue, numbered by bar); the variation decoded a point moved from it "
+    "(orange) by 'how far' times the VAE's own uncertainty about those bars, in a random direction set by the seed."
 )
 RESULTS_ROOT_NAME = "studio-results"
 KEEP_RESULTS_S = 3600  # a session's files are kept an hour, then cleaned
@@ -183,16 +197,20 @@ def model_mode(model_name: str | None) -> tuple:
     """The page's parts that depend on what the chosen model writes: the 'then accompany with'
     choice (shown for models that write melody) and the generate button's words."""
     try:
-        melody = bool(model_name) and default_registry().card(model_name).family in MELODY_FAMILIES
+        family = default_registry().card(model_name).family if model_name else ""
     except InputError:
-        melody = False
-    return gr.update(visible=melody), gr.update(value="Continue the melody" if melody else "Generate accompaniment")
+        family = ""
+    if family == "vae":
+        return gr.update(visible=True, label="Then accompany the variation with"), gr.update(value="Vary the melody")
+    if family in MELODY_FAMILIES:
+        return gr.update(visible=True, label="Then accompany the longer melody with"), gr.update(value="Continue the melody")
+    return gr.update(visible=False), gr.update(value="Generate accompaniment")
 
 
 def accompanist_choices() -> list[tuple[str, str]]:
-    """('(nothing: the longer melody alone)', '') and every usable model that accompanies."""
+    """('(nothing: the melody alone)', '') and every usable model that accompanies."""
     cards = [c for c in default_registry().cards() if not c.disabled and c.family not in MELODY_FAMILIES]
-    return [("(nothing: the longer melody alone)", "")] + [(c.name, c.name) for c in cards]
+    return [("(nothing: the melody alone)", "")] + [(c.name, c.name) for c in cards]
 
 
 @user_errors
@@ -253,6 +271,8 @@ def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
     pictures = sampling_trace(request)
     if not pictures and (pictures := choice_views(request)):
         return [(str(p), caption) for p, caption in pictures], TRANSFORMER_NOTE
+    if not pictures and (pictures := latent_views(request)):
+        return [(str(p), caption) for p, caption in pictures], VAE_NOTE
     if not pictures:
         return [], "This model writes its music in one pass; the AR-CNN and the diffusion models show here how they write step by step."
     family = default_registry().card(take["model"]).family
@@ -284,3 +304,66 @@ def use_recording(recording_json: str) -> str:
 def clear_melody() -> tuple[None, None, None]:
     """Forget the melody (the session's takes stay)."""
     return None, None, None
+
+
+# --------------------------------------------------------------------------- interpolation (VAE)
+
+
+def sample_choices() -> list[tuple[str, str]]:
+    """The sample melodies as (\"Title (meter, key)\", file name), from assets/melodies/index.json."""
+    try:
+        index = json.loads((SAMPLES / "index.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [(f"{e['title']} ({e['meter']}, {e['key']})", e["file"]) for e in index if (SAMPLES / e.get("file", "")).is_file()]
+
+
+def interpolator_choices() -> list[tuple[str, str]]:
+    """Every usable model that can walk between two melodies (the VAEs)."""
+    return [(c.name, c.name) for c in default_registry().cards() if not c.disabled and c.family == "vae"]
+
+
+def _interpolation(first: str | None, second: str | None, model_name: str, steps: Any, progress: Any):
+    if not first:
+        raise gr.Error("Choose your melody first (play, upload or pick a sample): the way starts from it.")
+    if not second:
+        raise gr.Error("Choose the second melody (a sample or an upload): the way ends at it.")
+    if not model_name:
+        raise InputError("no model that interpolates is available (a VAE such as vae-folk)")
+    a, b = Path(first), Path(second)
+    result = interpolate(
+        InterpolateRequest(first=a, second=b, model=model_name, steps=steps if steps is not None else 5, out_dir=results_dir(),
+                           name=f"{a.stem}-to-{b.stem}"),
+        progress=lambda fraction, desc="": progress(fraction, desc=desc),
+    )
+    for warning in result.warnings:
+        gr.Warning(warning)
+    return result
+
+
+@user_errors
+def interpolate_endpoint(first_file: str | None, second_file: str | None, model_name: str, steps: float | int,
+                         progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+    """The `/interpolate` API: (WAV path, piano-roll PNG path, MIDI path) of the way from the first
+    melody to the second in `steps` windows through a VAE's latent space."""
+    result = _interpolation(first_file, second_file, model_name, steps, progress)
+    return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
+
+
+@user_errors
+def interpolate_view(first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any,
+                     progress=gr.Progress()):  # noqa: B008
+    """The page's interpolation: from the melody in use to a sample (or an uploaded file, which wins),
+    as (piano roll, audio, MIDI download, a note)."""
+    second = upload
+    if not second and sample:
+        known = {file for _label, file in sample_choices()}
+        if sample not in known:
+            raise InputError("choose one of the listed sample melodies")
+        second = str(SAMPLES / sample)
+    result = _interpolation(first_file, second, model_name, steps, progress)
+    m = result.metrics
+    note = (f"**{m['steps']} steps** from your melody's first full bars to the other's, each decoded from a point on the way "
+            f"between their codes. The first step gives back {m['start_kept']:.0%} of your melody's 16ths there, the last "
+            f"{m['end_kept']:.0%} of the other's.")
+    return str(result.png_path), (str(result.wav_path) if result.wav_path else None), str(result.midi_path), note
