@@ -45,7 +45,10 @@ def run_all(quick: bool = False) -> dict[str, Any]:
     results["batching"] = bench_batching(repeats=1 if quick else 3)
     for name, row in results["batching"].items():
         print(f"batching {name}: {row['requests']} requests of {row['bars']} bars at once {row['batched_s']:.3f} s vs one by one "
-              f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']})", flush=True)
+              f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']}); "
+              f"{row['gflop_per_request']} GFLOP a request: {row['sequential_gflops']} GFLOP/s one by one, {row['batched_gflops']} batched, "
+              f"machine's matmul {row['matmul_gflops']} (x{row['compute_bound_ratio']} at most); "
+              f"{row['outside_forward_share']:.0%} of the batched time outside the forward pass", flush=True)
 
     from bench.startup import bench_startup
 

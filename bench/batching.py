@@ -2,7 +2,12 @@
 one after another, for each model that batches (`generate_batch`); throughput ratio, side by side.
 
 Also reported: the same 16 at once with batching switched off (threads only), which separates
-what batching gives from what mere concurrency gives.
+what batching gives from what mere concurrency gives; and what bounds the ratio on this machine:
+the forward pass's GFLOP per request, the machine's own rate on a large matrix product measured in
+the same run (what a perfectly batched pass could reach at most), the ratio that rate would give
+(`compute_bound_ratio`: sequential time / the time of the 16 requests' GFLOP at that rate), and the
+share of the batched time spent outside the forward pass (per-request work: conditioning features,
+random inputs, sampling with each request's own generator, thread hand-offs).
 """
 
 from __future__ import annotations
@@ -44,6 +49,53 @@ def _one_by_one(registry: ModelRegistry, name: str, requests: list) -> float:
     return time.perf_counter() - start
 
 
+def _forward_gflop(model, roll, grid) -> float:
+    """GFLOP of one request's forward pass (torch's own count)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model.generate_batch([(roll, grid, {}, 0)])
+    return counter.get_total_flops() / 1e9
+
+
+def _matmul_gflops(size: int = 1024, repeats: int = 7) -> float:
+    """This machine's rate on a large float32 matrix product (torch's threads), best of `repeats`."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+class _ForwardClock:
+    """Seconds spent in a model's forward pass (`generator`), while installed."""
+
+    def __init__(self, model) -> None:
+        self.model, self.seconds = model, 0.0
+
+    def __enter__(self) -> _ForwardClock:
+        forward = self.model.generator.forward
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        self.model.generator.forward = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.model.generator.forward
+
+
 def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3) -> dict[str, Any]:
     """Throughput of `n` simultaneous requests (16 bars each, different seeds) vs `n` sequential ones."""
     score = melody_of_bars(bars)
@@ -66,10 +118,22 @@ def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3) -> dict[str, A
             bat.append(_together(batched, card.name, requests))
             thr.append(_together(unbatched, card.name, requests))
         s, b, t = min(seq), min(bat), min(thr)
+        model = batched.get(card.name)
+        inside = []
+        for _ in range(repeats):  # the batched run once more, its forward pass timed
+            with _ForwardClock(model) as clock:
+                whole = _together(batched, card.name, requests)
+            inside.append((whole, clock.seconds))
+        whole, forward = min(inside)
+        gflop, peak = _forward_gflop(model, roll, grid), _matmul_gflops()
         out[card.name] = {
             "requests": n, "bars": bars, "sequential_s": round(s, 4), "batched_s": round(b, 4), "threads_only_s": round(t, 4),
             "throughput_ratio": round(s / b, 2), "threads_only_ratio": round(s / t, 2),
             "largest_batch": max(batched.batcher.batch_sizes, default=1),
+            "gflop_per_request": round(gflop, 3), "matmul_gflops": round(peak, 1),
+            "sequential_gflops": round(n * gflop / s, 1), "batched_gflops": round(n * gflop / b, 1),
+            "compute_bound_ratio": round(s / (n * gflop / peak), 2),
+            "outside_forward_share": round(1 - forward / whole, 3),
         }
     return out
 

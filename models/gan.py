@@ -530,12 +530,13 @@ class GANAccompanist:
             parts.append(Noise(part.piece, F.pad(part.bar, (0, 0, 0, pad)), part.voice, F.pad(part.voice_bar, (0, 0, 0, pad))))
             noises.append(gen)
         noise = Noise(*(torch.cat([getattr(p, f) for p in parts]).to(self.device) for f in ("piece", "bar", "voice", "voice_bar")))
-        mask_t = torch.from_numpy(mask).to(self.device) if len(requests) > 1 else None
+        # Songs of one length need no mask (nothing is padded): the pass is then exactly the plain one.
+        mask_t = torch.from_numpy(mask).to(self.device) if min(n_steps) < length else None
         logits = self.generator(torch.from_numpy(melody).to(self.device), torch.from_numpy(context).to(self.device), noise, mask_t).float().cpu()
+        temperatures = [float(params.get("temperature", DEFAULTS["temperature"])) for _, _, params, _ in requests]
         out = []
-        for i, (_track, grid, params, _seed) in enumerate(requests):
-            gen = noises[i]  # continues the request's own stream: sampling is seeded too
-            tokens, onsets = decode(logits[i, :, :, : grid.n_steps], float(params.get("temperature", DEFAULTS["temperature"])), gen)
+        # Each request's generator continues its own stream: sampling is seeded too.
+        for tokens, onsets in decode_batch(logits, temperatures, n_steps, noises):
             out.append([tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity) for v, (name, prog) in enumerate(zip(c.voice_names, c.programs, strict=True))])
         return out
 
@@ -543,13 +544,35 @@ class GANAccompanist:
 def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Voices (tokens (V, T), onsets (V, T)) from the generator's event logits (V, 86, T): an event per
     step, sampled at `temperature` (0: the most likely one) with the request's own random stream."""
-    if temperature <= 1e-3:
-        events = logits.argmax(1)
-    else:
-        probs = torch.softmax(logits / temperature, 1).permute(0, 2, 1).reshape(-1, N_EVENTS)  # (V*T, 86)
-        events = torch.multinomial(probs, 1, generator=generator).view(logits.shape[0], logits.shape[2])
-    voices = [events_to_tokens(row) for row in events.numpy()]
-    return np.stack([t for t, _ in voices]), np.stack([o for _, o in voices])
+    return decode_batch(logits[None], [temperature], [logits.shape[-1]], [generator])[0]
+
+
+def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: Sequence[int],
+                 generators: Sequence[torch.Generator]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`decode` for a batch of logits (B, V, 86, T), request i being its first `lengths[i]` steps.
+
+    Each request samples as `torch.multinomial(probs, 1, generator)` would, row by row of its
+    (V*T, 86) probabilities: torch draws one exponential number per class, E, and takes
+    argmax(probs / E) (the exponential race), so the exponentials are drawn here from the request's
+    own generator in that order, and the softmax, division and argmax run once for the batch:
+    the same events, and the same generator state after, as the request alone.
+    """
+    b, v = logits.shape[:2]
+    events = logits.argmax(2)  # (B, V, T): temperature 0, or where sampling is not needed
+    sampled = [i for i in range(b) if temperatures[i] > 1e-3]
+    if sampled:
+        scale = torch.tensor([temperatures[i] for i in sampled], dtype=logits.dtype).view(-1, 1, 1, 1)
+        probs = torch.softmax(logits[sampled] / scale, 2).permute(0, 1, 3, 2)  # (S, V, T, 86)
+        race = torch.ones(probs.shape, dtype=probs.dtype)  # padding steps race nothing
+        for k, i in enumerate(sampled):
+            n = int(lengths[i])
+            race[k, :, :n] = torch.empty(v * n, N_EVENTS, dtype=probs.dtype).exponential_(1, generator=generators[i]).view(v, n, N_EVENTS)
+        events[sampled] = (probs / race).argmax(3)
+    out = []
+    for i in range(b):
+        voices = [events_to_tokens(row) for row in events[i, :, : int(lengths[i])].numpy()]
+        out.append((np.stack([tok for tok, _ in voices]), np.stack([on for _, on in voices])))
+    return out
 
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> GANAccompanist:

@@ -51,6 +51,51 @@ def test_pickup_counts_from_the_end_of_its_bar():
     np.testing.assert_allclose(f[0, 4:6], f[4 + 8, 4:6], atol=1e-6)
 
 
+def _meter_features_bar_by_bar(grid: Grid) -> np.ndarray:
+    """The features as first written, one bar at a time: the reference for the vectorized version."""
+    n = grid.n_steps
+    out = np.zeros((n, N_METER_FEATURES), np.float32)
+    last = len(grid.bars) - 1
+    for i, bar in enumerate(grid.bars):
+        lo, hi = bar.start, min(bar.end, n)
+        if hi <= lo:
+            continue
+        full = bar.full_length
+        offset = full - bar.length if i == 0 and bar.length < full else 0
+        pos = np.arange(lo, hi) - lo + offset
+        beat = bar.beat_steps
+        out[lo:hi, 0] = pos == 0
+        out[lo:hi, 1] = pos % beat == 0
+        out[lo:hi, 2] = pos % 2 == 0
+        out[lo:hi, 3] = (pos * 2 == full) & (full % (2 * beat) == 0)
+        angle = 2 * np.pi * pos / full
+        out[lo:hi, 4], out[lo:hi, 5] = np.sin(angle), np.cos(angle)
+        angle = 2 * np.pi * (pos % beat) / beat
+        out[lo:hi, 6], out[lo:hi, 7] = np.sin(angle), np.cos(angle)
+        phrase = 2 * np.pi * ((i % 4) + pos / full) / 4
+        out[lo:hi, 8], out[lo:hi, 9] = np.sin(phrase), np.cos(phrase)
+        out[lo:hi, 10] = i == last
+        out[lo:hi, 11] = i == last - 1
+    return out
+
+
+def test_meter_features_are_exactly_those_computed_bar_by_bar():
+    # random meters, changes, pickups, grids shorter or longer than their bars, no bars at all
+    rng = np.random.default_rng(0)
+    meters = [(4, 4), (3, 4), (2, 4), (6, 8), (9, 8), (12, 8), (5, 4), (7, 8), (2, 2), (3, 8), (1, 4)]
+    for _ in range(300):
+        bars, at = [], 0
+        for i in range(int(rng.integers(0, 30))):
+            num, den = meters[int(rng.integers(len(meters)))]
+            full = max(1, round(num * 16 / den))
+            length = full if i or rng.random() < 0.5 else int(rng.integers(1, full + 1))
+            bars.append(Bar(at, length, num, den))
+            at += length
+        grid = Grid(480, max(0, at + int(rng.integers(-20, 21))), bars)
+        want, got = _meter_features_bar_by_bar(grid), meter_features(grid)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
 def test_tokens_round_trip_keeps_repeated_notes_and_rests():
     track = RollTrack.empty("Melody", 0, 16)
     track.add_note(0, 4, 60)

@@ -92,6 +92,41 @@ def test_a_batch_gives_each_request_what_it_gets_alone(model):
             assert np.array_equal(a.velocity, b.velocity)
 
 
+def test_batched_sampling_draws_what_torch_multinomial_draws():
+    # decode_batch samples a whole batch at once (padded to its longest request) with each
+    # request's own generator: the events torch.multinomial gives the request alone, and the
+    # generator left in the same state, whatever the batch; temperature 0 takes the argmax.
+    torch.manual_seed(0)
+    lengths, temperatures = [40, 17, 33, 40], [0.8, 1.3, 0.0, 0.05]
+    logits = torch.randn(4, 3, gan.N_EVENTS, 40) * 3
+    ours = [torch.Generator().manual_seed(50 + i) for i in range(4)]
+    got = gan.decode_batch(logits, temperatures, lengths, ours)
+    for i, (n, temperature) in enumerate(zip(lengths, temperatures, strict=True)):
+        reference = torch.Generator().manual_seed(50 + i)
+        if temperature > 1e-3:
+            probs = torch.softmax(logits[i, :, :, :n] / temperature, 1).permute(0, 2, 1).reshape(-1, gan.N_EVENTS)
+            events = torch.multinomial(probs, 1, generator=reference).view(3, n)
+        else:
+            events = logits[i, :, :, :n].argmax(1)
+        voices = [gan.events_to_tokens(row) for row in events.numpy()]
+        assert np.array_equal(got[i][0], np.stack([t for t, _ in voices]))
+        assert np.array_equal(got[i][1], np.stack([o for _, o in voices]))
+        assert torch.equal(ours[i].get_state(), reference.get_state())
+
+
+def test_a_batch_of_one_length_runs_without_a_mask(model, monkeypatch):
+    # nothing is padded, so no mask is multiplied in: the plain pass, exactly as a request alone
+    masks = []
+    forward = model.generator.forward
+    monkeypatch.setattr(model.generator, "forward", lambda *args: masks.append(args[3]) or forward(*args))
+    grid = _grid(4, 4, 4)
+    requests = [(_melody(grid, i), grid, {"temperature": 0.8}, i) for i in range(3)]
+    model.generate_batch(requests)
+    longer = _grid(4, 4, 5)
+    model.generate_batch([*requests, (_melody(longer), longer, {"temperature": 0.8}, 9)])
+    assert masks[0] is None and masks[1] is not None and masks[1].shape == (4, 1, longer.n_steps)
+
+
 def test_bar_ids_and_noise_shapes():
     grid = _grid(3, 4, 3, pickup=4)
     meter = torch.from_numpy(meter_features(grid))[None]
