@@ -113,19 +113,25 @@ class ARCNN(nn.Module):
         self.blocks = nn.ModuleList(Block(config.hidden, d) for d in config.dilations)
         self.norm = nn.GroupNorm(1, config.hidden)
         self.out = nn.Conv1d(config.hidden, v * N_TOKENS, 1)
-        pc = torch.zeros(N_TOKENS, 12)
-        for token in range(1, N_TOKENS):
-            pc[token, (token + MODEL_PITCH_LOW - 1) % 12] = 1.0
-        self.register_buffer("pitch_class", pc, persistent=False)
+        # Where each token's pitch class sits among a voice's features: after the 85 one-hot channels;
+        # a rest has no pitch class (it points at channel N_TOKENS with a 0 written there).
+        pc_channel = torch.full((N_TOKENS,), N_TOKENS, dtype=torch.long)
+        pc_channel[1:] += (torch.arange(1, N_TOKENS) + MODEL_PITCH_LOW - 1) % 12
+        self.register_buffer("pc_channel", pc_channel, persistent=False)
 
     def features(self, tokens: torch.Tensor, erased: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        keep = (~erased).unsqueeze(-1).float()  # (B, V, T, 1)
-        onehot = F.one_hot(tokens, N_TOKENS).float() * keep
-        pcs = self.pitch_class[tokens] * keep
-        x = torch.cat([onehot, pcs, erased.unsqueeze(-1).float()], -1)  # (B, V, T, F)
-        b, v, t, f = x.shape
-        x = x.permute(0, 1, 3, 2).reshape(b, v * f, t)
-        return torch.cat([x, context.transpose(1, 2)], 1)
+        """The network's input, shape (B, V * 98 + 24, T): per voice its token one-hot (85), pitch class
+        (12), both zero where erased, and the erased flag (1); then the context (24). Written in place
+        into one buffer (each value is set once: no one-hot, concatenation or transposition copies)."""
+        b, v, t = tokens.shape
+        x = tokens.new_zeros((b, v * N_VOICE_FEATURES + N_CONTEXT_FEATURES, t), dtype=torch.float32)
+        voices = x[:, : v * N_VOICE_FEATURES].view(b, v, N_VOICE_FEATURES, t)  # (B, V, F, T), a view of x
+        keep = (~erased).float().unsqueeze(2)  # (B, V, 1, T)
+        voices.scatter_(2, tokens.unsqueeze(2), keep)  # the token's one-hot where kept
+        voices.scatter_(2, self.pc_channel[tokens].unsqueeze(2), keep * (tokens != REST).unsqueeze(2))  # its pitch class
+        voices[:, :, N_VOICE_FEATURES - 1] = erased
+        x[:, v * N_VOICE_FEATURES :] = context.transpose(1, 2)
+        return x
 
     def forward(self, tokens: torch.Tensor, erased: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         h = self.inp(self.features(tokens, erased, context))
@@ -291,10 +297,9 @@ class ARCNNAccompanist:
                 no_rest: np.ndarray | None = None) -> np.ndarray:
         """Tokens for the `cells` (V, T) bool from logits (V, 85, T); cells marked in `no_rest` (V, T)
         may not be a rest."""
-        logits = logits.permute(0, 2, 1).clone()  # (V, T, 85)
+        chosen = logits.permute(0, 2, 1)[torch.from_numpy(cells)]  # (n, 85): only the cells asked for, copied
         if no_rest is not None:
-            logits[..., REST][torch.from_numpy(no_rest)] = float("-inf")
-        chosen = logits[torch.from_numpy(cells)]  # (n, 85)
+            chosen[torch.from_numpy(no_rest[cells]), REST] = float("-inf")
         if temperature <= 1e-3:
             return chosen.argmax(1).numpy()
         return torch.multinomial(torch.softmax(chosen / temperature, 1), 1, generator=gen)[:, 0].numpy()

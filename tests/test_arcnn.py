@@ -65,6 +65,25 @@ def test_training_masks_and_loss():
     assert annealed_share(0, 100) == pytest.approx(0.9) and annealed_share(99, 100) == pytest.approx(0.05)
 
 
+def test_the_network_input_is_what_its_docstring_says():
+    """`ARCNN.features` writes its input in place; it must equal the definition built the plain way:
+    per voice the token's one-hot and its pitch class (zero where erased) and the erased flag, then the context."""
+    network = ARCNN(ARCNNConfig(hidden=16, dilations=(1,)))
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 85, (3, 4, 50), generator=gen)
+    tokens[torch.rand(3, 4, 50, generator=gen) < 0.3] = 0  # rests
+    erased = torch.rand(3, 4, 50, generator=gen) < 0.4
+    context = torch.randn(3, 50, 24, generator=gen)
+    keep = (~erased).unsqueeze(-1).float()
+    pitch_class = torch.zeros(85, 12)
+    for token in range(1, 85):
+        pitch_class[token, (token + 23) % 12] = 1.0  # token 1 is MIDI pitch 24, a C
+    per_voice = torch.cat([torch.nn.functional.one_hot(tokens, 85).float() * keep, pitch_class[tokens] * keep, erased.unsqueeze(-1).float()], -1)
+    expected = torch.cat([per_voice.permute(0, 1, 3, 2).reshape(3, 4 * 98, 50), context.transpose(1, 2)], 1)
+    got = network.features(tokens, erased, context)
+    assert got.shape == (3, 4 * 98 + 24, 50) and got.is_contiguous() and torch.equal(got, expected)
+
+
 def test_harmonize_keeps_the_melody_and_the_seed_decides(small, tune):
     melody, grid = tune
     params = {"iterations": 8}
