@@ -68,10 +68,25 @@ def launch_options() -> dict:
     return {"css": PAGE_CSS, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
 
 
+def generation_workers() -> int:
+    """How many generations the server runs at once (every button and API route that generates shares
+    them; the others wait in Gradio's queue): `STUDIO_WORKERS`, else one per CPU core."""
+    raw = os.environ.get("STUDIO_WORKERS", "").strip()
+    if not raw:
+        return max(1, os.cpu_count() or 2)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise InputError(f"STUDIO_WORKERS must be a whole number from 1 to 64, got {raw!r}: fix or unset it")
+    return value
+
+
 def build_app() -> gr.Blocks:
     """The studio page."""
     ok, synth_message = synth_status()
-    workers = max(1, os.cpu_count() or 2)
+    workers = generation_workers()
     choices = model_choices()
     first = choices[0][1] if choices else ""
     # Gradio keeps its own copy of every file a callback returns: every 10 minutes, copies older than

@@ -119,3 +119,23 @@ def test_the_server_keeps_a_bounded_number_of_sessions():
         assert holder.capacity == MAX_SESSIONS <= 1000  # beyond it, Gradio forgets the session used longest ago
     finally:
         app.close()
+
+
+def test_generations_at_once_follow_studio_workers(monkeypatch):
+    """Every generating route shares `generation_workers()` slots: one per core, or STUDIO_WORKERS."""
+    import os
+
+    from studio.errors import InputError
+    from studio.ui import build_app, generation_workers
+
+    monkeypatch.delenv("STUDIO_WORKERS", raising=False)
+    assert generation_workers() == max(1, os.cpu_count() or 2)
+    monkeypatch.setenv("STUDIO_WORKERS", "3")
+    assert generation_workers() == 3
+    app = build_app()
+    limits = {fn.name: fn.concurrency_limit for fn in app.fns.values() if fn.concurrency_id == "generate"}
+    assert limits.get("accompany_endpoint") == 3 and set(limits.values()) == {3}
+    for bad in ("0", "two", "65"):
+        monkeypatch.setenv("STUDIO_WORKERS", bad)
+        with pytest.raises(InputError, match="STUDIO_WORKERS must be a whole number from 1 to 64"):
+            generation_workers()
