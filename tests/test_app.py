@@ -105,12 +105,15 @@ def test_a_studio_that_cannot_start_is_reported_with_its_last_output(tmp_path):
         launch_studio({"STUDIO_TIMEOUT_S": "abc"}, log=tmp_path / "server.log", timeout_s=60)
 
 
-def test_the_server_keeps_a_bounded_number_of_sessions():
+def test_the_server_keeps_a_bounded_number_of_sessions(monkeypatch, tmp_path):
     """Gradio keeps each session's state (about 110 KB for this page) up to `MAX_SESSIONS`, not its 10,000."""
     from gradio.state_holder import StateHolder
 
     from studio.ui import MAX_SESSIONS, build_app, launch_options
 
+    # A cache folder of its own: closing this app empties its cache (delete_cache), which must not take
+    # the sample melodies from under the session's test server (their copies share names by content).
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     app = build_app()
     app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, **launch_options())
     try:
