@@ -475,7 +475,7 @@ class Varier:
         tokens = self.vary(melody, grid, float(p["how_far"]), seed)["tokens"]
         played = melody.velocity[melody.velocity > 0]
         velocity = int(np.median(played)) if played.size else 90
-        out = RollTrack.empty(melody.name, melody.program, grid.n_steps, melody.is_drum)
+        out = RollTrack.empty("Variation", melody.program, grid.n_steps, melody.is_drum)  # the service keeps the melody's own name
         for s, e, pitch in tokens_to_notes(tokens):
             out.add_note(s, e, pitch, velocity)
         out.role = "melody"

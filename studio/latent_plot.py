@@ -46,10 +46,19 @@ def latent_png(mu: np.ndarray, z: np.ndarray, out_png: str | os.PathLike, title:
     ax.plot(a[:, 0], a[:, 1], color="#bbbbbb", linewidth=0.8, zorder=1)  # the melody's windows in order
     ax.scatter(a[:, 0], a[:, 1], s=36, color=MEAN, zorder=3, label="your melody's windows (the mean of each code)")
     ax.scatter(b[:, 0], b[:, 1], s=24, color=MOVED, marker="s", zorder=3, label="the points the variation played")
-    for i, (p, q) in enumerate(zip(a, b, strict=True)):
+    names = labels or [str(i + 1) for i in range(len(a))]
+    places: list[tuple[np.ndarray, list[str]]] = []  # windows the VAE reads alike (a repeat) share one label
+    scale = max(1e-9, float(np.abs(a).max()) if len(a) else 1.0)
+    for p, q, name in zip(a, b, names, strict=True):
         if np.linalg.norm(q - p) > 1e-9:
             ax.annotate("", xy=q, xytext=p, arrowprops={"arrowstyle": "->", "color": MOVED, "lw": 1}, zorder=2)
-        ax.annotate(labels[i] if labels else str(i + 1), p, textcoords="offset points", xytext=(4, 4), fontsize=7, color="#333333")
+        same = next((names_here for where, names_here in places if np.linalg.norm(where - p) < 1e-3 * scale), None)
+        if same is not None:
+            same.append(name)
+        else:
+            places.append((p, [name]))
+    for where, names_here in places:
+        ax.annotate(", ".join(names_here), where, textcoords="offset points", xytext=(4, 4), fontsize=7, color="#333333")
     ax.set_xlabel("the direction in which your melody's windows differ most", fontsize=8)
     ax.set_ylabel("the next direction", fontsize=8)
     ax.legend(fontsize=8, loc="best")

@@ -539,7 +539,8 @@ def latent_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
         both = Score(score.ticks_per_beat, [Track(f"{card.name}'s variation", variation.program, False, 0, roll_to_notes(variation, grid)),
                                             Track("your melody", melody.program, False, 1, melody.notes)], score.tempos, score.time_signatures)
         bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
-        compare = plot.plot_score(both, out_dir / f"{stem}-compare.png", bar_ticks, 0, f"{card.name}: the variation (outlined) over your melody")
+        compare = plot.plot_score(both, out_dir / f"{stem}-compare.png", bar_ticks, 0,
+                                  f"{card.name}: the variation (outlined), over your melody (seen where they differ)")
         where = latent_png(found["mu"], found["z"], out_dir / f"{stem}-latent.png",
                            f"{card.name}: your melody's windows in its latent space (how far {params.get('how_far', '?')})", labels)
     return [(compare, "the variation over your melody"), (where, "where each two bars sit in the latent space, and where the variation moved them")]

@@ -80,6 +80,16 @@ def model_card_markdown(name: str) -> str:
                 f"your bars kept in {unseen['prompt_kept']} of {unseen['tunes']}, and no run of 16 notes copied from a training tune in "
                 f"{unseen['tunes'] - unseen.get('tunes_with_copied_runs', 0)} of {unseen['tunes']}."
             )
+    elif held and "note_accuracy" in held:  # the VAE: how well it remembers tunes, how far its variations go
+        lines.append(
+            f"On {held.get('tunes', '?')} tunes it never saw in training it gives back {held['step_accuracy']:.1%} of the 16th notes "
+            f"and {held['note_accuracy']:.1%} of the notes exactly from their codes."
+        )
+        levels = (card.metrics.get("unseen") or {}).get("by_how_far") or {}
+        if levels:
+            lines.append("Its variations of 100 folk tunes it never saw: " + "; ".join(
+                f"how far {h}: {row['notes_changed']:.0%} of the notes changed, {row['in_key_rate']:.0%} in the key" for h, row in levels.items()
+                if h in ("1", "2", "3")) + ".")
     elif held and "pieces" in held:
         rows = [
             f"| {_METRIC_WORDS[m]} | {held['generated'][m]:.2f} | {held['real'][m]:.2f} |"

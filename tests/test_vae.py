@@ -395,4 +395,7 @@ def test_shipped_card_reports_the_acceptance_numbers():
     assert held["note_accuracy"] >= 0.9 and held["step_accuracy"] >= 0.9 and held["tunes"] > 1000
     assert unseen["distance_grows"] and unseen["by_how_far"]["1"]["in_key_rate"] >= 0.9
     assert walk["pairs"] >= 10
+    from studio.ui_cards import model_card_markdown
+
+    assert f"{held['note_accuracy']:.1%} of the notes exactly" in model_card_markdown("vae-folk")  # the page's card says it
     assert (CHECKPOINTS / "vae-folk.safetensors").stat().st_size < 20_000_000
