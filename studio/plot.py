@@ -31,6 +31,7 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
+from PIL import Image
 
 from studio.roll import Roll, roll_to_notes
 from studio.score import Note, Score
@@ -485,9 +486,18 @@ def _layout(fig: Figure, axs: list[Axes], band: float, title: Text | None, legen
     axs[1].set_position([x0, y0, x1 - x0, low])
 
 
+_PNG_COMPRESS_LEVEL = 3  # zlib: 4 ms less than the default 6 for a 1400 x 500 roll, files about 20% larger (~40 KB)
+
+
 def _save(fig: Figure, out_png: str | os.PathLike) -> Path:
-    """Write `fig` as a PNG (creating parent folders) and return its path."""
+    """Write `fig` as an RGB PNG (creating parent folders) and return its path.
+
+    The canvas is drawn once and its pixels go straight to Pillow: the same pixels as `savefig`
+    (the figure is opaque, so the alpha channel is dropped), without its machinery, at a faster
+    compression level."""
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=fig.dpi, facecolor=fig.get_facecolor())
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    Image.fromarray(pixels).save(out, format="png", compress_level=_PNG_COMPRESS_LEVEL)
     return out
