@@ -42,7 +42,9 @@ Objective, and why:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -532,13 +534,32 @@ class GANAccompanist:
         noise = Noise(*(torch.cat([getattr(p, f) for p in parts]).to(self.device) for f in ("piece", "bar", "voice", "voice_bar")))
         # Songs of one length need no mask (nothing is padded): the pass is then exactly the plain one.
         mask_t = torch.from_numpy(mask).to(self.device) if min(n_steps) < length else None
-        logits = self.generator(torch.from_numpy(melody).to(self.device), torch.from_numpy(context).to(self.device), noise, mask_t).float().cpu()
+        # Each request's generator continues its own stream: sampling is seeded too. Its random
+        # numbers are drawn in another thread while the forward pass runs (they do not depend on it).
         temperatures = [float(params.get("temperature", DEFAULTS["temperature"])) for _, _, params, _ in requests]
+        drawing = _DRAWS.submit(_inference(draw_races), (c.n_voices, length), temperatures, n_steps, noises)
+        try:
+            logits = self.generator(torch.from_numpy(melody).to(self.device), torch.from_numpy(context).to(self.device), noise, mask_t).float().cpu()
+        finally:
+            races = drawing.result()
         out = []
-        # Each request's generator continues its own stream: sampling is seeded too.
-        for tokens, onsets in decode_batch(logits, temperatures, n_steps, noises):
+        for tokens, onsets in decode_batch(logits, temperatures, n_steps, noises, races):
             out.append([tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity) for v, (name, prog) in enumerate(zip(c.voice_names, c.programs, strict=True))])
         return out
+
+
+_DRAWS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gan-draws")
+
+
+def _inference(fn):
+    """`fn` run under `torch.inference_mode()` (a mode is per thread)."""
+
+    @functools.wraps(fn)
+    def run(*args):
+        with torch.inference_mode():
+            return fn(*args)
+
+    return run
 
 
 def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -547,27 +568,45 @@ def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator)
     return decode_batch(logits[None], [temperature], [logits.shape[-1]], [generator])[0]
 
 
+def draw_races(shape: tuple[int, int], temperatures: Sequence[float], lengths: Sequence[int],
+               generators: Sequence[torch.Generator]) -> torch.Tensor | None:
+    """The random numbers `decode_batch` samples with: for each request that samples (temperature
+    above 0), one exponential number per voice, step and event, (V*T, 86) in row order, drawn from
+    its own generator exactly as `torch.multinomial(probs, 1, generator)` draws them (torch takes
+    argmax(probs / E): the exponential race). Shape (S, V, T, 86), padding steps 1; None when no
+    request samples. They do not depend on the logits, so `generate_batch` draws them while the
+    forward pass runs."""
+    v, t = shape
+    sampled = [i for i in range(len(temperatures)) if temperatures[i] > 1e-3]
+    if not sampled:
+        return None
+    race = torch.ones(len(sampled), v, t, N_EVENTS)  # padding steps race nothing
+    for k, i in enumerate(sampled):
+        n = int(lengths[i])
+        race[k, :, :n] = torch.empty(v * n, N_EVENTS).exponential_(1, generator=generators[i]).view(v, n, N_EVENTS)
+    return race
+
+
 def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: Sequence[int],
-                 generators: Sequence[torch.Generator]) -> list[tuple[np.ndarray, np.ndarray]]:
+                 generators: Sequence[torch.Generator], races: torch.Tensor | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """`decode` for a batch of logits (B, V, 86, T), request i being its first `lengths[i]` steps.
 
-    Each request samples as `torch.multinomial(probs, 1, generator)` would, row by row of its
-    (V*T, 86) probabilities: torch draws one exponential number per class, E, and takes
-    argmax(probs / E) (the exponential race), so the exponentials are drawn here from the request's
-    own generator in that order, and the softmax, division and argmax run once for the batch:
-    the same events, and the same generator state after, as the request alone.
+    Each request samples as `torch.multinomial(probs, 1, generator)` would (see `draw_races`; pass
+    `races` when drawn already): the same events, and the same generator state after, as the
+    request alone; the softmax, division and argmax run once for the batch.
     """
-    b, v = logits.shape[:2]
-    events = logits.argmax(2)  # (B, V, T): temperature 0, or where sampling is not needed
+    b, v, _, t = logits.shape
+    events = torch.empty(b, v, t, dtype=torch.long)
     sampled = [i for i in range(b) if temperatures[i] > 1e-3]
+    greedy = [i for i in range(b) if temperatures[i] <= 1e-3]
+    if greedy:
+        events[greedy] = logits[greedy].argmax(2)
     if sampled:
+        if races is None:
+            races = draw_races((v, t), temperatures, lengths, generators)
         scale = torch.tensor([temperatures[i] for i in sampled], dtype=logits.dtype).view(-1, 1, 1, 1)
         probs = torch.softmax(logits[sampled] / scale, 2).permute(0, 1, 3, 2)  # (S, V, T, 86)
-        race = torch.ones(probs.shape, dtype=probs.dtype)  # padding steps race nothing
-        for k, i in enumerate(sampled):
-            n = int(lengths[i])
-            race[k, :, :n] = torch.empty(v * n, N_EVENTS, dtype=probs.dtype).exponential_(1, generator=generators[i]).view(v, n, N_EVENTS)
-        events[sampled] = (probs / race).argmax(3)
+        events[sampled] = (probs / races).argmax(3)
     out = []
     for i in range(b):
         voices = [events_to_tokens(row) for row in events[i, :, : int(lengths[i])].numpy()]
