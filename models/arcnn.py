@@ -51,7 +51,7 @@ from studio.conditioning import (
     track_to_tokens,
 )
 from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
-from studio.train import coerce_setting
+from studio.train import configured
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -222,13 +222,7 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCN
 
     first = dataset.train[0]
     pitched = [i for i, drum in enumerate(first.drums) if not drum][:4]
-    known = {f.name for f in fields(ARCNNConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown AR-CNN setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    base = ARCNNConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:]))
-    values = {**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}}
-    config = ARCNNConfig.from_json(values)
+    config = configured(ARCNNConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, "AR-CNN")
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):
         raise ValueError(f"no training windows of {config.window} steps in the data")

@@ -57,7 +57,7 @@ from studio.conditioning import (
     track_to_tokens,
 )
 from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
-from studio.train import coerce_setting
+from studio.train import configured
 
 __all__ = [
     "DiffusionAccompanist", "DiffusionConfig", "DiffusionTraining", "RollDenoiser", "alpha_bar", "ddim_times", "load", "training",
@@ -319,13 +319,7 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> Diff
     pitched = [i for i, drum in enumerate(first.drums) if not drum][:4]
     if len(pitched) < 4:
         raise ValueError("the diffusion model needs four pitched voices (a melody and three more)")
-    known = {f.name for f in fields(DiffusionConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown diffusion setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    base = DiffusionConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:]))
-    values = {**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}}
-    config = DiffusionConfig.from_json(values)
+    config = configured(DiffusionConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, "diffusion")
     if len(config.ranges) != 2 * config.n_voices:
         raise ValueError(f"ranges needs a low and a high pitch for each of the {config.n_voices} voices")
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)

@@ -68,7 +68,7 @@ from studio.conditioning import (
     track_to_tokens,
 )
 from studio.roll import Grid, RollTrack
-from studio.train import coerce_setting
+from studio.train import configured
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
@@ -438,13 +438,7 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> GANT
 
     first = dataset.train[0]
     pitched = [i for i, drum in enumerate(first.drums) if not drum]  # the GAN writes pitched voices; drums are left out
-    known = {f.name for f in fields(GANConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown GAN setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    base = GANConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:]))
-    values = {**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}}
-    config = GANConfig.from_json(values)
+    config = configured(GANConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, "GAN")
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):
         raise ValueError(f"no training windows of {config.window} steps in the data")

@@ -31,7 +31,7 @@ from torch import nn
 
 from studio.errors import InputError
 from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, Bar, Grid, RollTrack
-from studio.train import coerce_setting
+from studio.train import configured
 
 __all__ = [
     "GPT",
@@ -658,12 +658,7 @@ def dataset(genre: str, max_pieces: int | None = None, progress: bool = True):
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> TransformerTraining:
     """A recipe for `studio.train`: the tunes of `data.train` as events."""
-    known = {f.name for f in fields(TransformerConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown Transformer setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    base = TransformerConfig()
-    config = TransformerConfig.from_json({**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}})
+    config = configured(TransformerConfig(), overrides, "Transformer")
     tunes = tokenize_pieces(data.train)
     if not tunes:
         raise ValueError("no training tunes the Transformer can read")

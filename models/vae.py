@@ -47,7 +47,7 @@ from torch import nn
 
 from studio.errors import InputError
 from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, N_MODEL_PITCHES, Bar, Grid, RollTrack
-from studio.train import coerce_setting
+from studio.train import configured
 
 __all__ = [
     "Interpolation",
@@ -716,12 +716,7 @@ def dataset(genre: str, max_pieces: int | None = None, progress: bool = True):
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> VAETraining:
     """A recipe for `studio.train`: windows from every bar line of `data.train`'s tunes."""
-    known = {f.name for f in fields(VAEConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown VAE setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    base = VAEConfig()
-    config = VAEConfig.from_json({**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}})
+    config = configured(VAEConfig(), overrides, "VAE")
     windows = tune_windows(data.train, config, every_bar=True)
     if not len(windows):
         raise ValueError("no training tunes the VAE can read")

@@ -37,7 +37,7 @@ from studio.config import REPO_ROOT
 from studio.errors import InputError
 from studio.roll import Grid, RollTrack
 
-__all__ = ["TrainConfig", "coerce_setting", "history_path", "run_training"]
+__all__ = ["TrainConfig", "coerce_setting", "configured", "history_path", "run_training"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 
@@ -71,6 +71,18 @@ def coerce_setting(default: Any, value: Any) -> Any:
         kind = type(default[0]) if default else str
         return tuple(kind(v) for v in value.split(","))
     return value
+
+
+def configured(base: Any, overrides: Mapping[str, Any], family: str) -> Any:
+    """`base` (a family's config dataclass, with `to_json`/`from_json`) with `--set` overrides, each
+    coerced to its setting's type; unknown names are refused with the known ones listed."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown {family} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return type(base).from_json({**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}})
 
 
 def history_path(checkpoint_stem: Path) -> Path:
