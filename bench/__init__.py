@@ -6,63 +6,92 @@ import os
 import platform
 from typing import Any
 
-__all__ = ["run_all"]
+__all__ = ["DEFAULT_STEPS", "STEPS", "run_all"]
 
 
-def run_all(quick: bool = False) -> dict[str, Any]:
-    """Run every benchmark, print a table as each finishes, and return all results."""
+STEPS = ("synthesis", "models", "sampling", "transformer", "batching", "loading", "startup", "classroom", "overhead")
+"""The suite's benchmarks in the order they run. `loading`, the web server-less twin of `startup`,
+runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth."""
+
+DEFAULT_STEPS = tuple(s for s in STEPS if s != "loading")
+
+
+def run_all(quick: bool = False, only: tuple[str, ...] | None = None, device: str | None = None) -> dict[str, Any]:
+    """Run the benchmarks in `only` (default: `DEFAULT_STEPS`), print a table as each finishes, and
+    return all results. `device` (cpu or cuda) is where the models run (default: CUDA when there is a GPU)."""
     from bench.models import bench_models, bench_overhead, bench_sampling
-    from bench.synth import _table, bench_synthesis
 
+    steps = only or DEFAULT_STEPS
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(STEPS)}")
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}}
+    if device:
+        results["machine"]["device"] = device
     print(f"machine: {results['machine']['cpus']} CPUs, {results['machine']['platform']}", flush=True)
 
-    results["synthesis"] = bench_synthesis(repeats=1 if quick else 3, minutes=1.0 if quick else 5.0)
-    print(_table(results["synthesis"]), flush=True)
+    if "synthesis" in steps:
+        from bench.synth import _table, bench_synthesis
 
-    results["models"] = bench_models(repeats=2 if quick else 5)
-    for name, row in results["models"].items():
-        print(f"model {name}: 4 bars {row['4_bars_s']:.4f} s, 16 bars {row['16_bars_s']:.4f} s, 64 bars {row['64_bars_s']:.4f} s, growth 64/16 = {row['growth_64_over_16']}", flush=True)
+        results["synthesis"] = bench_synthesis(repeats=1 if quick else 3, minutes=1.0 if quick else 5.0)
+        print(_table(results["synthesis"]), flush=True)
 
-    results["sampling"] = bench_sampling(repeats=1 if quick else 3)
-    for name, row in results["sampling"].items():
-        if "ddim_steps" in row:
-            print(f"model {name}: {row['ddim_steps']} DDIM steps (guidance {row['guidance']}) on {row['steps']} steps (16 bars of 4/4), "
-                  f"3 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
-        else:
-            print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: "
-                  f"{row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
+    if "models" in steps:
+        results["models"] = bench_models(repeats=2 if quick else 5, device=device)
+        for name, row in results["models"].items():
+            print(f"model {name}: 4 bars {row['4_bars_s']:.4f} s, 16 bars {row['16_bars_s']:.4f} s, 64 bars {row['64_bars_s']:.4f} s, growth 64/16 = {row['growth_64_over_16']}", flush=True)
 
-    from bench.transformer import bench_transformer
+    if "sampling" in steps:
+        results["sampling"] = bench_sampling(repeats=1 if quick else 3, device=device)
+        for name, row in results["sampling"].items():
+            if "ddim_steps" in row:
+                print(f"model {name}: {row['ddim_steps']} DDIM steps (guidance {row['guidance']}) on {row['steps']} steps (16 bars of 4/4), "
+                      f"3 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
+            else:
+                print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: "
+                      f"{row['seconds']:.3f} s (bound {row['bound_s']} s)", flush=True)
 
-    results["transformer"] = bench_transformer(repeats=1 if quick else 3)
-    for name, row in results["transformer"].items():
-        print(f"model {name}: {row['events']} events with the KV cache {row['with_cache_s']:.3f} s, without {row['without_cache_s']:.3f} s: "
-              f"x{row['cache_speedup']} (bound x3); 8 bars added in {row['add_8_bars_s']:.3f} s (bound 1 s)", flush=True)
+    if "transformer" in steps:
+        from bench.transformer import bench_transformer
 
-    from bench.batching import bench_batching
+        results["transformer"] = bench_transformer(repeats=1 if quick else 3, device=device)
+        for name, row in results["transformer"].items():
+            print(f"model {name}: {row['events']} events with the KV cache {row['with_cache_s']:.3f} s, without {row['without_cache_s']:.3f} s: "
+                  f"x{row['cache_speedup']} (bound x3); 8 bars added in {row['add_8_bars_s']:.3f} s (bound 1 s)", flush=True)
 
-    results["batching"] = bench_batching(repeats=1 if quick else 3)
-    for name, row in results["batching"].items():
-        print(f"batching {name}: {row['requests']} requests of {row['bars']} bars at once {row['batched_s']:.3f} s vs one by one "
-              f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']}); "
-              f"{row['gflop_per_request']} GFLOP a request: {row['sequential_gflops']} GFLOP/s one by one, {row['batched_gflops']} batched, "
-              f"machine's matmul {row['matmul_gflops']} (x{row['compute_bound_ratio']} at most); "
-              f"{row['outside_forward_share']:.0%} of the batched time outside the forward pass", flush=True)
+    if "batching" in steps:
+        from bench.batching import bench_batching
 
-    from bench.startup import bench_startup
+        results["batching"] = bench_batching(repeats=1 if quick else 3, device=device)
+        for name, row in results["batching"].items():
+            print(f"batching {name}: {row['requests']} requests of {row['bars']} bars at once {row['batched_s']:.3f} s vs one by one "
+                  f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']}); "
+                  f"{row['gflop_per_request']} GFLOP a request: {row['sequential_gflops']} GFLOP/s one by one, {row['batched_gflops']} batched, "
+                  f"device's matmul {row['matmul_gflops']} (x{row['compute_bound_ratio']} at most); "
+                  f"{row['outside_forward_share']:.0%} of the batched time outside the forward pass", flush=True)
 
-    results["startup"] = bench_startup()
-    st = results["startup"]
-    print(f"start-up: first /accompany answer {st['first_answer_s']} s after launch (bound 10 s); memory with "
-          f"{len(st['models'])} models loaded {st['rss_all_models_mb']} MB (bound 1536 MB)", flush=True)
+    if "loading" in steps:
+        from bench.loading import bench_loading, format_loading
 
-    from bench.classroom import classroom, format_classroom
+        results["loading"] = bench_loading(device)
+        print(format_loading(results["loading"]), flush=True)
 
-    results["classroom"] = classroom(sessions=6 if quick else 30, requests_each=2)
-    print(format_classroom(results["classroom"]), flush=True)
+    if "startup" in steps:
+        from bench.startup import bench_startup
 
-    results["overhead"] = bench_overhead(repeats=1 if quick else 3)
-    o = results["overhead"]
-    print(f"request overhead (16 bars): whole request {o['request_s']:.3f} s / synth alone {o['synth_alone_s']:.3f} s = {o['overhead_ratio']}", flush=True)
+        results["startup"] = bench_startup()
+        st = results["startup"]
+        print(f"start-up: first /accompany answer {st['first_answer_s']} s after launch (bound 10 s); memory with "
+              f"{len(st['models'])} models loaded {st['rss_all_models_mb']} MB (bound 1536 MB)", flush=True)
+
+    if "classroom" in steps:
+        from bench.classroom import classroom, format_classroom
+
+        results["classroom"] = classroom(sessions=6 if quick else 30, requests_each=2)
+        print(format_classroom(results["classroom"]), flush=True)
+
+    if "overhead" in steps:
+        results["overhead"] = bench_overhead(repeats=1 if quick else 3)
+        o = results["overhead"]
+        print(f"request overhead (16 bars): whole request {o['request_s']:.3f} s / synth alone {o['synth_alone_s']:.3f} s = {o['overhead_ratio']}", flush=True)
     return results

@@ -60,15 +60,21 @@ def _forward_gflop(model, roll, grid) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def _matmul_gflops(size: int = 1024, repeats: int = 7) -> float:
-    """This machine's rate on a large float32 matrix product (torch's threads), best of `repeats`."""
+def _matmul_gflops(device: str = "cpu", size: int = 1024, repeats: int = 7) -> float:
+    """This device's rate on a large float32 matrix product (the CPU: torch's threads), best of `repeats`."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    cuda = device.startswith("cuda")
+    size = 4096 if cuda else size  # a GPU needs a larger product to reach its rate
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     best = float("inf")
-    for _ in range(repeats):
+    for _ in range(repeats + 1):  # the first product warms the kernels up
+        if cuda:
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         torch.mm(a, b)
+        if cuda:
+            torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
@@ -80,12 +86,17 @@ class _ForwardClock:
         self.model, self.seconds = model, 0.0
 
     def __enter__(self) -> _ForwardClock:
+        import torch
+
         forward = self.model.generator.forward
 
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return forward(*args, **kwargs)
+                out = forward(*args, **kwargs)
+                if out.is_cuda:  # a GPU returns before it has finished
+                    torch.cuda.synchronize(out.device)
+                return out
             finally:
                 self.seconds += time.perf_counter() - start
 
@@ -96,15 +107,16 @@ class _ForwardClock:
         del self.model.generator.forward
 
 
-def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3) -> dict[str, Any]:
-    """Throughput of `n` simultaneous requests (16 bars each, different seeds) vs `n` sequential ones."""
+def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3, device: str | None = None) -> dict[str, Any]:
+    """Throughput of `n` simultaneous requests (16 bars each, different seeds) vs `n` sequential ones,
+    on `device` (default: the registry's, CUDA when there is a GPU)."""
     score = melody_of_bars(bars)
     notes = score.tracks[0].notes
     grid = make_grid(score, estimate_pickup(notes, score))
     roll = notes_to_roll(notes, grid, "Melody", 0)
     requests = [(roll, grid, seed) for seed in range(n)]
-    batched = ModelRegistry(batching=BatchConfig(window_s=0.01, max_batch=n))
-    unbatched = ModelRegistry(batching=BatchConfig(window_s=0.0))
+    batched = ModelRegistry(device=device, batching=BatchConfig(window_s=0.01, max_batch=n))
+    unbatched = ModelRegistry(device=device, batching=BatchConfig(window_s=0.0))
     out: dict[str, Any] = {}
     for card in batched.cards():
         if card.disabled or not hasattr(batched.get(card.name), "generate_batch"):
@@ -125,7 +137,7 @@ def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3) -> dict[str, A
                 whole = _together(batched, card.name, requests)
             inside.append((whole, clock.seconds))
         whole, forward = min(inside)
-        gflop, peak = _forward_gflop(model, roll, grid), _matmul_gflops()
+        gflop, peak = _forward_gflop(model, roll, grid), _matmul_gflops(batched.device)
         out[card.name] = {
             "requests": n, "bars": bars, "sequential_s": round(s, 4), "batched_s": round(b, 4), "threads_only_s": round(t, 4),
             "throughput_ratio": round(s / b, 2), "threads_only_ratio": round(s / t, 2),

@@ -46,9 +46,10 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_models(repeats: int = 5) -> dict[str, Any]:
-    """Model time (registry.generate, warm) for 4, 16 and 64 bars, per available model."""
-    registry = ModelRegistry()
+def bench_models(repeats: int = 5, device: str | None = None) -> dict[str, Any]:
+    """Model time (registry.generate, warm) for 4, 16 and 64 bars, per available model, on `device`
+    (default: the registry's, CUDA when there is a GPU)."""
+    registry = ModelRegistry(device=device)
     out: dict[str, Any] = {}
     for card in registry.cards():
         if card.disabled:
@@ -93,14 +94,14 @@ def _roll_of_bars(bars: int):
     return notes_to_roll(notes, grid, "Melody", 0), grid
 
 
-def bench_sampling(repeats: int = 3, iterations: int = 100, ddim_steps: int = 50) -> dict[str, Any]:
+def bench_sampling(repeats: int = 3, iterations: int = 100, ddim_steps: int = 50, device: str | None = None) -> dict[str, Any]:
     """Models that write by iterative sampling, each on its issue's own measure (model time, warm):
 
     - Gibbs sampling (the AR-CNN): 8 bars of 4/4 (128 steps, the melody plus three voices) with
       `iterations` sampling iterations (issue 6: <= 3 s on CPU);
     - DDIM (diffusion): 16 bars of 4/4 (256 steps: 32 bars of the 2/4 tune) with `ddim_steps` denoising
       steps and the card's default guidance (issue 8: <= 3 s on CPU)."""
-    registry = ModelRegistry()
+    registry = ModelRegistry(device=device)
     out: dict[str, Any] = {}
     gibbs = _roll_of_bars(16)  # 16 bars of 2/4 = 128 sixteenths = 8 bars of 4/4
     ddim = _roll_of_bars(32)  # 32 bars of 2/4 = 256 sixteenths = 16 bars of 4/4

@@ -190,9 +190,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from bench import run_all
+    from bench import STEPS, run_all
 
-    results = run_all(quick=args.quick)
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
+    unknown = [s for s in only or () if s not in STEPS]
+    if unknown:
+        raise InputError(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(STEPS)}")
+    if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
+        raise InputError(f"unknown device '{args.device}': use cpu or cuda")
+    results = run_all(quick=args.quick, only=only, device=args.device)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     return 0
@@ -268,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the benchmark suite (ratios measured side by side)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--quick", action="store_true", help="a shorter run (fewer repeats, shorter music)")
+    p.add_argument("--only", help="comma-separated benchmarks to run (default: all but loading): "
+                   "synthesis, models, sampling, transformer, batching, loading, startup, classroom, overhead")
+    p.add_argument("--device", help="where the models run: cpu or cuda (default: cuda when there is a GPU)")
     p.set_defaults(func=_cmd_bench)
     return parser
 
