@@ -125,3 +125,35 @@ def test_params_are_checked_and_coerced(cards_dir):
         card.resolve_params({"chords_per_bar": "3"})
     with pytest.raises(InputError, match="no parameter 'tempo'"):
         card.resolve_params({"tempo": "3"})
+
+
+def test_model_calls_reuse_idle_threads_and_a_stuck_call_keeps_only_its_own(cards_dir):
+    from studio import registry as registry_module
+
+    registry = ModelRegistry(cards_dir, timeout_s=0.3)
+    melody, grid = _melody()
+    registry.generate("rules", melody, grid, {}, 0)  # one thread is idle now
+    time.sleep(0.05)
+    started = registry_module._WORKERS.started
+    for seed in range(10):  # one after another: the idle thread takes each
+        assert registry.generate("rules", melody, grid, {}, seed)
+        time.sleep(0.01)  # let the thread go back to the idle list
+    assert registry_module._WORKERS.started == started, "sequential calls started new threads"
+
+    release = threading.Event()
+    ran_in: list[str] = []
+
+    class Stuck:
+        def generate(self, *a):
+            ran_in.append(threading.current_thread().name)
+            release.wait(10)
+            return []
+
+    real = registry._models["rules"]
+    registry._models["rules"] = Stuck()
+    with pytest.raises(ModelError, match="longer than"):
+        registry.generate("rules", melody, grid, {}, 0)
+    registry._models["rules"] = real
+    assert registry.generate("rules", melody, grid, {}, 0), "a stuck call blocked the next one"
+    assert ran_in and ran_in[0].startswith("model-call-")
+    release.set()
