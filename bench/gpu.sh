@@ -19,9 +19,10 @@ bench() {  # bench DEVICE SECONDS
   tail -3 "$OUT/bench-$1.err"
 }
 bench cuda "${CUDA_TIMEOUT:-200}"
+timeout 90 $PY -m bench.model_threads --device cuda | tee "$OUT/threads-cuda.txt"
 timeout "${TEST_TIMEOUT:-150}" $PY -m pytest -q -p no:cacheprovider -o addopts="" --timeout=120 -rf \
   tests/test_gan.py tests/test_arcnn.py tests/test_diffusion.py tests/test_transformer.py tests/test_vae.py \
-  tests/test_registry.py tests/test_batching.py tests/test_gan_models.py > "$OUT/tests.txt" 2>&1
+  tests/test_registry.py tests/test_batching.py tests/test_gan_models.py tests/test_bench.py > "$OUT/tests.txt" 2>&1
 echo "tests: exit $?"
 grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/tests.txt" | cut -c1-300 | tail -40
 bench cpu "${CPU_TIMEOUT:-200}"

@@ -490,6 +490,10 @@ PARAMS = [
 
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 
+# Defaults that training chooses on its validation pieces, per genre (`studio.train._tune_defaults`):
+# how far a genre's accompaniment strays from the generator's likeliest note is a matter of style.
+TUNABLE = {"temperature": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)}
+
 
 class GANAccompanist:
     """A trained generator, ready to accompany any melody (`studio.registry` calls `generate`)."""

@@ -456,7 +456,8 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     first_step = history["sessions"][-1]["to_step"] if history["sessions"] else 0
     first_s = history["sessions"][-1]["to_s"] if history["sessions"] else 0.0
-    history["sessions"].append({"hardware": _hardware(device) + (f" x {dist.world} processes" if dist.world > 1 else ""), "from_step": first_step, "to_step": step, "to_s": round(elapsed, 1), "minutes": round((elapsed - first_s) / 60, 1)})
+    if step > first_step or not history["sessions"]:  # a resumed run that was already done adds no session
+        history["sessions"].append({"hardware": _hardware(device) + (f" x {dist.world} processes" if dist.world > 1 else ""), "from_step": first_step, "to_step": step, "to_s": round(elapsed, 1), "minutes": round((elapsed - first_s) / 60, 1)})
     card: dict[str, Any] = {}
     if dist.main:
         if not history["samples"] or history["samples"][-1]["step"] != step:
@@ -464,9 +465,37 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         selector.check(recipe, step, history, force=not history.get("validation") or history["validation"][-1]["step"] != step)
         _save_state(run_dir, recipe, step, elapsed, rng, history)
         card = _write_checkpoint(config, recipe, family, dataset, history, step, elapsed, device, dist.world, selector, len(validation))
+        if validation and not selector.own_score and getattr(family, "TUNABLE", None):
+            card = _tune_defaults(config, family, card, validation, selector.real, progress)
     dist.close()
     if dist.main and config.evaluate:
         card = _evaluate_into_card(config, card, progress)
+    return card
+
+
+def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, real: Mapping[str, float], progress: bool) -> dict:
+    """Choose the defaults of the family's `TUNABLE` parameters (the GAN's sampling temperature) for
+    the selected weights, on the same validation pieces (never the held-out ones): each listed value
+    in turn, the one whose metrics are nearest the real accompaniments' (`validation_score`, ties to
+    the earlier value). The card records every value's score."""
+    from studio.evaluate import validation_score
+
+    model = family.load(card, config.stem.with_suffix(".safetensors"), "cpu")
+    params = {p["name"]: p["default"] for p in card["params"]}
+    tuned: dict[str, Any] = {}
+    for name, values in family.TUNABLE.items():
+        scores = {}
+        for value in values:
+            scores[value] = round(validation_score(model, pieces, real, {**params, name: value})[0], 4)
+            if progress:
+                print(f"validation score with {name}={value}: {scores[value]}", file=sys.stderr)
+        params[name] = min(scores, key=lambda v: (scores[v], list(scores).index(v)))
+        tuned[name] = {"chosen": params[name], "scores": {str(v): sc for v, sc in scores.items()}}
+    card["params"] = [{**p, "default": params[p["name"]]} for p in card["params"]]
+    card["training"]["tuned_defaults"] = {
+        **tuned, "how": f"each value's validation score on the {len(pieces)} validation pieces with the selected weights, "
+        "the lowest kept (studio.train._tune_defaults; the held-out pieces are not used)"}
+    config.stem.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 

@@ -33,6 +33,12 @@ def test_train_writes_checkpoint_card_history_and_resumes(cache):
     assert training["validation_pieces"] >= 1 and training["selected"]["step"] == 3  # checked once, at the end
     assert set(training["final_losses"]) == {"critic", "generator", "wasserstein", "penalty", "reconstruction"}
     assert card["config"]["hidden"] == 16 and card["config"]["dilations"] == [1, 2]
+    # The sampling temperature's default is chosen on the validation pieces: the best-scoring value.
+    tuned = training["tuned_defaults"]["temperature"]
+    assert set(tuned["scores"]) == {"0.5", "0.6", "0.7", "0.8", "0.9", "1.0"}
+    best = min(tuned["scores"].values())
+    assert tuned["scores"][str(tuned["chosen"])] == best
+    assert {p["name"]: p["default"] for p in card["params"]}["temperature"] == tuned["chosen"]
     history = json.loads(history_path(out).read_text())
     assert [row["step"] for row in history["losses"]] == [1, 2, 3]
     assert [row["step"] for row in history["validation"]] == [3] and history["validation"][0]["score"] >= 0
@@ -54,6 +60,9 @@ def test_train_writes_checkpoint_card_history_and_resumes(cache):
     assert resumed["training"]["steps"] == 5
     history = json.loads(history_path(out).read_text())
     assert [row["step"] for row in history["losses"]] == [1, 2, 3, 4, 5]
+    # Resumed once more with nothing left to do: the checkpoint is written again, no empty session is added.
+    again = run_training(TrainConfig("gan", "chorale", steps=5, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=2), progress=False)
+    assert again["training"]["steps"] == 5 and len(json.loads(history_path(out).read_text())["sessions"]) == 2
 
 
 def test_train_refuses_what_it_cannot_do(cache):
