@@ -52,6 +52,7 @@ from studio.conditioning import (
 )
 from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.train import configured
+from studio.weights import exported, rebuild
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -213,7 +214,7 @@ class ARCNNTraining:
         return {"nll": float(loss.detach())}
 
     def export(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        return exported(self.network)
 
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCNNTraining:
@@ -440,11 +441,5 @@ def unigram_nll(train_pieces: Sequence[Any], held_out: Sequence[Any], n_voices: 
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> ARCNNAccompanist:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    from safetensors.torch import load_file
-
-    if weights is None:
-        raise FileNotFoundError("no .safetensors weights beside the card")
-    config = ARCNNConfig.from_json(card.get("config", {}))
-    network = ARCNN(config)
-    network.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    config, network = rebuild(card, weights, ARCNNConfig, ARCNN)
     return ARCNNAccompanist(config, network.to(device), device)

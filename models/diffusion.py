@@ -58,6 +58,7 @@ from studio.conditioning import (
 )
 from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.train import configured
+from studio.weights import exported, rebuild
 
 __all__ = [
     "DiffusionAccompanist", "DiffusionConfig", "DiffusionTraining", "RollDenoiser", "alpha_bar", "ddim_times", "load", "training",
@@ -308,7 +309,7 @@ class DiffusionTraining:
         return {"ce": float(ce.detach()), "onset": float(bce.detach())}
 
     def export(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.average.state_dict().items()}
+        return exported(self.average)
 
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> DiffusionTraining:
@@ -453,11 +454,5 @@ class DiffusionAccompanist:
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> DiffusionAccompanist:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    from safetensors.torch import load_file
-
-    if weights is None:
-        raise FileNotFoundError("no .safetensors weights beside the card")
-    config = DiffusionConfig.from_json(card.get("config", {}))
-    network = RollDenoiser(config)
-    network.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    config, network = rebuild(card, weights, DiffusionConfig, RollDenoiser)
     return DiffusionAccompanist(config, network.to(device), device)

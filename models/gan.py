@@ -69,6 +69,7 @@ from studio.conditioning import (
 )
 from studio.roll import Grid, RollTrack
 from studio.train import configured
+from studio.weights import exported, rebuild
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
@@ -427,7 +428,7 @@ class GANTraining:
 
     def export(self) -> dict[str, torch.Tensor]:
         """The weights to ship: the generator only (the critic is needed for training alone)."""
-        return {k: v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
+        return exported(self.generator)
 
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> GANTraining:
@@ -614,14 +615,7 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> GANAccompanist:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    from safetensors.torch import load_file
-
-    if weights is None:
-        raise FileNotFoundError("no .safetensors weights beside the card")
-    config = GANConfig.from_json(card.get("config", {}))
-    generator = Generator(config)
-    state = load_file(str(weights), device="cpu")
-    generator.load_state_dict(state, strict=True)
+    config, generator = rebuild(card, weights, GANConfig, Generator)
     return GANAccompanist(config, generator.to(device), device)
 
 

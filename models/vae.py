@@ -48,6 +48,7 @@ from torch import nn
 from studio.errors import InputError
 from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, N_MODEL_PITCHES, Bar, Grid, RollTrack
 from studio.train import configured
+from studio.weights import exported, rebuild
 
 __all__ = [
     "Interpolation",
@@ -704,14 +705,14 @@ class VAETraining:
                                                "note_accuracy": scores["note_accuracy"]}
 
     def export(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        return exported(self.network)
 
 
 def dataset(genre: str, max_pieces: int | None = None, progress: bool = True):
-    """The melody dataset this family learns from (`studio.melodies`)."""
-    from studio.melodies import MelodyDatasetConfig, build_melodies
+    """The melody dataset this family learns from (`studio.melodies.melody_dataset`)."""
+    from studio.melodies import melody_dataset
 
-    return build_melodies(MelodyDatasetConfig(genre, max_sources=max_pieces), progress=progress)
+    return melody_dataset(genre, max_pieces, progress)
 
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> VAETraining:
@@ -725,11 +726,5 @@ def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> VAETrai
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> Varier:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    from safetensors.torch import load_file
-
-    if weights is None:
-        raise FileNotFoundError("no .safetensors weights beside the card")
-    config = VAEConfig.from_json(card.get("config", {}))
-    network = MelodyVAE(config)
-    network.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
+    config, network = rebuild(card, weights, VAEConfig, MelodyVAE)
     return Varier(config, network.to(device), device)

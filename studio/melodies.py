@@ -38,7 +38,7 @@ from studio.data import (
 )
 from studio.tunes import UNSEEN_COLLECTIONS
 
-__all__ = ["MELODY_GENRES", "MelodyDatasetConfig", "build_melodies", "folk_sources"]
+__all__ = ["MELODY_GENRES", "MelodyDatasetConfig", "build_melodies", "folk_sources", "melody_dataset"]
 
 MELODY_GENRES = ("folk",)
 MELODY_TRACK = (("Melody", 0, False),)
@@ -194,3 +194,8 @@ def build_melodies(config: MelodyDatasetConfig | None = None, progress: bool = T
               f"{len(skipped_list)} skipped", file=sys.stderr)
     return Dataset(config, train, held, skipped_list, info)  # type: ignore[arg-type]  # duck-typed config: transpose
 
+
+def melody_dataset(genre: str, max_pieces: int | None = None, progress: bool = True) -> Dataset:
+    """The training loop's `family.dataset` hook for the melody models (the Transformer, the VAE):
+    the tunes of `build_melodies` for `genre`."""
+    return build_melodies(MelodyDatasetConfig(genre, max_sources=max_pieces), progress=progress)

@@ -253,14 +253,8 @@ def accompany(
     config = config or ServiceConfig()
     registry = registry or default_registry()
     report = progress or (lambda *_a, **_k: None)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = now - clock
-        clock = now
+    lap = _Laps()
+    timings = lap.timings
 
     seed = _check_seed(request.seed, config)
     card = registry.card(request.model)
@@ -305,6 +299,19 @@ def accompany(
         midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
         card.name, seed, params, then_card.name if then_card else None,
     )
+
+
+class _Laps:
+    """Seconds per stage of one request (parse, model, midi, plot+synth): `lap(name)` ends a stage."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = now - self._clock
+        self._clock = now
 
 
 def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, caption: str, request: Any, warnings: list[str],
@@ -410,14 +417,8 @@ def interpolate(request: InterpolateRequest, registry: ModelRegistry | None = No
     config = config or ServiceConfig()
     registry = registry or default_registry()
     report = progress or (lambda *_a, **_k: None)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = now - clock
-        clock = now
+    lap = _Laps()
+    timings = lap.timings
 
     steps = _check_steps(request.steps)
     card = registry.card(request.model)
