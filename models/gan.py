@@ -58,6 +58,7 @@ from studio.conditioning import (
     N_EVENTS,
     N_MELODY_FEATURES,
     N_TOKENS,
+    REST,
     context_features,
     events_to_tokens,
     melody_features,
@@ -67,6 +68,7 @@ from studio.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
+from studio.metrics import CONSONANT_INTERVALS
 from studio.roll import Grid, RollTrack
 from studio.train import configured
 from studio.weights import exported, rebuild
@@ -103,6 +105,7 @@ class GANConfig:
     gradient_penalty: float = 10.0
     drift: float = 1e-3  # keeps the critic's scores near 0 (Karras et al., 2018)
     gumbel_tau: float = 1.0
+    consonance_match: float = 10.0  # weight of the consonance feature match (0 = off; see `dissonance_share`)
     velocity: int = 72  # of generated notes
 
     @property
@@ -297,6 +300,21 @@ def events_to_voices(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([rest, pitches], 2), starts.sum(2)
 
 
+_DISSONANT = torch.tensor([[float((m - a) % 12 not in CONSONANT_INTERVALS) for a in range(12)] for m in range(12)])  # [melody pc, voice pc]
+
+
+def dissonance_share(voices: torch.Tensor, melody: torch.Tensor, melody_onsets: torch.Tensor) -> torch.Tensor:
+    """Share of (melody onset, sounding accompaniment note) pairs that are dissonant, counted as
+    `studio.metrics.consonance` counts them, for a batch: voices (B, V, 85, T) one-hot (differentiable
+    straight-through samples), melody (B, 85, T) one-hot, melody_onsets (B, T) 1 where a melody note starts."""
+    pc = _PITCH_CLASS.to(voices)
+    voice_pc = torch.einsum("bvkt,kc->bvct", voices, pc)  # (B, V, 12, T)
+    melody_pc = torch.einsum("bkt,kc->bct", melody, pc) * melody_onsets[:, None]  # (B, 12, T), only at onsets
+    dissonant = torch.einsum("bmt,ma,bvat->", melody_pc, _DISSONANT.to(voices), voice_pc)
+    pairs = torch.einsum("bmt,bvat->", melody_pc, voice_pc)
+    return dissonant / pairs.clamp(min=1.0)
+
+
 def straight_through_sample(logits: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Sampled voices (B, V, 85, T) and onsets (B, V, T) from event logits (B, V, 86, T): one-hot in
     the forward pass (the critic sees voices like the real ones), with the gradients of the relaxed
@@ -406,6 +424,12 @@ class GANTraining:
             adv = -self.critic(fake_v, fake_o, context).mean()
             loss_g = loss_g + c.adversarial * adv
             out["generator"] = adv.item()
+            if c.consonance_match > 0:  # feature matching on one statistic: no more dissonance against the melody than the real voices have
+                starts = onsets[:, 0] * (tokens[:, 0] != REST).float()
+                fake_dis = dissonance_share(fake_acc, real_v[:, 0], starts)
+                real_dis = dissonance_share(real_v[:, 1:], real_v[:, 0], starts)
+                loss_g = loss_g + c.consonance_match * F.relu(fake_dis - real_dis)
+                out["dissonance_gap"] = (fake_dis - real_dis).item()
         if c.reconstruction > 0 or not adversarial:
             events = torch.from_numpy(tokens_to_events(tokens[:, 1:].cpu().numpy(), onsets[:, 1:].cpu().numpy() > 0)).to(self.device)
             rec = reconstruction_loss(logits, events)

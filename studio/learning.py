@@ -28,6 +28,7 @@ LOSS_LABELS = {
     "critic": "critic loss",
     "wasserstein": "Wasserstein estimate (critic: real minus generated; falls as the generator improves)",
     "reconstruction": "cross-entropy of the real voices (nats per step)",
+    "dissonance_gap": "dissonance against the melody, generated minus real (the consonance match pushes it to 0)",
     "nll": "negative log-likelihood of the training music (nats per guess; lower is better)",
     "recon": "reconstruction: cross-entropy of the melody's 16ths from their code (nats per step)",
     "kl": "KL divergence of the codes from the bell curve (nats per two-bar window)",
@@ -83,7 +84,7 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
 
     rows = data["losses"]
     keys = [k for k in LOSS_LABELS if any(k in r for r in rows)]
-    alone = ("reconstruction", "kl")  # each on its own scale
+    alone = ("reconstruction", "dissonance_gap", "kl")  # each on its own scale
     adversarial = [k for k in keys if k not in alone]
     panels = [p for p in (adversarial, *([k] for k in alone if k in keys)) if p]
     validation = data.get("validation") or []

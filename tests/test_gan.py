@@ -158,7 +158,7 @@ def test_training_steps_update_both_networks():
     rng = np.random.default_rng(0)
     for step in range(3):
         losses = training.step(step, rng)
-    assert set(losses) == {"critic", "generator", "wasserstein", "penalty", "reconstruction"}
+    assert set(losses) == {"critic", "generator", "wasserstein", "penalty", "reconstruction", "dissonance_gap"}
     assert all(np.isfinite(v) for v in losses.values())
     assert any(not torch.equal(before[k], v) for k, v in training.generator.state_dict().items())
     assert any(not torch.equal(critic_before[k], v) for k, v in training.critic.state_dict().items())
@@ -189,3 +189,34 @@ def test_a_corrupt_checkpoint_disables_only_that_model(tmp_path):
 
     with pytest.raises(ModelError, match="gan-bad is unavailable"):
         registry.generate("gan-bad", _melody(grid), grid, {}, 0)
+
+
+def test_dissonance_share_counts_what_the_consonance_metric_counts():
+    """The training's consonance feature match measures exactly 1 - `studio.metrics.consonance`."""
+    from models.gan import dissonance_share, one_hot_voices
+    from studio.conditioning import track_to_tokens
+    from studio.metrics import consonance
+
+    rng = np.random.default_rng(3)
+    n = 64
+    melody = RollTrack.empty("Melody", 0, n)
+    step = 0
+    while step < n - 2:  # notes and rests of random lengths
+        length = int(rng.integers(1, 5))
+        if rng.random() < 0.8:
+            melody.add_note(step, min(n, step + length), int(rng.integers(55, 80)))
+        step += length
+    voices = []
+    for v in range(3):
+        track = RollTrack.empty(f"v{v}", 0, n)
+        for start in range(0, n, 4):
+            if rng.random() < 0.85:
+                track.add_note(start, start + int(rng.integers(1, 5)), int(rng.integers(36, 72)))
+        voices.append(track)
+    tokens, onsets = zip(*(track_to_tokens(t) for t in [melody, *voices]), strict=True)
+    tokens_t = torch.from_numpy(np.stack(tokens))[None]  # (1, 4, T)
+    onehot = one_hot_voices(tokens_t)
+    starts = torch.from_numpy(np.asarray(onsets[0], np.float32))[None] * (tokens_t[:, 0] != 0).float()
+    share = float(dissonance_share(onehot[:, 1:], onehot[:, 0], starts))
+    assert 0.05 < share < 0.95
+    assert share == pytest.approx(1.0 - consonance(melody, voices), abs=1e-6)
