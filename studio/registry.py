@@ -325,9 +325,10 @@ class _Workers:
     runs (an idle one, else a new one), so a call that hangs holds only its thread and the others go
     on. Reuse matters on a GPU: PyTorch keeps per-thread CUDA state (cuBLAS and cuDNN handles, the
     current stream), and a fresh thread per call set it up every time: on an H100 a 16-bar GAN request
-    took 43.5 ms that way against 7.7 ms in a kept thread (`python -m bench.model_threads`, medians of
-    20 side by side; the VAE x1.3, the Transformer x1.25; on a CPU the same within 4%). At most
-    `keep_idle` idle threads are kept."""
+    took 43.5 ms that way against 7.7 ms in a kept thread, and 28.0 against 5.3 ms on another
+    (`python -m bench.model_threads`, medians of 20 side by side; the VAE and the Transformer x1.25-1.3
+    on the first, the same on the second; on a CPU the same within 4%). At most `keep_idle` idle
+    threads are kept."""
 
     def __init__(self, keep_idle: int = 8) -> None:
         self.keep_idle = keep_idle
