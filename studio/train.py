@@ -355,10 +355,18 @@ def _split_validation(dataset: Any, fraction: float, cap: int) -> tuple[Any, lis
     if fraction <= 0 or len(dataset.train) < 4:
         return dataset, []
     ids = [p.id for p in dataset.train]
-    fit_ids, val_ids = split_pieces(ids, [p.group or p.id for p in dataset.train], fraction, seed=1)
+    group = {p.id: p.group or p.id for p in dataset.train}
+    _fit_ids, val_ids = split_pieces(ids, [group[i] for i in ids], fraction, seed=1)
+    kept: list[str] = []  # whole groups, up to `cap` pieces; the other groups go back to training
+    for g in dict.fromkeys(group[i] for i in val_ids):
+        members = [i for i in val_ids if group[i] == g]
+        if kept and len(kept) + len(members) > cap:
+            continue
+        kept += members
+    chosen = set(kept)
     by_id = {p.id: p for p in dataset.train}
-    fit = dataclasses.replace(dataset, train=[by_id[i] for i in fit_ids])
-    return fit, [by_id[i] for i in val_ids][:cap]
+    fit = dataclasses.replace(dataset, train=[p for p in dataset.train if p.id not in chosen])
+    return fit, [by_id[i] for i in kept]
 
 
 # --------------------------------------------------------------------------- the loop

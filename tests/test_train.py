@@ -142,3 +142,26 @@ def test_the_best_validated_generator_is_what_ships(cache):
     shipped = load_file(str(out.with_suffix(".safetensors")))
     kept = load_file(str(default_run_dir(out) / "best.safetensors"))
     assert all((shipped[k] == kept[k]).all() for k in shipped)
+
+
+def test_validation_pieces_are_whole_groups_up_to_the_cap_and_the_rest_train():
+    from dataclasses import dataclass, field
+
+    from studio.train import _split_validation
+
+    @dataclass
+    class Piece:
+        id: str
+        group: str
+
+    @dataclass
+    class Data:
+        train: list = field(default_factory=list)
+
+    pieces = [Piece(f"p{i}", f"g{i // 3}") for i in range(300)]  # 100 groups of 3
+    fit, validation = _split_validation(Data(pieces), 0.1, 10)
+    assert 1 <= len(validation) <= 10
+    groups = {p.group for p in validation}
+    assert all(sum(p.group == g for p in validation) == 3 for g in groups), "a group was cut in two"
+    assert not groups & {p.group for p in fit.train}, "a validation group also trains"
+    assert len(fit.train) + len(validation) == 300, "pieces past the cap were lost to training"
