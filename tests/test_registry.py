@@ -132,13 +132,20 @@ def test_model_calls_reuse_idle_threads_and_a_stuck_call_keeps_only_its_own(card
 
     registry = ModelRegistry(cards_dir, timeout_s=0.3)
     melody, grid = _melody()
-    registry.generate("rules", melody, grid, {}, 0)  # one thread is idle now
-    time.sleep(0.05)
-    started = registry_module._WORKERS.started
-    for seed in range(10):  # one after another: the idle thread takes each
+    workers = registry_module._WORKERS
+
+    def until_idle() -> None:  # a finished call's thread goes back to the idle list just after answering
+        deadline = time.monotonic() + 5
+        while not workers._idle and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    registry.generate("rules", melody, grid, {}, 0)
+    until_idle()
+    started = workers.started
+    for seed in range(10):  # one after another: an idle thread takes each
         assert registry.generate("rules", melody, grid, {}, seed)
-        time.sleep(0.01)  # let the thread go back to the idle list
-    assert registry_module._WORKERS.started == started, "sequential calls started new threads"
+        until_idle()
+    assert workers.started == started, "sequential calls started new threads"
 
     release = threading.Event()
     ran_in: list[str] = []
