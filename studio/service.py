@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -164,6 +164,38 @@ def read_melody(request: AccompanyRequest, config: ServiceConfig | None = None) 
     return MelodyInput(score, melody, notes_to_roll(_model_view(melody.notes, warnings), grid, melody.name, melody.program), grid, warnings)
 
 
+class _ViewInput(NamedTuple):
+    """What a model's step-by-step view works from, checked as `accompany` checks it."""
+
+    registry: ModelRegistry
+    card: Any
+    params: dict[str, Any]
+    seed: int
+    model: Any
+    melody: MelodyInput
+
+
+def _view_input(request: AccompanyRequest, registry: ModelRegistry | None, config: ServiceConfig | None, method: str) -> _ViewInput | None:
+    """The request's registry, card, parameters, seed, model and melody for a view that needs the
+    model's `method`; None (the view is empty) for a model without it, before the melody is read."""
+    config = config or ServiceConfig()
+    registry = registry or default_registry()
+    seed = _check_seed(request.seed, config)
+    card = registry.card(request.model)
+    params = card.resolve_params(request.params)
+    model = registry.get(card.name)
+    if not hasattr(model, method):
+        return None
+    return _ViewInput(registry, card, params, seed, model, read_melody(request, config))
+
+
+def _out_dir(request: Any) -> Path:
+    """The request's `out_dir` (made if missing), or a fresh temp folder when it names none."""
+    out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
 def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 64), registry: ModelRegistry | None = None,
                    config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
     """For models that write step by step (the AR-CNN's Gibbs iterations, diffusion's denoising
@@ -174,15 +206,11 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
     `at` (below the run's `iterations`) and the last."""
     from studio import plot
 
-    config = config or ServiceConfig()
-    registry = registry or default_registry()
-    seed = _check_seed(request.seed, config)
-    card = registry.card(request.model)
-    params = card.resolve_params(request.params)
-    model = registry.get(card.name)
-    if not hasattr(model, "sampling_trace"):
+    view = _view_input(request, registry, config, "sampling_trace")
+    if view is None:
         return []
-    score, melody, melody_roll, grid, _warnings = read_melody(request, config)
+    registry, card, params, seed, model = view.registry, view.card, view.params, view.seed, view.model
+    score, melody, melody_roll, grid, _warnings = view.melody
     if hasattr(model, "trace_plan"):
         total, steps = model.trace_plan(params)
     else:
@@ -192,8 +220,7 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     pngs = []
     with saving_results():
-        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = _out_dir(request)
         for iteration, voices in trace:
             tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in voices]
             picture = Score(score.ticks_per_beat, tracks, score.tempos, score.time_signatures)
@@ -325,8 +352,7 @@ def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, ca
 
     written: list[Path] = []
     try:
-        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = _out_dir(request)
         midi_path = out_dir / f"{stem}.mid"
         written.append(midi_path)
         midi_path.write_bytes(midi.write_midi(score, title=title))
@@ -496,17 +522,13 @@ def choice_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
     registry's time-out."""
     from studio.choices_plot import attention_png, choices_png
 
-    config = config or ServiceConfig()
-    registry = registry or default_registry()
-    seed = _check_seed(request.seed, config)
-    card = registry.card(request.model)
-    params = card.resolve_params(request.params)
-    if not hasattr(registry.get(card.name), "explain"):
+    view = _view_input(request, registry, config, "explain")
+    if view is None:
         return []
-    _score, _melody, melody_roll, grid, _warnings = read_melody(request, config)
-    found = registry.call_method(card.name, "explain", melody_roll, grid, params, seed)
+    card, seed = view.card, view.seed
+    found = view.registry.call_method(card.name, "explain", view.melody.roll, view.melody.grid, view.params, seed)
     with saving_results():
-        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+        out_dir = _out_dir(request)
         stem = f"{safe_stem(request.name)}-{card.name}-seed{seed}"
         return [
             (choices_png(found["choices"], out_dir / f"{stem}-choices.png", card.name), "the pitches it could draw for each new note"),
@@ -522,20 +544,17 @@ def latent_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
     from studio import plot
     from studio.latent_plot import latent_png
 
-    config = config or ServiceConfig()
-    registry = registry or default_registry()
-    seed = _check_seed(request.seed, config)
-    card = registry.card(request.model)
-    params = card.resolve_params(request.params)
-    if not hasattr(registry.get(card.name), "latent_map"):
+    view = _view_input(request, registry, config, "latent_map")
+    if view is None:
         return []
-    score, melody, melody_roll, grid, _warnings = read_melody(request, config)
+    registry, card, params, seed = view.registry, view.card, view.params, view.seed
+    score, melody, melody_roll, grid, _warnings = view.melody
     variation = registry.generate(card.name, melody_roll, grid, params, seed)[0]
     found = registry.call_method(card.name, "latent_map", melody_roll, grid, params, seed)
     first_full = 1 if grid.pickup_steps else 0  # bars are numbered from the first full bar, as the piano roll does
     labels = [("pickup" if i < first_full else f"bar {i - first_full + 1}") for i in (grid.bar_index(a) for a, _b in found["spans"])]
     with saving_results():
-        out_dir = Path(request.out_dir) if request.out_dir else Path(tempfile.mkdtemp(prefix="studio-"))
+        out_dir = _out_dir(request)
         stem = f"{safe_stem(request.name)}-{card.name}-seed{seed}"
         both = Score(score.ticks_per_beat, [Track(f"{card.name}'s variation", variation.program, False, 0, roll_to_notes(variation, grid)),
                                             Track("your melody", melody.program, False, 1, melody.notes)], score.tempos, score.time_signatures)
