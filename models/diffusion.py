@@ -58,7 +58,7 @@ from studio.conditioning import (
 )
 from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.train import configured
-from studio.weights import exported, rebuild
+from studio.weights import exported, parameter_count, rebuild
 
 __all__ = [
     "DiffusionAccompanist", "DiffusionConfig", "DiffusionTraining", "RollDenoiser", "alpha_bar", "ddim_times", "load", "training",
@@ -262,7 +262,7 @@ class DiffusionTraining:
         return len(self.windows)
 
     def n_parameters(self) -> dict[str, int]:
-        return {"network": sum(p.numel() for p in self.network.parameters())}
+        return {"network": parameter_count(self.network)}
 
     def tracks(self) -> list[dict]:
         return [{"name": n, "program": p} for n, p in zip(self.config.voice_names, self.config.programs, strict=True)]

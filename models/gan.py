@@ -71,7 +71,7 @@ from studio.conditioning import (
 from studio.metrics import CONSONANT_INTERVALS
 from studio.roll import Grid, RollTrack
 from studio.train import configured
-from studio.weights import exported, rebuild
+from studio.weights import exported, parameter_count, rebuild
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
@@ -368,7 +368,7 @@ class GANTraining:
         return len(self.windows)
 
     def n_parameters(self) -> dict[str, int]:
-        return {name: n_parameters(m) for name, m in self.modules.items()}
+        return {name: parameter_count(m) for name, m in self.modules.items()}
 
     def tracks(self) -> list[dict]:
         """The accompaniment tracks of the card: name and GM program of each voice."""
@@ -641,8 +641,3 @@ def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> GANAccom
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
     config, generator = rebuild(card, weights, GANConfig, Generator)
     return GANAccompanist(config, generator.to(device), device)
-
-
-def n_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-

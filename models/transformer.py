@@ -32,7 +32,7 @@ from torch import nn
 from studio.errors import InputError
 from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, Bar, Grid, RollTrack
 from studio.train import configured
-from studio.weights import exported, rebuild
+from studio.weights import exported, parameter_count, rebuild
 
 __all__ = [
     "GPT",
@@ -585,7 +585,7 @@ class TransformerTraining:
         return sum(len(t.bar_index) for t in self.tunes)
 
     def n_parameters(self) -> dict[str, int]:
-        return {"network": sum(p.numel() for p in self.network.parameters())}
+        return {"network": parameter_count(self.network)}
 
     def tracks(self) -> list[dict]:
         return [{"name": "Melody", "program": 0}]

@@ -48,7 +48,7 @@ from torch import nn
 from studio.errors import InputError
 from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, N_MODEL_PITCHES, Bar, Grid, RollTrack
 from studio.train import configured
-from studio.weights import exported, rebuild
+from studio.weights import exported, parameter_count, rebuild
 
 __all__ = [
     "Interpolation",
@@ -646,7 +646,7 @@ class VAETraining:
         return len(self.windows)
 
     def n_parameters(self) -> dict[str, int]:
-        return {"network": sum(p.numel() for p in self.network.parameters())}
+        return {"network": parameter_count(self.network)}
 
     def tracks(self) -> list[dict]:
         return [{"name": "Melody", "program": 0}]

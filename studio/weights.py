@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["exported", "rebuild"]
+__all__ = ["exported", "parameter_count", "rebuild"]
 
 
 def rebuild(card: Mapping[str, Any], weights: Any, config_type: Any, network_type: Callable[[Any], Any]) -> tuple[Any, Any]:
@@ -25,3 +25,8 @@ def rebuild(card: Mapping[str, Any], weights: Any, config_type: Any, network_typ
 def exported(module: Any) -> dict[str, Any]:
     """A module's weights as detached, contiguous CPU tensors: what safetensors writes."""
     return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def parameter_count(module: Any) -> int:
+    """How many numbers a module learns (for the model card)."""
+    return sum(p.numel() for p in module.parameters())
