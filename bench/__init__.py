@@ -19,12 +19,14 @@ DEFAULT_STEPS = tuple(s for s in STEPS if s != "loading")
 def run_all(quick: bool = False, only: tuple[str, ...] | None = None, device: str | None = None) -> dict[str, Any]:
     """Run the benchmarks in `only` (default: `DEFAULT_STEPS`), print a table as each finishes, and
     return all results. `device` (cpu or cuda) is where the models run (default: CUDA when there is a GPU)."""
-    from bench.models import bench_models, bench_overhead, bench_sampling
+    from studio.errors import InputError
 
     steps = only or DEFAULT_STEPS
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise ValueError(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(STEPS)}")
+        raise InputError(f"unknown benchmark {', '.join(unknown)}: choose from {', '.join(STEPS)}")
+    from bench.models import bench_models, bench_overhead, bench_sampling
+
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()}}
     if device:
         results["machine"]["device"] = device
