@@ -10,6 +10,12 @@ cores (their CPU time is reported too: on a 2-core machine it is taken from the 
 shared machine the other processes' CPU time during the run is reported as well (the machine's busy
 time less the server's and the clients'), with the ideal on the cores they left to the server.
 
+A request is done when its results have arrived, as in a browser: each session fetches the request's
+files (audio, piano roll, MIDI) from the server over its own kept-alive connection and counts their
+bytes (`fetch="stream"`, the default). `fetch="gradio"` lets `gradio_client` download them instead: a
+new connection per file, a SHA-256 and a copy on disk each, client work that on one machine takes
+cores from the server (the server's work is the same either way; both are timed alike).
+
 Usage:
     python -m bench.classroom [--sessions 30] [--requests-each 2] [--model gan-chorale] [--json]
 """
@@ -55,11 +61,54 @@ def _busy_cpu() -> float:
     return sum(getattr(t, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
+class _Session:
+    """One student: a `gradio_client` Client and, with `fetch="stream"`, a kept-alive connection that
+    fetches each request's result files as a browser would."""
+
+    def __init__(self, url: str, fetch: str) -> None:
+        import httpx
+        from gradio_client import Client
+
+        if fetch not in ("stream", "gradio"):
+            raise ValueError(f"fetch must be 'stream' or 'gradio', not {fetch!r}")
+        self.client = Client(url, verbose=False, download_files=False if fetch == "stream" else DOWNLOADS)
+        self.http = httpx.Client(timeout=120) if fetch == "stream" else None
+        self.bytes = 0
+
+    def accompany(self, tune: Path, model: str, seed: int) -> None:
+        from gradio_client import handle_file
+
+        result = self.client.predict(handle_file(str(tune)), model, seed, api_name="/accompany")
+        if self.http is None:
+            return
+        files = [f for f in (result if isinstance(result, (list, tuple)) else [result]) if f]
+        if len(files) != 3:
+            raise RuntimeError(f"expected 3 result files, got {len(files)}")
+        for f in files:
+            url = f.get("url") if isinstance(f, dict) else None
+            if not url:
+                path = f["path"] if isinstance(f, dict) else str(f)
+                url = f"{self.client.src.rstrip('/')}/gradio_api/file={path}"
+            with self.http.stream("GET", url) as response:
+                response.raise_for_status()
+                got = sum(len(chunk) for chunk in response.iter_bytes(1 << 16))
+            if not got:
+                raise RuntimeError(f"empty result file {url}")
+            self.bytes += got
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+
+
+DOWNLOADS = Path(tempfile.gettempdir()) / "studio-classroom-downloads"
+
+
 def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chorale", alone: int = 5,
-              server_env: dict[str, str] | None = None) -> dict[str, Any]:
+              server_env: dict[str, str] | None = None, fetch: str = "stream") -> dict[str, Any]:
     """Run the classroom (see the module docstring) and return its figures. `server_env` adds variables
-    to the server's environment (e.g. STUDIO_WORKERS, OMP_NUM_THREADS, to compare settings)."""
-    from gradio_client import Client, handle_file
+    to the server's environment (e.g. STUDIO_WORKERS, OMP_NUM_THREADS, to compare settings); `fetch`
+    says how the clients take the results ("stream" or "gradio", see the module docstring)."""
 
     tunes = [t for t in TUNES if t.stat().st_size < 20_000][:12]
     tmp = Path(tempfile.mkdtemp(prefix="studio-classroom-"))
@@ -70,12 +119,12 @@ def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chor
     server = launch_studio(env=env, log=tmp / "server.log")
     try:
         proc = psutil.Process(server.pid)
-        warm = Client(server.url, verbose=False)
-        warm.predict(handle_file(str(tunes[0])), model, 0, api_name="/accompany")  # loads the model
+        warm = _Session(server.url, fetch)
+        warm.accompany(tunes[0], model, 0)  # loads the model
         single, cpu_single = [], []
         for i in range(alone):
             cpu0, t0 = _server_cpu(proc), time.perf_counter()
-            warm.predict(handle_file(str(tunes[i % len(tunes)])), model, i, api_name="/accompany")
+            warm.accompany(tunes[i % len(tunes)], model, i)
             single.append(time.perf_counter() - t0)
             cpu_single.append(_server_cpu(proc) - cpu0)
         cores = psutil.cpu_count() or 1
@@ -84,7 +133,7 @@ def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chor
         latencies: list[float] = []
         failures: list[str] = []
         lock = threading.Lock()
-        clients = [Client(server.url, verbose=False) for _ in range(sessions)]
+        clients = [_Session(server.url, fetch) for _ in range(sessions)]
         barrier = threading.Barrier(sessions + 1)
 
         def student(index: int) -> None:
@@ -93,7 +142,7 @@ def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chor
                 tune = tunes[(index + j) % len(tunes)]
                 start = time.perf_counter()
                 try:
-                    clients[index].predict(handle_file(str(tune)), model, index * 10 + j, api_name="/accompany")
+                    clients[index].accompany(tune, model, index * 10 + j)
                     with lock:
                         latencies.append(time.perf_counter() - start)
                 except Exception as exc:  # noqa: BLE001 - every failure is counted and reported, whatever it is
@@ -112,6 +161,9 @@ def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chor
         wall = time.perf_counter() - start
         own1 = psutil.Process().cpu_times()
         server_cpu, busy = _server_cpu(proc) - cpu0, _busy_cpu() - busy0
+        fetched = sum(c.bytes for c in clients)
+        for c in [warm, *clients]:
+            c.close()
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -132,7 +184,7 @@ def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chor
         "server_cpu_s": round(server_cpu, 1), "server_cpu_per_request_s": round(server_cpu / max(1, done), 3),
         "clients_cpu_s": round(clients_cpu, 1), "other_processes_cores": round(others / wall, 2),
         "cores_left": round(left, 2), "throughput_share_of_ideal_on_cores_left": round(throughput / (left / cpu_per_request), 3),
-        "server_env": dict(server_env or {}),
+        "server_env": dict(server_env or {}), "fetch": fetch, "fetched_mb": round(fetched / 1e6, 1),
         "bounds": {"failures": 0, "throughput_share_of_ideal": 0.8, "p95_over_p50": 2.0},
     }
 
@@ -143,7 +195,8 @@ def format_classroom(r: dict[str, Any]) -> str:
             f"{r['throughput_rps']} req/s vs ideal {r['ideal_rps']} ({r['cores']} cores / {r['alone_server_cpu_s']} s server CPU per request alone): "
             f"{r['throughput_share_of_ideal']:.0%} (bound 80%); server CPU per request under load {r['server_cpu_per_request_s']} s; "
             f"the clients used {r['clients_cpu_s']} s of CPU, other processes {r['other_processes_cores']} cores: on the "
-            f"{r['cores_left']} cores left to the server, {r['throughput_share_of_ideal_on_cores_left']:.0%} of ideal"
+            f"{r['cores_left']} cores left to the server, {r['throughput_share_of_ideal_on_cores_left']:.0%} of ideal; "
+            f"results taken by {r['fetch']}" + (f" ({r['fetched_mb']} MB)" if r["fetch"] == "stream" else "")
             + (f" (server {' '.join(f'{k}={v}' for k, v in r['server_env'].items())})" if r["server_env"] else ""))
 
 
@@ -154,11 +207,13 @@ def main() -> None:
     parser.add_argument("--model", default="gan-chorale")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="a variable for the server's environment, e.g. STUDIO_WORKERS=4 (repeatable)")
+    parser.add_argument("--fetch", choices=("stream", "gradio"), default="stream",
+                        help="how clients take the result files: over a kept-alive connection (default) or gradio_client's downloads")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     server_env = dict(item.split("=", 1) for item in args.server_env)
-    result = classroom(args.sessions, args.requests_each, args.model, server_env=server_env)
+    result = classroom(args.sessions, args.requests_each, args.model, server_env=server_env, fetch=args.fetch)
     print(json.dumps(result, indent=2) if args.json else format_classroom(result))
 
 

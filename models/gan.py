@@ -106,6 +106,7 @@ class GANConfig:
     drift: float = 1e-3  # keeps the critic's scores near 0 (Karras et al., 2018)
     gumbel_tau: float = 1.0
     consonance_match: float = 10.0  # weight of the consonance feature match (0 = off; see `dissonance_share`)
+    texture_match: float = 0.0  # weight of the empty-bar and pitch-class feature match (0 = off; see `bar_texture`)
     velocity: int = 72  # of generated notes
 
     @property
@@ -124,16 +125,34 @@ class GANConfig:
 # --------------------------------------------------------------------------- building blocks
 
 
+# The generator's activations are (B, C, 1, T) tensors in channels-last memory: each step's channels
+# lie side by side. The per-step norms are then plain layer norms over the last memory axis (no
+# transposed copies), and oneDNN convolves channels-last data directly. The layers keep Conv1d's
+# weights (the checkpoints' format) and run them as 2-D convolutions one row high. On a 2-core CPU
+# this made a batch of 16 songs' forward pass x1.46 faster and one song's x1.15 (bench.batching).
+
+
+def steps_last(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) -> (B, C, 1, T) in channels-last memory, the generator's activation layout."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def conv_steps(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """`conv` (a Conv1d over time) applied to activations (B, C, 1, T)."""
+    return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]), groups=conv.groups)
+
+
 class StepNorm(nn.Module):
-    """LayerNorm over channels at each step, shape=(B, C, T): independent of the sequence length,
-    so a whole song normalizes as the training windows did."""
+    """LayerNorm over channels at each step of activations (B, C, 1, T): independent of the
+    sequence length, so a whole song normalizes as the training windows did."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        n = self.norm
+        return F.layer_norm(x.permute(0, 2, 3, 1), n.normalized_shape, n.weight, n.bias, n.eps).permute(0, 3, 1, 2)
 
 
 class ResBlock(nn.Module):
@@ -149,20 +168,20 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv1d(channels, channels, 1, groups=groups)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = F.gelu(self._norm(x) + self.cond(cond))
+        """x (B, C, 1, T); `cond` the conditioning already projected by `self.cond`, (B, C, 1, T)."""
+        h = F.gelu(self._norm(x) + cond)
         if mask is not None:  # steps past a song's end read as zeros, as the convolution's own padding
             h = h * mask
-        out = x + self.conv2(F.gelu(self.conv1(h)))
+        out = x + conv_steps(F.gelu(conv_steps(h, self.conv1)), self.conv2)
         return out if mask is None else out * mask
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         if self.groups == 1:
             return self.norm(x)
         # Per step and per voice: GroupNorm would pool over time (a whole song differs from a window).
-        b, c, t = x.shape
-        g = x.view(b, self.groups, c // self.groups, t)
-        g = (g - g.mean(2, keepdim=True)) / torch.sqrt(g.var(2, keepdim=True, unbiased=False) + 1e-5)
-        return g.view(b, c, t) * self.norm.weight[None, :, None] + self.norm.bias[None, :, None]
+        b, c, _, t = x.shape
+        g = F.layer_norm(x.permute(0, 2, 3, 1).reshape(b, 1, t, self.groups, c // self.groups), (c // self.groups,), eps=1e-5)
+        return (g.reshape(b, 1, t, c) * self.norm.weight + self.norm.bias).permute(0, 3, 1, 2)
 
 
 def bar_ids(context: torch.Tensor) -> torch.Tensor:
@@ -227,21 +246,26 @@ class Generator(nn.Module):
         bars = bar_ids(context)  # (B, T)
         context_c = context.transpose(1, 2)  # (B, F, T)
         shared = torch.cat([context_c, noise.piece[:, :, None].expand(-1, -1, t), _gather_bars(noise.bar, bars)], 1)
-        h = self.inp(torch.cat([melody.transpose(1, 2), shared], 1))  # (B, H, T)
+        mask = None if mask is None else mask.unsqueeze(2)  # (B, 1, 1, T)
+        h = conv_steps(steps_last(torch.cat([melody.transpose(1, 2), shared], 1)), self.inp)  # (B, H, 1, T)
         if mask is not None:
             h = h * mask
-        for block in self.trunk:
-            h = block(h, shared, mask)
-        h = self.head_in(F.gelu(self.trunk_out(h)))  # (B, V*Hh, T)
+        # Every trunk block's conditioning in one product (the same weights, stacked).
+        weight = torch.cat([block.cond.weight for block in self.trunk]).unsqueeze(2)
+        bias = torch.cat([block.cond.bias for block in self.trunk])
+        conds = F.conv2d(steps_last(shared), weight, bias).split(c.hidden, 1)
+        for block, cond in zip(self.trunk, conds, strict=True):
+            h = block(h, cond, mask)
+        h = conv_steps(F.gelu(self.trunk_out(h)), self.head_in)  # (B, V*Hh, 1, T)
         if mask is not None:
             h = h * mask
         private = []
         for i in range(v):
             private += [noise.voice[:, i, :, None].expand(-1, -1, t), _gather_bars(noise.voice_bar[:, i], bars), context_c]
-        private_c = torch.cat(private, 1)  # (B, V*(Zv+Zvb+F), T)
+        private_c = steps_last(torch.cat(private, 1))  # (B, V*(Zv+Zvb+F), 1, T)
         for block in self.heads:
-            h = block(h, private_c, mask)
-        return self.head_out(F.gelu(h)).view(b, v, N_EVENTS, t)
+            h = block(h, conv_steps(private_c, block.cond), mask)
+        return conv_steps(F.gelu(h), self.head_out).reshape(b, v, N_EVENTS, t)
 
 
 _PITCH_CLASS = torch.zeros(N_TOKENS, 12)
@@ -313,6 +337,24 @@ def dissonance_share(voices: torch.Tensor, melody: torch.Tensor, melody_onsets: 
     dissonant = torch.einsum("bmt,ma,bvat->", melody_pc, _DISSONANT.to(voices), voice_pc)
     pairs = torch.einsum("bmt,bvat->", melody_pc, voice_pc)
     return dissonant / pairs.clamp(min=1.0)
+
+
+def bar_texture(voices: torch.Tensor, bars: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MuseGAN's empty-bar rate (EB) and used pitch classes per non-empty bar (UPC), counted as
+    `studio.metrics.empty_bar_rate` and `used_pitch_classes` count them, pooled over a batch:
+    voices (B, V, 85, T) one-hot (differentiable straight-through samples), bars (B, T) the bar
+    number of each step (`bar_ids`). A bar sounds if any of its steps does (a max over its steps,
+    so the gradient reaches one step of each bar); a pitch class is used if any step plays it."""
+    n_bars = int(bars.max()) + 1
+    member = F.one_hot(bars, n_bars).to(voices)  # (B, T, N)
+    present = member.amax(1)  # (B, N): bars the window reaches
+    pc = torch.einsum("bvkt,kc->bvct", voices, _PITCH_CLASS.to(voices))  # (B, V, 12, T)
+    used = (pc[..., None] * member[:, None, None]).amax(3)  # (B, V, 12, N)
+    sounding = used.amax(2)  # (B, V, N)
+    n_present = present.sum() * voices.shape[1]
+    empty_rate = ((1.0 - sounding) * present[:, None]).sum() / n_present.clamp(min=1.0)
+    upc = (used.sum(2) * present[:, None]).sum() / (sounding * present[:, None]).sum().clamp(min=1.0)
+    return empty_rate, upc
 
 
 def straight_through_sample(logits: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -430,6 +472,16 @@ class GANTraining:
                 real_dis = dissonance_share(real_v[:, 1:], real_v[:, 0], starts)
                 loss_g = loss_g + c.consonance_match * F.relu(fake_dis - real_dis)
                 out["dissonance_gap"] = (fake_dis - real_dis).item()
+            if c.texture_match > 0:  # feature matching on the texture: as many silent bars and pitch classes per bar as the real voices
+                bars = bar_ids(context)
+                fake_eb, fake_upc = bar_texture(fake_acc, bars)
+                real_eb, real_upc = bar_texture(real_v[:, 1:], bars)
+                # each gap in units of its acceptance bound (15% of the real value, at least 0.01 for a rate)
+                eb_gap = (fake_eb - real_eb) / (0.15 * real_eb).clamp(min=0.01)
+                upc_gap = (fake_upc - real_upc) / (0.15 * real_upc).clamp(min=0.01)
+                loss_g = loss_g + c.texture_match * 0.1 * (eb_gap.abs() + upc_gap.abs())
+                out["empty_bar_gap"] = (fake_eb - real_eb).item()
+                out["pitch_class_gap"] = (fake_upc - real_upc).item()
         if c.reconstruction > 0 or not adversarial:
             events = torch.from_numpy(tokens_to_events(tokens[:, 1:].cpu().numpy(), onsets[:, 1:].cpu().numpy() > 0)).to(self.device)
             rec = reconstruction_loss(logits, events)

@@ -29,6 +29,8 @@ LOSS_LABELS = {
     "wasserstein": "Wasserstein estimate (critic: real minus generated; falls as the generator improves)",
     "reconstruction": "cross-entropy of the real voices (nats per step)",
     "dissonance_gap": "dissonance against the melody, generated minus real (the consonance match pushes it to 0)",
+    "empty_bar_gap": "share of silent bars, generated minus real (the texture match pushes it to 0)",
+    "pitch_class_gap": "pitch classes per bar, generated minus real (the texture match pushes it to 0)",
     "nll": "negative log-likelihood of the training music (nats per guess; lower is better)",
     "recon": "reconstruction: cross-entropy of the melody's 16ths from their code (nats per step)",
     "kl": "KL divergence of the codes from the bell curve (nats per two-bar window)",
@@ -84,7 +86,7 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
 
     rows = data["losses"]
     keys = [k for k in LOSS_LABELS if any(k in r for r in rows)]
-    alone = ("reconstruction", "dissonance_gap", "kl")  # each on its own scale
+    alone = ("reconstruction", "dissonance_gap", "empty_bar_gap", "pitch_class_gap", "kl")  # each on its own scale
     adversarial = [k for k in keys if k not in alone]
     panels = [p for p in (adversarial, *([k] for k in alone if k in keys)) if p]
     validation = data.get("validation") or []

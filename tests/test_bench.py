@@ -43,3 +43,14 @@ def test_transformer_bench_runs_on_the_device_it_is_given():
     assert rows, "no Transformer is shipped"
     for row in rows.values():
         assert row["events"] == 24 and row["with_cache_s"] > 0 and row["without_cache_s"] > 0 and row["add_8_bars_s"] > 0
+
+
+def test_classroom_sessions_take_every_result_file_from_the_server():
+    """A small classroom against a served studio: no failures, and each request's three files come back."""
+    from bench.classroom import classroom, format_classroom
+
+    result = classroom(sessions=2, requests_each=1, alone=1)
+    assert result["failures"] == 0, result["failure_samples"]
+    assert result["requests"] == 2 and result["fetch"] == "stream"
+    assert result["fetched_mb"] > 0.1  # two WAVs, rolls and MIDI files, fetched and counted
+    assert "results taken by stream" in format_classroom(result)

@@ -220,3 +220,35 @@ def test_dissonance_share_counts_what_the_consonance_metric_counts():
     share = float(dissonance_share(onehot[:, 1:], onehot[:, 0], starts))
     assert 0.05 < share < 0.95
     assert share == pytest.approx(1.0 - consonance(melody, voices), abs=1e-6)
+
+
+@pytest.mark.parametrize("meter", [(4, 4, 1), (3, 4, 2), (6, 8, 0)])
+def test_bar_texture_counts_what_the_musegan_metrics_count(meter):
+    """The training's texture match measures `empty_bar_rate` and `used_pitch_classes` (any meter,
+    a partial first bar too), pooled over voices: the same bars and pitch classes."""
+    from models.gan import bar_texture, one_hot_voices
+    from studio.conditioning import context_features, meter_features, track_to_tokens
+    from studio.metrics import empty_bar_rate, used_pitch_classes
+
+    num, den, pickup = meter
+    grid = _grid(num, den, 6, pickup)
+    rng = np.random.default_rng(num * 10 + pickup)
+    voices = []
+    for v in range(3):
+        track = RollTrack.empty(f"v{v}", 0, grid.n_steps)
+        for bar in grid.bars:
+            if rng.random() < 0.35:  # a silent bar
+                continue
+            for start in range(bar.start, bar.end, 4):
+                if rng.random() < 0.7:
+                    track.add_note(start, min(bar.end, start + int(rng.integers(1, 5))), int(rng.integers(36, 72)))
+        voices.append(track)
+    tokens = torch.from_numpy(np.stack([track_to_tokens(t)[0] for t in voices]))[None]
+    context = torch.from_numpy(context_features(meter_features(grid), np.zeros(12, np.float32)))[None]
+    empty, upc = bar_texture(one_hot_voices(tokens), bar_ids(context))
+    rates = [empty_bar_rate(t, grid) for t in voices]
+    assert 0.1 < np.mean(rates) < 0.7
+    assert float(empty) == pytest.approx(np.mean(rates), abs=1e-6)
+    counts = [used_pitch_classes(t, grid) * round(len(grid.bars) * (1 - r)) for t, r in zip(voices, rates, strict=True)]
+    sounding = sum(round(len(grid.bars) * (1 - r)) for r in rates)
+    assert float(upc) == pytest.approx(sum(counts) / sounding, abs=1e-5)
