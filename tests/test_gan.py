@@ -252,3 +252,36 @@ def test_bar_texture_counts_what_the_musegan_metrics_count(meter):
     counts = [used_pitch_classes(t, grid) * round(len(grid.bars) * (1 - r)) for t, r in zip(voices, rates, strict=True)]
     sounding = sum(round(len(grid.bars) * (1 - r)) for r in rates)
     assert float(upc) == pytest.approx(sum(counts) / sounding, abs=1e-5)
+
+
+@pytest.mark.parametrize(("dilation", "groups"), [(1, 1), (4, 1), (2, 3)])
+def test_conv_steps_is_the_conv1d_it_borrows_its_weights_from(dilation, groups):
+    """The generator runs its Conv1d layers as 2-D convolutions over channels-last (B, C, 1, T)
+    activations: the same function of the same weights (the checkpoints' format)."""
+    from models.gan import StepNorm, conv_steps, steps_last
+
+    torch.manual_seed(dilation * 10 + groups)
+    conv = torch.nn.Conv1d(12, 24, 3, padding=dilation, dilation=dilation, groups=groups)
+    x = torch.randn(2, 12, 40)
+    got = conv_steps(steps_last(x), conv)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.squeeze(2), conv(x), atol=1e-5, rtol=1e-5)
+    norm = StepNorm(12)
+    torch.nn.init.normal_(norm.norm.weight)
+    want = torch.nn.functional.layer_norm(x.transpose(1, 2), (12,), norm.norm.weight, norm.norm.bias).transpose(1, 2)
+    torch.testing.assert_close(norm(steps_last(x)).squeeze(2), want, atol=1e-5, rtol=1e-5)
+
+
+def test_a_voice_heads_norm_is_per_step_and_per_voice():
+    """The private heads normalize each voice's channels at each step (not over time, as GroupNorm would)."""
+    from models.gan import ResBlock, steps_last
+
+    torch.manual_seed(0)
+    block = ResBlock(24, 6, 1, groups=3)
+    torch.nn.init.normal_(block.norm.weight)
+    torch.nn.init.normal_(block.norm.bias)
+    x = torch.randn(2, 24, 30) * 3 + 1
+    g = x.view(2, 3, 8, 30)
+    want = ((g - g.mean(2, keepdim=True)) / torch.sqrt(g.var(2, keepdim=True, unbiased=False) + 1e-5)).view(2, 24, 30)
+    want = want * block.norm.weight[None, :, None] + block.norm.bias[None, :, None]
+    torch.testing.assert_close(block._norm(steps_last(x)).squeeze(2), want, atol=1e-5, rtol=1e-5)
