@@ -92,10 +92,11 @@ def test_a_batch_gives_each_request_what_it_gets_alone(model):
             assert np.array_equal(a.velocity, b.velocity)
 
 
-def test_batched_sampling_draws_what_torch_multinomial_draws():
+def test_batched_sampling_draws_what_each_request_draws_alone():
     # decode_batch samples a whole batch at once (padded to its longest request) with each
-    # request's own generator: the events torch.multinomial gives the request alone, and the
-    # generator left in the same state, whatever the batch; temperature 0 takes the argmax.
+    # request's own generator: per (voice, step), the first event whose cumulative probability
+    # passes the request's next uniform number, and the generator left in the same state,
+    # whatever the batch; temperature 0 takes the argmax.
     torch.manual_seed(0)
     lengths, temperatures = [40, 17, 33, 40], [0.8, 1.3, 0.0, 0.05]
     logits = torch.randn(4, 3, gan.N_EVENTS, 40) * 3
@@ -104,14 +105,30 @@ def test_batched_sampling_draws_what_torch_multinomial_draws():
     for i, (n, temperature) in enumerate(zip(lengths, temperatures, strict=True)):
         reference = torch.Generator().manual_seed(50 + i)
         if temperature > 1e-3:
-            probs = torch.softmax(logits[i, :, :, :n] / temperature, 1).permute(0, 2, 1).reshape(-1, gan.N_EVENTS)
-            events = torch.multinomial(probs, 1, generator=reference).view(3, n)
+            probs = torch.softmax(logits[i, :, :, :n].double() / temperature, 1).numpy()  # (3, 86, n)
+            uniforms = torch.rand(3, n, generator=reference).numpy()
+            events = np.array([[np.searchsorted(np.cumsum(probs[v, :, s]), uniforms[v, s], side="right") for s in range(n)] for v in range(3)])
         else:
-            events = logits[i, :, :, :n].argmax(1)
-        voices = [gan.events_to_tokens(row) for row in events.numpy()]
+            events = logits[i, :, :, :n].argmax(1).numpy()
+        voices = [gan.events_to_tokens(row) for row in events]
         assert np.array_equal(got[i][0], np.stack([t for t, _ in voices]))
         assert np.array_equal(got[i][1], np.stack([o for _, o in voices]))
         assert torch.equal(ours[i].get_state(), reference.get_state())
+
+
+def test_sampling_follows_the_tempered_probabilities():
+    """Over many draws each event comes up as often as softmax(logits / temperature) says (here
+    three note starts, so every step starts a note whose token tells which event was drawn)."""
+    steps = 20000
+    logits = torch.full((1, 1, gan.N_EVENTS, steps), -40.0)
+    logits[0, 0, 2:5] = torch.tensor([3.0, 0.0, 1.0])[:, None]
+    for temperature in (0.7, 1.0):
+        want = torch.softmax(torch.tensor([3.0, 0.0, 1.0]) / temperature, 0).numpy()
+        tokens, onsets = gan.decode_batch(logits, [temperature], [steps], [torch.Generator().manual_seed(1)])[0]
+        assert onsets.all()
+        counts = np.bincount(tokens[0], minlength=gan.N_TOKENS)
+        assert counts.sum() == steps and counts[1:4].sum() == steps  # event 2 + k starts token 1 + k
+        np.testing.assert_allclose(counts[1:4] / steps, want, atol=4 * np.sqrt(0.25 / steps))  # 4 standard errors at most
 
 
 def test_a_batch_of_one_length_runs_without_a_mask(model, monkeypatch):
