@@ -74,7 +74,11 @@ class _Session:
 
         if fetch not in ("stream", "gradio"):
             raise ValueError(f"fetch must be 'stream' or 'gradio', not {fetch!r}")
-        self.client = Client(url, verbose=False, download_files=False if fetch == "stream" else DOWNLOADS)
+        # The studio is served over plain http on loopback: no TLS, so nothing to verify. With
+        # verification on, httpx loads the CA bundle each time gradio_client opens a connection
+        # pool (several per request): 15.6 ms of client CPU each, against 0.2 ms without.
+        plain = urllib.parse.urlsplit(url).scheme == "http"
+        self.client = Client(url, verbose=False, download_files=False if fetch == "stream" else DOWNLOADS, ssl_verify=not plain)
         self.fetch = fetch
         self.connection: http.client.HTTPConnection | None = None
         self.bytes = 0
