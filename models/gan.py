@@ -325,13 +325,17 @@ def events_to_voices(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 _DISSONANT = torch.tensor([[float((m - a) % 12 not in CONSONANT_INTERVALS) for a in range(12)] for m in range(12)])  # [melody pc, voice pc]
 
 
+def pitch_class_roll(notes: torch.Tensor) -> torch.Tensor:
+    """One-hot notes (..., 85, T) -> the pitch classes sounding at each step (..., 12, T) (a rest: none)."""
+    return torch.einsum("...kt,kc->...ct", notes, _PITCH_CLASS.to(notes))
+
+
 def dissonance_share(voices: torch.Tensor, melody: torch.Tensor, melody_onsets: torch.Tensor) -> torch.Tensor:
     """Share of (melody onset, sounding accompaniment note) pairs that are dissonant, counted as
     `studio.metrics.consonance` counts them, for a batch: voices (B, V, 85, T) one-hot (differentiable
     straight-through samples), melody (B, 85, T) one-hot, melody_onsets (B, T) 1 where a melody note starts."""
-    pc = _PITCH_CLASS.to(voices)
-    voice_pc = torch.einsum("bvkt,kc->bvct", voices, pc)  # (B, V, 12, T)
-    melody_pc = torch.einsum("bkt,kc->bct", melody, pc) * melody_onsets[:, None]  # (B, 12, T), only at onsets
+    voice_pc = pitch_class_roll(voices)  # (B, V, 12, T)
+    melody_pc = pitch_class_roll(melody) * melody_onsets[:, None]  # (B, 12, T), only at onsets
     dissonant = torch.einsum("bmt,ma,bvat->", melody_pc, _DISSONANT.to(voices), voice_pc)
     pairs = torch.einsum("bmt,bvat->", melody_pc, voice_pc)
     return dissonant / pairs.clamp(min=1.0)
@@ -346,8 +350,7 @@ def bar_texture(voices: torch.Tensor, bars: torch.Tensor) -> tuple[torch.Tensor,
     n_bars = int(bars.max()) + 1
     member = F.one_hot(bars, n_bars).to(voices)  # (B, T, N)
     present = member.amax(1)  # (B, N): bars the window reaches
-    pc = torch.einsum("bvkt,kc->bvct", voices, _PITCH_CLASS.to(voices))  # (B, V, 12, T)
-    used = (pc[..., None] * member[:, None, None]).amax(3)  # (B, V, 12, N)
+    used = (pitch_class_roll(voices)[..., None] * member[:, None, None]).amax(3)  # (B, V, 12, N)
     sounding = used.amax(2)  # (B, V, N)
     n_present = present.sum() * voices.shape[1]
     empty_rate = ((1.0 - sounding) * present[:, None]).sum() / n_present.clamp(min=1.0)
@@ -453,8 +456,8 @@ class GANTraining:
             self.optimizers["critic"].step()
             out = {"critic": loss_d.item(), "wasserstein": wasserstein.item(), "penalty": penalty.item()}
         tokens, onsets, context, melody = self._real(rng)
-        n_bars = int(bar_ids(context).max()) + 1
-        logits = self.generator(melody, context, Noise.sample(c, melody.shape[0], n_bars, None, self.device))
+        bars = bar_ids(context)
+        logits = self.generator(melody, context, Noise.sample(c, melody.shape[0], int(bars.max()) + 1, None, self.device))
         loss_g = torch.zeros((), device=self.device)
         if adversarial:
             fake_acc, fake_on = straight_through_sample(logits, c.gumbel_tau)
@@ -471,12 +474,13 @@ class GANTraining:
                 loss_g = loss_g + c.consonance_match * F.relu(fake_dis - real_dis)
                 out["dissonance_gap"] = (fake_dis - real_dis).item()
             if c.texture_match > 0:  # feature matching on the texture: as many silent bars and pitch classes per bar as the real voices
-                bars = bar_ids(context)
+                from studio.evaluate import RATE_SLACK, RELATIVE_TOLERANCE  # here: studio.evaluate imports the registry
+
                 fake_eb, fake_upc = bar_texture(fake_acc, bars)
                 real_eb, real_upc = bar_texture(real_v[:, 1:], bars)
-                # each gap in units of its acceptance bound (15% of the real value, at least 0.01 for a rate)
-                eb_gap = (fake_eb - real_eb) / (0.15 * real_eb).clamp(min=0.01)
-                upc_gap = (fake_upc - real_upc) / (0.15 * real_upc).clamp(min=0.01)
+                # each gap in units of its acceptance bound (15% of the real value, at least the rate slack)
+                eb_gap = (fake_eb - real_eb) / (RELATIVE_TOLERANCE * real_eb).clamp(min=RATE_SLACK)
+                upc_gap = (fake_upc - real_upc) / (RELATIVE_TOLERANCE * real_upc).clamp(min=RATE_SLACK)
                 loss_g = loss_g + c.texture_match * 0.1 * (eb_gap.abs() + upc_gap.abs())
                 out["empty_bar_gap"] = (fake_eb - real_eb).item()
                 out["pitch_class_gap"] = (fake_upc - real_upc).item()
@@ -622,19 +626,13 @@ def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator)
     return decode_batch(logits[None], [temperature], [logits.shape[-1]], [generator])[0]
 
 
-def draw_uniforms(shape: tuple[int, int], temperatures: Sequence[float], lengths: Sequence[int],
-                  generators: Sequence[torch.Generator]) -> torch.Tensor | None:
-    """The random numbers `decode_batch` samples with: for each request that samples (temperature
-    above 0), one uniform number per voice and step, (V, T) in row order, from its own generator.
-    Shape (S, V, T), padding steps 0.5; None when no request samples."""
+def draw_uniforms(shape: tuple[int, int], lengths: Sequence[int], generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """The random numbers `decode_batch` samples with: for each sampling request, one uniform number
+    per voice and step, (V, T) in row order, from its own generator. Shape (S, V, T), padding steps 0.5."""
     v, t = shape
-    sampled = [i for i in range(len(temperatures)) if temperatures[i] > 1e-3]
-    if not sampled:
-        return None
-    uniforms = torch.full((len(sampled), v, t), 0.5)
-    for k, i in enumerate(sampled):
-        n = int(lengths[i])
-        uniforms[k, :, :n] = torch.rand(v, n, generator=generators[i])
+    uniforms = torch.full((len(generators), v, t), 0.5)
+    for k, (n, generator) in enumerate(zip(lengths, generators, strict=True)):
+        uniforms[k, :, : int(n)] = torch.rand(v, int(n), generator=generator)
     return uniforms
 
 
@@ -656,7 +654,7 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
     if greedy:
         events[greedy] = logits[greedy].argmax(2)
     if sampled:
-        uniforms = draw_uniforms((v, t), temperatures, lengths, generators)
+        uniforms = draw_uniforms((v, t), [lengths[i] for i in sampled], [generators[i] for i in sampled])
         scale = torch.tensor([temperatures[i] for i in sampled], dtype=logits.dtype).view(-1, 1, 1, 1)
         cumulative = torch.softmax(logits[sampled] / scale, 2).permute(0, 1, 3, 2).cumsum(3).contiguous()  # (S, V, T, 86)
         target = (uniforms * cumulative[..., -1]).unsqueeze(-1)  # a point in [0, total): rounding-safe
