@@ -150,6 +150,18 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _full_float32_on_cuda() -> None:
+    """Serve in full float32 on a GPU: cuDNN convolves in TF32 by default, and TF32 rounds
+    differently for different batch sizes, so a batched request's music was not the music the same
+    request gets alone (on an H100, 18 of 8,400 voice-steps differed among 16 GAN requests batched
+    together; with TF32 off, none). Process-wide (torch has no per-model switch); training sets
+    its own (`studio.train`)."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 class ModelRegistry:
     """Cards discovered at start-up; weights loaded lazily, once, and shared by every session."""
 
@@ -225,6 +237,8 @@ class ModelRegistry:
             module = importlib.import_module(f"models.{card.family}")
             # Families without torch (the rules baseline) must not pay torch's import to learn the device.
             device = self.device if getattr(module, "USES_TORCH", True) else "cpu"
+            if device.startswith("cuda"):
+                _full_float32_on_cuda()
             return module.load(card.to_json(), weights, device)
         except Exception as exc:  # noqa: BLE001 - any failure disables only this model
             card.disabled = f"its checkpoint could not be loaded ({_brief(exc)})"
