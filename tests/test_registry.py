@@ -164,3 +164,27 @@ def test_model_calls_reuse_idle_threads_and_a_stuck_call_keeps_only_its_own(card
     assert registry.generate("rules", melody, grid, {}, 0), "a stuck call blocked the next one"
     assert ran_in and ran_in[0].startswith("model-call-")
     release.set()
+
+
+def test_models_on_cuda_are_served_in_full_float32(tmp_path, monkeypatch):
+    """TF32 rounds differently for different batch sizes (a batched request's music differed from
+    the same request alone on an H100), so a model loaded on CUDA finds TF32 off."""
+    import torch
+
+    import models.gan
+
+    shutil.copy(CHECKPOINTS / "gan-chorale.json", tmp_path / "gan-chorale.json")
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    seen = {}
+
+    def load(card, weights, device):
+        seen.update(device=device, cudnn=torch.backends.cudnn.allow_tf32, matmul=torch.backends.cuda.matmul.allow_tf32)
+        return object()
+
+    monkeypatch.setattr(models.gan, "load", load)
+    try:
+        ModelRegistry(tmp_path, device="cuda").get("gan-chorale")
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    assert seen == {"device": "cuda", "cudnn": False, "matmul": False}
