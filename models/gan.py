@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio.conditioning import (
+    HOLD,
     N_CONTEXT_FEATURES,
     N_EVENTS,
     N_MELODY_FEATURES,
@@ -596,10 +597,11 @@ class GANAccompanist:
         melody = np.zeros((len(requests), length, N_MELODY_FEATURES), np.float32)
         context = np.zeros((len(requests), length, N_CONTEXT_FEATURES), np.float32)
         mask = np.zeros((len(requests), 1, length), np.float32)
-        generators, parts = [], []
+        generators, parts, ends = [], [], []
         n_bars = max(len(g.bars) for _, g, _, _ in requests) + 1
         for i, (track, grid, params, seed) in enumerate(requests):
             tokens, onsets = track_to_tokens(track)
+            ends.append(melody_end(tokens))
             melody[i, : grid.n_steps] = melody_features(tokens, onsets)
             context[i, : grid.n_steps] = context_features(meter_features(grid), pitch_class_profile(tokens))
             mask[i, :, : grid.n_steps] = 1.0
@@ -615,9 +617,15 @@ class GANAccompanist:
         temperatures = [float(params.get("temperature", DEFAULTS["temperature"])) for _, _, params, _ in requests]
         logits = self.generator(torch.from_numpy(melody).to(self.device), torch.from_numpy(context).to(self.device), noise, mask_t).float().cpu()
         out = []
-        for tokens, onsets in decode_batch(logits, temperatures, n_steps, generators):
+        for tokens, onsets in decode_batch(logits, temperatures, n_steps, generators, ends):
             out.append([tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity) for v, (name, prog) in enumerate(zip(c.voice_names, c.programs, strict=True))])
         return out
+
+
+def melody_end(tokens: np.ndarray) -> int:
+    """The step after the melody's last sounding step (the whole length for a silent melody)."""
+    sounding = np.flatnonzero(np.asarray(tokens) != REST)
+    return int(sounding[-1]) + 1 if len(sounding) else len(tokens)
 
 
 def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -637,8 +645,11 @@ def draw_uniforms(shape: tuple[int, int], lengths: Sequence[int], generators: Se
 
 
 def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: Sequence[int],
-                 generators: Sequence[torch.Generator]) -> list[tuple[np.ndarray, np.ndarray]]:
+                 generators: Sequence[torch.Generator], ends: Sequence[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """`decode` for a batch of logits (B, V, 86, T), request i being its first `lengths[i]` steps.
+    From step `ends[i]` on (where its melody has ended) every event is a hold: the accompaniment
+    starts nothing after the tune's last note, and what sounds then rings on to the end (a tune
+    whose last note ends before its last bar does would otherwise get stray notes after it).
 
     Each (voice, step) event is drawn by inverse transform: the first event whose cumulative
     probability passes a uniform number from the request's own generator (`draw_uniforms`). So a
@@ -659,6 +670,8 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
         cumulative = torch.softmax(logits[sampled] / scale, 2).permute(0, 1, 3, 2).cumsum(3).contiguous()  # (S, V, T, 86)
         target = (uniforms * cumulative[..., -1]).unsqueeze(-1)  # a point in [0, total): rounding-safe
         events[sampled] = torch.searchsorted(cumulative, target, right=True).squeeze(-1).clamp(max=N_EVENTS - 1)
+    for i, end in enumerate(ends or []):  # after the draws: the random streams are the same either way
+        events[i, :, int(end):] = HOLD
     out = []
     for i in range(b):
         voices = [events_to_tokens(row) for row in events[i, :, : int(lengths[i])].numpy()]

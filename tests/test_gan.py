@@ -116,6 +116,29 @@ def test_batched_sampling_draws_what_each_request_draws_alone():
         assert torch.equal(ours[i].get_state(), reference.get_state())
 
 
+def test_nothing_starts_after_the_melody_ends():
+    """From the step where the melody has ended every event is a hold: no note starts, what
+    sounds rings on; the steps before, and the random streams, are those of the plain draw."""
+    torch.manual_seed(1)
+    logits = torch.randn(2, 3, gan.N_EVENTS, 48) * 3
+    plain = gan.decode_batch(logits, [0.9, 0.0], [48, 48], [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)])
+    streams = [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]
+    ended = gan.decode_batch(logits, [0.9, 0.0], [48, 48], streams, ends=[30, 41])
+    for (tokens, onsets), (tokens0, onsets0), end in zip(ended, plain, [30, 41], strict=True):
+        assert onsets0[:, end:].any()  # the plain draw does start notes there
+        assert not onsets[:, end:].any()
+        assert np.array_equal(tokens[:, :end], tokens0[:, :end]) and np.array_equal(onsets[:, :end], onsets0[:, :end])
+        assert (tokens[:, end:] == tokens[:, end - 1 : end]).all()  # held (a note rings on, a rest stays silent)
+    assert torch.equal(streams[0].get_state(), plain_state(7, 3 * 48))
+    assert gan.melody_end(np.array([0, 5, 5, 0, 9, 0, 0])) == 5 and gan.melody_end(np.zeros(4, np.int64)) == 4
+
+
+def plain_state(seed: int, draws: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    torch.rand(draws, generator=generator)
+    return generator.get_state()
+
+
 def test_sampling_follows_the_tempered_probabilities():
     """Over many draws each event comes up as often as softmax(logits / temperature) says (here
     three note starts, so every step starts a note whose token tells which event was drawn)."""
