@@ -342,6 +342,9 @@ class RulesAccompanist:
         prev_voicing: tuple[int, ...] | None = None
         prev_bass: int | None = None
         lo, hi = cfg.bass_range
+        onsets = np.flatnonzero(melody.onset.any(axis=1))
+        final = int(onsets[-1]) if len(onsets) else n_steps  # where the melody's last note starts
+        ending: tuple[int, tuple[int, ...]] | None = None  # bass pitch and voicing under it
         for seg, chord in zip(segs, chords, strict=True):
             bar = grid.bars[seg.bar]
             span = sounding[seg.start : seg.end]
@@ -359,6 +362,17 @@ class RulesAccompanist:
             bass_pitch = min(roots, key=lambda p: abs(p - target))
             prev_bass = bass_pitch
             self._play(bass, keys, seg, bar, bass_pitch, voicing, pattern, chord)
+            if seg.start <= final < seg.end:
+                ending = (bass_pitch, voicing)
+        if ending is not None:
+            # The tune's last note gets one held chord, ringing to the end: a band ends on a chord,
+            # not by playing its pattern on after the tune has stopped.
+            for track in (bass, keys):
+                track.velocity[final:] = 0
+                track.onset[final:] = False
+            bass.add_note(final, n_steps, ending[0], cfg.bass_velocity)
+            for p in ending[1]:
+                keys.add_note(final, n_steps, p, cfg.chord_velocity)
         _leave_out_clashes(keys, sounding)
         return [bass, keys]
 

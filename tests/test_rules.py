@@ -55,6 +55,18 @@ def test_it_ends_on_the_tonic_with_the_bass_on_the_root():
     assert int(np.flatnonzero(bass.velocity[last_bass])[0]) % 12 == key.tonic
 
 
+@pytest.mark.parametrize("pattern", ["oompah", "pulse", "arpeggio"])
+def test_the_last_note_gets_one_held_chord(pattern):
+    """A band ends on a chord: from the tune's last note to the end of the song both parts hold one
+    chord, and nothing starts after it (the Water of Tyne ends two beats before its last bar does)."""
+    melody, grid = _prepare(REPO / "assets" / "melodies" / "the_water_of_tyne.mid")
+    final = int(np.flatnonzero(melody.onset.any(axis=1))[-1])
+    assert melody.velocity[final:].any(axis=1).sum() < grid.n_steps - final  # the tune ends before the song does
+    for track in RulesAccompanist().generate(melody, grid, {"pattern": pattern}, 0):
+        assert not track.onset[final + 1 :].any(), track.name
+        assert track.onset[final].any() and track.velocity[final:].any(axis=1).all(), track.name
+
+
 def test_deterministic_and_parameters_matter():
     melody, grid = _prepare(REPO / "tests" / "data" / "tunes" / "three_four_pickup.mid")
     model = RulesAccompanist()
