@@ -45,6 +45,7 @@ from studio.conditioning import (
     N_TOKENS,
     REST,
     context_features,
+    melody_end,
     meter_features,
     pitch_class_profile,
     tokens_to_track,
@@ -374,6 +375,11 @@ class ARCNNAccompanist:
             track = tokens_to_track(new_melody, new_onsets, melody.name, melody.program, c.velocity)
             track.role = "melody"
             out.append(track)
+        # The voices start nothing after the melody's last note: each holds what it sings then (a
+        # held pitch is one note here) to the end of the song.
+        end = melody_end(tokens[0])
+        if 0 < end < n:
+            tokens[1:, end:] = tokens[1:, end - 1 : end]
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
             out.append(tokens_to_track(tokens[v], np.zeros(n, bool), name, program, c.velocity))
         return out

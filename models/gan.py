@@ -60,6 +60,7 @@ from studio.conditioning import (
     REST,
     context_features,
     events_to_tokens,
+    melody_end,
     melody_features,
     meter_features,
     pitch_class_profile,
@@ -620,12 +621,6 @@ class GANAccompanist:
         for tokens, onsets in decode_batch(logits, temperatures, n_steps, generators, ends):
             out.append([tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity) for v, (name, prog) in enumerate(zip(c.voice_names, c.programs, strict=True))])
         return out
-
-
-def melody_end(tokens: np.ndarray) -> int:
-    """The step after the melody's last sounding step (the whole length for a silent melody)."""
-    sounding = np.flatnonzero(np.asarray(tokens) != REST)
-    return int(sounding[-1]) + 1 if len(sounding) else len(tokens)
 
 
 def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,7 @@ __all__ = [
     "REST",
     "context_features",
     "events_to_tokens",
+    "melody_end",
     "melody_features",
     "meter_features",
     "pitch_class_profile",
@@ -170,6 +171,12 @@ def tokens_to_events(tokens: np.ndarray, onsets: np.ndarray) -> np.ndarray:
     rest_starts = silent.copy()
     rest_starts[..., 1:] &= ~silent[..., :-1]
     return np.where(starts, tokens + 1, np.where(rest_starts, REST, HOLD))
+
+
+def melody_end(tokens: np.ndarray) -> int:
+    """The step after the melody's last sounding step (the whole length for a silent melody)."""
+    sounding = np.flatnonzero(np.asarray(tokens) != REST)
+    return int(sounding[-1]) + 1 if len(sounding) else len(tokens)
 
 
 def events_to_tokens(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

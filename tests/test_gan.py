@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from models import gan
 from models.gan import GANAccompanist, GANConfig, GANTraining, Generator, Noise, bar_ids
-from studio.conditioning import meter_features
+from studio.conditioning import melody_end, meter_features
 from studio.registry import ModelRegistry
 from studio.roll import Bar, Grid, RollTrack
 from studio.voices import VoicePiece, VoiceWindows
@@ -130,7 +130,7 @@ def test_nothing_starts_after_the_melody_ends():
         assert np.array_equal(tokens[:, :end], tokens0[:, :end]) and np.array_equal(onsets[:, :end], onsets0[:, :end])
         assert (tokens[:, end:] == tokens[:, end - 1 : end]).all()  # held (a note rings on, a rest stays silent)
     assert torch.equal(streams[0].get_state(), plain_state(7, 3 * 48))
-    assert gan.melody_end(np.array([0, 5, 5, 0, 9, 0, 0])) == 5 and gan.melody_end(np.zeros(4, np.int64)) == 4
+    assert melody_end(np.array([0, 5, 5, 0, 9, 0, 0])) == 5 and melody_end(np.zeros(4, np.int64)) == 4
 
 
 def plain_state(seed: int, draws: int) -> torch.Tensor:
