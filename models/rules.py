@@ -342,8 +342,8 @@ class RulesAccompanist:
         prev_voicing: tuple[int, ...] | None = None
         prev_bass: int | None = None
         lo, hi = cfg.bass_range
-        onsets = np.flatnonzero(melody.onset.any(axis=1))
-        final = int(onsets[-1]) if len(onsets) else n_steps  # where the melody's last note starts
+        notes = _melody_notes(melody)
+        final = notes[-1][0] if notes else n_steps  # where the melody's last note starts
         ending: tuple[int, tuple[int, ...]] | None = None  # bass pitch and voicing under it
         for seg, chord in zip(segs, chords, strict=True):
             bar = grid.bars[seg.bar]
