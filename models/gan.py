@@ -42,6 +42,7 @@ Objective, and why:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -558,6 +559,16 @@ PARAMS = [
         "less likely notes (1 = as it was trained, above 1 = wilder).",
     },
     {
+        "name": "steadiness",
+        "type": "float",
+        "default": 0.0,
+        "min": 0.0,
+        "max": 1.0,
+        "help": "How steadily each voice keeps to its choice of notes within a bar: 0 draws every note afresh (as "
+        "the generator was trained); 1 draws once per voice and bar, so a voice repeats its note while the harmony "
+        "stands still and moves with it when it moves. The odds of each single note stay the same.",
+    },
+    {
         "name": "variety",
         "type": "float",
         "default": 1.0,
@@ -573,7 +584,9 @@ DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 
 # Defaults that training chooses on its validation pieces, per genre (`studio.train._tune_defaults`):
 # how far a genre's accompaniment strays from the generator's likeliest note is a matter of style.
-TUNABLE = {"temperature": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)}
+# Tuned in this order, each at the values chosen before it: temperature sets how far the voices stray
+# (rhythm and pitch alike), steadiness then how much a voice's pitch draws hang together in a bar.
+TUNABLE = {"temperature": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0), "steadiness": (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)}
 
 
 class GANAccompanist:
@@ -616,9 +629,11 @@ class GANAccompanist:
         mask_t = torch.from_numpy(mask).to(self.device) if min(n_steps) < length else None
         # Each request's generator continues its own stream: sampling is seeded too.
         temperatures = [float(params.get("temperature", DEFAULTS["temperature"])) for _, _, params, _ in requests]
-        logits = self.generator(torch.from_numpy(melody).to(self.device), torch.from_numpy(context).to(self.device), noise, mask_t).float().cpu()
+        steadiness = [float(params.get("steadiness", DEFAULTS["steadiness"])) for _, _, params, _ in requests]
+        context_t = torch.from_numpy(context)
+        logits = self.generator(torch.from_numpy(melody).to(self.device), context_t.to(self.device), noise, mask_t).float().cpu()
         out = []
-        for tokens, onsets in decode_batch(logits, temperatures, n_steps, generators, ends):
+        for tokens, onsets in decode_batch(logits, temperatures, n_steps, generators, ends, steadiness, bar_ids(context_t)):
             out.append([tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity) for v, (name, prog) in enumerate(zip(c.voice_names, c.programs, strict=True))])
         return out
 
@@ -639,8 +654,29 @@ def draw_uniforms(shape: tuple[int, int], lengths: Sequence[int], generators: Se
     return uniforms
 
 
+FIRST_PITCH = HOLD + 1  # events: rest, hold, then a note start per pitch
+
+
+def steady_uniforms(steadiness: Sequence[float], bars: torch.Tensor, lengths: Sequence[int], shape: tuple[int, int],
+                    generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Uniform numbers that hang together within a bar, for the pitch draws (S, V, T): each is
+    ndtr(r * z_bar + sqrt(1 - r^2) * e_step) with standard normal z per voice and bar and e per voice
+    and step (a Gaussian copula), so each is exactly uniform while two in one bar have correlation
+    rising with r = steadiness (1: one number per voice and bar). Drawn from each request's own
+    generator, after its `draw_uniforms`; `bars` (S, T) is each step's bar number."""
+    v, t = shape
+    out = torch.full((len(generators), v, t), 0.5)
+    for k, (r, n, generator) in enumerate(zip(steadiness, lengths, generators, strict=True)):
+        ids = bars[k, : int(n)]
+        per_bar = torch.randn(v, int(ids.max()) + 1, generator=generator)
+        per_step = torch.randn(v, int(n), generator=generator)
+        out[k, :, : int(n)] = torch.special.ndtr(r * per_bar[:, ids] + math.sqrt(max(0.0, 1.0 - r * r)) * per_step)
+    return out
+
+
 def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: Sequence[int],
-                 generators: Sequence[torch.Generator], ends: Sequence[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                 generators: Sequence[torch.Generator], ends: Sequence[int] | None = None,
+                 steadiness: Sequence[float] | None = None, bars: torch.Tensor | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """`decode` for a batch of logits (B, V, 86, T), request i being its first `lengths[i]` steps.
     From step `ends[i]` on (where its melody has ended) every event is a hold: the accompaniment
     starts nothing after the tune's last note, and what sounds then rings on to the end (a tune
@@ -652,6 +688,13 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
     softmax and the search run once for the batch. One random number per draw, where the
     exponential race of `torch.multinomial` takes one per event (86): that race was a fifth of the
     CPU time of a batch of 16 songs on a 2-core machine.
+
+    With `steadiness[i]` > 0 (and `bars`, (B, T) bar numbers), a draw that starts a note takes its
+    pitch from a second uniform number (`steady_uniforms`) at the same quantile of the pitch odds
+    for every note of that voice and bar, at steadiness 1: the rhythm is the same draw as without
+    it, and each note's pitch keeps its odds, but where the odds stay alike the voice repeats its
+    note instead of wandering among likely ones (sampled independently, it used more pitch classes
+    per bar than the real voices; see the README's GAN section).
     """
     b, v, _, t = logits.shape
     events = torch.empty(b, v, t, dtype=torch.long)
@@ -664,7 +707,16 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
         scale = torch.tensor([temperatures[i] for i in sampled], dtype=logits.dtype).view(-1, 1, 1, 1)
         cumulative = torch.softmax(logits[sampled] / scale, 2).permute(0, 1, 3, 2).cumsum(3).contiguous()  # (S, V, T, 86)
         target = (uniforms * cumulative[..., -1]).unsqueeze(-1)  # a point in [0, total): rounding-safe
-        events[sampled] = torch.searchsorted(cumulative, target, right=True).squeeze(-1).clamp(max=N_EVENTS - 1)
+        drawn = torch.searchsorted(cumulative, target, right=True).squeeze(-1).clamp(max=N_EVENTS - 1)
+        steady = [k for k, i in enumerate(sampled) if steadiness is not None and steadiness[i] > 0]
+        if steady:
+            rows = [sampled[k] for k in steady]
+            shared = steady_uniforms([steadiness[i] for i in rows], bars[rows], [lengths[i] for i in rows], (v, t), [generators[i] for i in rows])
+            pitch_odds = cumulative[steady, ..., FIRST_PITCH:] - cumulative[steady, ..., FIRST_PITCH - 1 : FIRST_PITCH]  # (S', V, T, 84)
+            pitch = torch.searchsorted(pitch_odds, (shared * pitch_odds[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
+            pitch = pitch.clamp(max=N_EVENTS - 1 - FIRST_PITCH) + FIRST_PITCH
+            drawn[steady] = torch.where(drawn[steady] >= FIRST_PITCH, pitch, drawn[steady])
+        events[sampled] = drawn
     for i, end in enumerate(ends or []):  # after the draws: the random streams are the same either way
         events[i, :, int(end):] = HOLD
     out = []

@@ -191,11 +191,13 @@ def real_summary(pieces: Sequence[Any]) -> dict[str, float]:
     return _summary(rows)
 
 
-def validation_score(model: Any, pieces: Sequence[Any], real: Mapping[str, float], params: Mapping[str, Any], seed: int = 0) -> tuple[float, dict[str, float]]:
+def validation_score(model: Any, pieces: Sequence[Any], real: Mapping[str, float], params: Mapping[str, Any],
+                     seeds: Sequence[int] = (0,)) -> tuple[float, dict[str, float]]:
     """A model's distance from real music on validation `pieces`: the mean of `bound_gaps` (lower is
-    better; training keeps the generator that scores lowest). `model` has `generate` (an
-    accompanist, not a registry name); returns (score, the generated metrics)."""
-    rows = [piece_metrics(p.tracks[0], model.generate(_model_melody(p.tracks[0]), p.grid, params, seed), p.grid) for p in pieces]
+    better; training keeps the generator that scores lowest), with the metrics averaged over the
+    pieces accompanied at each of `seeds`. `model` has `generate` (an accompanist, not a registry
+    name); returns (score, the generated metrics)."""
+    rows = [piece_metrics(p.tracks[0], model.generate(_model_melody(p.tracks[0]), p.grid, params, seed), p.grid) for seed in seeds for p in pieces]
     generated = _summary(rows)
     gaps = bound_gaps(generated, real)
     return (float(np.mean(list(gaps.values()))) if gaps else float("inf")), generated

@@ -481,11 +481,16 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     return card
 
 
+TUNING_SEEDS = (0, 1, 2)  # a default is a style: judged on three accompaniments of each piece, not one draw
+
+
 def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, real: Mapping[str, float], progress: bool) -> dict:
-    """Choose the defaults of the family's `TUNABLE` parameters (the GAN's sampling temperature) for
-    the selected weights, on the same validation pieces (never the held-out ones): each listed value
-    in turn, the one whose metrics are nearest the real accompaniments' (`validation_score`, ties to
-    the earlier value). The card records every value's score."""
+    """Choose the defaults of the family's `TUNABLE` parameters (the GAN's sampling temperature, then
+    its steadiness) for the selected weights, on the same validation pieces (never the held-out
+    ones): one parameter at a time, in `TUNABLE`'s order and at the values already chosen, each
+    listed value in turn, the one whose metrics over the pieces accompanied at `TUNING_SEEDS` are
+    nearest the real accompaniments' (`validation_score`, ties to the earlier value). The card
+    records every value's score."""
     from studio.evaluate import validation_score
 
     model = family.load(card, config.stem.with_suffix(".safetensors"), "cpu")
@@ -494,15 +499,16 @@ def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, r
     for name, values in family.TUNABLE.items():
         scores = {}
         for value in values:
-            scores[value] = round(validation_score(model, pieces, real, {**params, name: value})[0], 4)
+            scores[value] = round(validation_score(model, pieces, real, {**params, name: value}, TUNING_SEEDS)[0], 4)
             if progress:
                 print(f"validation score with {name}={value}: {scores[value]}", file=sys.stderr)
         params[name] = min(scores, key=lambda v: (scores[v], list(scores).index(v)))
         tuned[name] = {"chosen": params[name], "scores": {str(v): sc for v, sc in scores.items()}}
     card["params"] = [{**p, "default": params[p["name"]]} for p in card["params"]]
     card["training"]["tuned_defaults"] = {
-        **tuned, "how": f"each value's validation score on the {len(pieces)} validation pieces with the selected weights, "
-        "the lowest kept (studio.train._tune_defaults; the held-out pieces are not used)"}
+        **tuned, "how": f"one parameter at a time, in this order: each value's validation score on the {len(pieces)} validation "
+        f"pieces (each accompanied at seeds {', '.join(map(str, TUNING_SEEDS))}) with the selected weights, the lowest kept "
+        "(studio.train._tune_defaults; the held-out pieces are not used)"}
     config.stem.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 

@@ -68,16 +68,16 @@ def test_accompany_api_serves_the_gan(server, tune_paths):
 
 def test_the_pages_controls_reach_the_model(tune_paths):
     """The generate button passes the chosen model's controls (built from its card) to the model:
-    with no randomness left (variety 0, temperature 0) two seeds give the same music; with the
-    defaults they do not."""
+    with no randomness left (temperature 0, steadiness 0, variety 0: the card's order) two seeds
+    give the same music; with the defaults they do not."""
     from studio.ui_actions import generate
 
     def run(seed, *values):
         *_shown, take, _takes = generate(str(tune_paths["four_four.mid"]), "gan-chorale", seed, "", [], *values, progress=lambda *a, **k: None)
         return [(n.start, n.pitch) for t in read_midi(take["midi"]).score.tracks[1:] for n in t.notes]
 
-    assert run(1, 0.0, 0.0) == run(2, 0.0, 0.0)
-    assert run(1, 0.8, 1.0) != run(2, 0.8, 1.0)
+    assert run(1, 0.0, 0.0, 0.0) == run(2, 0.0, 0.0, 0.0)
+    assert run(1, 0.8, 0.0, 1.0) != run(2, 0.8, 0.0, 1.0)
 
 
 def test_generate_api_takes_the_models_parameters(server, tune_paths):

@@ -133,6 +133,61 @@ def test_nothing_starts_after_the_melody_ends():
     assert melody_end(np.array([0, 5, 5, 0, 9, 0, 0])) == 5 and melody_end(np.zeros(4, np.int64)) == 4
 
 
+def _steady_case(steadiness: float, seed: int, logits: torch.Tensor, bars: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    return gan.decode_batch(logits[None], [0.9], [logits.shape[-1]], [torch.Generator().manual_seed(seed)], None, [steadiness], bars[None])[0]
+
+
+def test_steadiness_repeats_a_voice_s_pitch_within_a_bar_and_keeps_the_rhythm():
+    """At steadiness 1 a voice takes its pitch at one quantile per bar: where the odds are the same
+    at every step (a harmony that stands still) each note of the bar has the same pitch, a new bar
+    may bring another; the rhythm (which steps start, hold or rest) is the draw made without it."""
+    torch.manual_seed(2)
+    step_odds = torch.randn(3, gan.N_EVENTS, 1) * 2
+    logits = step_odds.expand(-1, -1, 64).clone()
+    logits[:, gan.HOLD] = 0.5  # plenty of note starts to compare
+    bars = torch.arange(64) // 16
+    plain_tokens, plain_onsets = _steady_case(0.0, 3, logits, bars)
+    tokens, onsets = _steady_case(1.0, 3, logits, bars)
+    assert np.array_equal(onsets, plain_onsets) and np.array_equal(tokens == gan.REST, plain_tokens == gan.REST)
+    per_bar = [{int(p) for p in tokens[v, b * 16 : (b + 1) * 16][onsets[v, b * 16 : (b + 1) * 16]]} for v in range(3) for b in range(4)]
+    assert all(len(pitches) <= 1 for pitches in per_bar) and sum(bool(p) for p in per_bar) >= 8
+    plain = [{int(p) for p in plain_tokens[v, b * 16 : (b + 1) * 16][plain_onsets[v, b * 16 : (b + 1) * 16]]} for v in range(3) for b in range(4)]
+    assert max(len(p) for p in plain) >= 3  # drawn afresh, a bar wanders among the likely pitches
+    assert len(set().union(*per_bar)) >= 2  # and the bars are not all alike
+
+
+def test_steadiness_keeps_each_note_s_odds():
+    """The pitch of a note is drawn at its own odds whatever the steadiness (the copula's numbers are
+    each uniform), and whether a note starts at all is the plain draw: over many seeds the notes
+    starting at a step follow the same distribution."""
+    logits = torch.full((1, gan.N_EVENTS, 8), -30.0)
+    odds = {gan.REST: 0.2, gan.HOLD: 0.2, gan.FIRST_PITCH: 0.3, gan.FIRST_PITCH + 12: 0.18, gan.FIRST_PITCH + 17: 0.12}
+    for event, p in odds.items():
+        logits[0, event] = float(np.log(p))
+    bars = torch.zeros(8, dtype=torch.long)
+    for steadiness in (0.0, 0.6, 1.0):
+        pitches = []
+        for seed in range(800):
+            tokens, onsets = gan.decode_batch(logits[None], [1.0], [8], [torch.Generator().manual_seed(seed)], None, [steadiness], bars[None])[0]
+            if onsets[0, 5]:
+                pitches.append(int(tokens[0, 5]) - 1)  # token = pitch index + 1
+        share = np.array([pitches.count(k) for k in (0, 12, 17)]) / len(pitches)
+        assert abs(len(pitches) / 800 - 0.6) < 0.06 and np.allclose(share, [0.5, 0.3, 0.2], atol=0.07), (steadiness, len(pitches), share)
+
+
+def test_a_batch_with_mixed_steadiness_gives_each_request_what_it_gets_alone(model):
+    requests = []
+    for i, (num, den, bars, steadiness) in enumerate([(4, 4, 4, 0.0), (3, 4, 9, 0.75), (6, 8, 2, 1.0), (5, 4, 3, 0.3)]):
+        grid = _grid(num, den, bars)
+        requests.append((_melody(grid, i), grid, {"temperature": 0.8, "steadiness": steadiness}, 200 + i))
+    together = model.generate_batch(requests)
+    for request, batched in zip(requests, together, strict=True):
+        alone = model.generate(*request)
+        assert all(np.array_equal(a.velocity, b.velocity) and np.array_equal(a.onset, b.onset) for a, b in zip(alone, batched, strict=True))
+    unsteady = model.generate(requests[2][0], requests[2][1], {"temperature": 0.8, "steadiness": 0.0}, 202)
+    assert any(not np.array_equal(a.velocity, b.velocity) for a, b in zip(unsteady, together[2], strict=True))
+
+
 def plain_state(seed: int, draws: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     torch.rand(draws, generator=generator)

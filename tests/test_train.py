@@ -39,6 +39,10 @@ def test_train_writes_checkpoint_card_history_and_resumes(cache):
     best = min(tuned["scores"].values())
     assert tuned["scores"][str(tuned["chosen"])] == best
     assert {p["name"]: p["default"] for p in card["params"]}["temperature"] == tuned["chosen"]
+    steady = training["tuned_defaults"]["steadiness"]  # then the steadiness, at the chosen temperature
+    assert set(steady["scores"]) == {"0.0", "0.25", "0.5", "0.75", "0.9", "1.0"} and steady["scores"]["0.0"] == best
+    assert steady["scores"][str(steady["chosen"])] == min(steady["scores"].values())
+    assert {p["name"]: p["default"] for p in card["params"]}["steadiness"] == steady["chosen"]
     history = json.loads(history_path(out).read_text())
     assert [row["step"] for row in history["losses"]] == [1, 2, 3]
     assert [row["step"] for row in history["validation"]] == [3] and history["validation"][0]["score"] >= 0
