@@ -556,7 +556,7 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
         "params": family.PARAMS,
         "training": {
             "data": f"{source} ({dataset.info.get('sources', '?')} files, {len(dataset.skipped)} skipped)",
-            "pieces": len(dataset.train) + len(dataset.held_out),
+            "pieces": len(dataset.train) + n_validation + len(dataset.held_out),
             "train_pieces": len(dataset.train),  # without the validation pieces
             "held_out_pieces": len(dataset.held_out),
             "validation_pieces": n_validation,

@@ -54,3 +54,24 @@ def test_classroom_sessions_take_every_result_file_from_the_server():
     assert result["requests"] == 2 and result["fetch"] == "stream"
     assert result["fetched_mb"] > 0.1  # two WAVs, rolls and MIDI files, fetched and counted
     assert "results taken by stream" in format_classroom(result)
+
+
+def test_real_coverage_counts_windows_as_the_coverage_line_does():
+    """bench.real_coverage: 16-bar windows where the melody sounds in every bar; a window counts as
+    covered when two voices sound in >= 95% of its bars (one silent bar in 16 is already 94%)."""
+    import numpy as np
+
+    from bench.real_coverage import window_coverage
+
+    bar, bars = 8, 48
+    melody = np.ones(bar * bars, bool)
+    melody[40 * bar : 41 * bar] = False  # the third window has a bar without melody
+    voices = np.ones((3, bar * bars), bool)
+    voices[0, 3 * bar : 4 * bar] = False  # window 1: one voice misses a bar, two still cover it all
+    voices[0, 17 * bar : 18 * bar] = False  # window 2: two voices miss a bar each
+    voices[1, 20 * bar + 2 : 21 * bar] = False  # (a bar with a note in it still sounds: not this one's first steps)
+    voices[1, 25 * bar : 26 * bar] = False
+    rows = window_coverage(melody, voices, bar)
+    assert [(whole, ok) for whole, ok, _ in rows] == [(True, True), (True, False), (False, True)]
+    assert np.isclose(rows[0][2], 1 / 48) and np.isclose(rows[1][2], 2 / 48) and rows[2][2] == 0
+    assert window_coverage(melody[: 15 * bar], voices[:, : 15 * bar], bar) == []  # shorter than a window

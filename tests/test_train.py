@@ -29,7 +29,7 @@ def test_train_writes_checkpoint_card_history_and_resumes(cache):
     assert card["name"] == "gan-chorale" and card["family"] == "gan" and card["genre"] == "chorale"
     assert [t["name"] for t in card["tracks"]] == ["Alto", "Tenor", "Bass"]
     training = card["training"]
-    assert training["steps"] == 3 and training["train_pieces"] + training["validation_pieces"] + training["held_out_pieces"] == 8
+    assert training["steps"] == 3 and training["train_pieces"] + training["validation_pieces"] + training["held_out_pieces"] == training["pieces"] == 8
     assert training["validation_pieces"] >= 1 and training["selected"]["step"] == 3  # checked once, at the end
     assert set(training["final_losses"]) == {"critic", "generator", "wasserstein", "penalty", "reconstruction", "dissonance_gap"}
     assert card["config"]["hidden"] == 16 and card["config"]["dilations"] == [1, 2]
