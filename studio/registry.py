@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import math
 import queue
 import threading
 from collections.abc import Callable, Mapping
@@ -72,6 +73,8 @@ class Param:
                 value = int(number)
             elif self.type == "float":
                 value = float(value)
+                if not math.isfinite(value):  # NaN passes every range check
+                    raise ValueError
         except (TypeError, ValueError):
             raise InputError(f"parameter '{self.name}' of model {model} must be a{'n' if self.type == 'int' else ''} {self.type}, got {value!r}") from None
         if self.type == "choice":

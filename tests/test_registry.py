@@ -12,7 +12,7 @@ import pytest
 
 import models.rules
 from studio.errors import InputError, ModelError
-from studio.registry import ModelRegistry
+from studio.registry import ModelRegistry, default_registry
 from studio.roll import RollTrack, make_grid
 from studio.score import Note, Score, Track
 
@@ -125,6 +125,15 @@ def test_params_are_checked_and_coerced(cards_dir):
         card.resolve_params({"chords_per_bar": "3"})
     with pytest.raises(InputError, match="no parameter 'tempo'"):
         card.resolve_params({"tempo": "3"})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", float("nan")])
+def test_a_float_parameter_must_be_a_finite_number(value):
+    """NaN compares false with every bound, so a range check alone lets it through."""
+    card = default_registry().card("gan-quartet")
+    with pytest.raises(InputError, match="'temperature' of model gan-quartet must be a float"):
+        card.resolve_params({"temperature": value})
+    assert card.resolve_params({"temperature": "0.7"})["temperature"] == 0.7
 
 
 def test_model_calls_reuse_idle_threads_and_a_stuck_call_keeps_only_its_own(cards_dir):
