@@ -20,7 +20,8 @@ Network (1-D convolutions over time, pitch as channels; shapes at line ends, B b
    or start a note of one of 84 pitches (so a note is one decision and does not fall apart).
 4. Outputs are discrete: while training, straight-through Gumbel-softmax samples of the events,
    turned into sounding voices by a differentiable scan (the critic sees one-hot voices, like the
-   real ones, and gradients still flow); when generating, a sample at the user's temperature.
+   real ones, and gradients still flow); when generating, a sample at the user's temperature (and
+   steadiness: how much a voice's pitch draws in a bar hang together, `decode_batch`).
 5. The critic sees the four voices, their onsets, the meter, each voice's pitch classes and the
    interval class between every pair of voices (what makes a chord consonant), and reduces time by
    strided convolutions to one score.
