@@ -1,12 +1,15 @@
 """Test set-up: every test run gets its own HOME, TMPDIR, matplotlib and Gradio folders.
 
-The variables are set at import time, before any test module imports matplotlib or gradio.
+The variables are set at import time, before any test module imports matplotlib or gradio. The run's
+folder (about 1 GB of audio, checkpoints and caches) is removed when the run ends, unless
+STUDIO_KEEP_TEST_FILES is set (screenshots are kept where STUDIO_SCREENSHOTS points, if set).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +22,13 @@ for _name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "GRADIO_TEMP_DIR"):
     os.environ[_name] = str(_RUN_DIR / _name.lower())
 tempfile.tempdir = os.environ["TMPDIR"]
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+
+def pytest_unconfigure(config) -> None:
+    """The run's folder goes with the run: left behind, each run kept about 1 GB in /tmp."""
+    if not os.environ.get("STUDIO_KEEP_TEST_FILES"):
+        shutil.rmtree(_RUN_DIR, ignore_errors=True)
+
 
 REPO = Path(__file__).resolve().parent.parent
 TUNES = REPO / "tests" / "data" / "tunes"
