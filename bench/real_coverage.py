@@ -3,7 +3,8 @@ accompaniment voices sounding in >= 95% of the bars. Counted in 16-bar windows o
 genre where the melody sounds in every bar (as a folk tune's does), in the music's own bars and with
 the same music cut into 4/4, 3/4 and 2/4 bars (folk tunes' bars are shorter than a renaissance
 breve, and a rest empties a short bar more easily), with the voices' empty-bar rate (EB) in those
-windows and in the others (where the melody rests for a bar or more). A model that rests as its genre does cannot cover tunes more often than this.
+windows and in the others (where the melody rests for a bar or more). A model that rests as its
+genre does cannot cover tunes more often than this.
 
 Usage:
     python -m bench.real_coverage [--genres chorale,renaissance,quartet] [--json]
@@ -56,14 +57,14 @@ def genre_coverage(genre: str) -> dict[str, Any]:
     from studio.data import DatasetConfig, build_dataset
 
     dataset = build_dataset(DatasetConfig(genre), progress=False)
-    pieces = dataset.pieces
-    report: dict[str, Any] = {"genre": genre, "pieces": len(pieces)}
+    # (melody sounding per step, voices sounding per step, the piece's own bar length), once per piece
+    sounding = [(p.tracks[0].velocity.any(1), np.stack([t.velocity.any(1) for t in p.tracks[1:]]), max(b.length for b in p.grid.bars))
+                for p in dataset.pieces]
+    report: dict[str, Any] = {"genre": genre, "pieces": len(sounding)}
     for label, length in ({"own bars": None} | BAR_LENGTHS).items():
         rows = []
-        for piece in pieces:
-            melody = piece.tracks[0].velocity.any(1)
-            voices = np.stack([t.velocity.any(1) for t in piece.tracks[1:]])
-            rows += window_coverage(melody, voices, length or max(b.length for b in piece.grid.bars))
+        for melody, voices, own in sounding:
+            rows += window_coverage(melody, voices, length or own)
         full = [(ok, eb) for whole, ok, eb in rows if whole]
         rest = [eb for whole, _, eb in rows if not whole]
         report[label] = {

@@ -716,7 +716,8 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
             pitch_odds = cumulative[steady, ..., FIRST_PITCH:] - cumulative[steady, ..., FIRST_PITCH - 1 : FIRST_PITCH]  # (S', V, T, 84)
             pitch = torch.searchsorted(pitch_odds, (shared * pitch_odds[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
             pitch = pitch.clamp(max=N_EVENTS - 1 - FIRST_PITCH) + FIRST_PITCH
-            drawn[steady] = torch.where(drawn[steady] >= FIRST_PITCH, pitch, drawn[steady])
+            plain = drawn[steady]
+            drawn[steady] = torch.where(plain >= FIRST_PITCH, pitch, plain)
         events[sampled] = drawn
     for i, end in enumerate(ends or []):  # after the draws: the random streams are the same either way
         events[i, :, int(end):] = HOLD
