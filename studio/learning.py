@@ -35,7 +35,11 @@ LOSS_LABELS = {
     "recon": "reconstruction: cross-entropy of the melody's 16ths from their code (nats per step)",
     "kl": "KL divergence of the codes from the bell curve (nats per two-bar window)",
     "validation": "distance from real music on validation pieces (1 = the acceptance bound; lower is better)",
+    "ce": "cross-entropy of the clean voices guessed through the noise (nats per step)",
+    "onset": "where notes start, guessed through the noise (binary cross-entropy)",
+    "accuracy": "share of the melody's 16ths given back from its code",
 }
+_NOT_LOSSES = frozenset({"step", "seconds"})
 VALIDATION_NLL_LABEL = "negative log-likelihood per event of validation tunes (lower is better)"
 VALIDATION_ERROR_LABEL = "share of validation tunes' 16ths not given back from their code (lower is better)"
 _lock = threading.Lock()
@@ -85,13 +89,16 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
     from matplotlib.figure import Figure
 
     rows = data["losses"]
-    keys = [k for k in LOSS_LABELS if any(k in r for r in rows)]
-    alone = ("reconstruction", "dissonance_gap", "empty_bar_gap", "pitch_class_gap", "kl")  # each on its own scale
+    logged = {k for r in rows for k, v in r.items() if k not in _NOT_LOSSES and isinstance(v, (int, float))}
+    keys = [k for k in LOSS_LABELS if k in logged] + sorted(logged - set(LOSS_LABELS))  # a new loss is drawn under its own name
+    alone = ("reconstruction", "dissonance_gap", "empty_bar_gap", "pitch_class_gap", "kl", "onset", "accuracy")  # each on its own scale
     adversarial = [k for k in keys if k not in alone]
     panels = [p for p in (adversarial, *([k] for k in alone if k in keys)) if p]
     validation = data.get("validation") or []
     if validation:
         panels.append(["validation"])
+    if not panels:
+        return None
     fig = Figure(figsize=(10, 2.6 * len(panels)), dpi=100)
     FigureCanvasAgg(fig)
     window = max(1, len(rows) // 200)
@@ -116,7 +123,7 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
             pts = [(r["step"], r[key]) for r in rows if key in r]
             steps, values = np.array([p[0] for p in pts]), np.array([p[1] for p in pts], float)
             smooth = _smooth(values, window)
-            ax.plot(steps[len(steps) - len(smooth):], smooth, label=LOSS_LABELS[key], linewidth=1.4)
+            ax.plot(steps[len(steps) - len(smooth):], smooth, label=LOSS_LABELS.get(key, key), linewidth=1.4)
         first_adversarial = next((r["step"] for r in rows if "critic" in r), None)
         if first_adversarial and first_adversarial > rows[0]["step"]:
             ax.axvline(first_adversarial, color="#999999", linestyle="--", linewidth=1)

@@ -4,7 +4,12 @@ hear, remix and compare what it made.
 Thin UI, fat library: the layout lives here, the actions in `studio.ui_actions` (they call only
 the service layer), the model texts in `studio.ui_cards`, the keyboard in `assets/ui/`. The
 `/accompany` API endpoint (inputs: midi_file, model_name, seed; outputs: audio WAV, piano-roll
-PNG, MIDI) is kept as DESIGN.md defines it.
+PNG, MIDI) is kept as the design defines it.
+
+Every model's controls are built once, when the page is built, each model's in its own group that
+is shown while that model is chosen. Generate reads the chosen model's own group, so a model never
+receives another model's values, however fast the choice changes (controls made by `gr.render`
+after a change arrive later than the change, and are read-only unless told otherwise).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from studio.config import REPO_ROOT
 from studio.errors import InputError
 from studio.registry import default_registry
 from studio.synth import synth_status
-from studio.ui_cards import learning_views, model_card_markdown, model_choices, param_control
+from studio.ui_cards import key_words, learning_views, model_card_markdown, model_choices, param_control
 
 __all__ = ["accompany_endpoint", "build_app", "launch_options"]
 
@@ -27,10 +32,32 @@ SAMPLES = REPO_ROOT / "assets" / "melodies"
 UI_FILES = REPO_ROOT / "assets" / "ui"
 accompany_endpoint = act.accompany_endpoint  # the API's function, importable from here as before
 
+# Help and status text in Gradio's default theme is light grey on white (1.9:1); WCAG AA asks 4.5:1.
+PAGE_THEME = gr.themes.Default().set(
+    body_text_color_subdued="*neutral_600",
+    body_text_color_subdued_dark="*neutral_300",
+    block_info_text_color="*neutral_600",
+    block_info_text_color_dark="*neutral_300",
+)
 PAGE_CSS = """
 #result-row { align-items: flex-start; }
 #takes .wrap { flex-direction: column; }
+#status:empty { display: none; }
+#status p { color: var(--error-text-color, #b91c1c); font-weight: 600; margin: 0; }
+footer, footer a, footer button { color: var(--body-text-color) !important; opacity: 1 !important; }
 @media (max-width: 700px) { .gradio-container { padding: 6px !important; } }
+"""
+# `/?view=api` opens the API documentation (Gradio shows it from the footer's "Use via API" link).
+PAGE_JS = """
+() => {
+  if (new URLSearchParams(window.location.search).get("view") !== "api") return;
+  let tries = 0;
+  const open = () => {
+    const link = [...document.querySelectorAll("footer button, footer a")].find((e) => /use via api/i.test(e.textContent));
+    if (link) link.click(); else if (tries++ < 50) setTimeout(open, 200);
+  };
+  open();
+}
 """
 
 
@@ -41,7 +68,7 @@ def _samples() -> tuple[list[list[str]], list[str]]:
     except (OSError, ValueError):
         index = []
     rows = [e for e in index if (SAMPLES / e.get("file", "")).is_file()]
-    return [[str(SAMPLES / e["file"])] for e in rows], [f"{e['title']} ({e['meter']}, {e['key']})" for e in rows]
+    return [[str(SAMPLES / e["file"])] for e in rows], [f"{e['title']} ({e['meter']}, {key_words(e['key'])})" for e in rows]
 
 
 def _keyboard() -> gr.HTML:
@@ -63,9 +90,9 @@ MAX_SESSIONS = 500
 
 
 def launch_options() -> dict:
-    """What `launch()` needs besides the Blocks: page CSS, the upload cap (before parsing) and how many
-    sessions' state the server keeps (`MAX_SESSIONS`)."""
-    return {"css": PAGE_CSS, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
+    """What `launch()` needs besides the Blocks: theme, page CSS and JS, the upload cap (before
+    parsing) and how many sessions' state the server keeps (`MAX_SESSIONS`)."""
+    return {"theme": PAGE_THEME, "css": PAGE_CSS, "js": PAGE_JS, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
 
 
 def generation_workers() -> int:
@@ -83,23 +110,39 @@ def generation_workers() -> int:
     return value
 
 
+def _model_controls(names: list[str], first: str) -> tuple[dict[str, gr.Group], list[tuple[str, int]], list]:
+    """Every model's own controls, each model's in a group shown while it is chosen: (groups by model,
+    the layout (model, number of controls) in order, all controls in that order)."""
+    groups, layout, controls = {}, [], []
+    for name in names:
+        card = default_registry().card(name)
+        with gr.Group(visible=name == first, elem_id=f"controls-{name}") as group:
+            made = [param_control(p, name) for p in card.params]
+        groups[name] = group
+        layout.append((name, len(made)))
+        controls += made
+    return groups, layout, controls
+
+
 def build_app() -> gr.Blocks:
     """The studio page."""
     ok, synth_message = synth_status()
     workers = generation_workers()
     choices = model_choices()
     first = choices[0][1] if choices else ""
+    shared = {"concurrency_limit": workers, "concurrency_id": "generate"}
     # Gradio keeps its own copy of every file a callback returns: every 10 minutes, copies older than
     # an hour are removed (as `ui_actions.results_dir` does for the studio's folders), so disk stays bounded.
     with gr.Blocks(title="Music Studio", delete_cache=(600, 3600)) as app:
         gr.Markdown(
-            "# Music Studio\n**1.** Play a melody on the keyboard (or record it in time, upload a MIDI file, or pick a sample). "
-            "**2.** Choose a generator. **3.** Listen, change the instruments, and compare your takes."
+            "# Music Studio\n**1.** Play a melody on the keyboard, record it in time, upload a MIDI file or pick a sample. "
+            "**2.** Choose a generator and press the orange button. **3.** Listen, change the instruments, compare your takes."
         )
         if not ok:
             gr.Markdown(f"**Audio is unavailable:** {synth_message}. You still get the MIDI file and the piano roll.")
         takes = gr.State([])
         current = gr.State(None)
+        views_for = gr.State(None)  # the take whose step-by-step pictures are on show
         with gr.Row():
             with gr.Column(scale=3, min_width=340):
                 with gr.Tabs(elem_id="melody-tabs"):
@@ -110,25 +153,31 @@ def build_app() -> gr.Blocks:
                             use = gr.Button("Use this melody", variant="secondary", elem_id="use-melody")
                             clear = gr.Button("Clear", elem_id="clear-melody")
                     with gr.Tab("Upload", elem_id="tab-upload"):
-                        melody_file = gr.File(label="Melody (MIDI file, up to 2 MB)", file_types=[".mid", ".midi"], type="filepath", elem_id="midi-input")
+                        melody_file = gr.File(label="Melody (MIDI file, up to 2 MB)", file_types=[".mid", ".midi", ".rmi"], type="filepath",
+                                              elem_id="midi-input")
                     with gr.Tab("Samples", elem_id="tab-samples"):
                         examples, labels = _samples()
                         gr.Examples(examples=examples, inputs=[melody_file], example_labels=labels, label="Public-domain melodies", examples_per_page=12)
-                with gr.Row():
-                    melody_roll = gr.Image(label="Your melody", type="filepath", interactive=False, elem_id="melody-roll", height=180)
-                    melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio")
+                melody_note = gr.Markdown(elem_id="melody-note")
+                melody_roll = gr.Image(label="Your melody", type="filepath", interactive=False, elem_id="melody-roll",
+                                       buttons=["fullscreen", "download"], alt_text="Piano roll of your melody")
+                melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio")
             with gr.Column(scale=2, min_width=300):
-                model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model")
-                card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
-                controls_area = gr.Column()
+                with gr.Row(equal_height=True):
+                    model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model", scale=3)
+                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed", scale=1, min_width=120)
                 then_visible, go_words = act.model_mode(first)
-                then_model = gr.Dropdown(choices=act.accompanist_choices(), value="", label="Then accompany the longer melody with",
-                                         elem_id="then-model", visible=then_visible["visible"], interactive=True)
-                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed")
                 go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
+                status = gr.Markdown(elem_id="status")
+                then_model = gr.Dropdown(choices=act.accompanist_choices(), value="", label=then_visible.get("label", "Then accompany with"),
+                                         elem_id="then-model", visible=then_visible["visible"], interactive=True)
+                groups, layout, controls = _model_controls([name for _label, name in choices], first)
+                with gr.Accordion("About this generator", open=True, elem_id="about-model"):
+                    card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
         with gr.Row(elem_id="result-row"):
             with gr.Column(scale=3):
-                roll = gr.Image(label="Piano roll", type="filepath", elem_id="piano-roll", interactive=False)
+                roll = gr.Image(label="Piano roll", type="filepath", elem_id="piano-roll", interactive=False, buttons=["fullscreen", "download"],
+                                alt_text="Piano roll of the take on show: every track in its colour, the melody outlined")
                 note = gr.Markdown(elem_id="result-note")
             with gr.Column(scale=2, min_width=300):
                 audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False)
@@ -138,8 +187,9 @@ def build_app() -> gr.Blocks:
         with gr.Accordion("Instruments and mix (changes the audio, not the notes)", open=False, elem_id="mixer"):
             mixer_area = gr.Column()
         with gr.Accordion("How it was written, step by step", open=False, elem_id="sampling"):
-            sampling_note = gr.Markdown()
-            sampling = gr.Gallery(label="The roll at some of the model's steps", columns=2, height="auto", elem_id="sampling-steps")
+            sampling_note = gr.Markdown("Generate a take: this panel then shows how the model wrote it.", elem_id="sampling-note")
+            sampling = gr.Gallery(label="The roll at some of the model's steps", columns=2, height="auto", elem_id="sampling-steps",
+                                  interactive=False, visible=False)
         vaes = act.interpolator_choices()
         with gr.Accordion("From your melody to another: a walk through the VAE's latent space", open=False, elem_id="interpolation",
                           visible=bool(vaes)):
@@ -147,52 +197,47 @@ def build_app() -> gr.Blocks:
                         "the straight way between them (a great circle), from your melody to the other, as one piece.")
             with gr.Row():
                 second_sample = gr.Dropdown(choices=act.sample_choices(), value=None, label="The other melody: a sample", elem_id="second-sample")
-                second_upload = gr.File(label="... or upload one (.mid)", file_types=[".mid", ".midi"], type="filepath", elem_id="second-upload")
+                second_upload = gr.File(label="... or upload one (.mid)", file_types=[".mid", ".midi", ".rmi"], type="filepath", elem_id="second-upload")
             with gr.Row():
                 vae_model = gr.Dropdown(choices=vaes, value=vaes[0][1] if vaes else None, label="Model", elem_id="interpolation-model")
                 steps = gr.Slider(2, 16, value=5, step=1, label="steps (both melodies included)", elem_id="interpolation-steps")
             walk = gr.Button("Interpolate", elem_id="interpolate")
             walk_note = gr.Markdown(elem_id="interpolation-note")
             with gr.Row():
-                walk_roll = gr.Image(label="The way, window by window", type="filepath", interactive=False, elem_id="interpolation-roll")
+                walk_roll = gr.Image(label="The way, window by window", type="filepath", interactive=False, elem_id="interpolation-roll",
+                                     buttons=["fullscreen", "download"], alt_text="Piano roll of the way from one melody to the other")
                 with gr.Column():
                     walk_audio = gr.Audio(label="Listen to the way", type="filepath", interactive=False, elem_id="interpolation-audio")
                     walk_midi = gr.File(label="Download the MIDI", interactive=False, elem_id="interpolation-midi")
         with gr.Accordion("How this model learned", open=False, elem_id="learning"):
-            curves0, snaps0, note0 = learning_views(first)
-            learning_note = gr.Markdown(note0)
+            curves0, snaps0, note0 = ({k: v for k, v in update.items() if k in ("value", "visible")} if isinstance(update, dict) else update
+                                      for update in learning_views(first))
+            learning_note = gr.Markdown(note0, elem_id="learning-note")
             with gr.Row():
-                curves = gr.Image(value=curves0, label="How its losses fell as it trained", type="filepath", interactive=False, elem_id="loss-curves", scale=1)
-                snapshots = gr.Gallery(value=snaps0, label="What it wrote for a melody it never saw, as training went on", columns=2, height="auto", elem_id="snapshots", scale=1)
+                curves = gr.Image(label="How its losses fell as it trained", type="filepath", interactive=False, elem_id="loss-curves", scale=1,
+                                  buttons=["fullscreen", "download"], alt_text="The model's losses over its training steps", **curves0)
+                snapshots = gr.Gallery(label="What it wrote for a held-out melody as training went on", columns=2, height="auto",
+                                       elem_id="snapshots", scale=1, interactive=False, **snaps0)
 
         # Melody in: keyboard -> MIDI (quantized in Python), uploads and samples; each previewed.
         use.click(act.use_recording, inputs=recording, outputs=melody_file, api_name=False,
                   js="(_) => (window.studioKeyboard ? window.studioKeyboard.json() : '')")
-        clear.click(act.clear_melody, outputs=[melody_file, melody_roll, melody_audio], api_name=False,
+        clear.click(act.clear_melody, outputs=[melody_file, melody_roll, melody_audio, melody_note], api_name=False,
                     js="() => { if (window.studioKeyboard) window.studioKeyboard.clear(); return []; }")
-        melody_file.change(act.preview, inputs=melody_file, outputs=[melody_roll, melody_audio], api_name=False)
+        melody_file.change(act.preview_for_page, inputs=melody_file, outputs=[melody_roll, melody_audio, melody_note], api_name=False)
 
-        model.change(model_card_markdown, inputs=model, outputs=card, api_name=False)
-        model.change(act.model_mode, inputs=model, outputs=[then_model, go], api_name=False)
+        # The chosen model: its card, its own controls, what the button says, and how it learned.
+        model.change(act.on_model_change(list(groups)), inputs=model, outputs=[card, then_model, go, *groups.values()], api_name=False)
         model.change(learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
+
         shown = [audio, roll, downloads, note, takes_list, current]
-        takes_list.input(act.show_take, inputs=[takes_list, takes], outputs=shown, api_name=False)
-
-        with controls_area:
-
-            @gr.render(inputs=model)
-            def _controls(name: str) -> None:
-                """The chosen model's own controls (from its card's params); generate uses them."""
-                try:
-                    params = default_registry().card(name).params if name else []
-                except InputError:
-                    params = []
-                controls = [param_control(p) for p in params]
-                go.click(
-                    act.generate, inputs=[melody_file, model, seed, then_model, takes, *controls], outputs=[*shown, takes],
-                    api_name=False, concurrency_limit=workers, concurrency_id="generate",
-                ).success(act.sampling_views, inputs=current, outputs=[sampling, sampling_note], api_name=False,
-                          concurrency_limit=workers, concurrency_id="generate")
+        views = [sampling, sampling_note, views_for]
+        go.click(
+            act.generate_for_page(layout), inputs=[melody_file, model, seed, then_model, takes, *controls], outputs=[*shown, takes, status],
+            api_name=False, **shared,
+        ).then(act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
+        takes_list.input(act.show_take_for_page, inputs=[takes_list, takes], outputs=[*shown, status], api_name=False).then(
+            act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
 
         with mixer_area:
 
@@ -203,35 +248,31 @@ def build_app() -> gr.Blocks:
                 if not tracks:
                     gr.Markdown("Generate a take to change its instruments here.")
                     return
-                controls = []
-                for track in tracks:
+                mix_controls = []
+                for i, track in enumerate(tracks):
                     with gr.Row(equal_height=True):
-                        controls.append(gr.Dropdown(choices=act.instrument_choices(), value=track.program, label=track.name,
-                                                    interactive=not track.is_drum, min_width=200, scale=3))
-                        controls.append(gr.Slider(0, 2, value=1, step=0.1, label="volume", min_width=140, scale=2))
-                        controls.append(gr.Checkbox(value=False, label="mute", min_width=80, scale=1))
+                        mix_controls.append(gr.Dropdown(choices=act.instrument_choices(), value=track.program, label=track.name,
+                                                        interactive=not track.is_drum, min_width=200, scale=3, elem_id=f"mix-program-{i}"))
+                        mix_controls.append(gr.Slider(0, 2, value=1, step=0.1, label=f"volume of {track.name}", min_width=140, scale=2,
+                                                      interactive=True, elem_id=f"mix-volume-{i}"))
+                        mix_controls.append(gr.Checkbox(value=False, label=f"mute {track.name}", min_width=80, scale=1, interactive=True,
+                                                        elem_id=f"mix-mute-{i}"))
                 again = gr.Button("Re-render the audio", elem_id="remix")
-                again.click(act.remix, inputs=[current, *controls], outputs=[audio, downloads], api_name=False,
-                            concurrency_limit=workers, concurrency_id="generate")
+                again.click(act.remix_for_page, inputs=[current, *mix_controls], outputs=[audio, downloads, status], api_name=False, **shared)
 
         walk.click(act.interpolate_view, inputs=[melody_file, second_sample, second_upload, vae_model, steps],
-                   outputs=[walk_roll, walk_audio, walk_midi, walk_note], api_name=False, concurrency_limit=workers, concurrency_id="generate")
+                   outputs=[walk_roll, walk_audio, walk_midi, walk_note], api_name=False, **shared)
         # `/interpolate`: (first MIDI, second MIDI, model, steps) -> (audio WAV, piano-roll PNG, MIDI).
         api_walk = gr.Button(visible=False)
         api_walk.click(act.interpolate_endpoint, inputs=[melody_file, second_upload, vae_model, steps], outputs=[walk_audio, walk_roll, walk_midi],
-                       api_name="interpolate", concurrency_limit=workers, concurrency_id="generate")
+                       api_name="interpolate", **shared)
 
-        # The API keeps its three inputs (DESIGN.md): defaults for every model parameter.
+        # The API keeps its three inputs (the design's contract): defaults for every model parameter.
         api_button = gr.Button(visible=False)
-        api_button.click(
-            act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out],
-            api_name="accompany", concurrency_limit=workers, concurrency_id="generate",
-        )
+        api_button.click(act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out], api_name="accompany", **shared)
         # ... and `/generate` takes the model's parameters too, as a JSON object.
         params_json = gr.Textbox(visible=False)
         api_params = gr.Button(visible=False)
-        api_params.click(
-            act.generate_endpoint, inputs=[melody_file, model, seed, params_json], outputs=[audio, roll, midi_out],
-            api_name="generate", concurrency_limit=workers, concurrency_id="generate",
-        )
+        api_params.click(act.generate_endpoint, inputs=[melody_file, model, seed, params_json], outputs=[audio, roll, midi_out],
+                         api_name="generate", **shared)
     return app

@@ -9,12 +9,14 @@ another's files (Gradio serves only files that a callback returned to that sessi
 from __future__ import annotations
 
 import functools
+import html
 import json
+import logging
 import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from studio.service import (
     saving_results,
 )
 from studio.takes import add_take, find_take, take_from_result, take_label
+from studio.ui_cards import key_words, plain_text
 
 __all__ = [
     "accompanist_choices",
@@ -45,19 +48,26 @@ __all__ = [
     "clear_melody",
     "generate",
     "generate_endpoint",
+    "generate_for_page",
     "instrument_choices",
     "interpolate_endpoint",
     "interpolate_view",
     "interpolator_choices",
     "mixer_tracks",
     "model_mode",
+    "on_model_change",
     "preview",
+    "preview_for_page",
     "remix",
+    "remix_for_page",
     "sample_choices",
     "sampling_views",
+    "sampling_views_for_page",
     "show_take",
+    "show_take_for_page",
     "use_recording",
 ]
+log = logging.getLogger(__name__)
 
 TRANSFORMER_NOTE = (
     "The Transformer writes one event at a time. Left: for each new note, the pitches it could draw and how likely each was "
@@ -90,9 +100,22 @@ def results_dir() -> Path:
         return Path(tempfile.mkdtemp(dir=root))
 
 
+def _sentence(exc: Exception) -> str:
+    """What went wrong, as one line a person reads (a studio error says it itself)."""
+    if isinstance(exc, gr.Error):
+        message = str(exc.message)
+    elif isinstance(exc, StudioError):
+        message = str(exc)
+    elif isinstance(exc, (ValueError, TypeError)):
+        message = f"invalid request: {exc}"
+    else:
+        message = f"something went wrong on the server ({type(exc).__name__}); your takes are kept, try again"
+    message = " ".join(message.split())
+    return message[:1].upper() + message[1:]
+
+
 def _readable(exc: Exception) -> gr.Error:
-    message = str(exc) if isinstance(exc, StudioError) else f"invalid request: {exc}"
-    return gr.Error(message[:1].upper() + message[1:], print_exception=False)
+    return gr.Error(_sentence(exc), print_exception=False)
 
 
 def user_errors(action: Callable) -> Callable:
@@ -110,6 +133,30 @@ def user_errors(action: Callable) -> Callable:
     return run
 
 
+def kept_on_error(n_outputs: int) -> Callable[[Callable], Callable]:
+    """The page's version of an action with `n_outputs` outputs and a status line after them: on any
+    error the outputs keep what they show (the earlier takes, roll and audio stay playable; a raised
+    `gr.Error` would turn every output into an error badge), the status line says what went wrong,
+    and so does a toast. The text is escaped: it may quote a user's file."""
+
+    def wrap(action: Callable) -> Callable:
+        @functools.wraps(action)
+        def run(*args, **kwargs):
+            try:
+                out = action(*args, **kwargs)
+            except Exception as exc:  # the page must survive anything; the log keeps the trace
+                if not isinstance(exc, (gr.Error, StudioError, ValueError, TypeError)):
+                    log.exception("page action %s failed", action.__name__)
+                message = _sentence(exc)
+                gr.Warning(html.escape(message), title="That did not work", duration=12)
+                return (*[gr.skip()] * n_outputs, plain_text(message))
+            return (*(out if isinstance(out, tuple) else (out,)), "")
+
+        return run
+
+    return wrap
+
+
 def _melody_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or "melody"
 
@@ -124,7 +171,9 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
     for warning in result.warnings:
-        gr.Warning(warning)
+        gr.Warning(html.escape(warning))
+    for info in getattr(result, "notes", []):
+        gr.Info(html.escape(info))
     return result
 
 
@@ -154,13 +203,21 @@ def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int,
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
+def _family(model: str) -> str:
+    try:
+        return default_registry().card(model).family
+    except StudioError:
+        return ""
+
+
 def _result_note(take: dict) -> str:
     m = take.get("metrics", {})
-    facts = [f"**{take_label(take)}**"]
+    facts = [f"**{plain_text(take_label(take))}**"]
     if take.get("then"):
-        facts.append(f"continued by {take['model']}, accompanied by {take['then']}")
+        made = "varied" if _family(take["model"]) == "vae" else "continued"
+        facts.append(f"{made} by {take['model']}, accompanied by {take['then']}")
     if isinstance(m.get("in_key"), float) and math.isfinite(m["in_key"]):
-        facts.append(f"{m['in_key']:.0%} of the accompaniment's notes in the key of {take.get('key', 'the melody')}")
+        facts.append(f"{m['in_key']:.0%} of the accompaniment's notes in the key of {key_words(take.get('key', '')) or 'the melody'}")
     if isinstance(m.get("consonance"), float) and math.isfinite(m["consonance"]):
         facts.append(f"{m['consonance']:.0%} consonant with the melody")
     if not take.get("wav"):
@@ -173,9 +230,10 @@ def _downloads(take: dict) -> list[str]:
 
 
 def _show(take: dict, takes: list[dict]) -> tuple:
-    """The outputs that show one take: audio, roll, downloads, note, takes list, current take."""
+    """The outputs that show one take: audio (the page's compressed copy when there is one), roll,
+    downloads, note, takes list, current take."""
     radio = gr.Radio(choices=[take_label(t) for t in reversed(takes)], value=take_label(take), visible=True)
-    return take.get("wav"), take.get("png"), _downloads(take), _result_note(take), radio, take
+    return take.get("listen") or take.get("wav"), take.get("png"), _downloads(take), _result_note(take), radio, take
 
 
 @user_errors
@@ -193,18 +251,50 @@ def generate(midi_file: str | None, model_name: str, seed: Any, then: str | None
     return (*_show(take, takes), takes)
 
 
+def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
+    """The page's generate button: every model's controls arrive (`layout` says how many each model
+    has, in order); only the chosen model's own are read, so no model gets another's values. Outputs
+    as `generate`, then the status line; on an error the takes on show stay (`kept_on_error`)."""
+    layout = tuple(layout)
+
+    @kept_on_error(8)
+    def generate_take(midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any,
+                      progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+        start = 0
+        for name, count in layout:
+            if name == model_name:
+                return generate(midi_file, model_name, seed, then, takes, *values[start:start + count], progress=progress)
+            start += count
+        raise InputError("choose one of the listed generators")
+
+    return generate_take
+
+
 def model_mode(model_name: str | None) -> tuple:
     """The page's parts that depend on what the chosen model writes: the 'then accompany with'
-    choice (shown for models that write melody) and the generate button's words."""
-    try:
-        family = default_registry().card(model_name).family if model_name else ""
-    except InputError:
-        family = ""
+    choice (shown for models that write melody, and back to 'nothing' at every change, so a choice
+    made for one model never carries over silently) and the generate button's words."""
+    family = _family(model_name) if model_name else ""
     if family == "vae":
-        return gr.update(visible=True, label="Then accompany the variation with"), gr.update(value="Vary the melody")
+        return gr.update(visible=True, value="", label="Then accompany the variation with"), gr.update(value="Vary the melody")
     if family in MELODY_FAMILIES:
-        return gr.update(visible=True, label="Then accompany the longer melody with"), gr.update(value="Continue the melody")
-    return gr.update(visible=False), gr.update(value="Generate accompaniment")
+        return gr.update(visible=True, value="", label="Then accompany the longer melody with"), gr.update(value="Continue the melody")
+    return gr.update(visible=False, value=""), gr.update(value="Generate accompaniment")
+
+
+def on_model_change(models: Sequence[str]) -> Callable:
+    """What changes with the chosen model: its card, the 'then' choice, the button's words, and which
+    model's controls are shown (one group per model in `models`, in order)."""
+    from studio.ui_cards import model_card_markdown
+
+    models = tuple(models)
+
+    def change(model_name: str | None) -> tuple:
+        then, go = model_mode(model_name)
+        return (model_card_markdown(model_name) if model_name else "", then, go,
+                *[gr.update(visible=name == model_name) for name in models])
+
+    return change
 
 
 def accompanist_choices() -> list[tuple[str, str]]:
@@ -218,6 +308,9 @@ def show_take(label: str, takes: list[dict] | None) -> tuple:
     """Play back one of this session's takes (no regeneration)."""
     take = find_take(takes, label)
     return _show(take, list(takes or []))
+
+
+show_take_for_page = kept_on_error(6)(show_take)
 
 
 def instrument_choices() -> list[tuple[str, int]]:
@@ -250,6 +343,9 @@ def remix(take: dict | None, *values: Any) -> tuple:
     return str(out_wav), [str(out_midi), str(out_wav)]
 
 
+remix_for_page = kept_on_error(2)(remix)
+
+
 SAMPLING_NOTES = {
     "arcnn": "Gibbs sampling: at first every note of alto, tenor and bass is erased and guessed at once (noisy); then, "
     "iteration after iteration, fewer notes are erased and guessed again, each in the light of all the others.",
@@ -279,6 +375,20 @@ def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
     return [(str(p), caption) for p, caption in pictures], SAMPLING_NOTES.get(family, "The music at some of the model's steps.")
 
 
+def sampling_views_for_page(take: dict | None, shown_for: Any) -> tuple:
+    """The step-by-step panel for the take on show: drawn again only when another take is shown
+    (`shown_for` is the take number drawn last); a failure says so in the panel's note."""
+    if not take:
+        return gr.skip(), gr.skip(), shown_for
+    if take.get("number") == shown_for:
+        return gr.skip(), gr.skip(), shown_for
+    try:
+        pictures, words = sampling_views(take)
+    except Exception as exc:  # noqa: BLE001 - a view that fails must not touch the take
+        return gr.update(value=[], visible=False), plain_text(f"The steps could not be drawn: {_sentence(exc)}"), None
+    return gr.update(value=pictures, visible=bool(pictures)), words, take.get("number")
+
+
 @user_errors
 def preview(midi_file: str | None) -> tuple:
     """The melody alone, as the studio reads it: (piano-roll PNG, WAV or None)."""
@@ -301,9 +411,35 @@ def use_recording(recording_json: str) -> str:
     return str(folder / "my-melody.mid")
 
 
-def clear_melody() -> tuple[None, None, None]:
+def preview_for_page(midi_file: str | None) -> tuple:
+    """The page's preview of a new melody: (roll, audio, a note). A file that cannot be used clears
+    the preview and says why in the note and a toast; what the melody reader warns about (a long
+    piece cut, notes moved into range) is said at once, not only at Generate."""
+    try:
+        png, wav, warnings = _preview_with_warnings(midi_file)
+    except Exception as exc:  # noqa: BLE001 - the page must survive anything
+        message = _sentence(exc)
+        gr.Warning(html.escape(message), title="This file cannot be used", duration=12)
+        return None, None, plain_text(message)
+    for warning in warnings:
+        gr.Warning(html.escape(warning))
+    return png, wav, plain_text(" ".join(warnings))
+
+
+def _preview_with_warnings(midi_file: str | None) -> tuple[str | None, str | None, list[str]]:
+    if not midi_file:
+        return None, None, []
+    made = preview_melody(midi_file, results_dir(), name=Path(midi_file).stem)
+    if isinstance(made, tuple):  # (wav, png)
+        wav, png = made
+        return str(png), (str(wav) if wav else None), []
+    listen = getattr(made, "listen", None) or made.wav
+    return str(made.png), (str(listen) if listen else None), list(made.warnings)
+
+
+def clear_melody() -> tuple[None, None, None, str]:
     """Forget the melody (the session's takes stay)."""
-    return None, None, None
+    return None, None, None, ""
 
 
 # --------------------------------------------------------------------------- interpolation (VAE)
