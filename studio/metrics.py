@@ -1,7 +1,8 @@
 """Musical metrics: pure functions on rolls (shape=(T, 128)), used by tests, `evaluate` and the UI.
 
 - `in_key_rate`: duration-weighted share of accompaniment notes in the melody's key (Krumhansl-
-  Kessler estimate; a minor key also accepts its raised 6th and 7th).
+  Kessler estimate checked by the melody's last note, `melody_key`; a minor key also accepts its
+  raised 6th and 7th).
 - `consonance`: share of (melody onset, sounding accompaniment note) pairs whose interval, in
   semitones mod 12, is in {0, 3, 4, 5, 7, 8, 9}.
 - `bar_coverage`: share of the melody's bars in which a track sounds.
@@ -26,6 +27,7 @@ __all__ = [
     "bar_coverage",
     "consonance",
     "empty_bar_rate",
+    "final_pitch_class",
     "in_key_rate",
     "melody_key",
     "piece_metrics",
@@ -42,11 +44,30 @@ def _pitched(tracks: Sequence[RollTrack]) -> list[RollTrack]:
     return [t for t in tracks if not t.is_drum]
 
 
+def _onsets(track: RollTrack) -> np.ndarray:
+    """Where notes start, shape=(T, 128): marked onsets that sound, and every step a pitch starts sounding."""
+    sounding = track.velocity > 0
+    onsets = track.onset & sounding
+    onsets[0] |= sounding[0]
+    onsets[1:] |= sounding[1:] & ~sounding[:-1]
+    return onsets
+
+
+def final_pitch_class(melody: RollTrack) -> int | None:
+    """Pitch class of the melody's last note: the lowest pitch starting at its last onset (None if silent)."""
+    onsets = _onsets(melody)
+    steps = np.flatnonzero(onsets.any(axis=1))
+    if not steps.size:
+        return None
+    return int(np.flatnonzero(onsets[steps[-1]])[0]) % 12
+
+
 def melody_key(melody: RollTrack) -> Key:
-    """Key of the melody from its duration-weighted pitch classes (Krumhansl-Kessler)."""
+    """Key of the melody from its duration-weighted pitch classes (Krumhansl-Kessler), preferring a
+    close runner-up whose tonic is the melody's last note (`studio.theory.estimate_key`)."""
     per_pitch = (melody.velocity > 0).sum(axis=0)  # (128,)
     hist = np.array([per_pitch[pc::12].sum() for pc in range(12)], float)
-    return estimate_key(hist)
+    return estimate_key(hist, final_pitch_class(melody))
 
 
 def in_key_rate(accompaniment: Sequence[RollTrack], key: Key) -> float:
@@ -64,10 +85,7 @@ def in_key_rate(accompaniment: Sequence[RollTrack], key: Key) -> float:
 
 def consonance(melody: RollTrack, accompaniment: Sequence[RollTrack]) -> float:
     """Share of (melody onset, sounding accompaniment note) pairs that are consonant (nan if none)."""
-    sounding_melody = melody.velocity > 0
-    onsets = melody.onset & sounding_melody
-    onsets[0] |= sounding_melody[0]
-    onsets[1:] |= sounding_melody[1:] & ~sounding_melody[:-1]
+    onsets = _onsets(melody)
     good = total = 0
     steps, mel_pitches = np.nonzero(onsets)
     acc = [t.velocity > 0 for t in _pitched(accompaniment)]

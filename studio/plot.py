@@ -6,6 +6,14 @@ drums as short ticks at their onsets in a band of their own under the pitch axis
 sound, named when there is room). Drums never take part in the pitch axis, so GM drum keys (35-81)
 cannot stretch the range of a melodic score. Velocity is not shown: every note is drawn alike.
 
+Made to be read on the page (shown about 740 px wide) and on a phone: a long piece wraps into rows
+of bars ("systems", as in a score: four bars a row, more when it would need over eight rows) on one
+time scale and one pitch range, every row numbering its bars; text is sized for the displayed
+width; every C is named with its octave over a light line; the title and legend stand above the
+rows from the left (the page's image buttons cover the top right). Where a model added bars after
+the student's (`given_until_tick`), a line and labels mark the end of the student's melody and the
+added bars are shaded.
+
 We draw with matplotlib directly rather than with pypianoroll's plotting: pypianoroll 1.0.4's
 blended multi-track mode is broken with numpy 2.4, and its other modes draw each track in its own
 subplot, while we need one overlaid view with the melody on top. We never touch `pyplot` (global
@@ -26,11 +34,9 @@ from matplotlib import rcParams
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.legend import Legend
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
-from matplotlib.text import Text
-from matplotlib.transforms import Bbox
 from PIL import Image
 
 from studio.roll import Roll, roll_to_notes
@@ -55,14 +61,17 @@ _BLACK_KEYS = frozenset({1, 3, 6, 8, 10})  # pitch classes of the black keys
 
 @dataclass(frozen=True)
 class PlotConfig:
-    """How a piano roll looks. The default PNG is `width * dpi` x `height * dpi` = 1400 x 500 px.
+    """How a piano roll looks. The PNG is `width * dpi` px wide (1200 by default); its height grows
+    with the rows ("systems", as in a score) a long piece is wrapped into.
 
     `colors` are used in turn for the non-melody tracks (cycling when there are more tracks);
     `pitch_margin` is the number of empty semitones shown below the lowest and above the highest note.
+    Text is drawn at least `text_px` pixels tall as seen when the picture is shown `display_px`
+    wide (the page shows it about 740 px wide), whatever `width` and `dpi` are.
     """
 
-    width: float = 14.0
-    height: float = 5.0
+    width: float = 12.0  # inches
+    height: float = 3.6  # inches: the most one row's pitch roll takes (a narrow range takes less)
     dpi: int = 100
     colors: tuple[str, ...] = (
         OKABE_ITO["blue"],
@@ -80,11 +89,31 @@ class PlotConfig:
     pitch_margin: int = 2  # in semitones
     background: str = "#FFFFFF"
     black_key_color: str = "#F1F1F1"  # faint shading of the black-key rows
-    octave_line_color: str = "#D0D0D0"  # line under every C
+    octave_line_color: str = "#C8C8C8"  # line under every C
     bar_line_color: str = "#8C8C8C"
     beat_line_color: str = "#E2E2E2"
-    font_size: float = 9.0
+    added_color: str = "#F6DFA8"  # shading of the bars a model added after the student's (`given_until_tick`)
+    added_alpha: float = 0.45
+    boundary_color: str = "#1A1A1A"  # the line where the student's bars end
+    text_px: float = 12.0  # smallest text, in pixels when the picture is shown `display_px` wide
+    display_px: float = 740.0
+    bars_per_row: int = 4  # bars in a row of a long piece (more when it would need over `max_rows` rows)
+    max_rows: int = 8
+    one_row_bars: int = 6  # a piece of at most this many bars stays one row
+    px_per_semitone: float = 9.0  # row height per semitone of the pitch range, up to `height`
+    min_row_px: float = 150.0  # least height of a row's pitch roll, in pixels
+    toolbar_px: float = 120.0  # kept clear at the top right (the page's image buttons), when shown `display_px` wide
     empty_pitch_range: tuple[int, int] = (48, 72)  # pitch axis of a score with no melodic notes
+
+    @property
+    def font_size(self) -> float:
+        """Font size in points that shows `text_px` tall at `display_px` wide."""
+        return self.text_px * (self.width * self.dpi / self.display_px) * 72.0 / self.dpi
+
+    @property
+    def scale(self) -> float:
+        """Picture pixels per displayed pixel."""
+        return self.width * self.dpi / self.display_px
 
 
 @dataclass(frozen=True)
@@ -125,8 +154,10 @@ def plot_score(
     melody_track: int | None = 0,
     title: str | None = None,
     config: PlotConfig | None = None,
+    *,
+    given_until_tick: int | None = None,
 ) -> Path:
-    """Draw `score` as one overlaid multi-track piano roll and save it as a PNG.
+    """Draw `score` as an overlaid multi-track piano roll, wrapped into rows of bars, as a PNG.
 
     Parameters
     ----------
@@ -144,6 +175,9 @@ def plot_score(
         Title above the roll.
     config : PlotConfig, optional
         Size and colors; default `PlotConfig()`.
+    given_until_tick : int, optional
+        Where the student's music ends and a model's added bars begin (a continuation): a line
+        there, "your melody" before it, and the added bars shaded. None (default): no marker.
 
     Returns
     -------
@@ -156,7 +190,8 @@ def plot_score(
         `melody_track` is not an index of `score.tracks` (ignored when the score has no tracks).
     """
     parts, bars = _score_input(score, bar_ticks)
-    return _save(_figure(parts, bars, melody_track, title, config or PlotConfig()), out_png)
+    fig = _figure(parts, bars, melody_track, title, config or PlotConfig(), given_until_tick)
+    return _save(fig, out_png)
 
 
 def plot_roll(
@@ -165,6 +200,8 @@ def plot_roll(
     melody_track: int | None = 0,
     title: str | None = None,
     config: PlotConfig | None = None,
+    *,
+    given_until_tick: int | None = None,
 ) -> Path:
     """Draw a `Roll` (tracks on the 16th-note grid) like `plot_score`, with the grid's own bars.
 
@@ -172,7 +209,8 @@ def plot_roll(
     Returns the PNG written.
     """
     parts, bars = _roll_input(roll)
-    return _save(_figure(parts, bars, melody_track, title, config or PlotConfig()), out_png)
+    fig = _figure(parts, bars, melody_track, title, config or PlotConfig(), given_until_tick)
+    return _save(fig, out_png)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -260,41 +298,70 @@ def _bar_px(bars: _Bars, px_per_tick: float) -> float:
     return float(np.median(lengths)) * px_per_tick if lengths.size else 1e9
 
 
-def _draw_bar_lines(ax: Axes, bars: _Bars, numbers: list[int], px_per_tick: float, cfg: PlotConfig) -> None:
-    """Faint beat lines, thin bar lines, thicker every 4 bars (bars 1, 5, 9, ...) when there are many."""
-    many = len(bars.starts) > 16
-    dense = _bar_px(bars, px_per_tick) < 12  # e.g. 200 bars: plain bar lines fade to a light grid
-    fours = [t for t, n in zip(bars.starts, numbers, strict=True) if many and n >= 1 and (n - 1) % 4 == 0]
-    plain = sorted(set(bars.starts) - set(fours))
-    ax.vlines(plain, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.bar_line_color,
-              linewidths=0.5 if dense else 0.6, alpha=0.35 if dense else 1.0, zorder=1.5)
-    if fours:
-        ax.vlines(fours, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.bar_line_color,
-                  linewidths=0.8 if dense else 1.1, zorder=1.5)
-    ax.axvline(bars.end, color=cfg.bar_line_color, linewidth=1.1, zorder=1.5)
+def _rows(bars: _Bars, numbers: list[int], cfg: PlotConfig) -> list[list[int]]:
+    """Bar indices of each row: one row for a short piece, else `bars_per_row` bars a row (more when
+    that would need over `max_rows` rows). A pickup joins the first row."""
+    full = [i for i, n in enumerate(numbers) if n >= 1]
+    if len(full) <= cfg.one_row_bars:
+        return [list(range(len(numbers)))]
+    per_row = max(cfg.bars_per_row, -(-len(full) // cfg.max_rows))
+    rows = [list(range(len(numbers)))[k : k + per_row] for k in range(0, len(numbers), per_row)]
+    if numbers[0] == 0:  # the pickup rides with bars 1..per_row
+        rows = [[0, *full[k : k + per_row]] if k == 0 else full[k : k + per_row] for k in range(0, len(full), per_row)]
+    return rows
+
+
+_DRUM_NAMES = {35: "Kick", 36: "Kick", 37: "Side stick", 38: "Snare", 39: "Clap", 40: "Snare",
+               41: "Low tom", 42: "Hi-hat", 43: "Low tom", 44: "Pedal hi-hat", 45: "Mid tom", 46: "Open hi-hat",
+               47: "Mid tom", 48: "High tom", 49: "Crash", 50: "High tom", 51: "Ride", 52: "China",
+               53: "Ride bell", 54: "Tambourine", 55: "Splash", 56: "Cowbell", 57: "Crash", 59: "Ride"}
+
+
+def _drum_name(pitch: int) -> str:
+    """A short name of a GM drum sound ('Kick', 'Hi-hat'), else pretty_midi's, else the number."""
+    return _DRUM_NAMES.get(pitch) or pretty_midi.note_number_to_drum_name(pitch) or str(pitch)
+
+
+def _text_size(renderer, text: str, size: float) -> tuple[float, float]:
+    """Width and height in pixels of `text` at font `size` (points)."""
+    w, h, _d = renderer.get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
+    return w, h
+
+
+def _draw_grid(ax: Axes, bars: _Bars, numbers: list[int], lo: float, hi: float, px_per_tick: float,
+               cfg: PlotConfig) -> None:
+    """Beat lines (where far enough apart), bar lines, and the end line, between ticks `lo` and `hi`."""
+    inside = [t for t in [*bars.starts, bars.end] if lo <= t <= hi]
+    ax.vlines(inside, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.bar_line_color,
+              linewidths=1.0, zorder=1.5)
     beats: list[int] = []
     bar_ends = [*bars.starts[1:], bars.end]
     for start, stop, beat in zip(bars.starts, bar_ends, bars.beats, strict=True):
-        if beat * px_per_tick >= 8:  # only where beats are far enough apart to read
+        if lo <= start < hi and beat * px_per_tick >= 8:  # only where beats are far enough apart to read
             beats.extend(range(stop - beat, start, -beat))  # counted back from the bar end: fits pickups
     if beats:
         ax.vlines(beats, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.beat_line_color,
-                  linewidths=0.5, zorder=1.2)
+                  linewidths=0.7, zorder=1.2)
 
 
-def _set_bar_ticks(ax: Axes, bars: _Bars, numbers: list[int], px_per_tick: float) -> None:
-    """Label the bar lines 1, 1+N, 1+2N, ... with N (1, 2, 4, 8, ...) so labels never crowd."""
+def _set_bar_ticks(ax: Axes, bars: _Bars, numbers: list[int], row: list[int], px_per_tick: float,
+                   label_px: float) -> None:
+    """Number the row's bars 1, 1+N, ... with N (1, 2, 4, ...) so labels never crowd; the row's
+    first label reads 'bar N'."""
     bar_px = _bar_px(bars, px_per_tick)
     every = 1
-    while every * bar_px < 28 and every < 1 << 20:
+    while every * bar_px < label_px and every < 1 << 20:
         every *= 2
-    shown = [(t, n) for t, n in zip(bars.starts, numbers, strict=True) if n >= 1 and (n - 1) % every == 0]
-    ax.set_xticks([t for t, _ in shown], [str(n) for _, n in shown])
-    ax.set_xlabel("bar")
+    shown = [(bars.starts[i], numbers[i]) for i in row if numbers[i] >= 1 and (numbers[i] - 1) % every == 0]
+    if not shown and any(numbers[i] >= 1 for i in row):  # a row always names its first bar
+        shown = [next((bars.starts[i], numbers[i]) for i in row if numbers[i] >= 1)]
+    labels = [f"bar {n}" if k == 0 else str(n) for k, (_t, n) in enumerate(shown)]
+    ax.set_xticks([t for t, _ in shown], labels)
 
 
 def _draw_pitch_axis(ax: Axes, low: int, high: int, cfg: PlotConfig) -> None:
-    """Crop to `low`..`high`, shade the black keys, name every C (every white key in a narrow range)."""
+    """Crop to `low`..`high`, shade the black keys, a line under every C, name every C with its
+    octave (every white key in a narrow range)."""
     ax.set_ylim(low - 0.5, high + 0.5)
     blacks = [p for p in range(low, high + 1) if p % 12 in _BLACK_KEYS]
     if blacks:
@@ -305,110 +372,125 @@ def _draw_pitch_axis(ax: Axes, low: int, high: int, cfg: PlotConfig) -> None:
     cs = [p for p in range(low, high + 1) if p % 12 == 0]
     if cs:
         ax.hlines([c - 0.5 for c in cs], 0, 1, transform=ax.get_yaxis_transform(),
-                  colors=cfg.octave_line_color, linewidths=0.6, zorder=0.6)
+                  colors=cfg.octave_line_color, linewidths=1.0, zorder=0.6)
     # Every C; a narrow range (an octave or so, at most one C) names every white key instead.
     ticks = cs if high - low > 15 else [p for p in range(low, high + 1) if p % 12 not in _BLACK_KEYS]
     ax.set_yticks(ticks, [pretty_midi.note_number_to_name(p) for p in ticks])
-    ax.set_ylabel("pitch")
 
 
-def _draw_drums(ax: Axes, drums: list[tuple[_Part, str]], band_px: float, cfg: PlotConfig) -> None:
-    """Drum hits as short vertical ticks, one row per drum sound (kick at the bottom)."""
-    pitches = sorted({int(p) for part, _ in drums for p in part.pitches})
+def _draw_notes(ax: Axes, parts: list[_Part], melodic: list[int], melody: int | None, colors: list[str],
+                lo: float, hi: float, px_per_tick: float, outline: float, cfg: PlotConfig) -> None:
+    """The notes of the melodic tracks that sound between ticks `lo` and `hi`, one path per track."""
+    min_width = 1.0 / px_per_tick  # every note at least a pixel wide
+    for i in melodic:
+        part = parts[i]
+        keep = (part.ends > lo) & (part.starts < hi)
+        if not keep.any():
+            continue
+        x0 = part.starts[keep].astype(float)
+        pitches = part.pitches[keep]
+        path = _rects_path(x0, np.maximum(part.ends[keep], x0 + min_width),
+                           pitches - cfg.note_height / 2, pitches + cfg.note_height / 2)
+        if i == melody:
+            patch = PathPatch(path, facecolor=colors[i], edgecolor=cfg.melody_edge_color, linewidth=outline, zorder=4)
+        else:
+            patch = PathPatch(path, facecolor=colors[i], edgecolor="none", alpha=cfg.accompaniment_alpha, zorder=3)
+        _add(ax, patch)
+
+
+def _draw_drums(ax: Axes, drums: list[tuple[_Part, str]], pitches: list[int], lo: float, hi: float,
+                named: bool) -> None:
+    """Drum hits between ticks `lo` and `hi` as short vertical ticks, one row per drum sound in
+    `pitches` (kick at the bottom), named when `named`."""
     for part, color in drums:
-        ys = np.searchsorted(pitches, part.pitches).astype(float)  # row of each hit's drum sound
-        xs = part.starts.astype(float)
+        keep = (part.starts >= lo) & (part.starts < hi)
+        ys = np.searchsorted(pitches, part.pitches[keep]).astype(float)  # row of each hit's drum sound
+        xs = part.starts[keep].astype(float)
         verts = np.stack([np.stack([xs, ys - 0.35], -1), np.stack([xs, ys + 0.35], -1)], axis=1)
         codes = np.tile(np.array([MplPath.MOVETO, MplPath.LINETO], MplPath.code_type), xs.size)
         _add(ax, PathPatch(MplPath(verts.reshape(-1, 2), codes), fill=False, edgecolor=color,
-                           linewidth=1.4, zorder=3))
+                           linewidth=2.5, zorder=3))
     ax.set_ylim(-0.6, len(pitches) - 0.4)
-    if band_px / len(pitches) >= 9:
-        names = [pretty_midi.note_number_to_drum_name(p) or str(p) for p in pitches]
-        ax.set_yticks(range(len(pitches)), [n.replace("Acoustic ", "") for n in names],
-                      fontsize=cfg.font_size * 0.75)
+    if named:
+        ax.set_yticks(range(len(pitches)), [_drum_name(p) for p in pitches])
     else:
         ax.set_yticks([])
-    ax.set_ylabel("drums")
+
+
+_PAD_PT = 4.0  # room around the figure's edges and between its parts, in points
 
 
 def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: str | None,
-            cfg: PlotConfig) -> Figure:
-    """The one drawing routine behind `plot_score` and `plot_roll`: a Figure on its own Agg canvas."""
+            cfg: PlotConfig, given_until: int | None = None) -> Figure:
+    """The one drawing routine behind `plot_score` and `plot_roll`: a Figure on its own Agg canvas.
+
+    Rows of bars one under the other, each a pitch roll (and a drum band under it when there are
+    drums), all on one time scale and one pitch range; a title and the legend above the first row,
+    from the left (the page's image buttons sit at the top right). Placed by hand from measured
+    text sizes: constrained layout would draw the whole figure once more to measure it.
+    """
     if melody_track is not None and parts and not 0 <= melody_track < len(parts):
         raise ValueError(f"melody_track={melody_track} but the score has {len(parts)} tracks")
     melody = melody_track if melody_track is not None and parts and not parts[melody_track].is_drum else None
 
-    # Colors: the melody's own, then the palette in turn for every other track (drums included).
+    # 1. Colors: the melody's own, then the palette in turn for every other track (drums included).
     colors: list[str] = []
     for i in range(len(parts)):
         others = len(colors) - (melody is not None and i > melody)  # tracks before i, melody aside
         colors.append(cfg.melody_color if i == melody else cfg.colors[others % len(cfg.colors)])
 
-    # Drums never enter the pitch axis: they get their own band, so a kick (35) or a cymbal (81)
-    # cannot stretch the pitch range of a melodic score.
+    # 2. What is drawn: drums never enter the pitch axis (they get a band of their own, so a kick
+    # (35) or a cymbal (81) cannot stretch the pitch range), rows of bars, one time scale.
     melodic = [i for i, p in enumerate(parts) if not p.is_drum and p.n_notes]
     drums = [i for i, p in enumerate(parts) if p.is_drum and p.n_notes]
-
-    fig = Figure(figsize=(cfg.width, cfg.height), dpi=cfg.dpi, facecolor=cfg.background)  # laid out by `_layout`
-    FigureCanvasAgg(fig)
-    x_right = max(bars.end, max((int(p.ends.max()) for p in parts if p.n_notes), default=0))
-    x_left = min(0, bars.starts[0])
-    x_left -= 0.004 * (x_right - x_left)  # a hair of room so a note at tick 0 clears the axis line
-    axes_px = cfg.width * cfg.dpi * 0.8  # about the plot area left beside the legend
-    px_per_tick = axes_px / max(1, x_right - x_left)
+    drum_pitches = sorted({int(p) for i in drums for p in parts[i].pitches})
     numbers = _bar_numbers(bars)
-
-    if melodic and drums:  # the drum band grows with its rows (drum sounds), up to 45% of the roll
-        band = min(0.45, 0.1 + 0.06 * len({int(p) for i in drums for p in parts[i].pitches}))
-        axs = list(fig.subplots(2, 1, sharex=True, height_ratios=[1, band]))
-        band_px = cfg.height * cfg.dpi * 0.8 * band / (1 + band)
+    x_right = max(bars.end, max((int(p.ends.max()) for p in parts if p.n_notes), default=0))
+    rows = _rows(bars, numbers, cfg)
+    spans = [(bars.starts[r[0]] if k else min(0, bars.starts[0]),
+              bars.starts[rows[k + 1][0]] if k + 1 < len(rows) else x_right) for k, r in enumerate(rows)]
+    longest = max(b - a for a, b in spans) or 1
+    if melodic:
+        low = max(0, min(int(parts[i].pitches.min()) for i in melodic) - cfg.pitch_margin)
+        high = min(127, max(int(parts[i].pitches.max()) for i in melodic) + cfg.pitch_margin)
     else:
-        axs = [fig.subplots()]  # melodic only, drums only (the band takes the picture), or empty
-        band_px = cfg.height * cfg.dpi * 0.8
-    for ax in axs:
-        ax.set_facecolor(cfg.background)
-        ax.tick_params(labelsize=cfg.font_size)
-        ax.yaxis.label.set_size(cfg.font_size)
-        ax.xaxis.label.set_size(cfg.font_size)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        _draw_bar_lines(ax, bars, numbers, px_per_tick, cfg)
-        ax.set_xlim(x_left, x_right)
+        low, high = cfg.empty_pitch_range
+    has_pitch = bool(melodic) or not drums
 
-    if melodic or not drums:
-        ax = axs[0]
-        if melodic:
-            low = min(int(parts[i].pitches.min()) for i in melodic) - cfg.pitch_margin
-            high = max(int(parts[i].pitches.max()) for i in melodic) + cfg.pitch_margin
-        else:
-            low, high = cfg.empty_pitch_range
-        _draw_pitch_axis(ax, max(0, low), min(127, high), cfg)
-        min_width = 1.0 / px_per_tick  # every note at least a pixel wide
-        bar_px = _bar_px(bars, px_per_tick)
-        outline = 0.9 if bar_px >= 40 else 0.5 if bar_px >= 12 else 0.25  # thinner as notes shrink
-        for i in melodic:
-            part = parts[i]
-            x0 = part.starts.astype(float)
-            path = _rects_path(x0, np.maximum(part.ends, x0 + min_width),
-                               part.pitches - cfg.note_height / 2, part.pitches + cfg.note_height / 2)
-            if i == melody:
-                patch = PathPatch(path, facecolor=colors[i], edgecolor=cfg.melody_edge_color,
-                                  linewidth=outline, zorder=4)
-            else:
-                patch = PathPatch(path, facecolor=colors[i], edgecolor="none",
-                                  alpha=cfg.accompaniment_alpha, zorder=3)
-            _add(ax, patch)
-        if not melodic:  # and no drums either
-            ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center",
-                    fontsize=cfg.font_size * 2, color="#777777")
+    # 3. Sizes in pixels, from the text they hold.
+    fig = Figure(figsize=(cfg.width, cfg.height), dpi=cfg.dpi, facecolor=cfg.background)
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    fs = cfg.font_size
+    fig_w = cfg.width * cfg.dpi
+    pt = cfg.dpi / 72.0
+    pad = _PAD_PT * pt * cfg.scale
+    _, line_h = _text_size(renderer, "C4 bar 8", fs)
+    tick_room = (rcParams["ytick.major.size"] + rcParams["ytick.major.pad"]) * pt
+    y_labels = [pretty_midi.note_number_to_name(p) for p in range(low, high + 1)] if has_pitch else []
+    drum_row_px = 1.5 * line_h
+    band_px = 0.0
+    named = False
     if drums:
-        _draw_drums(axs[-1], [(parts[i], colors[i]) for i in drums], band_px, cfg)
-    for ax in axs[:-1]:
-        ax.tick_params(labelbottom=False, bottom=False)
-    _set_bar_ticks(axs[-1], bars, numbers, px_per_tick)
-    title_text = axs[0].set_title(title, fontsize=cfg.font_size * 1.3, loc="left") if title else None
+        band_px = len(drum_pitches) * drum_row_px if has_pitch else max(cfg.min_row_px, len(drum_pitches) * drum_row_px)
+        if has_pitch and band_px > 0.6 * cfg.height * cfg.dpi:  # many sounds: thinner rows, unnamed
+            band_px = 0.6 * cfg.height * cfg.dpi
+        named = band_px / len(drum_pitches) >= line_h
+        if named:
+            y_labels += [_drum_name(p) for p in drum_pitches]
+    left = pad + max((_text_size(renderer, t, fs)[0] for t in y_labels), default=0.0) + tick_room
+    right = pad + _text_size(renderer, "888", fs)[0] / 2
+    plot_w = max(0.3 * fig_w, fig_w - left - right)
+    px_per_tick = plot_w / longest
+    pitch_px = 0.0
+    if has_pitch:
+        pitch_px = min(cfg.height * cfg.dpi, max(cfg.min_row_px, (high - low + 1) * cfg.px_per_semitone))
+    gap = 0.6 * line_h
+    below = tick_room + line_h + 1.6 * gap  # bar numbers under a row, and room to the next row
 
+    # 4. Header: title, then the legend in as many columns as fit left of the image buttons.
+    title_h = (_text_size(renderer, title, 1.15 * fs)[1] + gap) if title else 0.0
+    legend = None
     if parts:
         order = ([melody] if melody is not None else []) + [i for i in range(len(parts)) if i != melody]
         handles = [
@@ -418,75 +500,86 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
                   + ("" if parts[i].n_notes else " (silent)"))
             for i in order
         ]
-        legend = fig.legend(handles=handles, loc="upper right", frameon=False, fontsize=cfg.font_size,
-                            ncols=1 if len(handles) <= 20 else 2, borderaxespad=0.0)
-    else:
-        legend = None
-    _layout(fig, axs, band if melodic and drums else 0.0, title_text, legend)
+        if given_until is not None:
+            handles.append(Patch(facecolor=cfg.added_color, edgecolor=cfg.boundary_color, linewidth=0.8,
+                                 label="added by the model"))
+        room = fig_w - 2 * pad - cfg.toolbar_px * cfg.scale
+        for ncols in range(len(handles), 0, -1):  # the most columns that fit (a legend lays out once)
+            if legend is not None:
+                legend.remove()
+            legend = fig.legend(handles=handles, loc="upper left", frameon=False, fontsize=fs, ncols=ncols,
+                                borderaxespad=0.0, borderpad=0.0, columnspacing=1.2, handlelength=1.2)
+            if legend.get_window_extent(renderer).width <= room:
+                break
+    legend_h = legend.get_window_extent(renderer).height + gap if legend is not None else 0.0
+
+    # 5. Rows, top down: the boundary's labels above its row, the pitch roll, the drum band, bar numbers.
+    marker_row = None
+    if given_until is not None:
+        marker_row = next((k for k, (a, b) in enumerate(spans) if a <= given_until < b), len(spans) - 1)
+    row_h = [(line_h + 0.3 * gap if k == marker_row else 0.0) + pitch_px
+             + (band_px + (gap if has_pitch else 0.0) if drums else 0.0) + below for k in range(len(rows))]
+    fig_h = pad + title_h + legend_h + sum(row_h) + pad
+    fig.set_size_inches(cfg.width, fig_h / cfg.dpi)
+    if title:
+        fig.text(pad / fig_w, 1 - pad / fig_h, title, ha="left", va="top", fontsize=1.15 * fs)
+    if legend is not None:
+        legend.set_bbox_to_anchor((pad / fig_w, 1 - (pad + title_h) / fig_h), transform=fig.transFigure)
+
+    outline = 0.9 if _bar_px(bars, px_per_tick) >= 40 else 0.5  # thinner as notes shrink
+    top = pad + title_h + legend_h  # pixels from the top
+    for k, (row, (a, b)) in enumerate(zip(rows, spans, strict=True)):
+        top += line_h + 0.3 * gap if k == marker_row else 0.0
+        width = plot_w * (b - a) / longest
+        axs = []
+        if has_pitch:
+            axs.append(fig.add_axes((left / fig_w, 1 - (top + pitch_px) / fig_h, width / fig_w, pitch_px / fig_h)))
+            top += pitch_px + (gap if drums else 0.0)
+        if drums:
+            axs.append(fig.add_axes((left / fig_w, 1 - (top + band_px) / fig_h, width / fig_w, band_px / fig_h)))
+            top += band_px
+        top += below
+        lo = a - 0.004 * longest if k == 0 else a  # a hair of room so a note at tick 0 clears the axis line
+        for ax in axs:
+            ax.set_facecolor(cfg.background)
+            ax.tick_params(labelsize=fs, labelbottom=False, bottom=False)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(False)
+            ax.set_xlim(lo, b)
+            _draw_grid(ax, bars, numbers, a, b, px_per_tick, cfg)
+            if given_until is not None and given_until < b:
+                ax.axvspan(max(a, given_until), b, facecolor=cfg.added_color, alpha=cfg.added_alpha,
+                           edgecolor="none", zorder=0.7)
+            if k == marker_row:
+                ax.axvline(given_until, color=cfg.boundary_color, linewidth=2.5, zorder=5)
+        if has_pitch:
+            _draw_pitch_axis(axs[0], low, high, cfg)
+            _draw_notes(axs[0], parts, melodic, melody, colors, a, b, px_per_tick, outline, cfg)
+            if not melodic and not drums:
+                axs[0].text(0.5, 0.5, "no notes", transform=axs[0].transAxes, ha="center", va="center",
+                            fontsize=fs * 1.5, color="#777777")
+        if drums:
+            _draw_drums(axs[-1], [(parts[i], colors[i]) for i in drums], drum_pitches, a, b, named)
+        axs[-1].tick_params(labelbottom=True, bottom=True)
+        _set_bar_ticks(axs[-1], bars, numbers, row, px_per_tick, _text_size(renderer, "188", fs)[0] + 2 * gap)
+        if k == marker_row:
+            _label_boundary(axs[0], given_until, a, b, px_per_tick, renderer, fs, cfg)
     return fig
 
 
-_PAD_PT = 3.0  # room around the figure's edges and between its parts, as constrained layout leaves (3 pt)
+def _label_boundary(ax: Axes, tick: int, lo: int, hi: int, px_per_tick: float, renderer, fs: float,
+                    cfg: PlotConfig) -> None:
+    """'<- your melody' left of the boundary line and 'added by the model ->' right of it, above the
+    row (each only where it fits inside the row)."""
+    mine, added = "\u2190 your melody ", " added by the model \u2192"
+    where = ax.get_xaxis_transform()
+    if (tick - lo) * px_per_tick >= _text_size(renderer, mine, fs)[0]:
+        ax.text(tick, 1.0, mine, transform=where, ha="right", va="bottom", fontsize=fs, color=cfg.boundary_color)
+    if (hi - tick) * px_per_tick >= _text_size(renderer, added, fs)[0]:
+        ax.text(tick, 1.0, added, transform=where, ha="left", va="bottom", fontsize=fs, color=cfg.boundary_color)
 
 
-def _layout(fig: Figure, axs: list[Axes], band: float, title: Text | None, legend: Legend | None) -> None:
-    """Place the axes (and the legend at the top right) from the sizes of the labels around them.
-
-    What constrained layout would do for this one arrangement (the pitch axes, optionally a drum
-    band of relative height `band` under it, a left title, the legend right of the axes), without
-    its cost: constrained layout draws the whole figure once to measure it before the real draw.
-    Only the labels are measured here, and their metrics are cached for the draw that follows.
-    """
-    renderer = fig.canvas.get_renderer()
-    fig_w, fig_h = fig.bbox.width, fig.bbox.height
-    pt = fig.dpi / 72.0
-    pad = _PAD_PT * pt
-
-    def extents(texts) -> list[Bbox]:
-        return [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
-
-    def tick_room(axis: str) -> float:  # tick mark and the gap to its label, in pixels
-        return (rcParams[f"{axis}tick.major.size"] + rcParams[f"{axis}tick.major.pad"]) * pt
-
-    left = 0.0
-    top_label = 0.0  # half the height of a y label, which may stand out above the axes
-    for ax in axs:
-        labels = extents(ax.get_yticklabels())
-        width = max((b.width for b in labels), default=0.0) + (tick_room("y") if labels else 0.0)
-        name = extents([ax.yaxis.label])
-        if name:
-            width += name[0].width + ax.yaxis.labelpad * pt
-        left = max(left, width)
-        top_label = max(top_label, max((b.height / 2 for b in labels), default=0.0))
-    bottom_ax = axs[-1]
-    xlabels = extents(bottom_ax.get_xticklabels())
-    bottom = max((b.height for b in xlabels), default=0.0) + (tick_room("x") if xlabels else 0.0)
-    name = extents([bottom_ax.xaxis.label])
-    if name:
-        bottom += name[0].height + bottom_ax.xaxis.labelpad * pt
-    top = top_label
-    if title is not None:
-        top = max(top, title.get_window_extent(renderer).height + rcParams["axes.titlepad"] * pt)
-    right = max((b.width / 2 for b in xlabels), default=0.0)  # the last bar number may stand at the right edge
-    if legend is not None:
-        legend.set_bbox_to_anchor((1.0 - pad / fig_w, 1.0 - pad / fig_h))  # its top right corner, in figure fractions
-        right = max(right, legend.get_window_extent(renderer).width + pad)
-
-    x0, x1 = (left + pad) / fig_w, 1.0 - (right + pad) / fig_w
-    y0, y1 = (bottom + pad) / fig_h, 1.0 - (top + pad) / fig_h
-    if x1 - x0 < 0.1 or y1 - y0 < 0.1:  # labels too large for the picture: keep the axes visible
-        x0, x1, y0, y1 = min(x0, 0.45), max(x1, 0.55), min(y0, 0.45), max(y1, 0.55)
-    if len(axs) == 1:
-        axs[0].set_position([x0, y0, x1 - x0, y1 - y0])
-        return
-    gap = 2 * pad / fig_h
-    height = y1 - y0 - gap
-    low = height * band / (1.0 + band)
-    axs[0].set_position([x0, y0 + low + gap, x1 - x0, height - low])
-    axs[1].set_position([x0, y0, x1 - x0, low])
-
-
-_PNG_COMPRESS_LEVEL = 3  # zlib: 4 ms less than the default 6 for a 1400 x 500 roll, files about 20% larger (~40 KB)
+_PNG_COMPRESS_LEVEL = 3  # zlib: a few ms less than the default 6, files about 20% larger
 
 
 def _save(fig: Figure, out_png: str | os.PathLike) -> Path:

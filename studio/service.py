@@ -122,11 +122,12 @@ def _model_view(notes: list[Note], warnings: list[str]) -> list[Note]:
     return [Note(n.start, n.end, to_model_range(n.pitch), n.velocity) for n in notes]
 
 
-def _draw(score: Score, out_png: Path, bar_ticks: list[int], title: str) -> Path:
-    """The piano roll PNG (matplotlib is imported here, in the plotting thread, while audio renders)."""
+def _draw(score: Score, out_png: Path, bar_ticks: list[int], title: str, given_until_tick: int | None = None) -> Path:
+    """The piano roll PNG (matplotlib is imported here, in the plotting thread, while audio renders);
+    `given_until_tick`: where the student's bars end in a continuation (marked in the picture)."""
     from studio import plot
 
-    return plot.plot_score(score, out_png, bar_ticks, 0, title)
+    return plot.plot_score(score, out_png, bar_ticks, 0, title, given_until_tick=given_until_tick)
 
 
 @dataclass
@@ -298,7 +299,9 @@ def accompany(
     lap("model")
 
     continued = [t for t in accompaniment if t.role == "continuation"]  # the Transformer: the melody and new bars after it
+    given_until = None  # where the student's bars end, marked in the piano roll when a model added bars after them
     if continued:
+        given_until = grid.step_to_tick(grid.n_steps)
         melody, melody_roll, grid = _continued_melody(melody, continued[0], grid)
         warnings.append(f"{card.name} added {len(grid.bars) - len(read_bars)} bars after the melody")
     accompaniment = [t for t in accompaniment if t.role != "continuation"]
@@ -320,7 +323,7 @@ def accompany(
 
     stem = f"{safe_stem(request.name)}-{card.name}{'-' + then_card.name if then_card else ''}-seed{seed}"
     midi_path, wav_path, png_path = _write_results(result_score, bar_ticks, stem, f"{request.name} + {card.name}", f"{card.name} (seed {seed})",
-                                                   request, warnings, report, lap)
+                                                   request, warnings, report, lap, given_until)
     report(1.0, desc="done")
     return AccompanyResult(
         midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
@@ -342,7 +345,7 @@ class _Laps:
 
 
 def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, caption: str, request: Any, warnings: list[str],
-                   report: Any, lap: Any) -> tuple[Path, Path | None, Path | None]:
+                   report: Any, lap: Any, given_until_tick: int | None = None) -> tuple[Path, Path | None, Path | None]:
     """MIDI, then the piano roll (drawn in a thread) while FluidSynth renders the WAV, into the
     request's `out_dir` (default: a fresh temp folder), as `request.want_png` / `want_wav` ask.
     A full or read-only disk is `output_error`'s one line, and what was written is removed."""
@@ -363,7 +366,7 @@ def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, ca
         if request.want_png:
             report(0.5, desc="drawing the piano roll and synthesizing audio")
             written.append(out_dir / f"{stem}.png")
-            plotting = _POOL.submit(_draw, score, written[-1], bar_ticks, caption)
+            plotting = _POOL.submit(_draw, score, written[-1], bar_ticks, caption, given_until_tick)
         wav_path = None
         try:
             if request.want_wav:

@@ -2,7 +2,8 @@
 
 Key finding is the Krumhansl-Schmuckler algorithm with the Krumhansl-Kessler (1982) probe-tone
 profiles: correlate a duration-weighted pitch-class histogram with the profile of each of the 24
-keys and take the best (Krumhansl, "Cognitive Foundations of Musical Pitch", 1990, ch. 4).
+keys and take the best (Krumhansl, "Cognitive Foundations of Musical Pitch", 1990, ch. 4); given the
+melody's last note, a close runner-up whose tonic it is wins (`estimate_key` says why).
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "FINAL_NOTE_CANDIDATES",
+    "FINAL_NOTE_MARGIN",
+    "FINAL_NOTE_SLACK",
     "KK_MAJOR",
     "KK_MINOR",
     "PITCH_NAMES",
     "Key",
     "estimate_key",
+    "key_correlations",
     "pitch_class_histogram",
     "pitch_name",
 ]
@@ -70,22 +75,58 @@ def pitch_class_histogram(pitches: Iterable[int], weights: Iterable[float] | Non
     return hist
 
 
-def estimate_key(histogram: np.ndarray) -> Key:
-    """The key whose Krumhansl-Kessler profile correlates best with a pitch-class `histogram` (12,).
+def key_correlations(histogram: np.ndarray) -> list[tuple[Key, float]]:
+    """The 24 keys with the correlation of their Krumhansl-Kessler profile with `histogram` (12,), best first.
 
-    Ties (e.g. an empty histogram) resolve to C major.
+    Order among equal correlations: major before minor, then by tonic from C (so a flat or empty
+    histogram ranks C major first).
     """
     hist = np.asarray(histogram, float)
-    if not hist.any():
-        return Key(0, "major")
-    best, best_r = Key(0, "major"), -np.inf
-    for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR)):
-        for tonic in range(12):
-            rotated = np.roll(profile, tonic)
-            if hist.std() == 0:
-                r = 0.0
-            else:
-                r = float(np.corrcoef(hist, rotated)[0, 1])
-            if r > best_r + 1e-12:
-                best, best_r = Key(tonic, mode), r
+    flat = not hist.any() or hist.std() == 0
+    scored = [
+        (Key(tonic, mode), 0.0 if flat else float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1]))
+        for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR))
+        for tonic in range(12)
+    ]
+    return sorted(scored, key=lambda kr: -kr[1])  # stable: ties keep the order above
+
+
+def _in_key_share(hist: np.ndarray, key: Key) -> float:
+    """Share of the histogram's weight on pitch classes `key` accepts."""
+    return float(hist[list(key.accepted)].sum() / hist.sum())
+
+
+# How close a key must come to the best one for the melody's last note to choose it (see `estimate_key`).
+FINAL_NOTE_CANDIDATES = 3  # among the best-ranked keys, as music21's final-note check in make_samples.py
+FINAL_NOTE_MARGIN = 0.1  # at most this much lower correlation than the best key
+FINAL_NOTE_SLACK = 0.025  # and at most this much more of the melody's weight out of key
+
+
+def estimate_key(histogram: np.ndarray, final_pitch_class: int | None = None) -> Key:
+    """The key of a melody's pitch-class `histogram` (12,): Krumhansl-Kessler, checked by the last note.
+
+    1. Rank the 24 keys by the correlation of their profile with the histogram (`key_correlations`).
+    2. Without `final_pitch_class`, the best key. With it (the melody's last note), the best key
+       whose tonic is that note among the `FINAL_NOTE_CANDIDATES` best-ranked, when its
+       correlation is within `FINAL_NOTE_MARGIN` of the best and it leaves at most
+       `FINAL_NOTE_SLACK` more of the histogram out of key; otherwise the best key.
+
+    Why: the profiles alone cannot tell a key from its relative or its dominant when the tune
+    dwells on their shared notes ('Alle meine Entchen', C D E F G A, correlates a hair better with
+    A minor than with C major), while folk tunes and chorales end on their tonic. The coverage check
+    keeps a modal tune ending off the major/minor tonic (a Phrygian tune on D with B-flat and E-flat:
+    D minor would call its E-flats out of key) in the key that holds all its notes. Ties (an empty
+    histogram) resolve to C major.
+    """
+    hist = np.asarray(histogram, float)
+    ranked = key_correlations(hist)
+    best, best_r = ranked[0]
+    if final_pitch_class is None or not hist.any():
+        return best
+    best_share = _in_key_share(hist, best)
+    for key, r in ranked[:FINAL_NOTE_CANDIDATES]:
+        if key.tonic != final_pitch_class % 12 or r < best_r - FINAL_NOTE_MARGIN:
+            continue
+        if _in_key_share(hist, key) >= best_share - FINAL_NOTE_SLACK:
+            return key
     return best

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import threading
 import time
 from types import ModuleType
@@ -78,9 +79,14 @@ def count_near(img: np.ndarray, rgb: np.ndarray, tol: int = 3) -> int:
 
 
 def bar_labels(fig) -> dict[float, str]:
-    """Labelled x ticks of the bottom axes: tick position -> text."""
-    ax = fig.axes[-1]
-    return {float(t): lab.get_text() for t, lab in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)}
+    """Labelled x ticks of every row: tick position -> text."""
+    return {float(t): lab.get_text() for ax in fig.axes if ax.xaxis.get_tick_params()["labelbottom"]
+            for t, lab in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)}
+
+
+def pitch_axes(fig) -> list:
+    """The pitch roll of each row, top down (the axes with named pitches)."""
+    return [ax for ax in fig.axes if any(t.get_text()[:1] == "C" for t in ax.get_yticklabels())]
 
 
 def test_plot_score_writes_a_colorful_png_of_the_expected_size(plot, tmp_path):
@@ -88,7 +94,8 @@ def test_plot_score_writes_a_colorful_png_of_the_expected_size(plot, tmp_path):
     out = plot.plot_score(waltz(), tmp_path / "sub" / "waltz.png", title="Waltz")
     assert out == tmp_path / "sub" / "waltz.png" and out.is_file()
     img = read_rgb(out)
-    assert img.shape == (round(cfg.height * cfg.dpi), round(cfg.width * cfg.dpi), 3)  # 500 x 1400
+    assert img.shape[1] == round(cfg.width * cfg.dpi) == 1200
+    assert 500 < img.shape[0] < 1200  # 8 bars: two rows of four
     assert count_near(img, hex_rgb(cfg.melody_color)) > 500  # the melody, opaque, in its own color
     # Accompaniment is drawn at `accompaniment_alpha` over the white background.
     a = cfg.accompaniment_alpha
@@ -104,9 +111,9 @@ def test_pickup_is_unlabelled_and_bar_one_is_the_first_full_bar(plot):
     score = waltz(pickup_in_meter_map=True)
     fig = plot._figure(*plot._score_input(score, None), 0, None, plot.PlotConfig())
     labels = bar_labels(fig)
-    assert labels[float(BEAT)] == "1" and labels[float(BEAT + BAR)] == "2"
+    assert labels[float(BEAT)] == "bar 1" and labels[float(BEAT + BAR)] == "2"
+    assert labels[float(BEAT + 4 * BAR)] == "bar 5"  # the second row names its first bar
     assert "0" not in labels.values() and 0.0 not in labels
-    assert fig.axes[-1].get_xlabel() == "bar"
     # Same picture when the meter map has no pickup but the caller gives the bar lines.
     plain = waltz(pickup_in_meter_map=False)
     fig2 = plot._figure(*plot._score_input(plain, score.bar_starts()), 0, None, plot.PlotConfig())
@@ -117,43 +124,99 @@ def test_drums_do_not_stretch_the_pitch_axis_and_legend_names_instruments(plot):
     score = waltz()
     fig = plot._figure(*plot._score_input(score, None), 0, "t", plot.PlotConfig())
     melodic = [n.pitch for t in score.tracks if not t.is_drum for n in t.notes]
-    low, high = fig.axes[0].get_ylim()
-    assert (low, high) == (min(melodic) - 2 - 0.5, max(melodic) + 2 + 0.5)  # drums (36..81) left out
-    assert len(fig.axes) == 2  # the pitch roll and the drum band
+    for ax in pitch_axes(fig):  # every row on one pitch range, drums (36..81) left out
+        assert ax.get_ylim() == (min(melodic) - 2 - 0.5, max(melodic) + 2 + 0.5)
+    assert len(fig.axes) == 4  # two rows of a pitch roll and a drum band
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     assert texts == ["Melody (Flute)", "Bass (Acoustic Bass)", "Chords (Acoustic Grand Piano)", "Drums"]
-    assert "C4" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["Kick", "Snare", "Hi-hat", "Open Triangle"]
+
+
+def test_every_c_is_named_with_its_octave_and_has_a_line(plot):
+    score = Score(TPB, [Track("Melody", 0, notes=[Note(0, BEAT, 40), Note(BEAT, 2 * BEAT, 86)])])
+    fig = plot._figure(*plot._score_input(score, None), 0, None, plot.PlotConfig())
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["C3", "C4", "C5", "C6"]
+    heights = sorted({round(seg[0][1], 1) for c in ax.collections for seg in c.get_segments() if seg[0][1] == seg[1][1]})
+    assert heights == [47.5, 59.5, 71.5, 83.5]  # a light line under every C
+
+
+def test_text_is_at_least_12_px_when_shown_740_px_wide(plot):
+    for cfg in (plot.PlotConfig(), plot.PlotConfig(width=9.0, height=3.6)):
+        fig = plot._figure(*plot._score_input(waltz(), None), 0, "t", cfg)
+        shown = 740 / (cfg.width * cfg.dpi)  # displayed pixels per picture pixel
+        sizes = [t.get_fontsize() for ax in fig.axes for t in [*ax.get_xticklabels(), *ax.get_yticklabels()] if t.get_text()]
+        sizes += [t.get_fontsize() for t in fig.legends[0].get_texts()]
+        assert min(sizes) * cfg.dpi / 72 * shown >= 12 - 1e-6
+
+
+def test_a_long_piece_wraps_into_rows_and_a_short_one_does_not(plot, tmp_path):
+    cfg = plot.PlotConfig()
+    short = plot._figure(*plot._score_input(waltz(4), None), 0, None, cfg)
+    assert len(pitch_axes(short)) == 1
+    long = plot._figure(*plot._score_input(waltz(16), None), 0, None, cfg)
+    rows = pitch_axes(long)
+    assert len(rows) == 4  # four bars a row
+    boxes = [ax.get_position() for ax in rows]
+    assert all(a.y0 > b.y1 for a, b in itertools.pairwise(boxes))  # one under the other
+    assert all(abs(b.x0 - boxes[0].x0) < 1e-9 for b in boxes)
+    firsts = [min(float(t) for t in ax.get_xticks()) for ax in long.axes if ax.xaxis.get_tick_params()["labelbottom"]]
+    assert firsts == [BEAT + k * 4 * BAR for k in range(4)]  # each row numbers its own bars
+    huge = plot._figure(*plot._score_input(waltz(64), None), 0, None, cfg)
+    assert len(pitch_axes(huge)) == cfg.max_rows  # more bars a row rather than more rows
+    img = read_rgb(plot.plot_score(waltz(16), tmp_path / "long.png"))
+    assert img.shape[1] == 1200 and img.shape[0] > 1200  # not a thin strip
+
+
+def test_the_end_of_the_students_bars_is_marked(plot, tmp_path):
+    cfg = plot.PlotConfig()
+    score = waltz(8)
+    until = BEAT + 6 * BAR  # the student played the pickup and six bars, a model added two
+    fig = plot._figure(*plot._score_input(score, None), 0, None, cfg, until)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "\u2190 your melody " in texts and " added by the model \u2192" in texts
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if list(ln.get_xdata()) == [until, until]]
+    assert len(lines) == 2  # through the pitch roll and the drum band of the second row
+    assert "added by the model" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plain = plot._figure(*plot._score_input(score, None), 0, None, cfg)
+    assert not [t for ax in plain.axes for t in ax.texts]
+    with_marker = read_rgb(plot.plot_score(score, tmp_path / "m.png", given_until_tick=until))
+    without = read_rgb(plot.plot_score(score, tmp_path / "p.png"))
+    assert with_marker.shape[1] == without.shape[1] and not np.array_equal(with_marker[-200:], without[-200:])
 
 
 @pytest.mark.parametrize("config", [None, "small"], ids=["page", "learning-panel"])
 def test_every_label_fits_in_the_picture_and_nothing_overlaps(plot, config):
-    # The layout is computed from the labels' sizes (no constrained layout): the tick labels, axis
-    # labels, title and legend lie inside the figure, the legend right of the axes, the drum band
-    # under the pitch axes with a gap, and the axes take most of the picture.
+    # The layout is computed from the labels' sizes (no constrained layout): the tick labels, title
+    # and legend lie inside the figure, the title and legend above the rows and clear of the page's
+    # image buttons (top right), each drum band under its row's pitch roll, the axes take most of
+    # the picture.
     cfg = plot.PlotConfig() if config is None else plot.PlotConfig(width=9.0, height=3.6)
     score = waltz()
     score.tracks[2] = Track("A rather long name for the chords", 0, channel=2, notes=score.tracks[2].notes)
-    fig = plot._figure(*plot._score_input(score, None), 0, "A title", cfg)
+    fig = plot._figure(*plot._score_input(score, None), 0, "A title", cfg, BEAT + 6 * BAR)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     page = fig.bbox
-    texts = [fig.axes[0].title, *[ax.yaxis.label for ax in fig.axes], fig.axes[-1].xaxis.label]
+    texts = [*fig.texts, *[t for ax in fig.axes for t in ax.texts]]
     texts += [t for ax in fig.axes for t in [*ax.get_xticklabels(), *ax.get_yticklabels()] if t.get_visible() and t.get_text()]
     texts += fig.legends[0].get_texts()
     texts = [t for t in texts if t.get_text()]
-    assert len(texts) > 20
+    assert len(texts) > 20 and "A title" in [t.get_text() for t in fig.texts]
     for text in texts:
         box = text.get_window_extent(renderer)
         assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, text.get_text()
-    pitch, drums = (ax.get_window_extent(renderer) for ax in fig.axes)
+    boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
     legend = fig.legends[0].get_window_extent(renderer)
-    assert legend.x0 > pitch.x1 and legend.x0 > drums.x1
-    assert drums.y1 < pitch.y0 and pitch.x0 == drums.x0 and pitch.x1 == drums.x1
-    for ax in fig.axes:  # y labels left of their axes, clear of the axis label
+    title = fig.texts[0].get_window_extent(renderer)
+    assert legend.y0 > max(b.y1 for b in boxes) and title.y0 >= legend.y1
+    assert legend.x1 < page.x1 - cfg.toolbar_px * cfg.scale
+    for pitch, drums in zip(boxes[::2], boxes[1::2], strict=True):
+        assert drums.y1 < pitch.y0 and pitch.x0 == drums.x0 and pitch.x1 == drums.x1
+    for ax in fig.axes:  # y labels left of their axes
         assert max(t.get_window_extent(renderer).x1 for t in ax.get_yticklabels() if t.get_text()) < ax.get_window_extent(renderer).x0
-        assert ax.yaxis.label.get_window_extent(renderer).x1 < min(
-            t.get_window_extent(renderer).x0 for t in ax.get_yticklabels() if t.get_text())
-    assert (pitch.width * (pitch.height + drums.height)) / (page.width * page.height) > (0.5 if config is None else 0.3)
+    area = sum(b.width * b.height for b in boxes)
+    assert area / (page.width * page.height) > 0.5
 
 
 def test_melody_label_when_the_melody_track_has_another_name(plot):
@@ -165,7 +228,7 @@ def test_melody_label_when_the_melody_track_has_another_name(plot):
 
 def test_empty_score_gives_a_png_with_a_message(plot, tmp_path):
     out = plot.plot_score(Score(TPB), tmp_path / "empty.png")
-    assert out.is_file() and read_rgb(out).shape == (500, 1400, 3)
+    assert out.is_file() and read_rgb(out).shape[1] == 1200
     fig = plot._figure(*plot._score_input(Score(TPB, [Track("Melody")]), None), 0, None, plot.PlotConfig())
     assert "no notes" in [t.get_text() for t in fig.axes[0].texts]
     assert plot.plot_score(Score(TPB, [Track("Melody")]), tmp_path / "empty2.png").is_file()
@@ -192,11 +255,12 @@ def test_twenty_thousand_notes_plot_fast(plot, tmp_path):
     out = plot.plot_score(score, tmp_path / "big.png")
     elapsed = time.perf_counter() - t0
     assert elapsed < 5.0, f"{elapsed:.2f} s"
-    assert read_rgb(out).shape == (500, 1400, 3)
+    assert read_rgb(out).shape[1] == 1200
     # 200 bars: labels are thinned out (every Nth bar), never one per bar.
     fig = plot._figure(*plot._score_input(score, None), 0, None, plot.PlotConfig())
-    shown = [int(v) for v in bar_labels(fig).values()]
-    assert 5 <= len(shown) <= 60 and shown[0] == 1
+    shown = [int(v.removeprefix("bar ")) for v in bar_labels(fig).values()]
+    assert 5 <= len(shown) <= 120 and min(shown) == 1  # 8 rows of 25 bars: every other bar
+    assert len(pitch_axes(fig)) == plot.PlotConfig().max_rows
 
 
 def test_plot_roll_uses_the_grid_bars(plot, tmp_path):
@@ -205,11 +269,11 @@ def test_plot_roll_uses_the_grid_bars(plot, tmp_path):
     roll = score_to_roll(score, grid)
     out = plot.plot_roll(roll, tmp_path / "roll.png", title="roll")
     img = read_rgb(out)
-    assert img.shape == (500, 1400, 3)
+    assert img.shape[1] == 1200
     assert count_near(img, hex_rgb(plot.PlotConfig().melody_color)) > 500
     fig = plot._figure(*plot._roll_input(roll), 0, None, plot.PlotConfig())
     labels = bar_labels(fig)
-    assert labels[float(BEAT)] == "1" and labels[float(BEAT + BAR)] == "2" and 0.0 not in labels
+    assert labels[float(BEAT)] == "bar 1" and labels[float(BEAT + BAR)] == "2" and 0.0 not in labels
 
 
 def test_plots_from_several_threads_at_once_are_identical(plot, tmp_path):
