@@ -159,7 +159,7 @@ def build_app() -> gr.Blocks:
                         examples, labels = _samples()
                         gr.Examples(examples=examples, inputs=[melody_file], example_labels=labels, label="Public-domain melodies", examples_per_page=12)
                 melody_note = gr.Markdown(elem_id="melody-note")
-                melody_roll = gr.Image(label="Your melody", type="filepath", interactive=False, elem_id="melody-roll",
+                melody_roll = gr.Image(label="Your melody", show_label=False, type="filepath", interactive=False, elem_id="melody-roll",
                                        buttons=["fullscreen", "download"], alt_text="Piano roll of your melody")
                 melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio")
             with gr.Column(scale=2, min_width=300):
@@ -176,7 +176,7 @@ def build_app() -> gr.Blocks:
                     card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
         with gr.Row(elem_id="result-row"):
             with gr.Column(scale=3):
-                roll = gr.Image(label="Piano roll", type="filepath", elem_id="piano-roll", interactive=False, buttons=["fullscreen", "download"],
+                roll = gr.Image(label="Piano roll", show_label=False, type="filepath", elem_id="piano-roll", interactive=False, buttons=["fullscreen", "download"],
                                 alt_text="Piano roll of the take on show: every track in its colour, the melody outlined")
                 note = gr.Markdown(elem_id="result-note")
             with gr.Column(scale=2, min_width=300):

@@ -94,6 +94,7 @@
       el.dataset.pitch = String(p);
       el.setAttribute("role", "button");
       el.setAttribute("aria-label", nameOf(p));
+      el.tabIndex = p === focusPitch() ? 0 : -1; // one Tab stop for the whole keyboard; arrows move along it
       const label = keyLabel(p);
       const name = p % 12 === 0 ? `<span class="kb-name">${nameOf(p)}</span>` : "";
       el.innerHTML = `${name}<span>${label}</span>`;
@@ -108,6 +109,22 @@
       keys.appendChild(el);
     }
     $(".kb-octave").textContent = `${nameOf(state.base)}–${nameOf(state.base + SPAN - 1)}`;
+  }
+
+  // Keyboard-only use: Tab reaches the keys (one stop), Left/Right (and Home/End) move among them,
+  // Enter or Space plays the focused key for as long as it is held.
+  let focused = null;
+  function focusPitch() {
+    return focused !== null && focused >= state.base && focused < state.base + SPAN ? focused : state.base;
+  }
+
+  function focusKey(pitch) {
+    const el = keyElement(pitch);
+    if (!el) return;
+    for (const other of root.querySelectorAll(".kb-keys [data-pitch]")) other.tabIndex = -1;
+    el.tabIndex = 0;
+    focused = pitch;
+    el.focus();
   }
 
   function keyElement(pitch) {
@@ -299,6 +316,33 @@
     noteOff(pitch);
   };
   for (const kind of ["pointerup", "pointercancel", "pointerleave"]) keys.addEventListener(kind, release);
+
+  keys.addEventListener("keydown", (e) => {
+    const el = e.target.closest("[data-pitch]");
+    if (!el) return;
+    const pitch = Number(el.dataset.pitch);
+    const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowDown: -1, ArrowUp: 1 };
+    if (e.key in moves) {
+      e.preventDefault();
+      e.stopPropagation();
+      focusKey(Math.min(state.base + SPAN - 1, Math.max(state.base, pitch + moves[e.key])));
+    } else if (e.key === "Home" || e.key === "End") {
+      e.preventDefault();
+      focusKey(e.key === "Home" ? state.base : state.base + SPAN - 1);
+    } else if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      e.stopPropagation();
+      if (!e.repeat) noteOn(pitch);
+    }
+  });
+  keys.addEventListener("keyup", (e) => {
+    const el = e.target.closest("[data-pitch]");
+    if (el && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); noteOff(Number(el.dataset.pitch)); }
+  });
+  keys.addEventListener("focusin", (e) => {
+    const el = e.target.closest("[data-pitch]");
+    if (el) focused = Number(el.dataset.pitch);
+  });
 
   const typing = (e) => {
     const t = e.target;
