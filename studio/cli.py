@@ -195,7 +195,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
     if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
         raise InputError(f"unknown device '{args.device}': use cpu or cuda")
-    results = run_all(quick=args.quick, only=only, device=args.device)
+    # With --json, standard output is the JSON alone: the tables printed as each benchmark ends go to standard error.
+    results = run_all(quick=args.quick, only=only, device=args.device, out=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     return 0
