@@ -42,7 +42,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "installing Python packages into $(VENV) (log: $(VENV)/pip.log)"
 	@$(PY) -m pip install -r requirements-dev.txt > $(VENV)/pip.log 2>&1 || { grep -v '^WARNING: Location' $(VENV)/pip.log | tail -30; exit 1; }
 	@$(PY) -m pip install --no-deps -e . >> $(VENV)/pip.log 2>&1 || { tail -30 $(VENV)/pip.log; exit 1; }
-	$(PY) -c "import torch, fluidsynth, gradio, music21, mido, pretty_midi, pypianoroll, safetensors"
+	$(PY) -c "import torch, fluidsynth, gradio, lameenc, music21, mido, pretty_midi, pypianoroll, safetensors"
 	touch $(STAMP)
 
 clean:

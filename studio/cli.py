@@ -69,6 +69,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         name=stem,
         melody_track=args.melody_track,
         want_wav=args.out_wav is not None or not any(outs.values()),
+        want_listen=False,  # the page's MP3 copy: the command line gives the WAV
         want_png=args.out_png is not None or not any(outs.values()),
         then=args.then,
         then_params=_parse_params(args.then_param),
@@ -125,6 +126,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         out_dir=tempfile.mkdtemp(prefix="studio-") if any(outs.values()) else (Path(args.out_dir) if args.out_dir else Path.cwd()),
         name=f"{first.stem}-to-{second.stem}",
         want_wav=args.out_wav is not None or not any(outs.values()),
+        want_listen=False,  # the page's MP3 copy: the command line gives the WAV
         want_png=args.out_png is not None or not any(outs.values()),
     )
     result = interpolate(request)
@@ -195,7 +197,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
     if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
         raise InputError(f"unknown device '{args.device}': use cpu or cuda")
-    results = run_all(quick=args.quick, only=only, device=args.device)
+    # With --json, standard output is the JSON alone: the tables printed as each benchmark ends go to standard error.
+    results = run_all(quick=args.quick, only=only, device=args.device, out=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     return 0

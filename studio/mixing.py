@@ -1,9 +1,12 @@
 """Mixing a take: re-render a generated take with each track's instrument, mute and volume, and
-preview a melody alone. Nothing is generated again: only the notes already written are re-voiced.
+preview a melody alone. Nothing is generated again, and no note changes: every note of every track
+is kept as written (pitch, time, velocity); the mix is the tracks' programs and their MIDI channel
+volumes (control change 7), which the MIDI download carries and FluidSynth plays.
 
-    take .mid -> studio.midi.read_midi -> mix_score (programs, velocities, mutes) -> .mid -> studio.synth -> .wav
+    take .mid -> studio.midi.read_midi -> mix_score (programs) + channel_volume (CC7) -> .mid -> studio.synth -> .wav (+ .mp3)
 
-`mix_score` is pure; `take_tracks`, `remix_take` and `preview_melody` read and write files.
+`mix_score` and `channel_volume` are pure; `take_tracks`, `remix_take` and `preview_melody` read
+and write files. The page plays the MP3 copy of each WAV (`studio.listen`); the WAV is the download.
 """
 
 from __future__ import annotations
@@ -28,21 +31,35 @@ from studio.filenames import safe_stem
 from studio.melody import extract_melody
 from studio.meter import estimate_pickup
 from studio.roll import make_grid
-from studio.score import Note, Score, TempoChange, Track
+from studio.score import Score, Track
 
-__all__ = ["GM_PROGRAMS", "TrackInfo", "TrackMix", "mix_score", "preview_melody", "remix_take", "take_tracks"]
+__all__ = [
+    "GM_PROGRAMS",
+    "MelodyPreview",
+    "Remix",
+    "TrackInfo",
+    "TrackMix",
+    "channel_volume",
+    "mix_score",
+    "preview_melody",
+    "remix_take",
+    "take_tracks",
+]
 
 GM_PROGRAMS: tuple[str, ...] = tuple(INSTRUMENT_MAP)
 """The 128 General MIDI instrument names; the index is the program number (0 = Acoustic Grand Piano)."""
 
 MAX_VOLUME = 2.0
+DEFAULT_CHANNEL_VOLUME = 100  # CC7 when a file sets none (FluidSynth, GM): what the take was rendered with
+LOUDEST_VOLUME = (127 / DEFAULT_CHANNEL_VOLUME) ** 2  # 1.61 (+4.2 dB): CC7 127, the most MIDI channel volume gives
 ALL_MUTED = "every track is muted: unmute at least one track to hear the take"
 
 
 @dataclass(frozen=True)
 class TrackMix:
-    """How one track sounds in a re-render: its GM `program`, a `volume` gain on its velocities
-    (0..2, 1 = as generated; 0 silences the track like `mute`), and whether it is muted."""
+    """How one track sounds in a re-render: its GM `program`, a `volume` (an amplitude gain, 0..2,
+    1 = as generated; 0 silences the track like `mute`; above `LOUDEST_VOLUME`, 1.61, it plays as
+    1.61, see `channel_volume`), and whether it is muted. Neither volume nor mute changes a note."""
 
     program: int
     volume: float = 1.0
@@ -91,12 +108,27 @@ def _check_mix(i: int, mix: TrackMix) -> tuple[int, float]:
     return program, volume
 
 
-def mix_score(score: Score, mixes: Sequence[TrackMix]) -> Score:
-    """A new `Score` with `mixes[i]` applied to track i; `score` is left unchanged.
+def channel_volume(mix: TrackMix) -> int:
+    """The MIDI channel volume (control change 7, 0-127) that plays a track at `mix.volume`.
 
-    Each track gets its mix's program (drum tracks stay drums and keep their program), velocities
-    multiplied by the volume (rounded, clamped to 1..127), and no notes when muted or at volume 0
-    (the track stays, so the track count and names do not change). Tempo and meter maps are kept.
+    FluidSynth (as the SoundFont 2 default modulator says) turns CC7 into an attenuation of
+    ``40 log10(CC7 / 127)`` dB, an amplitude proportional to ``(CC7 / 127) ** 2``, and a file
+    without CC7 plays at 100; so a gain `volume` is ``CC7 = 100 * sqrt(volume)``, rounded: 1 -> 100
+    (as generated), 0.5 -> 71 (-6 dB), 1.61 and above -> 127 (+4.2 dB, the most there is); muted or
+    volume 0 -> 0, which FluidSynth renders as digital silence. Velocities, and so the timbre of
+    the notes, are untouched.
+    """
+    if mix.silent:
+        return 0
+    return max(1, min(127, round(DEFAULT_CHANNEL_VOLUME * math.sqrt(float(mix.volume)))))
+
+
+def mix_score(score: Score, mixes: Sequence[TrackMix]) -> Score:
+    """A new `Score` with the programs of `mixes[i]` given to track i; `score` is left unchanged.
+
+    Every note is kept as it is (pitch, time, velocity): volume and mute are the channel volumes of
+    `channel_volume`, written beside the score by `remix_take`. Drum tracks stay drums and keep
+    their program. Tempo and meter maps are kept. The mixes are checked here.
 
     Raises
     ------
@@ -107,15 +139,8 @@ def mix_score(score: Score, mixes: Sequence[TrackMix]) -> Score:
         raise InputError(f"got {len(mixes)} track settings for a take of {len(score.tracks)} tracks: give one per track")
     tracks = []
     for i, (track, mix) in enumerate(zip(score.tracks, mixes, strict=True)):
-        program, volume = _check_mix(i, mix)
-        if mix.silent:
-            notes = []
-        else:
-            notes = [
-                n if volume == 1.0 else Note(n.start, n.end, n.pitch, max(1, min(127, round(n.velocity * volume))))
-                for n in track.notes
-            ]
-        tracks.append(Track(track.name, track.program if track.is_drum else program, track.is_drum, track.channel, notes))
+        program, _volume = _check_mix(i, mix)
+        tracks.append(Track(track.name, track.program if track.is_drum else program, track.is_drum, track.channel, list(track.notes)))
     return Score(score.ticks_per_beat, tracks, list(score.tempos), list(score.time_signatures))
 
 
@@ -125,17 +150,23 @@ def _mix_key(mixes: Sequence[TrackMix]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def _hold_length(score: Score, end_tick: int) -> Score:
-    """`score` whose MIDI file lasts to `end_tick` even when its last tracks are muted.
+@dataclass(frozen=True)
+class Remix:
+    """A re-rendered take: `midi`, every note of the take with the mix's programs and channel
+    volumes (the download); `wav`, its audio (the download); `listen`, what the page's player
+    plays, the WAV's MP3 copy (or the WAV when no encoder is installed).
 
-    A MIDI file ends at its last event, so muting the track that plays last would shorten the
-    audio. A repeat of the tempo in force at `end_tick` (inaudible) keeps the file's end.
-    """
-    if score.end_tick >= end_tick:
-        return score
-    now = [t for t in score.tempos if t.tick <= end_tick][-1]
-    tempos = [*score.tempos, TempoChange(end_tick, now.microseconds_per_beat)]
-    return Score(score.ticks_per_beat, score.tracks, sorted(tempos, key=lambda t: t.tick), score.time_signatures)
+    Unpacks and indexes as the ``(midi, wav)`` pair that `remix_take` returned before."""
+
+    midi: Path
+    wav: Path
+    listen: Path
+
+    def __iter__(self):
+        return iter((self.midi, self.wav))
+
+    def __getitem__(self, i):
+        return (self.midi, self.wav)[i]
 
 
 def remix_take(
@@ -143,14 +174,17 @@ def remix_take(
     mixes: Sequence[TrackMix],
     out_dir: str | os.PathLike,
     reference_wav: str | os.PathLike | None = None,
-) -> tuple[Path, Path]:
-    """Re-render a take with `mixes` (one per track of `take_tracks(midi_path)`); nothing is generated.
+) -> Remix:
+    """Re-render a take with `mixes` (one per track of `take_tracks(midi_path)`); nothing is generated
+    and no note changes.
 
-    Writes ``<stem>-mix-<hash of the mixes>.mid`` and the matching ``.wav`` into `out_dir` and
-    returns their paths. The music lasts as long as the take's, whatever is muted; a mix whose
-    release dies away sooner (muted or quieter tracks) is padded with silence to the length of
-    `reference_wav` (default: the take's own WAV next to its MIDI file, as `accompany` writes it,
-    when there is one), so the player shows every mix of a take with the same length.
+    Writes ``<stem>-mix-<hash of the mixes>.mid``, the matching ``.wav`` and its ``.mp3`` copy for
+    the page into `out_dir`. The MIDI file holds every note of every track of the take (muted ones
+    too): the mix is each track's program and channel volume (`channel_volume`: CC7 0 for a muted
+    track), so it lasts as long as the take and plays as the WAV sounds. A mix whose release dies
+    away sooner (muted or quieter tracks) is padded with silence to the length of `reference_wav`
+    (default: the take's own WAV next to its MIDI file, as `accompany` writes it, when there is
+    one), so the player shows every mix of a take with the same length.
 
     Raises
     ------
@@ -164,7 +198,7 @@ def remix_take(
     mixed = mix_score(score, mixes)
     if all(m.silent for m in mixes):
         raise InputError(ALL_MUTED)
-    from studio import synth  # after validation: bad input fails before FluidSynth loads
+    from studio import listen, synth  # after validation: bad input fails before FluidSynth loads
     from studio.service import saving_results
 
     with saving_results():  # a full disk is one clear line
@@ -172,11 +206,12 @@ def remix_take(
         out.mkdir(parents=True, exist_ok=True)
         stem = f"{safe_stem(source.name, 'take', 60)}-mix-{_mix_key(mixes)}"
         midi_out = out / f"{stem}.mid"
-        midi_out.write_bytes(midi.write_midi(_hold_length(mixed, score.end_tick), title=f"{source.stem} (mix)"))
+        midi_out.write_bytes(midi.write_midi(mixed, title=f"{source.stem} (mix)", volumes=[channel_volume(m) for m in mixes]))
         config = synth.SynthConfig()
         audio = _pad_to(synth.render_midi(midi_out, config), _frames_of(reference_wav or source.with_suffix(".wav"), config.sample_rate))
         wav_out = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
-    return midi_out, wav_out
+        listen_out = listen.listen_copy(wav_out, audio, config.sample_rate)
+    return Remix(midi_out, wav_out, listen_out)
 
 
 def _frames_of(wav_path: str | os.PathLike, sample_rate: int) -> int:
@@ -195,17 +230,49 @@ def _pad_to(audio: np.ndarray, frames: int) -> np.ndarray:
     return np.concatenate([audio, np.zeros((frames - len(audio), *audio.shape[1:]), audio.dtype)])
 
 
+@dataclass(frozen=True)
+class MelodyPreview:
+    """The melody alone, as `preview_melody` wrote it.
+
+    Attributes
+    ----------
+    png : Path
+        Its piano roll.
+    wav : Path or None
+        Its audio (None when FluidSynth is unavailable).
+    listen : Path or None
+        What the page's player plays: the WAV's MP3 copy, or the WAV when no encoder is installed.
+    warnings : tuple of str
+        What the studio did to the file, in the words `accompany` uses: cut to the length limit
+        ("the music is 30.0 minutes long: the studio uses its first 10.0 minutes"), which track is
+        the melody, notes ignored, no time signature. The page can show them on upload.
+
+    Unpacks and indexes as the ``(wav, png)`` pair that `preview_melody` returned before.
+    """
+
+    png: Path
+    wav: Path | None
+    listen: Path | None
+    warnings: tuple[str, ...] = ()
+
+    def __iter__(self):
+        return iter((self.wav, self.png))
+
+    def __getitem__(self, i):
+        return (self.wav, self.png)[i]
+
+
 def preview_melody(
     midi_source: bytes | str | os.PathLike,
     out_dir: str | os.PathLike,
     name: str = "melody",
     limits: Limits | None = None,
-) -> tuple[Path | None, Path]:
+) -> MelodyPreview:
     """The melody alone, as the studio hears it before accompanying it: the track `accompany` would
-    pick (made monophonic), written as a one-track MIDI, rendered to WAV and drawn as a piano roll.
+    pick (made monophonic), written as a one-track MIDI, rendered to WAV (and its MP3 copy for the
+    page) and drawn as a piano roll, with the warnings `accompany` would give about the file.
 
-    Writes ``<name>-preview.{mid,wav,png}`` into `out_dir`; returns (WAV, or None when FluidSynth
-    is unavailable, PNG).
+    Writes ``<name>-preview.{mid,wav,mp3,png}`` into `out_dir`.
 
     Raises
     ------
@@ -214,12 +281,13 @@ def preview_melody(
     """
     parsed = midi.read_midi(midi_source, limits or Limits())
     score = parsed.score
-    melody = extract_melody(score).track
+    choice = extract_melody(score)
+    melody = choice.track
     alone = Score(score.ticks_per_beat, [melody], list(score.tempos), list(score.time_signatures))
     grid = make_grid(score, estimate_pickup(melody.notes, score))
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
 
-    from studio import plot, synth  # after validation, as in `accompany`
+    from studio import listen, plot, synth  # after validation, as in `accompany`
     from studio.service import saving_results
 
     with saving_results():  # a full disk is one clear line
@@ -228,9 +296,14 @@ def preview_melody(
         stem = f"{safe_stem(name, 'take', 60)}-preview"
         midi_out = out / f"{stem}.mid"
         midi_out.write_bytes(midi.write_midi(alone, title=f"{name} (melody)"))
+        wav: Path | None = None
+        heard: Path | None = None
         try:
-            wav: Path | None = synth.render_to_wav(midi_out, out / f"{stem}.wav")
+            config = synth.SynthConfig()
+            audio = synth.render_midi(midi_out, config)
+            wav = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
+            heard = listen.listen_copy(wav, audio, config.sample_rate)
         except synth.SynthUnavailable:
-            wav = None
+            pass
         png = plot.plot_score(alone, out / f"{stem}.png", bar_ticks, 0, f"{melody.name}: the melody alone")
-    return wav, png
+    return MelodyPreview(png, wav, heard, (*parsed.warnings, *choice.warnings))

@@ -1,7 +1,7 @@
 """The generation service: `accompany()` is the one entry point that the CLI, the web UI and the API share.
 
     melody MIDI -> studio.midi (validate) -> studio.melody (pick the tune) -> studio.meter (pickup)
-    -> studio.roll (grid) -> registry model -> multi-track Score -> MIDI + WAV + PNG + metrics
+    -> studio.roll (grid) -> registry model -> multi-track Score -> MIDI + WAV (+ its MP3 for the page) + PNG + metrics
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class AccompanyRequest:
     name: str = "melody"  # base of the output file names
     melody_track: int | None = None  # which input track is the melody (default: found automatically)
     want_wav: bool = True
+    want_listen: bool = True  # also an MP3 copy of the WAV for the page's player (`AccompanyResult.listen_path`)
     want_png: bool = True
     then: str | None = None  # after a model that writes melody (the Transformer): the model that accompanies the result
     then_params: Mapping[str, Any] = field(default_factory=dict)
@@ -79,7 +80,12 @@ class AccompanyRequest:
 
 @dataclass
 class AccompanyResult:
-    """What comes back: file paths (WAV is None when synthesis is unavailable), warnings and numbers."""
+    """What comes back: file paths (WAV is None when synthesis is unavailable), warnings and numbers.
+
+    `wav_path` is the full-quality result (download, the API's output); a 10-minute take is a
+    106 MB WAV. The page plays `listen_path` instead: its MP3 copy (`studio.listen`, 9.6 MB for 10
+    minutes), or the WAV itself when no encoder is installed or the request did not want the copy;
+    None when there is no WAV."""
 
     midi_path: Path
     wav_path: Path | None
@@ -94,6 +100,7 @@ class AccompanyResult:
     seed: int
     params: dict[str, Any]
     then: str | None = None  # the model that accompanied a melody model's result
+    listen_path: Path | None = None  # what the page's player plays: the MP3 copy of the WAV, or the WAV (see above)
 
     @property
     def duration_seconds(self) -> float:
@@ -261,7 +268,8 @@ def accompany(
     config: ServiceConfig | None = None,
     progress: Any = None,
 ) -> AccompanyResult:
-    """Accompany a melody: parse and validate it, run the model, and write MIDI, WAV and PNG.
+    """Accompany a melody: parse and validate it, run the model, and write MIDI, WAV and PNG, and
+    the WAV's MP3 copy that the page plays (`AccompanyResult.listen_path`).
 
     Parameters
     ----------
@@ -322,12 +330,12 @@ def accompany(
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), accompaniment, grid)
 
     stem = f"{safe_stem(request.name)}-{card.name}{'-' + then_card.name if then_card else ''}-seed{seed}"
-    midi_path, wav_path, png_path = _write_results(result_score, bar_ticks, stem, f"{request.name} + {card.name}", f"{card.name} (seed {seed})",
-                                                   request, warnings, report, lap, given_until)
+    midi_path, wav_path, png_path, listen_path = _write_results(result_score, bar_ticks, stem, f"{request.name} + {card.name}",
+                                                                f"{card.name} (seed {seed})", request, warnings, report, lap, given_until)
     report(1.0, desc="done")
     return AccompanyResult(
         midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
-        card.name, seed, params, then_card.name if then_card else None,
+        card.name, seed, params, then_card.name if then_card else None, listen_path,
     )
 
 
@@ -345,13 +353,16 @@ class _Laps:
 
 
 def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, caption: str, request: Any, warnings: list[str],
-                   report: Any, lap: Any, given_until_tick: int | None = None) -> tuple[Path, Path | None, Path | None]:
-    """MIDI, then the piano roll (drawn in a thread) while FluidSynth renders the WAV, into the
-    request's `out_dir` (default: a fresh temp folder), as `request.want_png` / `want_wav` ask.
+                   report: Any, lap: Any, given_until_tick: int | None = None) -> tuple[Path, Path | None, Path | None, Path | None]:
+    """MIDI, then the piano roll (drawn in a thread) while FluidSynth renders the WAV and LAME
+    encodes its MP3 copy, into the request's `out_dir` (default: a fresh temp folder), as
+    `request.want_png` / `want_wav` / `want_listen` ask. Returns the MIDI, WAV, PNG and listen
+    paths (the listen path is the MP3, or the WAV without an encoder or when not wanted).
+    `given_until_tick` marks on the roll where the student's bars end (after a continuation).
     A full or read-only disk is `output_error`'s one line, and what was written is removed."""
     # Imported here, after the input is validated, so that bad input fails in a fraction of a second
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
-    from studio import synth
+    from studio import listen, synth
 
     written: list[Path] = []
     try:
@@ -367,11 +378,16 @@ def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, ca
             report(0.5, desc="drawing the piano roll and synthesizing audio")
             written.append(out_dir / f"{stem}.png")
             plotting = _POOL.submit(_draw, score, written[-1], bar_ticks, caption, given_until_tick)
-        wav_path = None
+        wav_path = listen_path = None
         try:
             if request.want_wav:
                 written.append(out_dir / f"{stem}.wav")
-                wav_path = synth.render_to_wav(midi_path, written[-1])
+                config = synth.SynthConfig()
+                audio = synth.render_midi(midi_path, config)
+                wav_path = listen_path = synth.write_wav(written[-1], audio, config.sample_rate)
+                if getattr(request, "want_listen", True):
+                    written.append(wav_path.with_suffix(".mp3"))
+                    listen_path = listen.listen_copy(wav_path, audio, config.sample_rate)  # beside the drawing (LAME releases the GIL)
         except synth.SynthUnavailable as exc:
             warnings.append(f"no audio: {exc}")
         finally:  # the drawing is waited for even when the audio failed
@@ -381,7 +397,7 @@ def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, ca
             path.unlink(missing_ok=True)
         raise output_error(exc) from None
     lap("plot+synth")
-    return midi_path, wav_path, png_path
+    return midi_path, wav_path, png_path, listen_path
 
 
 @dataclass
@@ -396,6 +412,7 @@ class InterpolateRequest:
     out_dir: str | os.PathLike | None = None  # default: a fresh temp folder for this request
     name: str = "interpolation"  # base of the output file names
     want_wav: bool = True
+    want_listen: bool = True  # also an MP3 copy of the WAV for the page's player (`AccompanyResult.listen_path`)
     want_png: bool = True
 
 
@@ -472,10 +489,12 @@ def interpolate(request: InterpolateRequest, registry: ModelRegistry | None = No
     metrics = {**summarize(notes_to_roll(score.tracks[0].notes, whole, "Melody", 0), [], whole), "steps": steps,
                "start_kept": found.start_kept, "end_kept": found.end_kept}  # shares of the two ends' steps decoded as played
     stem = f"{safe_stem(request.name)}-{card.name}-{steps}steps"
-    midi_path, wav_path, png_path = _write_results(score, bar_ticks, stem, f"{request.name} ({card.name})",
-                                                   f"{card.name}: from the first melody to the second in {steps} steps", request, warnings, report, lap)
+    midi_path, wav_path, png_path, listen_path = _write_results(score, bar_ticks, stem, f"{request.name} ({card.name})",
+                                                                f"{card.name}: from the first melody to the second in {steps} steps",
+                                                                request, warnings, report, lap)
     report(1.0, desc="done")
-    return AccompanyResult(midi_path, wav_path, png_path, score, 0, bar_ticks, warnings, metrics, timings, card.name, 0, {"steps": steps})
+    return AccompanyResult(midi_path, wav_path, png_path, score, 0, bar_ticks, warnings, metrics, timings, card.name, 0, {"steps": steps},
+                           listen_path=listen_path)
 
 
 def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, config: ServiceConfig | None = None) -> tuple[Path, list[str]]:

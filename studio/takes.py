@@ -19,7 +19,10 @@ MAX_TAKES = 20  # the oldest takes are dropped beyond this (their files are clea
 
 
 def take_from_result(result: Any, number: int, melody_name: str, source: str | None = None) -> dict:
-    """A take from an `AccompanyResult`: model, seed, parameters, output files and headline metrics."""
+    """A take from an `AccompanyResult`: model, seed, parameters, output files and headline metrics.
+
+    ``"wav"`` is the full-quality WAV (the download); ``"listen"`` is what the page's player plays,
+    the MP3 copy (`AccompanyResult.listen_path`), or the WAV when there is none; None without audio."""
     tracks = [t.name for t in result.score.tracks]
     return {
         "number": number,
@@ -31,6 +34,7 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
         "params": {k: v for k, v in result.params.items()},
         "midi": str(result.midi_path),
         "wav": str(result.wav_path) if result.wav_path else None,
+        "listen": str(listen) if (listen := getattr(result, "listen_path", None) or result.wav_path) else None,  # what the player plays
         "png": str(result.png_path) if result.png_path else None,
         "tracks": tracks,
         "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},

@@ -253,14 +253,14 @@ def build_app() -> gr.Blocks:
                     with gr.Row(equal_height=True):
                         mix_controls.append(gr.Dropdown(choices=act.instrument_choices(), value=track.program, label=track.name,
                                                         interactive=not track.is_drum, min_width=200, scale=3, elem_id=f"mix-program-{i}"))
-                        mix_controls.append(gr.Slider(0, 2, value=1, step=0.1, label=f"volume of {track.name}", min_width=140, scale=2,
+                        mix_controls.append(gr.Slider(0, act.LOUDEST_VOLUME, value=1, step=0.1, label=f"volume of {track.name}", min_width=140, scale=2,
                                                       interactive=True, elem_id=f"mix-volume-{i}"))
                         mix_controls.append(gr.Checkbox(value=False, label=f"mute {track.name}", min_width=80, scale=1, interactive=True,
                                                         elem_id=f"mix-mute-{i}"))
                 again = gr.Button("Re-render the audio", elem_id="remix")
                 again.click(act.remix_for_page, inputs=[current, *mix_controls], outputs=[audio, downloads, status], api_name=False, **shared)
 
-        walk.click(act.interpolate_view, inputs=[melody_file, second_sample, second_upload, vae_model, steps],
+        walk.click(act.interpolate_for_page, inputs=[melody_file, second_sample, second_upload, vae_model, steps],
                    outputs=[walk_roll, walk_audio, walk_midi, walk_note], api_name=False, **shared)
         # `/interpolate`: (first MIDI, second MIDI, model, steps) -> (audio WAV, piano-roll PNG, MIDI).
         api_walk = gr.Button(visible=False)

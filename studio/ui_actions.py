@@ -24,7 +24,7 @@ import gradio as gr
 
 from studio.config import REPO_ROOT
 from studio.errors import InputError, StudioError
-from studio.mixing import GM_PROGRAMS, TrackMix, preview_melody, remix_take, take_tracks
+from studio.mixing import GM_PROGRAMS, LOUDEST_VOLUME, TrackMix, preview_melody, remix_take, take_tracks
 from studio.recording import recording_to_midi
 from studio.registry import default_registry
 from studio.service import (
@@ -43,6 +43,7 @@ from studio.takes import add_take, find_take, take_from_result, take_label
 from studio.ui_cards import key_words, plain_text
 
 __all__ = [
+    "LOUDEST_VOLUME",
     "accompanist_choices",
     "accompany_endpoint",
     "clear_melody",
@@ -51,6 +52,7 @@ __all__ = [
     "generate_for_page",
     "instrument_choices",
     "interpolate_endpoint",
+    "interpolate_for_page",
     "interpolate_view",
     "interpolator_choices",
     "mixer_tracks",
@@ -133,6 +135,16 @@ def user_errors(action: Callable) -> Callable:
     return run
 
 
+def _failed(exc: Exception, where: str, title: str = "That did not work") -> str:
+    """Say a page action's failure in a toast; return the line for the page (escaped). An error that
+    is not the user's (a bug) also goes to the server's log with its trace."""
+    if not isinstance(exc, (gr.Error, StudioError, ValueError, TypeError)):
+        log.exception("page action %s failed", where)
+    message = _sentence(exc)
+    gr.Warning(html.escape(message), title=title, duration=12)
+    return plain_text(message)
+
+
 def kept_on_error(n_outputs: int) -> Callable[[Callable], Callable]:
     """The page's version of an action with `n_outputs` outputs and a status line after them: on any
     error the outputs keep what they show (the earlier takes, roll and audio stay playable; a raised
@@ -144,12 +156,8 @@ def kept_on_error(n_outputs: int) -> Callable[[Callable], Callable]:
         def run(*args, **kwargs):
             try:
                 out = action(*args, **kwargs)
-            except Exception as exc:  # the page must survive anything; the log keeps the trace
-                if not isinstance(exc, (gr.Error, StudioError, ValueError, TypeError)):
-                    log.exception("page action %s failed", action.__name__)
-                message = _sentence(exc)
-                gr.Warning(html.escape(message), title="That did not work", duration=12)
-                return (*[gr.skip()] * n_outputs, plain_text(message))
+            except Exception as exc:  # noqa: BLE001 - the page must survive anything; the log keeps the trace
+                return (*[gr.skip()] * n_outputs, _failed(exc, action.__name__))
             return (*(out if isinstance(out, tuple) else (out,)), "")
 
         return run
@@ -339,8 +347,8 @@ def remix(take: dict | None, *values: Any) -> tuple:
     if not midi.exists():
         raise InputError("this take has expired (files are kept an hour): generate it again")
     mixes = [TrackMix(program=int(values[i]), volume=float(values[i + 1]), mute=bool(values[i + 2])) for i in range(0, len(values) - 2, 3)]
-    out_midi, out_wav = remix_take(midi, mixes, midi.parent)
-    return str(out_wav), [str(out_midi), str(out_wav)]
+    made = remix_take(midi, mixes, midi.parent)
+    return str(made.listen or made.wav), [str(made.midi), str(made.wav)]
 
 
 remix_for_page = kept_on_error(2)(remix)
@@ -392,10 +400,8 @@ def sampling_views_for_page(take: dict | None, shown_for: Any) -> tuple:
 @user_errors
 def preview(midi_file: str | None) -> tuple:
     """The melody alone, as the studio reads it: (piano-roll PNG, WAV or None)."""
-    if not midi_file:
-        return None, None
-    wav, png = preview_melody(midi_file, results_dir(), name=Path(midi_file).stem)
-    return str(png), (str(wav) if wav else None)
+    png, listen, _warnings = _preview_with_warnings(midi_file)
+    return png, listen
 
 
 @user_errors
@@ -418,22 +424,18 @@ def preview_for_page(midi_file: str | None) -> tuple:
     try:
         png, wav, warnings = _preview_with_warnings(midi_file)
     except Exception as exc:  # noqa: BLE001 - the page must survive anything
-        message = _sentence(exc)
-        gr.Warning(html.escape(message), title="This file cannot be used", duration=12)
-        return None, None, plain_text(message)
+        return None, None, _failed(exc, "preview", title="This file cannot be used")
     for warning in warnings:
         gr.Warning(html.escape(warning))
     return png, wav, plain_text(" ".join(warnings))
 
 
 def _preview_with_warnings(midi_file: str | None) -> tuple[str | None, str | None, list[str]]:
+    """(roll PNG, the audio the player plays, the reader's warnings) of the melody alone."""
     if not midi_file:
         return None, None, []
     made = preview_melody(midi_file, results_dir(), name=Path(midi_file).stem)
-    if isinstance(made, tuple):  # (wav, png)
-        wav, png = made
-        return str(png), (str(wav) if wav else None), []
-    listen = getattr(made, "listen", None) or made.wav
+    listen = made.listen or made.wav
     return str(made.png), (str(listen) if listen else None), list(made.warnings)
 
 
@@ -502,4 +504,15 @@ def interpolate_view(first_file: str | None, sample: str | None, upload: str | N
     note = (f"**{m['steps']} steps** from your melody's first full bars to the other's, each decoded from a point on the way "
             f"between their codes. The first step gives back {m['start_kept']:.0%} of your melody's 16ths there, the last "
             f"{m['end_kept']:.0%} of the other's.")
-    return str(result.png_path), (str(result.wav_path) if result.wav_path else None), str(result.midi_path), note
+    listen = result.listen_path or result.wav_path
+    return str(result.png_path), (str(listen) if listen else None), str(result.midi_path), note
+
+
+def interpolate_for_page(first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any,
+                         progress=gr.Progress()):  # noqa: B008
+    """`interpolate_view` for the page: a failure is said in the panel's note (and a toast) and what
+    the panel showed stays."""
+    try:
+        return interpolate_view(first_file, sample, upload, model_name, steps, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - the page must survive anything
+        return gr.skip(), gr.skip(), gr.skip(), _failed(exc, "interpolate_for_page")

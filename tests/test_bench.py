@@ -3,6 +3,7 @@ choosing benchmarks and the device, and the parts that also run on a GPU machine
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,16 @@ def test_bench_refuses_unknown_benchmarks_and_devices(args, message):
     assert done.returncode == 2
     assert done.stderr.strip() == message or done.stderr.strip().startswith(message), done.stderr
     assert "Traceback" not in done.stderr and done.stdout.strip() == ""
+
+
+def test_bench_json_prints_only_json_on_stdout():
+    """`--json` is for programs: the whole standard output is one JSON document; the tables go to stderr."""
+    done = subprocess.run([sys.executable, "-m", "studio", "bench", "--json", "--quick", "--only", "overhead"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert set(results) == {"machine", "overhead"} and results["overhead"]["request_s"] > 0
+    assert "request overhead (16 bars)" in done.stderr and "machine:" in done.stderr
 
 
 def test_loading_reports_every_shipped_model_from_a_fresh_process():

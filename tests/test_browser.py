@@ -179,7 +179,7 @@ def test_play_eight_notes_generate_remix_and_compare_takes(browser, server, shot
     page.click("#mixer button, #mixer .label-wrap")
     page.wait_for_selector("#remix", timeout=30_000)
     loud = ui.drag("mix-volume-0", 0.9)
-    assert loud >= 1.5
+    assert loud >= 1.3
     page.locator("#mix-mute-1 input[type=checkbox]").check()
     assert page.locator("#mix-mute-1 input[type=checkbox]").is_checked()
     page.click("#remix")
@@ -259,13 +259,11 @@ def test_switching_models_quickly_never_sends_another_models_values(browser, ser
     page = ui.page
     ui.sample("Yankee Doodle")
     order = ["arcnn-chorale", "vae-folk", "rules", "diffusion-chorale", "gan-quartet", "transformer-folk"]
-    take = 0
-    for final in ("arcnn-chorale", "vae-folk", "rules"):
+    for take, final in enumerate(("arcnn-chorale", "vae-folk", "rules"), start=1):
         for name in [*order, *order, final]:
             page.click("#model input")
             page.locator("ul[role=listbox] li, ul.options li", has_text=name).first.click()
         page.click("#generate")
-        take += 1
         page.wait_for_function("(n) => { const t = document.querySelector('#takes'); return t && t.innerText.includes(`Take ${n} `); }",
                                arg=take, timeout=120_000)
         label = page.locator("#takes label", has_text=f"Take {take} ").first.inner_text()

@@ -7,6 +7,7 @@ import io
 import wave
 from pathlib import Path
 
+import midi_factory
 import mido
 import numpy as np
 import pytest
@@ -16,8 +17,12 @@ from studio.melody import extract_melody
 from studio.midi import read_midi
 from studio.mixing import (
     GM_PROGRAMS,
+    LOUDEST_VOLUME,
+    MelodyPreview,
+    Remix,
     TrackInfo,
     TrackMix,
+    channel_volume,
     mix_score,
     preview_melody,
     remix_take,
@@ -95,31 +100,25 @@ def test_take_tracks_refuses_what_is_not_midi(tmp_path):
     assert "PNG" in _one_line(exc)
 
 
-def test_mix_score_sets_programs_and_scales_velocities():
+def test_mix_score_sets_programs_and_keeps_every_note():
     score = _score()
-    mixed = mix_score(score, [TrackMix(40, 0.5), TrackMix(33, 2.0), TrackMix(25, 1.0)])
+    mixed = mix_score(score, [TrackMix(40, 0.5), TrackMix(33, 2.0, mute=True), TrackMix(25, 0.0)])
     melody, bass, drums = mixed.tracks
     assert (melody.program, bass.program) == (40, 33)
-    assert [n.velocity for n in melody.notes] == [45, 50]  # halved
-    assert [n.velocity for n in bass.notes] == [127, 2]  # doubled, 160 clamped at 127
-    assert [(n.start, n.end, n.pitch) for n in melody.notes] == [(0, 480, 72), (480, 960, 74)]
-    assert drums.is_drum and drums.program == 0 and drums.notes == score.tracks[2].notes  # program ignored
+    assert [t.notes for t in mixed.tracks] == [t.notes for t in score.tracks]  # pitches, times, velocities: as written
+    assert drums.is_drum and drums.program == 0  # a drum track's program is not changed
     assert [t.name for t in mixed.tracks] == ["Melody", "Bass", "Drums"]
     assert mixed.tempos == score.tempos and mixed.time_signatures == score.time_signatures
-    # pure: the input is untouched
-    assert score.tracks[0].program == 0 and [n.velocity for n in score.tracks[0].notes] == [90, 100]
-    quiet = mix_score(score, [TrackMix(0, 0.01), TrackMix(32), TrackMix(0)])
-    assert [n.velocity for n in quiet.tracks[0].notes] == [1, 1]  # never below 1
+    assert score.tracks[0].program == 0  # pure: the input is untouched
 
 
-def test_mix_score_mute_empties_only_that_track():
-    score = _score()
-    mixed = mix_score(score, [TrackMix(0), TrackMix(32, mute=True), TrackMix(0)])
-    assert [len(t.notes) for t in mixed.tracks] == [2, 0, 1]
-    assert [t.name for t in mixed.tracks] == ["Melody", "Bass", "Drums"]  # the track stays
-    assert mixed.tracks[0].notes == score.tracks[0].notes
-    silent = mix_score(score, [TrackMix(0, 0.0), TrackMix(32), TrackMix(0)])
-    assert [len(t.notes) for t in silent.tracks] == [0, 2, 1]  # volume 0 is silent, as mute
+def test_channel_volume_is_an_amplitude_gain_through_cc7():
+    assert channel_volume(TrackMix(0)) == 100  # a file without CC7 plays at 100: as generated
+    assert channel_volume(TrackMix(0, 0.5)) == 71  # (71 / 100) ** 2 = 0.5
+    assert channel_volume(TrackMix(0, 1.5)) == 122
+    assert channel_volume(TrackMix(0, 2.0)) == channel_volume(TrackMix(0, LOUDEST_VOLUME)) == 127  # the most CC7 gives
+    assert channel_volume(TrackMix(0, 1e-6)) == 1  # quiet, not muted
+    assert channel_volume(TrackMix(0, mute=True)) == channel_volume(TrackMix(0, 0.0)) == 0
 
 
 @pytest.mark.parametrize(
@@ -151,21 +150,45 @@ def test_remix_refuses_all_muted_and_wrong_count(take, tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-def test_remix_midi_keeps_the_take_length_and_applies_the_mix(plain_take, tmp_path):
+def _notes(path: Path) -> list[list[tuple[int, int, int, int]]]:
+    """Every note of every track of a MIDI file as mido reads it: (start, end, pitch, velocity) in ticks."""
+    tracks = []
+    for track in mido.MidiFile(file=io.BytesIO(path.read_bytes())).tracks:
+        now, sounding, notes = 0, {}, []
+        for msg in track:
+            now += msg.time
+            if msg.type == "note_on" and msg.velocity:
+                sounding[msg.note] = (now, msg.velocity)
+            elif msg.type in ("note_on", "note_off") and msg.note in sounding:
+                start, velocity = sounding.pop(msg.note)
+                notes.append((start, now, msg.note, velocity))
+        if notes:
+            tracks.append(sorted(notes))
+    return tracks
+
+
+def _channel_volumes(path: Path) -> list[int]:
+    """The CC7 values of a MIDI file, in track order."""
+    return [m.value for t in mido.MidiFile(file=io.BytesIO(path.read_bytes())).tracks for m in t if m.type == "control_change" and m.control == 7]
+
+
+def test_remix_midi_keeps_every_note_and_carries_the_mix(plain_take, tmp_path):
     take = plain_take
     tracks = take_tracks(take.midi_path)
     assert max(t.end for t in take.score.tracks[1:]) > take.score.tracks[0].end  # the final chord rings on after the tune
-    mixes = [TrackMix(40, 0.5)] + [TrackMix(t.program, mute=True) for t in tracks[1:]]
+    mixes = [TrackMix(40, 0.5)] + [TrackMix(t.program, mute=True) for t in tracks[1:-1]] + [TrackMix(tracks[-1].program, 2.0)]
     with contextlib.suppress(SynthUnavailable):  # the MIDI file is written before synthesis
         remix_take(take.midi_path, mixes, tmp_path)
     [written] = tmp_path.glob("*.mid")
     assert written.name.startswith("melody-rules-seed0-mix-")
-    # the muted accompaniment played last, yet the file lasts as long as the take
+    # the mixer changes the sound, not the notes: every note of every track, muted ones too, is in the download
+    assert _notes(written) == _notes(take.midi_path) and sum(map(len, _notes(written))) == sum(t.notes for t in tracks)
     original = mido.MidiFile(file=io.BytesIO(take.midi_path.read_bytes())).length
     assert mido.MidiFile(file=io.BytesIO(written.read_bytes())).length == pytest.approx(original, abs=1e-6)
-    back = read_midi(written).score.tracks  # empty tracks are not read back
-    assert len(back) == 1 and back[0].program == 40
-    assert [n.velocity for n in back[0].notes] == [round(n.velocity * 0.5) for n in take.score.tracks[0].notes]
+    back = read_midi(written).score.tracks
+    assert [t.name for t in back] == [t.name for t in take.score.tracks] and back[0].program == 40
+    assert _channel_volumes(written) == [71] + [0] * (len(tracks) - 2) + [127]
+    assert _channel_volumes(take.midi_path) == []  # a take sets none: FluidSynth's 100
 
 
 @needs_synth
@@ -174,22 +197,40 @@ def test_remix_muting_the_accompaniment_is_quieter_and_as_long(plain_take, tmp_p
     assert take.score.tracks[0].end < max(t.end for t in take.score.tracks[1:])  # the melody ends first
     tracks = take_tracks(take.midi_path)
     full_mix = [TrackMix(t.program) for t in tracks]
-    full_midi, full_wav = remix_take(take.midi_path, full_mix, tmp_path)
+    full = remix_take(take.midi_path, full_mix, tmp_path)
+    full_midi, full_wav = full  # unpacks as the (MIDI, WAV) pair it was
+    assert isinstance(full, Remix) and (full.midi, full.wav) == (full_midi, full_wav)
     melody_only = [full_mix[0]] + [TrackMix(t.program, mute=True) for t in tracks[1:]]
     solo_midi, solo_wav = remix_take(take.midi_path, melody_only, tmp_path)
     assert full_midi.suffix == ".mid" and full_wav == full_midi.with_suffix(".wav")
+    assert full.listen in (full_wav, full_wav.with_suffix(".mp3")) and full.listen.is_file()
     assert solo_midi != full_midi and solo_wav.stat().st_size > 0
     original = audio_stats(_audio(take.wav_path))
-    full, solo = audio_stats(_audio(full_wav)), audio_stats(_audio(solo_wav))
-    assert full["rms_dbfs"] == pytest.approx(original["rms_dbfs"], abs=0.1)
-    assert solo["rms_dbfs"] < full["rms_dbfs"] - 1.0
+    full_stats, solo = audio_stats(_audio(full_wav)), audio_stats(_audio(solo_wav))
+    assert full_stats["rms_dbfs"] == pytest.approx(original["rms_dbfs"], abs=0.1)
+    assert solo["rms_dbfs"] < full_stats["rms_dbfs"] - 1.0
     assert solo["rms_dbfs"] > -60.0  # the melody is still heard
     _, quiet_wav = remix_take(take.midi_path, [TrackMix(t.program, 0.5) for t in tracks], tmp_path)
     quiet = audio_stats(_audio(quiet_wav))
-    assert quiet["rms_dbfs"] < full["rms_dbfs"] - 3.0
-    for stats in (full, solo, quiet):  # every mix lasts as long as the take (its release may die sooner)
+    assert quiet["rms_dbfs"] == pytest.approx(full_stats["rms_dbfs"] - 6.0, abs=0.5)  # half the amplitude
+    for stats in (full_stats, solo, quiet):  # every mix lasts as long as the take (its release may die sooner)
         assert stats["duration_s"] == pytest.approx(original["duration_s"], abs=0.1)
     assert remix_take(take.midi_path, full_mix, tmp_path)[0] == full_midi  # same settings, same name
+
+
+@needs_synth
+def test_remix_volume_and_mute_of_one_track_are_heard(plain_take, tmp_path):
+    """Only the melody's mix changes: muting it lowers the energy, volume 2 raises it over volume 1."""
+    take = plain_take
+    tracks = take_tracks(take.midi_path)
+    rest = [TrackMix(t.program) for t in tracks[1:]]
+    energy = {}
+    for label, first in (("muted", TrackMix(tracks[0].program, mute=True)), ("1", TrackMix(tracks[0].program)),
+                         ("2", TrackMix(tracks[0].program, 2.0))):
+        energy[label] = audio_stats(_audio(remix_take(take.midi_path, [first, *rest], tmp_path).wav))["rms_dbfs"]
+    print("melody muted / volume 1 / volume 2, RMS dBFS:", energy)
+    assert energy["muted"] < energy["1"] - 0.5
+    assert energy["2"] > energy["1"] + 0.5
 
 
 @needs_synth
@@ -208,13 +249,16 @@ def test_remix_with_another_instrument_changes_the_sound(take, tmp_path):
 
 def test_preview_melody_writes_audio_and_a_piano_roll(tune_paths, tmp_path):
     source = tune_paths["multitrack_drums.mid"]
-    wav, png = preview_melody(source.read_bytes(), tmp_path, name="my tune")
+    preview = preview_melody(source.read_bytes(), tmp_path, name="my tune")
+    wav, png = preview  # unpacks as the (WAV, PNG) pair it was
+    assert isinstance(preview, MelodyPreview) and (preview.wav, preview.png) == (wav, png)
     assert png.is_file() and png.stat().st_size > 0 and png.read_bytes().startswith(b"\x89PNG")
     if SYNTH_OK:
         assert wav is not None and wav.is_file() and wav.stat().st_size > 0
         assert audio_stats(_audio(wav))["rms_dbfs"] > -60.0
+        assert preview.listen in (wav, wav.with_suffix(".mp3")) and preview.listen.is_file()
     else:
-        assert wav is None
+        assert wav is None and preview.listen is None
     [written] = tmp_path.glob("*.mid")
     assert written.name == "my-tune-preview.mid"
     score = read_midi(source).score
@@ -222,6 +266,19 @@ def test_preview_melody_writes_audio_and_a_piano_roll(tune_paths, tmp_path):
     [alone] = read_midi(written).score.tracks
     assert (alone.program, len(alone.notes)) == (melody.program, len(melody.notes))
     assert alone.program == 73  # the flute, not the drums or the other parts
+    assert preview.warnings == tuple(extract_melody(score).warnings)  # which track is the melody, as accompany says
+
+
+def test_preview_melody_says_at_once_that_a_long_file_is_cut(tmp_path):
+    """A 30-minute upload: the preview says what Generate would say, before anything is generated."""
+    data = midi_factory.long_file(minutes=30)
+    preview = preview_melody(data, tmp_path, name="long")
+    cut = "the music is 30.0 minutes long: the studio uses its first 10.0 minutes"
+    assert cut in preview.warnings
+    assert cut in accompany(AccompanyRequest(midi=data, model="rules", out_dir=tmp_path / "take", want_wav=False, want_png=False)).warnings
+    [alone] = read_midi(tmp_path / "long-preview.mid").score.tracks
+    assert alone.end / 480 * 0.5 == pytest.approx(600.0, abs=1.0)  # 120 qpm: the first 10 minutes only
+    assert preview_melody(midi_factory.long_file(minutes=1), tmp_path, name="short").warnings == ()
 
 
 @pytest.mark.parametrize("data", [b"", b"hello, this is text", b"\x89PNG\r\n\x1a\n0000", b"MThd\x00\x00"])
