@@ -78,6 +78,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     written = _place_outputs(result, outs)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     m = result.metrics
     line = f"model {result.model}{' then ' + result.then if result.then else ''}, seed {result.seed}, key {m['key']}"
     if m["in_key"] == m["in_key"]:  # not NaN: there is an accompaniment to measure

@@ -101,6 +101,7 @@ class AccompanyResult:
     params: dict[str, Any]
     then: str | None = None  # the model that accompanied a melody model's result
     listen_path: Path | None = None  # what the page's player plays: the MP3 copy of the WAV, or the WAV (see above)
+    notes: list[str] = field(default_factory=list)  # what the model did that is worth saying, not a problem ('added 8 bars')
 
     @property
     def duration_seconds(self) -> float:
@@ -301,6 +302,7 @@ def accompany(
     lap("parse")
 
     read_bars = grid.bars
+    notes: list[str] = []
     then_card = _then_card(registry, card, request.then)  # a wrong chain is refused before any model runs
     report(0.2, desc=f"generating with {card.name}")
     accompaniment = registry.generate(card.name, melody_roll, grid, params, seed)
@@ -311,14 +313,14 @@ def accompany(
     if continued:
         given_until = grid.step_to_tick(grid.n_steps)
         melody, melody_roll, grid = _continued_melody(melody, continued[0], grid)
-        warnings.append(f"{card.name} added {len(grid.bars) - len(read_bars)} bars after the melody")
+        notes.append(f"{card.name} added {len(grid.bars) - len(read_bars)} bars after the melody")
     accompaniment = [t for t in accompaniment if t.role != "continuation"]
     rewritten = [t for t in accompaniment if t.role == "melody"]  # the AR-CNN's enhance mode, the VAE's variations
     accompaniment = [t for t in accompaniment if t.role != "melody"]
     if rewritten:  # the model's version replaces the melody, and is what a 'then' model accompanies
         melody = Track(melody.name, melody.program, melody.is_drum, melody.channel, roll_to_notes(rewritten[0], grid))
         melody_roll = rewritten[0]
-        warnings.append(f"{card.name} rewrote the melody (as asked): the output's melody is its version")
+        notes.append(f"{card.name} rewrote the melody (as asked): the output's melody is its version")
     if then_card is not None:
         report(0.35, desc=f"accompanying with {then_card.name}")
         accompaniment += registry.generate(then_card.name, melody_roll, grid, then_card.resolve_params(request.then_params), seed)
@@ -335,7 +337,7 @@ def accompany(
     report(1.0, desc="done")
     return AccompanyResult(
         midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
-        card.name, seed, params, then_card.name if then_card else None, listen_path,
+        card.name, seed, params, then_card.name if then_card else None, listen_path, notes,
     )
 
 

@@ -47,18 +47,22 @@ PAGE_CSS = """
 footer, footer a, footer button { color: var(--body-text-color) !important; opacity: 1 !important; }
 @media (max-width: 700px) { .gradio-container { padding: 6px !important; } }
 """
-# `/?view=api` opens the API documentation (Gradio shows it from the footer's "Use via API" link).
-PAGE_JS = """
-() => {
+# `/?view=api` opens the API documentation. Gradio 6 reads `view=api` but shows nothing until its "Use via
+# API" link has loaded the documentation; the link toggles, so it is pressed until the documentation shows.
+PAGE_HEAD = """<script>
+(() => {
   if (new URLSearchParams(window.location.search).get("view") !== "api") return;
   let tries = 0;
   const open = () => {
+    if (document.body && /API documentation/.test(document.body.innerText)) return;
     const link = [...document.querySelectorAll("footer button, footer a")].find((e) => /use via api/i.test(e.textContent));
-    if (link) link.click(); else if (tries++ < 50) setTimeout(open, 200);
+    const ready = document.querySelector("#keyboard .kb-white");  // the page has started: the link works
+    if (link && ready) link.click();
+    if (tries++ < 60) setTimeout(open, 500);
   };
   open();
-}
-"""
+})();
+</script>"""
 
 
 def _samples() -> tuple[list[list[str]], list[str]]:
@@ -90,9 +94,9 @@ MAX_SESSIONS = 500
 
 
 def launch_options() -> dict:
-    """What `launch()` needs besides the Blocks: theme, page CSS and JS, the upload cap (before
+    """What `launch()` needs besides the Blocks: theme, page CSS and head, the upload cap (before
     parsing) and how many sessions' state the server keeps (`MAX_SESSIONS`)."""
-    return {"theme": PAGE_THEME, "css": PAGE_CSS, "js": PAGE_JS, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
+    return {"theme": PAGE_THEME, "css": PAGE_CSS, "head": PAGE_HEAD, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
 
 
 def generation_workers() -> int:

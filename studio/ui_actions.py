@@ -180,7 +180,7 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
     )
     for warning in result.warnings:
         gr.Warning(html.escape(warning))
-    for info in getattr(result, "notes", []):
+    for info in result.notes:
         gr.Info(html.escape(info))
     return result
 

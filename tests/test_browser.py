@@ -287,6 +287,7 @@ def test_an_error_keeps_the_earlier_takes_playable(browser, server, shots, tmp_p
     bad = tmp_path / "holiday-photo.mid"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     page.click("button[role=tab]:has-text('Upload')")
+    page.click("#midi-input button[aria-label=Clear]")  # the sample in use is shown there: remove it, then upload
     page.set_input_files("#midi-input input[type=file]", str(bad))
     toast = page.wait_for_selector(".toast-body", timeout=30_000)
     assert "PNG" in toast.inner_text() and "MIDI" in toast.inner_text()

@@ -198,7 +198,7 @@ def test_continue_then_accompany_is_one_song(tiny_registry, tune_paths, tmp_path
     assert len(result.score.tracks) > 1  # accompanied
     last_accompaniment = max(n.end for t in result.score.tracks[1:] for n in t.notes)
     assert last_accompaniment > original.end_tick  # the accompaniment covers the added bars too
-    assert any("added 4 bars" in w for w in result.warnings)
+    assert any("added 4 bars" in w for w in result.notes)
     assert read_midi(result.midi_path.read_bytes()).score.time_signatures[0].numerator == 3
 
 
