@@ -113,7 +113,8 @@ def _sentence(exc: Exception) -> str:
     else:
         message = f"something went wrong on the server ({type(exc).__name__}); your takes are kept, try again"
     message = " ".join(message.split())
-    return message[:1].upper() + message[1:]
+    first = message.split(" ", 1)[0]
+    return message[:1].upper() + message[1:] if first.isalpha() else message  # 'gan-chorale took ...' keeps the model's name
 
 
 def _readable(exc: Exception) -> gr.Error:
