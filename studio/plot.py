@@ -98,7 +98,7 @@ class PlotConfig:
     text_px: float = 12.0  # smallest text, in pixels when the picture is shown `display_px` wide
     display_px: float = 740.0
     bars_per_row: int = 4  # bars in a row of a long piece (more when it would need over `max_rows` rows)
-    max_rows: int = 8
+    max_rows: int = 4  # a long take stays about one screen tall on the page
     one_row_bars: int = 6  # a piece of at most this many bars stays one row
     px_per_semitone: float = 9.0  # row height per semitone of the pitch range, up to `height`
     min_row_px: float = 150.0  # least height of a row's pitch roll, in pixels

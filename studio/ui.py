@@ -32,12 +32,19 @@ SAMPLES = REPO_ROOT / "assets" / "melodies"
 UI_FILES = REPO_ROOT / "assets" / "ui"
 accompany_endpoint = act.accompany_endpoint  # the API's function, importable from here as before
 
-# Help and status text in Gradio's default theme is light grey on white (1.9:1); WCAG AA asks 4.5:1.
+# Help and status text in Gradio's default theme is light grey on white (1.9:1), and white on its orange
+# button 2.8:1; WCAG AA asks 4.5:1 (orange 700 gives 5.2:1).
 PAGE_THEME = gr.themes.Default().set(
     body_text_color_subdued="*neutral_600",
     body_text_color_subdued_dark="*neutral_300",
     block_info_text_color="*neutral_600",
     block_info_text_color_dark="*neutral_300",
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_background_fill_dark="*primary_700",
+    button_primary_background_fill_hover_dark="*primary_800",
+    color_accent="*primary_700",
+    color_accent_dark="*primary_400",
 )
 PAGE_CSS = """
 #result-row { align-items: flex-start; }
@@ -163,9 +170,9 @@ def build_app() -> gr.Blocks:
                         examples, labels = _samples()
                         gr.Examples(examples=examples, inputs=[melody_file], example_labels=labels, label="Public-domain melodies", examples_per_page=12)
                 melody_note = gr.Markdown(elem_id="melody-note")
-                melody_roll = gr.Image(label="Your melody", show_label=False, type="filepath", interactive=False, elem_id="melody-roll",
+                melody_roll = gr.Image(label="Your melody", show_label=False, type="filepath", interactive=False, elem_id="melody-roll", visible=False,
                                        buttons=["fullscreen", "download"], alt_text="Piano roll of your melody")
-                melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio")
+                melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio", visible=False)
             with gr.Column(scale=2, min_width=300):
                 with gr.Row(equal_height=True):
                     model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model", scale=3)
@@ -180,12 +187,12 @@ def build_app() -> gr.Blocks:
                     card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
         with gr.Row(elem_id="result-row"):
             with gr.Column(scale=3):
-                roll = gr.Image(label="Piano roll", show_label=False, type="filepath", elem_id="piano-roll", interactive=False, buttons=["fullscreen", "download"],
+                roll = gr.Image(label="Piano roll", show_label=False, type="filepath", elem_id="piano-roll", interactive=False, visible=False, buttons=["fullscreen", "download"],
                                 alt_text="Piano roll of the take on show: every track in its colour, the melody outlined")
                 note = gr.Markdown(elem_id="result-note")
             with gr.Column(scale=2, min_width=300):
-                audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False)
-                downloads = gr.File(label="Download MIDI and WAV", file_count="multiple", interactive=False, elem_id="downloads")
+                audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False, visible=False)
+                downloads = gr.File(label="Download MIDI and WAV", file_count="multiple", interactive=False, elem_id="downloads", visible=False)
                 takes_list = gr.Radio(label="This session's takes (newest first)", choices=[], elem_id="takes", visible=False)
                 midi_out = gr.File(visible=False, elem_id="midi-output")  # the API's third output
         with gr.Accordion("Instruments and mix (changes the audio, not the notes)", open=False, elem_id="mixer"):
@@ -208,11 +215,11 @@ def build_app() -> gr.Blocks:
             walk = gr.Button("Interpolate", elem_id="interpolate")
             walk_note = gr.Markdown(elem_id="interpolation-note")
             with gr.Row():
-                walk_roll = gr.Image(label="The way, window by window", type="filepath", interactive=False, elem_id="interpolation-roll",
+                walk_roll = gr.Image(label="The way, window by window", type="filepath", interactive=False, elem_id="interpolation-roll", visible=False,
                                      buttons=["fullscreen", "download"], alt_text="Piano roll of the way from one melody to the other")
                 with gr.Column():
-                    walk_audio = gr.Audio(label="Listen to the way", type="filepath", interactive=False, elem_id="interpolation-audio")
-                    walk_midi = gr.File(label="Download the MIDI", interactive=False, elem_id="interpolation-midi")
+                    walk_audio = gr.Audio(label="Listen to the way", type="filepath", interactive=False, elem_id="interpolation-audio", visible=False)
+                    walk_midi = gr.File(label="Download the MIDI", interactive=False, elem_id="interpolation-midi", visible=False)
         with gr.Accordion("How this model learned", open=False, elem_id="learning"):
             curves0, snaps0, note0 = ({k: v for k, v in update.items() if k in ("value", "visible")} if isinstance(update, dict) else update
                                       for update in learning_views(first))

@@ -242,7 +242,14 @@ def _show(take: dict, takes: list[dict]) -> tuple:
     """The outputs that show one take: audio (the page's compressed copy when there is one), roll,
     downloads, note, takes list, current take."""
     radio = gr.Radio(choices=[take_label(t) for t in reversed(takes)], value=take_label(take), visible=True)
-    return take.get("listen") or take.get("wav"), take.get("png"), _downloads(take), _result_note(take), radio, take
+    return (_shown(take.get("listen") or take.get("wav")), _shown(take.get("png")), _shown(_downloads(take)), _result_note(take), radio,
+            take)
+
+
+def _shown(value: Any) -> dict:
+    """An output with `value`, on show only when there is something (Gradio's empty placeholders carry
+    ARIA attributes a screen reader cannot use)."""
+    return gr.update(value=value, visible=bool(value))
 
 
 @user_errors
@@ -266,7 +273,7 @@ def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
     as `generate`, then the status line; on an error the takes on show stay (`kept_on_error`)."""
     layout = tuple(layout)
 
-    @kept_on_error(8)
+    @kept_on_error(7)  # the take on show (6 outputs) and the takes
     def generate_take(midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any,
                       progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
         start = 0
@@ -349,7 +356,7 @@ def remix(take: dict | None, *values: Any) -> tuple:
         raise InputError("this take has expired (files are kept an hour): generate it again")
     mixes = [TrackMix(program=int(values[i]), volume=float(values[i + 1]), mute=bool(values[i + 2])) for i in range(0, len(values) - 2, 3)]
     made = remix_take(midi, mixes, midi.parent)
-    return str(made.listen or made.wav), [str(made.midi), str(made.wav)]
+    return _shown(str(made.listen or made.wav)), _shown([str(made.midi), str(made.wav)])
 
 
 remix_for_page = kept_on_error(2)(remix)
@@ -425,10 +432,10 @@ def preview_for_page(midi_file: str | None) -> tuple:
     try:
         png, wav, warnings = _preview_with_warnings(midi_file)
     except Exception as exc:  # noqa: BLE001 - the page must survive anything
-        return None, None, _failed(exc, "preview", title="This file cannot be used")
+        return _shown(None), _shown(None), _failed(exc, "preview", title="This file cannot be used")
     for warning in warnings:
         gr.Warning(html.escape(warning))
-    return png, wav, plain_text(" ".join(warnings))
+    return _shown(png), _shown(wav), plain_text(" ".join(warnings))
 
 
 def _preview_with_warnings(midi_file: str | None) -> tuple[str | None, str | None, list[str]]:
@@ -440,9 +447,9 @@ def _preview_with_warnings(midi_file: str | None) -> tuple[str | None, str | Non
     return str(made.png), (str(listen) if listen else None), list(made.warnings)
 
 
-def clear_melody() -> tuple[None, None, None, str]:
+def clear_melody() -> tuple:
     """Forget the melody (the session's takes stay)."""
-    return None, None, None, ""
+    return None, _shown(None), _shown(None), ""
 
 
 # --------------------------------------------------------------------------- interpolation (VAE)
@@ -506,7 +513,7 @@ def interpolate_view(first_file: str | None, sample: str | None, upload: str | N
             f"between their codes. The first step gives back {m['start_kept']:.0%} of your melody's 16ths there, the last "
             f"{m['end_kept']:.0%} of the other's.")
     listen = result.listen_path or result.wav_path
-    return str(result.png_path), (str(listen) if listen else None), str(result.midi_path), note
+    return _shown(str(result.png_path)), _shown(str(listen) if listen else None), _shown(str(result.midi_path)), note
 
 
 def interpolate_for_page(first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any,

@@ -320,14 +320,14 @@ def test_every_panel_shows_something_for_every_model(browser, server, model):
     ui.sample("Alle meine Entchen")
     ui.pick_model(model)
     page.click("#learning button, #learning .label-wrap")
-    page.wait_for_function("document.querySelector('#learning-note').innerText.trim().length > 20", timeout=30_000)
+    page.wait_for_function("(document.querySelector('#learning-note') || {innerText: ''}).innerText.trim().length > 20", timeout=30_000)
     if model != "rules":
         ui.image_src("loss-curves")
         page.wait_for_function("document.querySelectorAll('#snapshots img').length >= 2", timeout=30_000)
     page.click("#sampling button, #sampling .label-wrap")
     ui.generate(1)
-    page.wait_for_function("document.querySelector('#sampling-note').innerText.includes('take') === false", timeout=90_000)
-    page.wait_for_function("document.querySelector('#sampling-note').innerText.trim().length > 20", timeout=90_000)
+    page.wait_for_function("!(document.querySelector('#sampling-note') || {innerText: 'take'}).innerText.includes('Generate a take')", timeout=90_000)
+    page.wait_for_function("(document.querySelector('#sampling-note') || {innerText: ''}).innerText.trim().length > 20", timeout=90_000)
     if model in ("arcnn-chorale", "diffusion-chorale", "transformer-folk", "vae-folk"):
         page.wait_for_function("document.querySelectorAll('#sampling-steps img').length >= 2", timeout=90_000)
     for panel in ("#learning", "#sampling"):

@@ -363,7 +363,7 @@ def test_the_pages_interpolation_takes_a_sample_or_refuses(tmp_path):
 
     assert ("vae-folk", "vae-folk") in act.interpolator_choices()
     png, _wav, midi, note = act.interpolate_view(str(SAMPLES / "chester.mid"), "binnorie.mid", None, "vae-folk", 3, progress=lambda *a, **k: None)
-    assert Path(png).exists() and Path(midi).exists() and "3 steps" in note
+    assert Path(png["value"]).exists() and Path(midi["value"]).exists() and "3 steps" in note
     with pytest.raises(gr.Error, match="listed sample"):
         act.interpolate_view(str(SAMPLES / "chester.mid"), "../../app.py", None, "vae-folk", 3, progress=lambda *a, **k: None)
 
