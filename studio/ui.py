@@ -44,12 +44,12 @@ PAGE_THEME = gr.themes.Default().set(
     button_primary_background_fill_dark="*primary_700",
     button_primary_background_fill_hover_dark="*primary_800",
     color_accent="*primary_700",
-    color_accent_dark="*primary_400",
 )
 PAGE_CSS = """
 #result-row { align-items: flex-start; }
 #takes .wrap { flex-direction: column; }
 #status:empty { display: none; }
+.dark { --color-accent: var(--primary-400); }  /* the selected tab's orange on a dark page (700 is 3.7:1 there) */
 #status p { color: var(--error-text-color, #b91c1c); font-weight: 600; margin: 0; }
 footer, footer a, footer button { color: var(--body-text-color) !important; opacity: 1 !important; }
 @media (max-width: 700px) { .gradio-container { padding: 6px !important; } }

@@ -55,7 +55,7 @@ def test_a_file_that_is_not_midi_clears_the_preview_and_says_why(tmp_path):
     bad = tmp_path / "photo.mid"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     roll, audio, note = act.preview_for_page(str(bad))
-    assert roll is None and audio is None and "PNG" in note
+    assert roll["value"] is None and not roll["visible"] and audio["value"] is None and "PNG" in note
 
 
 def test_the_then_choice_is_reset_at_every_model_change():
