@@ -49,15 +49,25 @@ PAGE_CSS = """
 #result-row { align-items: flex-start; }
 #takes .wrap { flex-direction: column; }
 #status:empty { display: none; }
-.dark { --color-accent: var(--primary-400); }  /* the selected tab's orange on a dark page (700 is 3.7:1 there) */
+.dark { --color-accent: var(--primary-400); }
+.waveform-container div::part(scroll) { overflow: hidden !important; }  /* the whole take fits: nothing to scroll */
+[data-testid^="waveform"] time, [data-testid^="waveform"] .playback span { color: var(--body-text-color) !important; }
+.dark a.download-link { color: #93c5fd !important; }  /* Gradio's blue 500 on its dark grey is 4.0:1 */  /* the selected tab's orange on a dark page (700 is 3.7:1 there) */
 #status p { color: var(--error-text-color, #b91c1c); font-weight: 600; margin: 0; }
 footer, footer a, footer button { color: var(--body-text-color) !important; opacity: 1 !important; }
 @media (max-width: 700px) { .gradio-container { padding: 6px !important; } }
 """
 # `/?view=api` opens the API documentation. Gradio 6 reads `view=api` but shows nothing until its "Use via
 # API" link has loaded the documentation; the link toggles, so it is pressed until the documentation shows.
+# Gradio's toast header is a role=button holding its own close button (nested controls a screen reader
+# cannot tell apart): the header is made plain, the close button stays the way to dismiss it.
 PAGE_HEAD = """<script>
 (() => {
+  const plainToasts = () => document.querySelectorAll(".toast-header[role=button]").forEach((h) => {
+    h.removeAttribute("role");
+    h.removeAttribute("tabindex");
+  });
+  new MutationObserver(plainToasts).observe(document.documentElement, { childList: true, subtree: true });
   if (new URLSearchParams(window.location.search).get("view") !== "api") return;
   let tries = 0;
   const open = () => {
