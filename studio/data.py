@@ -34,8 +34,11 @@ not know goes to music21).
 
 Split and cache
 ---------------
-Held-out pieces are chosen by piece with a fixed seed (ids sorted, then shuffled with
-``random.Random(seed)``): the same pieces on every run and machine, never in training. With
+Membership is pinned: the corpus genres read ``models/checkpoints/splits/<genre>.json`` (`studio.splits`),
+lists of piece ids made once from the seeded draw below, so a new or changed file moves no piece (a
+piece in no list is left out unless ``add_unlisted``, and never held out). The seeded draw
+(`split_pieces`: ids sorted, then groups shuffled with ``random.Random(seed)``) still makes the split
+of a new genre, a folder's first training run and a ``max_pieces`` quick look. With
 ``group_related`` (default) related pieces move together: the harmonizations of one chorale tune
 (music21's Riemenschneider list) and the movements of one Palestrina mass. A build is cached under
 `default_cache_dir` as ``numpy.savez_compressed`` arrays (loaded with ``allow_pickle=False``) plus a
@@ -102,12 +105,14 @@ __all__ = [
     "Dataset",
     "DatasetConfig",
     "Piece",
+    "apply_split",
     "build_dataset",
     "dataset_stats",
     "default_cache_dir",
     "folder_role",
     "list_sources",
     "load_cached_dataset",
+    "pinned_split_file",
     "split_pieces",
     "window_index",
     "windows",
@@ -172,6 +177,13 @@ class DatasetConfig:
         Parser processes for a cold build (1: parse in this process).
     fast_kern : bool
         Read plain **kern files with this module's reader instead of music21's (same result, 20x faster).
+    split_file : str or None
+        The pinned split (`studio.splits`) that decides train / validation / held-out membership.
+        None: the committed ``models/checkpoints/splits/<genre>.json`` of a corpus genre (not with
+        `max_pieces`: a quick look keeps the seeded draw over its few pieces); ``""``: no file, the
+        seeded draw (`split_pieces`); a path: that file (a folder's split beside its checkpoint).
+    add_unlisted : bool
+        Pieces in no list of the pinned split train (default: left out, with a warning); never held out.
     """
 
     genre: str = "chorale"
@@ -183,6 +195,8 @@ class DatasetConfig:
     group_related: bool = True
     workers: int = 2
     fast_kern: bool = True
+    split_file: str | None = None
+    add_unlisted: bool = False
 
     def __post_init__(self) -> None:
         if not (self.genre in CORPUS_GENRES or self.genre.startswith("folder:")):
@@ -196,6 +210,11 @@ class DatasetConfig:
     def cache_path(self) -> Path:
         """The cache folder in use."""
         return Path(self.cache_dir).expanduser() if self.cache_dir is not None else default_cache_dir()
+
+    @property
+    def pinned_split(self) -> Path | None:
+        """The split file that decides membership (see `split_file`), or None for the seeded draw."""
+        return pinned_split_file(self.genre, self.split_file, self.max_pieces)
 
 
 @dataclass
@@ -257,13 +276,19 @@ class Piece:
 
 @dataclass
 class Dataset:
-    """A built dataset: `train` and `held_out` pieces (disjoint), what was skipped, and build facts."""
+    """A built dataset: `train` and `held_out` pieces (disjoint), what was skipped, and build facts.
+
+    `train` holds every piece that is not held out, the `validation` ids among them too (the training
+    loop takes those out to choose its checkpoint); `validation` is None when no pinned split names
+    them (the loop then draws them, `studio.splits.validation_ids`). ``info["split"]`` says where the
+    membership came from."""
 
     config: DatasetConfig
     train: list[Piece]
     held_out: list[Piece]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    validation: list[str] | None = None
 
     @property
     def pieces(self) -> list[Piece]:
@@ -831,6 +856,39 @@ def _cache_key(config: DatasetConfig, fingerprint: str) -> tuple[str, dict[str, 
     return f"{slug}-{digest}", identity
 
 
+def pinned_split_file(genre: str, split_file: str | None, max_pieces: int | None) -> Path | None:
+    """The split file in use (see `DatasetConfig.split_file`): None for the seeded draw."""
+    from studio.splits import split_path
+
+    if split_file is not None:
+        return Path(split_file).expanduser() if split_file else None
+    if max_pieces is not None or genre.startswith("folder:"):
+        return None
+    path = split_path(genre)
+    return path if path.is_file() else None
+
+
+def apply_split(pieces: Sequence[Piece], computed: tuple[Sequence[str], Sequence[str]], split_file: Path | None, add_unlisted: bool,
+                genre: str) -> tuple[list[Piece], list[Piece], list[str] | None, dict[str, Any]]:
+    """(train pieces, held-out pieces, validation ids or None, facts) of `pieces`: by the pinned
+    `split_file` when there is one (see `studio.splits.assign`; a warning counts unlisted and
+    missing pieces), else by the `computed` (train ids, held-out ids) of the seeded draw."""
+    from studio.splits import assign, read_split
+
+    by_id = {p.id: p for p in pieces}
+    if split_file is None:
+        return [by_id[i] for i in computed[0]], [by_id[i] for i in computed[1]], None, {"how": "seeded draw (studio.data.split_pieces)"}
+    pinned = read_split(split_file)
+    got = assign(pinned, list(by_id), add_unlisted)
+    message = got.warning(genre, add_unlisted)
+    if message:
+        warnings.warn(message, stacklevel=3)
+        log.warning(message)
+    train = sorted(got.train + got.validation)
+    facts = {"how": "pinned", "file": str(split_file), "unlisted": len(got.unlisted), "missing": len(got.missing)}
+    return [by_id[i] for i in train], [by_id[i] for i in got.held_out], got.validation, facts
+
+
 def split_pieces(ids: Sequence[str], groups: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(train ids, held-out ids): whole groups are held out, chosen by a seeded shuffle of the sorted groups.
 
@@ -1030,10 +1088,10 @@ def build_dataset(config: DatasetConfig, progress: bool = True, rebuild: bool = 
         }
         _save_cache(stem, pieces, meta)
         from_cache = False
-    by_id = {p.id: p for p in pieces}
-    train = [by_id[i] for i in meta["split"]["train"]]
-    held = [by_id[i] for i in meta["split"]["held_out"]]
+    computed = (meta["split"]["train"], meta["split"]["held_out"])
+    train, held, validation, split_facts = apply_split(pieces, computed, config.pinned_split, config.add_unlisted, config.genre)
     info = {
+        "split": split_facts,
         "from_cache": from_cache,
         "seconds": round(time.perf_counter() - t0, 3),
         "build_seconds": meta["build_seconds"],
@@ -1050,7 +1108,7 @@ def build_dataset(config: DatasetConfig, progress: bool = True, rebuild: bool = 
             f"{len(skipped_list)} of {meta['sources']} files skipped (Dataset.skipped says why)",
             file=sys.stderr,
         )
-    return Dataset(config, train, held, skipped_list, info)
+    return Dataset(config, train, held, skipped_list, info, validation)
 
 
 def load_cached_dataset(npz: str | Path, progress: bool = False) -> Dataset:

@@ -1,7 +1,7 @@
 """`python -m studio evaluate`: how a model's accompaniments compare with real music it never saw.
 
-1. Held-out pieces of the model's genre (split by piece with a fixed seed in `studio.data`, never
-   seen in training): the model accompanies each held-out melody, and the studio's metrics
+1. Held-out pieces of the model's genre (the pinned list `models/checkpoints/splits/<genre>.json`,
+   `studio.splits`; never seen in training): the model accompanies each held-out melody, and the studio's metrics
    (`studio.metrics.piece_metrics`: in-key rate, consonance, MuseGAN's empty-bar rate, used pitch
    classes per bar, qualified-note rate, polyphony) of its accompaniment are averaged over pieces
    and set beside the same numbers of the real held-out accompaniments.
@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ class EvaluationConfig:
     params: Mapping[str, Any] | None = None
     copy_check: bool = True
     data: str | None = None  # dataset genre; default: the model's own genre (chorale for genre 'any')
+    split_file: str | None = None  # the pinned split to read; default: the committed one of a corpus genre, the card's for a folder
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -224,7 +226,7 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
         raise InputError(f"no evaluation data for genre '{genre}': pass --data with one of {', '.join(CORPUS_GENRES)} or a folder of MIDI files")
     params = dict(config.params or {})
     t0 = time.perf_counter()
-    dataset = build_dataset(DatasetConfig(genre), progress=progress)
+    dataset = build_dataset(DatasetConfig(genre, split_file=_split_file(config, card, genre)), progress=progress)
     held = dataset.held_out[: config.n] if config.n else dataset.held_out
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     say(f"evaluating {model} on {len(held)} held-out {genre} pieces")
@@ -296,10 +298,33 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["how"] = (
         f"python -m studio evaluate --model {model}: seed {config.seed}, default parameters unless given; held-out pieces of "
-        f"'{genre}' split by piece (seed 0, never in training); means over pieces; unseen = the first {config.unseen} "
+        f"'{genre}' (the pinned list {_split_label(dataset)}, never in training); means over pieces; unseen = the first {config.unseen} "
         "single-meter tunes of studio.tunes.UNSEEN_COLLECTIONS"
     )
     return report
+
+
+def _split_label(dataset: Any) -> str:
+    """The split file a dataset was read with, repo-relative, or how it was drawn."""
+    from studio.config import REPO_ROOT
+
+    facts = dataset.info.get("split", {})
+    if "file" not in facts:
+        return f"none: {facts.get('how', 'seeded draw')}"
+    path = Path(facts["file"]).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _split_file(config: EvaluationConfig, card: Any, genre: str) -> str | None:
+    """The split file to read (`studio.data.DatasetConfig.split_file`): the one asked for, else for a
+    folder of MIDI files the one the card names (written by its training run), else the committed one."""
+    from studio.config import REPO_ROOT
+
+    named = config.split_file or (card.training.get("split_file") if genre.startswith("folder:") else None)
+    if not named:
+        return None
+    path = Path(named)
+    return str(path if path.is_absolute() else REPO_ROOT / path)
 
 
 def _likelihood(registry: ModelRegistry, card: Any, dataset: Any, held: Sequence[Any], say: Any) -> dict[str, Any] | None:

@@ -6,8 +6,9 @@ The collections `studio.tunes.UNSEEN_COLLECTIONS` reads to test every generator 
 saw are left out entirely, so those tests stay honest for the melody models too.
 
 Each tune is a one-track `studio.data.Piece` on the studio's grid, with the bar lines of its own
-measures (pickups and meter changes kept). The split is by tune: settings of one tune (same title)
-stay on one side; the chorale sopranos keep the chorale dataset's own split. Builds are cached
+measures (pickups and meter changes kept). Membership is pinned (`studio.splits`,
+``models/checkpoints/splits/folk.json``), made once from the seeded draw by tune: settings of one
+tune (same title) stay on one side; the chorale sopranos keep the chorale dataset's held-out side. Builds are cached
 like `studio.data`'s (compressed arrays + JSON sidecar outside git, checked by hash).
 """
 
@@ -32,8 +33,10 @@ from studio.data import (
     _m21_part_notes,
     _make_piece,
     _save_cache,
+    apply_split,
     build_dataset,
     default_cache_dir,
+    pinned_split_file,
     split_pieces,
 )
 from studio.tunes import UNSEEN_COLLECTIONS
@@ -59,6 +62,8 @@ class MelodyDatasetConfig:
     max_sources: int | None = None
     cache_dir: str | Path | None = None
     workers: int = 2
+    split_file: str | None = None  # as `studio.data.DatasetConfig.split_file`: None, the committed splits/<genre>.json
+    add_unlisted: bool = False  # tunes in no list of the pinned split train (default: left out, with a warning)
 
     def __post_init__(self) -> None:
         if self.genre not in MELODY_GENRES:
@@ -123,7 +128,8 @@ def _chorale_sopranos(config: MelodyDatasetConfig, progress: bool) -> tuple[list
     """(train, held-out) soprano lines of the chorale dataset, with its split."""
     import dataclasses
 
-    data = build_dataset(DatasetConfig("chorale", seed=config.seed, cache_dir=config.cache_dir, workers=config.workers), progress=progress)
+    data = build_dataset(DatasetConfig("chorale", seed=config.seed, cache_dir=config.cache_dir, workers=config.workers,
+                                       split_file="" if config.split_file == "" else None), progress=progress)
 
     def soprano(p: Piece) -> Piece:
         notes = p.notes[p.notes[:, 0] == 0]
@@ -176,23 +182,24 @@ def build_melodies(config: MelodyDatasetConfig | None = None, progress: bool = T
             "build_seconds": round(time.perf_counter() - t0, 2),
         }
         _save_cache(stem, pieces, meta)
-    by_id = {p.id: p for p in pieces}
-    train = [by_id[i] for i in meta["split"]["train"]]
-    held = [by_id[i] for i in meta["split"]["held_out"]]
+    train_ids, held_ids = list(meta["split"]["train"]), list(meta["split"]["held_out"])
     sources = meta["sources"]
     if config.chorales:
         chorale_train, chorale_held = _chorale_sopranos(config, progress)
-        train += chorale_train
-        held += chorale_held
+        pieces = pieces + chorale_train + chorale_held
+        train_ids += [p.id for p in chorale_train]
+        held_ids += [p.id for p in chorale_held]
         sources += len(chorale_train) + len(chorale_held)
-    info: dict[str, Any] = {"from_cache": cached is not None, "seconds": round(time.perf_counter() - t0, 2),
+    pinned = pinned_split_file(config.genre, config.split_file, config.max_sources)
+    train, held, validation, split_facts = apply_split(pieces, (train_ids, held_ids), pinned, config.add_unlisted, config.genre)
+    info: dict[str, Any] = {"split": split_facts, "from_cache": cached is not None, "seconds": round(time.perf_counter() - t0, 2),
                             "build_seconds": meta["build_seconds"], "sources": sources, "cache": str(stem.with_suffix(".npz"))}
     skipped_list = [(s["source"], s["reason"]) for s in meta["skipped"]]
     if progress:
         how = "loaded from the cache" if cached is not None else f"built in {meta['build_seconds']:.0f} s"
         print(f"{config.genre} melodies: {len(train)} training and {len(held)} held-out tunes ({how}); "
               f"{len(skipped_list)} skipped", file=sys.stderr)
-    return Dataset(config, train, held, skipped_list, info)  # type: ignore[arg-type]  # duck-typed config: transpose
+    return Dataset(config, train, held, skipped_list, info, validation)  # type: ignore[arg-type]  # duck-typed config: transpose
 
 
 def melody_dataset(genre: str, max_pieces: int | None = None, progress: bool = True) -> Dataset:

@@ -1,7 +1,8 @@
 """`python -m studio train`: the one training loop that drives every model family's training step.
 
 What it does, for any family whose module offers `training(dataset, overrides, device)`:
-1. Build (or load from the cache) the genre's dataset, split by piece (`studio.data`).
+1. Build (or load from the cache) the genre's dataset, split by the pinned lists (`studio.splits`:
+   the committed file of a corpus genre; a folder's first run draws its split and writes it beside the checkpoint).
 2. Repeat the family's `step` until the time budget (`--minutes`) or `--steps` runs out, with a
    progress bar, every step's losses in a JSON history, and sample rolls of two held-out melodies
    at several points of training (the UI shows both, so a class can watch a model learn).
@@ -18,6 +19,7 @@ rank 0 alone writes files). Each rank draws its own batches.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import itertools
@@ -124,6 +126,7 @@ class TrainConfig:
     validation: float = 0.1  # share of the training pieces kept aside to choose the checkpoint (0: keep the last)
     validate_every_s: float = 90.0
     max_validation_pieces: int = 40
+    split_file: str | None = None  # set by `run_training`: the pinned split it used (repo-relative when inside the repo)
 
     @property
     def name(self) -> str:
@@ -347,26 +350,53 @@ class _Selector:
 
 
 def _split_validation(dataset: Any, fraction: float, cap: int) -> tuple[Any, list]:
-    """(the dataset with the validation pieces taken out of `train`, the validation pieces)."""
+    """(the dataset with the validation pieces taken out of `train`, the validation pieces): the
+    pinned split's validation list when the dataset has one (`Dataset.validation`), else whole
+    groups drawn by `studio.splits.validation_ids` (seed 1, up to `cap` pieces)."""
     import dataclasses
 
-    from studio.data import split_pieces
+    from studio.splits import validation_ids
 
-    if fraction <= 0 or len(dataset.train) < 4:
+    pinned = getattr(dataset, "validation", None)
+    if pinned is not None:
+        chosen = set(pinned)
+    else:
+        ids = [p.id for p in dataset.train]
+        chosen = set(validation_ids(ids, [p.group or p.id for p in dataset.train], fraction, cap))
+    if not chosen:
         return dataset, []
-    ids = [p.id for p in dataset.train]
-    group = {p.id: p.group or p.id for p in dataset.train}
-    _fit_ids, val_ids = split_pieces(ids, [group[i] for i in ids], fraction, seed=1)
-    kept: list[str] = []  # whole groups, up to `cap` pieces; the other groups go back to training
-    for g in dict.fromkeys(group[i] for i in val_ids):
-        members = [i for i in val_ids if group[i] == g]
-        if kept and len(kept) + len(members) > cap:
-            continue
-        kept += members
-    chosen = set(kept)
-    by_id = {p.id: p for p in dataset.train}
     fit = dataclasses.replace(dataset, train=[p for p in dataset.train if p.id not in chosen])
-    return fit, [by_id[i] for i in kept]
+    return fit, sorted((p for p in dataset.train if p.id in chosen), key=lambda p: p.id)
+
+
+def split_file_for(config: TrainConfig) -> Path | None:
+    """The split file a run reads, or writes when it is not there yet: the committed
+    ``models/checkpoints/splits/<genre>.json`` of a corpus or melody genre, ``splits/<name>.json``
+    beside the checkpoint for a folder of MIDI files; None for a ``cache:`` dataset (its split is
+    recorded in the cache) and for `max_pieces` quick runs (a seeded draw over their few pieces)."""
+    from studio.splits import split_path
+
+    genre = config.dataset_genre
+    if genre.startswith("cache:") or config.max_pieces is not None:
+        return None
+    if genre.startswith("folder:"):
+        return config.stem.parent / "splits" / f"{config.name}.json"
+    return split_path(genre)
+
+
+def _pin_new_split(path: Path, genre: str, dataset: Any, validation: list) -> Any:
+    """Write the split a run drew (held out, validation, the rest) to `path`, for the next runs."""
+    from studio.splits import Split, write_split
+
+    how = ("computed on the first training run (studio.data.split_pieces, seed 0, related pieces together; validation by "
+           "studio.splits.validation_ids, seed 1) and read by every later run and evaluation")
+    val = sorted(p.id for p in validation)
+    return write_split(Split(genre, how, tuple(sorted(p.id for p in dataset.train)), tuple(val), tuple(sorted(p.id for p in dataset.held_out))), path)
+
+
+def _repo_path(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -403,17 +433,24 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         torch.cuda.set_device(device)
     family = importlib.import_module(f"models.{config.family}")
     genre = config.dataset_genre
-    if hasattr(family, "dataset"):  # a family with data of its own kind (the melody models' tunes)
+    split_file = split_file_for(config)
+    pinned = split_file is not None and split_file.is_file()
+    if hasattr(family, "dataset"):  # a family with data of its own kind (the melody models' tunes; their split is the committed one)
         dataset = family.dataset(genre, config.max_pieces, progress and dist.main)
     elif genre.startswith("cache:"):
         dataset = load_cached_dataset(genre.split(":", 1)[1], progress=progress and dist.main)
     else:
-        dataset = build_dataset(DatasetConfig(genre, max_pieces=config.max_pieces), progress=progress and dist.main)
+        split = str(split_file) if pinned else ("" if split_file is not None else None)
+        dataset = build_dataset(DatasetConfig(genre, max_pieces=config.max_pieces, split_file=split), progress=progress and dist.main)
     if not dataset.train:
         raise InputError(f"no training pieces in {config.dataset_genre}")
     torch.manual_seed(config.seed + dist.rank)
     rng = np.random.default_rng(config.seed + dist.rank)
     dataset, validation = _split_validation(dataset, config.validation, config.max_validation_pieces)
+    if split_file is not None and not pinned and dist.main and getattr(dataset, "validation", None) is None:
+        _pin_new_split(split_file, genre, dataset, validation)  # a folder's (or a new genre's) first run pins its draw
+        pinned = True
+    config = dataclasses.replace(config, split_file=_repo_path(split_file) if pinned and split_file is not None else None)
     recipe = family.training(dataset, dict(config.overrides), device)
     recipe.reduce_gradients = dist.average_gradients
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.stem)
@@ -570,6 +607,8 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
                 if selector.best else {"step": step, "how": "the last step"}
             ),
             "split": "by piece, seed 0 (studio.data.split_pieces); related pieces kept together",
+            **({"split_file": config.split_file, "split_lists": {"train": len(dataset.train), "validation": n_validation,
+                                                                 "held_out": len(dataset.held_out)}} if config.split_file else {}),
             "windows": recipe.n_windows,
             "steps": step,
             "wall_time_minutes": round(elapsed / 60, 1),
@@ -596,7 +635,9 @@ def _evaluate_into_card(config: TrainConfig, card: dict, progress: bool) -> dict
 
     registry = ModelRegistry(config.stem.parent, device="cpu")
     data = config.dataset_genre
-    report = evaluate(config.name, EvaluationConfig(unseen=config.evaluate_unseen, data=None if data.startswith("cache:") else data), registry, progress)
+    evaluation = EvaluationConfig(unseen=config.evaluate_unseen, data=None if data.startswith("cache:") else data,
+                                  split_file=str(REPO_ROOT / config.split_file) if config.split_file else None)
+    report = evaluate(config.name, evaluation, registry, progress)
     if progress:
         print(format_report(report), file=sys.stderr)
     card["metrics"] = report

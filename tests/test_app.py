@@ -23,8 +23,9 @@ def _check_outputs(outputs) -> None:
     wav, png, midi = outputs
     assert Path(png).read_bytes()[:4] == b"\x89PNG"
     assert len(read_midi(midi).score.tracks) >= 3
-    if synth_status()[0]:
-        assert Path(wav).read_bytes()[:4] == b"RIFF"
+    if not synth_status()[0]:
+        pytest.skip(f"FluidSynth is not installed ({synth_status()[1]}): the audio output was not checked")
+    assert Path(wav).read_bytes()[:4] == b"RIFF"
 
 
 def test_accompany_api_returns_audio_roll_and_midi(server, tune_paths):

@@ -73,7 +73,8 @@ def test_rules_evaluation_report(tmp_path, monkeypatch):
     assert report["data"] == "chorale" and held["pieces"] == 3
     assert set(held["comparison"]) >= {"in_key_rate", "consonance", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "polyphony"}
     assert 0.9 <= held["real"]["in_key_rate"] <= 1.0 and held["generated"]["in_key_rate"] > 0.9
-    assert 0 <= report["copy"]["copied_share"] <= 1
+    copy = report["copy"]
+    assert copy["bars"] > 0 and copy["copied_share"] == copy["copied_bars"] / copy["bars"] and copy["threshold"] == 0.9
     assert report["unseen"]["tunes"] == 4 and not math.isnan(report["unseen"]["consonance_mean"])
     assert "held-out chorale pieces" in format_report(report)
     assert np.isfinite(held["generated"]["used_pitch_classes"])
