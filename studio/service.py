@@ -505,8 +505,8 @@ def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, c
 
     config = config or ServiceConfig()
     parsed = midi.read_midi(midi_source, config.limits)
-    if parsed.cut:
-        data = midi.write_midi(parsed.score)  # play only what the studio accepted
+    if parsed.cut or parsed.trimmed:
+        data = midi.write_midi(parsed.score)  # play only what the studio accepted (FluidSynth plays to the last event)
     elif isinstance(midi_source, (bytes, bytearray)):
         data = bytes(midi_source)
     else:

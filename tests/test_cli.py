@@ -167,6 +167,22 @@ def test_long_and_dense_files_finish_in_time(tmp_path):
             assert "moved by octaves" in done.stderr
 
 
+@pytest.mark.skipif(not HAVE_SYNTH, reason="FluidSynth or a soundfont is missing")
+def test_events_an_hour_after_the_music_give_the_music_alone(tmp_path):
+    """Issue 23: a meter change (generate) or a text event (render, which played the file's bytes)
+    an hour after an 8 s tune gave an hour of silence (a 635 MB WAV)."""
+    meter, text = tmp_path / "hour.mid", tmp_path / "hourtext.mid"
+    meter.write_bytes(mf.events_after_music("time_signature"))
+    text.write_bytes(mf.events_after_music("text"))
+    done = studio("generate", str(meter), "--model", "rules", "--out-dir", str(tmp_path))
+    assert done.returncode == 0 and "60.0 minutes after its last note" in done.stderr, done.stderr
+    rendered = studio("render", str(text), "--out-wav", str(tmp_path / "r.wav"))
+    assert rendered.returncode == 0 and "60.0 minutes after its last note" in rendered.stderr, rendered.stderr
+    for wav in (tmp_path / "hour-rules-seed0.wav", tmp_path / "r.wav"):
+        audio, rate = _wav(wav)
+        assert len(audio) / rate <= 8.0 + 2.0 + 3.0, wav.name  # the music, its final bar, the release
+
+
 def test_models_lists_rules_and_json_cards():
     done = studio("models")
     names = [line.split()[0] for line in done.stdout.splitlines()]
