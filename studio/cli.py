@@ -27,11 +27,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:
+    """`--param KEY=VALUE` pairs as text; the model's card checks each value (`Param.coerce`)."""
+    from studio.registry import quoted
+
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InputError(f"--param takes KEY=VALUE, got {item!r}")
+            raise InputError(f"--param takes KEY=VALUE, got {quoted(item)}")
         params[key.strip()] = value.strip()
     return params
 

@@ -183,6 +183,20 @@ def test_events_an_hour_after_the_music_give_the_music_alone(tmp_path):
         assert len(audio) / rate <= 8.0 + 2.0 + 3.0, wav.name  # the music, its final bar, the release
 
 
+@pytest.mark.parametrize("value", ["inf", "1e400", "9" * 5000])
+def test_a_parameter_that_overflows_exits_2_with_one_short_line(value, tune_paths):
+    """Issue 23: `--param iterations=inf` gave exit 1, "internal error (OverflowError)"."""
+    done = studio("generate", str(tune_paths["four_four.mid"]), "--model", "arcnn-chorale", "--param", f"iterations={value}", "--seed", "0")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "must be an int" in lines[0] and len(lines[0]) < 200, done.stderr[:500]
+
+
+def test_a_seed_of_5000_digits_exits_2_with_one_short_line(tune_paths):
+    done = studio("generate", str(tune_paths["four_four.mid"]), "--seed", "9" * 5000)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "whole number" in lines[0] and len(lines[0]) < 200, done.stderr[:500]
+
+
 def test_models_lists_rules_and_json_cards():
     done = studio("models")
     names = [line.split()[0] for line in done.stdout.splitlines()]
