@@ -133,7 +133,7 @@ def test_model_names_are_looked_up_never_opened(model, tune_paths):
 @pytest.mark.parametrize("seed", [1.5, True, None, "inf", float("nan"), "1" * 5000, pytest.param(10**5000, id="10**5000"), "1e400"])
 def test_a_seed_that_is_not_a_whole_number_is_refused_not_rounded(seed, tune_paths, tmp_path):
     """Issue 23: seed 1.5 / True / None were rounded; 'inf' and 5,000 digits overflowed."""
-    with pytest.raises(InputError, match="the seed must be (a whole number|between)") as caught:
+    with pytest.raises(InputError, match=r"the seed must be (a whole number|between)") as caught:
         service.accompany(service.AccompanyRequest(midi=tune_paths["four_four.mid"], seed=seed, out_dir=tmp_path, want_wav=False))
     assert len(str(caught.value)) < 200
 
