@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import Limits
-from studio.errors import InputError
+from studio.errors import InputError, one_line
 from studio.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 
 __all__ = ["ParsedMidi", "read_midi", "write_midi"]
@@ -262,6 +262,27 @@ def _parse_tracks(layout: _Layout) -> tuple[list[list[_Event]], int]:
     return parsed, file_end
 
 
+_NAME_CHARS = 60
+
+
+def _text_from_file(payload: bytes, limit: int = _NAME_CHARS) -> str:
+    """A text event (a track name) as one clean line of at most `limit` characters.
+
+    UTF-8 first (what current programs write, emoji included), else latin-1 (older files); control
+    characters are dropped and runs of spaces and line breaks become one space (`one_line`), so a
+    name can neither forge a line of the CLI's output nor send escape codes to a terminal.
+    """
+    head = payload[: 4 * limit + 4]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.start >= len(head) - 3 and len(head) < len(payload):
+            text = head[: exc.start].decode("utf-8")  # the cut fell inside a character
+        else:
+            text = head.decode("latin-1")
+    return " ".join(one_line(text).split())[:limit]
+
+
 def _ensure_at_zero(events: list, default):
     events = sorted(events, key=lambda e: e.tick)
     deduped: dict[int, object] = {}
@@ -300,9 +321,9 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
                 elif d1 == 0x58 and len(payload) >= 2 and payload[0] > 0 and payload[1] < 8:
                     sigs.append(TimeSignature(tick, payload[0], 2 ** payload[1]))
                 elif d1 == 0x03 and t_index not in names:
-                    name = payload.decode("latin-1").strip().replace("\x00", "")
+                    name = _text_from_file(payload)
                     if name:
-                        names[t_index] = name[:60]
+                        names[t_index] = name
                 continue
             kind, channel = status & 0xF0, status & 0x0F
             if kind == 0x90 and d2 > 0:
@@ -496,7 +517,8 @@ def _meta(kind: int, payload: bytes) -> bytes:
 
 
 def _text(name: str) -> bytes:
-    return name.encode("latin-1", "replace")[:127]
+    """A name as a text event: UTF-8 (as `_text_from_file` reads it), at most 127 bytes, whole characters."""
+    return name.encode("utf-8")[:127].decode("utf-8", "ignore").encode("utf-8")
 
 
 def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | None = None) -> bytes:

@@ -197,6 +197,19 @@ def test_a_seed_of_5000_digits_exits_2_with_one_short_line(tune_paths):
     assert done.returncode == 2 and len(lines) == 1 and "whole number" in lines[0] and len(lines[0]) < 200, done.stderr[:500]
 
 
+def test_a_track_name_cannot_forge_an_error_line_or_send_escape_codes(tmp_path):
+    """Issue 23: a newline or ESC in a track name forged `error:` lines and sent escape codes."""
+    name = b"Lead\n\x1b[2J\x1b[31merror: forged line\x1b[0m\r\n"
+    tracks = [[(0, mf._meta(0x03, name)), *mf._note_events([(b, 1, 72 + b % 5) for b in range(8)], 480, channel=ch)]
+              for ch in (0, 1)]
+    path = tmp_path / "named.mid"
+    path.write_bytes(mf.midi_from_tracks(tracks))
+    done = studio("generate", str(path), "--model", "rules", "--out-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "melody taken from track 'Lead [2J[31merror: forged line[0m'" in done.stderr, done.stderr
+    assert "\x1b" not in done.stderr + done.stdout and not any(line.startswith("error") for line in done.stderr.splitlines())
+
+
 def test_models_lists_rules_and_json_cards():
     done = studio("models")
     names = [line.split()[0] for line in done.stdout.splitlines()]

@@ -173,6 +173,36 @@ def test_a_stack_of_note_ons_is_refused_in_linear_time():
     assert time.perf_counter() - start < 5  # a wide margin: about 1 s on a loaded 2-core machine, 8-50 s before
 
 
+def _named(*names: bytes) -> bytes:
+    """A tune of two melodic tracks with raw track-name bytes (a melody and a low, slow part)."""
+    tracks = []
+    for i, name in enumerate(names):
+        notes = [(b, 1, 72 + b % 5) for b in range(8)] if i == 0 else [(b, 4, 40) for b in range(0, 8, 4)]
+        tracks.append([(0, mf._meta(0x03, name)), *mf._note_events(notes, 480, channel=i)])
+    return mf.midi_from_tracks(tracks)
+
+
+def test_track_names_are_read_as_utf8_then_latin1_one_clean_line():
+    """Issue 23: names were read as latin-1 (emoji garbled) with their newlines and ESC codes."""
+    forged = "Tune\n\x1b[31merror: your files are deleted\x1b[0m\r\u202eevil".encode()
+    cases = {
+        "Fl\u00f6te \U0001f3b5".encode(): "Fl\u00f6te \U0001f3b5",  # UTF-8, emoji included
+        "Fl\u00f6te".encode("latin-1"): "Fl\u00f6te",  # an older file's latin-1
+        forged: "Tune [31merror: your files are deleted[0m evil",
+        ("\U0001f3b5" * 100).encode(): "\U0001f3b5" * 60,  # cut to 60 characters, never inside one
+    }
+    for raw, want in cases.items():
+        names = [t.name for t in read_midi(_named(raw, b"Bass")).score.tracks]
+        assert names[0] == want, names
+
+
+def test_a_name_written_in_utf8_reads_back_whole():
+    score = Score(480, [Track("Fl\u00f6te \U0001f3b5", 0, notes=[Note(0, 480, 60)])])
+    assert read_midi(write_midi(score)).score.tracks[0].name == "Fl\u00f6te \U0001f3b5"
+    long = Score(480, [Track("\u00e9" * 100, 0, notes=[Note(0, 480, 60)])])
+    assert read_midi(write_midi(long)).score.tracks[0].name == "\u00e9" * 60  # 127 bytes: 63 whole characters
+
+
 def test_limits_are_configurable():
     with pytest.raises(InputError, match="note limit"):
         read_midi(mf.melody([(i, 1, 60) for i in range(20)]), Limits(max_notes=10))
