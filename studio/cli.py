@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from studio.errors import InputError, StudioError
+from studio.errors import InputError, StudioError, one_line
 
 __all__ = ["main"]
 
@@ -22,16 +22,25 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage mistake as one `error:` line (exit 2), not a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"error: {message} (see `python -m studio {self.prog.split()[-1]} --help`)\n")
+        sys.stderr.write(f"error: {one_line(message)} (see `python -m studio {self.prog.split()[-1]} --help`)\n")
         raise SystemExit(2)
 
 
+def _say(kind: str, text: str) -> None:
+    """One `warning:`, `note:` or `error:` line on stderr; text from a file (a track name) cannot
+    break it into more lines or send escape codes to the terminal."""
+    print(f"{kind}: {one_line(text)}", file=sys.stderr)
+
+
 def _parse_params(items: list[str]) -> dict[str, str]:
+    """`--param KEY=VALUE` pairs as text; the model's card checks each value (`Param.coerce`)."""
+    from studio.registry import quoted
+
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InputError(f"--param takes KEY=VALUE, got {item!r}")
+            raise InputError(f"--param takes KEY=VALUE, got {quoted(item)}")
         params[key.strip()] = value.strip()
     return params
 
@@ -49,7 +58,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         status = f"  [unavailable: {card.disabled}]" if card.disabled else ""
         print(f"{card.name:24s} {card.family:12s} {card.genre:12s} {tracks}{status}")
     for problem in registry.problems:
-        print(f"warning: {problem}", file=sys.stderr)
+        _say("warning", problem)
     return 0
 
 
@@ -77,9 +86,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     result = accompany(request)
     written = _place_outputs(result, outs)
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        _say("warning", warning)
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        _say("note", note)
     m = result.metrics
     line = f"model {result.model}{' then ' + result.then if result.then else ''}, seed {result.seed}, key {m['key']}"
     if m["in_key"] == m["in_key"]:  # not NaN: there is an accompaniment to measure
@@ -134,7 +143,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     result = interpolate(request)
     written = _place_outputs(result, outs)
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        _say("warning", warning)
     m = result.metrics
     print(f"model {result.model}: {first.name} to {second.name} in {m['steps']} steps; the first step gives back "
           f"{m['start_kept']:.0%} of the first melody's opening 16ths, the last {m['end_kept']:.0%} of the second's")
@@ -148,7 +157,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     path, warnings = render(Path(args.input), args.out_wav)
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        _say("warning", warning)
     print(f"wrote {path}")
     return 0
 
@@ -290,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say("error", str(exc))
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -298,5 +307,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the promise is: no traceback for users
         if os.environ.get("STUDIO_DEBUG"):
             raise
-        print(f"error: internal error ({type(exc).__name__}: {exc}); please report it (STUDIO_DEBUG=1 shows details)", file=sys.stderr)
+        _say("error", f"internal error ({type(exc).__name__}: {exc}); please report it (STUDIO_DEBUG=1 shows details)")
         return 1

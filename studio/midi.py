@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.config import Limits
-from studio.errors import InputError
+from studio.errors import InputError, one_line
 from studio.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 
 __all__ = ["ParsedMidi", "read_midi", "write_midi"]
@@ -49,6 +50,7 @@ class ParsedMidi:
     warnings: list[str] = field(default_factory=list)
     source_format: int = 1
     cut: bool = False  # True when the music was cut to the length limit
+    trimmed: bool = False  # True when events long after the last note were dropped (see `_drop_after_music`)
 
 
 def _fail(message: str) -> InputError:
@@ -195,8 +197,8 @@ _DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _SYSTEM_DATA_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1}
 
 
-def _read_track(chunk: bytes) -> list[_Event]:
-    """The events of one track chunk, with running status; raises on damaged data.
+def _read_track(chunk: bytes) -> tuple[list[_Event], int]:
+    """The events of one track chunk, with running status, and the tick of its end; raises on damaged data.
 
     We read events ourselves instead of with mido: mido builds and validates an object per event,
     so a 2 MB upload takes seconds, and a refusal must take a fraction of one. Data bytes over 127
@@ -239,21 +241,46 @@ def _read_track(chunk: bytes) -> list[_Event]:
             d2 = min(chunk[pos + 1], 127) if n == 2 else 0
             events.append((tick, status, d1, d2))
             pos += n
-    return events
+    return events, tick
 
 
-def _parse_tracks(layout: _Layout) -> list[list[_Event]]:
-    """Parse each track chunk; a damaged track becomes one clear error."""
+def _parse_tracks(layout: _Layout) -> tuple[list[list[_Event]], int]:
+    """Parse each track chunk; a damaged track becomes one clear error. Returns the tracks' events
+    and the tick where the file's time line ends (its last end of track), whatever the events."""
     parsed = []
+    file_end = 0
     for i, chunk in enumerate(layout.tracks):
         try:
-            parsed.append(_read_track(chunk))
+            events, end = _read_track(chunk)
         except (IndexError, ValueError):
             raise _fail(
                 f"track {i + 1} of the MIDI file is damaged (its events cannot be read): "
                 "export the file again from your music program"
             ) from None
-    return parsed
+        parsed.append(events)
+        file_end = max(file_end, end)
+    return parsed, file_end
+
+
+_NAME_CHARS = 60
+
+
+def _text_from_file(payload: bytes, limit: int = _NAME_CHARS) -> str:
+    """A text event (a track name) as one clean line of at most `limit` characters.
+
+    UTF-8 first (what current programs write, emoji included), else latin-1 (older files); control
+    characters are dropped and runs of spaces and line breaks become one space (`one_line`), so a
+    name can neither forge a line of the CLI's output nor send escape codes to a terminal.
+    """
+    head = payload[: 4 * limit + 4]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and exc.start >= len(head) - 3 and len(head) < len(payload):
+            text = head[: exc.start].decode("utf-8")  # the cut fell inside a character
+        else:
+            text = head.decode("latin-1")
+    return " ".join(one_line(text).split())[:limit]
 
 
 def _ensure_at_zero(events: list, default):
@@ -282,7 +309,9 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
     names: dict[int, str] = {}
     zero_length = 0
     for t_index, events in enumerate(tracks):
-        open_notes: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        # Notes sounding per (channel, pitch), oldest first: a note-off ends the oldest (FIFO), in
+        # constant time whatever the number stacked (a list's pop(0) made a 2 MB file take 17 s).
+        open_notes: dict[tuple[int, int], deque[tuple[int, int]]] = {}
         tick = 0
         for tick, status, d1, d2 in events:
             if status == 0xFF:
@@ -292,17 +321,20 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
                 elif d1 == 0x58 and len(payload) >= 2 and payload[0] > 0 and payload[1] < 8:
                     sigs.append(TimeSignature(tick, payload[0], 2 ** payload[1]))
                 elif d1 == 0x03 and t_index not in names:
-                    name = payload.decode("latin-1").strip().replace("\x00", "")
+                    name = _text_from_file(payload)
                     if name:
-                        names[t_index] = name[:60]
+                        names[t_index] = name
                 continue
             kind, channel = status & 0xF0, status & 0x0F
             if kind == 0x90 and d2 > 0:
-                open_notes.setdefault((channel, d1), []).append((tick, d2))
+                stack = open_notes.get((channel, d1))
+                if stack is None:
+                    stack = open_notes[(channel, d1)] = deque()
+                stack.append((tick, d2))
             elif kind in (0x80, 0x90):
                 stack = open_notes.get((channel, d1))
                 if stack:
-                    start, velocity = stack.pop(0)
+                    start, velocity = stack.popleft()
                     if tick > start:
                         raw.setdefault((t_index, channel), []).append(Note(start, tick, d1, velocity))
                     else:
@@ -342,6 +374,43 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
         name = f"{base} (ch {channel + 1})" if split else base
         tracks.append(Track(name, program, channel == DRUM_CHANNEL, channel, notes))
     return Score(ticks_per_beat, tracks, tempos, sigs), warnings
+
+
+# After the last note, a file's time line may go on for at most this long (the rest of a final bar,
+# a release): tempo, meter or text events later than that are not music, and are dropped.
+_TRAILING_BEATS = 4
+_TRAILING_SECONDS = 5.0
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} minutes" if seconds < 7200 else f"{seconds / 3600:,.0f} hours"
+
+
+def _drop_after_music(score: Score, file_end: int, warnings: list[str]) -> bool:
+    """Cut the file's time line to its music: True (with a warning) when it went on past the last note.
+
+    Every limit looks at the notes; without this, a tempo, meter or text event an hour after an 8 s
+    tune made an hour of silence, and a far-off meter change made the roll build tens of millions of bars. The time
+    line keeps at most one bar, `_TRAILING_BEATS` beats and `_TRAILING_SECONDS` after the last note
+    ends (so the audio is the music plus its final bar at most); meter and tempo changes later than
+    that are dropped, so nothing downstream sees a time line longer than the music.
+    """
+    end = score.end_tick
+    bar = score.time_signature_at(end).bar_ticks(score.ticks_per_beat)
+    seconds_end = score.seconds_to_tick(score.tick_to_seconds(end) + _TRAILING_SECONDS)
+    limit = end + max(0, min(bar, _TRAILING_BEATS * score.ticks_per_beat, seconds_end - end))
+    if file_end <= limit:
+        return False
+    score.tempos = [t for t in score.tempos if t.tick <= limit]
+    score.time_signatures = [s for s in score.time_signatures if s.tick <= limit]
+    extra = score.tick_to_seconds(file_end) - score.tick_to_seconds(end)
+    warnings.append(
+        f"the file goes on for {_span(extra)} after its last note with nothing to play "
+        "(tempo, meter, text or controller events): the studio ends the music after its last bar"
+    )
+    return True
 
 
 def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
@@ -397,15 +466,17 @@ def read_midi(source: bytes | bytearray | str | os.PathLike, limits: Limits | No
     limits = limits or Limits()
     data = _load_bytes(source, limits)
     layout = _walk_chunks(data, limits)
-    score, warnings = _tracks_from_events(_parse_tracks(layout), layout)
+    events, file_end = _parse_tracks(layout)
+    score, warnings = _tracks_from_events(events, layout)
     if not score.tracks:
         raise _fail("the file has no notes: record or choose a melody with at least one note")
     if all(t.is_drum for t in score.tracks):
         raise _fail(
             "the file has only drum notes (MIDI channel 10): the studio needs a melody on another channel"
         )
+    trimmed = _drop_after_music(score, file_end, warnings)
     cut = _apply_limits(score, limits, warnings)
-    return ParsedMidi(score, warnings, layout.format, cut)
+    return ParsedMidi(score, warnings, layout.format, cut, trimmed)
 
 
 def _assign_channels(tracks: list[Track]) -> list[int]:
@@ -446,7 +517,8 @@ def _meta(kind: int, payload: bytes) -> bytes:
 
 
 def _text(name: str) -> bytes:
-    return name.encode("latin-1", "replace")[:127]
+    """A name as a text event: UTF-8 (as `_text_from_file` reads it), at most 127 bytes, whole characters."""
+    return name.encode("utf-8")[:127].decode("utf-8", "ignore").encode("utf-8")
 
 
 def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | None = None) -> bytes:

@@ -27,7 +27,17 @@ from studio.config import REPO_ROOT, ServiceConfig
 from studio.errors import InputError, ModelError
 from studio.roll import Grid, RollTrack
 
-__all__ = ["Accompanist", "ModelCard", "ModelRegistry", "Param", "default_registry"]
+__all__ = [
+    "Accompanist",
+    "ModelCard",
+    "ModelRegistry",
+    "Param",
+    "default_registry",
+    "finite_number",
+    "parse_params_json",
+    "quoted",
+    "whole_number",
+]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 FAMILIES = ("rules", "gan", "arcnn", "transformer", "vae", "diffusion")
@@ -39,6 +49,119 @@ class Accompanist(Protocol):
     def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
         """Accompaniment tracks, each shape=(T, 128), for a melody on `grid`."""
         ...
+
+
+# Parameter values come from a command line, a page or a JSON request: every one is read here.
+MAX_VALUE_CHARS = 64  # a number or a choice written as text is never longer
+MAX_PARAMS_JSON_CHARS = 10_000  # a JSON object of every parameter of any model is a few hundred
+MAX_PARAMS_JSON_DEPTH = 4  # parameters are a flat object; nesting past this is refused before parsing
+_QUOTE_CHARS = 40
+
+
+def quoted(value: Any, limit: int = _QUOTE_CHARS) -> str:
+    """`value` as a message shows it: its repr (control characters escaped), cut to about `limit`
+    characters, so a 10 MB value is not echoed whole (and a 10,000-deep list does not recurse)."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"a number of {value.bit_length() * 0.30103:,.0f} digits"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # a list nested 10,000 deep
+        return f"a {type(value).__name__} nested too deep to show"
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def finite_number(value: Any) -> float | int | None:
+    """`value` (a number, or a number written as text) as an int or a finite float; None when it is
+    not one: a bool, NaN, infinity, 1e400, text longer than `MAX_VALUE_CHARS`, anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_VALUE_CHARS:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return None
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as an int when it is a whole number (3, 3.0, '3'); None for 1.5, True, None, 'inf', ..."""
+    number = finite_number(value)
+    if number is None or number != int(number):
+        return None
+    return int(number)
+
+
+def _nesting(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_params_json(text: str | None) -> dict[str, Any]:
+    """A model's parameters given as a JSON object (the `/generate` API), e.g. '{"creative_risk": 0.5}'.
+
+    Refused with one short line: text over `MAX_PARAMS_JSON_CHARS`, nesting deeper than
+    `MAX_PARAMS_JSON_DEPTH` (checked before parsing: 10,000 levels made `json.loads` raise
+    RecursionError), NaN, Infinity and numbers too large for a float (1e400), and anything but an
+    object. Empty text is no parameters. The values are checked against the model later (`Param.coerce`).
+    """
+    example = 'e.g. {"creative_risk": 0.5}'
+    if text is None or not text.strip():
+        return {}
+    if len(text) > MAX_PARAMS_JSON_CHARS:
+        raise InputError(f"the parameters are {len(text):,} characters long, over the {MAX_PARAMS_JSON_CHARS:,} limit: send a JSON object, {example}")
+    if _nesting(text) > MAX_PARAMS_JSON_DEPTH:
+        raise InputError(f"the parameters nest more than {MAX_PARAMS_JSON_DEPTH} levels deep: send a flat JSON object, {example}")
+
+    def finite(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise ValueError(f"{literal} is too large")
+        return value
+
+    try:
+        params = json.loads(text, parse_constant=_refuse_constant, parse_float=finite)
+    except (ValueError, RecursionError) as exc:  # RecursionError: unreachable after the depth check
+        detail = str(exc) if "too large" in str(exc) or "not a number" in str(exc) else "not valid JSON"
+        raise InputError(f"the parameters must be a JSON object, {example} ({quoted(detail, 60)[1:-1]})") from None
+    if not isinstance(params, dict):
+        raise InputError(f"the parameters must be a JSON object, {example}")
+    return params
 
 
 @dataclass(frozen=True)
@@ -65,25 +188,25 @@ class Param:
 
     def coerce(self, value: Any, model: str) -> Any:
         """`value` (e.g. the string '3' from the CLI) as this parameter's type, checked against its range."""
-        try:
-            if self.type == "int":
-                number = float(value)
-                if number != int(number):
-                    raise ValueError
-                value = int(number)
-            elif self.type == "float":
-                value = float(value)
-                if not math.isfinite(value):  # NaN passes every range check
-                    raise ValueError
-        except (TypeError, ValueError):
-            raise InputError(f"parameter '{self.name}' of model {model} must be a{'n' if self.type == 'int' else ''} {self.type}, got {value!r}") from None
         if self.type == "choice":
-            matches = [c for c in self.choices if str(c) == str(value)]
+            plain = isinstance(value, (str, int, float)) and len(str(value)) <= MAX_VALUE_CHARS
+            matches = [c for c in self.choices if plain and str(c) == str(value)]
             if not matches:
-                raise InputError(f"parameter '{self.name}' of model {model} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+                raise InputError(f"parameter '{self.name}' of model {model} must be one of {', '.join(map(str, self.choices))}; got {quoted(value)}")
             return matches[0]
+        # NaN passes every range check, int(inf) raises OverflowError, True is not a number here.
+        number = whole_number(value) if self.type == "int" else finite_number(value)
+        if self.type == "float" and number is not None:
+            try:
+                number = float(number)
+            except OverflowError:  # an int past 1.8e308
+                number = None
+        if number is None:
+            kind = "an int (a whole number)" if self.type == "int" else "a float (a finite number)"
+            raise InputError(f"parameter '{self.name}' of model {model} must be {kind}, got {quoted(value)}")
+        value = number
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            raise InputError(f"parameter '{self.name}' of model {model} must be between {self.min} and {self.max}, got {value}")
+            raise InputError(f"parameter '{self.name}' of model {model} must be between {self.min} and {self.max}, got {quoted(value)}")
         return value
 
 
@@ -140,7 +263,7 @@ class ModelCard:
         unknown = [k for k in given if k not in known]
         if unknown:
             names = ", ".join(known) or "none"
-            raise InputError(f"model {self.name} has no parameter '{unknown[0]}' (its parameters: {names})")
+            raise InputError(f"model {self.name} has no parameter {quoted(str(unknown[0]))} (its parameters: {names})")
         return {name: p.coerce(given[name], self.name) if name in given else p.default for name, p in known.items()}
 
 

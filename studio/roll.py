@@ -146,18 +146,23 @@ class Roll:
 
 
 def _bars_from_meter(score: Score, n_steps: int, pickup_steps: int) -> list[Bar]:
-    """Bars (in steps) from the score's meter map, with an optional pickup bar at the start."""
+    """Bars (in steps) from the score's meter map, with an optional pickup bar at the start.
+
+    Bars stop at `n_steps`, wherever the meter map's changes lie: a meter change far past the music
+    must not build bars up to it (67 million for one 101-byte file)."""
     grid_per_tick = STEPS_PER_BEAT / score.ticks_per_beat
     sigs = score.time_signatures
     bars: list[Bar] = []
     for i, sig in enumerate(sigs):
         start = int(round(sig.tick * grid_per_tick))
+        if start >= n_steps and bars:
+            break
         stop = int(round(sigs[i + 1].tick * grid_per_tick)) if i + 1 < len(sigs) else n_steps
         full = max(1, round(sig.numerator * STEPS_PER_BEAT * 4 / sig.denominator))
         if i == 0 and pickup_steps:
             bars.append(Bar(0, min(pickup_steps, max(stop, 1)), sig.numerator, sig.denominator))
             start = pickup_steps
-        while start < stop:
+        while start < min(stop, n_steps):
             bars.append(Bar(start, min(full, stop - start), sig.numerator, sig.denominator))
             start += full
     if not bars:

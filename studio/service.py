@@ -26,7 +26,7 @@ from studio.filenames import safe_stem
 from studio.melody import extract_melody
 from studio.meter import estimate_pickup
 from studio.metrics import summarize
-from studio.registry import ModelRegistry, default_registry
+from studio.registry import ModelRegistry, default_registry, quoted, whole_number
 from studio.roll import (
     MODEL_PITCH_HIGH,
     MODEL_PITCH_LOW,
@@ -109,12 +109,12 @@ class AccompanyResult:
 
 
 def _check_seed(seed: Any, config: ServiceConfig) -> int:
-    try:
-        value = int(seed)
-    except (TypeError, ValueError):
-        raise InputError(f"the seed must be a whole number, got {seed!r}") from None
+    """The seed as an int: 3, 3.0 and '3' are taken; 1.5, True, None, 'inf' and 5,000 digits are refused."""
+    value = whole_number(seed)
+    if value is None:
+        raise InputError(f"the seed must be a whole number, got {quoted(seed)}")
     if not 0 <= value <= config.max_seed:
-        raise InputError(f"the seed must be between 0 and {config.max_seed}, got {value}")
+        raise InputError(f"the seed must be between 0 and {config.max_seed}, got {quoted(value)}")
     return value
 
 
@@ -505,8 +505,8 @@ def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, c
 
     config = config or ServiceConfig()
     parsed = midi.read_midi(midi_source, config.limits)
-    if parsed.cut:
-        data = midi.write_midi(parsed.score)  # play only what the studio accepted
+    if parsed.cut or parsed.trimmed:
+        data = midi.write_midi(parsed.score)  # play only what the studio accepted (FluidSynth plays to the last event)
     elif isinstance(midi_source, (bytes, bytearray)):
         data = bytes(midi_source)
     else:

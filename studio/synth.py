@@ -81,6 +81,10 @@ class SynthConfig:
     reverb, chorus
         FluidSynth's reverb (on, as in the CLI) and chorus (off: it smears a small band and costs
         about 15% of the render time; the benchmark gives the CLI the same setting).
+    max_music_seconds
+        Longest music rendered (by the file's tempo map, then as played): a longer file is an
+        `InputError`, never hours of audio. The studio's reader already cuts music to 10 minutes
+        and drops events after the last note (`studio.midi`); this bounds any other file.
     max_tail_seconds
         Longest release tail rendered after the MIDI player ends (reverb, string releases). The
         tail stops early at the first `silence_window_seconds` window whose peak is below
@@ -114,6 +118,7 @@ class SynthConfig:
     gain: float = 0.5
     reverb: bool = True
     chorus: bool = False
+    max_music_seconds: float = 900.0
     max_tail_seconds: float = 2.5
     silence_dbfs: float = -60.0
     silence_window_seconds: float = 0.05
@@ -137,6 +142,8 @@ class SynthConfig:
             raise ValueError(f"gain must be in (0, 10], got {self.gain}")
         if self.peak_dbfs > 0.0:
             raise ValueError(f"peak_dbfs must be <= 0 dBFS, got {self.peak_dbfs}")
+        if not self.max_music_seconds > 0.0:
+            raise ValueError(f"max_music_seconds must be > 0, got {self.max_music_seconds}")
         if self.max_tail_seconds < 0.0:
             raise ValueError(f"max_tail_seconds must be >= 0, got {self.max_tail_seconds}")
         if self.block_frames < 64:
@@ -814,6 +821,13 @@ class _Overshot(Exception):
     block by block."""
 
 
+def _too_long(config: SynthConfig) -> InputError:
+    return InputError(
+        f"the MIDI file plays for more than {config.max_music_seconds / 60:g} minutes: "
+        "the studio renders shorter music (read it with the studio first to cut it)"
+    )
+
+
 def _sure_music_frames(seconds: float | None, config: SynthConfig, block: int) -> int:
     """Frames, in whole blocks, that surely come before the player reaches the end of music of
     `seconds` (by the file's tempo map): one block and 0.1 s short of it. 0 when unknown."""
@@ -875,8 +889,11 @@ def _play(engine: _Engine, data: bytes, config: SynthConfig, frames: _FloatFrame
             if not (fluid.player_status(player) == fs.FLUID_PLAYER_PLAYING
                     and fluid.player_current_tick(player) < total_ticks):
                 raise _Overshot
+        longest = config.max_music_seconds * config.sample_rate
         while (fluid.player_status(player) == fs.FLUID_PLAYER_PLAYING
                and fluid.player_current_tick(player) < total_ticks):
+            if frames.frames > longest:
+                raise _too_long(config)
             frames.render(fluid, synth, block)
         music = frames.frames
 
@@ -1047,6 +1064,8 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
     config = config or SynthConfig()
     data = _read_midi(midi)
     split = _scan_midi(data)  # the music's length (to render ahead in large calls) and its channels
+    if split is not None and split.seconds > config.max_music_seconds:
+        raise _too_long(config)
     want = 1
     if split is not None and split.seconds >= config.parallel_min_seconds:
         want = min(config.worker_count(), split.sounding_channels())

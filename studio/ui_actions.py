@@ -26,7 +26,7 @@ from studio.config import REPO_ROOT
 from studio.errors import InputError, StudioError
 from studio.mixing import GM_PROGRAMS, LOUDEST_VOLUME, TrackMix, preview_melody, remix_take, take_tracks
 from studio.recording import recording_to_midi
-from studio.registry import default_registry
+from studio.registry import default_registry, parse_params_json
 from studio.service import (
     MELODY_FAMILIES,
     AccompanyRequest,
@@ -199,12 +199,7 @@ def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int,
     """The `/generate` API: as `/accompany`, plus the model's parameters as a JSON object (e.g.
     '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused. After a
     model that writes melody, "then" names the accompanist: '{"bars": 8, "then": "gan-chorale"}'."""
-    try:
-        params = json.loads(params_json) if params_json and params_json.strip() else {}
-    except ValueError:
-        raise InputError('the parameters must be a JSON object, e.g. {"creative_risk": 0.5}') from None
-    if not isinstance(params, dict):
-        raise InputError('the parameters must be a JSON object, e.g. {"creative_risk": 0.5}')
+    params = parse_params_json(params_json)
     then = params.pop("then", None)
     if then is not None and not isinstance(then, str):
         raise InputError('"then" must be a model name, e.g. {"then": "gan-chorale"}')

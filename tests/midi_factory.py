@@ -23,6 +23,8 @@ __all__ = [
     "all_pitches",
     "drums_only",
     "empty_bytes",
+    "events_after_music",
+    "far_meter_change",
     "huge_delta",
     "long_file",
     "lying_track_count",
@@ -33,6 +35,7 @@ __all__ = [
     "random_bytes",
     "running_status",
     "smpte_timing",
+    "stacked_note_ons",
     "sysex_file",
     "text_renamed",
     "too_large",
@@ -40,6 +43,7 @@ __all__ = [
     "too_many_tracks",
     "truncated",
     "wav_renamed",
+    "wide_meter",
     "zero_ticks_per_beat",
 ]
 
@@ -393,3 +397,43 @@ def long_file(minutes: float = 30) -> bytes:
 def all_pitches(n_notes: int = 10000) -> bytes:
     """A valid file of `n_notes` sixteenth notes cycling through every MIDI pitch 0-127."""
     return melody([(i / 4, 0.25, i % 128) for i in range(n_notes)])
+
+
+# --------------------------------------------------------------------------- hostile, second round (issue 23)
+
+
+def events_after_music(kind: str = "time_signature", delay: int = 3600 * 192, ticks_per_beat: int = 96) -> bytes:
+    """16 quarter notes (8 s at 120 qpm), then one event of `kind` `delay` ticks after the last note
+    (an hour by default): "time_signature" (3/4), "tempo", "text" or "control" (a volume change)."""
+    events = {
+        "time_signature": _time_signature(3, 4),
+        "tempo": _tempo(400_000),
+        "text": _meta(0x01, b"the end"),
+        "control": bytes([0xB0, 7, 100]),
+    }[kind]
+    notes = _note_events([(i, 1, 60 + i % 8) for i in range(16)], ticks_per_beat)
+    track = [(0, _track_name("Melody")), *notes, (16 * ticks_per_beat + delay, events)]
+    return midi_from_tracks([track], ticks_per_beat)
+
+
+def far_meter_change() -> bytes:
+    """8 notes at 1 tick per beat, then a 3/4 time signature MAX_DELTA ticks later (about 10^9 16ths)."""
+    notes = _note_events([(i, 1, 60 + i) for i in range(8)], 1)
+    return midi_from_tracks([[*notes, (8 + MAX_DELTA, _time_signature(3, 4))]], 1)
+
+
+def stacked_note_ons(size: int = 2 * 1024 * 1024 - 200) -> bytes:
+    """About `size` bytes of one pitch struck over and over at tick 0 (running status), then released
+    as often one tick later: every note-off ends the oldest of a stack of ~175,000 notes."""
+    n = size // 6
+    body = b"\x00\x90\x3c\x40" + b"\x00\x3c\x40" * (n - 1) + b"\x01\x3c\x00" + b"\x00\x3c\x00" * (n - 1)
+    return _header(0, 1, 96) + _chunk(b"MTrk", body + b"\x00" + _END_OF_TRACK)
+
+
+def wide_meter(n_notes: int = 19_999, numerator: int = 255, denominator: int = 1) -> bytes:
+    """`n_notes` short notes under a 255/1 meter at 960 ticks per beat (2,040 eighth-note bar shifts
+    for the pickup search to try), fast enough to stay under 10 minutes."""
+    tpb = 960
+    conductor = [(0, _time_signature(numerator, denominator)), (0, _tempo(20_000))]
+    notes = _note_events([(i / 8, 0.125, 60 + i % 12) for i in range(n_notes)], tpb)
+    return midi_from_tracks([conductor, [(0, _track_name("Melody")), *notes]], tpb)

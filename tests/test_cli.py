@@ -167,6 +167,49 @@ def test_long_and_dense_files_finish_in_time(tmp_path):
             assert "moved by octaves" in done.stderr
 
 
+@pytest.mark.skipif(not HAVE_SYNTH, reason="FluidSynth or a soundfont is missing")
+def test_events_an_hour_after_the_music_give_the_music_alone(tmp_path):
+    """Issue 23: a meter change (generate) or a text event (render, which played the file's bytes)
+    an hour after an 8 s tune gave an hour of silence (a 635 MB WAV)."""
+    meter, text = tmp_path / "hour.mid", tmp_path / "hourtext.mid"
+    meter.write_bytes(mf.events_after_music("time_signature"))
+    text.write_bytes(mf.events_after_music("text"))
+    done = studio("generate", str(meter), "--model", "rules", "--out-dir", str(tmp_path))
+    assert done.returncode == 0 and "60.0 minutes after its last note" in done.stderr, done.stderr
+    rendered = studio("render", str(text), "--out-wav", str(tmp_path / "r.wav"))
+    assert rendered.returncode == 0 and "60.0 minutes after its last note" in rendered.stderr, rendered.stderr
+    for wav in (tmp_path / "hour-rules-seed0.wav", tmp_path / "r.wav"):
+        audio, rate = _wav(wav)
+        assert len(audio) / rate <= 8.0 + 2.0 + 3.0, wav.name  # the music, its final bar, the release
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "9" * 5000])
+def test_a_parameter_that_overflows_exits_2_with_one_short_line(value, tune_paths):
+    """Issue 23: `--param iterations=inf` gave exit 1, "internal error (OverflowError)"."""
+    done = studio("generate", str(tune_paths["four_four.mid"]), "--model", "arcnn-chorale", "--param", f"iterations={value}", "--seed", "0")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "must be an int" in lines[0] and len(lines[0]) < 200, done.stderr[:500]
+
+
+def test_a_seed_of_5000_digits_exits_2_with_one_short_line(tune_paths):
+    done = studio("generate", str(tune_paths["four_four.mid"]), "--seed", "9" * 5000)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "whole number" in lines[0] and len(lines[0]) < 200, done.stderr[:500]
+
+
+def test_a_track_name_cannot_forge_an_error_line_or_send_escape_codes(tmp_path):
+    """Issue 23: a newline or ESC in a track name forged `error:` lines and sent escape codes."""
+    name = b"Lead\n\x1b[2J\x1b[31merror: forged line\x1b[0m\r\n"
+    tracks = [[(0, mf._meta(0x03, name)), *mf._note_events([(b, 1, 72 + b % 5) for b in range(8)], 480, channel=ch)]
+              for ch in (0, 1)]
+    path = tmp_path / "named.mid"
+    path.write_bytes(mf.midi_from_tracks(tracks))
+    done = studio("generate", str(path), "--model", "rules", "--out-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "melody taken from track 'Lead [2J[31merror: forged line[0m'" in done.stderr, done.stderr
+    assert "\x1b" not in done.stderr + done.stdout and not any(line.startswith("error") for line in done.stderr.splitlines())
+
+
 def test_models_lists_rules_and_json_cards():
     done = studio("models")
     names = [line.split()[0] for line in done.stdout.splitlines()]

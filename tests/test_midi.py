@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 
 import midi_factory as mf
@@ -134,6 +135,72 @@ def test_long_file_is_cut_to_ten_minutes_with_a_warning():
 def test_huge_delta_is_cut_not_crashed():
     parsed = read_midi(mf.huge_delta())
     assert parsed.score.duration_seconds <= 600.5
+
+
+@pytest.mark.parametrize("kind", ["time_signature", "tempo", "text", "control"])
+def test_events_after_the_music_are_dropped_with_a_warning(kind):
+    """Issue 23: an event an hour after an 8 s tune made an hour of silence (every limit looked at notes)."""
+    start = time.perf_counter()
+    parsed = read_midi(mf.events_after_music(kind))
+    assert time.perf_counter() - start < 5  # a wide margin: it takes about 0.01 s
+    assert parsed.trimmed and any("60.0 minutes after its last note" in w for w in parsed.warnings), parsed.warnings
+    score = parsed.score
+    bar = 4 * score.ticks_per_beat
+    assert all(e.tick <= score.end_tick + bar for e in [*score.tempos, *score.time_signatures])
+    written = mido.MidiFile(file=io.BytesIO(write_midi(score)))
+    assert written.length <= score.duration_seconds + 2.0  # the music plus at most its final bar
+
+
+def test_a_far_meter_change_at_one_tick_per_beat_is_dropped_fast():
+    start = time.perf_counter()
+    parsed = read_midi(mf.far_meter_change())
+    assert time.perf_counter() - start < 5  # a wide margin: it takes about 0.01 s
+    assert parsed.trimmed and [(s.numerator, s.denominator) for s in parsed.score.time_signatures] == [(4, 4)]
+
+
+def test_a_short_silence_after_the_music_is_kept_without_a_warning():
+    data = mf.midi_from_tracks([[*mf._note_events([(0, 1, 60), (1, 1, 62)], 480), (3 * 480, mido.MetaMessage("text", text="end"))]])
+    parsed = read_midi(data)
+    assert not parsed.trimmed and not any("after its last note" in w for w in parsed.warnings)
+
+
+def test_a_stack_of_note_ons_is_refused_in_linear_time():
+    """Issue 23: note-offs ending the oldest of 175,000 stacked note-ons took 17-52 s (list.pop(0))."""
+    data = mf.stacked_note_ons()
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="note limit"):
+        read_midi(data)
+    assert time.perf_counter() - start < 5  # a wide margin: about 1 s on a loaded 2-core machine, 8-50 s before
+
+
+def _named(*names: bytes) -> bytes:
+    """A tune of two melodic tracks with raw track-name bytes (a melody and a low, slow part)."""
+    tracks = []
+    for i, name in enumerate(names):
+        notes = [(b, 1, 72 + b % 5) for b in range(8)] if i == 0 else [(b, 4, 40) for b in range(0, 8, 4)]
+        tracks.append([(0, mf._meta(0x03, name)), *mf._note_events(notes, 480, channel=i)])
+    return mf.midi_from_tracks(tracks)
+
+
+def test_track_names_are_read_as_utf8_then_latin1_one_clean_line():
+    """Issue 23: names were read as latin-1 (emoji garbled) with their newlines and ESC codes."""
+    forged = "Tune\n\x1b[31merror: your files are deleted\x1b[0m\r\u202eevil".encode()
+    cases = {
+        "Fl\u00f6te \U0001f3b5".encode(): "Fl\u00f6te \U0001f3b5",  # UTF-8, emoji included
+        "Fl\u00f6te".encode("latin-1"): "Fl\u00f6te",  # an older file's latin-1
+        forged: "Tune [31merror: your files are deleted[0m evil",
+        ("\U0001f3b5" * 100).encode(): "\U0001f3b5" * 60,  # cut to 60 characters, never inside one
+    }
+    for raw, want in cases.items():
+        names = [t.name for t in read_midi(_named(raw, b"Bass")).score.tracks]
+        assert names[0] == want, names
+
+
+def test_a_name_written_in_utf8_reads_back_whole():
+    score = Score(480, [Track("Fl\u00f6te \U0001f3b5", 0, notes=[Note(0, 480, 60)])])
+    assert read_midi(write_midi(score)).score.tracks[0].name == "Fl\u00f6te \U0001f3b5"
+    long = Score(480, [Track("\u00e9" * 100, 0, notes=[Note(0, 480, 60)])])
+    assert read_midi(write_midi(long)).score.tracks[0].name == "\u00e9" * 60  # 127 bytes: 63 whole characters
 
 
 def test_limits_are_configurable():

@@ -12,7 +12,7 @@ import pytest
 
 import models.rules
 from studio.errors import InputError, ModelError
-from studio.registry import ModelRegistry, default_registry
+from studio.registry import ModelRegistry, default_registry, parse_params_json, quoted
 from studio.roll import RollTrack, make_grid
 from studio.score import Note, Score, Track
 
@@ -134,6 +134,48 @@ def test_a_float_parameter_must_be_a_finite_number(value):
     with pytest.raises(InputError, match="'temperature' of model gan-quartet must be a float"):
         card.resolve_params({"temperature": value})
     assert card.resolve_params({"temperature": "0.7"})["temperature"] == 0.7
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "1" * 5000, pytest.param(10**5000, id="10**5000"), True, 1.5, "2.5", [[1]], "nan"])
+def test_an_int_parameter_refuses_what_is_not_a_whole_number_in_one_short_line(value):
+    """Issue 23: 'inf', '1e400' and 5,000 digits raised OverflowError (an internal error)."""
+    card = default_registry().card("arcnn-chorale")
+    with pytest.raises(InputError, match=r"'iterations' of model arcnn-chorale must be (an int \(a whole number\)|between)") as caught:
+        card.resolve_params({"iterations": value})
+    assert len(str(caught.value)) < 200
+    assert card.resolve_params({"iterations": "3"})["iterations"] == card.resolve_params({"iterations": 3.0})["iterations"] == 3
+
+
+def test_a_long_value_or_name_is_quoted_cut_short():
+    card = default_registry().card("gan-quartet")
+    for given in ({"temperature": "x" * 10_000_000}, {"x" * 10_000_000: 1}, {"temperature": 1e300 * 10**10}):
+        with pytest.raises(InputError) as caught:
+            card.resolve_params(given)
+        assert len(str(caught.value)) < 200, str(caught.value)[:300]
+    assert quoted("\x1b[31m\nerror: forged") == "'\\x1b[31m\\nerror: forged'"  # control characters escaped
+
+
+@pytest.mark.parametrize("text, phrase", [
+    ("[" * 10_000 + "]" * 10_000, "characters long"),
+    ("[" * 2_000 + "]" * 2_000, "nest more than"),
+    ('{"a": [[[[[1]]]]]}', "nest more than"),
+    ('{"a": "' + "x" * 10_000_000 + '"}', "over the 10,000 limit"),
+    ('{"iterations": 1e400}', "1e400 is too large"),
+    ('{"iterations": NaN}', "NaN is not a number"),
+    ('{"iterations": -Infinity}', "Infinity is not a number"),
+    ("[1]", "must be a JSON object"),
+    ("{bad", "must be a JSON object"),
+])
+def test_params_json_refuses_deep_long_and_non_finite_text_in_one_short_line(text, phrase):
+    """Issue 23: JSON nested 10,000 deep raised RecursionError; a 10 MB value was echoed whole."""
+    with pytest.raises(InputError, match=phrase) as caught:
+        parse_params_json(text)
+    assert len(str(caught.value)) < 200 and "\n" not in str(caught.value)
+
+
+def test_params_json_takes_a_flat_object_and_empty_text():
+    assert parse_params_json('{"iterations": 3, "mode": "[[[[[[", "then": "rules"}') == {"iterations": 3, "mode": "[[[[[[", "then": "rules"}
+    assert parse_params_json("") == parse_params_json(None) == parse_params_json("  ") == {}
 
 
 def test_model_calls_reuse_idle_threads_and_a_stuck_call_keeps_only_its_own(cards_dir):

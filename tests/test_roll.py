@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from studio.midi import read_midi, write_midi
@@ -68,3 +70,14 @@ def test_model_range_folds_by_octaves():
     assert to_model_range(110) == 98
     assert to_model_range(12) == 24
     assert to_model_range(60) == 60
+
+
+def test_a_meter_change_far_past_the_music_builds_no_bars_up_to_it():
+    """Issue 23: a 3/4 change 2*10^7 ticks after 8 beats (1 tick per beat) built a bar per 16 steps up to it
+    (5 million bars, 10 s; at 0x0FFFFFFF ticks, which one delta can hold: 67 million bars, never done)."""
+    notes = [Note(i, i + 1, 60 + i) for i in range(8)]
+    score = Score(1, [Track("Melody", 0, notes=notes)], time_signatures=[TimeSignature(0, 4, 4), TimeSignature(2 * 10**7, 3, 4)])
+    start = time.perf_counter()
+    grid = make_grid(score)
+    assert time.perf_counter() - start < 5  # a wide margin: it takes microseconds (about 10 s before)
+    assert [(b.start, b.length) for b in grid.bars] == [(0, 16), (16, 16)] and grid.n_steps == 32

@@ -130,6 +130,30 @@ def test_model_names_are_looked_up_never_opened(model, tune_paths):
         service.accompany(service.AccompanyRequest(midi=tune_paths["four_four.mid"], model=model, want_wav=False))
 
 
+@pytest.mark.parametrize("seed", [1.5, True, None, "inf", float("nan"), "1" * 5000, pytest.param(10**5000, id="10**5000"), "1e400"])
+def test_a_seed_that_is_not_a_whole_number_is_refused_not_rounded(seed, tune_paths, tmp_path):
+    """Issue 23: seed 1.5 / True / None were rounded; 'inf' and 5,000 digits overflowed."""
+    with pytest.raises(InputError, match=r"the seed must be (a whole number|between)") as caught:
+        service.accompany(service.AccompanyRequest(midi=tune_paths["four_four.mid"], seed=seed, out_dir=tmp_path, want_wav=False))
+    assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("params_json, phrase", [
+    ("[" * 10_000 + "]" * 10_000, "characters long"),
+    ("[" * 3_000 + "]" * 3_000, "nest more than"),
+    ('{"iterations": "' + "9" * 10_000_000 + '"}', "over the 10,000 limit"),
+    ('{"iterations": 1e400}', "1e400 is too large"),
+])
+def test_the_generate_api_refuses_deep_long_and_non_finite_json_in_one_line(params_json, phrase, tune_paths):
+    """Issue 23: /generate with JSON nested 10,000 deep raised RecursionError (a generic error, a
+    traceback in the log); a 10 MB value was echoed whole."""
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match=phrase) as caught:
+        ui_actions.generate_endpoint(str(tune_paths["four_four.mid"]), "arcnn-chorale", 0, params_json)
+    assert len(str(caught.value)) < 300
+
+
 def test_oversized_files_are_refused_before_they_are_read(tmp_path, monkeypatch):
     big = tmp_path / "big.mid"
     big.write_bytes(mf.too_large(3_000_000))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import shutil
+import struct
 import subprocess
 import sys
 import threading
+import time
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import midi_factory as mf
 import mido
 import numpy as np
 import pytest
@@ -283,6 +286,25 @@ def test_corrupt_midi_is_an_input_error():
     with pytest.raises(InputError, match="could not read the MIDI data"):
         render_midi(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0garbage")
     assert audio_stats(render_midi(_song()))["rms_dbfs"] > -40.0  # and the synth still works
+
+
+def _without_end_of_track(data: bytes) -> bytes:
+    """A one-track file with its end-of-track event cut off (FluidSynth plays it; the scanner gives up)."""
+    assert data[-4:] == b"\x00\xff\x2f\x00"
+    body = data[22:-4]
+    return data[:14] + b"MTrk" + struct.pack(">I", len(body)) + body
+
+
+@needs_synth
+def test_a_file_longer_than_the_limit_is_refused_not_rendered():
+    """Issue 23: a text event an hour after an 8 s tune rendered an hour of silence (635 MB)."""
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="plays for more than 15 minutes"):
+        render_midi(mf.events_after_music("text"))  # known long by its tempo map: refused at once
+    with pytest.raises(InputError, match=r"plays for more than 0\.2 minutes"):  # found long while playing
+        render_midi(_without_end_of_track(mf.events_after_music("text", delay=96 * 60)), SynthConfig(max_music_seconds=12))
+    assert time.perf_counter() - start < 5  # a wide margin: about 0.3 s (25 s and 2 GB before)
+    assert audio_stats(render_midi(mf.events_after_music("text", delay=0)))["duration_s"] < 8 + 3
 
 
 @needs_synth
