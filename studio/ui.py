@@ -186,7 +186,7 @@ def build_app() -> gr.Blocks:
             with gr.Column(scale=2, min_width=300):
                 with gr.Row(equal_height=True):
                     model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model", scale=3)
-                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed", scale=1, min_width=120)
+                    seed = gr.Number(value=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed", scale=1, min_width=120)
                 then_visible, go_words = act.model_mode(first)
                 go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
                 status = gr.Markdown(elem_id="status")

@@ -175,7 +175,7 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
         raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
     path = Path(midi_file)
     result = accompany(
-        AccompanyRequest(midi=path, model=model_name or "rules", seed=int(seed or 0), params=params, out_dir=results_dir(), name=path.stem,
+        AccompanyRequest(midi=path, model=model_name or "rules", seed=0 if seed is None else seed, params=params, out_dir=results_dir(), name=path.stem,
                          then=then or None),
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
