@@ -1,15 +1,19 @@
 """Hugging Face Spaces entry point: build the studio's page and serve it (127.0.0.1:7860 unless
-GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise)."""
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise). The process-wide settings are made here,
+before the large imports: torch's OpenMP threads sleep when idle, the GIL changes hands after 1 ms,
+and glibc's heap is bounded and trimmed (a long-running server)."""
 
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from studio.allocator import bound_heap_growth, start_heap_trimmer  # small; before the large imports allocate
+from studio.serving.allocator import bound_heap_growth, start_heap_trimmer  # small; before the large imports allocate
+from studio.serving.process import apply_process_settings
 
-bound_heap_growth()  # a long-running server: glibc's heap must not creep (see studio.allocator)
+apply_process_settings()
+bound_heap_growth()
 
-from studio.ui import build_app, launch_options  # noqa: E402 - imported after the variable above is set, before gradio reads it
+from studio.ui.page import build_app, launch_options  # noqa: E402 - after the settings above, before gradio and torch load
 
 if __name__ == "__main__":
     start_heap_trimmer()

@@ -24,7 +24,7 @@ def run_all(quick: bool = False, only: tuple[str, ...] | None = None, device: st
     standard output is the JSON alone), and return all results. `device` (cpu or cuda) is where
     the models run (default: CUDA when there is a GPU)."""
     out = out or sys.stdout
-    from studio.errors import InputError
+    from studio.core.errors import InputError
 
     steps = only or DEFAULT_STEPS
     unknown = [s for s in steps if s not in STEPS]

@@ -17,10 +17,10 @@ import time
 from typing import Any
 
 from bench.models import melody_of_bars
-from studio.batching import BatchConfig
-from studio.meter import estimate_pickup
-from studio.registry import ModelRegistry
-from studio.roll import make_grid, notes_to_roll
+from studio.core.meter import estimate_pickup
+from studio.core.roll import make_grid, notes_to_roll
+from studio.serving.batching import BatchConfig
+from studio.serving.registry import ModelRegistry
 
 __all__ = ["bench_batching"]
 

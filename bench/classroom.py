@@ -40,7 +40,7 @@ from typing import Any
 import psutil
 
 from bench.launch import launch_studio
-from studio.config import REPO_ROOT
+from studio.core.config import REPO_ROOT
 
 __all__ = ["classroom"]
 

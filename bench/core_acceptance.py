@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.config import REPO_ROOT
-from studio.melody import extract_melody
-from studio.meter import estimate_pickup
-from studio.metrics import bar_coverage, consonance, in_key_rate, melody_key
-from studio.midi import read_midi
-from studio.roll import make_grid, notes_to_roll
+from studio.core.config import REPO_ROOT
+from studio.core.melody import extract_melody
+from studio.core.meter import estimate_pickup
+from studio.core.metrics import bar_coverage, consonance, in_key_rate, melody_key
+from studio.core.midi import read_midi
+from studio.core.roll import make_grid, notes_to_roll
 
 TUNES = REPO_ROOT / "tests" / "data" / "tunes"
 KINDS = ["four_four", "three_four_pickup", "six_eight_minor", "type0", "tempo_change", "high_register_channel", "multitrack_drums"]

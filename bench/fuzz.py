@@ -1,11 +1,11 @@
-"""Fuzz the studio's input path: mutated MIDI files through `studio.service.accompany`.
+"""Fuzz the studio's input path: mutated MIDI files through `studio.serving.service.accompany`.
 
 Every case takes a real file (the test tunes in tests/data/tunes and the hand-built files of
 tests/midi_factory.py), applies one to four mutations (bit flips, truncations, wrong chunk
 lengths, huge delta times, running-status abuse, SysEx, up to 65,535 tracks, zero or SMPTE
 division, meta events with absurd values, note storms, spliced files) and runs the result through
 the whole `accompany` path (parse, melody, pickup, grid, model, MIDI out; no audio). The only
-exception allowed out is `studio.errors.InputError`; each case must finish within `--max-cpu-s`
+exception allowed out is `studio.core.errors.InputError`; each case must finish within `--max-cpu-s`
 seconds of CPU time, and the process's peak resident memory (the kernel's high-water mark,
 `ru_maxrss`) must stay within `--max-mb` of what it held after warm-up.
 
@@ -37,8 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.config import REPO_ROOT
-from studio.midi import _varlen_bytes as _vlq  # the writer's own variable-length quantity encoder
+from studio.core.config import REPO_ROOT
+from studio.core.midi import _varlen_bytes as _vlq  # the writer's own variable-length quantity encoder
 
 __all__ = ["OPS", "CaseResult", "Mutation", "apply", "mutate", "peak_rss_mb", "rss_mb", "run_case", "seed_files"]
 
@@ -426,8 +426,8 @@ class CaseResult:
 
 def run_case(data: bytes, model: str = "rules", registry=None, want_png: bool = False, out_dir: Path | None = None) -> CaseResult:
     """Accompany `data` (no audio); returns how it ended. Any exception but `InputError` propagates."""
-    from studio.errors import InputError
-    from studio.service import AccompanyRequest, accompany
+    from studio.core.errors import InputError
+    from studio.serving.service import AccompanyRequest, accompany
 
     scratch = Path(tempfile.mkdtemp(prefix="fuzz-", dir=out_dir))
     wall, cpu = time.perf_counter(), time.process_time()
@@ -494,7 +494,7 @@ def run(cases: int, seed: int = 0, gan_every: int = 20, png_every: int = 500, ma
         other_model: str = "gan-chorale") -> Report:
     """Run `cases` cases; failures (other exceptions, over `max_cpu_s`, over `max_mb`) are collected.
     Every `gan_every`-th case goes to `other_model` (1: all of them), the others to `rules`."""
-    from studio.registry import ModelRegistry
+    from studio.serving.registry import ModelRegistry
 
     registry = ModelRegistry()
     tmp = Path(tempfile.mkdtemp(prefix="studio-fuzz-"))

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from studio.evaluate import SUMMARY_METRICS, EvaluationConfig, evaluate
-from studio.metrics import piece_metrics
-from studio.registry import ModelRegistry
-from studio.tunes import corpus_tunes, tune_roll
+from studio.core.metrics import piece_metrics
+from studio.serving.registry import ModelRegistry
+from studio.training.evaluate import SUMMARY_METRICS, EvaluationConfig, evaluate
+from studio.training.tunes import corpus_tunes, tune_roll
 
 SHORT = {
     "in_key_rate": "in-key",

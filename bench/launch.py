@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.config import REPO_ROOT
+from studio.core.config import REPO_ROOT
 
 __all__ = ["Launched", "free_port", "launch_studio"]
 

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from studio.config import REPO_ROOT
+from studio.core.config import REPO_ROOT
 
 __all__ = ["bench_loading"]
 
@@ -26,7 +26,7 @@ def _child(device: str | None) -> dict[str, Any]:
     import psutil
 
     from bench.models import _roll_of_bars
-    from studio.registry import ModelRegistry
+    from studio.serving.registry import ModelRegistry
 
     registry = ModelRegistry(device=device)
     roll, grid = _roll_of_bars(16)

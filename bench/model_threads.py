@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 from bench.models import _roll_of_bars
-from studio import registry as registry_module
-from studio.batching import BatchConfig
-from studio.registry import ModelRegistry
+from studio.serving import registry as registry_module
+from studio.serving.batching import BatchConfig
+from studio.serving.registry import ModelRegistry
 
 __all__ = ["bench_model_threads"]
 

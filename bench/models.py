@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from studio.config import REPO_ROOT
-from studio.melody import extract_melody
-from studio.meter import estimate_pickup
-from studio.midi import read_midi, write_midi
-from studio.registry import ModelRegistry
-from studio.roll import make_grid, notes_to_roll
-from studio.score import Note, Score, Track
+from studio.core.config import REPO_ROOT
+from studio.core.melody import extract_melody
+from studio.core.meter import estimate_pickup
+from studio.core.midi import read_midi, write_midi
+from studio.core.roll import make_grid, notes_to_roll
+from studio.core.score import Note, Score, Track
+from studio.serving.registry import ModelRegistry
 
 __all__ = ["bench_models", "bench_overhead", "melody_of_bars"]
 
@@ -68,8 +68,8 @@ def bench_models(repeats: int = 5, device: str | None = None) -> dict[str, Any]:
 
 def bench_overhead(repeats: int = 3) -> dict[str, Any]:
     """Whole request for 16 bars through `accompany` vs rendering its output MIDI alone."""
-    from studio.service import AccompanyRequest, accompany
-    from studio.synth import render_midi
+    from studio.audio.synth import render_midi
+    from studio.serving.service import AccompanyRequest, accompany
 
     data = write_midi(melody_of_bars(16))
     with tempfile.TemporaryDirectory() as tmp:

@@ -54,7 +54,7 @@ def window_coverage(melody: np.ndarray, voices: np.ndarray, bar_length: int, rul
 
 def genre_coverage(genre: str) -> dict[str, Any]:
     """The genre's windows, in its own bars (each piece's longest bar) and cut into 4/4, 3/4, 2/4."""
-    from studio.data import DatasetConfig, build_dataset
+    from studio.training.data import DatasetConfig, build_dataset
 
     dataset = build_dataset(DatasetConfig(genre), progress=False)
     # (melody sounding per step, voices sounding per step, the piece's own bar length), once per piece
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--genres", default="chorale,renaissance,quartet")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from studio.data import CORPUS_GENRES
+    from studio.training.data import CORPUS_GENRES
 
     genres = [g for g in args.genres.split(",") if g]
     unknown = [g for g in genres if g not in CORPUS_GENRES]

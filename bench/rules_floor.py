@@ -1,5 +1,5 @@
 """The musical floor of the `rules` baseline on hundreds of real folk tunes it was never tuned on
-tune by tune: in-key rate and consonance (studio.metrics) per tune, their means, and the share of
+tune by tune: in-key rate and consonance (studio.core.metrics) per tune, their means, and the share of
 tunes under the floor (in-key < 0.95, consonance < 0.80).
 
 Tunes: music21's corpus (Essen folk songs and O'Neill's 1850), read as their MIDI export would be:
@@ -15,11 +15,11 @@ import statistics
 import sys
 from typing import Any
 
-from studio.meter import estimate_pickup
-from studio.metrics import bar_coverage, consonance, in_key_rate, melody_key
-from studio.roll import make_grid, notes_to_roll
-from studio.tunes import UNSEEN_COLLECTIONS
-from studio.tunes import corpus_tunes as unseen_tunes
+from studio.core.meter import estimate_pickup
+from studio.core.metrics import bar_coverage, consonance, in_key_rate, melody_key
+from studio.core.roll import make_grid, notes_to_roll
+from studio.training.tunes import UNSEEN_COLLECTIONS
+from studio.training.tunes import corpus_tunes as unseen_tunes
 
 CORPUS_FILES = UNSEEN_COLLECTIONS[:4]  # the 748 tunes the README's table was measured on
 

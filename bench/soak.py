@@ -40,12 +40,12 @@ from pathlib import Path
 import psutil
 
 from bench.launch import launch_studio
-from studio.config import REPO_ROOT
+from studio.core.config import REPO_ROOT
 
 __all__ = ["ServerUnderTest", "Soak", "dir_bytes", "soak", "start_server"]
 
-RESULTS = "studio-results"  # studio.ui_actions.RESULTS_ROOT_NAME (not imported: that pulls in gradio)
-KEEP_RESULTS_S = 3600  # studio.ui_actions.KEEP_RESULTS_S
+RESULTS = "studio-results"  # studio.ui.actions.RESULTS_ROOT_NAME (not imported: that pulls in gradio)
+KEEP_RESULTS_S = 3600  # studio.ui.actions.KEEP_RESULTS_S
 
 
 def dir_bytes(path: Path) -> int:

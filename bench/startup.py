@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from bench.launch import launch_studio
-from studio.config import REPO_ROOT
+from studio.core.config import REPO_ROOT
 
 __all__ = ["bench_startup"]
 
@@ -24,7 +24,7 @@ def bench_startup(timeout_s: float = 120.0) -> dict[str, Any]:
     import psutil
     from gradio_client import Client, handle_file
 
-    from studio.registry import ModelRegistry
+    from studio.serving.registry import ModelRegistry
 
     start = time.perf_counter()
     launched = launch_studio(timeout_s=timeout_s, poll_s=0.1)

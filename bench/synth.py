@@ -3,7 +3,7 @@
 Four ways to turn the same MIDI file into a 44.1 kHz WAV are timed, interleaved (A, A1, B, C, A,
 A1, B, C, ...) so that machine noise hits all of them alike, and the medians are compared:
 
-(a) ``render``: `studio.synth.render_midi` + `write_wav` in this process with the default
+(a) ``render``: `studio.audio.synth.render_midi` + `write_wav` in this process with the default
     `SynthConfig`, the engines already warm (SoundFont loaded once per process, as the server keeps
     it): music of a minute or more renders its channel groups on ``min(cpu_count, 4)`` engines at
     once and sums them;
@@ -182,7 +182,15 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
         sample difference of (a) and (a1), the WAV durations, the SoundFont, the gain, the
         waveform correlation of (a) with (b), notes, and the machine.
     """
-    from studio.synth import SynthConfig, _scan_midi, audio_stats, find_soundfont, render_midi, synth_status, write_wav
+    from studio.audio.synth import (
+        SynthConfig,
+        _scan_midi,
+        audio_stats,
+        find_soundfont,
+        render_midi,
+        synth_status,
+        write_wav,
+    )
 
     ok, status = synth_status()
     if not ok:

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from bench.models import melody_of_bars
-from studio.meter import estimate_pickup
-from studio.registry import ModelRegistry
-from studio.roll import make_grid, notes_to_roll
+from studio.core.meter import estimate_pickup
+from studio.core.roll import make_grid, notes_to_roll
+from studio.serving.registry import ModelRegistry
 
 __all__ = ["bench_transformer"]
 

@@ -10,7 +10,7 @@ Network (1-D convolutions over time; B batch, V = 4 voices, T steps of a 16th no
 - Each voice at each step is a token: a rest or one of 84 pitches (a held note is the same pitch
   at the next step, as in Coconet). The input shows each voice's token one-hot (zero where it is
   erased), its pitch class, and a mask channel saying which steps are erased; the meter and the
-  melody's key profile (`studio.conditioning`) tell where the bar lines and the key are, so any
+  melody's key profile (`studio.core.conditioning`) tell where the bar lines and the key are, so any
   meter and any length go through in one pass.
 - A stack of dilated residual convolutions (a receptive field of about 9 bars of 4/4) ends in one
   distribution over the 85 tokens for every voice at every step.
@@ -40,7 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.conditioning import (
+from models.base import configured
+from models.weights import exported, parameter_count, rebuild
+from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
     N_TOKENS,
     REST,
@@ -51,9 +53,7 @@ from studio.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
-from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
-from studio.train import configured
-from studio.weights import exported, parameter_count, rebuild
+from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -168,7 +168,7 @@ def masked_cross_entropy(logits: torch.Tensor, tokens: torch.Tensor, erased: tor
 
 
 class ARCNNTraining:
-    """The AR-CNN's training step for `studio.train`: one Adam step on a batch of random windows
+    """The AR-CNN's training step for `studio.training.train`: one Adam step on a batch of random windows
     with random erasures. Logged per step: ``nll`` (nats per erased cell)."""
 
     family = "arcnn"
@@ -220,7 +220,7 @@ class ARCNNTraining:
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCNNTraining:
     """Four-voice windows of the dataset (melody first), transposed as its config says."""
-    from studio.voices import VoiceWindows, voice_piece
+    from studio.core.voices import VoiceWindows, voice_piece
 
     first = dataset.train[0]
     pitched = [i for i, drum in enumerate(first.drums) if not drum][:4]

@@ -7,13 +7,13 @@ music runs this backwards: start from pure noise (random notes everywhere), let 
 the clean roll, keep a little less noise than before, guess again, ... until no noise is left.
 
 Representation (B batch, V = 3 voices, T steps of a 16th note): each lower voice is a one-hot piano
-roll over 85 rows (a rest row and the 84 pitches 24..107, as `studio.conditioning`'s tokens), scaled
+roll over 85 rows (a rest row and the 84 pitches 24..107, as `studio.core.conditioning`'s tokens), scaled
 to [-1, 1]: the roll ``x0`` has shape (B, V, 85, T), and noise is added to it. Where a note is
 struck again at the same pitch (an onset the roll cannot show) is not diffused: the network names it
 at every step from the roll it is cleaning (a diffused onset row committed to new notes before the
 pitches had settled, and left twice the real share of repeated notes). The melody (soprano) is known:
 the network sees it clean at every step, with the meter and the melody's key
-(`studio.conditioning`), and inpaints the other voices.
+(`studio.core.conditioning`), and inpaints the other voices.
 
 Network: 1-D dilated residual convolutions over time (a receptive field of about 8 bars of 4/4),
 with channel norms per step (so any length goes through in one pass, with no seams) and the noise
@@ -43,7 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.conditioning import (
+from models.base import configured
+from models.weights import exported, parameter_count, rebuild
+from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
     N_MELODY_FEATURES,
     N_METER_FEATURES,
@@ -56,9 +58,7 @@ from studio.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
-from studio.roll import MODEL_PITCH_LOW, Grid, RollTrack
-from studio.train import configured
-from studio.weights import exported, parameter_count, rebuild
+from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = [
     "DiffusionAccompanist", "DiffusionConfig", "DiffusionTraining", "RollDenoiser", "alpha_bar", "ddim_times", "load", "training",
@@ -234,7 +234,7 @@ def roll_loss(logits: torch.Tensor, tokens: torch.Tensor, onsets: torch.Tensor) 
 
 
 class DiffusionTraining:
-    """The diffusion model's training step for `studio.train`: one AdamW step of DDPM training on a
+    """The diffusion model's training step for `studio.training.train`: one AdamW step of DDPM training on a
     batch of random chorale windows (each at its own random noise level), then the moving average.
     Logged per step: ``ce`` (nats per voice-step) and ``onset`` (binary cross-entropy)."""
 
@@ -314,7 +314,7 @@ class DiffusionTraining:
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> DiffusionTraining:
     """Four-voice windows of the dataset (melody first), transposed as its config says."""
-    from studio.voices import VoiceWindows, voice_piece
+    from studio.core.voices import VoiceWindows, voice_piece
 
     first = dataset.train[0]
     pitched = [i for i, drum in enumerate(first.drums) if not drum][:4]

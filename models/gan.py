@@ -8,7 +8,7 @@ notes Bach wrote: it only learns what the critic can tell apart.
 Network (1-D convolutions over time, pitch as channels; shapes at line ends, B batch, T steps):
 1. The melody is one voice of tokens (rest or one of 84 pitches) + onsets + pitch classes, its key
    profile (pitch classes over the whole piece) tells the key even where it rests, and the
-   meter gives each step its place in the bar and beat (`studio.conditioning`). No bar length is
+   meter gives each step its place in the bar and beat (`studio.core.conditioning`). No bar length is
    built in, so one model serves 4/4, 3/4, 6/8 and pickups, and a melody of any length is done in
    one pass: the convolutions slide over it, so there are no windows and no seams.
 2. Random inputs follow MuseGAN's four kinds: one code for the whole piece shared by all voices
@@ -53,7 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.conditioning import (
+from models.base import configured
+from models.weights import exported, parameter_count, rebuild
+from studio.core.conditioning import (
     HOLD,
     N_CONTEXT_FEATURES,
     N_EVENTS,
@@ -70,10 +72,8 @@ from studio.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
-from studio.metrics import CONSONANT_INTERVALS
-from studio.roll import Grid, RollTrack
-from studio.train import configured
-from studio.weights import exported, parameter_count, rebuild
+from studio.core.metrics import CONSONANT_INTERVALS, RATE_SLACK, RELATIVE_TOLERANCE
+from studio.core.roll import Grid, RollTrack
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
@@ -336,7 +336,7 @@ def pitch_class_roll(notes: torch.Tensor) -> torch.Tensor:
 
 def dissonance_share(voices: torch.Tensor, melody: torch.Tensor, melody_onsets: torch.Tensor) -> torch.Tensor:
     """Share of (melody onset, sounding accompaniment note) pairs that are dissonant, counted as
-    `studio.metrics.consonance` counts them, for a batch: voices (B, V, 85, T) one-hot (differentiable
+    `studio.core.metrics.consonance` counts them, for a batch: voices (B, V, 85, T) one-hot (differentiable
     straight-through samples), melody (B, 85, T) one-hot, melody_onsets (B, T) 1 where a melody note starts."""
     voice_pc = pitch_class_roll(voices)  # (B, V, 12, T)
     melody_pc = pitch_class_roll(melody) * melody_onsets[:, None]  # (B, 12, T), only at onsets
@@ -347,7 +347,7 @@ def dissonance_share(voices: torch.Tensor, melody: torch.Tensor, melody_onsets: 
 
 def bar_texture(voices: torch.Tensor, bars: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """MuseGAN's empty-bar rate (EB) and used pitch classes per non-empty bar (UPC), counted as
-    `studio.metrics.empty_bar_rate` and `used_pitch_classes` count them, pooled over a batch:
+    `studio.core.metrics.empty_bar_rate` and `used_pitch_classes` count them, pooled over a batch:
     voices (B, V, 85, T) one-hot (differentiable straight-through samples), bars (B, T) the bar
     number of each step (`bar_ids`). A bar sounds if any of its steps does (a max over its steps,
     so the gradient reaches one step of each bar); a pitch class is used if any step plays it."""
@@ -383,7 +383,7 @@ def one_hot_voices(tokens: torch.Tensor) -> torch.Tensor:
 
 
 class GANTraining:
-    """The GAN's training step for `studio.train`. For the first `pretrain_steps` steps the generator
+    """The GAN's training step for `studio.training.train`. For the first `pretrain_steps` steps the generator
     alone learns the real voices' events (cross-entropy); after that each step is `critic_steps`
     critic updates on fresh real batches, then one generator update on the critic's verdict plus
     the weighted cross-entropy. Losses logged per step: ``reconstruction`` (cross-entropy, nats per
@@ -404,7 +404,7 @@ class GANTraining:
             "generator": torch.optim.Adam(self.generator.parameters(), config.lr_generator, betas=config.betas),
             "critic": torch.optim.Adam(self.critic.parameters(), config.lr_critic, betas=config.betas),
         }
-        self.reduce_gradients = lambda module: None  # studio.train sets this to average across DDP ranks
+        self.reduce_gradients = lambda module: None  # studio.training.train sets this to average across DDP ranks
 
     def selectable(self, step: int) -> bool:
         """Only a generator that has trained against the critic may be chosen to ship."""
@@ -478,8 +478,6 @@ class GANTraining:
                 loss_g = loss_g + c.consonance_match * F.relu(fake_dis - real_dis)
                 out["dissonance_gap"] = (fake_dis - real_dis).item()
             if c.texture_match > 0:  # feature matching on the texture: as many silent bars and pitch classes per bar as the real voices
-                from studio.evaluate import RATE_SLACK, RELATIVE_TOLERANCE  # here: studio.evaluate imports the registry
-
                 fake_eb, fake_upc = bar_texture(fake_acc, bars)
                 real_eb, real_upc = bar_texture(real_v[:, 1:], bars)
                 # each gap in units of its acceptance bound (15% of the real value, at least the rate slack)
@@ -514,10 +512,10 @@ class GANTraining:
 
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> GANTraining:
-    """The training set-up `studio.train` drives: voices named and voiced as the dataset's pitched
+    """The training set-up `studio.training.train` drives: voices named and voiced as the dataset's pitched
     tracks (a folder's drum track is left out; a chord in a track is learned as its top note),
     random 64-step windows of the training pieces, transposed as the dataset config says."""
-    from studio.voices import VoiceWindows, voice_piece
+    from studio.core.voices import VoiceWindows, voice_piece
 
     first = dataset.train[0]
     pitched = [i for i, drum in enumerate(first.drums) if not drum]  # the GAN writes pitched voices; drums are left out
@@ -583,7 +581,7 @@ PARAMS = [
 
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 
-# Defaults that training chooses on its validation pieces, per genre (`studio.train._tune_defaults`):
+# Defaults that training chooses on its validation pieces, per genre (`studio.training.train._tune_defaults`):
 # how far a genre's accompaniment strays from the generator's likeliest note is a matter of style.
 # Tuned in this order, each at the values chosen before it: temperature sets how far the voices stray
 # (rhythm and pitch alike), steadiness then how much a voice's pitch draws hang together in a bar.
@@ -591,7 +589,7 @@ TUNABLE = {"temperature": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0), "steadiness": (0.0, 0.
 
 
 class GANAccompanist:
-    """A trained generator, ready to accompany any melody (`studio.registry` calls `generate`)."""
+    """A trained generator, ready to accompany any melody (`studio.serving.registry` calls `generate`)."""
 
     def __init__(self, config: GANConfig, generator: Generator, device: str = "cpu") -> None:
         self.config = config

@@ -1,7 +1,7 @@
 """Rule-based accompanist: the yardstick every learned model must beat.
 
 How it works, in the order of `RulesAccompanist.generate`:
-1. Estimate the key of the melody (Krumhansl-Kessler profiles, `studio.theory`).
+1. Estimate the key of the melody (Krumhansl-Kessler profiles, `studio.core.theory`).
 2. Cut every bar into harmonic segments: half bars in duple meters (4/4 -> 2 x 2 beats, 6/8 -> 2
    dotted quarters), whole bars in triple meters (3/4, 9/8), 3+2 / 4+3 beats in 5 and 7.
 3. Choose one diatonic chord per segment with the Viterbi algorithm, maximising
@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from studio.metrics import CONSONANT_INTERVALS, melody_key
-from studio.roll import STEPS_PER_BEAT as STEPS_PER_QUARTER
-from studio.roll import Bar, Grid, RollTrack
-from studio.theory import Key
+from studio.core.metrics import CONSONANT_INTERVALS, melody_key
+from studio.core.roll import STEPS_PER_BEAT as STEPS_PER_QUARTER
+from studio.core.roll import Bar, Grid, RollTrack
+from studio.core.theory import Key
 
 __all__ = ["Chord", "RulesAccompanist", "RulesConfig", "chord_vocabulary", "load"]
 

@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.errors import InputError
-from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, Bar, Grid, RollTrack
-from studio.train import configured
-from studio.weights import exported, parameter_count, rebuild
+from models.base import configured
+from models.weights import exported, parameter_count, rebuild
+from studio.core.errors import InputError
+from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, Bar, Grid, RollTrack, track_notes
 
 __all__ = [
     "GPT",
@@ -152,22 +152,6 @@ def decode(tokens: Sequence[int], bars: Sequence[Bar]) -> list[tuple[int, int, i
                 notes.append((start, end, pitch))
             pos = pitch = None
     return notes
-
-
-def track_notes(track: RollTrack) -> list[tuple[int, int, int]]:
-    """(start, end, pitch) in steps of a roll track's notes, top note per start."""
-    sounding = track.velocity > 0
-    starts = track.onset & sounding
-    starts[0] |= sounding[0]
-    starts[1:] |= sounding[1:] & ~sounding[:-1]
-    out = []
-    for step, pitch in zip(*np.nonzero(starts), strict=True):
-        end = step + 1
-        while end < track.n_steps and sounding[end, pitch] and not starts[end, pitch]:
-            end += 1
-        out.append((int(step), int(end), int(pitch)))
-    out.sort()
-    return out
 
 
 # --------------------------------------------------------------------------- the network
@@ -650,15 +634,11 @@ class TransformerTraining:
         return exported(self.network)
 
 
-def dataset(genre: str, max_pieces: int | None = None, progress: bool = True):
-    """The melody dataset this family learns from (`studio.melodies.melody_dataset`)."""
-    from studio.melodies import melody_dataset
-
-    return melody_dataset(genre, max_pieces, progress)
+DATASET = "melodies"  # learns from tunes (`studio.training.melodies`), not from multi-track rolls
 
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> TransformerTraining:
-    """A recipe for `studio.train`: the tunes of `data.train` as events."""
+    """A recipe for `studio.training.train`: the tunes of `data.train` as events."""
     config = configured(TransformerConfig(), overrides, "Transformer")
     tunes = tokenize_pieces(data.train)
     if not tunes:

@@ -45,10 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.errors import InputError
-from studio.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, N_MODEL_PITCHES, Bar, Grid, RollTrack
-from studio.train import configured
-from studio.weights import exported, parameter_count, rebuild
+from models.base import configured
+from models.weights import exported, parameter_count, rebuild
+from studio.core.errors import InputError
+from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, N_MODEL_PITCHES, Bar, Grid, RollTrack, track_notes
 
 __all__ = [
     "Interpolation",
@@ -126,13 +126,6 @@ def tokens_to_notes(tokens: Sequence[int] | np.ndarray, offset: int = 0, soundin
     if current is not None:
         notes.append((current[0], offset + len(tokens), current[1]))
     return notes
-
-
-def track_notes(track: RollTrack) -> list[tuple[int, int, int]]:
-    """(start, end, pitch) in steps of a roll track's notes (the Transformer's reading of a roll)."""
-    from models.transformer import track_notes as notes_of
-
-    return notes_of(track)
 
 
 def key_profile(tokens: np.ndarray) -> np.ndarray:
@@ -563,7 +556,7 @@ class Varier:
 
 
 def tune_windows(pieces: Sequence[Any], config: VAEConfig, every_bar: bool) -> Windows:
-    """The windows of one-track pieces (`studio.data.Piece`): from every bar line (training) or as
+    """The windows of one-track pieces (`studio.training.data.Piece`): from every bar line (training) or as
     generation walks them."""
     parts = []
     for piece in pieces:
@@ -708,15 +701,11 @@ class VAETraining:
         return exported(self.network)
 
 
-def dataset(genre: str, max_pieces: int | None = None, progress: bool = True):
-    """The melody dataset this family learns from (`studio.melodies.melody_dataset`)."""
-    from studio.melodies import melody_dataset
-
-    return melody_dataset(genre, max_pieces, progress)
+DATASET = "melodies"  # learns from tunes (`studio.training.melodies`), not from multi-track rolls
 
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> VAETraining:
-    """A recipe for `studio.train`: windows from every bar line of `data.train`'s tunes."""
+    """A recipe for `studio.training.train`: windows from every bar line of `data.train`'s tunes."""
     config = configured(VAEConfig(), overrides, "VAE")
     windows = tune_windows(data.train, config, every_bar=True)
     if not len(windows):

@@ -1,26 +1,8 @@
 """The music studio: melody in, multi-track accompaniment out (MIDI, WAV, piano roll).
 
-`studio.service.accompany` is the one entry point that the CLI, the web UI and the API share.
+`studio.serving.service.accompany` is the one entry point that the CLI, the web UI and the API share.
+Importing the package changes nothing in the process: `app.py` and the CLI call
+`studio.serving.process.apply_process_settings` first.
 """
-
-import os
-import sys
-
-# torch's intra-op threads (GNU OpenMP) sleep between parallel regions instead of spinning for them.
-# Spinning pays on an idle machine with a core per thread; on a shared one (a Space, a classroom
-# server running several requests, FluidSynth and matplotlib beside the model) a spinning thread
-# takes the core its partner needs. Measured on the 2-core machine at load 7-9: 16 GAN requests one
-# by one 0.78-1.18 s spinning vs 0.17-0.23 s sleeping, batched 0.24-0.38 vs 0.08 s. Set before torch
-# is first imported (the studio imports it lazily); OMP_WAIT_POLICY=ACTIVE in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# A thread that wants the GIL back (FluidSynth's render after a long call, the batcher, a request
-# finishing) waits until the thread holding it lets go: at most the switch interval, 5 ms by default,
-# while another thread runs Python (the piano roll is drawn beside the render). 1 ms cuts those waits;
-# switching more often costs CPU-bound threads little. Measured, whole 16-bar request / synthesis
-# alone, 100 runs each interleaved on the idle 2-core machine: 1.37 at 5 ms, 1.20 at 1 ms, 1.18 at
-# 0.2 ms. An interval the embedding program set itself is kept.
-if sys.getswitchinterval() == 0.005:
-    sys.setswitchinterval(0.001)
 
 __version__ = "0.1.0"

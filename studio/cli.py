@@ -13,7 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from studio.errors import InputError, StudioError, one_line
+from studio.core.errors import InputError, StudioError, one_line
+from studio.serving.process import apply_process_settings
 
 __all__ = ["main"]
 
@@ -34,7 +35,7 @@ def _say(kind: str, text: str) -> None:
 
 def _parse_params(items: list[str]) -> dict[str, str]:
     """`--param KEY=VALUE` pairs as text; the model's card checks each value (`Param.coerce`)."""
-    from studio.registry import quoted
+    from studio.serving.registry import quoted
 
     params = {}
     for item in items:
@@ -46,7 +47,7 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from studio.registry import default_registry
+    from studio.serving.registry import default_registry
 
     registry = default_registry()
     cards = registry.cards()
@@ -63,7 +64,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from studio.service import AccompanyRequest, accompany
+    from studio.serving.service import AccompanyRequest, accompany
 
     source = Path(args.input)
     stem = source.stem
@@ -116,7 +117,7 @@ def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
         try:
             shutil.move(str(produced[key]), target_path)
         except OSError as exc:
-            from studio.service import output_error
+            from studio.serving.service import output_error
 
             raise output_error(exc) from None
         written.append(target_path)
@@ -125,7 +126,7 @@ def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from studio.service import InterpolateRequest, interpolate
+    from studio.serving.service import InterpolateRequest, interpolate
 
     first, second = Path(args.first), Path(args.second)
     outs = {k: getattr(args, k) for k in ("out_midi", "out_wav", "out_png")}
@@ -153,7 +154,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from studio.service import render
+    from studio.serving.service import render
 
     path, warnings = render(Path(args.input), args.out_wav)
     for warning in warnings:
@@ -163,7 +164,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from studio.train import TrainConfig, run_training
+    from studio.training.train import TrainConfig, run_training
 
     if args.minutes is not None and args.minutes <= 0:
         raise InputError("--minutes must be above 0")
@@ -194,7 +195,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from studio.evaluate import EvaluationConfig, evaluate, format_report
+    from studio.training.evaluate import EvaluationConfig, evaluate, format_report
 
     config = EvaluationConfig(n=args.n, unseen=args.unseen, seed=args.seed, params=_parse_params(args.param), copy_check=not args.no_copy_check, data=args.data)
     report = evaluate(args.model, config, progress=not args.json)
@@ -295,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 bad input or unavailable, 1 internal error)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    apply_process_settings()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -23,6 +23,10 @@ for _name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "GRADIO_TEMP_DIR"):
 tempfile.tempdir = os.environ["TMPDIR"]
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
+from studio.serving.process import apply_process_settings  # noqa: E402 - after the run's folders are set
+
+apply_process_settings()  # the suite runs models as the server does: OpenMP threads that sleep when idle
+
 
 def pytest_unconfigure(config) -> None:
     """The run's folder goes with the run: left behind, each run kept about 1 GB in /tmp."""

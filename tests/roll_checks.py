@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from studio.roll import RollTrack
+from studio.core.roll import RollTrack
 
 
 def melody_end_step(melody: RollTrack) -> int:

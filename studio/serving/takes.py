@@ -1,0 +1,69 @@
+"""A session's takes: every accompaniment a person generated, kept to play back and compare.
+
+A take is a plain dict (it lives in the page's per-session `gr.State`, which copies it), made and
+read only through these functions. Files stay where `accompany` wrote them (the session's own
+results folder); a take whose files were cleaned away says so instead of failing later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from studio.core.errors import InputError
+
+__all__ = ["MAX_TAKES", "add_take", "find_take", "take_from_result", "take_label"]
+
+MAX_TAKES = 20  # the oldest takes are dropped beyond this (their files are cleaned with the session's folder)
+
+
+def take_from_result(result: Any, number: int, melody_name: str, source: str | None = None) -> dict:
+    """A take from an `AccompanyResult`: model, seed, parameters, output files and headline metrics.
+
+    ``"wav"`` is the full-quality WAV (the download); ``"listen"`` is what the page's player plays,
+    the MP3 copy (`AccompanyResult.listen_path`), or the WAV when there is none; None without audio."""
+    tracks = [t.name for t in result.score.tracks]
+    return {
+        "number": number,
+        "melody": melody_name,
+        "source": source,  # the melody file it was made from
+        "model": result.model,
+        "then": getattr(result, "then", None),  # the accompanist after a melody model, if any
+        "seed": int(result.seed),
+        "params": {k: v for k, v in result.params.items()},
+        "midi": str(result.midi_path),
+        "wav": str(result.wav_path) if result.wav_path else None,
+        "listen": str(listen) if (listen := getattr(result, "listen_path", None) or result.wav_path) else None,  # what the player plays
+        "png": str(result.png_path) if result.png_path else None,
+        "tracks": tracks,
+        "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
+        "key": str(result.metrics.get("key", "")),
+        "warnings": list(result.warnings),
+    }
+
+
+def take_label(take: Mapping[str, Any]) -> str:
+    """How a take is listed: 'Take 3 · gan-chorale · seed 7 · Yankee Doodle'."""
+    extras = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in take.get("params", {}).items())
+    model = f"{take['model']} → {take['then']}" if take.get("then") else take["model"]
+    label = f"Take {take['number']} · {model} · seed {take['seed']}"
+    if extras:
+        label += f" ({extras})"
+    return f"{label} · {take['melody']}"
+
+
+def add_take(takes: Sequence[Mapping[str, Any]] | None, take: Mapping[str, Any]) -> list[dict]:
+    """The session's takes with `take` appended (at most MAX_TAKES, newest last)."""
+    kept = [dict(t) for t in (takes or [])] + [dict(take)]
+    return kept[-MAX_TAKES:]
+
+
+def find_take(takes: Sequence[Mapping[str, Any]] | None, label: str | None) -> dict:
+    """The take listed as `label`, with its files still on disk; InputError otherwise."""
+    for take in takes or []:
+        if take_label(take) == label:
+            if not Path(take["midi"]).exists():
+                raise InputError(f"{label} has expired (its files are kept an hour): generate it again with the same seed")
+            return dict(take)
+    raise InputError("that take is not in this session any more: generate a new one")

@@ -1,0 +1,404 @@
+"""`python -m studio evaluate`: how a model's accompaniments compare with real music it never saw.
+
+1. Held-out pieces of the model's genre (the pinned list `models/checkpoints/splits/<genre>.json`,
+   `studio.training.splits`; never seen in training): the model accompanies each held-out melody, and the studio's metrics
+   (`studio.core.metrics.piece_metrics`: in-key rate, consonance, MuseGAN's empty-bar rate, used pitch
+   classes per bar, qualified-note rate, polyphony) of its accompaniment are averaged over pieces
+   and set beside the same numbers of the real held-out accompaniments.
+2. Not a copy: the share of generated bars for which some training bar (in any of the 12
+   transpositions) holds at least 90% of the same notes (voice, onset, length and pitch within the
+   bar; shared notes / the larger bar's notes).
+3. Unseen tunes (`studio.training.tunes`: folk songs and fiddle tunes of every meter): in-key rate,
+   consonance, and whether at least two accompaniment tracks cover 95% of the melody's bars.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.core.errors import InputError
+from studio.core.metrics import (
+    RATE_SLACK,
+    RELATIVE_TOLERANCE,
+    TRACK_METRICS,
+    bar_coverage,
+    parallel_perfect_counts,
+    piece_metrics,
+)
+from studio.core.roll import Grid, RollTrack, to_model_range
+from studio.serving.registry import ModelRegistry, default_registry
+
+__all__ = ["EvaluationConfig", "bound_gaps", "copied_bar_share", "evaluate", "format_report", "real_summary", "validation_score"]
+
+SUMMARY_METRICS = ("in_key_rate", "consonance", *TRACK_METRICS, "accompaniment_polyphony")
+RATES = ("empty_bar_rate", "qualified_note_rate", "polyphony", "accompaniment_polyphony")
+TONAL_MARGIN = 0.05  # in-key and consonance at most this much under the real values
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What `evaluate` measures: `n` held-out pieces (None: all), `unseen` folk tunes, the seed and
+    the model parameters used for every sample, and whether to run the copy check."""
+
+    n: int | None = None
+    unseen: int = 100
+    seed: int = 0
+    params: Mapping[str, Any] | None = None
+    copy_check: bool = True
+    data: str | None = None  # dataset genre; default: the model's own genre (chorale for genre 'any')
+    split_file: str | None = None  # the pinned split to read; default: the committed one of a corpus genre, the card's for a folder
+
+
+def _mean(values: Iterable[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _model_melody(melody: RollTrack) -> RollTrack:
+    """The melody as models see it (pitches folded into 24..107), as `studio.serving.service` gives it."""
+    out = RollTrack.empty(melody.name, melody.program, melody.n_steps)
+    steps, pitches = np.nonzero(melody.velocity)
+    folded = np.array([to_model_range(p) for p in pitches.tolist()], np.int64)
+    out.velocity[steps, folded] = melody.velocity[steps, pitches]
+    steps, pitches = np.nonzero(melody.onset)
+    out.onset[steps, np.array([to_model_range(p) for p in pitches.tolist()], np.int64)] = True
+    return out
+
+
+# --------------------------------------------------------------------------- not a copy
+
+
+def _bar_notes(tracks: Sequence[RollTrack], grid: Grid) -> list[np.ndarray]:
+    """Per bar, its notes as int64 codes of (voice, onset in bar, length in bar, pitch)."""
+    per_bar: list[list[int]] = [[] for _ in grid.bars]
+    starts = np.array([b.start for b in grid.bars])
+    for voice, track in enumerate(tracks):
+        sounding = track.velocity > 0
+        begins = track.onset & sounding
+        begins[0] |= sounding[0]
+        begins[1:] |= sounding[1:] & ~sounding[:-1]
+        for step, pitch in zip(*np.nonzero(begins), strict=True):
+            end = step + 1
+            while end < len(sounding) and sounding[end, pitch] and not begins[end, pitch]:
+                end += 1
+            first = int(np.searchsorted(starts, step, side="right")) - 1
+            for b in range(max(first, 0), len(grid.bars)):
+                bar = grid.bars[b]
+                if bar.start >= end:
+                    break
+                lo, hi = max(step, bar.start), min(end, bar.end)
+                if hi > lo:
+                    per_bar[b].append(_code(voice, lo - bar.start, hi - lo, int(pitch)))
+    return [np.unique(np.array(codes, np.int64)) for codes in per_bar]
+
+
+def _code(voice: int | np.ndarray, onset: int | np.ndarray, length: int | np.ndarray, pitch: int | np.ndarray) -> Any:
+    return ((voice * 256 + onset) * 256 + np.minimum(length, 255)) * 256 + pitch
+
+
+class _BarIndex:
+    """An inverted index of training bars: note code -> bars holding it (sorted arrays)."""
+
+    def __init__(self, bars: Sequence[np.ndarray]) -> None:
+        sizes = np.array([len(b) for b in bars], np.int64)
+        codes = np.concatenate(bars) if bars else np.zeros(0, np.int64)
+        owner = np.repeat(np.arange(len(bars)), sizes)
+        order = np.argsort(codes, kind="stable")
+        self.codes, self.owner, self.sizes = codes[order], owner[order], sizes
+
+    def best_overlap(self, query: np.ndarray) -> float:
+        """The largest shared / max(len(query), len(bar)) over every indexed bar."""
+        if not len(query) or not len(self.codes):
+            return 0.0
+        lo = np.searchsorted(self.codes, query, side="left")
+        hi = np.searchsorted(self.codes, query, side="right")
+        hits = np.concatenate([self.owner[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)] or [np.zeros(0, np.int64)])
+        if not len(hits):
+            return 0.0
+        bars, shared = np.unique(hits, return_counts=True)
+        return float((shared / np.maximum(self.sizes[bars], len(query))).max())
+
+
+def copied_bar_share(generated: Sequence[tuple[Sequence[RollTrack], Grid]], training: Sequence[tuple[Sequence[RollTrack], Grid]], threshold: float = 0.9) -> dict[str, Any]:
+    """Share of generated non-empty bars for which a training bar, in any of the 12 transpositions,
+    holds at least `threshold` of the same notes (shared notes / the larger bar's count)."""
+    index = _BarIndex([b for tracks, grid in training for b in _bar_notes(tracks, grid) if len(b)])
+    total = copied = 0
+    for tracks, grid in generated:
+        for notes in _bar_notes(tracks, grid):
+            if not len(notes):
+                continue
+            total += 1
+            pitch = notes % 256
+            rest = notes - pitch
+            best = max(index.best_overlap(np.unique(rest + np.clip(pitch + shift, 0, 255))) for shift in range(-6, 6))
+            copied += best >= threshold
+    return {"bars": total, "copied_bars": copied, "copied_share": copied / total if total else float("nan"), "threshold": threshold}
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _generate(registry: ModelRegistry, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
+    return registry.generate(name, _model_melody(melody), grid, params, seed)
+
+
+def _summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    return {m: _mean(r[m] for r in rows) for m in SUMMARY_METRICS}
+
+
+def _compare(generated: Mapping[str, float], real: Mapping[str, float]) -> dict[str, Any]:
+    """Per metric: generated, real, difference, and whether it meets the acceptance bound."""
+    out = {}
+    for metric in SUMMARY_METRICS:
+        g, r = generated[metric], real[metric]
+        if metric in ("in_key_rate", "consonance"):
+            ok = g >= r - TONAL_MARGIN
+            bound = f">= real - {TONAL_MARGIN}"
+        else:
+            slack = RATE_SLACK if metric in RATES else 0.0
+            ok = abs(g - r) <= max(RELATIVE_TOLERANCE * abs(r), slack) + 1e-9
+            bound = f"within {RELATIVE_TOLERANCE:.0%} of real" + (f" (or {slack})" if slack else "")
+        rel = (g - r) / abs(r) if r else (0.0 if g == r else float("inf"))
+        out[metric] = {"generated": round(g, 4), "real": round(r, 4), "relative_difference": round(rel, 4), "bound": bound, "ok": bool(ok)}
+    return out
+
+
+def bound_gaps(generated: Mapping[str, float], real: Mapping[str, float]) -> dict[str, float]:
+    """How far each metric is from the real music, in units of its acceptance bound (<= 1: within
+    it): the shortfall of in-key and consonance over `TONAL_MARGIN` (being above the real value
+    costs nothing), and |generated - real| over 15% of real (or the rate slack) for the others."""
+    gaps = {}
+    for metric in SUMMARY_METRICS:
+        g, r = generated[metric], real[metric]
+        if not (math.isfinite(g) and math.isfinite(r)):
+            continue
+        if metric in ("in_key_rate", "consonance"):
+            gaps[metric] = max(0.0, r - g) / TONAL_MARGIN
+        else:
+            slack = RATE_SLACK if metric in RATES else 1e-3
+            gaps[metric] = abs(g - r) / max(RELATIVE_TOLERANCE * abs(r), slack)
+    return gaps
+
+
+def real_summary(pieces: Sequence[Any]) -> dict[str, float]:
+    """The metrics of the real accompaniments of `pieces` (`studio.training.data.Piece`), averaged."""
+    rows = []
+    for piece in pieces:
+        tracks = piece.tracks
+        rows.append(piece_metrics(tracks[0], tracks[1:], piece.grid))
+    return _summary(rows)
+
+
+def validation_score(model: Any, pieces: Sequence[Any], real: Mapping[str, float], params: Mapping[str, Any],
+                     seeds: Sequence[int] = (0,)) -> tuple[float, dict[str, float]]:
+    """A model's distance from real music on validation `pieces`: the mean of `bound_gaps` (lower is
+    better; training keeps the generator that scores lowest), with the metrics averaged over the
+    pieces accompanied at each of `seeds`. `model` has `generate` (an accompanist, not a registry
+    name); returns (score, the generated metrics)."""
+    rows = [piece_metrics(p.tracks[0], model.generate(_model_melody(p.tracks[0]), p.grid, params, seed), p.grid) for seed in seeds for p in pieces]
+    generated = _summary(rows)
+    gaps = bound_gaps(generated, real)
+    return (float(np.mean(list(gaps.values()))) if gaps else float("inf")), generated
+
+
+def evaluate(model: str, config: EvaluationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate `model` (see the module docstring); returns a JSON-ready report."""
+    from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset
+    from studio.training.tunes import corpus_tunes, tune_roll
+
+    config = config or EvaluationConfig()
+    registry = registry or default_registry()
+    card = registry.card(model)
+    if card.family == "transformer":  # a melody model: continuations, not accompaniments
+        from studio.training.continuation import ContinuationConfig, evaluate_continuer
+
+        return evaluate_continuer(model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress)
+    if card.family == "vae":  # a melody model: reconstructions, variations and interpolations
+        from studio.training.variation_eval import VariationConfig, evaluate_variations
+
+        return evaluate_variations(model, VariationConfig(unseen=config.unseen, seed=config.seed, held_out=config.n), registry, progress)
+    genre = config.data or (card.genre if card.genre in CORPUS_GENRES else "chorale")
+    if not (genre in CORPUS_GENRES or genre.startswith("folder:")):
+        raise InputError(f"no evaluation data for genre '{genre}': pass --data with one of {', '.join(CORPUS_GENRES)} or a folder of MIDI files")
+    params = dict(config.params or {})
+    t0 = time.perf_counter()
+    dataset = build_dataset(DatasetConfig(genre, split_file=_split_file(config, card, genre)), progress=progress)
+    held = dataset.held_out[: config.n] if config.n else dataset.held_out
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    say(f"evaluating {model} on {len(held)} held-out {genre} pieces")
+
+    generated_rows, real_rows, samples = [], [], []
+    for piece in held:
+        tracks = piece.tracks
+        melody = tracks[0]
+        accompaniment = _generate(registry, model, melody, piece.grid, params, config.seed)
+        generated_rows.append(piece_metrics(melody, accompaniment, piece.grid))
+        real_rows.append(piece_metrics(melody, tracks[1:], piece.grid))
+        samples.append((accompaniment, piece.grid))
+    generated, real = _summary(generated_rows), _summary(real_rows)
+    report: dict[str, Any] = {
+        "model": model,
+        "family": card.family,
+        "data": genre,
+        "seed": config.seed,
+        "params": card.resolve_params(params),
+        "held_out": {
+            "pieces": len(held),
+            "bars": int(sum(p.n_bars for p in held)),
+            "generated": {k: round(v, 4) for k, v in generated.items()},
+            "real": {k: round(v, 4) for k, v in real.items()},
+            "comparison": _compare(generated, real),
+        },
+    }
+    report["held_out"]["all_ok"] = all(row["ok"] for row in report["held_out"]["comparison"].values())
+
+    if config.copy_check:
+        say("checking generated bars against every training bar (12 transpositions)")
+        training = [(p.tracks[1:], p.grid) for p in dataset.train]
+        report["copy"] = copied_bar_share(samples, training)
+
+    if config.unseen:
+        say(f"accompanying {config.unseen} unseen folk tunes")
+        rows = []
+        for tune in corpus_tunes(config.unseen):
+            melody, grid = tune_roll(tune.score)
+            tracks = _generate(registry, model, melody, grid, params, config.seed)
+            m = piece_metrics(melody, tracks, grid)
+            covering = sum(bar_coverage(t, grid, melody) >= 0.95 for t in tracks)
+            rows.append({"title": tune.title, "meter": tune.meter, "in_key_rate": m["in_key_rate"], "consonance": m["consonance"],
+                         "tracks_covering_95": covering, "parallels": parallel_perfect_counts([melody, *tracks])})
+        meters = sorted({r["meter"] for r in rows})
+        report["unseen"] = {
+            "tunes": len(rows),
+            "meters": meters,
+            "in_key_mean": round(_mean(r["in_key_rate"] for r in rows), 4),
+            "consonance_mean": round(_mean(r["consonance"] for r in rows), 4),
+            "in_key_p10": round(_percentile([r["in_key_rate"] for r in rows], 10), 4),
+            "consonance_p10": round(_percentile([r["consonance"] for r in rows], 10), 4),
+            "share_with_2_tracks_covering_95": round(_mean(float(r["tracks_covering_95"] >= 2) for r in rows), 4),
+            # pooled over the tunes: parallel fifths/octaves among all the moments two parts move together
+            "parallel_fifths_octaves": round(sum(r["parallels"][0] for r in rows) / max(1, sum(r["parallels"][1] for r in rows)), 4),
+            "moves_together": sum(r["parallels"][1] for r in rows),
+            "by_meter": {
+                meter: {
+                    "tunes": sum(r["meter"] == meter for r in rows),
+                    "in_key_mean": round(_mean(r["in_key_rate"] for r in rows if r["meter"] == meter), 4),
+                    "consonance_mean": round(_mean(r["consonance"] for r in rows if r["meter"] == meter), 4),
+                }
+                for meter in meters
+            },
+        }
+    nll = _likelihood(registry, card, dataset, held, say)
+    if nll:
+        report["nll"] = nll
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    report["how"] = (
+        f"python -m studio evaluate --model {model}: seed {config.seed}, default parameters unless given; held-out pieces of "
+        f"'{genre}' (the pinned list {_split_label(dataset)}, never in training); means over pieces; unseen = the first {config.unseen} "
+        "single-meter tunes of studio.training.tunes.UNSEEN_COLLECTIONS"
+    )
+    return report
+
+
+def _split_label(dataset: Any) -> str:
+    """The split file a dataset was read with, repo-relative, or how it was drawn."""
+    from studio.core.config import REPO_ROOT
+
+    facts = dataset.info.get("split", {})
+    if "file" not in facts:
+        return f"none: {facts.get('how', 'seeded draw')}"
+    path = Path(facts["file"]).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _split_file(config: EvaluationConfig, card: Any, genre: str) -> str | None:
+    """The split file to read (`studio.training.data.DatasetConfig.split_file`): the one asked for, else for a
+    folder of MIDI files the one the card names (written by its training run), else the committed one."""
+    from studio.core.config import REPO_ROOT
+
+    named = config.split_file or (card.training.get("split_file") if genre.startswith("folder:") else None)
+    if not named:
+        return None
+    path = Path(named)
+    return str(path if path.is_absolute() else REPO_ROOT / path)
+
+
+def _likelihood(registry: ModelRegistry, card: Any, dataset: Any, held: Sequence[Any], say: Any) -> dict[str, Any] | None:
+    """Held-out negative log-likelihood for models that have one (the AR-CNN), beside its family's
+    baseline; None for the others."""
+    import importlib
+
+    from studio.core.voices import voice_piece
+
+    model = registry.get(card.name)
+    if not hasattr(model, "held_out_nll"):
+        return None
+    say("held-out likelihood, and the baseline's")
+    n_voices = len(card.tracks) + 1
+    pitched = [i for i, drum in enumerate(held[0].drums) if not drum][:n_voices]
+    held_voices = [voice_piece(p, pitched) for p in held]
+    report = {"model": model.held_out_nll(held_voices)}
+    family = importlib.import_module(f"models.{card.family}")
+    if hasattr(family, "unigram_nll"):
+        train_voices = [voice_piece(p, pitched) for p in dataset.train]
+        report["baseline_independent_voices"] = family.unigram_nll(train_voices, held_voices, n_voices)
+    report["how"] = (
+        "nats per 16th-note frame on the held-out pieces, whole and untransposed: voice_given_others erases one "
+        "voice for the whole piece and scores each of its frames given the other three voices (Coconet's frame-level "
+        "conditional likelihood; per voice and the mean); half_erased erases a random half of all cells (seed 0) and "
+        "scores them. Baseline: each voice's own token frequencies in training (an independent per-voice model)."
+    )
+    return report
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    finite = sorted(v for v in values if math.isfinite(v))
+    return float(np.percentile(finite, q)) if finite else float("nan")
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The report as a few readable lines (what the CLI prints without --json)."""
+    if report.get("family") == "transformer":
+        from studio.training.continuation import format_continuation
+
+        return format_continuation(report)
+    if report.get("family") == "vae":
+        from studio.training.variation_eval import format_variations
+
+        return format_variations(report)
+    held = report["held_out"]
+    lines = [f"{report['model']} on {held['pieces']} held-out {report['data']} pieces ({held['bars']} bars), seed {report['seed']}:"]
+    lines.append(f"  {'metric':26s} {'generated':>10s} {'real':>8s}  bound")
+    for metric, row in held["comparison"].items():
+        mark = "ok" if row["ok"] else "MISSED"
+        lines.append(f"  {metric:26s} {row['generated']:10.3f} {row['real']:8.3f}  {row['bound']}: {mark}")
+    if "copy" in report:
+        c = report["copy"]
+        lines.append(f"  copied bars: {c['copied_bars']} of {c['bars']} ({c['copied_share']:.2%}) have a training bar with >= 90% of their notes")
+    if "unseen" in report:
+        u = report["unseen"]
+        lines.append(
+            f"  {u['tunes']} unseen tunes ({', '.join(u['meters'])}): in-key {u['in_key_mean']:.3f} (p10 {u['in_key_p10']:.3f}), "
+            f"consonance {u['consonance_mean']:.3f} (p10 {u['consonance_p10']:.3f}), "
+            f"2+ tracks over 95% of bars in {u['share_with_2_tracks_covering_95']:.0%} of tunes, "
+            f"parallel fifths/octaves in {u.get('parallel_fifths_octaves', float('nan')):.1%} of moves together"
+        )
+    if "nll" in report:
+        m, b = report["nll"]["model"], report["nll"].get("baseline_independent_voices")
+        lines.append(
+            f"  held-out NLL (nats/frame): a voice given the others {m['voice_given_others_mean']:.3f} "
+            f"({', '.join(f'{k} {v:.3f}' for k, v in m['voice_given_others'].items())}); half erased {m['half_erased']:.3f}"
+            + (f"; independent per-voice baseline {b['mean']:.3f}" if b else "")
+        )
+    lines.append(f"  ({report['seconds']} s)")
+    return "\n".join(lines)
+

@@ -1,0 +1,299 @@
+"""The studio's web page (Gradio): play, record, upload or pick a melody; choose a generator; see,
+hear, remix and compare what it made.
+
+Thin UI, fat library: the layout lives here, the actions in `studio.ui.actions` (they call only
+the service layer), the model texts in `studio.ui.cards`, the keyboard in `assets/ui/`. The
+`/accompany` API endpoint (inputs: midi_file, model_name, seed; outputs: audio WAV, piano-roll
+PNG, MIDI) is kept as the design defines it.
+
+Every model's controls are built once, when the page is built, each model's in its own group that
+is shown while that model is chosen. Generate reads the chosen model's own group, so a model never
+receives another model's values, however fast the choice changes (controls made by `gr.render`
+after a change arrive later than the change, and are read-only unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import gradio as gr
+
+from studio.audio.synth import synth_status
+from studio.core.config import REPO_ROOT
+from studio.core.errors import InputError
+from studio.serving.registry import default_registry
+from studio.ui import actions as act
+from studio.ui.cards import key_words, learning_views, model_card_markdown, model_choices, param_control
+
+__all__ = ["accompany_endpoint", "build_app", "launch_options"]
+
+SAMPLES = REPO_ROOT / "assets" / "melodies"
+UI_FILES = REPO_ROOT / "assets" / "ui"
+accompany_endpoint = act.accompany_endpoint  # the API's function, importable from here as before
+
+# Help and status text in Gradio's default theme is light grey on white (1.9:1), and white on its orange
+# button 2.8:1; WCAG AA asks 4.5:1 (orange 700 gives 5.2:1).
+PAGE_THEME = gr.themes.Default().set(
+    body_text_color_subdued="*neutral_600",
+    body_text_color_subdued_dark="*neutral_300",
+    block_info_text_color="*neutral_600",
+    block_info_text_color_dark="*neutral_300",
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_background_fill_dark="*primary_700",
+    button_primary_background_fill_hover_dark="*primary_800",
+    color_accent="*primary_700",
+)
+PAGE_CSS = """
+#result-row { align-items: flex-start; }
+#takes .wrap { flex-direction: column; }
+#status:empty { display: none; }
+.dark { --color-accent: var(--primary-400); }
+.waveform-container div::part(scroll) { overflow: hidden !important; }  /* the whole take fits: nothing to scroll */
+[data-testid^="waveform"] time, [data-testid^="waveform"] .playback span { color: var(--body-text-color) !important; }
+.dark a.download-link { color: #93c5fd !important; }  /* Gradio's blue 500 on its dark grey is 4.0:1 */  /* the selected tab's orange on a dark page (700 is 3.7:1 there) */
+#status p { color: var(--error-text-color, #b91c1c); font-weight: 600; margin: 0; }
+footer, footer a, footer button { color: var(--body-text-color) !important; opacity: 1 !important; }
+@media (max-width: 700px) { .gradio-container { padding: 6px !important; } }
+"""
+# `/?view=api` opens the API documentation. Gradio 6 reads `view=api` but shows nothing until its "Use via
+# API" link has loaded the documentation; the link toggles, so it is pressed until the documentation shows.
+# Gradio's toast header is a role=button holding its own close button (nested controls a screen reader
+# cannot tell apart): the header is made plain, the close button stays the way to dismiss it.
+PAGE_HEAD = """<script>
+(() => {
+  const plainToasts = () => document.querySelectorAll(".toast-header[role=button]").forEach((h) => {
+    h.removeAttribute("role");
+    h.removeAttribute("tabindex");
+  });
+  new MutationObserver(plainToasts).observe(document.documentElement, { childList: true, subtree: true });
+  if (new URLSearchParams(window.location.search).get("view") !== "api") return;
+  let tries = 0;
+  const open = () => {
+    if (document.body && /API documentation/.test(document.body.innerText)) return;
+    const link = [...document.querySelectorAll("footer button, footer a")].find((e) => /use via api/i.test(e.textContent));
+    const ready = document.querySelector("#keyboard .kb-white");  // the page has started: the link works
+    if (link && ready) link.click();
+    if (tries++ < 60) setTimeout(open, 500);
+  };
+  open();
+})();
+</script>"""
+
+
+def _samples() -> tuple[list[list[str]], list[str]]:
+    """The sample melodies in assets/ with their names, meters and keys (from its index.json)."""
+    try:
+        index = json.loads((SAMPLES / "index.json").read_text())
+    except (OSError, ValueError):
+        index = []
+    rows = [e for e in index if (SAMPLES / e.get("file", "")).is_file()]
+    return [[str(SAMPLES / e["file"])] for e in rows], [f"{e['title']} ({e['meter']}, {key_words(e['key'])})" for e in rows]
+
+
+def _keyboard() -> gr.HTML:
+    """The on-screen keyboard (mouse, touch, computer keys, Web MIDI) with its recorder."""
+    return gr.HTML(
+        value="",
+        html_template=(UI_FILES / "keyboard.html").read_text(),
+        css_template=(UI_FILES / "keyboard.css").read_text(),
+        js_on_load=(UI_FILES / "keyboard.js").read_text(),
+        elem_id="keyboard",
+        apply_default_css=False,
+    )
+
+
+# Gradio keeps every session's state (its copy of the page's configuration, about 110 KB for this page,
+# and the takes) until 10,000 sessions by default: about 1.1 GB on a public server. The 500 sessions used
+# last are kept (a classroom of 30 reloads far less); a session idle while 500 others came loses its takes list.
+MAX_SESSIONS = 500
+
+
+def launch_options() -> dict:
+    """What `launch()` needs besides the Blocks: theme, page CSS and head, the upload cap (before
+    parsing) and how many sessions' state the server keeps (`MAX_SESSIONS`)."""
+    return {"theme": PAGE_THEME, "css": PAGE_CSS, "head": PAGE_HEAD, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
+
+
+def generation_workers() -> int:
+    """How many generations the server runs at once (every button and API route that generates shares
+    them; the others wait in Gradio's queue): `STUDIO_WORKERS`, else one per CPU core."""
+    raw = os.environ.get("STUDIO_WORKERS", "").strip()
+    if not raw:
+        return max(1, os.cpu_count() or 2)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise InputError(f"STUDIO_WORKERS must be a whole number from 1 to 64, got {raw!r}: fix or unset it")
+    return value
+
+
+def _model_controls(names: list[str], first: str) -> tuple[dict[str, gr.Group], list[tuple[str, int]], list]:
+    """Every model's own controls, each model's in a group shown while it is chosen: (groups by model,
+    the layout (model, number of controls) in order, all controls in that order)."""
+    groups, layout, controls = {}, [], []
+    for name in names:
+        card = default_registry().card(name)
+        with gr.Group(visible=name == first, elem_id=f"controls-{name}") as group:
+            made = [param_control(p, name) for p in card.params]
+        groups[name] = group
+        layout.append((name, len(made)))
+        controls += made
+    return groups, layout, controls
+
+
+def build_app() -> gr.Blocks:
+    """The studio page."""
+    ok, synth_message = synth_status()
+    workers = generation_workers()
+    choices = model_choices()
+    first = choices[0][1] if choices else ""
+    shared = {"concurrency_limit": workers, "concurrency_id": "generate"}
+    # Gradio keeps its own copy of every file a callback returns: every 10 minutes, copies older than
+    # an hour are removed (as `ui_actions.results_dir` does for the studio's folders), so disk stays bounded.
+    with gr.Blocks(title="Music Studio", delete_cache=(600, 3600)) as app:
+        gr.Markdown(
+            "# Music Studio\n**1.** Play a melody on the keyboard, record it in time, upload a MIDI file or pick a sample. "
+            "**2.** Choose a generator and press the orange button. **3.** Listen, change the instruments, compare your takes."
+        )
+        if not ok:
+            gr.Markdown(f"**Audio is unavailable:** {synth_message}. You still get the MIDI file and the piano roll.")
+        takes = gr.State([])
+        current = gr.State(None)
+        views_for = gr.State(None)  # the take whose step-by-step pictures are on show
+        with gr.Row():
+            with gr.Column(scale=3, min_width=340):
+                with gr.Tabs(elem_id="melody-tabs"):
+                    with gr.Tab("Play or record", elem_id="tab-play"):
+                        _keyboard()
+                        recording = gr.Textbox(visible="hidden", elem_id="recording")
+                        with gr.Row():
+                            use = gr.Button("Use this melody", variant="secondary", elem_id="use-melody")
+                            clear = gr.Button("Clear", elem_id="clear-melody")
+                    with gr.Tab("Upload", elem_id="tab-upload"):
+                        melody_file = gr.File(label="Melody (MIDI file, up to 2 MB)", file_types=[".mid", ".midi", ".rmi"], type="filepath",
+                                              elem_id="midi-input")
+                    with gr.Tab("Samples", elem_id="tab-samples"):
+                        examples, labels = _samples()
+                        gr.Examples(examples=examples, inputs=[melody_file], example_labels=labels, label="Public-domain melodies", examples_per_page=12)
+                melody_note = gr.Markdown(elem_id="melody-note")
+                melody_roll = gr.Image(label="Your melody", show_label=False, type="filepath", interactive=False, elem_id="melody-roll", visible=False,
+                                       buttons=["fullscreen", "download"], alt_text="Piano roll of your melody")
+                melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio", visible=False)
+            with gr.Column(scale=2, min_width=300):
+                with gr.Row(equal_height=True):
+                    model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model", scale=3)
+                    seed = gr.Number(value=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed", scale=1, min_width=120)
+                then_visible, go_words = act.model_mode(first)
+                go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
+                status = gr.Markdown(elem_id="status")
+                then_model = gr.Dropdown(choices=act.accompanist_choices(), value="", label=then_visible.get("label", "Then accompany with"),
+                                         elem_id="then-model", visible=then_visible["visible"], interactive=True)
+                groups, layout, controls = _model_controls([name for _label, name in choices], first)
+                with gr.Accordion("About this generator", open=True, elem_id="about-model"):
+                    card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
+        with gr.Row(elem_id="result-row"):
+            with gr.Column(scale=3):
+                roll = gr.Image(label="Piano roll", show_label=False, type="filepath", elem_id="piano-roll", interactive=False, visible=False, buttons=["fullscreen", "download"],
+                                alt_text="Piano roll of the take on show: every track in its colour, the melody outlined")
+                note = gr.Markdown(elem_id="result-note")
+            with gr.Column(scale=2, min_width=300):
+                audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False, visible=False)
+                downloads = gr.File(label="Download MIDI and WAV", file_count="multiple", interactive=False, elem_id="downloads", visible=False)
+                takes_list = gr.Radio(label="This session's takes (newest first)", choices=[], elem_id="takes", visible=False)
+                midi_out = gr.File(visible=False, elem_id="midi-output")  # the API's third output
+        with gr.Accordion("Instruments and mix (changes the audio, not the notes)", open=False, elem_id="mixer"):
+            mixer_area = gr.Column()
+        with gr.Accordion("How it was written, step by step", open=False, elem_id="sampling"):
+            sampling_note = gr.Markdown("Generate a take: this panel then shows how the model wrote it.", elem_id="sampling-note")
+            sampling = gr.Gallery(label="The roll at some of the model's steps", columns=2, height="auto", elem_id="sampling-steps",
+                                  interactive=False, visible=False)
+        vaes = act.interpolator_choices()
+        with gr.Accordion("From your melody to another: a walk through the VAE's latent space", open=False, elem_id="interpolation",
+                          visible=bool(vaes)):
+            gr.Markdown("The VAE turns the first two full bars of each melody into a point of its latent space and plays the points on "
+                        "the straight way between them (a great circle), from your melody to the other, as one piece.")
+            with gr.Row():
+                second_sample = gr.Dropdown(choices=act.sample_choices(), value=None, label="The other melody: a sample", elem_id="second-sample")
+                second_upload = gr.File(label="... or upload one (.mid)", file_types=[".mid", ".midi", ".rmi"], type="filepath", elem_id="second-upload")
+            with gr.Row():
+                vae_model = gr.Dropdown(choices=vaes, value=vaes[0][1] if vaes else None, label="Model", elem_id="interpolation-model")
+                steps = gr.Slider(2, 16, value=5, step=1, label="steps (both melodies included)", elem_id="interpolation-steps")
+            walk = gr.Button("Interpolate", elem_id="interpolate")
+            walk_note = gr.Markdown(elem_id="interpolation-note")
+            with gr.Row():
+                walk_roll = gr.Image(label="The way, window by window", type="filepath", interactive=False, elem_id="interpolation-roll", visible=False,
+                                     buttons=["fullscreen", "download"], alt_text="Piano roll of the way from one melody to the other")
+                with gr.Column():
+                    walk_audio = gr.Audio(label="Listen to the way", type="filepath", interactive=False, elem_id="interpolation-audio", visible=False)
+                    walk_midi = gr.File(label="Download the MIDI", interactive=False, elem_id="interpolation-midi", visible=False)
+        with gr.Accordion("How this model learned", open=False, elem_id="learning"):
+            curves0, snaps0, note0 = ({k: v for k, v in update.items() if k in ("value", "visible")} if isinstance(update, dict) else update
+                                      for update in learning_views(first))
+            learning_note = gr.Markdown(note0, elem_id="learning-note")
+            with gr.Row():
+                curves = gr.Image(label="How its losses fell as it trained", type="filepath", interactive=False, elem_id="loss-curves", scale=1,
+                                  buttons=["fullscreen", "download"], alt_text="The model's losses over its training steps", **curves0)
+                snapshots = gr.Gallery(label="What it wrote for a held-out melody as training went on", columns=2, height="auto",
+                                       elem_id="snapshots", scale=1, interactive=False, **snaps0)
+
+        # Melody in: keyboard -> MIDI (quantized in Python), uploads and samples; each previewed.
+        use.click(act.use_recording, inputs=recording, outputs=melody_file, api_name=False,
+                  js="(_) => (window.studioKeyboard ? window.studioKeyboard.json() : '')")
+        clear.click(act.clear_melody, outputs=[melody_file, melody_roll, melody_audio, melody_note], api_name=False,
+                    js="() => { if (window.studioKeyboard) window.studioKeyboard.clear(); return []; }")
+        melody_file.change(act.preview_for_page, inputs=melody_file, outputs=[melody_roll, melody_audio, melody_note], api_name=False)
+
+        # The chosen model: its card, its own controls, what the button says, and how it learned.
+        model.change(act.on_model_change(list(groups)), inputs=model, outputs=[card, then_model, go, *groups.values()], api_name=False)
+        model.change(learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
+
+        shown = [audio, roll, downloads, note, takes_list, current]
+        views = [sampling, sampling_note, views_for]
+        go.click(
+            act.generate_for_page(layout), inputs=[melody_file, model, seed, then_model, takes, *controls], outputs=[*shown, takes, status],
+            api_name=False, **shared,
+        ).then(act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
+        takes_list.input(act.show_take_for_page, inputs=[takes_list, takes], outputs=[*shown, status], api_name=False).then(
+            act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
+
+        with mixer_area:
+
+            @gr.render(inputs=current)
+            def _mixer(take: dict | None) -> None:
+                """One row per track of the take on show: instrument, volume, mute; re-render the audio."""
+                tracks = act.mixer_tracks(take)
+                if not tracks:
+                    gr.Markdown("Generate a take to change its instruments here.")
+                    return
+                mix_controls = []
+                for i, track in enumerate(tracks):
+                    with gr.Row(equal_height=True):
+                        mix_controls.append(gr.Dropdown(choices=act.instrument_choices(), value=track.program, label=track.name,
+                                                        interactive=not track.is_drum, min_width=200, scale=3, elem_id=f"mix-program-{i}"))
+                        mix_controls.append(gr.Slider(0, act.LOUDEST_VOLUME, value=1, step=0.1, label=f"volume of {track.name}", min_width=140, scale=2,
+                                                      interactive=True, elem_id=f"mix-volume-{i}"))
+                        mix_controls.append(gr.Checkbox(value=False, label=f"mute {track.name}", min_width=80, scale=1, interactive=True,
+                                                        elem_id=f"mix-mute-{i}"))
+                again = gr.Button("Re-render the audio", elem_id="remix")
+                again.click(act.remix_for_page, inputs=[current, *mix_controls], outputs=[audio, downloads, status], api_name=False, **shared)
+
+        walk.click(act.interpolate_for_page, inputs=[melody_file, second_sample, second_upload, vae_model, steps],
+                   outputs=[walk_roll, walk_audio, walk_midi, walk_note], api_name=False, **shared)
+        # `/interpolate`: (first MIDI, second MIDI, model, steps) -> (audio WAV, piano-roll PNG, MIDI).
+        api_walk = gr.Button(visible=False)
+        api_walk.click(act.interpolate_endpoint, inputs=[melody_file, second_upload, vae_model, steps], outputs=[walk_audio, walk_roll, walk_midi],
+                       api_name="interpolate", **shared)
+
+        # The API keeps its three inputs (the design's contract): defaults for every model parameter.
+        api_button = gr.Button(visible=False)
+        api_button.click(act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out], api_name="accompany", **shared)
+        # ... and `/generate` takes the model's parameters too, as a JSON object.
+        params_json = gr.Textbox(visible=False)
+        api_params = gr.Button(visible=False)
+        api_params.click(act.generate_endpoint, inputs=[melody_file, model, seed, params_json], outputs=[audio, roll, midi_out],
+                         api_name="generate", **shared)
+    return app

@@ -1,0 +1,224 @@
+"""The AR-CNN (models/arcnn.py): its mechanics on a small untrained network (limits that must hold
+whatever the weights), and the shipped `arcnn-chorale` through the service on tunes it never saw."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.arcnn import (
+    ARCNN,
+    ARCNNAccompanist,
+    ARCNNConfig,
+    annealed_share,
+    masked_cross_entropy,
+    melody_notes,
+    random_erasure,
+)
+from studio.core.conditioning import track_to_tokens
+from studio.core.melody import extract_melody
+from studio.core.meter import estimate_pickup
+from studio.core.metrics import consonance, in_key_rate, melody_key, parallel_perfect_counts, parallel_perfect_rate
+from studio.core.midi import read_midi
+from studio.core.roll import make_grid, notes_to_roll
+from studio.core.score import Score
+from studio.serving.registry import default_registry
+from studio.serving.service import AccompanyRequest, accompany
+from studio.training.tunes import tune_roll
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
+UNSEEN = ["four_four.mid", "three_four_pickup.mid", "six_eight_minor.mid", "two_four.mid", "cut_time.mid"]
+# Where each voice of a four-part chorale lives (MIDI pitches; SATB ranges with a tone to spare).
+RANGES = {"Alto": (52, 76), "Tenor": (45, 71), "Bass": (36, 64)}
+
+
+@pytest.fixture(scope="module")
+def small() -> ARCNNAccompanist:
+    torch.manual_seed(0)
+    return ARCNNAccompanist(ARCNNConfig(hidden=16, dilations=(1, 2)), ARCNN(ARCNNConfig(hidden=16, dilations=(1, 2))))
+
+
+@pytest.fixture(scope="module")
+def tune(tune_paths):
+    score = read_midi(tune_paths["four_four.mid"]).score
+    return tune_roll(Score(score.ticks_per_beat, [extract_melody(score).track], score.tempos, score.time_signatures))
+
+
+def _notes(track) -> set:
+    return melody_notes(*track_to_tokens(track))
+
+
+def test_training_masks_and_loss():
+    rng = np.random.default_rng(0)
+    erased = random_erasure((64, 4, 32), 0.25, rng)
+    assert erased.reshape(64, -1).any(1).all()  # every example has something to learn
+    harmonize = ~erased[:, 0].any(1) & erased[:, 1:].reshape(64, -1).all(1)  # melody kept, the rest erased
+    assert 8 <= harmonize.sum() <= 28  # a quarter of the batch, give or take
+    tokens = torch.randint(0, 85, (2, 4, 8))
+    logits = torch.full((2, 4, 85, 8), -20.0)
+    logits.scatter_(2, tokens.unsqueeze(2), 20.0)  # certain of the truth
+    assert float(masked_cross_entropy(logits, tokens, torch.ones(2, 4, 8, dtype=torch.bool))) < 1e-3
+    assert annealed_share(0, 100) == pytest.approx(0.9) and annealed_share(99, 100) == pytest.approx(0.05)
+
+
+def test_the_network_input_is_what_its_docstring_says():
+    """`ARCNN.features` writes its input in place; it must equal the definition built the plain way:
+    per voice the token's one-hot and its pitch class (zero where erased) and the erased flag, then the context."""
+    network = ARCNN(ARCNNConfig(hidden=16, dilations=(1,)))
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 85, (3, 4, 50), generator=gen)
+    tokens[torch.rand(3, 4, 50, generator=gen) < 0.3] = 0  # rests
+    erased = torch.rand(3, 4, 50, generator=gen) < 0.4
+    context = torch.randn(3, 50, 24, generator=gen)
+    keep = (~erased).unsqueeze(-1).float()
+    pitch_class = torch.zeros(85, 12)
+    for token in range(1, 85):
+        pitch_class[token, (token + 23) % 12] = 1.0  # token 1 is MIDI pitch 24, a C
+    per_voice = torch.cat([torch.nn.functional.one_hot(tokens, 85).float() * keep, pitch_class[tokens] * keep, erased.unsqueeze(-1).float()], -1)
+    expected = torch.cat([per_voice.permute(0, 1, 3, 2).reshape(3, 4 * 98, 50), context.transpose(1, 2)], 1)
+    got = network.features(tokens, erased, context)
+    assert got.shape == (3, 4 * 98 + 24, 50) and got.is_contiguous() and torch.equal(got, expected)
+
+
+def test_harmonize_keeps_the_melody_and_the_seed_decides(small, tune):
+    melody, grid = tune
+    params = {"iterations": 8}
+    first = small.generate(melody, grid, params, 3)
+    assert [t.name for t in first] == ["Alto", "Tenor", "Bass"]
+    assert all(t.role == "accompaniment" and t.n_steps == grid.n_steps for t in first)
+    again = small.generate(melody, grid, params, 3)
+    other = small.generate(melody, grid, params, 4)
+    assert all(np.array_equal(a.velocity, b.velocity) for a, b in zip(first, again, strict=True))
+    assert any(not np.array_equal(a.velocity, b.velocity) for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.parametrize(("removed", "added"), [(0.0, 0), (0.0, 3), (0.25, 0), (0.5, 5), (1.0, 64)])
+def test_enhance_respects_its_limits_exactly(small, tune, removed, added):
+    melody, grid = tune
+    before = _notes(melody)
+    for seed in range(3):
+        out = small.generate(melody, grid, {"mode": "enhance", "iterations": 60, "creative_risk": 1.5, "max_removed": removed, "max_added": added}, seed)
+        assert out[0].role == "melody" and [t.name for t in out[1:]] == ["Alto", "Tenor", "Bass"]
+        after = _notes(out[0])
+        assert len(before - after) <= int(np.floor(removed * len(before) + 1e-9))
+        assert len(after - before) <= added
+    if removed == 0.0 and added == 0:
+        assert after == before  # no room to change anything: the melody stays note for note
+
+
+def test_creative_risk_changes_the_outcome(small, tune):
+    melody, grid = tune
+    calm = small.generate(melody, grid, {"iterations": 8, "creative_risk": 0.0}, 0)
+    calm_again = small.generate(melody, grid, {"iterations": 8, "creative_risk": 0.0}, 1)
+    risky = small.generate(melody, grid, {"iterations": 8, "creative_risk": 1.5}, 0)
+    assert any(not np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, risky, strict=True))
+    # at 0 the network's favourite note is taken, so only the order of erasures depends on the seed
+    assert sum(np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, calm_again, strict=True)) >= \
+        sum(np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, risky, strict=True))
+
+
+def test_parallel_fifths_metric_counts_only_parallel_perfect_motion():
+    from studio.core.roll import RollTrack
+
+    def line(pitches):
+        t = RollTrack.empty("x", 0, len(pitches))
+        for i, p in enumerate(pitches):
+            t.add_note(i, i + 1, p)
+        return t
+
+    assert parallel_perfect_rate([line([67, 69]), line([60, 62])]) == 1.0  # C-G to D-A: parallel fifths
+    assert parallel_perfect_rate([line([72, 74]), line([60, 62])]) == 1.0  # parallel octaves
+    assert parallel_perfect_rate([line([67, 65]), line([60, 62])]) == 0.0  # contrary motion
+    assert parallel_perfect_rate([line([64, 65]), line([60, 62])]) == 0.0  # third to third
+    assert np.isnan(parallel_perfect_rate([line([67, 67]), line([60, 62])]))  # only one voice moves
+
+
+shipped = pytest.mark.skipif(not (CHECKPOINTS / "arcnn-chorale.safetensors").exists(), reason="arcnn-chorale is not trained yet")
+
+
+@shipped
+def test_the_card_reports_likelihood_beating_the_baseline():
+    card = json.loads((CHECKPOINTS / "arcnn-chorale.json").read_text())
+    nll = card["metrics"]["nll"]
+    model, baseline = nll["model"]["voice_given_others_mean"], nll["baseline_independent_voices"]["mean"]
+    assert model < 0.6 * baseline, (model, baseline)
+    assert card["training"]["held_out_pieces"] > 0 and card["metrics"]["unseen"]["tunes"] >= 50
+
+
+@shipped
+def test_harmonizing_unseen_tunes(tune_paths, tmp_path):
+    in_key, cons, ours, rules = [], [], [], []
+    for tune in UNSEEN:
+        source = tune_paths[tune]
+        original = read_midi(source).score
+        melody = extract_melody(original).track
+        grid = make_grid(original, estimate_pickup(melody.notes, original))
+        mel = notes_to_roll(melody.notes, grid, "Melody", 0)
+        parts = {}
+        for model in ("arcnn-chorale", "rules"):
+            result = accompany(AccompanyRequest(midi=source, model=model, seed=0, out_dir=tmp_path / model / tune, want_wav=False, want_png=False))
+            out = read_midi(result.midi_path).score
+            assert [(n.start, n.end, n.pitch) for n in out.tracks[0].notes] == [(n.start, n.end, n.pitch) for n in melody.notes]
+            parts[model] = [notes_to_roll(t.notes, grid, t.name, t.program) for t in out.tracks[1:]]
+        voices = parts["arcnn-chorale"]
+        assert [t.name for t in voices] == ["Alto", "Tenor", "Bass"]
+        for track in voices:
+            low, high = RANGES[track.name]
+            pitches = np.flatnonzero((track.velocity > 0).any(0))
+            assert len(pitches) and low <= pitches.min() and pitches.max() <= high, (tune, track.name, pitches.min(), pitches.max())
+        in_key.append(in_key_rate(voices, melody_key(mel)))
+        cons.append(consonance(mel, voices))
+        ours.append(parallel_perfect_counts([mel, *voices]))
+        rules.append(parallel_perfect_counts([mel, *parts["rules"]]))
+    assert np.mean(in_key) >= 0.90, in_key
+    assert np.mean(cons) >= 0.75, cons
+    pooled = [sum(p for p, _ in counts) / sum(m for _, m in counts) for counts in (ours, rules)]  # over all moves together
+    assert pooled[0] < pooled[1], (ours, rules)
+
+
+@shipped
+def test_enhance_through_the_service_rewrites_the_melody_within_limits(tune_paths, tmp_path):
+    source = tune_paths["two_four.mid"]
+    melody = extract_melody(read_midi(source).score).track
+    result = accompany(AccompanyRequest(midi=source, model="arcnn-chorale", seed=1, out_dir=tmp_path,
+                                        params={"mode": "enhance", "max_removed": 0.2, "max_added": 4, "creative_risk": 1.0},
+                                        want_wav=False, want_png=False))
+    out = read_midi(result.midi_path).score
+    before = {(n.start, n.pitch) for n in melody.notes}
+    after = {(n.start, n.pitch) for n in out.tracks[0].notes}
+    assert len(before - after) <= int(0.2 * len(before)) and len(after - before) <= 4
+    assert any("rewrote the melody" in w for w in result.notes)
+    assert len(out.tracks) == 4
+
+
+@shipped
+def test_creative_risk_moves_the_music_away_from_the_safe_choice(tune):
+    melody, grid = tune
+    registry = default_registry()
+    key = melody_key(melody)
+    safe = [in_key_rate(registry.generate("arcnn-chorale", melody, grid, {"creative_risk": 0.2}, s), key) for s in range(3)]
+    wild = [in_key_rate(registry.generate("arcnn-chorale", melody, grid, {"creative_risk": 1.8}, s), key) for s in range(3)]
+    assert np.mean(wild) < np.mean(safe) - 0.02, (safe, wild)
+
+
+def test_no_note_starts_after_the_tune():
+    """Das Hildebrandslied (the first unseen folk tune) ends half a bar before its last bar does;
+    the shipped AR-CNN, seed 0, once started an alto note there, after the tune had ended."""
+    from roll_checks import melody_end_step, starts_a_note_after
+
+    from studio.training.evaluate import _model_melody
+    from studio.training.tunes import corpus_tunes
+
+    [first] = list(corpus_tunes(1))
+    melody, grid = tune_roll(first.score)
+    melody = _model_melody(melody)
+    end = melody_end_step(melody)
+    assert end < grid.n_steps
+    for mode in ("harmonize", "enhance"):
+        tracks = default_registry().generate("arcnn-chorale", melody, grid, {"mode": mode}, 0)
+        for track in tracks[1:] if mode == "enhance" else tracks:
+            assert not starts_a_note_after(track, end), f"{mode}: {track.name} starts a note after the tune"

@@ -1,0 +1,95 @@
+"""The page's actions and words without a browser: errors keep what is on show, every model's
+controls are read by model, the panels always say something, and the words read as English."""
+
+from __future__ import annotations
+
+import re
+
+import gradio as gr
+import pytest
+
+from studio.core.errors import ModelError
+from studio.serving.registry import default_registry
+from studio.ui import actions as act
+from studio.ui import cards as ui_cards
+
+MODELS = [c.name for c in default_registry().cards() if not c.disabled]
+
+
+def _layout() -> list[tuple[str, int]]:
+    return [(name, len(default_registry().card(name).params)) for name in MODELS]
+
+
+def _defaults() -> list:
+    return [p.default for name in MODELS for p in default_registry().card(name).params]
+
+
+def test_generate_reads_only_the_chosen_models_own_controls(tune_paths):
+    """Every model's controls arrive; the take carries exactly the chosen model's values."""
+    values = _defaults()
+    start = sum(n for name, n in _layout()[: MODELS.index("rules")])
+    values[start + 1] = "block"  # rules' pattern
+    out = act.generate_for_page(_layout())(str(tune_paths["four_four.mid"]), "rules", 0, "", [], *values, progress=lambda *a, **k: None)
+    *_shown, take, takes, status = out
+    assert status == "" and take["params"] == {"chords_per_bar": 2, "pattern": "block"} and len(takes) == 1
+
+
+@pytest.mark.parametrize("failure", ["no file", "time-out", "bug"])
+def test_a_failed_generation_keeps_what_is_on_show(tune_paths, monkeypatch, failure):
+    """On any failure the page's outputs are left as they are (gr.skip) and the status line says why in
+    one escaped line; a raised gr.Error would turn every output into an error badge."""
+    midi = None if failure == "no file" else str(tune_paths["four_four.mid"])
+    if failure == "time-out":
+        monkeypatch.setattr(act, "accompany", lambda *a, **k: (_ for _ in ()).throw(ModelError("gan-chorale took longer than 60 s: try again")))
+    if failure == "bug":
+        monkeypatch.setattr(act, "accompany", lambda *a, **k: (_ for _ in ()).throw(KeyError("<b>x</b>")))
+    out = act.generate_for_page(_layout())(midi, "gan-chorale", 0, "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None)
+    *kept, status = out
+    assert len(kept) == 7 and all(v == gr.skip() for v in kept)  # audio, roll, downloads, note, takes list, take, takes
+    assert status and "\n" not in status
+    assert {"no file": "MIDI file", "time-out": "longer than 60 s", "bug": "your takes are kept"}[failure] in status
+    assert "<b>" not in status
+
+
+def test_a_file_that_is_not_midi_clears_the_preview_and_says_why(tmp_path):
+    bad = tmp_path / "photo.mid"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    roll, audio, note = act.preview_for_page(str(bad))
+    assert roll["value"] is None and not roll["visible"] and audio["value"] is None and "PNG" in note
+
+
+def test_the_then_choice_is_reset_at_every_model_change():
+    for name in MODELS:
+        then, _go = act.model_mode(name)
+        assert then["value"] == ""
+    card, then, go, *groups = act.on_model_change(MODELS)("vae-folk")
+    assert then["visible"] and "Vary" in go["value"] and "vae-folk" in card
+    assert [g["visible"] for g in groups] == [name == "vae-folk" for name in MODELS]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_how_a_model_learned_always_shows_something(name):
+    """Curves for every trained model (diffusion's losses drew an empty figure, and Pillow refused to
+    save it), a sentence for the rules."""
+    curves, snaps, note = ui_cards.learning_views(name)
+    assert len(note) > 20
+    if default_registry().card(name).family == "rules":
+        assert not curves["visible"] and not snaps["visible"]
+    else:
+        assert curves["visible"] and curves["value"].endswith(".png") and len(snaps["value"]) >= 2
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_cards_read_as_english(name):
+    text = ui_cards.model_card_markdown(name)
+    for wrong in (r"\ba AR", r"How a Rules", r"\b1 threads", "x86_64", r"corpus:\w+ \(", r"ways unsure", r"\bB- ", r"skipped\)"):
+        assert not re.search(wrong, text), (wrong, text)
+    if (default_registry().card(name).metrics or {}).get("held_out"):
+        assert ui_cards.HELD_OUT_WORDS in text
+
+
+def test_keys_and_user_text_are_shown_as_written():
+    assert ui_cards.key_words("B- major") == "B♭ major" and ui_cards.key_words("Bb minor") == "B♭ minor"
+    assert ui_cards.key_words("F# minor") == "F♯ minor" and ui_cards.key_words("C major") == "C major"
+    shown = ui_cards.plain_text('<img src=x onerror=alert(1)> *bold* [link](http://x)')
+    assert "<img" not in shown and "\\*bold\\*" in shown and "\\[link\\]" in shown
