@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from studio.core.errors import InputError, StudioError, one_line
+from studio.core.files import output_error
 from studio.serving.process import apply_process_settings
 
 __all__ = ["main"]
@@ -35,7 +37,7 @@ def _say(kind: str, text: str) -> None:
 
 def _parse_params(items: list[str]) -> dict[str, str]:
     """`--param KEY=VALUE` pairs as text; the model's card checks each value (`Param.coerce`)."""
-    from studio.serving.registry import quoted
+    from studio.serving.registry import quoted  # loaded when the command runs (a bad argument is answered first)
 
     params = {}
     for item in items:
@@ -47,7 +49,9 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from studio.serving.registry import default_registry
+    from studio.serving.registry import (
+        default_registry,  # loaded when the command runs (a bad argument is answered first)
+    )
 
     registry = default_registry()
     cards = registry.cards()
@@ -64,7 +68,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from studio.serving.service import AccompanyRequest, accompany
+    from studio.serving.service import (  # loaded when the command runs (a bad argument is answered first)
+        AccompanyRequest,
+        accompany,
+    )
 
     source = Path(args.input)
     stem = source.stem
@@ -102,8 +109,6 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
     """Move the result's files to the paths asked for (or keep them where they are)."""
-    import shutil
-
     produced = {"out_midi": result.midi_path, "out_wav": result.wav_path, "out_png": result.png_path}
     if not any(outs.values()):
         return [p for p in produced.values() if p is not None]
@@ -117,8 +122,6 @@ def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
         try:
             shutil.move(str(produced[key]), target_path)
         except OSError as exc:
-            from studio.serving.service import output_error
-
             raise output_error(exc) from None
         written.append(target_path)
     shutil.rmtree(result.midi_path.parent, ignore_errors=True)
@@ -126,7 +129,10 @@ def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from studio.serving.service import InterpolateRequest, interpolate
+    from studio.serving.service import (  # loaded when the command runs (a bad argument is answered first)
+        InterpolateRequest,
+        interpolate,
+    )
 
     first, second = Path(args.first), Path(args.second)
     outs = {k: getattr(args, k) for k in ("out_midi", "out_wav", "out_png")}
@@ -154,7 +160,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from studio.serving.service import render
+    from studio.serving.service import render  # loaded when the command runs (a bad argument is answered first)
 
     path, warnings = render(Path(args.input), args.out_wav)
     for warning in warnings:
@@ -164,7 +170,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from studio.training.train import TrainConfig, run_training
+    from studio.training.train import (  # loaded when the command runs (a bad argument is answered first)
+        TrainConfig,
+        run_training,
+    )
 
     if args.minutes is not None and args.minutes <= 0:
         raise InputError("--minutes must be above 0")
@@ -195,7 +204,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from studio.training.evaluate import EvaluationConfig, evaluate, format_report
+    from studio.training.evaluate import (  # loaded when the command runs (a bad argument is answered first)
+        EvaluationConfig,
+        evaluate,
+        format_report,
+    )
 
     config = EvaluationConfig(n=args.n, unseen=args.unseen, seed=args.seed, params=_parse_params(args.param), copy_check=not args.no_copy_check, data=args.data)
     report = evaluate(args.model, config, progress=not args.json)
@@ -204,7 +217,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from bench import run_all
+    from bench import run_all  # the benchmarks load only for `bench`
 
     only = tuple(s.strip() for s in args.only.split(",") if s.strip()) if args.only else None
     if args.device not in (None, "cpu") and not args.device.startswith("cuda"):

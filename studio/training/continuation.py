@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from studio.core.metrics import in_key_rate, melody_key
-from studio.core.roll import Grid, RollTrack, extend_grid
+from studio.core.roll import Grid, RollTrack, extend_grid, track_notes
 from studio.serving.registry import ModelRegistry, default_registry
+from studio.training.melodies import MelodyDatasetConfig, build_melodies
+from studio.training.tunes import corpus_tunes, tune_roll
 
 __all__ = ["ContinuationConfig", "RunIndex", "evaluate_continuer", "note_runs"]
 
@@ -85,7 +87,6 @@ def _first_bars(melody: RollTrack, grid: Grid, bars: int) -> tuple[RollTrack, Gr
 
 
 def _notes(track: RollTrack, start: int = 0) -> list[tuple[int, int, int]]:
-    from studio.core.roll import track_notes
 
     return [n for n in track_notes(track) if n[0] >= start]
 
@@ -93,9 +94,7 @@ def _notes(track: RollTrack, start: int = 0) -> list[tuple[int, int, int]]:
 def evaluate_continuer(model: str, config: ContinuationConfig | None = None, registry: ModelRegistry | None = None,
                        progress: bool = True) -> dict[str, Any]:
     """Evaluate a melody model (see the module docstring); returns a JSON-ready report."""
-    from models.transformer import n_gram_baselines, tokenize_pieces
-    from studio.training.melodies import MelodyDatasetConfig, build_melodies
-    from studio.training.tunes import corpus_tunes, tune_roll
+    from models.transformer import n_gram_baselines, tokenize_pieces  # a model family loads torch: on first use
 
     config = config or ContinuationConfig()
     registry = registry or default_registry()

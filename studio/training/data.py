@@ -81,6 +81,7 @@ from studio.core.errors import InputError
 from studio.core.melody import extract_melody, skyline
 from studio.core.meter import estimate_pickup
 from studio.core.metrics import TRACK_METRICS, piece_metrics
+from studio.core.midi import read_midi
 from studio.core.roll import (
     MODEL_PITCH_HIGH,
     MODEL_PITCH_LOW,
@@ -314,7 +315,7 @@ class Dataset:
 
 
 def _corpus_root() -> Path:
-    import music21
+    import music21  # music21 loads on first use (start-up speed)
 
     return Path(music21.__file__).resolve().parent / "corpus"
 
@@ -343,7 +344,7 @@ def list_sources(genre: str) -> list[tuple[str, str, Path]]:
         files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _MIDI_SUFFIXES)
         out = [(f"folder/{p.relative_to(root).with_suffix('').as_posix()}", p.relative_to(root).as_posix(), p) for p in files]
         return sorted(out)
-    from music21 import corpus
+    from music21 import corpus  # music21 loads on first use (start-up speed)
 
     root = _corpus_root()
     composers = {"chorale": ("bach",), "renaissance": ("palestrina", "josquin"), "quartet": QUARTET_COMPOSERS}[genre]
@@ -374,7 +375,7 @@ def _tick(quarter_length: float | Fraction) -> int:
 
 def _m21_part_notes(part) -> list[Note]:
     """Notes of one part in ticks: top note of each chord, ties merged, grace notes left out."""
-    from music21 import chord, harmony, note
+    from music21 import chord, harmony, note  # music21 loads on first use (start-up speed)
 
     out: list[Note] = []
     open_ties: dict[int, int] = {}
@@ -407,7 +408,7 @@ def _m21_part_notes(part) -> list[Note]:
 
 def _m21_layout(part) -> tuple[list[TimeSignature], list[tuple[int, int, int, int]]]:
     """Meter map and bars (start tick, length in ticks, numerator, denominator) from a part's measures."""
-    from music21 import meter, stream
+    from music21 import meter, stream  # music21 loads on first use (start-up speed)
 
     measures = list(part.getElementsByClass(stream.Measure))
     sigs: list[TimeSignature] = []
@@ -433,7 +434,7 @@ def _m21_layout(part) -> tuple[list[TimeSignature], list[tuple[int, int, int, in
 
 def _m21_read(path: Path) -> tuple[list[list[Note]], list[TimeSignature], list[tuple[int, int, int, int]]]:
     """Parts (notes in ticks, score order), meter map and bars of a file, parsed by music21."""
-    from music21 import converter, stream
+    from music21 import converter, stream  # music21 loads on first use (start-up speed)
 
     obj = converter.parse(str(path), forceSource=True)
     if isinstance(obj, stream.Opus):  # ABC: one tune per voice
@@ -594,8 +595,8 @@ def _key_name(notes: Iterable[Note]) -> str:
         dist[n.pitch % 12] += (n.end - n.start) / TICKS_PER_BEAT
     if not any(dist):
         return "C major"
-    from music21 import stream
-    from music21.analysis import discrete
+    from music21 import stream  # music21 loads on first use (start-up speed)
+    from music21.analysis import discrete  # music21 loads on first use (start-up speed)
 
     class _FromHistogram(discrete.AardenEssen):
         def _getPitchClassDistribution(self, streamObj):
@@ -705,7 +706,7 @@ def _mean_pitch(notes: Sequence[Note]) -> float:
 
 @functools.cache
 def _chorale_titles() -> dict[str, str]:
-    from music21.corpus import chorales
+    from music21.corpus import chorales  # music21 loads on first use (start-up speed)
 
     return {bwv: entry["title"] for bwv, entry in chorales.ChoraleListRKBWV().byBWV.items()}
 
@@ -762,7 +763,6 @@ def folder_role(track: Track) -> str | None:
 
 
 def _folder_piece(pid: str, source: str, path: Path) -> tuple[Piece, list[str]]:
-    from studio.core.midi import read_midi
 
     parsed = read_midi(path)  # InputError: the caller skips the file
     score = parsed.score
@@ -888,7 +888,7 @@ def apply_split(pieces: Sequence[Piece], computed: tuple[Sequence[str], Sequence
 
 def _parse_all(config: DatasetConfig, sources: list[tuple[str, str, Path]], progress: bool) -> tuple[list[Piece], list[tuple[str, str]], list[tuple[str, str]]]:
     """Parse the sources (in parallel when worth it): pieces, skipped (source, reason), notes (source, note)."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # only while building a data set
 
     tasks = [(config.genre, pid, source, str(path), config.fast_kern, config.group_related) for pid, source, path in sources]
     limit = config.max_pieces

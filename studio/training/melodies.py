@@ -14,6 +14,7 @@ like `studio.training.data`'s (compressed arrays + JSON sidecar outside git, che
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import sys
@@ -96,7 +97,7 @@ def _title_key(title: str) -> str:
 
 def _parse_task(paths: list[str]) -> tuple[list[Piece], list[tuple[str, str]]]:
     """The tunes of some corpus files as one-track pieces, and (source, reason) for those skipped."""
-    from music21 import corpus, stream
+    from music21 import corpus, stream  # music21 loads on first use (start-up speed)
 
     pieces: list[Piece] = []
     skipped: list[tuple[str, str]] = []
@@ -126,7 +127,6 @@ def _parse_task(paths: list[str]) -> tuple[list[Piece], list[tuple[str, str]]]:
 
 def _chorale_sopranos(config: MelodyDatasetConfig, progress: bool) -> tuple[list[Piece], list[Piece]]:
     """(train, held-out) soprano lines of the chorale dataset, with its split."""
-    import dataclasses
 
     data = build_dataset(DatasetConfig("chorale", seed=config.seed, cache_dir=config.cache_dir, workers=config.workers,
                                        split_file="" if config.split_file == "" else None), progress=progress)
@@ -141,8 +141,8 @@ def _chorale_sopranos(config: MelodyDatasetConfig, progress: bool) -> tuple[list
 
 def build_melodies(config: MelodyDatasetConfig | None = None, progress: bool = True, rebuild: bool = False) -> Dataset:
     """Build (or load from the cache) a melody dataset, split by tune into `train` and `held_out`."""
-    import music21
-    from tqdm import tqdm
+    import music21  # music21 loads on first use (start-up speed)
+    from tqdm import tqdm  # only while building a data set
 
     config = config or MelodyDatasetConfig()
     t0 = time.perf_counter()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.config import REPO_ROOT
+from studio.core.errors import InputError
 
 __all__ = [
     "SPLITS_DIR",
@@ -142,7 +143,6 @@ def split_path(genre: str) -> Path:
 
 def read_split(path: str | Path) -> Split:
     """A split file (see the module docstring)."""
-    from studio.core.errors import InputError
 
     try:
         return Split.from_json(json.loads(Path(path).read_text()))

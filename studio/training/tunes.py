@@ -45,7 +45,7 @@ class Tune:
 
 def corpus_tunes(limit: int | None = None, collections: tuple[str, ...] = UNSEEN_COLLECTIONS, min_notes: int = 8) -> Iterator[Tune]:
     """Single-meter, single-line tunes of `collections`, in corpus order (at most `limit`)."""
-    from music21 import corpus
+    from music21 import corpus  # music21 loads on first use (start-up speed)
 
     count = 0
     for path in collections:

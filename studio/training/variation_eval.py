@@ -32,7 +32,10 @@ from typing import Any
 import numpy as np
 
 from studio.core.metrics import in_key_rate, melody_key
+from studio.core.roll import track_notes
 from studio.serving.registry import ModelRegistry, default_registry
+from studio.training.melodies import MelodyDatasetConfig, build_melodies
+from studio.training.tunes import corpus_tunes, tune_roll
 
 __all__ = ["VariationConfig", "evaluate_variations", "format_variations"]
 
@@ -63,10 +66,12 @@ def _notes_changed(before: Sequence[tuple[int, int, int]], after: Sequence[tuple
 def evaluate_variations(model: str, config: VariationConfig | None = None, registry: ModelRegistry | None = None,
                         progress: bool = True) -> dict[str, Any]:
     """Evaluate a VAE (see the module docstring); returns a JSON-ready report."""
-    from models.vae import melody_tokens, reconstruction_scores, tokens_to_notes, tune_windows
-    from studio.core.roll import track_notes
-    from studio.training.melodies import MelodyDatasetConfig, build_melodies
-    from studio.training.tunes import corpus_tunes, tune_roll
+    from models.vae import (  # a model family loads torch: on first use
+        melody_tokens,
+        reconstruction_scores,
+        tokens_to_notes,
+        tune_windows,
+    )
 
     config = config or VariationConfig()
     registry = registry or default_registry()

@@ -233,7 +233,7 @@ def _synthetic_tunes(n: int):
 def test_the_training_loop_trains_and_ships_a_checkpoint(monkeypatch, tmp_path):
     from studio.training.train import TrainConfig, run_training
 
-    monkeypatch.setattr(T, "dataset", lambda genre, max_pieces=None, progress=True: _synthetic_tunes(12))
+    monkeypatch.setattr("studio.training.train.melody_dataset", lambda genre, max_pieces=None, progress=True: _synthetic_tunes(12))
     overrides = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 128, "seq_len": 64, "batch_size": 8, "warmup_steps": 2}
     card = run_training(TrainConfig("transformer", "folk", steps=30, out=tmp_path / "transformer-test", overrides=overrides,
                                     evaluate=False, run_dir=tmp_path / "run", validation=0.2, validate_every_s=0.0, samples=2), progress=False)

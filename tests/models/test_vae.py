@@ -313,7 +313,7 @@ def test_latent_views_show_the_variation_and_where_its_codes_went(tiny_registry,
 def test_the_training_loop_trains_and_ships_a_checkpoint(monkeypatch, tmp_path):
     from studio.training.train import TrainConfig, run_training
 
-    monkeypatch.setattr(V, "dataset", lambda genre, max_pieces=None, progress=True: _tunes(10))
+    monkeypatch.setattr("studio.training.train.melody_dataset", lambda genre, max_pieces=None, progress=True: _tunes(10))
     overrides = {k: v for k, v in TINY.to_json().items() if k in ("z_dim", "embed", "enc_hidden", "dec_hidden", "batch_size", "free_bits")}
     card = run_training(TrainConfig("vae", "folk", steps=40, out=tmp_path / "vae-test", overrides=overrides, evaluate=False,
                                     run_dir=tmp_path / "run", validation=0.2, validate_every_s=0.0, samples=2), progress=False)
