@@ -170,13 +170,14 @@ def _melody_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or "melody"
 
 
-def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progress: Any, then: str | None = None):
+def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progress: Any, then: str | None = None, listen: bool = True):
+    """Accompany for the page (`listen`: also the player's MP3 copy) or the API (the WAV alone)."""
     if not midi_file:
         raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
     path = Path(midi_file)
     result = accompany(
         AccompanyRequest(midi=path, model=model_name or "rules", seed=0 if seed is None else seed, params=params, out_dir=results_dir(), name=path.stem,
-                         then=then or None),
+                         then=then or None, want_listen=listen),
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
     for warning in result.warnings:
@@ -189,7 +190,7 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
 @user_errors
 def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
     """The `/accompany` API: (WAV path, piano-roll PNG path, MIDI path), every model parameter at its default."""
-    result = _run(midi_file, model_name, seed, {}, progress)
+    result = _run(midi_file, model_name, seed, {}, progress, listen=False)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
@@ -203,7 +204,7 @@ def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int,
     then = params.pop("then", None)
     if then is not None and not isinstance(then, str):
         raise InputError('"then" must be a model name, e.g. {"then": "gan-chorale"}')
-    result = _run(midi_file, model_name, seed, params, progress, then=then)
+    result = _run(midi_file, model_name, seed, params, progress, then=then, listen=False)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
@@ -464,7 +465,7 @@ def interpolator_choices() -> list[tuple[str, str]]:
     return [(c.name, c.name) for c in default_registry().cards() if not c.disabled and c.family == "vae"]
 
 
-def _interpolation(first: str | None, second: str | None, model_name: str, steps: Any, progress: Any):
+def _interpolation(first: str | None, second: str | None, model_name: str, steps: Any, progress: Any, listen: bool = True):
     if not first:
         raise gr.Error("Choose your melody first (play, upload or pick a sample): the way starts from it.")
     if not second:
@@ -474,11 +475,11 @@ def _interpolation(first: str | None, second: str | None, model_name: str, steps
     a, b = Path(first), Path(second)
     result = interpolate(
         InterpolateRequest(first=a, second=b, model=model_name, steps=steps if steps is not None else 5, out_dir=results_dir(),
-                           name=f"{a.stem}-to-{b.stem}"),
+                           name=f"{a.stem}-to-{b.stem}", want_listen=listen),
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
     for warning in result.warnings:
-        gr.Warning(warning)
+        gr.Warning(html.escape(warning))
     return result
 
 
@@ -487,7 +488,7 @@ def interpolate_endpoint(first_file: str | None, second_file: str | None, model_
                          progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
     """The `/interpolate` API: (WAV path, piano-roll PNG path, MIDI path) of the way from the first
     melody to the second in `steps` windows through a VAE's latent space."""
-    result = _interpolation(first_file, second_file, model_name, steps, progress)
+    result = _interpolation(first_file, second_file, model_name, steps, progress, listen=False)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
