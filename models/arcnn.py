@@ -190,12 +190,7 @@ class ARCNNTraining(TrainingRecipe):
         erased = torch.from_numpy(random_erasure(tuple(tokens.shape), self.config.harmonize_share, rng)).to(self.device)
         self.network.train()
         loss = masked_cross_entropy(self.network(tokens, erased, context), tokens, erased)
-        opt = self.optimizers["network"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         return {"nll": float(loss.detach())}
 
 

@@ -328,6 +328,19 @@ class TrainingRecipe:
     def step(self, step: int, rng: Any) -> dict[str, float]:
         raise NotImplementedError
 
+    def update(self, loss: Any, name: str = "network", clip: float | None = 1.0) -> None:
+        """One optimizer step of module `name` on `loss`: gradients computed, averaged across DDP
+        ranks (`reduce_gradients`), their norm clipped to `clip` (None: not clipped), then applied."""
+        from torch.nn.utils import clip_grad_norm_  # deferred: a family without torch (rules) never trains
+
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.reduce_gradients(self.modules[name])
+        if clip is not None:
+            clip_grad_norm_(self.modules[name].parameters(), clip)
+        optimizer.step()
+
     def export(self) -> dict[str, Any]:
         """The weights to ship: the served module's."""
         return exported(self.modules[self.served])

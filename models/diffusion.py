@@ -283,12 +283,7 @@ class DiffusionTraining(TrainingRecipe):
         # 3. predict the clean roll; cross-entropy of its rows and onsets
         ce, bce = roll_loss(self.network(x_t, t, cond, previous), tokens, onsets)
         loss = ce + bce
-        opt = self.optimizers["network"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         # 4. the moving average (with a warm-up, so early snapshots are not the random start)
         decay = min(c.ema, (1 + step) / (10 + step))
         with torch.no_grad():

@@ -441,10 +441,7 @@ class GANTraining(TrainingRecipe):
             penalty = self._gradient_penalty(real_v, onsets, fake_v, fake_o, context)
             wasserstein = d_real.mean() - d_fake.mean()
             loss_d = -wasserstein + c.gradient_penalty * penalty + c.drift * (d_real**2).mean()
-            self.optimizers["critic"].zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.reduce_gradients(self.critic)
-            self.optimizers["critic"].step()
+            self.update(loss_d, "critic", clip=None)
             out = {"critic": loss_d.item(), "wasserstein": wasserstein.item(), "penalty": penalty.item()}
         tokens, onsets, context, melody = self._real(rng)
         bars = bar_ids(context)
@@ -478,10 +475,7 @@ class GANTraining(TrainingRecipe):
             rec = reconstruction_loss(logits, events)
             loss_g = loss_g + (c.reconstruction if adversarial else 1.0) * rec
             out["reconstruction"] = rec.item()
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.reduce_gradients(self.generator)
-        self.optimizers["generator"].step()
+        self.update(loss_g, "generator", clip=None)
         return out
 
     def _gradient_penalty(self, real_v, real_o, fake_v, fake_o, context) -> torch.Tensor:

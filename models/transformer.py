@@ -611,12 +611,7 @@ class TransformerTraining(TrainingRecipe):
         batch = self.batch(rng)
         logits, _ = self.network(batch[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, c.vocab), batch[:, 1:].reshape(-1), ignore_index=PAD)
-        opt = self.optimizers["network"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         self.network.eval()
         return {"nll": float(loss.detach())}
 

@@ -671,11 +671,7 @@ class VAETraining(TrainingRecipe):
         batch = transpose_windows(self.windows.take(rng.integers(0, len(self.windows), c.batch_size)), self.transpose, rng)
         with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.mixed_precision):
             loss, report = self.loss(batch.tensors(self.device), step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         self.network.eval()
         return report
 
