@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from bench.models import melody_of_bars
+from models.base import BatchGenerator
 from studio.core.meter import estimate_pickup
 from studio.core.roll import make_grid, notes_to_roll
 from studio.serving.batching import BatchConfig
@@ -119,7 +120,7 @@ def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3, device: str | 
     unbatched = ModelRegistry(device=device, batching=BatchConfig(window_s=0.0))
     out: dict[str, Any] = {}
     for card in batched.cards():
-        if card.disabled or not hasattr(batched.get(card.name), "generate_batch"):
+        if card.disabled or not isinstance(batched.get(card.name), BatchGenerator):
             continue
         unbatched.get(card.name)
         _one_by_one(unbatched, card.name, requests[:2])  # warm-up

@@ -32,7 +32,7 @@ Uses (`generate`):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import configured
-from models.weights import exported, parameter_count, rebuild
+from models.base import ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
     N_TOKENS,
@@ -57,12 +57,20 @@ from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
-USES_TORCH = True
+FAMILY = FamilyInfo(
+    name="arcnn",
+    label="AR-CNN",
+    heading="How an AR-CNN works",
+    idea="Rewrites notes step by step: it looks at the whole piano roll, removes notes it doubts and adds notes it likes, again and again.",
+    writes="accompaniment",
+    uses_torch=True,
+    order=2,
+)
 N_VOICE_FEATURES = N_TOKENS + 12 + 1  # one-hot token, pitch class, erased?
 
 
 @dataclass
-class ARCNNConfig:
+class ARCNNConfig(ConfigMixin):
     """Architecture and training settings (the card's ``config``)."""
 
     voice_names: tuple[str, ...] = ("Alto", "Tenor", "Bass")
@@ -79,14 +87,6 @@ class ARCNNConfig:
     @property
     def n_voices(self) -> int:
         return len(self.voice_names) + 1
-
-    def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> ARCNNConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
 
 
 class Block(nn.Module):
@@ -167,37 +167,21 @@ def masked_cross_entropy(logits: torch.Tensor, tokens: torch.Tensor, erased: tor
     return per_example.mean()
 
 
-class ARCNNTraining:
+class ARCNNTraining(TrainingRecipe):
     """The AR-CNN's training step for `studio.training.train`: one Adam step on a batch of random windows
     with random erasures. Logged per step: ``nll`` (nats per erased cell)."""
 
     family = "arcnn"
 
     def __init__(self, config: ARCNNConfig, windows, device: str = "cpu") -> None:
-        self.config = config
-        self.device = torch.device(device)
         self.windows = windows
-        self.network = ARCNN(config).to(self.device)
-        self.modules = {"network": self.network}
-        self.optimizers = {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)}
-        self.reduce_gradients = lambda module: None
+        self.network = ARCNN(config).to(device)
+        super().__init__(config, torch.device(device), {"network": self.network},
+                         {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)}, ARCNNAccompanist)
 
     def selectable(self, step: int) -> bool:
         """The network is trained by likelihood: the last step ships (no selection by samples)."""
         return False
-
-    @property
-    def n_windows(self) -> int:
-        return len(self.windows)
-
-    def n_parameters(self) -> dict[str, int]:
-        return {"network": parameter_count(self.network)}
-
-    def tracks(self) -> list[dict]:
-        return [{"name": n, "program": p} for n, p in zip(self.config.voice_names, self.config.programs, strict=True)]
-
-    def accompanist(self) -> ARCNNAccompanist:
-        return ARCNNAccompanist(self.config, self.network, str(self.device))
 
     def step(self, step: int, rng: np.random.Generator) -> dict[str, float]:
         batch = self.windows.sample(self.config.batch_size, rng)
@@ -206,29 +190,13 @@ class ARCNNTraining:
         erased = torch.from_numpy(random_erasure(tuple(tokens.shape), self.config.harmonize_share, rng)).to(self.device)
         self.network.train()
         loss = masked_cross_entropy(self.network(tokens, erased, context), tokens, erased)
-        opt = self.optimizers["network"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         return {"nll": float(loss.detach())}
-
-    def export(self) -> dict[str, torch.Tensor]:
-        return exported(self.network)
 
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCNNTraining:
     """Four-voice windows of the dataset (melody first), transposed as its config says."""
-    from studio.core.voices import VoiceWindows, voice_piece
-
-    first = dataset.train[0]
-    pitched = [i for i, drum in enumerate(first.drums) if not drum][:4]
-    config = configured(ARCNNConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, "AR-CNN")
-    windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
-    if not len(windows):
-        raise ValueError(f"no training windows of {config.window} steps in the data")
-    return ARCNNTraining(config, windows, device)
+    return ARCNNTraining(*voice_setup(dataset, ARCNNConfig, overrides, "AR-CNN", voices=4), device)
 
 
 def describe(genre: str, dataset=None) -> str:
@@ -447,5 +415,4 @@ def unigram_nll(train_pieces: Sequence[Any], held_out: Sequence[Any], n_voices: 
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> ARCNNAccompanist:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    config, network = rebuild(card, weights, ARCNNConfig, ARCNN)
-    return ARCNNAccompanist(config, network.to(device), device)
+    return loaded(card, weights, device, ARCNNConfig, ARCNN, ARCNNAccompanist)

@@ -1,16 +1,257 @@
-"""The model-family contract: what every family in `models/` shares.
+"""The model-family contract: what every family in `models/` declares, offers and shares.
 
-A family is one file, `models/<family>.py`. What it declares and what the studio calls is written
-here once, so no family imports the training loop or another family.
+A family is one file, `models/<family>.py`, that imports only this module, `models.weights`,
+`studio.core` and torch. The contract, in three parts:
+
+1. **The declaration** (`FamilyInfo`): every family file assigns ``FAMILY = FamilyInfo(...)`` once,
+   with its name, label, the page's heading and plain-words idea, what it writes (accompaniment,
+   melody or a variation), whether it uses torch, its place in the studio's teaching order and the
+   data it learns from. Its arguments are literals, so the declaration is read from the file's text
+   (`declarations`) without importing the family: listing models, or refusing a bad melody, never
+   loads PyTorch. `families()` / `family(name)` import the modules when their code is wanted.
+2. **The capabilities**: the door every family has (`load`, `PARAMS`, `describe`; the loaded model's
+   `generate`: `Accompanist`), and the optional ones as `typing.Protocol`s checked with
+   `isinstance` (`BatchGenerator`, `StepTracer`, `TracePlanner`, `Interpolator`, `Explainer`,
+   `LatentMapper`, `LikelihoodScorer`; for a family module `TrainableFamily`, `TunableFamily`,
+   `BaselineFamily`; for a training recipe `SelfScoring`). Why protocols and not a list of
+   capability names in the declaration: a capability then cannot be declared and missing, or present
+   and undeclared; the method is the declaration, and the protocol names it, types it and is the one
+   place that says what the studio calls. `tests/models/test_family_contract.py` checks every shipped
+   family against the protocols' signatures.
+3. **What is written once**: the config's JSON round trip (`ConfigMixin`), `--set` overrides
+   (`configured`), the training recipe's skeleton (`TrainingRecipe`) and the voice families' training
+   set-up (`voice_setup`); `models.weights.loaded` is the weights families' `load`.
+
+Adding a family is one new file with a ``FAMILY`` declaration, plus its checkpoint and card.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+import functools
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-__all__ = ["coerce_setting", "configured"]
+from models.weights import exported, parameter_count
+from studio.core.voices import VoiceWindows, voice_piece
+
+__all__ = [
+    "MELODY_TRACKS",
+    "Accompanist",
+    "BaselineFamily",
+    "BatchGenerator",
+    "ConfigMixin",
+    "Explainer",
+    "FamilyInfo",
+    "Interpolator",
+    "LatentMapper",
+    "LikelihoodScorer",
+    "SelfScoring",
+    "StepTracer",
+    "TracePlanner",
+    "TrainableFamily",
+    "TrainingRecipe",
+    "TunableFamily",
+    "coerce_setting",
+    "configured",
+    "declarations",
+    "families",
+    "family",
+    "voice_setup",
+]
+
+Writes = Literal["accompaniment", "melody", "variation"]
+
+
+# --------------------------------------------------------------------------- 1. the declaration
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """What a family says about itself, once, as ``FAMILY = FamilyInfo(...)`` (literal arguments only)."""
+
+    name: str  # the module's name and the cards' ``family``, e.g. "arcnn"
+    label: str  # how the page and the CLI name it, e.g. "AR-CNN"
+    heading: str  # the card's heading for the idea, e.g. "How an AR-CNN works"
+    idea: str  # the family's idea in plain words, one or two sentences
+    writes: Writes  # accompaniment under a melody, a longer melody, or a variation of it
+    uses_torch: bool  # False: the registry loads it on the CPU without importing torch
+    order: int  # its place in the studio's teaching order (the page's picker)
+    dataset: Literal["rolls", "melodies"] = "rolls"  # multi-track rolls, or tunes (`studio.training.melodies`)
+
+    @property
+    def writes_melody(self) -> bool:
+        """A melody model: its result may be accompanied by another model ('then')."""
+        return self.writes != "accompaniment"
+
+
+def _declared(path: Path) -> FamilyInfo | None:
+    """The ``FAMILY = FamilyInfo(...)`` of a family file, read from its text; None if it declares none."""
+    text = path.read_text(encoding="utf-8")
+    if "FAMILY = FamilyInfo(" not in text:  # most files are skipped without parsing
+        return None
+    for node in ast.parse(text, str(path)).body:
+        if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["FAMILY"]
+                and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "FamilyInfo"):
+            try:
+                return FamilyInfo(*map(ast.literal_eval, node.value.args), **{k.arg: ast.literal_eval(k.value) for k in node.value.keywords})
+            except ValueError as exc:
+                raise ValueError(f"{path.name}: FAMILY's arguments must be literals ({exc})") from None
+    return None
+
+
+def declarations() -> dict[str, FamilyInfo]:
+    """Every family's declaration by name, in teaching order: the files of the `models` package (its
+    `__path__`, so a folder added there adds its families) that declare ``FAMILY``. Nothing is imported."""
+    import models
+
+    return dict(_declarations(tuple(models.__path__)))
+
+
+@functools.lru_cache(maxsize=8)
+def _declarations(roots: tuple[str, ...]) -> tuple[tuple[str, FamilyInfo], ...]:
+    found = {}
+    for info in pkgutil.iter_modules(list(roots)):
+        path = Path(info.module_finder.path) / f"{info.name}.py"  # type: ignore[attr-defined]
+        if info.ispkg or info.name.startswith("_") or not path.is_file():
+            continue
+        declared = _declared(path)
+        if declared is None:
+            continue
+        if declared.name != info.name:
+            raise ValueError(f"models/{info.name}.py declares FAMILY name {declared.name!r}: it must be its file's name")
+        found.setdefault(info.name, declared)
+    return tuple(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def family(name: str) -> ModuleType:
+    """The family module `models.<name>` (imported on first use); `KeyError` for a name no file declares."""
+    if name not in declarations():
+        raise KeyError(f"unknown model family {name!r}: known are {', '.join(declarations())}")
+    return importlib.import_module(f"models.{name}")
+
+
+def families() -> dict[str, ModuleType]:
+    """Every family module by name, in teaching order (imports them all: torch with most)."""
+    return {name: family(name) for name in declarations()}
+
+
+# --------------------------------------------------------------------------- 2. the capabilities
+
+
+@runtime_checkable
+class Accompanist(Protocol):
+    """What every loaded model offers the service: `load(card, weights, device)` returns one."""
+
+    def generate(self, melody: Any, grid: Any, params: Mapping[str, Any], seed: int) -> list[Any]:
+        """Tracks (`RollTrack`s, each shape=(T, 128)) for a melody on `grid`."""
+        ...
+
+
+@runtime_checkable
+class BatchGenerator(Protocol):
+    """Simultaneous requests share one forward pass (`studio.serving.batching`)."""
+
+    def generate_batch(self, requests: Sequence[tuple[Any, Any, Mapping[str, Any], int]]) -> list[list[Any]]: ...
+
+
+@runtime_checkable
+class StepTracer(Protocol):
+    """Writes step by step: the music after some of the steps of the same run `generate` does."""
+
+    def sampling_trace(self, melody: Any, grid: Any, params: Mapping[str, Any], seed: int, at: Sequence[int]) -> list[tuple[int, list[Any]]]: ...
+
+
+@runtime_checkable
+class TracePlanner(Protocol):
+    """A step tracer that chooses its own steps and captions (else: the `iterations` asked for)."""
+
+    def trace_plan(self, params: Mapping[str, Any]) -> tuple[int, list[int]]: ...
+
+    def trace_caption(self, step: int, total: int) -> str: ...
+
+
+@runtime_checkable
+class Interpolator(Protocol):
+    """The way from one melody to another through a latent space."""
+
+    def interpolate(self, first: Any, first_grid: Any, second: Any, second_grid: Any, steps: int) -> Any: ...
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """What the model weighed at each step of a continuation."""
+
+    def explain(self, melody: Any, grid: Any, params: Mapping[str, Any], seed: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LatentMapper(Protocol):
+    """A map of the melody's codes in the latent space."""
+
+    def latent_map(self, melody: Any, grid: Any, params: Mapping[str, Any], seed: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LikelihoodScorer(Protocol):
+    """Held-out negative log-likelihood (`studio.training.evaluate`)."""
+
+    def held_out_nll(self, pieces: Sequence[Any], seed: int = 0) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class TrainableFamily(Protocol):
+    """A family module that `studio.training.train` can train: `training(data, overrides, device)`
+    returns a `TrainingRecipe`; `PARAMS` are the card's generation parameters."""
+
+    PARAMS: list[dict[str, Any]]
+
+    def training(self, data: Any, overrides: Mapping[str, Any], device: str = "cpu") -> TrainingRecipe: ...
+
+    def describe(self, genre: str, dataset: Any = None) -> str: ...
+
+
+@runtime_checkable
+class TunableFamily(Protocol):
+    """A family whose parameter defaults are chosen on the validation pieces after training (in order)."""
+
+    TUNABLE: Mapping[str, tuple[Any, ...]]
+
+
+@runtime_checkable
+class BaselineFamily(Protocol):
+    """A likelihood family's baseline to score beside the model: `unigram_nll(train, held_out, n_voices)`."""
+
+    def unigram_nll(self, train_pieces: Sequence[Any], held_out: Sequence[Any], n_voices: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SelfScoring(Protocol):
+    """A recipe that scores its own weights on the validation pieces (the melody models' likelihoods)."""
+
+    def validation_score(self, pieces: Sequence[Any]) -> tuple[float, dict[str, float]]: ...
+
+
+# --------------------------------------------------------------------------- 3. written once
+
+
+class ConfigMixin:
+    """A config dataclass's JSON round trip (the card's ``config``): tuples are written as lists and
+    read back as tuples; names the dataclass does not know are ignored (older cards)."""
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Any:
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
 
 
 def coerce_setting(default: Any, value: Any) -> Any:
@@ -37,3 +278,91 @@ def configured(base: Any, overrides: Mapping[str, Any], family: str) -> Any:
     if unknown:
         raise ValueError(f"unknown {family} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return type(base).from_json({**base.to_json(), **{k: coerce_setting(getattr(base, k), v) for k, v in overrides.items()}})
+
+
+class TrainingRecipe:
+    """The skeleton of a family's training recipe, as `studio.training.train` drives it: the family's
+    subclass builds its networks and optimizers, names them here, and writes `step`.
+
+    modules : dict of str to nn.Module
+        Everything trained (saved, resumed, broadcast across DDP ranks).
+    optimizers : dict of str to torch.optim.Optimizer
+    served : str
+        The module that serves (`accompanist`) and ships (`export`), e.g. the moving average.
+    counted : tuple of str
+        The modules whose parameters the card counts.
+    serving : class
+        The family's loaded-model class, built as ``serving(config, network, str(device))``.
+    """
+
+    served: ClassVar[str] = "network"
+    counted: ClassVar[tuple[str, ...]] = ("network",)
+    selection_how: ClassVar[str] = "the weights with the lowest negative log-likelihood per event on the validation pieces"
+
+    def __init__(self, config: Any, device: Any, modules: Mapping[str, Any], optimizers: Mapping[str, Any],
+                 serving: Callable[[Any, Any, str], Any]) -> None:
+        self.config, self.device, self.serving = config, device, serving
+        self.modules = dict(modules)
+        self.optimizers = dict(optimizers)
+        self.reduce_gradients: Callable[[Any], None] = lambda module: None  # studio.training.train: average across DDP ranks
+
+    def selectable(self, step: int) -> bool:
+        """Whether the weights of this step may be chosen to ship (checked on the validation pieces)."""
+        return True
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.windows)  # type: ignore[attr-defined]
+
+    def n_parameters(self) -> dict[str, int]:
+        return {name: parameter_count(self.modules[name]) for name in self.counted}
+
+    def tracks(self) -> list[dict]:
+        """The card's tracks: name and GM program of each voice the family writes."""
+        return [{"name": n, "program": p} for n, p in zip(self.config.voice_names, self.config.programs, strict=True)]
+
+    def accompanist(self) -> Any:
+        """The served network as it is now, as the registry would serve it (for samples along the way)."""
+        return self.serving(self.config, self.modules[self.served], str(self.device))
+
+    def step(self, step: int, rng: Any) -> dict[str, float]:
+        raise NotImplementedError
+
+    def update(self, loss: Any, name: str = "network", clip: float | None = 1.0) -> None:
+        """One optimizer step of module `name` on `loss`: gradients computed, averaged across DDP
+        ranks (`reduce_gradients`), their norm clipped to `clip` (None: not clipped), then applied."""
+        from torch.nn.utils import clip_grad_norm_  # deferred: a family without torch (rules) never trains
+
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.reduce_gradients(self.modules[name])
+        if clip is not None:
+            clip_grad_norm_(self.modules[name].parameters(), clip)
+        optimizer.step()
+
+    def export(self) -> dict[str, Any]:
+        """The weights to ship: the served module's."""
+        return exported(self.modules[self.served])
+
+
+MELODY_TRACKS = ({"name": "Melody", "program": 0},)  # the card's tracks of a melody family
+
+
+def voice_setup(dataset: Any, base: Callable[..., Any], overrides: Mapping[str, Any], label: str, voices: int | None = None,
+                too_few: str = "", check: Callable[[Any], None] = lambda config: None) -> tuple[Any, VoiceWindows]:
+    """A voice family's config and training windows: the first `voices` pitched tracks of the dataset's
+    first piece (drums left out), the melody first; the config (`base(voice_names=..., programs=...)`)
+    names and voices the others as they are, with `--set` overrides, then `check(config)` may refuse
+    it; the windows are `config.window` steps of every training piece, transposed as the dataset's
+    config says. `too_few`: the error when fewer than `voices` tracks are pitched (empty: no check)."""
+    first = dataset.train[0]
+    pitched = [i for i, drum in enumerate(first.drums) if not drum][:voices]
+    if too_few and voices is not None and len(pitched) < voices:
+        raise ValueError(too_few)
+    config = configured(base(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, label)
+    check(config)
+    windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
+    if not len(windows):
+        raise ValueError(f"no training windows of {config.window} steps in the data")
+    return config, windows

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import configured
-from models.weights import exported, parameter_count, rebuild
+from models.base import ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
     N_MELODY_FEATURES,
@@ -64,14 +64,24 @@ __all__ = [
     "DiffusionAccompanist", "DiffusionConfig", "DiffusionTraining", "RollDenoiser", "alpha_bar", "ddim_times", "load", "training",
 ]
 
-USES_TORCH = True
+FAMILY = FamilyInfo(
+    name="diffusion",
+    label="Diffusion",
+    heading="How a diffusion model works",
+    idea=(
+        "Removes noise step by step: it starts from random notes and cleans them into music that fits the melody."
+    ),
+    writes="accompaniment",
+    uses_torch=True,
+    order=5,
+)
 ROWS = N_TOKENS  # rows of the diffused roll per voice: rest and 84 pitches
 ONSET = N_TOKENS  # the network's output row that says a note starts (not diffused)
 N_COND = N_MELODY_FEATURES + N_CONTEXT_FEATURES + 1  # melody, meter + key, "the melody is given"
 
 
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(ConfigMixin):
     """Architecture, training and sampling settings (the card's ``config``)."""
 
     voice_names: tuple[str, ...] = ("Alto", "Tenor", "Bass")
@@ -93,14 +103,6 @@ class DiffusionConfig:
     @property
     def n_voices(self) -> int:
         return len(self.voice_names)
-
-    def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> DiffusionConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
 
 
 # --------------------------------------------------------------------------- noise schedule
@@ -233,7 +235,7 @@ def roll_loss(logits: torch.Tensor, tokens: torch.Tensor, onsets: torch.Tensor) 
 # --------------------------------------------------------------------------- training
 
 
-class DiffusionTraining:
+class DiffusionTraining(TrainingRecipe):
     """The diffusion model's training step for `studio.training.train`: one AdamW step of DDPM training on a
     batch of random chorale windows (each at its own random noise level), then the moving average.
     Logged per step: ``ce`` (nats per voice-step) and ``onset`` (binary cross-entropy)."""
@@ -241,34 +243,20 @@ class DiffusionTraining:
     family = "diffusion"
 
     def __init__(self, config: DiffusionConfig, windows, device: str = "cpu") -> None:
-        self.config = config
-        self.device = torch.device(device)
         self.windows = windows
-        self.network = RollDenoiser(config).to(self.device)
-        self.average = RollDenoiser(config).to(self.device)
+        self.network = RollDenoiser(config).to(device)
+        self.average = RollDenoiser(config).to(device)
         self.average.load_state_dict(self.network.state_dict())
         self.average.requires_grad_(False)
-        self.modules = {"network": self.network, "ema": self.average}
-        self.optimizers = {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)}
-        self.reduce_gradients = lambda module: None
+        super().__init__(config, torch.device(device), {"network": self.network, "ema": self.average},
+                         {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)}, DiffusionAccompanist)
+
+    served = "ema"  # the moving average samples and ships
 
     def selectable(self, step: int) -> bool:
         """Trained by its denoising loss: the moving average of the last step ships (sampling the
         validation pieces every few minutes would cost a third of a CPU run)."""
         return False
-
-    @property
-    def n_windows(self) -> int:
-        return len(self.windows)
-
-    def n_parameters(self) -> dict[str, int]:
-        return {"network": parameter_count(self.network)}
-
-    def tracks(self) -> list[dict]:
-        return [{"name": n, "program": p} for n, p in zip(self.config.voice_names, self.config.programs, strict=True)]
-
-    def accompanist(self) -> DiffusionAccompanist:
-        return DiffusionAccompanist(self.config, self.average, str(self.device))
 
     def step(self, step: int, rng: np.random.Generator) -> dict[str, float]:
         c = self.config
@@ -295,12 +283,7 @@ class DiffusionTraining:
         # 3. predict the clean roll; cross-entropy of its rows and onsets
         ce, bce = roll_loss(self.network(x_t, t, cond, previous), tokens, onsets)
         loss = ce + bce
-        opt = self.optimizers["network"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         # 4. the moving average (with a warm-up, so early snapshots are not the random start)
         decay = min(c.ema, (1 + step) / (10 + step))
         with torch.no_grad():
@@ -308,24 +291,16 @@ class DiffusionTraining:
                 avg.lerp_(p, 1 - decay)
         return {"ce": float(ce.detach()), "onset": float(bce.detach())}
 
-    def export(self) -> dict[str, torch.Tensor]:
-        return exported(self.average)
-
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> DiffusionTraining:
     """Four-voice windows of the dataset (melody first), transposed as its config says."""
-    from studio.core.voices import VoiceWindows, voice_piece
 
-    first = dataset.train[0]
-    pitched = [i for i, drum in enumerate(first.drums) if not drum][:4]
-    if len(pitched) < 4:
-        raise ValueError("the diffusion model needs four pitched voices (a melody and three more)")
-    config = configured(DiffusionConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, "diffusion")
-    if len(config.ranges) != 2 * config.n_voices:
-        raise ValueError(f"ranges needs a low and a high pitch for each of the {config.n_voices} voices")
-    windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
-    if not len(windows):
-        raise ValueError(f"no training windows of {config.window} steps in the data")
+    def check(config: DiffusionConfig) -> None:
+        if len(config.ranges) != 2 * config.n_voices:
+            raise ValueError(f"ranges needs a low and a high pitch for each of the {config.n_voices} voices")
+
+    config, windows = voice_setup(dataset, DiffusionConfig, overrides, "diffusion", voices=4, check=check,
+                                  too_few="the diffusion model needs four pitched voices (a melody and three more)")
     return DiffusionTraining(config, windows, device)
 
 
@@ -454,5 +429,4 @@ class DiffusionAccompanist:
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> DiffusionAccompanist:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    config, network = rebuild(card, weights, DiffusionConfig, RollDenoiser)
-    return DiffusionAccompanist(config, network.to(device), device)
+    return loaded(card, weights, device, DiffusionConfig, RollDenoiser, DiffusionAccompanist)

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,8 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import configured
-from models.weights import exported, parameter_count, rebuild
+from models.base import ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.weights import loaded
 from studio.core.conditioning import (
     HOLD,
     N_CONTEXT_FEATURES,
@@ -77,11 +77,22 @@ from studio.core.roll import Grid, RollTrack
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
-USES_TORCH = True
+FAMILY = FamilyInfo(
+    name="gan",
+    label="GAN",
+    heading="How a GAN works",
+    idea=(
+        "A generator and a discriminator compete: the generator writes accompaniments for real melodies, "
+        "the discriminator (critic) tries to tell them from the real ones, and each gets better by beating the other."
+    ),
+    writes="accompaniment",
+    uses_torch=True,
+    order=1,
+)
 
 
 @dataclass
-class GANConfig:
+class GANConfig(ConfigMixin):
     """Architecture and training settings (saved in the model card's ``config``)."""
 
     voice_names: tuple[str, ...] = ("Alto", "Tenor", "Bass")  # accompaniment voices, high to low
@@ -114,14 +125,6 @@ class GANConfig:
     @property
     def n_voices(self) -> int:
         return len(self.voice_names)
-
-    def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> GANConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in names})
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -382,7 +385,7 @@ def one_hot_voices(tokens: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- training
 
 
-class GANTraining:
+class GANTraining(TrainingRecipe):
     """The GAN's training step for `studio.training.train`. For the first `pretrain_steps` steps the generator
     alone learns the real voices' events (cross-entropy); after that each step is `critic_steps`
     critic updates on fresh real batches, then one generator update on the critic's verdict plus
@@ -394,36 +397,20 @@ class GANTraining:
     family = "gan"
 
     def __init__(self, config: GANConfig, train_windows, device: str = "cpu") -> None:
-        self.config = config
-        self.device = torch.device(device)
         self.windows = train_windows
-        self.generator = Generator(config).to(self.device)
-        self.critic = Critic(config).to(self.device)
-        self.modules = {"generator": self.generator, "critic": self.critic}
-        self.optimizers = {
+        self.generator = Generator(config).to(device)
+        self.critic = Critic(config).to(device)
+        super().__init__(config, torch.device(device), {"generator": self.generator, "critic": self.critic}, {
             "generator": torch.optim.Adam(self.generator.parameters(), config.lr_generator, betas=config.betas),
             "critic": torch.optim.Adam(self.critic.parameters(), config.lr_critic, betas=config.betas),
-        }
-        self.reduce_gradients = lambda module: None  # studio.training.train sets this to average across DDP ranks
+        }, GANAccompanist)
+
+    served = "generator"  # the critic is needed for training alone
+    counted = ("generator", "critic")
 
     def selectable(self, step: int) -> bool:
         """Only a generator that has trained against the critic may be chosen to ship."""
         return step >= self.config.pretrain_steps
-
-    @property
-    def n_windows(self) -> int:
-        return len(self.windows)
-
-    def n_parameters(self) -> dict[str, int]:
-        return {name: parameter_count(m) for name, m in self.modules.items()}
-
-    def tracks(self) -> list[dict]:
-        """The accompaniment tracks of the card: name and GM program of each voice."""
-        return [{"name": n, "program": p} for n, p in zip(self.config.voice_names, self.config.programs, strict=True)]
-
-    def accompanist(self) -> GANAccompanist:
-        """The generator as it is now, as the registry would serve it (for samples along the way)."""
-        return GANAccompanist(self.config, self.generator, str(self.device))
 
     def _real(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = self.windows.sample(self.config.batch_size, rng)
@@ -454,10 +441,7 @@ class GANTraining:
             penalty = self._gradient_penalty(real_v, onsets, fake_v, fake_o, context)
             wasserstein = d_real.mean() - d_fake.mean()
             loss_d = -wasserstein + c.gradient_penalty * penalty + c.drift * (d_real**2).mean()
-            self.optimizers["critic"].zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.reduce_gradients(self.critic)
-            self.optimizers["critic"].step()
+            self.update(loss_d, "critic", clip=None)
             out = {"critic": loss_d.item(), "wasserstein": wasserstein.item(), "penalty": penalty.item()}
         tokens, onsets, context, melody = self._real(rng)
         bars = bar_ids(context)
@@ -491,10 +475,7 @@ class GANTraining:
             rec = reconstruction_loss(logits, events)
             loss_g = loss_g + (c.reconstruction if adversarial else 1.0) * rec
             out["reconstruction"] = rec.item()
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.reduce_gradients(self.generator)
-        self.optimizers["generator"].step()
+        self.update(loss_g, "generator", clip=None)
         return out
 
     def _gradient_penalty(self, real_v, real_o, fake_v, fake_o, context) -> torch.Tensor:
@@ -506,24 +487,12 @@ class GANTraining:
         norm = torch.sqrt(sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads) + 1e-12)
         return ((norm - 1) ** 2).mean()
 
-    def export(self) -> dict[str, torch.Tensor]:
-        """The weights to ship: the generator only (the critic is needed for training alone)."""
-        return exported(self.generator)
-
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> GANTraining:
     """The training set-up `studio.training.train` drives: voices named and voiced as the dataset's pitched
     tracks (a folder's drum track is left out; a chord in a track is learned as its top note),
     random 64-step windows of the training pieces, transposed as the dataset config says."""
-    from studio.core.voices import VoiceWindows, voice_piece
-
-    first = dataset.train[0]
-    pitched = [i for i, drum in enumerate(first.drums) if not drum]  # the GAN writes pitched voices; drums are left out
-    config = configured(GANConfig(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, "GAN")
-    windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
-    if not len(windows):
-        raise ValueError(f"no training windows of {config.window} steps in the data")
-    return GANTraining(config, windows, device)
+    return GANTraining(*voice_setup(dataset, GANConfig, overrides, "GAN"), device)  # every pitched voice; drums are left out
 
 
 _GENRE_WORDS = {
@@ -728,5 +697,4 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> GANAccompanist:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    config, generator = rebuild(card, weights, GANConfig, Generator)
-    return GANAccompanist(config, generator.to(device), device)
+    return loaded(card, weights, device, GANConfig, Generator, GANAccompanist)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from models.base import FamilyInfo
 from studio.core.metrics import CONSONANT_INTERVALS, melody_key
 from studio.core.roll import STEPS_PER_BEAT as STEPS_PER_QUARTER
 from studio.core.roll import Bar, Grid, RollTrack
@@ -31,7 +32,17 @@ from studio.core.theory import Key
 
 __all__ = ["Chord", "RulesAccompanist", "RulesConfig", "chord_vocabulary", "load"]
 
-USES_TORCH = False  # the registry need not import torch (or look for a GPU) for this family
+FAMILY = FamilyInfo(
+    name="rules",
+    label="Rules",
+    heading="How the rules work",
+    idea=(
+        "No learning: music theory written as rules (find the key, choose a chord for each half bar, voice it)."
+    ),
+    writes="accompaniment",
+    uses_torch=False,  # the registry need not import torch (or look for a GPU) for this family
+    order=0,
+)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import configured
-from models.weights import exported, parameter_count, rebuild
+from models.base import MELODY_TRACKS, ConfigMixin, FamilyInfo, TrainingRecipe, configured
+from models.weights import loaded
 from studio.core.errors import InputError
 from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, Bar, Grid, RollTrack, track_notes
 
@@ -45,7 +45,18 @@ __all__ = [
     "load",
 ]
 
-USES_TORCH = True
+FAMILY = FamilyInfo(
+    name="transformer",
+    label="Transformer",
+    heading="How a Transformer works",
+    idea=(
+        "Attends to what came before: it reads the melody so far and predicts the next note, one at a time."
+    ),
+    writes="melody",
+    uses_torch=True,
+    order=3,
+    dataset="melodies",  # learns from tunes (`studio.training.melodies`), not from multi-track rolls
+)
 
 # --------------------------------------------------------------------------- the event vocabulary
 
@@ -158,7 +169,7 @@ def decode(tokens: Sequence[int], bars: Sequence[Bar]) -> list[tuple[int, int, i
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(ConfigMixin):
     """Architecture and training settings (the card's ``config``)."""
 
     vocab: int = VOCAB
@@ -173,14 +184,6 @@ class TransformerConfig:
     lr: float = 1.5e-3
     warmup_steps: int = 200
     weight_decay: float = 0.1
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> TransformerConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
@@ -546,19 +549,18 @@ def n_gram_baselines(train: Sequence[MelodyTokens], held: Sequence[MelodyTokens]
     return {"unigram": round(math.exp(nll_u / count), 3), "bigram": round(math.exp(nll_b / count), 3)}
 
 
-class TransformerTraining:
+class TransformerTraining(TrainingRecipe):
     """Next-event prediction on random windows of training tunes (each window starts at a bar line
     with its meter; a random transposition in the dataset's range, kept inside the model's pitches)."""
 
     def __init__(self, config: TransformerConfig, tunes: list[MelodyTokens], transpose: tuple[int, int], device: str = "cpu") -> None:
-        self.config, self.tunes, self.transpose, self.device = config, tunes, transpose, device
+        self.tunes, self.transpose = tunes, transpose
         self.network = GPT(config).to(device)
         decay = [p for n, p in self.network.named_parameters() if p.dim() >= 2]
         other = [p for n, p in self.network.named_parameters() if p.dim() < 2]
-        self.optimizers = {"network": torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}],
-                                                        lr=config.lr, betas=(0.9, 0.95))}
-        self.modules = {"network": self.network}
-        self.reduce_gradients = lambda _module: None
+        super().__init__(config, device, {"network": self.network}, {"network": torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))},
+            Continuer)
         self._arrays = [np.asarray(t.tokens, np.int64) for t in tunes]
 
     def selectable(self, step: int) -> bool:
@@ -568,14 +570,8 @@ class TransformerTraining:
     def n_windows(self) -> int:
         return sum(len(t.bar_index) for t in self.tunes)
 
-    def n_parameters(self) -> dict[str, int]:
-        return {"network": parameter_count(self.network)}
-
     def tracks(self) -> list[dict]:
-        return [{"name": "Melody", "program": 0}]
-
-    def accompanist(self) -> Continuer:
-        return Continuer(self.config, self.network, self.device)
+        return [dict(t) for t in MELODY_TRACKS]
 
     def _segment(self, rng: np.random.Generator) -> np.ndarray:
         """One tune from its start, or from a random bar line with that bar's meter in front, to its
@@ -615,12 +611,7 @@ class TransformerTraining:
         batch = self.batch(rng)
         logits, _ = self.network(batch[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, c.vocab), batch[:, 1:].reshape(-1), ignore_index=PAD)
-        opt = self.optimizers["network"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         self.network.eval()
         return {"nll": float(loss.detach())}
 
@@ -629,12 +620,6 @@ class TransformerTraining:
         total, count = self.accompanist().nll(tokenize_pieces(pieces))
         nll = total / max(1, count)
         return nll, {"nll": nll, "perplexity": math.exp(nll)}
-
-    def export(self) -> dict[str, torch.Tensor]:
-        return exported(self.network)
-
-
-DATASET = "melodies"  # learns from tunes (`studio.training.melodies`), not from multi-track rolls
 
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> TransformerTraining:
@@ -648,5 +633,4 @@ def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> Transfo
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> Continuer:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    config, network = rebuild(card, weights, TransformerConfig, GPT)
-    return Continuer(config, network.to(device), device)
+    return loaded(card, weights, device, TransformerConfig, GPT, Continuer)

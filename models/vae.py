@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -45,8 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import configured
-from models.weights import exported, parameter_count, rebuild
+from models.base import MELODY_TRACKS, ConfigMixin, FamilyInfo, TrainingRecipe, configured
+from models.weights import loaded
 from studio.core.errors import InputError
 from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, N_MODEL_PITCHES, Bar, Grid, RollTrack, track_notes
 
@@ -66,7 +66,18 @@ __all__ = [
     "window_spans",
 ]
 
-USES_TORCH = True
+FAMILY = FamilyInfo(
+    name="vae",
+    label="VAE",
+    heading="How a VAE works",
+    idea=(
+        "A latent space of variations: melodies become points in a space, and nearby points are similar melodies."
+    ),
+    writes="variation",
+    uses_torch=True,
+    order=4,
+    dataset="melodies",  # learns from tunes (`studio.training.melodies`), not from multi-track rolls
+)
 
 # --------------------------------------------------------------------------- one token per 16th step
 
@@ -236,7 +247,7 @@ class Windows:
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(ConfigMixin):
     """Architecture and training settings (the card's ``config``)."""
 
     max_steps: int = 32  # a window: at most 32 16ths (two bars of 4/4)
@@ -256,14 +267,6 @@ class VAEConfig:
     beta_steps: int = 1500  # steps over which beta ramps up from 0
     free_bits: float = 96.0  # nats of KL per window that cost nothing
     bf16: bool = True  # train under bfloat16 autocast where the hardware has it (2x faster on AVX512-BF16 CPUs); use is fp32
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> VAEConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 class MeterEmbedding(nn.Module):
@@ -622,30 +625,18 @@ def _fast_bf16(device: str) -> bool:
         return False
 
 
-class VAETraining:
+class VAETraining(TrainingRecipe):
     """Training on windows from every bar line of the training tunes, each transposed at random
     within the dataset's range (the key context turns with it)."""
 
     def __init__(self, config: VAEConfig, windows: Windows, transpose: tuple[int, int], device: str = "cpu") -> None:
-        self.config, self.windows, self.transpose, self.device = config, windows, transpose, device
+        self.windows, self.transpose = windows, transpose
         self.network = MelodyVAE(config).to(device)
-        self.optimizers = {"network": torch.optim.Adam(self.network.parameters(), lr=config.lr)}
-        self.modules = {"network": self.network}
-        self.reduce_gradients = lambda _module: None
+        super().__init__(config, device, {"network": self.network}, {"network": torch.optim.Adam(self.network.parameters(), lr=config.lr)}, Varier)
         self.mixed_precision = config.bf16 and _fast_bf16(device)
 
-    @property
-    def n_windows(self) -> int:
-        return len(self.windows)
-
-    def n_parameters(self) -> dict[str, int]:
-        return {"network": parameter_count(self.network)}
-
     def tracks(self) -> list[dict]:
-        return [{"name": "Melody", "program": 0}]
-
-    def accompanist(self) -> Varier:
-        return Varier(self.config, self.network, self.device)
+        return [dict(t) for t in MELODY_TRACKS]
 
     def beta(self, step: int) -> float:
         return self.config.beta * min(1.0, step / max(1, self.config.beta_steps))
@@ -680,11 +671,7 @@ class VAETraining:
         batch = transpose_windows(self.windows.take(rng.integers(0, len(self.windows), c.batch_size)), self.transpose, rng)
         with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.mixed_precision):
             loss, report = self.loss(batch.tensors(self.device), step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.reduce_gradients(self.network)
-        nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-        opt.step()
+        self.update(loss)
         self.network.eval()
         return report
 
@@ -696,12 +683,6 @@ class VAETraining:
         scores = reconstruction_scores(windows.tokens, self.accompanist().reconstruct(windows), windows.length)
         return 1.0 - scores["step_accuracy"], {"error_rate": 1.0 - scores["step_accuracy"], "step_accuracy": scores["step_accuracy"],
                                                "note_accuracy": scores["note_accuracy"]}
-
-    def export(self) -> dict[str, torch.Tensor]:
-        return exported(self.network)
-
-
-DATASET = "melodies"  # learns from tunes (`studio.training.melodies`), not from multi-track rolls
 
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> VAETraining:
@@ -715,5 +696,4 @@ def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> VAETrai
 
 def load(card: Mapping[str, Any], weights: Any, device: str = "cpu") -> Varier:
     """The registry's door: the card's ``config`` rebuilds the network, safetensors fills it."""
-    config, network = rebuild(card, weights, VAEConfig, MelodyVAE)
-    return Varier(config, network.to(device), device)
+    return loaded(card, weights, device, VAEConfig, MelodyVAE, Varier)

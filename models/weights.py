@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["exported", "parameter_count", "rebuild"]
+__all__ = ["exported", "loaded", "parameter_count", "rebuild"]
 
 
 def rebuild(card: Mapping[str, Any], weights: Any, config_type: Any, network_type: Callable[[Any], Any]) -> tuple[Any, Any]:
@@ -20,6 +20,14 @@ def rebuild(card: Mapping[str, Any], weights: Any, config_type: Any, network_typ
     network = network_type(config)
     network.load_state_dict(load_file(str(weights), device="cpu"), strict=True)
     return config, network
+
+
+def loaded(card: Mapping[str, Any], weights: Any, device: str, config_type: Any, network_type: Callable[[Any], Any],
+           serving_type: Callable[[Any, Any, str], Any]) -> Any:
+    """A weights family's `load`, the registry's door: the card's ``config`` rebuilds the network,
+    safetensors fills it, and `serving_type(config, network on device, device)` serves it."""
+    config, network = rebuild(card, weights, config_type, network_type)
+    return serving_type(config, network.to(device), device)
 
 
 def exported(module: Any) -> dict[str, Any]:

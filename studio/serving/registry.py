@@ -5,14 +5,14 @@ Cards (`models/checkpoints/<name>.json`) are read at start-up, which is cheap. W
 once even when many sessions ask at the same moment, onto CUDA when there is a GPU. A card or
 checkpoint that is broken disables that model with a message; the other models keep working.
 
-A model family is a module `models.<family>` with `load(card, weights_path, device) -> model`,
-where `model.generate(melody, grid, params, seed) -> list[RollTrack]` (see `Accompanist`).
+A model family is a module `models.<family>` that declares ``FAMILY`` and offers `load(card,
+weights_path, device) -> model`, where `model.generate(melody, grid, params, seed) -> list[RollTrack]`
+(the contract, `Accompanist` and the optional capabilities, is in `models.base`).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import math
 import queue
@@ -20,8 +20,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from models.base import Accompanist, BatchGenerator, FamilyInfo, declarations, family
 from studio.core.config import REPO_ROOT, ServiceConfig
 from studio.core.errors import InputError, ModelError
 from studio.core.roll import Grid, RollTrack
@@ -33,6 +34,8 @@ __all__ = [
     "ModelRegistry",
     "Param",
     "default_registry",
+    "family_info",
+    "family_writes",
     "finite_number",
     "parse_params_json",
     "quoted",
@@ -40,15 +43,6 @@ __all__ = [
 ]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
-FAMILIES = ("rules", "gan", "arcnn", "transformer", "vae", "diffusion")
-
-
-class Accompanist(Protocol):
-    """What a loaded model offers the service."""
-
-    def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
-        """Accompaniment tracks, each shape=(T, 128), for a melody on `grid`."""
-        ...
 
 
 # Parameter values come from a command line, a page or a JSON request: every one is read here.
@@ -288,6 +282,20 @@ def _full_float32_on_cuda() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
+def family_info(name: str) -> FamilyInfo | None:
+    """The declaration of model family `name` (`models.base.FamilyInfo`: label, idea, what it writes,
+    teaching order, ...), read without importing the family; None for a family no file declares."""
+    return declarations().get(name)
+
+
+def family_writes(family: str) -> str:
+    """What models of `family` write, as its declaration says: "accompaniment", or "melody" or
+    "variation" (melody models: 'then' names an accompanist for their result). An unknown family
+    is taken as an accompanist."""
+    info = family_info(family)
+    return info.writes if info is not None else "accompaniment"
+
+
 class ModelRegistry:
     """Cards discovered at start-up; weights loaded lazily, once, and shared by every session."""
 
@@ -321,7 +329,7 @@ class ModelRegistry:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self.problems.append(f"{path.name}: {exc}")
                 continue
-            if card.family not in FAMILIES:
+            if card.family not in declarations():
                 card.disabled = f"unknown model family '{card.family}'"
             cards[card.name] = card
         self._cards = cards
@@ -360,9 +368,9 @@ class ModelRegistry:
         if weights is not None and not weights.exists():
             weights = None
         try:
-            module = importlib.import_module(f"models.{card.family}")
+            module = family(card.family)
             # Families without torch (the rules baseline) must not pay torch's import to learn the device.
-            device = self.device if getattr(module, "USES_TORCH", True) else "cpu"
+            device = self.device if module.FAMILY.uses_torch else "cpu"
             if device.startswith("cuda"):
                 _full_float32_on_cuda()
             return module.load(card.to_json(), weights, device)
@@ -375,7 +383,7 @@ class ModelRegistry:
         model = self.get(name)
         card = self.card(name)
         resolved = card.resolve_params(params)
-        if hasattr(model, "generate_batch") and self.batcher.config.window_s > 0:
+        if isinstance(model, BatchGenerator) and self.batcher.config.window_s > 0:
             result = self._call(name, _run_batched, self.batcher, name, model, melody, grid, resolved, seed)
         else:
             result = self._call(name, _run, model.generate, melody, grid, resolved, seed)

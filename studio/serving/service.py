@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from models.base import Explainer, Interpolator, LatentMapper, StepTracer, TracePlanner, declarations
 from studio.core import midi
 from studio.core.config import ServiceConfig
 from studio.core.errors import InputError
@@ -38,7 +39,7 @@ from studio.core.roll import (
 )
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 from studio.core.theory import pitch_name
-from studio.serving.registry import ModelRegistry, default_registry, quoted, whole_number
+from studio.serving.registry import ModelRegistry, default_registry, family_writes, quoted, whole_number
 
 __all__ = [
     "AccompanyRequest",
@@ -53,9 +54,10 @@ __all__ = [
     "render",
     "sampling_trace",
     "saving_results",
-]
+    ]
 
-MELODY_FAMILIES = ("transformer", "vae")  # models that write melody; 'then' names an accompanist for their result
+
+
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plot")
 
 
@@ -182,16 +184,17 @@ class _ViewInput(NamedTuple):
     melody: MelodyInput
 
 
-def _view_input(request: AccompanyRequest, registry: ModelRegistry | None, config: ServiceConfig | None, method: str) -> _ViewInput | None:
+def _view_input(request: AccompanyRequest, registry: ModelRegistry | None, config: ServiceConfig | None, capability: type) -> _ViewInput | None:
     """The request's registry, card, parameters, seed, model and melody for a view that needs the
-    model's `method`; None (the view is empty) for a model without it, before the melody is read."""
+    model's `capability` (a protocol of `models.base`); None (the view is empty) for a model without
+    it, before the melody is read."""
     config = config or ServiceConfig()
     registry = registry or default_registry()
     seed = _check_seed(request.seed, config)
     card = registry.card(request.model)
     params = card.resolve_params(request.params)
     model = registry.get(card.name)
-    if not hasattr(model, method):
+    if not isinstance(model, capability):
         return None
     return _ViewInput(registry, card, params, seed, model, read_melody(request, config))
 
@@ -212,12 +215,12 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
     `trace_plan(params) -> (total, steps)` and `trace_caption(step, total)`; otherwise the steps are
     `at` (below the run's `iterations`) and the last."""
     from studio.audio import plot
-    view = _view_input(request, registry, config, "sampling_trace")
+    view = _view_input(request, registry, config, StepTracer)
     if view is None:
         return []
     registry, card, params, seed, model = view.registry, view.card, view.params, view.seed, view.model
     score, melody, melody_roll, grid, _warnings = view.melody
-    if hasattr(model, "trace_plan"):
+    if isinstance(model, TracePlanner):
         total, steps = model.trace_plan(params)
     else:
         total = int(params.get("iterations", max(at)))
@@ -230,7 +233,7 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
         for iteration, voices in trace:
             tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in voices]
             picture = Score(score.ticks_per_beat, tracks, score.tempos, score.time_signatures)
-            caption = model.trace_caption(iteration, total) if hasattr(model, "trace_caption") else f"after {iteration} of {total} iterations"
+            caption = model.trace_caption(iteration, total) if isinstance(model, TracePlanner) else f"after {iteration} of {total} iterations"
             png = out_dir / f"{safe_stem(request.name)}-iteration{iteration}.png"
             pngs.append((plot.plot_score(picture, png, bar_ticks, 0, f"{card.name}: {caption}"), caption))
     return pngs
@@ -240,10 +243,11 @@ def _then_card(registry: ModelRegistry, card: Any, then: str | None) -> Any:
     """The card of the model that accompanies a melody model's output, checked; None when not asked."""
     if not then:
         return None
-    if card.family not in MELODY_FAMILIES:
-        raise InputError(f"'then' follows a model that writes melody ({', '.join(MELODY_FAMILIES)}); {card.name} already accompanies")
+    if family_writes(card.family) == "accompaniment":
+        melodic = [name for name, info in declarations().items() if info.writes_melody]  # in teaching order
+        raise InputError(f"'then' follows a model that writes melody ({', '.join(melodic)}); {card.name} already accompanies")
     then_card = registry.card(then)
-    if then_card.family in MELODY_FAMILIES:
+    if family_writes(then_card.family) != "accompaniment":
         raise InputError(f"{then_card.name} writes melody, it does not accompany: choose an accompanist after {card.name}")
     return then_card
 
@@ -466,8 +470,8 @@ def interpolate(request: InterpolateRequest, registry: ModelRegistry | None = No
 
     steps = _check_steps(request.steps)
     card = registry.card(request.model)
-    if not hasattr(registry.get(card.name), "interpolate"):
-        able = [c.name for c in registry.cards() if c.family == "vae" and not c.disabled]
+    if not isinstance(registry.get(card.name), Interpolator):
+        able = [c.name for c in registry.cards() if family_writes(c.family) == "variation" and not c.disabled]
         raise InputError(f"{card.name} cannot interpolate between melodies: choose {' or '.join(able) or 'a VAE'}")
     report(0.05, desc="reading the two melodies")
     melodies = []
@@ -520,7 +524,7 @@ def choice_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
     registry's time-out."""
     from studio.audio.choices_plot import attention_png, choices_png
 
-    view = _view_input(request, registry, config, "explain")
+    view = _view_input(request, registry, config, Explainer)
     if view is None:
         return []
     card, seed = view.card, view.seed
@@ -542,7 +546,7 @@ def latent_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
     from studio.audio import plot
     from studio.audio.latent_plot import latent_png
 
-    view = _view_input(request, registry, config, "latent_map")
+    view = _view_input(request, registry, config, LatentMapper)
     if view is None:
         return []
     registry, card, params, seed = view.registry, view.card, view.params, view.seed

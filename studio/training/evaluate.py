@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from models.base import BaselineFamily, LikelihoodScorer, family
 from studio.core.errors import InputError
 from studio.core.metrics import (
     RATE_SLACK,
@@ -34,7 +35,7 @@ from studio.core.metrics import (
     piece_metrics,
 )
 from studio.core.roll import Grid, RollTrack, to_model_range
-from studio.serving.registry import ModelRegistry, default_registry
+from studio.serving.registry import ModelRegistry, default_registry, family_writes
 
 __all__ = ["EvaluationConfig", "bound_gaps", "copied_bar_share", "evaluate", "format_report", "real_summary", "validation_score"]
 
@@ -218,11 +219,12 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
     config = config or EvaluationConfig()
     registry = registry or default_registry()
     card = registry.card(model)
-    if card.family == "transformer":  # a melody model: continuations, not accompaniments
+    writes = family_writes(card.family)
+    if writes == "melody":  # a melody model: continuations, not accompaniments
         from studio.training.continuation import ContinuationConfig, evaluate_continuer
 
         return evaluate_continuer(model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress)
-    if card.family == "vae":  # a melody model: reconstructions, variations and interpolations
+    if writes == "variation":  # a melody model: reconstructions, variations and interpolations
         from studio.training.variation_eval import VariationConfig, evaluate_variations
 
         return evaluate_variations(model, VariationConfig(unseen=config.unseen, seed=config.seed, held_out=config.n), registry, progress)
@@ -335,22 +337,20 @@ def _split_file(config: EvaluationConfig, card: Any, genre: str) -> str | None:
 def _likelihood(registry: ModelRegistry, card: Any, dataset: Any, held: Sequence[Any], say: Any) -> dict[str, Any] | None:
     """Held-out negative log-likelihood for models that have one (the AR-CNN), beside its family's
     baseline; None for the others."""
-    import importlib
-
     from studio.core.voices import voice_piece
 
     model = registry.get(card.name)
-    if not hasattr(model, "held_out_nll"):
+    if not isinstance(model, LikelihoodScorer):
         return None
     say("held-out likelihood, and the baseline's")
     n_voices = len(card.tracks) + 1
     pitched = [i for i, drum in enumerate(held[0].drums) if not drum][:n_voices]
     held_voices = [voice_piece(p, pitched) for p in held]
     report = {"model": model.held_out_nll(held_voices)}
-    family = importlib.import_module(f"models.{card.family}")
-    if hasattr(family, "unigram_nll"):
+    module = family(card.family)
+    if isinstance(module, BaselineFamily):
         train_voices = [voice_piece(p, pitched) for p in dataset.train]
-        report["baseline_independent_voices"] = family.unigram_nll(train_voices, held_voices, n_voices)
+        report["baseline_independent_voices"] = module.unigram_nll(train_voices, held_voices, n_voices)
     report["how"] = (
         "nats per 16th-note frame on the held-out pieces, whole and untransposed: voice_given_others erases one "
         "voice for the whole piece and scores each of its frames given the other three voices (Coconet's frame-level "
@@ -367,11 +367,12 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as a few readable lines (what the CLI prints without --json)."""
-    if report.get("family") == "transformer":
+    writes = family_writes(str(report.get("family", "")))
+    if writes == "melody":
         from studio.training.continuation import format_continuation
 
         return format_continuation(report)
-    if report.get("family") == "vae":
+    if writes == "variation":
         from studio.training.variation_eval import format_variations
 
         return format_variations(report)

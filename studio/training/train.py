@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import itertools
 import json
 import os
@@ -35,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from models.base import SelfScoring, TrainableFamily, TunableFamily, declarations
+from models.base import family as family_module
 from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError
 from studio.core.roll import Grid, RollTrack
@@ -46,16 +47,14 @@ CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 
 
 def trainable_families() -> tuple[str, ...]:
-    """Families whose module offers `training(dataset, overrides, device)` (the loop's contract)."""
-    from studio.serving.registry import FAMILIES
-
+    """Families whose module offers `training(dataset, overrides, device)` (`models.base.TrainableFamily`)."""
     found = []
-    for name in FAMILIES:
+    for name in declarations():
         try:
-            module = importlib.import_module(f"models.{name}")
+            module = family_module(name)
         except ImportError:
             continue
-        if hasattr(module, "training"):
+        if isinstance(module, TrainableFamily):
             found.append(name)
     return tuple(found)
 
@@ -292,7 +291,7 @@ class _Selector:
         self.last_check = time.perf_counter()
 
     def check(self, recipe: Any, step: int, history: dict, force: bool = False) -> None:
-        if not self.pieces or not getattr(recipe, "selectable", lambda _s: True)(step):
+        if not self.pieces or not recipe.selectable(step):
             return
         if not force and time.perf_counter() - self.last_check < self.every_s:
             return
@@ -404,11 +403,11 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if dist.enabled and device.startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(device)
-    family = importlib.import_module(f"models.{config.family}")
+    family = family_module(config.family)
     genre = config.dataset_genre
     split_file = split_file_for(config)
     pinned = split_file is not None and split_file.is_file()
-    if getattr(family, "DATASET", "rolls") == "melodies":  # the melody models learn from tunes (their split is the committed one)
+    if family.FAMILY.dataset == "melodies":  # the melody models learn from tunes (their split is the committed one)
         dataset = melody_dataset(genre, config.max_pieces, progress and dist.main)
     elif genre.startswith("cache:"):
         dataset = load_cached_dataset(genre.split(":", 1)[1], progress=progress and dist.main)
@@ -428,7 +427,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     recipe.reduce_gradients = dist.average_gradients
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.stem)
     selector = _Selector(validation if dist.main else [], {p["name"]: p["default"] for p in family.PARAMS}, config.validate_every_s, run_dir,
-                         own_score=hasattr(recipe, "validation_score"))
+                         own_score=isinstance(recipe, SelfScoring))
 
     step, elapsed = 0, 0.0
     history: dict[str, Any] = {"losses": [], "samples": [], "sessions": []}
@@ -483,7 +482,7 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         selector.check(recipe, step, history, force=not history.get("validation") or history["validation"][-1]["step"] != step)
         _save_state(run_dir, recipe, step, elapsed, rng, history)
         card = _write_checkpoint(config, recipe, family, dataset, history, step, elapsed, device, dist.world, selector, len(validation))
-        if validation and not selector.own_score and getattr(family, "TUNABLE", None):
+        if validation and not selector.own_score and isinstance(family, TunableFamily) and family.TUNABLE:
             card = _tune_defaults(config, family, card, validation, selector.real, progress)
     dist.close()
     if dist.main and config.evaluate:
@@ -572,7 +571,7 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
             "validation_pieces": n_validation,
             "selected": (
                 {**selector.best, "how": (
-                    getattr(recipe, "selection_how", "the weights with the lowest negative log-likelihood per event on the validation pieces")
+                    recipe.selection_how
                     + " (training pieces kept out of training)"
                     if selector.own_score else
                     "the generator that scored best on the validation pieces (training pieces kept out of training): "

@@ -26,9 +26,8 @@ from studio.audio.mixing import GM_PROGRAMS, LOUDEST_VOLUME, TrackMix, preview_m
 from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError, StudioError
 from studio.core.recording import recording_to_midi
-from studio.serving.registry import default_registry, parse_params_json
+from studio.serving.registry import default_registry, family_writes, parse_params_json
 from studio.serving.service import (
-    MELODY_FAMILIES,
     AccompanyRequest,
     InterpolateRequest,
     accompany,
@@ -208,18 +207,19 @@ def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int,
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
-def _family(model: str) -> str:
+def _writes(model: str) -> str:
+    """What `model` writes (`studio.serving.service.family_writes`); an unknown model: accompaniment."""
     try:
-        return default_registry().card(model).family
+        return family_writes(default_registry().card(model).family)
     except StudioError:
-        return ""
+        return "accompaniment"
 
 
 def _result_note(take: dict) -> str:
     m = take.get("metrics", {})
     facts = [f"**{plain_text(take_label(take))}**"]
     if take.get("then"):
-        made = "varied" if _family(take["model"]) == "vae" else "continued"
+        made = "varied" if _writes(take["model"]) == "variation" else "continued"
         facts.append(f"{made} by {take['model']}, accompanied by {take['then']}")
     if isinstance(m.get("in_key"), float) and math.isfinite(m["in_key"]):
         facts.append(f"{m['in_key']:.0%} of the accompaniment's notes in the key of {key_words(take.get('key', '')) or 'the melody'}")
@@ -256,7 +256,7 @@ def generate(midi_file: str | None, model_name: str, seed: Any, then: str | None
     card = default_registry().card(model_name)
     names = [p.name for p in card.params]
     result = _run(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress,
-                  then=then if card.family in MELODY_FAMILIES else None)
+                  then=then if family_writes(card.family) != "accompaniment" else None)
     take = take_from_result(result, number=max((t["number"] for t in takes or []), default=0) + 1,
                             melody_name=_melody_name(Path(midi_file)), source=str(midi_file))
     takes = add_take(takes, take)
@@ -286,10 +286,10 @@ def model_mode(model_name: str | None) -> tuple:
     """The page's parts that depend on what the chosen model writes: the 'then accompany with'
     choice (shown for models that write melody, and back to 'nothing' at every change, so a choice
     made for one model never carries over silently) and the generate button's words."""
-    family = _family(model_name) if model_name else ""
-    if family == "vae":
+    writes = _writes(model_name) if model_name else "accompaniment"
+    if writes == "variation":
         return gr.update(visible=True, value="", label="Then accompany the variation with"), gr.update(value="Vary the melody")
-    if family in MELODY_FAMILIES:
+    if writes == "melody":
         return gr.update(visible=True, value="", label="Then accompany the longer melody with"), gr.update(value="Continue the melody")
     return gr.update(visible=False, value=""), gr.update(value="Generate accompaniment")
 
@@ -311,7 +311,7 @@ def on_model_change(models: Sequence[str]) -> Callable:
 
 def accompanist_choices() -> list[tuple[str, str]]:
     """('(nothing: the melody alone)', '') and every usable model that accompanies."""
-    cards = [c for c in default_registry().cards() if not c.disabled and c.family not in MELODY_FAMILIES]
+    cards = [c for c in default_registry().cards() if not c.disabled and family_writes(c.family) == "accompaniment"]
     return [("(nothing: the melody alone)", "")] + [(c.name, c.name) for c in cards]
 
 
@@ -462,7 +462,7 @@ def sample_choices() -> list[tuple[str, str]]:
 
 def interpolator_choices() -> list[tuple[str, str]]:
     """Every usable model that can walk between two melodies (the VAEs)."""
-    return [(c.name, c.name) for c in default_registry().cards() if not c.disabled and c.family == "vae"]
+    return [(c.name, c.name) for c in default_registry().cards() if not c.disabled and family_writes(c.family) == "variation"]
 
 
 def _interpolation(first: str | None, second: str | None, model_name: str, steps: Any, progress: Any, listen: bool = True):

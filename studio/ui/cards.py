@@ -10,10 +10,9 @@ import gradio as gr
 
 from studio.audio.learning_plot import loss_curves_png, snapshot_pngs
 from studio.core.errors import InputError
-from studio.serving.registry import ModelCard, default_registry
+from studio.serving.registry import ModelCard, default_registry, family_info
 
 __all__ = [
-    "FAMILY_IDEAS",
     "key_words",
     "learning_views",
     "model_card_markdown",
@@ -23,17 +22,6 @@ __all__ = [
     "training_words",
 ]
 
-FAMILY_ORDER = ("rules", "gan", "arcnn", "transformer", "vae", "diffusion")
-FAMILY_NAMES = {"rules": "Rules", "gan": "GAN", "arcnn": "AR-CNN", "transformer": "Transformer", "vae": "VAE", "diffusion": "Diffusion"}
-# "How a GAN works", "How an AR-CNN works": the article and noun each family reads with.
-FAMILY_HEADINGS = {
-    "rules": "How the rules work",
-    "gan": "How a GAN works",
-    "arcnn": "How an AR-CNN works",
-    "transformer": "How a Transformer works",
-    "vae": "How a VAE works",
-    "diffusion": "How a diffusion model works",
-}
 GENRE_PIECES = {
     "chorale": "Bach chorales",
     "quartet": "string-quartet movements",
@@ -41,16 +29,6 @@ GENRE_PIECES = {
     "folk": "folk tunes",
 }
 HELD_OUT_WORDS = "Held out means set aside before training: the model never learned from these pieces."
-FAMILY_IDEAS = {
-    "rules": "No learning: music theory written as rules (find the key, choose a chord for each half bar, voice it).",
-    "gan": "A generator and a discriminator compete: the generator writes accompaniments for real melodies, "
-    "the discriminator (critic) tries to tell them from the real ones, and each gets better by beating the other.",
-    "arcnn": "Rewrites notes step by step: it looks at the whole piano roll, removes notes it doubts and adds notes it likes, again and again.",
-    "transformer": "Attends to what came before: it reads the melody so far and predicts the next note, one at a time.",
-    "vae": "A latent space of variations: melodies become points in a space, and nearby points are similar melodies.",
-    "diffusion": "Removes noise step by step: it starts from random notes and cleans them into music that fits the melody.",
-}
-
 _METRIC_WORDS = {
     "in_key_rate": "notes in the melody's key",
     "consonance": "consonant with the melody",
@@ -60,13 +38,19 @@ _METRIC_WORDS = {
 
 
 def _family_rank(card: ModelCard) -> tuple:
-    return (FAMILY_ORDER.index(card.family) if card.family in FAMILY_ORDER else 99, card.genre, card.name)
+    info = family_info(card.family)
+    return (info.order if info is not None else 99, card.genre, card.name)
+
+
+def _family_label(family: str) -> str:
+    info = family_info(family)
+    return info.label if info is not None else family
 
 
 def model_choices() -> list[tuple[str, str]]:
     """Every usable model as (label, name), grouped by family (in the order the studio teaches them), then genre."""
     cards = sorted((c for c in default_registry().cards() if not c.disabled), key=_family_rank)
-    return [(f"{FAMILY_NAMES.get(c.family, c.family)} · {c.genre} · {c.name}", c.name) for c in cards]
+    return [(f"{_family_label(c.family)} · {c.genre} · {c.name}", c.name) for c in cards]
 
 
 def param_control(param, model: str) -> gr.components.Component:
@@ -133,8 +117,8 @@ def model_card_markdown(name: str) -> str:
     except InputError:
         return ""
     lines = [f"**{card.name}**: {card.description}"]
-    if card.family in FAMILY_IDEAS:
-        lines.append(f"*{FAMILY_HEADINGS.get(card.family, 'How it works')}:* {FAMILY_IDEAS[card.family]}")
+    if info := family_info(card.family):
+        lines.append(f"*{info.heading}:* {info.idea}")
     if trained := training_words(card):
         lines.append(trained)
     held = (card.metrics or {}).get("held_out")
