@@ -17,8 +17,9 @@ runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth
 DEFAULT_STEPS = tuple(s for s in STEPS if s != "loading")
 
 
-def run_all(quick: bool = False, only: tuple[str, ...] | None = None, device: str | None = None,
-            out: TextIO | None = None) -> dict[str, Any]:
+def run_all(
+    quick: bool = False, only: tuple[str, ...] | None = None, device: str | None = None, out: TextIO | None = None
+) -> dict[str, Any]:
     """Run the benchmarks in `only` (default: `DEFAULT_STEPS`), print a table as each finishes to
     `out` (default: standard output; `studio bench --json` passes standard error, so that its
     standard output is the JSON alone), and return all results. `device` (cpu or cuda) is where
@@ -46,36 +47,57 @@ def run_all(quick: bool = False, only: tuple[str, ...] | None = None, device: st
     if "models" in steps:
         results["models"] = bench_models(repeats=2 if quick else 5, device=device)
         for name, row in results["models"].items():
-            print(f"model {name}: 4 bars {row['4_bars_s']:.4f} s, 16 bars {row['16_bars_s']:.4f} s, 64 bars {row['64_bars_s']:.4f} s, growth 64/16 = {row['growth_64_over_16']}", file=out, flush=True)
+            print(
+                f"model {name}: 4 bars {row['4_bars_s']:.4f} s, 16 bars {row['16_bars_s']:.4f} s, 64 bars {row['64_bars_s']:.4f} s, "
+                f"growth 64/16 = {row['growth_64_over_16']}",
+                file=out,
+                flush=True,
+            )
 
     if "sampling" in steps:
         results["sampling"] = bench_sampling(repeats=1 if quick else 3, device=device)
         for name, row in results["sampling"].items():
             if "ddim_steps" in row:
-                print(f"model {name}: {row['ddim_steps']} DDIM steps (guidance {row['guidance']}) on {row['steps']} steps (16 bars of 4/4), "
-                      f"3 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)", file=out, flush=True)
+                print(
+                    f"model {name}: {row['ddim_steps']} DDIM steps (guidance {row['guidance']}) on {row['steps']} steps (16 bars of 4/4), "
+                    f"3 voices: {row['seconds']:.3f} s (bound {row['bound_s']} s)",
+                    file=out,
+                    flush=True,
+                )
             else:
-                print(f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: "
-                      f"{row['seconds']:.3f} s (bound {row['bound_s']} s)", file=out, flush=True)
+                print(
+                    f"model {name}: {row['iterations']} Gibbs iterations on {row['steps']} steps (8 bars of 4/4), 4 voices: "
+                    f"{row['seconds']:.3f} s (bound {row['bound_s']} s)",
+                    file=out,
+                    flush=True,
+                )
 
     if "transformer" in steps:
         from bench.transformer import bench_transformer
 
         results["transformer"] = bench_transformer(repeats=1 if quick else 3, device=device)
         for name, row in results["transformer"].items():
-            print(f"model {name}: {row['events']} events with the KV cache {row['with_cache_s']:.3f} s, without {row['without_cache_s']:.3f} s: "
-                  f"x{row['cache_speedup']} (bound x3); 8 bars added in {row['add_8_bars_s']:.3f} s (bound 1 s)", file=out, flush=True)
+            print(
+                f"model {name}: {row['events']} events with the KV cache {row['with_cache_s']:.3f} s, without {row['without_cache_s']:.3f} s: "
+                f"x{row['cache_speedup']} (bound x3); 8 bars added in {row['add_8_bars_s']:.3f} s (bound 1 s)",
+                file=out,
+                flush=True,
+            )
 
     if "batching" in steps:
         from bench.batching import bench_batching
 
         results["batching"] = bench_batching(repeats=1 if quick else 3, device=device)
         for name, row in results["batching"].items():
-            print(f"batching {name}: {row['requests']} requests of {row['bars']} bars at once {row['batched_s']:.3f} s vs one by one "
-                  f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']}); "
-                  f"{row['gflop_per_request']} GFLOP a request: {row['sequential_gflops']} GFLOP/s one by one, {row['batched_gflops']} batched, "
-                  f"device's matmul {row['matmul_gflops']} (x{row['compute_bound_ratio']} at most); "
-                  f"{row['outside_forward_share']:.0%} of the batched time outside the forward pass", file=out, flush=True)
+            print(
+                f"batching {name}: {row['requests']} requests of {row['bars']} bars at once {row['batched_s']:.3f} s vs one by one "
+                f"{row['sequential_s']:.3f} s: throughput x{row['throughput_ratio']} (threads alone x{row['threads_only_ratio']}); "
+                f"{row['gflop_per_request']} GFLOP a request: {row['sequential_gflops']} GFLOP/s one by one, {row['batched_gflops']} batched, "
+                f"device's matmul {row['matmul_gflops']} (x{row['compute_bound_ratio']} at most); "
+                f"{row['outside_forward_share']:.0%} of the batched time outside the forward pass",
+                file=out,
+                flush=True,
+            )
 
     if "loading" in steps:
         from bench.loading import bench_loading, format_loading
@@ -88,8 +110,12 @@ def run_all(quick: bool = False, only: tuple[str, ...] | None = None, device: st
 
         results["startup"] = bench_startup()
         st = results["startup"]
-        print(f"start-up: first /accompany answer {st['first_answer_s']} s after launch (bound 10 s); memory with "
-              f"{len(st['models'])} models loaded {st['rss_all_models_mb']} MB (bound 1536 MB)", file=out, flush=True)
+        print(
+            f"start-up: first /accompany answer {st['first_answer_s']} s after launch (bound 10 s); memory with "
+            f"{len(st['models'])} models loaded {st['rss_all_models_mb']} MB (bound 1536 MB)",
+            file=out,
+            flush=True,
+        )
 
     if "classroom" in steps:
         from bench.classroom import classroom, format_classroom
@@ -100,5 +126,9 @@ def run_all(quick: bool = False, only: tuple[str, ...] | None = None, device: st
     if "overhead" in steps:
         results["overhead"] = bench_overhead(repeats=1 if quick else 3)
         o = results["overhead"]
-        print(f"request overhead (16 bars): whole request {o['request_s']:.3f} s / synth alone {o['synth_alone_s']:.3f} s = {o['overhead_ratio']}", file=out, flush=True)
+        print(
+            f"request overhead (16 bars): whole request {o['request_s']:.3f} s / synth alone {o['synth_alone_s']:.3f} s = {o['overhead_ratio']}",
+            file=out,
+            flush=True,
+        )
     return results

@@ -140,11 +140,18 @@ def bench_batching(n: int = 16, bars: int = 16, repeats: int = 3, device: str | 
         whole, forward = min(inside)
         gflop, peak = _forward_gflop(model, roll, grid), _matmul_gflops(batched.device)
         out[card.name] = {
-            "requests": n, "bars": bars, "sequential_s": round(s, 4), "batched_s": round(b, 4), "threads_only_s": round(t, 4),
-            "throughput_ratio": round(s / b, 2), "threads_only_ratio": round(s / t, 2),
+            "requests": n,
+            "bars": bars,
+            "sequential_s": round(s, 4),
+            "batched_s": round(b, 4),
+            "threads_only_s": round(t, 4),
+            "throughput_ratio": round(s / b, 2),
+            "threads_only_ratio": round(s / t, 2),
             "largest_batch": max(batched.batcher.batch_sizes, default=1),
-            "gflop_per_request": round(gflop, 3), "matmul_gflops": round(peak, 1),
-            "sequential_gflops": round(n * gflop / s, 1), "batched_gflops": round(n * gflop / b, 1),
+            "gflop_per_request": round(gflop, 3),
+            "matmul_gflops": round(peak, 1),
+            "sequential_gflops": round(n * gflop / s, 1),
+            "batched_gflops": round(n * gflop / b, 1),
             "compute_bound_ratio": round(s / (n * gflop / peak), 2),
             "outside_forward_share": round(1 - forward / whole, 3),
         }

@@ -135,8 +135,15 @@ class _Session:
 DOWNLOADS = Path(tempfile.gettempdir()) / "studio-classroom-downloads"
 
 
-def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chorale", alone: int = 2,
-              server_env: dict[str, str] | None = None, fetch: str = "stream", clients_nice: int = 19) -> dict[str, Any]:
+def classroom(
+    sessions: int = 30,
+    requests_each: int = 2,
+    model: str = "gan-chorale",
+    alone: int = 2,
+    server_env: dict[str, str] | None = None,
+    fetch: str = "stream",
+    clients_nice: int = 19,
+) -> dict[str, Any]:
     """Run the classroom (see the module docstring) and return its figures. `server_env` adds variables
     to the server's environment (e.g. STUDIO_WORKERS, OMP_NUM_THREADS, to compare settings); `fetch`
     says how the clients take the results ("stream" or "gradio", see the module docstring);
@@ -224,30 +231,51 @@ def classroom(sessions: int = 30, requests_each: int = 2, model: str = "gan-chor
     others = max(0.0, busy - server_cpu - clients_cpu)  # other processes on a shared machine
     left = max(1e-9, cores - (others + clients_cpu) / wall)  # the cores the server had, on average
     return {
-        "model": model, "sessions": sessions, "requests": sessions * requests_each, "failures": len(failures), "failure_samples": failures[:5],
-        "cores": cores, "alone_latency_s": round(statistics.median(single), 3), "alone_server_cpu_s": round(cpu_per_request, 3),
-        "alone_server_cpu_range_s": [round(min(cpu_alone.values()), 3), round(max(cpu_alone.values()), 3)], "tunes": len(uses),
-        "wall_s": round(wall, 2), "p50_s": round(p50, 2), "p95_s": round(p95, 2), "p95_over_p50": round(p95 / p50, 2),
-        "throughput_rps": round(throughput, 3), "ideal_rps": round(ideal, 3), "throughput_share_of_ideal": round(throughput / ideal, 3),
-        "server_cpu_s": round(server_cpu, 1), "server_cpu_per_request_s": round(server_cpu / max(1, done), 3),
-        "clients_cpu_s": round(clients_cpu, 1), "other_processes_cores": round(others / wall, 2),
-        "cores_left": round(left, 2), "throughput_share_of_ideal_on_cores_left": round(throughput / (left / cpu_per_request), 3),
-        "server_env": dict(server_env or {}), "fetch": fetch, "clients_nice": clients_nice, "fetched_mb": round(fetched / 1e6, 1),
+        "model": model,
+        "sessions": sessions,
+        "requests": sessions * requests_each,
+        "failures": len(failures),
+        "failure_samples": failures[:5],
+        "cores": cores,
+        "alone_latency_s": round(statistics.median(single), 3),
+        "alone_server_cpu_s": round(cpu_per_request, 3),
+        "alone_server_cpu_range_s": [round(min(cpu_alone.values()), 3), round(max(cpu_alone.values()), 3)],
+        "tunes": len(uses),
+        "wall_s": round(wall, 2),
+        "p50_s": round(p50, 2),
+        "p95_s": round(p95, 2),
+        "p95_over_p50": round(p95 / p50, 2),
+        "throughput_rps": round(throughput, 3),
+        "ideal_rps": round(ideal, 3),
+        "throughput_share_of_ideal": round(throughput / ideal, 3),
+        "server_cpu_s": round(server_cpu, 1),
+        "server_cpu_per_request_s": round(server_cpu / max(1, done), 3),
+        "clients_cpu_s": round(clients_cpu, 1),
+        "other_processes_cores": round(others / wall, 2),
+        "cores_left": round(left, 2),
+        "throughput_share_of_ideal_on_cores_left": round(throughput / (left / cpu_per_request), 3),
+        "server_env": dict(server_env or {}),
+        "fetch": fetch,
+        "clients_nice": clients_nice,
+        "fetched_mb": round(fetched / 1e6, 1),
         "bounds": {"failures": 0, "throughput_share_of_ideal": 0.8, "p95_over_p50": 2.0},
     }
 
 
 def format_classroom(r: dict[str, Any]) -> str:
-    return (f"classroom ({r['model']}): {r['sessions']} sessions x {r['requests'] // r['sessions']} requests = {r['requests']} in {r['wall_s']} s, "
-            f"{r['failures']} failures; latency p50 {r['p50_s']} s, p95 {r['p95_s']} s (x{r['p95_over_p50']}, bound x2); throughput "
-            f"{r['throughput_rps']} req/s vs ideal {r['ideal_rps']} ({r['cores']} cores / {r['alone_server_cpu_s']} s server CPU per request alone, "
-            f"the mean over the load's {r['tunes']} tunes, {r['alone_server_cpu_range_s'][0]}-{r['alone_server_cpu_range_s'][1]} s): "
-            f"{r['throughput_share_of_ideal']:.0%} (bound 80%); server CPU per request under load {r['server_cpu_per_request_s']} s; "
-            f"the clients used {r['clients_cpu_s']} s of CPU, other processes {r['other_processes_cores']} cores: on the "
-            f"{r['cores_left']} cores left to the server, {r['throughput_share_of_ideal_on_cores_left']:.0%} of ideal; "
-            f"results taken by {r['fetch']}" + (f" ({r['fetched_mb']} MB)" if r["fetch"] == "stream" else "")
-            + f"; clients at nice {r['clients_nice']}"
-            + (f" (server {' '.join(f'{k}={v}' for k, v in r['server_env'].items())})" if r["server_env"] else ""))
+    return (
+        f"classroom ({r['model']}): {r['sessions']} sessions x {r['requests'] // r['sessions']} requests = {r['requests']} in {r['wall_s']} s, "
+        f"{r['failures']} failures; latency p50 {r['p50_s']} s, p95 {r['p95_s']} s (x{r['p95_over_p50']}, bound x2); throughput "
+        f"{r['throughput_rps']} req/s vs ideal {r['ideal_rps']} ({r['cores']} cores / {r['alone_server_cpu_s']} s server CPU per request alone, "
+        f"the mean over the load's {r['tunes']} tunes, {r['alone_server_cpu_range_s'][0]}-{r['alone_server_cpu_range_s'][1]} s): "
+        f"{r['throughput_share_of_ideal']:.0%} (bound 80%); server CPU per request under load {r['server_cpu_per_request_s']} s; "
+        f"the clients used {r['clients_cpu_s']} s of CPU, other processes {r['other_processes_cores']} cores: on the "
+        f"{r['cores_left']} cores left to the server, {r['throughput_share_of_ideal_on_cores_left']:.0%} of ideal; "
+        f"results taken by {r['fetch']}"
+        + (f" ({r['fetched_mb']} MB)" if r["fetch"] == "stream" else "")
+        + f"; clients at nice {r['clients_nice']}"
+        + (f" (server {' '.join(f'{k}={v}' for k, v in r['server_env'].items())})" if r["server_env"] else "")
+    )
 
 
 def main() -> None:
@@ -255,16 +283,29 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--requests-each", type=int, default=2)
     parser.add_argument("--model", default="gan-chorale")
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="a variable for the server's environment, e.g. STUDIO_WORKERS=4 (repeatable)")
-    parser.add_argument("--fetch", choices=("stream", "gradio"), default="stream",
-                        help="how clients take the result files: over a kept-alive connection (default) or gradio_client's downloads")
-    parser.add_argument("--clients-nice", type=int, default=19, help="the clients' nice value (default 19: they yield the cores to the server; 0: equal)")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a variable for the server's environment, e.g. STUDIO_WORKERS=4 (repeatable)",
+    )
+    parser.add_argument(
+        "--fetch",
+        choices=("stream", "gradio"),
+        default="stream",
+        help="how clients take the result files: over a kept-alive connection (default) or gradio_client's downloads",
+    )
+    parser.add_argument(
+        "--clients-nice", type=int, default=19, help="the clients' nice value (default 19: they yield the cores to the server; 0: equal)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     server_env = dict(item.split("=", 1) for item in args.server_env)
-    result = classroom(args.sessions, args.requests_each, args.model, server_env=server_env, fetch=args.fetch, clients_nice=args.clients_nice)
+    result = classroom(
+        args.sessions, args.requests_each, args.model, server_env=server_env, fetch=args.fetch, clients_nice=args.clients_nice
+    )
     print(json.dumps(result, indent=2) if args.json else format_classroom(result))
 
 

@@ -50,20 +50,22 @@ def tune_rows(tmp: Path) -> list[dict]:
             audio = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float64)
             wav_s = w.getnframes() / w.getframerate()
         rms = np.sqrt(np.mean(audio**2)) / 32768
-        rows.append({
-            "tune": kind,
-            "melody_kept": out.tracks[0].notes == melody.notes,
-            "accompaniment_tracks": len(acc),
-            "min_coverage": round(min(bar_coverage(t, grid, mel) for t in acc), 3),
-            "in_key": round(in_key_rate(acc, melody_key(mel)), 3),
-            "consonance": round(consonance(mel, acc), 3),
-            "music_s": round(out.duration_seconds, 2),
-            "wav_minus_music_s": round(wav_s - out.duration_seconds, 2),
-            "rms_dbfs": round(20 * np.log10(rms), 1),
-            "peak": int(np.abs(audio).max()),
-            "png_kb": png.stat().st_size // 1024,
-            "cli_s": round(seconds, 2),
-        })
+        rows.append(
+            {
+                "tune": kind,
+                "melody_kept": out.tracks[0].notes == melody.notes,
+                "accompaniment_tracks": len(acc),
+                "min_coverage": round(min(bar_coverage(t, grid, mel) for t in acc), 3),
+                "in_key": round(in_key_rate(acc, melody_key(mel)), 3),
+                "consonance": round(consonance(mel, acc), 3),
+                "music_s": round(out.duration_seconds, 2),
+                "wav_minus_music_s": round(wav_s - out.duration_seconds, 2),
+                "rms_dbfs": round(20 * np.log10(rms), 1),
+                "peak": int(np.abs(audio).max()),
+                "png_kb": png.stat().st_size // 1024,
+                "cli_s": round(seconds, 2),
+            }
+        )
     return rows
 
 
@@ -72,10 +74,18 @@ def bad_rows(tmp: Path) -> list[dict]:
     import midi_factory as mf
 
     makers = {
-        "empty": mf.empty_bytes, "random bytes": mf.random_bytes, "truncated": mf.truncated,
-        "PNG renamed": mf.png_renamed, "WAV renamed": mf.wav_renamed, "text renamed": mf.text_renamed,
-        "lying header": mf.lying_track_count, "drums only": mf.drums_only, "no notes": mf.no_notes,
-        "25,000 notes": mf.too_many_notes, "80 tracks": mf.too_many_tracks, "3 MB": mf.too_large,
+        "empty": mf.empty_bytes,
+        "random bytes": mf.random_bytes,
+        "truncated": mf.truncated,
+        "PNG renamed": mf.png_renamed,
+        "WAV renamed": mf.wav_renamed,
+        "text renamed": mf.text_renamed,
+        "lying header": mf.lying_track_count,
+        "drums only": mf.drums_only,
+        "no notes": mf.no_notes,
+        "25,000 notes": mf.too_many_notes,
+        "80 tracks": mf.too_many_tracks,
+        "3 MB": mf.too_large,
         "0 ticks per beat": mf.zero_ticks_per_beat,
     }
     rows = []
@@ -83,12 +93,22 @@ def bad_rows(tmp: Path) -> list[dict]:
         path = tmp / "bad.mid"
         path.write_bytes(make())
         done, seconds = _cli("generate", str(path), "--out-dir", str(tmp))
-        rows.append({"input": name, "exit": done.returncode, "lines": len(done.stderr.strip().splitlines()), "s": round(seconds, 2), "message": done.stderr.strip()})
+        rows.append(
+            {
+                "input": name,
+                "exit": done.returncode,
+                "lines": len(done.stderr.strip().splitlines()),
+                "s": round(seconds, 2),
+                "message": done.stderr.strip(),
+            }
+        )
     for name, data in (("30-minute file", mf.long_file(30)), ("10,000 notes, all 128 pitches", mf.all_pitches(10_000))):
         path = tmp / "big.mid"
         path.write_bytes(data)
         done, seconds = _cli("generate", str(path), "--out-dir", str(tmp))
-        rows.append({"input": name, "exit": done.returncode, "s": round(seconds, 2), "message": " | ".join(done.stderr.strip().splitlines())})
+        rows.append(
+            {"input": name, "exit": done.returncode, "s": round(seconds, 2), "message": " | ".join(done.stderr.strip().splitlines())}
+        )
     return rows
 
 

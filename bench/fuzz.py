@@ -489,9 +489,18 @@ def case_data(seed: int, case: int) -> tuple[str, bytes, list[Mutation]]:
     return name, mutate(data, mutations), mutations
 
 
-def run(cases: int, seed: int = 0, gan_every: int = 20, png_every: int = 500, max_cpu_s: float = 2.0,
-        max_mb: float = 500.0, hang_s: float = 60.0, save_dir: Path | None = None, progress: bool = True,
-        other_model: str = "gan-chorale") -> Report:
+def run(
+    cases: int,
+    seed: int = 0,
+    gan_every: int = 20,
+    png_every: int = 500,
+    max_cpu_s: float = 2.0,
+    max_mb: float = 500.0,
+    hang_s: float = 60.0,
+    save_dir: Path | None = None,
+    progress: bool = True,
+    other_model: str = "gan-chorale",
+) -> Report:
     """Run `cases` cases; failures (other exceptions, over `max_cpu_s`, over `max_mb`) are collected.
     Every `gan_every`-th case goes to `other_model` (1: all of them), the others to `rules`."""
     from studio.serving.registry import ModelRegistry
@@ -512,8 +521,16 @@ def run(cases: int, seed: int = 0, gan_every: int = 20, png_every: int = 500, ma
             result = run_case(data, model, registry, want_png, tmp)
         except Exception as exc:  # noqa: BLE001 - what the fuzzer is looking for
             result = None
-            report.failures.append({"case": case, "seed_file": name, "mutations": mutations, "model": model,
-                                    "error": f"{type(exc).__name__}: {exc}", "where": traceback.format_exc(limit=-2)})
+            report.failures.append(
+                {
+                    "case": case,
+                    "seed_file": name,
+                    "mutations": mutations,
+                    "model": model,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "where": traceback.format_exc(limit=-2),
+                }
+            )
             if save_dir:
                 save_dir.mkdir(parents=True, exist_ok=True)
                 (save_dir / f"case{case}.mid").write_bytes(data)
@@ -525,13 +542,18 @@ def run(cases: int, seed: int = 0, gan_every: int = 20, png_every: int = 500, ma
             report.max_wall_s = max(report.max_wall_s, result.wall_s)
             report.max_cpu_s = max(report.max_cpu_s, result.cpu_s)
             if result.cpu_s > max_cpu_s:
-                report.slow.append({"case": case, "seed_file": name, "model": model, "cpu_s": round(result.cpu_s, 3), "wall_s": round(result.wall_s, 3)})
+                report.slow.append(
+                    {"case": case, "seed_file": name, "model": model, "cpu_s": round(result.cpu_s, 3), "wall_s": round(result.wall_s, 3)}
+                )
         else:
             report.outcomes["failed"] += 1
         report.peak_mb = peak_rss_mb()
         if progress and (case + 1) % 1000 == 0:
-            print(f"{case + 1:,} cases, {time.perf_counter() - began:.0f} s: {dict(report.outcomes)}, "
-                  f"max cpu {report.max_cpu_s:.2f} s, memory {rss_mb():.0f} MB (peak {report.peak_mb:.0f} MB)", flush=True)
+            print(
+                f"{case + 1:,} cases, {time.perf_counter() - began:.0f} s: {dict(report.outcomes)}, "
+                f"max cpu {report.max_cpu_s:.2f} s, memory {rss_mb():.0f} MB (peak {report.peak_mb:.0f} MB)",
+                flush=True,
+            )
     report.seconds = time.perf_counter() - began
     report.rss_end_mb = rss_mb()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -558,26 +580,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"case {args.replay}: {name} with {mutations} ({len(data):,} bytes), model {model}")
         print(run_case(data, model))
         return 0
-    report = run(args.cases, args.seed, args.gan_every, args.png_every, args.max_cpu_s, args.max_mb, save_dir=args.save_dir,
-                 other_model=args.other_model)
+    report = run(
+        args.cases,
+        args.seed,
+        args.gan_every,
+        args.png_every,
+        args.max_cpu_s,
+        args.max_mb,
+        save_dir=args.save_dir,
+        other_model=args.other_model,
+    )
     growth = report.peak_mb - report.baseline_mb
     summary = {
-        "cases": report.cases, "seed": args.seed, "seconds": round(report.seconds, 1),
-        "outcomes": dict(report.outcomes), "models": dict(report.models),
-        "failures": report.failures[:20], "n_failures": len(report.failures),
-        "over_cpu_limit": report.slow[:20], "n_over_cpu_limit": len(report.slow),
-        "max_case_wall_s": round(report.max_wall_s, 3), "max_case_cpu_s": round(report.max_cpu_s, 3),
-        "rss_after_warmup_mb": round(report.baseline_mb, 1), "peak_rss_mb": round(report.peak_mb, 1),
+        "cases": report.cases,
+        "seed": args.seed,
+        "seconds": round(report.seconds, 1),
+        "outcomes": dict(report.outcomes),
+        "models": dict(report.models),
+        "failures": report.failures[:20],
+        "n_failures": len(report.failures),
+        "over_cpu_limit": report.slow[:20],
+        "n_over_cpu_limit": len(report.slow),
+        "max_case_wall_s": round(report.max_wall_s, 3),
+        "max_case_cpu_s": round(report.max_cpu_s, 3),
+        "rss_after_warmup_mb": round(report.baseline_mb, 1),
+        "peak_rss_mb": round(report.peak_mb, 1),
         "peak_growth_mb": round(growth, 1),
-        "rss_start_mb": round(report.rss_start_mb, 1), "rss_end_mb": round(report.rss_end_mb, 1),
+        "rss_start_mb": round(report.rss_start_mb, 1),
+        "rss_end_mb": round(report.rss_end_mb, 1),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{report.cases:,} cases in {report.seconds:.0f} s (seed {args.seed}): {dict(report.outcomes)}; models {dict(report.models)}")
-        print(f"slowest case: {report.max_wall_s:.2f} s wall, {report.max_cpu_s:.2f} s CPU; "
-              f"peak memory {report.peak_mb:.0f} MB ({growth:+.0f} MB over the warm process); "
-              f"resident {report.rss_start_mb:.0f} MB after warm-up, {report.rss_end_mb:.0f} MB at the end")
+        print(
+            f"slowest case: {report.max_wall_s:.2f} s wall, {report.max_cpu_s:.2f} s CPU; "
+            f"peak memory {report.peak_mb:.0f} MB ({growth:+.0f} MB over the warm process); "
+            f"resident {report.rss_start_mb:.0f} MB after warm-up, {report.rss_end_mb:.0f} MB at the end"
+        )
         for failure in report.failures[:20]:
             print(f"FAILED case {failure['case']} ({failure['seed_file']}, {failure['model']}): {failure['error']}")
         for slow in report.slow[:20]:

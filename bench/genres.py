@@ -41,7 +41,11 @@ def compare_genres(models: list[str], unseen: int = 100) -> dict[str, Any]:
     out: dict[str, Any] = {"held_out": {}, "same_tunes": {}, "unseen_tunes": unseen}
     for name in models:
         report = evaluate(name, EvaluationConfig(unseen=0, copy_check=False), registry, progress=False)
-        out["held_out"][name] = {"pieces": report["held_out"]["pieces"], "real": report["held_out"]["real"], "generated": report["held_out"]["generated"]}
+        out["held_out"][name] = {
+            "pieces": report["held_out"]["pieces"],
+            "real": report["held_out"]["real"],
+            "generated": report["held_out"]["generated"],
+        }
     tunes = [tune_roll(t.score) for t in corpus_tunes(unseen)]
     for name in models:
         rows = [piece_metrics(melody, registry.generate(name, melody, grid, {}, 0), grid) for melody, grid in tunes]

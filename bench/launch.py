@@ -64,8 +64,7 @@ def _log_tail(log: Path | None, lines: int = 20) -> str:
     return ("; its last output:\n" + "\n".join(text)) if text else ""
 
 
-def launch_studio(env: Mapping[str, str] | None = None, log: Path | None = None, timeout_s: float = 120.0,
-                  poll_s: float = 0.5) -> Launched:
+def launch_studio(env: Mapping[str, str] | None = None, log: Path | None = None, timeout_s: float = 120.0, poll_s: float = 0.5) -> Launched:
     """Start `app.py` on a free port of 127.0.0.1 and return once its page answers HTTP 200.
 
     Parameters
@@ -87,8 +86,14 @@ def launch_studio(env: Mapping[str, str] | None = None, log: Path | None = None,
         ends with the log's last lines when there is a log.
     """
     port = free_port()
-    full_env = dict(os.environ, **(env or {}), GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
-                    GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1")
+    full_env = dict(
+        os.environ,
+        **(env or {}),
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONUNBUFFERED="1",
+    )
     out = log.open("w") if log is not None else subprocess.DEVNULL
     try:
         process = subprocess.Popen([sys.executable, "-c", LAUNCH], cwd=REPO_ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)

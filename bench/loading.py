@@ -36,8 +36,11 @@ def _child(device: str | None) -> dict[str, Any]:
         registry.generate(name, roll, grid, {}, 0)
         first[name] = round(time.perf_counter() - start, 2)
     out: dict[str, Any] = {
-        "device": registry.device, "models": names, "first_answer_s": first[names[0]] if names else None,
-        "all_models_answered_s": round(time.perf_counter() - start, 2), "answered_at_s": first,
+        "device": registry.device,
+        "models": names,
+        "first_answer_s": first[names[0]] if names else None,
+        "all_models_answered_s": round(time.perf_counter() - start, 2),
+        "answered_at_s": first,
         "rss_all_models_mb": round(psutil.Process().memory_info().rss / 2**20),
     }
     if registry.device.startswith("cuda"):
@@ -55,7 +58,9 @@ def bench_loading(device: str | None = None, timeout_s: float = 300.0) -> dict[s
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"bench.loading child failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        raise RuntimeError(
+            f"bench.loading child failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+        )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     report["process_s"] = round(time.perf_counter() - start, 2)  # with the interpreter's own start
     return report
@@ -77,9 +82,11 @@ def main() -> None:
 def format_loading(report: dict[str, Any]) -> str:
     """One line for the suite's table."""
     gpu = f", GPU memory {report['gpu_allocated_mb']} MB (peak {report['gpu_peak_mb']} MB)" if "gpu_allocated_mb" in report else ""
-    return (f"loading on {report['device']}: first answer {report['first_answer_s']} s after import, all {len(report['models'])} models "
-            f"answered after {report['all_models_answered_s']} s ({report['process_s']} s with the interpreter's start); "
-            f"resident memory {report['rss_all_models_mb']} MB{gpu}")
+    return (
+        f"loading on {report['device']}: first answer {report['first_answer_s']} s after import, all {len(report['models'])} models "
+        f"answered after {report['all_models_answered_s']} s ({report['process_s']} s with the interpreter's start); "
+        f"resident memory {report['rss_all_models_mb']} MB{gpu}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def _fresh_thread(call) -> None:
     threading.Thread(target=call.run, daemon=True).start()
 
 
-def bench_model_threads(device: str | None = None, repeats: int = 20, models: tuple[str, ...] = ("gan-chorale", "vae-folk", "transformer-folk")) -> dict[str, Any]:
+def bench_model_threads(
+    device: str | None = None, repeats: int = 20, models: tuple[str, ...] = ("gan-chorale", "vae-folk", "transformer-folk")
+) -> dict[str, Any]:
     """Median seconds per 16-bar request with kept threads and with a fresh thread per call."""
     registry = ModelRegistry(device=device, batching=BatchConfig(window_s=0.0))
     roll, grid = _roll_of_bars(16)
@@ -61,7 +63,10 @@ def main() -> None:
     result = bench_model_threads(args.device, args.repeats)
     print(f"device {result.pop('device')}")
     for name, row in result.items():
-        print(f"{name}: kept thread {row['kept_thread_s']:.4f} s, fresh thread {row['fresh_thread_s']:.4f} s per 16-bar request (x{row['fresh_over_kept']})")
+        print(
+            f"{name}: kept thread {row['kept_thread_s']:.4f} s, fresh thread {row['fresh_thread_s']:.4f} s per 16-bar request "
+            f"(x{row['fresh_over_kept']})"
+        )
 
 
 if __name__ == "__main__":

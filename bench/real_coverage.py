@@ -33,7 +33,9 @@ class CoverageRule:
     share: float = 0.95
 
 
-def window_coverage(melody: np.ndarray, voices: np.ndarray, bar_length: int, rule: CoverageRule = CoverageRule()) -> list[tuple[bool, bool, float]]:
+def window_coverage(
+    melody: np.ndarray, voices: np.ndarray, bar_length: int, rule: CoverageRule = CoverageRule()
+) -> list[tuple[bool, bool, float]]:
     """For each whole window of `rule.window_bars` bars of `bar_length` steps: (whether the melody
     (sounding per step, (T,) bool) sounds in every bar of it, whether at least `rule.voices` of
     `voices` ((V, T) bool) sound in >= `rule.share` of its bars, the voices' empty-bar rate there)."""
@@ -58,8 +60,10 @@ def genre_coverage(genre: str) -> dict[str, Any]:
 
     dataset = build_dataset(DatasetConfig(genre), progress=False)
     # (melody sounding per step, voices sounding per step, the piece's own bar length), once per piece
-    sounding = [(p.tracks[0].velocity.any(1), np.stack([t.velocity.any(1) for t in p.tracks[1:]]), max(b.length for b in p.grid.bars))
-                for p in dataset.pieces]
+    sounding = [
+        (p.tracks[0].velocity.any(1), np.stack([t.velocity.any(1) for t in p.tracks[1:]]), max(b.length for b in p.grid.bars))
+        for p in dataset.pieces
+    ]
     report: dict[str, Any] = {"genre": genre, "pieces": len(sounding)}
     for label, length in ({"own bars": None} | BAR_LENGTHS).items():
         rows = []
@@ -77,8 +81,10 @@ def genre_coverage(genre: str) -> dict[str, Any]:
 
 
 def format_coverage(reports: Sequence[dict[str, Any]]) -> str:
-    lines = ["| genre | bars | 16-bar windows (melody in every bar) | two voices over 95% of bars | EB there | EB in the other windows |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| genre | bars | 16-bar windows (melody in every bar) | two voices over 95% of bars | EB there | EB in the other windows |",
+        "|---|---|---|---|---|---|",
+    ]
     for report in reports:
         for label in ("own bars", *BAR_LENGTHS):
             row = report[label]

@@ -146,7 +146,15 @@ class Soak:
         growth = (end_mb - start_mb) / start_mb if start_mb else 0.0
         end_growth = (last.get("rss_mb", 0) - base.get("rss_mb", 0)) / base["rss_mb"] if base.get("rss_mb") else 0.0
         peak_growth = (peak_rss - base.get("rss_mb", 0)) / base["rss_mb"] if base.get("rss_mb") else 0.0
-        swing = max((max(w) - min(w)) / statistics.median(w) for w in ([s["rss_mb"] for s in first_window], [s["rss_mb"] for s in last_window]) if w) if after else 0.0
+        swing = (
+            max(
+                (max(w) - min(w)) / statistics.median(w)
+                for w in ([s["rss_mb"] for s in first_window], [s["rss_mb"] for s in last_window])
+                if w
+            )
+            if after
+            else 0.0
+        )
         calls = max(1, self.requests)
         return {
             "requests": self.requests,
@@ -168,7 +176,9 @@ class Soak:
             "rss_peak_after_warmup_mb": round(peak_rss, 1),
             "rss_peak_growth": round(peak_growth, 4),
             "gradio_temp_end_mb": round(last.get("gradio_mb", 0), 1),
-            "gradio_temp_per_call_kb": round((last.get("gradio_mb", 0) - self.samples[0]["gradio_mb"]) * 1024 / calls, 1) if self.samples else None,
+            "gradio_temp_per_call_kb": round((last.get("gradio_mb", 0) - self.samples[0]["gradio_mb"]) * 1024 / calls, 1)
+            if self.samples
+            else None,
             "results_end_mb": round(last.get("results_mb", 0), 1),
             "results_max_mb": round(max((s["results_mb"] for s in self.samples), default=0), 1),
             "result_folders_end": last.get("folders"),
@@ -189,13 +199,26 @@ def _age_results(results: Path) -> int:
 
 def _sample(server: ServerUnderTest, call: int) -> dict:
     folders = sum(1 for _ in server.results.iterdir()) if server.results.is_dir() else 0
-    return {"call": call, "rss_mb": server.rss_mb(), "gradio_mb": dir_bytes(server.gradio_temp) / 2**20,
-            "results_mb": dir_bytes(server.results) / 2**20, "folders": folders}
+    return {
+        "call": call,
+        "rss_mb": server.rss_mb(),
+        "gradio_mb": dir_bytes(server.gradio_temp) / 2**20,
+        "results_mb": dir_bytes(server.results) / 2**20,
+        "folders": folders,
+    }
 
 
-def soak(server: ServerUnderTest, requests: int, models: list[str], melodies: list[Path] | None = None,
-         warmup: int | None = None, sample_every: int = 10, new_session_every: int = 10, age_every: int = 0,
-         progress: bool = True) -> Soak:
+def soak(
+    server: ServerUnderTest,
+    requests: int,
+    models: list[str],
+    melodies: list[Path] | None = None,
+    warmup: int | None = None,
+    sample_every: int = 10,
+    new_session_every: int = 10,
+    age_every: int = 0,
+    progress: bool = True,
+) -> Soak:
     """Call `/accompany` `requests` times in a row; see the module's docstring for what is measured."""
     from gradio_client import Client, handle_file
 
@@ -233,9 +256,12 @@ def soak(server: ServerUnderTest, requests: int, models: list[str], melodies: li
             report.samples.append(_sample(server, call))
             if progress and call % (sample_every * 10) == 0:
                 s = report.samples[-1]
-                print(f"{call:5d} calls, {time.perf_counter() - began:6.0f} s: {len(report.failures)} failed, "
-                      f"RSS {s['rss_mb']:.0f} MB, gradio temp {s['gradio_mb']:.0f} MB, results {s['results_mb']:.0f} MB "
-                      f"({s['folders']} folders)", flush=True)
+                print(
+                    f"{call:5d} calls, {time.perf_counter() - began:6.0f} s: {len(report.failures)} failed, "
+                    f"RSS {s['rss_mb']:.0f} MB, gradio temp {s['gradio_mb']:.0f} MB, results {s['results_mb']:.0f} MB "
+                    f"({s['folders']} folders)",
+                    flush=True,
+                )
     if client is not None:
         client.close()
     return report
@@ -252,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, help="the process id of the running studio (with --url)")
     parser.add_argument("--tmpdir", type=Path, help="its TMPDIR (with --url)")
     parser.add_argument("--gradio-temp", type=Path, help="its GRADIO_TEMP_DIR (with --url)")
-    parser.add_argument("--max-growth", type=float, default=0.10, help="allowed memory growth after warm-up, window median to window median (default 10%%)")
+    parser.add_argument(
+        "--max-growth", type=float, default=0.10, help="allowed memory growth after warm-up, window median to window median (default 10%%)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the started server's temp folders and log (kept anyway if it died)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
@@ -266,8 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serving app.py with its temp folders under {root}", flush=True)
         server = start_server(root)
     try:
-        report = soak(server, args.requests, args.models.split(","), warmup=args.warmup,
-                      new_session_every=args.new_session_every, age_every=args.age_every, progress=not args.json)
+        report = soak(
+            server,
+            args.requests,
+            args.models.split(","),
+            warmup=args.warmup,
+            new_session_every=args.new_session_every,
+            age_every=args.age_every,
+            progress=not args.json,
+        )
     finally:
         server.stop()
     summary = report.summary()

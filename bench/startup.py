@@ -43,8 +43,12 @@ def bench_startup(timeout_s: float = 120.0) -> dict[str, Any]:
     finally:
         launched.stop()
     return {
-        "page_s": round(page_s, 2), "first_answer_s": round(first_s, 2), "bound_first_answer_s": 10.0,
-        "rss_after_first_mb": round(rss_start / 2**20), "rss_all_models_mb": round(rss_all / 2**20), "bound_mb": 1536,
+        "page_s": round(page_s, 2),
+        "first_answer_s": round(first_s, 2),
+        "bound_first_answer_s": 10.0,
+        "rss_after_first_mb": round(rss_start / 2**20),
+        "rss_all_models_mb": round(rss_all / 2**20),
+        "bound_mb": 1536,
         "models": names,
     }
 
@@ -56,9 +60,11 @@ def main() -> None:
     if parser.parse_args().json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"page after {result['page_s']} s, first /accompany answer after {result['first_answer_s']} s (bound 10 s); "
-              f"resident memory {result['rss_after_first_mb']} MB after it, {result['rss_all_models_mb']} MB with "
-              f"{len(result['models'])} models loaded (bound 1536 MB)")
+        print(
+            f"page after {result['page_s']} s, first /accompany answer after {result['first_answer_s']} s (bound 10 s); "
+            f"resident memory {result['rss_after_first_mb']} MB after it, {result['rss_all_models_mb']} MB with "
+            f"{len(result['models'])} models loaded (bound 1536 MB)"
+        )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,12 @@ def bench_transformer(repeats: int = 3, events: int = 512, device: str | None = 
             adding.append(time.perf_counter() - start)
         c, f = statistics.median(cached), statistics.median(full)
         out[card.name] = {
-            "events": n, "with_cache_s": round(c, 3), "without_cache_s": round(f, 3), "cache_speedup": round(f / c, 2), "speedup_bound": 3.0,
-            "add_8_bars_s": round(statistics.median(adding), 3), "add_8_bars_bound_s": 1.0,
+            "events": n,
+            "with_cache_s": round(c, 3),
+            "without_cache_s": round(f, 3),
+            "cache_speedup": round(f / c, 2),
+            "speedup_bound": 3.0,
+            "add_8_bars_s": round(statistics.median(adding), 3),
+            "add_8_bars_bound_s": 1.0,
         }
     return out

@@ -176,8 +176,13 @@ class ARCNNTraining(TrainingRecipe):
     def __init__(self, config: ARCNNConfig, windows, device: str = "cpu") -> None:
         self.windows = windows
         self.network = ARCNN(config).to(device)
-        super().__init__(config, torch.device(device), {"network": self.network},
-                         {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)}, ARCNNAccompanist)
+        super().__init__(
+            config,
+            torch.device(device),
+            {"network": self.network},
+            {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)},
+            ARCNNAccompanist,
+        )
 
     def selectable(self, step: int) -> bool:
         """The network is trained by likelihood: the last step ships (no selection by samples)."""
@@ -210,16 +215,45 @@ def describe(genre: str, dataset=None) -> str:
 
 
 PARAMS = [
-    {"name": "mode", "type": "choice", "default": "harmonize", "choices": ["harmonize", "enhance"],
-     "help": "harmonize: keep your melody and write alto, tenor and bass; enhance: also rewrite the melody (within the limits below)."},
-    {"name": "iterations", "type": "int", "default": 64, "min": 1, "max": 256,
-     "help": "Sampling iterations: each erases part of the music and lets the network fill it in again (more = more settled)."},
-    {"name": "creative_risk", "type": "float", "default": 0.7, "min": 0.0, "max": 2.0,
-     "help": "Temperature: 0 always takes the network's favourite note, 1 samples as it learned, above 1 takes more risks."},
-    {"name": "max_removed", "type": "float", "default": 0.3, "min": 0.0, "max": 1.0,
-     "help": "Enhance: the largest share of your melody's notes that may be removed (0 = remove none)."},
-    {"name": "max_added", "type": "int", "default": 8, "min": 0, "max": 64,
-     "help": "Enhance: the largest number of new notes that may be added to your melody."},
+    {
+        "name": "mode",
+        "type": "choice",
+        "default": "harmonize",
+        "choices": ["harmonize", "enhance"],
+        "help": "harmonize: keep your melody and write alto, tenor and bass; enhance: also rewrite the melody (within the limits below).",
+    },
+    {
+        "name": "iterations",
+        "type": "int",
+        "default": 64,
+        "min": 1,
+        "max": 256,
+        "help": "Sampling iterations: each erases part of the music and lets the network fill it in again (more = more settled).",
+    },
+    {
+        "name": "creative_risk",
+        "type": "float",
+        "default": 0.7,
+        "min": 0.0,
+        "max": 2.0,
+        "help": "Temperature: 0 always takes the network's favourite note, 1 samples as it learned, above 1 takes more risks.",
+    },
+    {
+        "name": "max_removed",
+        "type": "float",
+        "default": 0.3,
+        "min": 0.0,
+        "max": 1.0,
+        "help": "Enhance: the largest share of your melody's notes that may be removed (0 = remove none).",
+    },
+    {
+        "name": "max_added",
+        "type": "int",
+        "default": 8,
+        "min": 0,
+        "max": 64,
+        "help": "Enhance: the largest number of new notes that may be added to your melody.",
+    },
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 
@@ -257,8 +291,9 @@ class ARCNNAccompanist:
         return out[0].float().cpu()  # (V, 85, T)
 
     @staticmethod
-    def _sample(logits: torch.Tensor, cells: np.ndarray, temperature: float, gen: torch.Generator,
-                no_rest: np.ndarray | None = None) -> np.ndarray:
+    def _sample(
+        logits: torch.Tensor, cells: np.ndarray, temperature: float, gen: torch.Generator, no_rest: np.ndarray | None = None
+    ) -> np.ndarray:
         """Tokens for the `cells` (V, T) bool from logits (V, 85, T); cells marked in `no_rest` (V, T)
         may not be a rest."""
         chosen = logits.permute(0, 2, 1)[torch.from_numpy(cells)]  # (n, 85): only the cells asked for, copied
@@ -268,8 +303,17 @@ class ARCNNAccompanist:
             return chosen.argmax(1).numpy()
         return torch.multinomial(torch.softmax(chosen / temperature, 1), 1, generator=gen)[:, 0].numpy()
 
-    def gibbs(self, tokens: np.ndarray, free: np.ndarray, context: np.ndarray, iterations: int, temperature: float,
-              gen: torch.Generator, rng: np.random.Generator, trace: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    def gibbs(
+        self,
+        tokens: np.ndarray,
+        free: np.ndarray,
+        context: np.ndarray,
+        iterations: int,
+        temperature: float,
+        gen: torch.Generator,
+        rng: np.random.Generator,
+        trace: dict[int, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Annealed blocked Gibbs sampling of the `free` cells (V, T) bool of `tokens` (V, T). When
         `trace` is given, its keys are iteration numbers (1-based) and get the tokens after them."""
         tokens = tokens.copy()
@@ -287,8 +331,15 @@ class ARCNNAccompanist:
                 trace[i + 1] = tokens.copy()
         return tokens
 
-    def _enhance(self, tokens: np.ndarray, onsets: np.ndarray, context: np.ndarray, params: Mapping[str, Any],
-                 gen: torch.Generator, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _enhance(
+        self,
+        tokens: np.ndarray,
+        onsets: np.ndarray,
+        context: np.ndarray,
+        params: Mapping[str, Any],
+        gen: torch.Generator,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rewrite the melody (voice 0) span by span; a change is kept only within the limits."""
         original = melody_notes(tokens[0], onsets[0])
         may_remove = int(np.floor(float(params["max_removed"]) * len(original) + 1e-9))
@@ -313,8 +364,9 @@ class ARCNNAccompanist:
                 melody, mel_onsets = candidate, cand_onsets
         return melody, mel_onsets
 
-    def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int,
-                 trace: dict[int, np.ndarray] | None = None) -> list[RollTrack]:
+    def generate(
+        self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int, trace: dict[int, np.ndarray] | None = None
+    ) -> list[RollTrack]:
         """Alto, tenor and bass for `melody` (harmonize), or, in enhance mode, the rewritten melody
         (marked ``role="melody"``, replacing the input's) followed by the three voices. `trace`
         (see `gibbs`) collects the harmonization as it goes."""
@@ -352,8 +404,9 @@ class ARCNNAccompanist:
             out.append(tokens_to_track(tokens[v], np.zeros(n, bool), name, program, c.velocity))
         return out
 
-    def sampling_trace(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int,
-                       at: Sequence[int]) -> list[tuple[int, list[RollTrack]]]:
+    def sampling_trace(
+        self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int, at: Sequence[int]
+    ) -> list[tuple[int, list[RollTrack]]]:
         """The voices after each of the iterations `at` of the same run `generate` does (same seed)."""
         trace: dict[int, np.ndarray] = {int(i): None for i in at}  # type: ignore[misc]
         self.generate(melody, grid, {**params, "mode": "harmonize"}, seed, trace)
@@ -361,8 +414,15 @@ class ARCNNAccompanist:
         out = []
         for i in sorted(k for k, v in trace.items() if v is not None):
             tokens = trace[i]
-            out.append((i, [tokens_to_track(tokens[v], np.zeros(tokens.shape[1], bool), name, program, c.velocity)
-                            for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1)]))
+            out.append(
+                (
+                    i,
+                    [
+                        tokens_to_track(tokens[v], np.zeros(tokens.shape[1], bool), name, program, c.velocity)
+                        for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1)
+                    ],
+                )
+            )
         return out
 
     def held_out_nll(self, pieces: Sequence[Any], seed: int = 0) -> dict[str, Any]:
@@ -391,8 +451,13 @@ class ARCNNAccompanist:
             half_n += int(erased.sum())
         names = ["Soprano", *self.config.voice_names]
         voices = {name: round(per_voice[i] / max(1, frames), 4) for i, name in enumerate(names)}
-        return {"voice_given_others": voices, "voice_given_others_mean": round(float(np.mean(list(voices.values()))), 4),
-                "half_erased": round(half_sum / max(1, half_n), 4), "frames": frames, "pieces": len(pieces)}
+        return {
+            "voice_given_others": voices,
+            "voice_given_others_mean": round(float(np.mean(list(voices.values()))), 4),
+            "half_erased": round(half_sum / max(1, half_n), 4),
+            "frames": frames,
+            "pieces": len(pieces),
+        }
 
 
 def unigram_nll(train_pieces: Sequence[Any], held_out: Sequence[Any], n_voices: int) -> dict[str, Any]:

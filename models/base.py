@@ -97,10 +97,16 @@ def _declared(path: Path) -> FamilyInfo | None:
     if "FAMILY = FamilyInfo(" not in text:  # most files are skipped without parsing
         return None
     for node in ast.parse(text, str(path)).body:
-        if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["FAMILY"]
-                and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "FamilyInfo"):
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["FAMILY"]
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", None) == "FamilyInfo"
+        ):
             try:
-                return FamilyInfo(*map(ast.literal_eval, node.value.args), **{k.arg: ast.literal_eval(k.value) for k in node.value.keywords})
+                return FamilyInfo(
+                    *map(ast.literal_eval, node.value.args), **{k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
+                )
             except ValueError as exc:
                 raise ValueError(f"{path.name}: FAMILY's arguments must be literals ({exc})") from None
     return None
@@ -165,7 +171,9 @@ class BatchGenerator(Protocol):
 class StepTracer(Protocol):
     """Writes step by step: the music after some of the steps of the same run `generate` does."""
 
-    def sampling_trace(self, melody: Any, grid: Any, params: Mapping[str, Any], seed: int, at: Sequence[int]) -> list[tuple[int, list[Any]]]: ...
+    def sampling_trace(
+        self, melody: Any, grid: Any, params: Mapping[str, Any], seed: int, at: Sequence[int]
+    ) -> list[tuple[int, list[Any]]]: ...
 
 
 @runtime_checkable
@@ -299,8 +307,9 @@ class TrainingRecipe:
     counted: ClassVar[tuple[str, ...]] = ("network",)
     selection_how: ClassVar[str] = "the weights with the lowest negative log-likelihood per event on the validation pieces"
 
-    def __init__(self, config: Any, device: Any, modules: Mapping[str, Any], optimizers: Mapping[str, Any],
-                 serving: Callable[[Any, Any, str], Any]) -> None:
+    def __init__(
+        self, config: Any, device: Any, modules: Mapping[str, Any], optimizers: Mapping[str, Any], serving: Callable[[Any, Any, str], Any]
+    ) -> None:
         self.config, self.device, self.serving = config, device, serving
         self.modules = dict(modules)
         self.optimizers = dict(optimizers)
@@ -349,8 +358,15 @@ class TrainingRecipe:
 MELODY_TRACKS = ({"name": "Melody", "program": 0},)  # the card's tracks of a melody family
 
 
-def voice_setup(dataset: Any, base: Callable[..., Any], overrides: Mapping[str, Any], label: str, voices: int | None = None,
-                too_few: str = "", check: Callable[[Any], None] = lambda config: None) -> tuple[Any, VoiceWindows]:
+def voice_setup(
+    dataset: Any,
+    base: Callable[..., Any],
+    overrides: Mapping[str, Any],
+    label: str,
+    voices: int | None = None,
+    too_few: str = "",
+    check: Callable[[Any], None] = lambda config: None,
+) -> tuple[Any, VoiceWindows]:
     """A voice family's config and training windows: the first `voices` pitched tracks of the dataset's
     first piece (drums left out), the melody first; the config (`base(voice_names=..., programs=...)`)
     names and voices the others as they are, with `--set` overrides, then `check(config)` may refuse
@@ -360,7 +376,11 @@ def voice_setup(dataset: Any, base: Callable[..., Any], overrides: Mapping[str, 
     pitched = [i for i, drum in enumerate(first.drums) if not drum][:voices]
     if too_few and voices is not None and len(pitched) < voices:
         raise ValueError(too_few)
-    config = configured(base(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])), overrides, label)
+    config = configured(
+        base(voice_names=tuple(first.track_names[i] for i in pitched[1:]), programs=tuple(first.programs[i] for i in pitched[1:])),
+        overrides,
+        label,
+    )
     check(config)
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):

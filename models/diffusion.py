@@ -61,16 +61,21 @@ from studio.core.conditioning import (
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = [
-    "DiffusionAccompanist", "DiffusionConfig", "DiffusionTraining", "RollDenoiser", "alpha_bar", "ddim_times", "load", "training",
+    "DiffusionAccompanist",
+    "DiffusionConfig",
+    "DiffusionTraining",
+    "RollDenoiser",
+    "alpha_bar",
+    "ddim_times",
+    "load",
+    "training",
 ]
 
 FAMILY = FamilyInfo(
     name="diffusion",
     label="Diffusion",
     heading="How a diffusion model works",
-    idea=(
-        "Removes noise step by step: it starts from random notes and cleans them into music that fits the melody."
-    ),
+    idea=("Removes noise step by step: it starts from random notes and cleans them into music that fits the melody."),
     writes="accompaniment",
     uses_torch=True,
     order=5,
@@ -248,8 +253,13 @@ class DiffusionTraining(TrainingRecipe):
         self.average = RollDenoiser(config).to(device)
         self.average.load_state_dict(self.network.state_dict())
         self.average.requires_grad_(False)
-        super().__init__(config, torch.device(device), {"network": self.network, "ema": self.average},
-                         {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)}, DiffusionAccompanist)
+        super().__init__(
+            config,
+            torch.device(device),
+            {"network": self.network, "ema": self.average},
+            {"network": torch.optim.AdamW(self.network.parameters(), config.lr, weight_decay=config.weight_decay)},
+            DiffusionAccompanist,
+        )
 
     served = "ema"  # the moving average samples and ships
 
@@ -263,8 +273,9 @@ class DiffusionTraining(TrainingRecipe):
         batch = self.windows.sample(c.batch_size, rng)
         b = len(batch.tokens)
         given = rng.random(b) >= c.uncond_share
-        cond = np.stack([condition(batch.tokens[i, 0], batch.onsets[i, 0], batch.context[i, :, :N_METER_FEATURES], bool(given[i]))
-                         for i in range(b)])
+        cond = np.stack(
+            [condition(batch.tokens[i, 0], batch.onsets[i, 0], batch.context[i, :, :N_METER_FEATURES], bool(given[i])) for i in range(b)]
+        )
         cond = torch.from_numpy(cond).to(self.device)
         tokens = torch.from_numpy(batch.tokens[:, 1:]).to(self.device)
         onsets = torch.from_numpy(batch.onsets[:, 1:]).to(self.device)
@@ -299,8 +310,15 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> Diff
         if len(config.ranges) != 2 * config.n_voices:
             raise ValueError(f"ranges needs a low and a high pitch for each of the {config.n_voices} voices")
 
-    config, windows = voice_setup(dataset, DiffusionConfig, overrides, "diffusion", voices=4, check=check,
-                                  too_few="the diffusion model needs four pitched voices (a melody and three more)")
+    config, windows = voice_setup(
+        dataset,
+        DiffusionConfig,
+        overrides,
+        "diffusion",
+        voices=4,
+        check=check,
+        too_few="the diffusion model needs four pitched voices (a melody and three more)",
+    )
     return DiffusionTraining(config, windows, device)
 
 
@@ -315,12 +333,31 @@ def describe(genre: str, dataset=None) -> str:
 
 
 PARAMS = [
-    {"name": "steps", "type": "int", "default": 50, "min": 1, "max": 200,
-     "help": "Denoising steps (DDIM): how many times the noise is cleaned away, a little at a time. More is slower and a little more careful."},
-    {"name": "guidance", "type": "float", "default": 1.0, "min": 0.0, "max": 5.0,
-     "help": "How strongly the melody steers the voices (classifier-free guidance): 0 = the model's plain guess; higher follows the melody's harmony more strictly."},
-    {"name": "temperature", "type": "float", "default": 1.0, "min": 0.1, "max": 2.0,
-     "help": "Creative risk: below 1 each guess commits early to its favourite notes; above 1 it stays open to less likely ones for longer."},
+    {
+        "name": "steps",
+        "type": "int",
+        "default": 50,
+        "min": 1,
+        "max": 200,
+        "help": "Denoising steps (DDIM): how many times the noise is cleaned away, a little at a time. More is slower and a little more careful.",
+    },
+    {
+        "name": "guidance",
+        "type": "float",
+        "default": 1.0,
+        "min": 0.0,
+        "max": 5.0,
+        "help": "How strongly the melody steers the voices (classifier-free guidance): 0 = the model's plain guess; "
+        "higher follows the melody's harmony more strictly.",
+    },
+    {
+        "name": "temperature",
+        "type": "float",
+        "default": 1.0,
+        "min": 0.1,
+        "max": 2.0,
+        "help": "Creative risk: below 1 each guess commits early to its favourite notes; above 1 it stays open to less likely ones for longer.",
+    },
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 
@@ -355,7 +392,9 @@ class DiffusionAccompanist:
         both = self.network(x_t.expand(2, -1, -1), torch.full((2,), t, device=self.device), cond, previous.expand(2, -1, -1))
         return both[:1] + guidance * (both[:1] - both[1:])
 
-    def _run(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> Iterator[tuple[int, float, torch.Tensor, torch.Tensor]]:
+    def _run(
+        self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int
+    ) -> Iterator[tuple[int, float, torch.Tensor, torch.Tensor]]:
         """The DDIM run, one item per step: (step, noise level after it, the roll x_t, the last logits)."""
         p = {**DEFAULTS, **params}
         steps, guidance, temperature = int(p["steps"]), float(p["guidance"]), float(p["temperature"])
@@ -394,8 +433,10 @@ class DiffusionAccompanist:
         c = self.config
         tokens = rows[0, :, :ONSET].float().cpu().argmax(1).numpy()  # (V, T)
         onsets = (logits[0, :, ONSET].float().cpu() > 0).numpy()
-        return [tokens_to_track(tokens[v], onsets[v], name, program, c.velocity)
-                for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True))]
+        return [
+            tokens_to_track(tokens[v], onsets[v], name, program, c.velocity)
+            for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True))
+        ]
 
     def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
         """Alto, tenor and bass for `melody` (any length and meter, in one pass: no windows, no seams)."""
@@ -413,8 +454,9 @@ class DiffusionAccompanist:
         level = ddim_times(total)[step]
         return f"step {step} of {total}: noise level t = {level:.2f}"
 
-    def sampling_trace(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int,
-                       at: Sequence[int]) -> list[tuple[int, list[RollTrack]]]:
+    def sampling_trace(
+        self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int, at: Sequence[int]
+    ) -> list[tuple[int, list[RollTrack]]]:
         """The roll x_t itself (read as voices) after each of the steps `at` of the same run `generate`
         does (same seed): noise at first, music at the end (the last is exactly `generate`'s output)."""
         wanted = {int(i) for i in at}

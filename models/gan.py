@@ -144,7 +144,9 @@ def steps_last(x: torch.Tensor) -> torch.Tensor:
 
 def conv_steps(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """`conv` (a Conv1d over time) applied to activations (B, C, 1, T)."""
-    return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]), groups=conv.groups)
+    return F.conv2d(
+        x, conv.weight.unsqueeze(2), conv.bias, padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]), groups=conv.groups
+    )
 
 
 class StepNorm(nn.Module):
@@ -212,7 +214,14 @@ class Noise:
     voice_bar: torch.Tensor
 
     @staticmethod
-    def sample(config: GANConfig, batch: int, n_bars: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu", scale: float = 1.0) -> Noise:
+    def sample(
+        config: GANConfig,
+        batch: int,
+        n_bars: int,
+        generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
+        scale: float = 1.0,
+    ) -> Noise:
         """Standard normal codes (drawn on the CPU with `generator`, so a seed means the same music on
         every device), times `scale` (below 1: the truncation trick, safer and plainer music)."""
         v = config.n_voices
@@ -220,7 +229,12 @@ class Noise:
         def draw(*shape: int) -> torch.Tensor:
             return (torch.randn(*shape, generator=generator) * scale).to(device)
 
-        return Noise(draw(batch, config.z_piece), draw(batch, n_bars, config.z_bar), draw(batch, v, config.z_voice), draw(batch, v, n_bars, config.z_voice_bar))
+        return Noise(
+            draw(batch, config.z_piece),
+            draw(batch, n_bars, config.z_bar),
+            draw(batch, v, config.z_voice),
+            draw(batch, v, n_bars, config.z_voice_bar),
+        )
 
 
 # --------------------------------------------------------------------------- generator and critic
@@ -400,10 +414,16 @@ class GANTraining(TrainingRecipe):
         self.windows = train_windows
         self.generator = Generator(config).to(device)
         self.critic = Critic(config).to(device)
-        super().__init__(config, torch.device(device), {"generator": self.generator, "critic": self.critic}, {
-            "generator": torch.optim.Adam(self.generator.parameters(), config.lr_generator, betas=config.betas),
-            "critic": torch.optim.Adam(self.critic.parameters(), config.lr_critic, betas=config.betas),
-        }, GANAccompanist)
+        super().__init__(
+            config,
+            torch.device(device),
+            {"generator": self.generator, "critic": self.critic},
+            {
+                "generator": torch.optim.Adam(self.generator.parameters(), config.lr_generator, betas=config.betas),
+                "critic": torch.optim.Adam(self.critic.parameters(), config.lr_critic, betas=config.betas),
+            },
+            GANAccompanist,
+        )
 
     served = "generator"  # the critic is needed for training alone
     counted = ("generator", "critic")
@@ -417,10 +437,14 @@ class GANTraining(TrainingRecipe):
         tokens = torch.from_numpy(batch.tokens).to(self.device)  # (B, V+1, L)
         onsets = torch.from_numpy(batch.onsets).float().to(self.device)
         context = torch.from_numpy(batch.context).to(self.device)
-        melody = torch.from_numpy(np.stack([melody_features(t[0], o[0]) for t, o in zip(batch.tokens, batch.onsets, strict=True)])).to(self.device)
+        melody = torch.from_numpy(np.stack([melody_features(t[0], o[0]) for t, o in zip(batch.tokens, batch.onsets, strict=True)])).to(
+            self.device
+        )
         return tokens, onsets, context, melody
 
-    def _fake(self, melody: torch.Tensor, context: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fake(
+        self, melody: torch.Tensor, context: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n_bars = int(bar_ids(context).max()) + 1
         noise = Noise.sample(self.config, melody.shape[0], n_bars, generator, self.device)
         return straight_through_sample(self.generator(melody, context, noise), self.config.gumbel_tau)
@@ -602,7 +626,12 @@ class GANAccompanist:
         logits = self.generator(torch.from_numpy(melody).to(self.device), context_t.to(self.device), noise, mask_t).float().cpu()
         out = []
         for tokens, onsets in decode_batch(logits, temperatures, n_steps, generators, ends, steadiness, bar_ids(context_t)):
-            out.append([tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity) for v, (name, prog) in enumerate(zip(c.voice_names, c.programs, strict=True))])
+            out.append(
+                [
+                    tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity)
+                    for v, (name, prog) in enumerate(zip(c.voice_names, c.programs, strict=True))
+                ]
+            )
         return out
 
 
@@ -625,8 +654,9 @@ def draw_uniforms(shape: tuple[int, int], lengths: Sequence[int], generators: Se
 FIRST_PITCH = HOLD + 1  # events: rest, hold, then a note start per pitch
 
 
-def steady_uniforms(steadiness: Sequence[float], bars: torch.Tensor, lengths: Sequence[int], shape: tuple[int, int],
-                    generators: Sequence[torch.Generator]) -> torch.Tensor:
+def steady_uniforms(
+    steadiness: Sequence[float], bars: torch.Tensor, lengths: Sequence[int], shape: tuple[int, int], generators: Sequence[torch.Generator]
+) -> torch.Tensor:
     """Uniform numbers that hang together within a bar, for the pitch draws (S, V, T): each is
     ndtr(r * z_bar + sqrt(1 - r^2) * e_step) with standard normal z per voice and bar and e per voice
     and step (a Gaussian copula), so each is exactly uniform while two in one bar have correlation
@@ -642,9 +672,15 @@ def steady_uniforms(steadiness: Sequence[float], bars: torch.Tensor, lengths: Se
     return out
 
 
-def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: Sequence[int],
-                 generators: Sequence[torch.Generator], ends: Sequence[int] | None = None,
-                 steadiness: Sequence[float] | None = None, bars: torch.Tensor | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def decode_batch(
+    logits: torch.Tensor,
+    temperatures: Sequence[float],
+    lengths: Sequence[int],
+    generators: Sequence[torch.Generator],
+    ends: Sequence[int] | None = None,
+    steadiness: Sequence[float] | None = None,
+    bars: torch.Tensor | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """`decode` for a batch of logits (B, V, 86, T), request i being its first `lengths[i]` steps.
     From step `ends[i]` on (where its melody has ended) every event is a hold: the accompaniment
     starts nothing after the tune's last note, and what sounds then rings on to the end (a tune
@@ -679,7 +715,9 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
         steady = [k for k, i in enumerate(sampled) if steadiness is not None and steadiness[i] > 0]
         if steady:
             rows = [sampled[k] for k in steady]
-            shared = steady_uniforms([steadiness[i] for i in rows], bars[rows], [lengths[i] for i in rows], (v, t), [generators[i] for i in rows])
+            shared = steady_uniforms(
+                [steadiness[i] for i in rows], bars[rows], [lengths[i] for i in rows], (v, t), [generators[i] for i in rows]
+            )
             pitch_odds = cumulative[steady, ..., FIRST_PITCH:] - cumulative[steady, ..., FIRST_PITCH - 1 : FIRST_PITCH]  # (S', V, T, 84)
             pitch = torch.searchsorted(pitch_odds, (shared * pitch_odds[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
             pitch = pitch.clamp(max=N_EVENTS - 1 - FIRST_PITCH) + FIRST_PITCH
@@ -687,7 +725,7 @@ def decode_batch(logits: torch.Tensor, temperatures: Sequence[float], lengths: S
             drawn[steady] = torch.where(plain >= FIRST_PITCH, pitch, plain)
         events[sampled] = drawn
     for i, end in enumerate(ends or []):  # after the draws: the random streams are the same either way
-        events[i, :, int(end):] = HOLD
+        events[i, :, int(end) :] = HOLD
     out = []
     for i in range(b):
         voices = [events_to_tokens(row) for row in events[i, :, : int(lengths[i])].numpy()]

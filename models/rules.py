@@ -36,9 +36,7 @@ FAMILY = FamilyInfo(
     name="rules",
     label="Rules",
     heading="How the rules work",
-    idea=(
-        "No learning: music theory written as rules (find the key, choose a chord for each half bar, voice it)."
-    ),
+    idea=("No learning: music theory written as rules (find the key, choose a chord for each half bar, voice it)."),
     writes="accompaniment",
     uses_torch=False,  # the registry need not import torch (or look for a GPU) for this family
     order=0,
@@ -290,9 +288,7 @@ class RulesAccompanist:
             for j, chord in enumerate(vocab):
                 score = chord.prior + self._fit(chord, seg, in_segment[i], grid)
                 bar_number = seg.bar - pickup  # 0-based, counting full bars
-                ends_phrase = (bar_number + 1) % cfg.phrase_bars == 0 and (
-                    i + 1 == n or segs[i + 1].downbeat
-                )
+                ends_phrase = (bar_number + 1) % cfg.phrase_bars == 0 and (i + 1 == n or segs[i + 1].downbeat)
                 if i == first_full and chord.function == "T" and chord.root == key.tonic:
                     score += cfg.start_tonic
                 if i == last_seg:
@@ -387,7 +383,17 @@ class RulesAccompanist:
         _leave_out_clashes(keys, sounding)
         return [bass, keys]
 
-    def _play(self, bass: RollTrack, keys: RollTrack, seg: _Segment, bar: Bar, bass_pitch: int, voicing: tuple[int, ...], pattern: str, chord: Chord) -> None:
+    def _play(
+        self,
+        bass: RollTrack,
+        keys: RollTrack,
+        seg: _Segment,
+        bar: Bar,
+        bass_pitch: int,
+        voicing: tuple[int, ...],
+        pattern: str,
+        chord: Chord,
+    ) -> None:
         cfg = self.config
         accent = 8 if seg.downbeat else 0
         length = seg.end - seg.start
@@ -412,7 +418,9 @@ class RulesAccompanist:
             for p in voicing:
                 keys.add_note(t, end, p, cfg.chord_velocity + (accent if i == 0 else -6))
 
-    def _oompah(self, bass: RollTrack, keys: RollTrack, seg: _Segment, bar: Bar, bass_pitch: int, voicing: tuple[int, ...], accent: int) -> None:
+    def _oompah(
+        self, bass: RollTrack, keys: RollTrack, seg: _Segment, bar: Bar, bass_pitch: int, voicing: tuple[int, ...], accent: int
+    ) -> None:
         """A dance-band comp: bass on the strong beats, short chords on the others (waltz: 1 | 2 3;
         march/polka: 1 | 2, 3 | 4; jig: 1 . . | . . 3-ish). Strong beats follow the bar, not the segment."""
         cfg = self.config
@@ -454,7 +462,10 @@ class RulesAccompanist:
         key = melody_key(melody)
         segs, chords = self.choose_chords(melody, grid, key, chords_per_bar)
         if not segs:
-            return [RollTrack.empty("Bass", self.config.bass_program, grid.n_steps), RollTrack.empty("Guitar", self.config.chord_program, grid.n_steps)]
+            return [
+                RollTrack.empty("Bass", self.config.bass_program, grid.n_steps),
+                RollTrack.empty("Guitar", self.config.chord_program, grid.n_steps),
+            ]
         return self.voice(segs, chords, melody, grid, pattern)
 
 

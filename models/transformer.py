@@ -49,9 +49,7 @@ FAMILY = FamilyInfo(
     name="transformer",
     label="Transformer",
     heading="How a Transformer works",
-    idea=(
-        "Attends to what came before: it reads the melody so far and predicts the next note, one at a time."
-    ),
+    idea=("Attends to what came before: it reads the melody so far and predicts the next note, one at a time."),
     writes="melody",
     uses_torch=True,
     order=3,
@@ -201,7 +199,9 @@ class SelfAttention(nn.Module):
         self.keep_weights = False  # explain(): also compute the attention weights (heads averaged), slower
         self.weights: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         b, t, c = x.shape
         q, k, v = self.qkv(x).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
@@ -218,7 +218,9 @@ class SelfAttention(nn.Module):
         elif cache is None or t > 1:
             past = k.shape[2] - t
             mask = None if past == 0 else torch.ones(t, k.shape[2], dtype=torch.bool, device=x.device).tril(past)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None, dropout_p=self.dropout if self.training else 0.0)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, is_causal=mask is None, dropout_p=self.dropout if self.training else 0.0
+            )
         else:  # one new token sees everything before it
             y = F.scaled_dot_product_attention(q, k, v)
         return self.proj(y.transpose(1, 2).contiguous().view(b, t, c)), (k, v)
@@ -230,9 +232,13 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(config.n_embd)
         self.attn = SelfAttention(config)
         self.ln2 = nn.LayerNorm(config.n_embd)
-        self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(), nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(), nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.dropout)
+        )
 
-    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         a, kv = self.attn(self.ln1(x), cache)
         x = x + a
         return x + self.mlp(self.ln2(x)), kv
@@ -340,14 +346,31 @@ def describe(genre: str, dataset=None) -> str:
 
 PARAMS = [
     {"name": "bars", "type": "int", "default": 8, "min": 1, "max": 32, "help": "Bars to add after your melody."},
-    {"name": "prompt_bars", "type": "int", "default": 0, "min": 0, "max": 64,
-     "help": "How many of your last bars the Transformer reads before writing (0 = as many as fit: up to its 512 events)."},
-    {"name": "sampling", "type": "choice", "default": "nucleus", "choices": ["nucleus", "top-k"],
-     "help": "nucleus: draw from the likeliest events that together make up 'top_p' of the probability; top-k: from the 'top_k' likeliest."},
+    {
+        "name": "prompt_bars",
+        "type": "int",
+        "default": 0,
+        "min": 0,
+        "max": 64,
+        "help": "How many of your last bars the Transformer reads before writing (0 = as many as fit: up to its 512 events).",
+    },
+    {
+        "name": "sampling",
+        "type": "choice",
+        "default": "nucleus",
+        "choices": ["nucleus", "top-k"],
+        "help": "nucleus: draw from the likeliest events that together make up 'top_p' of the probability; top-k: from the 'top_k' likeliest.",
+    },
     {"name": "top_k", "type": "int", "default": 8, "min": 1, "max": 200, "help": "top-k: how many of the likeliest events may be drawn."},
     {"name": "top_p", "type": "float", "default": 0.9, "min": 0.05, "max": 1.0, "help": "nucleus: the share of probability to draw from."},
-    {"name": "creative_risk", "type": "float", "default": 0.9, "min": 0.05, "max": 2.0,
-     "help": "Temperature: low plays safe (the likeliest notes), 1 samples as it learned, above 1 takes more risks."},
+    {
+        "name": "creative_risk",
+        "type": "float",
+        "default": 0.9,
+        "min": 0.05,
+        "max": 2.0,
+        "help": "Temperature: low plays safe (the likeliest notes), 1 samples as it learned, above 1 takes more risks.",
+    },
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 
@@ -366,8 +389,10 @@ class Continuer:
         encoded = encode(track_notes(melody), grid.bars)
         if encoded is None:
             odd = next(b for b in grid.bars if _meter_tokens(b) is None or b.full_length > MAX_POS)
-            raise InputError(f"the Transformer cannot read bars of {odd.numerator}/{odd.denominator} (it knows up to 16 beats "
-                             "of 1, 2, 4, 8, 16 or 32): choose another model for this melody")
+            raise InputError(
+                f"the Transformer cannot read bars of {odd.numerator}/{odd.denominator} (it knows up to 16 beats "
+                "of 1, 2, 4, 8, 16 or 32): choose another model for this melody"
+            )
         first = 0 if prompt_bars <= 0 else max(0, len(grid.bars) - prompt_bars)
         while True:
             at = encoded.bar_index[first]
@@ -375,12 +400,19 @@ class Continuer:
             if first:
                 tokens = list(encoded.meters[first]) + tokens
             if len(tokens) <= block - room or first == len(grid.bars) - 1:
-                return tokens[-(block - room):] if len(tokens) > block - room else tokens
+                return tokens[-(block - room) :] if len(tokens) > block - room else tokens
             first += 1
 
     @torch.inference_mode()
-    def continue_tokens(self, prompt: list[int], bar_lengths: Sequence[int], params: Mapping[str, Any], seed: int,
-                        use_cache: bool = True, choices: list | None = None) -> list[int]:
+    def continue_tokens(
+        self,
+        prompt: list[int],
+        bar_lengths: Sequence[int],
+        params: Mapping[str, Any],
+        seed: int,
+        use_cache: bool = True,
+        choices: list | None = None,
+    ) -> list[int]:
         """Events of `len(bar_lengths)` new bars after `prompt` (which ends at a bar line), sampled
         under the grammar with the user's choices; the returned events start with the first new BAR.
         `choices`, when a list, receives each pitch decision: (the candidates' probabilities, chosen)."""
@@ -461,7 +493,7 @@ class Continuer:
         prompt = self._prompt(melody, grid, int(p["prompt_bars"]), room, self.config.block_size)
         choices: list = []
         events = self.continue_tokens(prompt, [last.full_length] * n_new, p, seed, choices=choices)
-        seq = (prompt + events)[-self.config.block_size:]
+        seq = (prompt + events)[-self.config.block_size :]
         attention = self.network.blocks[-1].attn
         attention.keep_weights = True
         try:
@@ -473,7 +505,9 @@ class Continuer:
         first_new = len(seq) - len(events)
         pitch_at = [i for i, t in enumerate(seq) if PITCH0 <= t < DUR0]
         new = [i for i in pitch_at if i >= first_new]
-        rows = np.array([[weights[i, j] for j in pitch_at if j < i] + [0.0] * sum(j >= i for j in pitch_at) for i in new]).reshape(len(new), len(pitch_at))
+        rows = np.array([[weights[i, j] for j in pitch_at if j < i] + [0.0] * sum(j >= i for j in pitch_at) for i in new]).reshape(
+            len(new), len(pitch_at)
+        )
         bar_of = np.cumsum([t == BAR for t in seq])
         notes = [(int(bar_of[i]), int(seq[i] - PITCH0 + MODEL_PITCH_LOW), i >= first_new) for i in pitch_at]
         return {"choices": [(c.numpy(), chosen) for c, chosen in choices], "attention": rows, "notes": notes}
@@ -558,9 +592,19 @@ class TransformerTraining(TrainingRecipe):
         self.network = GPT(config).to(device)
         decay = [p for n, p in self.network.named_parameters() if p.dim() >= 2]
         other = [p for n, p in self.network.named_parameters() if p.dim() < 2]
-        super().__init__(config, device, {"network": self.network}, {"network": torch.optim.AdamW(
-            [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.95))},
-            Continuer)
+        super().__init__(
+            config,
+            device,
+            {"network": self.network},
+            {
+                "network": torch.optim.AdamW(
+                    [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}],
+                    lr=config.lr,
+                    betas=(0.9, 0.95),
+                )
+            },
+            Continuer,
+        )
         self._arrays = [np.asarray(t.tokens, np.int64) for t in tunes]
 
     def selectable(self, step: int) -> bool:
@@ -579,7 +623,7 @@ class TransformerTraining(TrainingRecipe):
         i = int(rng.integers(len(self.tunes)))
         tune, tokens = self.tunes[i], self._arrays[i]
         bar = 0 if rng.random() < 0.5 else int(rng.integers(len(tune.bar_index)))
-        head = tokens if bar == 0 else np.concatenate([list(tune.meters[bar]), tokens[tune.bar_index[bar]:]])
+        head = tokens if bar == 0 else np.concatenate([list(tune.meters[bar]), tokens[tune.bar_index[bar] :]])
         seq = np.concatenate([head, [EOS]]).astype(np.int64)
         pitch = (seq >= PITCH0) & (seq < DUR0)
         if pitch.any():

@@ -70,9 +70,7 @@ FAMILY = FamilyInfo(
     name="vae",
     label="VAE",
     heading="How a VAE works",
-    idea=(
-        "A latent space of variations: melodies become points in a space, and nearby points are similar melodies."
-    ),
+    idea=("A latent space of variations: melodies become points in a space, and nearby points are similar melodies."),
     writes="variation",
     uses_torch=True,
     order=4,
@@ -119,7 +117,9 @@ def melody_tokens(notes: Sequence[tuple[int, int, int]], n_steps: int) -> np.nda
     return tokens
 
 
-def tokens_to_notes(tokens: Sequence[int] | np.ndarray, offset: int = 0, sounding: tuple[int, int] | None = None) -> list[tuple[int, int, int]]:
+def tokens_to_notes(
+    tokens: Sequence[int] | np.ndarray, offset: int = 0, sounding: tuple[int, int] | None = None
+) -> list[tuple[int, int, int]]:
     """(start, end, pitch) of the notes in `tokens` (step i is step `offset + i`). A HOLD goes on
     with the note sounding before it; a HOLD after a rest, or first with nothing `sounding` (a
     note (start, pitch) running into the tokens), is silence. PAD ends a note, as REST does."""
@@ -223,8 +223,14 @@ class Windows:
     def cut(cls, tokens: np.ndarray, features: np.ndarray, context: np.ndarray, spans: Sequence[tuple[int, int]], width: int) -> Windows:
         """The windows `spans` of one tune (its tokens, `step_features` and key context)."""
         n = len(spans)
-        out = cls(np.full((n, width), PAD, np.int64), np.zeros((n, width), np.int64), np.zeros((n, width), np.int64),
-                  np.zeros((n, width), np.int64), np.zeros(n, np.int64), np.repeat(context[None].astype(np.float32), n, 0))
+        out = cls(
+            np.full((n, width), PAD, np.int64),
+            np.zeros((n, width), np.int64),
+            np.zeros((n, width), np.int64),
+            np.zeros((n, width), np.int64),
+            np.zeros(n, np.int64),
+            np.repeat(context[None].astype(np.float32), n, 0),
+        )
         for i, (a, b) in enumerate(spans):
             k = b - a
             out.tokens[i, :k] = tokens[a:b]
@@ -373,9 +379,15 @@ def describe(genre: str, dataset=None) -> str:
 
 
 PARAMS = [
-    {"name": "how_far", "type": "float", "default": 2.0, "min": 0.0, "max": 3.0,
-     "help": "How far from your melody: 0 gives it back (as the VAE remembers it), 1 moves each two bars by the VAE's own "
-     "uncertainty about them (a note or two changes), 2 changes about a fifth to a quarter of the notes, 3 about half."},
+    {
+        "name": "how_far",
+        "type": "float",
+        "default": 2.0,
+        "min": 0.0,
+        "max": 3.0,
+        "help": "How far from your melody: 0 gives it back (as the VAE remembers it), 1 moves each two bars by the VAE's own "
+        "uncertainty about them (a note or two changes), 2 changes about a fifth to a quarter of the notes, 3 about half.",
+    },
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 
@@ -414,8 +426,14 @@ class Varier:
         spans = [(a, min(b, grid.n_steps)) for a, b in spans if a < grid.n_steps]
         if spans and spans[-1][1] < grid.n_steps:  # steps after the last bar line: windows of its meter
             last = grid.bars[-1]
-            spans += window_spans([Bar(s, min(last.full_length, grid.n_steps - s), last.numerator, last.denominator)
-                                   for s in range(spans[-1][1], grid.n_steps, last.full_length)], self.config.max_steps, self.config.bars)
+            spans += window_spans(
+                [
+                    Bar(s, min(last.full_length, grid.n_steps - s), last.numerator, last.denominator)
+                    for s in range(spans[-1][1], grid.n_steps, last.full_length)
+                ],
+                self.config.max_steps,
+                self.config.bars,
+            )
         return tokens, spans, Windows.cut(tokens, step_features(grid), key_profile(tokens), spans, self.config.max_steps)
 
     @torch.inference_mode()
@@ -430,8 +448,10 @@ class Varier:
     @torch.inference_mode()
     def decode(self, z: torch.Tensor, windows: Windows, batch: int = 512) -> np.ndarray:
         """Greedy decodes of codes `z` (N, Z) in the frames (meter, length, key) of `windows`, (N, L)."""
-        out = [self.network.decode_greedy(z[i : i + batch], windows.take(slice(i, i + batch)).tensors(self.device)).cpu().numpy()
-               for i in range(0, len(windows), batch)]
+        out = [
+            self.network.decode_greedy(z[i : i + batch], windows.take(slice(i, i + batch)).tensors(self.device)).cpu().numpy()
+            for i in range(0, len(windows), batch)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.config.max_steps), np.int64)
 
     def reconstruct(self, windows: Windows) -> np.ndarray:
@@ -565,8 +585,11 @@ def tune_windows(pieces: Sequence[Any], config: VAEConfig, every_bar: bool) -> W
     for piece in pieces:
         notes = [(int(s), int(e), int(p)) for t, s, e, p, _v in piece.notes.tolist() if t == 0]
         tokens = melody_tokens(notes, piece.grid.n_steps)
-        spans = [(a, min(b, piece.grid.n_steps)) for a, b in window_spans(piece.grid.bars, config.max_steps, config.bars, every_bar)
-                 if a < piece.grid.n_steps]
+        spans = [
+            (a, min(b, piece.grid.n_steps))
+            for a, b in window_spans(piece.grid.bars, config.max_steps, config.bars, every_bar)
+            if a < piece.grid.n_steps
+        ]
         if spans:
             parts.append(Windows.cut(tokens, step_features(piece.grid), key_profile(tokens), spans, config.max_steps))
     if not parts:
@@ -632,7 +655,9 @@ class VAETraining(TrainingRecipe):
     def __init__(self, config: VAEConfig, windows: Windows, transpose: tuple[int, int], device: str = "cpu") -> None:
         self.windows, self.transpose = windows, transpose
         self.network = MelodyVAE(config).to(device)
-        super().__init__(config, device, {"network": self.network}, {"network": torch.optim.Adam(self.network.parameters(), lr=config.lr)}, Varier)
+        super().__init__(
+            config, device, {"network": self.network}, {"network": torch.optim.Adam(self.network.parameters(), lr=config.lr)}, Varier
+        )
         self.mixed_precision = config.bf16 and _fast_bf16(device)
 
     def tracks(self) -> list[dict]:
@@ -660,7 +685,11 @@ class VAETraining(TrainingRecipe):
         loss = recon + self.beta(step) * torch.clamp(kl - c.free_bits, min=0.0)
         with torch.no_grad():
             accuracy = float(((logits.argmax(-1) == tokens) & valid).sum() / valid.sum())
-        return loss, {"recon": float(recon.detach()) / max(1.0, float(valid.sum(1).float().mean())), "kl": float(kl.detach()), "accuracy": accuracy}
+        return loss, {
+            "recon": float(recon.detach()) / max(1.0, float(valid.sum(1).float().mean())),
+            "kl": float(kl.detach()),
+            "accuracy": accuracy,
+        }
 
     def step(self, step: int, rng: np.random.Generator) -> dict[str, float]:
         c = self.config
@@ -681,8 +710,11 @@ class VAETraining(TrainingRecipe):
         """Share of validation windows' steps not given back from the code's mean (lower is better)."""
         windows = tune_windows(pieces, self.config, every_bar=False)
         scores = reconstruction_scores(windows.tokens, self.accompanist().reconstruct(windows), windows.length)
-        return 1.0 - scores["step_accuracy"], {"error_rate": 1.0 - scores["step_accuracy"], "step_accuracy": scores["step_accuracy"],
-                                               "note_accuracy": scores["note_accuracy"]}
+        return 1.0 - scores["step_accuracy"], {
+            "error_rate": 1.0 - scores["step_accuracy"],
+            "step_accuracy": scores["step_accuracy"],
+            "note_accuracy": scores["note_accuracy"],
+        }
 
 
 def training(data, overrides: Mapping[str, Any], device: str = "cpu") -> VAETraining:

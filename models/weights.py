@@ -22,8 +22,14 @@ def rebuild(card: Mapping[str, Any], weights: Any, config_type: Any, network_typ
     return config, network
 
 
-def loaded(card: Mapping[str, Any], weights: Any, device: str, config_type: Any, network_type: Callable[[Any], Any],
-           serving_type: Callable[[Any, Any, str], Any]) -> Any:
+def loaded(
+    card: Mapping[str, Any],
+    weights: Any,
+    device: str,
+    config_type: Any,
+    network_type: Callable[[Any], Any],
+    serving_type: Callable[[Any, Any, str], Any],
+) -> Any:
     """A weights family's `load`, the registry's door: the card's ``config`` rebuilds the network,
     safetensors fills it, and `serving_type(config, network on device, device)` serves it."""
     config, network = rebuild(card, weights, config_type, network_type)

@@ -152,8 +152,10 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         _say("warning", warning)
     m = result.metrics
-    print(f"model {result.model}: {first.name} to {second.name} in {m['steps']} steps; the first step gives back "
-          f"{m['start_kept']:.0%} of the first melody's opening 16ths, the last {m['end_kept']:.0%} of the second's")
+    print(
+        f"model {result.model}: {first.name} to {second.name} in {m['steps']} steps; the first step gives back "
+        f"{m['start_kept']:.0%} of the first melody's opening 16ths, the last {m['end_kept']:.0%} of the second's"
+    )
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -210,7 +212,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         format_report,
     )
 
-    config = EvaluationConfig(n=args.n, unseen=args.unseen, seed=args.seed, params=_parse_params(args.param), copy_check=not args.no_copy_check, data=args.data)
+    config = EvaluationConfig(
+        n=args.n, unseen=args.unseen, seed=args.seed, params=_parse_params(args.param), copy_check=not args.no_copy_check, data=args.data
+    )
     report = evaluate(args.model, config, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
@@ -270,7 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model family on a genre (checkpoint + card + history)")
     p.add_argument("--family", required=True, help="model family, e.g. gan")
     p.add_argument("--genre", required=True, help="genre name: chorale, renaissance, quartet, or your own with --data PATH")
-    p.add_argument("--data", help="corpus:NAME (music21 corpus genre), a folder of MIDI files, or cache:FILE.npz (a dataset built elsewhere); default: corpus:GENRE")
+    p.add_argument(
+        "--data",
+        help="corpus:NAME (music21 corpus genre), a folder of MIDI files, or cache:FILE.npz (a dataset built elsewhere); default: corpus:GENRE",
+    )
     p.add_argument("--minutes", type=float, help="time budget (default 30)")
     p.add_argument("--steps", type=int, help="stop after this many steps instead of a time budget")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -299,8 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run the benchmark suite (ratios measured side by side)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--quick", action="store_true", help="a shorter run (fewer repeats, shorter music)")
-    p.add_argument("--only", help="comma-separated benchmarks to run (default: all but loading): "
-                   "synthesis, models, sampling, transformer, batching, loading, startup, classroom, overhead")
+    p.add_argument(
+        "--only",
+        help="comma-separated benchmarks to run (default: all but loading): "
+        "synthesis, models, sampling, transformer, batching, loading, startup, classroom, overhead",
+    )
     p.add_argument("--device", help="where the models run: cpu or cuda (default: cuda when there is a GPU)")
     p.set_defaults(func=_cmd_bench)
     return parser

@@ -17,8 +17,14 @@ def _run(tmp: Path, **env: str) -> list[Path]:
     """Run one quick test in a fresh pytest whose temp dir is `tmp`; the run folders left in it."""
     tmp.mkdir()
     environ = {k: v for k, v in os.environ.items() if k != "STUDIO_KEEP_TEST_FILES"} | {"TMPDIR": str(tmp)} | env
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TEST], cwd=REPO, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TEST],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return sorted(tmp.glob("studio-tests-*"))
 

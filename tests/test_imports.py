@@ -70,17 +70,28 @@ def test_imports_flow_one_way():
                 wrong.append(f"{me}:{line} imports {target} (bench and the CLI sit on top)")
             elif theirs is not None and theirs != mine and theirs not in LAYERS[mine]:
                 wrong.append(f"{me}:{line} imports {target} ({mine} may import {sorted(LAYERS[mine]) or 'nothing of the project'})")
-            elif (mine == "models" and target.startswith("models.") and me not in SHARED_MODELS and target != me
-                  and not any(target == s or target.startswith(s + ".") for s in SHARED_MODELS)):
+            elif (
+                mine == "models"
+                and target.startswith("models.")
+                and me not in SHARED_MODELS
+                and target != me
+                and not any(target == s or target.startswith(s + ".") for s in SHARED_MODELS)
+            ):
                 wrong.append(f"{me}:{line} imports {target} (a family imports only models.base and models.weights)")
     assert not wrong, "\n".join(wrong)
 
 
 def test_gradio_is_imported_by_the_ui_alone():
-    users = [f"{_module(p)}:{line}" for p in _sources() for node in ast.walk(ast.parse(p.read_text()))
-             if isinstance(node, (ast.Import, ast.ImportFrom))
-             for name, line in ([(a.name, node.lineno) for a in node.names] if isinstance(node, ast.Import) else [(node.module or "", node.lineno)])
-             if name.split(".")[0] == "gradio" and _layer(_module(p)) != "studio.ui"]
+    users = [
+        f"{_module(p)}:{line}"
+        for p in _sources()
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for name, line in (
+            [(a.name, node.lineno) for a in node.names] if isinstance(node, ast.Import) else [(node.module or "", node.lineno)]
+        )
+        if name.split(".")[0] == "gradio" and _layer(_module(p)) != "studio.ui"
+    ]
     assert not users, users
 
 
@@ -102,7 +113,7 @@ def test_no_import_circle():
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycle.extend([*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt])
+                cycle.extend([*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt])
                 return True
             if state.get(nxt) is None and visit(nxt, [*trail, nxt]):
                 return True

@@ -53,7 +53,9 @@ def choices_png(choices: Sequence[tuple[np.ndarray, int]], out_png: str | os.Pat
     return _save(fig, out_png)
 
 
-def attention_png(attention: np.ndarray, notes: Sequence[tuple[int, int, bool]], out_png: str | os.PathLike, title: str, rows: int = 24) -> Path:
+def attention_png(
+    attention: np.ndarray, notes: Sequence[tuple[int, int, bool]], out_png: str | os.PathLike, title: str, rows: int = 24
+) -> Path:
     """A heat map: new notes (rows) against every earlier note (columns), shares of attention."""
     matrix = np.asarray(attention, float)[:rows]
     totals = matrix.sum(axis=1, keepdims=True)

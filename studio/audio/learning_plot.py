@@ -112,7 +112,15 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
             label = VALIDATION_NLL_LABEL if likelihood else VALIDATION_ERROR_LABEL if reconstruction else LOSS_LABELS["validation"]
             ax.plot(steps, scores, marker="o", markersize=3, linewidth=1.2, color="#0072B2", label=label)
             best = min(range(len(scores)), key=scores.__getitem__)
-            ax.plot([steps[best]], [scores[best]], marker="*", markersize=14, color="#D55E00", linestyle="none", label=f"kept: step {steps[best]}")
+            ax.plot(
+                [steps[best]],
+                [scores[best]],
+                marker="*",
+                markersize=14,
+                color="#D55E00",
+                linestyle="none",
+                label=f"kept: step {steps[best]}",
+            )
             if not (likelihood or reconstruction):
                 ax.axhline(1.0, color="#999999", linestyle=":", linewidth=1)
             ax.legend(fontsize=8, loc="upper right")
@@ -123,7 +131,7 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
             pts = [(r["step"], r[key]) for r in rows if key in r]
             steps, values = np.array([p[0] for p in pts]), np.array([p[1] for p in pts], float)
             smooth = _smooth(values, window)
-            ax.plot(steps[len(steps) - len(smooth):], smooth, label=LOSS_LABELS.get(key, key), linewidth=1.4)
+            ax.plot(steps[len(steps) - len(smooth) :], smooth, label=LOSS_LABELS.get(key, key), linewidth=1.4)
         first_adversarial = next((r["step"] for r in rows if "critic" in r), None)
         if first_adversarial and first_adversarial > rows[0]["step"]:
             ax.axvline(first_adversarial, color="#999999", linestyle="--", linewidth=1)

@@ -311,10 +311,32 @@ def _rows(bars: _Bars, numbers: list[int], cfg: PlotConfig) -> list[list[int]]:
     return rows
 
 
-_DRUM_NAMES = {35: "Kick", 36: "Kick", 37: "Side stick", 38: "Snare", 39: "Clap", 40: "Snare",
-               41: "Low tom", 42: "Hi-hat", 43: "Low tom", 44: "Pedal hi-hat", 45: "Mid tom", 46: "Open hi-hat",
-               47: "Mid tom", 48: "High tom", 49: "Crash", 50: "High tom", 51: "Ride", 52: "China",
-               53: "Ride bell", 54: "Tambourine", 55: "Splash", 56: "Cowbell", 57: "Crash", 59: "Ride"}
+_DRUM_NAMES = {
+    35: "Kick",
+    36: "Kick",
+    37: "Side stick",
+    38: "Snare",
+    39: "Clap",
+    40: "Snare",
+    41: "Low tom",
+    42: "Hi-hat",
+    43: "Low tom",
+    44: "Pedal hi-hat",
+    45: "Mid tom",
+    46: "Open hi-hat",
+    47: "Mid tom",
+    48: "High tom",
+    49: "Crash",
+    50: "High tom",
+    51: "Ride",
+    52: "China",
+    53: "Ride bell",
+    54: "Tambourine",
+    55: "Splash",
+    56: "Cowbell",
+    57: "Crash",
+    59: "Ride",
+}
 
 
 def _drum_name(pitch: int) -> str:
@@ -328,24 +350,20 @@ def _text_size(renderer, text: str, size: float) -> tuple[float, float]:
     return w, h
 
 
-def _draw_grid(ax: Axes, bars: _Bars, numbers: list[int], lo: float, hi: float, px_per_tick: float,
-               cfg: PlotConfig) -> None:
+def _draw_grid(ax: Axes, bars: _Bars, numbers: list[int], lo: float, hi: float, px_per_tick: float, cfg: PlotConfig) -> None:
     """Beat lines (where far enough apart), bar lines, and the end line, between ticks `lo` and `hi`."""
     inside = [t for t in [*bars.starts, bars.end] if lo <= t <= hi]
-    ax.vlines(inside, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.bar_line_color,
-              linewidths=1.0, zorder=1.5)
+    ax.vlines(inside, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.bar_line_color, linewidths=1.0, zorder=1.5)
     beats: list[int] = []
     bar_ends = [*bars.starts[1:], bars.end]
     for start, stop, beat in zip(bars.starts, bar_ends, bars.beats, strict=True):
         if lo <= start < hi and beat * px_per_tick >= 8:  # only where beats are far enough apart to read
             beats.extend(range(stop - beat, start, -beat))  # counted back from the bar end: fits pickups
     if beats:
-        ax.vlines(beats, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.beat_line_color,
-                  linewidths=0.7, zorder=1.2)
+        ax.vlines(beats, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.beat_line_color, linewidths=0.7, zorder=1.2)
 
 
-def _set_bar_ticks(ax: Axes, bars: _Bars, numbers: list[int], row: list[int], px_per_tick: float,
-                   label_px: float) -> None:
+def _set_bar_ticks(ax: Axes, bars: _Bars, numbers: list[int], row: list[int], px_per_tick: float, label_px: float) -> None:
     """Number the row's bars 1, 1+N, ... with N (1, 2, 4, ...) so labels never crowd; the row's
     first label reads 'bar N'."""
     bar_px = _bar_px(bars, px_per_tick)
@@ -367,19 +385,27 @@ def _draw_pitch_axis(ax: Axes, low: int, high: int, cfg: PlotConfig) -> None:
     if blacks:
         y = np.array(blacks, float)
         path = _rects_path(np.zeros_like(y), np.ones_like(y), y - 0.5, y + 0.5)
-        _add(ax, PathPatch(path, facecolor=cfg.black_key_color, edgecolor="none",
-                           transform=ax.get_yaxis_transform(), zorder=0.5))
+        _add(ax, PathPatch(path, facecolor=cfg.black_key_color, edgecolor="none", transform=ax.get_yaxis_transform(), zorder=0.5))
     cs = [p for p in range(low, high + 1) if p % 12 == 0]
     if cs:
-        ax.hlines([c - 0.5 for c in cs], 0, 1, transform=ax.get_yaxis_transform(),
-                  colors=cfg.octave_line_color, linewidths=1.0, zorder=0.6)
+        ax.hlines([c - 0.5 for c in cs], 0, 1, transform=ax.get_yaxis_transform(), colors=cfg.octave_line_color, linewidths=1.0, zorder=0.6)
     # Every C; a narrow range (an octave or so, at most one C) names every white key instead.
     ticks = cs if high - low > 15 else [p for p in range(low, high + 1) if p % 12 not in _BLACK_KEYS]
     ax.set_yticks(ticks, [pretty_midi.note_number_to_name(p) for p in ticks])
 
 
-def _draw_notes(ax: Axes, parts: list[_Part], melodic: list[int], melody: int | None, colors: list[str],
-                lo: float, hi: float, px_per_tick: float, outline: float, cfg: PlotConfig) -> None:
+def _draw_notes(
+    ax: Axes,
+    parts: list[_Part],
+    melodic: list[int],
+    melody: int | None,
+    colors: list[str],
+    lo: float,
+    hi: float,
+    px_per_tick: float,
+    outline: float,
+    cfg: PlotConfig,
+) -> None:
     """The notes of the melodic tracks that sound between ticks `lo` and `hi`, one path per track."""
     min_width = 1.0 / px_per_tick  # every note at least a pixel wide
     for i in melodic:
@@ -389,8 +415,7 @@ def _draw_notes(ax: Axes, parts: list[_Part], melodic: list[int], melody: int | 
             continue
         x0 = part.starts[keep].astype(float)
         pitches = part.pitches[keep]
-        path = _rects_path(x0, np.maximum(part.ends[keep], x0 + min_width),
-                           pitches - cfg.note_height / 2, pitches + cfg.note_height / 2)
+        path = _rects_path(x0, np.maximum(part.ends[keep], x0 + min_width), pitches - cfg.note_height / 2, pitches + cfg.note_height / 2)
         if i == melody:
             patch = PathPatch(path, facecolor=colors[i], edgecolor=cfg.melody_edge_color, linewidth=outline, zorder=4)
         else:
@@ -398,8 +423,7 @@ def _draw_notes(ax: Axes, parts: list[_Part], melodic: list[int], melody: int | 
         _add(ax, patch)
 
 
-def _draw_drums(ax: Axes, drums: list[tuple[_Part, str]], pitches: list[int], lo: float, hi: float,
-                named: bool) -> None:
+def _draw_drums(ax: Axes, drums: list[tuple[_Part, str]], pitches: list[int], lo: float, hi: float, named: bool) -> None:
     """Drum hits between ticks `lo` and `hi` as short vertical ticks, one row per drum sound in
     `pitches` (kick at the bottom), named when `named`."""
     for part, color in drums:
@@ -408,8 +432,7 @@ def _draw_drums(ax: Axes, drums: list[tuple[_Part, str]], pitches: list[int], lo
         xs = part.starts[keep].astype(float)
         verts = np.stack([np.stack([xs, ys - 0.35], -1), np.stack([xs, ys + 0.35], -1)], axis=1)
         codes = np.tile(np.array([MplPath.MOVETO, MplPath.LINETO], MplPath.code_type), xs.size)
-        _add(ax, PathPatch(MplPath(verts.reshape(-1, 2), codes), fill=False, edgecolor=color,
-                           linewidth=2.5, zorder=3))
+        _add(ax, PathPatch(MplPath(verts.reshape(-1, 2), codes), fill=False, edgecolor=color, linewidth=2.5, zorder=3))
     ax.set_ylim(-0.6, len(pitches) - 0.4)
     if named:
         ax.set_yticks(range(len(pitches)), [_drum_name(p) for p in pitches])
@@ -420,8 +443,9 @@ def _draw_drums(ax: Axes, drums: list[tuple[_Part, str]], pitches: list[int], lo
 _PAD_PT = 4.0  # room around the figure's edges and between its parts, in points
 
 
-def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: str | None,
-            cfg: PlotConfig, given_until: int | None = None) -> Figure:
+def _figure(
+    parts: list[_Part], bars: _Bars, melody_track: int | None, title: str | None, cfg: PlotConfig, given_until: int | None = None
+) -> Figure:
     """The one drawing routine behind `plot_score` and `plot_roll`: a Figure on its own Agg canvas.
 
     Rows of bars one under the other, each a pitch roll (and a drum band under it when there are
@@ -447,8 +471,10 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
     numbers = _bar_numbers(bars)
     x_right = max(bars.end, max((int(p.ends.max()) for p in parts if p.n_notes), default=0))
     rows = _rows(bars, numbers, cfg)
-    spans = [(bars.starts[r[0]] if k else min(0, bars.starts[0]),
-              bars.starts[rows[k + 1][0]] if k + 1 < len(rows) else x_right) for k, r in enumerate(rows)]
+    spans = [
+        (bars.starts[r[0]] if k else min(0, bars.starts[0]), bars.starts[rows[k + 1][0]] if k + 1 < len(rows) else x_right)
+        for k, r in enumerate(rows)
+    ]
     longest = max(b - a for a, b in spans) or 1
     if melodic:
         low = max(0, min(int(parts[i].pitches.min()) for i in melodic) - cfg.pitch_margin)
@@ -494,21 +520,31 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
     if parts:
         order = ([melody] if melody is not None else []) + [i for i in range(len(parts)) if i != melody]
         handles = [
-            Patch(facecolor=colors[i], edgecolor=cfg.melody_edge_color if i == melody else "none",
-                  alpha=None if i == melody or parts[i].is_drum else cfg.accompaniment_alpha,
-                  label=_label(parts[i].name, parts[i].program, parts[i].is_drum, i == melody)
-                  + ("" if parts[i].n_notes else " (silent)"))
+            Patch(
+                facecolor=colors[i],
+                edgecolor=cfg.melody_edge_color if i == melody else "none",
+                alpha=None if i == melody or parts[i].is_drum else cfg.accompaniment_alpha,
+                label=_label(parts[i].name, parts[i].program, parts[i].is_drum, i == melody) + ("" if parts[i].n_notes else " (silent)"),
+            )
             for i in order
         ]
         if given_until is not None:
-            handles.append(Patch(facecolor=cfg.added_color, edgecolor=cfg.boundary_color, linewidth=0.8,
-                                 label="added by the model"))
+            handles.append(Patch(facecolor=cfg.added_color, edgecolor=cfg.boundary_color, linewidth=0.8, label="added by the model"))
         room = fig_w - 2 * pad - cfg.toolbar_px * cfg.scale
         for ncols in range(len(handles), 0, -1):  # the most columns that fit (a legend lays out once)
             if legend is not None:
                 legend.remove()
-            legend = fig.legend(handles=handles, loc="upper left", frameon=False, fontsize=fs, ncols=ncols,
-                                borderaxespad=0.0, borderpad=0.0, columnspacing=1.2, handlelength=1.2)
+            legend = fig.legend(
+                handles=handles,
+                loc="upper left",
+                frameon=False,
+                fontsize=fs,
+                ncols=ncols,
+                borderaxespad=0.0,
+                borderpad=0.0,
+                columnspacing=1.2,
+                handlelength=1.2,
+            )
             if legend.get_window_extent(renderer).width <= room:
                 break
     legend_h = legend.get_window_extent(renderer).height + gap if legend is not None else 0.0
@@ -517,8 +553,10 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
     marker_row = None
     if given_until is not None:
         marker_row = next((k for k, (a, b) in enumerate(spans) if a <= given_until < b), len(spans) - 1)
-    row_h = [(line_h + 0.3 * gap if k == marker_row else 0.0) + pitch_px
-             + (band_px + (gap if has_pitch else 0.0) if drums else 0.0) + below for k in range(len(rows))]
+    row_h = [
+        (line_h + 0.3 * gap if k == marker_row else 0.0) + pitch_px + (band_px + (gap if has_pitch else 0.0) if drums else 0.0) + below
+        for k in range(len(rows))
+    ]
     fig_h = pad + title_h + legend_h + sum(row_h) + pad
     fig.set_size_inches(cfg.width, fig_h / cfg.dpi)
     if title:
@@ -548,16 +586,14 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
             ax.set_xlim(lo, b)
             _draw_grid(ax, bars, numbers, a, b, px_per_tick, cfg)
             if given_until is not None and given_until < b:
-                ax.axvspan(max(a, given_until), b, facecolor=cfg.added_color, alpha=cfg.added_alpha,
-                           edgecolor="none", zorder=0.7)
+                ax.axvspan(max(a, given_until), b, facecolor=cfg.added_color, alpha=cfg.added_alpha, edgecolor="none", zorder=0.7)
             if k == marker_row:
                 ax.axvline(given_until, color=cfg.boundary_color, linewidth=2.5, zorder=5)
         if has_pitch:
             _draw_pitch_axis(axs[0], low, high, cfg)
             _draw_notes(axs[0], parts, melodic, melody, colors, a, b, px_per_tick, outline, cfg)
             if not melodic and not drums:
-                axs[0].text(0.5, 0.5, "no notes", transform=axs[0].transAxes, ha="center", va="center",
-                            fontsize=fs * 1.5, color="#777777")
+                axs[0].text(0.5, 0.5, "no notes", transform=axs[0].transAxes, ha="center", va="center", fontsize=fs * 1.5, color="#777777")
         if drums:
             _draw_drums(axs[-1], [(parts[i], colors[i]) for i in drums], drum_pitches, a, b, named)
         axs[-1].tick_params(labelbottom=True, bottom=True)
@@ -567,8 +603,7 @@ def _figure(parts: list[_Part], bars: _Bars, melody_track: int | None, title: st
     return fig
 
 
-def _label_boundary(ax: Axes, tick: int, lo: int, hi: int, px_per_tick: float, renderer, fs: float,
-                    cfg: PlotConfig) -> None:
+def _label_boundary(ax: Axes, tick: int, lo: int, hi: int, px_per_tick: float, renderer, fs: float, cfg: PlotConfig) -> None:
     """'<- your melody' left of the boundary line and 'added by the model ->' right of it, above the
     row (each only where it fits inside the row)."""
     mine, added = "\u2190 your melody ", " added by the model \u2192"

@@ -29,6 +29,5 @@ def output_error(exc: OSError) -> StudioError:
             "(old results are cleaned every hour), or tell whoever runs the studio"
         )
     return StudioError(
-        f"the result could not be saved ({exc.strerror or type(exc).__name__}): "
-        "check that the output folder exists and can be written to"
+        f"the result could not be saved ({exc.strerror or type(exc).__name__}): check that the output folder exists and can be written to"
     )

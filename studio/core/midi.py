@@ -157,10 +157,7 @@ def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
         body_start = pos + 8
         if body_start + length > len(data):
             where = f"track {len(tracks) + 1}" if kind == b"MTrk" else "its last chunk"
-            raise _fail(
-                f"the MIDI file is truncated ({where} ends early): it was cut off while saving or "
-                "uploading; export it again"
-            )
+            raise _fail(f"the MIDI file is truncated ({where} ends early): it was cut off while saving or uploading; export it again")
         if kind == b"MTrk":
             tracks.append(data[body_start : body_start + length])
         elif not kind.isascii() or not kind.isalpha():
@@ -168,8 +165,7 @@ def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
         pos = body_start + length
     if len(tracks) < n_claimed:
         raise _fail(
-            f"the MIDI header says the file has {n_claimed} tracks but only {len(tracks)} are there: "
-            "the file is damaged; export it again"
+            f"the MIDI header says the file has {n_claimed} tracks but only {len(tracks)} are there: the file is damaged; export it again"
         )
     tracks = tracks[:n_claimed]
     if len(tracks) > limits.max_tracks:  # pragma: no cover - guarded by n_claimed above
@@ -254,8 +250,7 @@ def _parse_tracks(layout: _Layout) -> tuple[list[list[_Event]], int]:
             events, end = _read_track(chunk)
         except (IndexError, ValueError):
             raise _fail(
-                f"track {i + 1} of the MIDI file is damaged (its events cannot be read): "
-                "export the file again from your music program"
+                f"track {i + 1} of the MIDI file is damaged (its events cannot be read): export the file again from your music program"
             ) from None
         parsed.append(events)
         file_end = max(file_end, end)
@@ -418,8 +413,7 @@ def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
     n_notes = score.n_notes
     if n_notes > limits.max_notes:
         raise _fail(
-            f"the file has {n_notes:,} notes, over the {limits.max_notes:,}-note limit: "
-            "upload a shorter piece or only its melody track"
+            f"the file has {n_notes:,} notes, over the {limits.max_notes:,}-note limit: upload a shorter piece or only its melody track"
         )
     cut = min(
         score.seconds_to_tick(limits.max_seconds),
@@ -428,9 +422,7 @@ def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
     if score.end_tick > cut:
         minutes = score.duration_seconds / 60
         for track in score.tracks:
-            track.notes = [
-                Note(n.start, min(n.end, cut), n.pitch, n.velocity) for n in track.notes if n.start < cut
-            ]
+            track.notes = [Note(n.start, min(n.end, cut), n.pitch, n.velocity) for n in track.notes if n.start < cut]
         score.tracks = [t for t in score.tracks if t.notes]
         limit_minutes = score.tick_to_seconds(cut) / 60
         if all(t.is_drum for t in score.tracks):  # also when no track is left
@@ -438,9 +430,7 @@ def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
                 f"the first {limit_minutes:.1f} minutes of the music (the studio's length limit) hold no melody notes: "
                 "remove the silence before the melody, or check the file's tempo"
             )
-        warnings.append(
-            f"the music is {minutes:.1f} minutes long: the studio uses its first {limit_minutes:.1f} minutes"
-        )
+        warnings.append(f"the music is {minutes:.1f} minutes long: the studio uses its first {limit_minutes:.1f} minutes")
         score.tempos = [t for t in score.tempos if t.tick < cut] or score.tempos[:1]
         score.time_signatures = [s for s in score.time_signatures if s.tick < cut] or score.time_signatures[:1]
         return True
@@ -471,9 +461,7 @@ def read_midi(source: bytes | bytearray | str | os.PathLike, limits: Limits | No
     if not score.tracks:
         raise _fail("the file has no notes: record or choose a melody with at least one note")
     if all(t.is_drum for t in score.tracks):
-        raise _fail(
-            "the file has only drum notes (MIDI channel 10): the studio needs a melody on another channel"
-        )
+        raise _fail("the file has only drum notes (MIDI channel 10): the studio needs a melody on another channel")
     trimmed = _drop_after_music(score, file_end, warnings)
     cut = _apply_limits(score, limits, warnings)
     return ParsedMidi(score, warnings, layout.format, cut, trimmed)

@@ -139,8 +139,7 @@ def _parse_tempo(value: Any, limits: RecordingLimits) -> float:
     tempo = float(value)
     if not limits.min_tempo <= tempo <= limits.max_tempo:
         raise InputError(
-            f"the tempo {tempo:g} is outside {limits.min_tempo:g}-{limits.max_tempo:g} beats per minute: "
-            "choose a tempo in that range"
+            f"the tempo {tempo:g} is outside {limits.min_tempo:g}-{limits.max_tempo:g} beats per minute: choose a tempo in that range"
         )
     return tempo
 
@@ -187,9 +186,7 @@ def parse_recording(text: str, limits: RecordingLimits | None = None) -> Recordi
     if not isinstance(text, str):
         raise InputError(f"the recording must be JSON text, not {type(text).__name__}: record the melody again")
     if len(text) > limits.max_text_chars:
-        raise InputError(
-            f"the recording is {len(text):,} characters, over the {limits.max_text_chars:,} limit: record a shorter melody"
-        )
+        raise InputError(f"the recording is {len(text):,} characters, over the {limits.max_text_chars:,} limit: record a shorter melody")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
@@ -209,9 +206,7 @@ def parse_recording(text: str, limits: RecordingLimits | None = None) -> Recordi
     if not raw_notes:
         raise InputError("nothing was played yet: play some notes on the keyboard first")
     if len(raw_notes) > limits.max_notes:
-        raise InputError(
-            f"the recording has {len(raw_notes):,} notes, over the {limits.max_notes:,}-note limit: record a shorter melody"
-        )
+        raise InputError(f"the recording has {len(raw_notes):,} notes, over the {limits.max_notes:,}-note limit: record a shorter melody")
     parsed = [_parse_note(raw, i, aligned) for i, raw in enumerate(raw_notes, start=1)]
 
     warnings: list[str] = []
@@ -238,9 +233,7 @@ def parse_recording(text: str, limits: RecordingLimits | None = None) -> Recordi
     origin = 0.0 if aligned else min(n[1] for n in notes)
     length = max(max(n[1], n[2]) for n in notes) - origin
     if length > limits.max_seconds:
-        raise InputError(
-            f"the recording lasts {length:.1f} s, over the {limits.max_seconds:g} s limit: record a shorter melody"
-        )
+        raise InputError(f"the recording lasts {length:.1f} s, over the {limits.max_seconds:g} s limit: record a shorter melody")
     return Recording(notes, tempo, numerator, denominator, aligned, warnings)
 
 

@@ -225,9 +225,7 @@ def roll_to_notes(track: RollTrack, grid: Grid) -> list[Note]:
         end = step + 1
         while end < grid.n_steps and sounding[end, pitch] and not starts[end, pitch]:
             end += 1
-        notes.append(
-            Note(grid.step_to_tick(step), grid.step_to_tick(end), pitch, int(track.velocity[step, pitch]))
-        )
+        notes.append(Note(grid.step_to_tick(step), grid.step_to_tick(end), pitch, int(track.velocity[step, pitch])))
     notes.sort(key=lambda n: (n.start, n.pitch))
     return notes
 

@@ -84,12 +84,8 @@ class Score:
 
     ticks_per_beat: int
     tracks: list[Track] = field(default_factory=list)
-    tempos: list[TempoChange] = field(
-        default_factory=lambda: [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT)]
-    )
-    time_signatures: list[TimeSignature] = field(
-        default_factory=lambda: [TimeSignature(0, 4, 4)]
-    )
+    tempos: list[TempoChange] = field(default_factory=lambda: [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT)])
+    time_signatures: list[TimeSignature] = field(default_factory=lambda: [TimeSignature(0, 4, 4)])
 
     @property
     def end_tick(self) -> int:

@@ -138,7 +138,9 @@ def parse_params_json(text: str | None) -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
     if len(text) > MAX_PARAMS_JSON_CHARS:
-        raise InputError(f"the parameters are {len(text):,} characters long, over the {MAX_PARAMS_JSON_CHARS:,} limit: send a JSON object, {example}")
+        raise InputError(
+            f"the parameters are {len(text):,} characters long, over the {MAX_PARAMS_JSON_CHARS:,} limit: send a JSON object, {example}"
+        )
     if _nesting(text) > MAX_PARAMS_JSON_DEPTH:
         raise InputError(f"the parameters nest more than {MAX_PARAMS_JSON_DEPTH} levels deep: send a flat JSON object, {example}")
 
@@ -186,7 +188,9 @@ class Param:
             plain = isinstance(value, (str, int, float)) and len(str(value)) <= MAX_VALUE_CHARS
             matches = [c for c in self.choices if plain and str(c) == str(value)]
             if not matches:
-                raise InputError(f"parameter '{self.name}' of model {model} must be one of {', '.join(map(str, self.choices))}; got {quoted(value)}")
+                raise InputError(
+                    f"parameter '{self.name}' of model {model} must be one of {', '.join(map(str, self.choices))}; got {quoted(value)}"
+                )
             return matches[0]
         # NaN passes every range check, int(inf) raises OverflowError, True is not a number here.
         number = whole_number(value) if self.type == "int" else finite_number(value)
@@ -231,8 +235,16 @@ class ModelCard:
             for p in raw["params"]
         ]
         return cls(
-            raw["name"], raw["family"], raw["genre"], raw["description"], raw["tracks"], params,
-            raw.get("training", {}), raw.get("metrics", {}), raw.get("config", {}), path,
+            raw["name"],
+            raw["family"],
+            raw["genre"],
+            raw["description"],
+            raw["tracks"],
+            params,
+            raw.get("training", {}),
+            raw.get("metrics", {}),
+            raw.get("config", {}),
+            path,
         )
 
     def to_json(self) -> dict:
@@ -299,8 +311,9 @@ def family_writes(family: str) -> str:
 class ModelRegistry:
     """Cards discovered at start-up; weights loaded lazily, once, and shared by every session."""
 
-    def __init__(self, checkpoints: Path | str = CHECKPOINTS, device: str | None = None, timeout_s: float = 60.0,
-                 batching: BatchConfig | None = None) -> None:
+    def __init__(
+        self, checkpoints: Path | str = CHECKPOINTS, device: str | None = None, timeout_s: float = 60.0, batching: BatchConfig | None = None
+    ) -> None:
         self.checkpoints = Path(checkpoints)
         # Simultaneous requests for a model that has `generate_batch` (the GAN) share one forward pass.
         self.batcher = Batcher(batching or BatchConfig())
@@ -406,15 +419,19 @@ class ModelRegistry:
         with self._registry_lock:
             stuck = self._abandoned.get(name, 0)
         if stuck >= MAX_ABANDONED:
-            raise ModelError(f"model {name} is busy: {stuck} earlier requests ran past the {self.timeout_s:g} s time-out "
-                             "and have not finished; try another model or try again later")
+            raise ModelError(
+                f"model {name} is busy: {stuck} earlier requests ran past the {self.timeout_s:g} s time-out "
+                "and have not finished; try another model or try again later"
+            )
         call = _Call(fn, *args)
         _WORKERS.run(call)
         if not call.done.wait(self.timeout_s):
             self._count_abandoned(name, +1)  # before `abandon`, so that a late end never counts below zero
             if call.abandon(lambda: self._count_abandoned(name, -1)):
-                raise ModelError(f"model {name} took longer than {self.timeout_s:g} s: the studio stopped waiting for it; "
-                                 "try a shorter melody or another model")
+                raise ModelError(
+                    f"model {name} took longer than {self.timeout_s:g} s: the studio stopped waiting for it; "
+                    "try a shorter melody or another model"
+                )
             self._count_abandoned(name, -1)  # it ended just now: use its result
         if isinstance(call.error, (ModelError, InputError)):  # the model's own one-line message (e.g. a melody it cannot read)
             raise call.error
@@ -533,7 +550,9 @@ def _run_batch(model: Accompanist, requests: list[tuple]) -> list[list[RollTrack
     return model.generate_batch(requests)
 
 
-def _run_batched(batcher: Batcher, name: str, model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: int) -> list[RollTrack]:
+def _run_batched(
+    batcher: Batcher, name: str, model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: int
+) -> list[RollTrack]:
     """Queue one request on the model's batcher and wait for its own result."""
     return batcher.submit(name, functools.partial(_run_batch_on_device, model), (melody, grid, params, seed), grid.n_steps).result()
 

@@ -91,8 +91,9 @@ def _notes(track: RollTrack, start: int = 0) -> list[tuple[int, int, int]]:
     return [n for n in track_notes(track) if n[0] >= start]
 
 
-def evaluate_continuer(model: str, config: ContinuationConfig | None = None, registry: ModelRegistry | None = None,
-                       progress: bool = True) -> dict[str, Any]:
+def evaluate_continuer(
+    model: str, config: ContinuationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Evaluate a melody model (see the module docstring); returns a JSON-ready report."""
     from models.transformer import n_gram_baselines, tokenize_pieces  # a model family loads torch: on first use
 
@@ -109,9 +110,14 @@ def evaluate_continuer(model: str, config: ContinuationConfig | None = None, reg
     train_tokens, held_tokens = tokenize_pieces(dataset.train), tokenize_pieces(held)
     total, count = loaded.nll(held_tokens)
     report: dict[str, Any] = {
-        "model": model, "family": card.family, "data": card.genre, "seed": config.seed, "params": params,
+        "model": model,
+        "family": card.family,
+        "data": card.genre,
+        "seed": config.seed,
+        "params": params,
         "held_out": {
-            "tunes": len(held_tokens), "events": count,
+            "tunes": len(held_tokens),
+            "events": count,
             "perplexity": round(math.exp(total / max(1, count)), 3),
             "baselines": n_gram_baselines(train_tokens, held_tokens, loaded.config.block_size),
         },
@@ -125,36 +131,56 @@ def evaluate_continuer(model: str, config: ContinuationConfig | None = None, reg
         prompt, pgrid = _first_bars(melody, grid, config.prompt_bars)
         out = registry.generate(card.name, prompt, pgrid, params, config.seed)[0]
         longer = extend_grid(pgrid, out.n_steps)
-        added_bars = longer.bars[len(pgrid.bars):]
+        added_bars = longer.bars[len(pgrid.bars) :]
         added = _notes(out, pgrid.n_steps)
         notes_all = _notes(out)
         added_track = RollTrack.empty("added", 0, out.n_steps)
         for s, e, p in added:
             added_track.add_note(s, e, p)
         first_added = len(notes_all) - len(added)
-        rows.append({
-            "title": tune.title, "meter": tune.meter,
-            "prompt_kept": bool(np.array_equal(out.velocity[: pgrid.n_steps], prompt.velocity) and np.array_equal(out.onset[: pgrid.n_steps], prompt.onset)),
-            "meter_kept": len(added_bars) == config.bars and all((b.numerator, b.denominator, b.length) == (pgrid.bars[-1].numerator, pgrid.bars[-1].denominator, pgrid.bars[-1].full_length) for b in added_bars)
-            and out.n_steps == longer.n_steps,
-            "notes_per_bar": len(added) / config.bars,
-            "empty_bars": sum(not any(b.start <= s < b.end for s, _e, _p in added) for b in added_bars),
-            "in_key_rate": in_key_rate([added_track], melody_key(prompt)),
-            # runs that end among the added notes (a run may begin in the prompt: the join counts too)
-            "copied_runs": index.copied(notes_all[max(0, first_added - RUN + 1):]),
-        })
+        rows.append(
+            {
+                "title": tune.title,
+                "meter": tune.meter,
+                "prompt_kept": bool(
+                    np.array_equal(out.velocity[: pgrid.n_steps], prompt.velocity)
+                    and np.array_equal(out.onset[: pgrid.n_steps], prompt.onset)
+                ),
+                "meter_kept": len(added_bars) == config.bars
+                and all(
+                    (b.numerator, b.denominator, b.length)
+                    == (pgrid.bars[-1].numerator, pgrid.bars[-1].denominator, pgrid.bars[-1].full_length)
+                    for b in added_bars
+                )
+                and out.n_steps == longer.n_steps,
+                "notes_per_bar": len(added) / config.bars,
+                "empty_bars": sum(not any(b.start <= s < b.end for s, _e, _p in added) for b in added_bars),
+                "in_key_rate": in_key_rate([added_track], melody_key(prompt)),
+                # runs that end among the added notes (a run may begin in the prompt: the join counts too)
+                "copied_runs": index.copied(notes_all[max(0, first_added - RUN + 1) :]),
+            }
+        )
     report["unseen"] = {
-        "tunes": len(rows), "meters": sorted({r["meter"] for r in rows}),
-        "prompt_kept": sum(r["prompt_kept"] for r in rows), "meter_kept": sum(r["meter_kept"] for r in rows),
+        "tunes": len(rows),
+        "meters": sorted({r["meter"] for r in rows}),
+        "prompt_kept": sum(r["prompt_kept"] for r in rows),
+        "meter_kept": sum(r["meter_kept"] for r in rows),
         "in_key_mean": round(_mean(r["in_key_rate"] for r in rows), 4),
-        "in_key_p10": round(float(np.percentile([r["in_key_rate"] for r in rows if math.isfinite(r["in_key_rate"])], 10)), 4) if rows else float("nan"),
+        "in_key_p10": round(float(np.percentile([r["in_key_rate"] for r in rows if math.isfinite(r["in_key_rate"])], 10)), 4)
+        if rows
+        else float("nan"),
         "notes_per_added_bar": round(_mean(r["notes_per_bar"] for r in rows), 3),
         "empty_added_bars": sum(r["empty_bars"] for r in rows),
         "tunes_with_copied_runs": sum(r["copied_runs"] > 0 for r in rows),
         "copied_runs": sum(r["copied_runs"] for r in rows),
         "training_runs_indexed": len(index.keys),
-        "by_meter": {m: {"tunes": sum(r["meter"] == m for r in rows), "in_key_mean": round(_mean(r["in_key_rate"] for r in rows if r["meter"] == m), 4)}
-                     for m in sorted({r["meter"] for r in rows})},
+        "by_meter": {
+            m: {
+                "tunes": sum(r["meter"] == m for r in rows),
+                "in_key_mean": round(_mean(r["in_key_rate"] for r in rows if r["meter"] == m), 4),
+            }
+            for m in sorted({r["meter"] for r in rows})
+        },
     }
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["how"] = (
@@ -175,11 +201,14 @@ def format_continuation(report: Mapping[str, Any]) -> str:
     """A few readable lines (what the CLI prints without --json)."""
     held, unseen = report["held_out"], report["unseen"]
     base = held["baselines"]
-    return "\n".join([
-        f"{report['model']}: held-out perplexity per event {held['perplexity']} (unigram {base['unigram']}, bigram {base['bigram']}; "
-        f"{held['tunes']} tunes, {held['events']} events)",
-        f"unseen tunes: {unseen['tunes']} ({', '.join(unseen['meters'])}): prompt kept {unseen['prompt_kept']}, meter kept {unseen['meter_kept']}, "
-        f"in-key {unseen['in_key_mean']} (p10 {unseen['in_key_p10']}), {unseen['notes_per_added_bar']} notes per added bar, "
-        f"{unseen['empty_added_bars']} empty added bars, copied 16-note runs {unseen['copied_runs']} in {unseen['tunes_with_copied_runs']} tunes",
-        f"({report['seconds']} s)",
-    ])
+    return "\n".join(
+        [
+            f"{report['model']}: held-out perplexity per event {held['perplexity']} (unigram {base['unigram']}, bigram {base['bigram']}; "
+            f"{held['tunes']} tunes, {held['events']} events)",
+            f"unseen tunes: {unseen['tunes']} ({', '.join(unseen['meters'])}): prompt kept {unseen['prompt_kept']}, "
+            f"meter kept {unseen['meter_kept']}, "
+            f"in-key {unseen['in_key_mean']} (p10 {unseen['in_key_p10']}), {unseen['notes_per_added_bar']} notes per added bar, "
+            f"{unseen['empty_added_bars']} empty added bars, copied 16-note runs {unseen['copied_runs']} in {unseen['tunes_with_copied_runs']} tunes",
+            f"({report['seconds']} s)",
+        ]
+    )

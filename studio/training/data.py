@@ -22,8 +22,8 @@ Genres (no downloads: the corpora ship inside the music21 wheel)
 Representation
 --------------
 A `Piece` holds its `grid` (`studio.core.roll.Grid`: 16th-note steps, bars from the score's measures, a
-pickup bar as a short first bar, two short measures that make one bar at a repeat sign joined) and its notes as one compact int32 array (track, start step, end
-step, pitch, velocity). `Piece.tracks` builds the `RollTrack` list (melody first) on access, exactly
+pickup bar as a short first bar, two short measures that make one bar at a repeat sign joined) and its notes as one
+compact int32 array (track, start step, end step, pitch, velocity). `Piece.tracks` builds the `RollTrack` list (melody first) on access, exactly
 as `studio.core.roll.notes_to_roll` would: dense (T, 128) rolls of all 1,318 Palestrina movements would
 take 2 GB. Voices are monophonic: a chord in a voice keeps its top note, tied notes are merged, and
 the melody is a skyline (`studio.core.melody.skyline`), as the studio's own melody extraction makes it.
@@ -775,7 +775,13 @@ def _folder_piece(pid: str, source: str, path: Path) -> tuple[Piece, list[str]]:
         score = Score(
             TICKS_PER_BEAT,
             [
-                Track(t.name, t.program, t.is_drum, t.channel, [Note(rescale(n.start), max(rescale(n.start) + 1, rescale(n.end)), n.pitch, n.velocity) for n in t.notes])
+                Track(
+                    t.name,
+                    t.program,
+                    t.is_drum,
+                    t.channel,
+                    [Note(rescale(n.start), max(rescale(n.start) + 1, rescale(n.end)), n.pitch, n.velocity) for n in t.notes],
+                )
                 for t in score.tracks
             ],
             time_signatures=[TimeSignature(rescale(s.tick), s.numerator, s.denominator) for s in score.time_signatures],
@@ -866,15 +872,21 @@ def pinned_split_file(genre: str, split_file: str | None, max_pieces: int | None
     return path if path.is_file() else None
 
 
-def apply_split(pieces: Sequence[Piece], computed: tuple[Sequence[str], Sequence[str]], split_file: Path | None, add_unlisted: bool,
-                genre: str) -> tuple[list[Piece], list[Piece], list[str] | None, dict[str, Any]]:
+def apply_split(
+    pieces: Sequence[Piece], computed: tuple[Sequence[str], Sequence[str]], split_file: Path | None, add_unlisted: bool, genre: str
+) -> tuple[list[Piece], list[Piece], list[str] | None, dict[str, Any]]:
     """(train pieces, held-out pieces, validation ids or None, facts) of `pieces`: by the pinned
     `split_file` when there is one (see `studio.training.splits.assign`; a warning counts unlisted and
     missing pieces), else by the `computed` (train ids, held-out ids) of the seeded draw."""
 
     by_id = {p.id: p for p in pieces}
     if split_file is None:
-        return [by_id[i] for i in computed[0]], [by_id[i] for i in computed[1]], None, {"how": "seeded draw (studio.training.splits.split_pieces)"}
+        return (
+            [by_id[i] for i in computed[0]],
+            [by_id[i] for i in computed[1]],
+            None,
+            {"how": "seeded draw (studio.training.splits.split_pieces)"},
+        )
     pinned = read_split(split_file)
     got = assign(pinned, list(by_id), add_unlisted)
     message = got.warning(genre, add_unlisted)
@@ -886,7 +898,9 @@ def apply_split(pieces: Sequence[Piece], computed: tuple[Sequence[str], Sequence
     return [by_id[i] for i in train], [by_id[i] for i in got.held_out], got.validation, facts
 
 
-def _parse_all(config: DatasetConfig, sources: list[tuple[str, str, Path]], progress: bool) -> tuple[list[Piece], list[tuple[str, str]], list[tuple[str, str]]]:
+def _parse_all(
+    config: DatasetConfig, sources: list[tuple[str, str, Path]], progress: bool
+) -> tuple[list[Piece], list[tuple[str, str]], list[tuple[str, str]]]:
     """Parse the sources (in parallel when worth it): pieces, skipped (source, reason), notes (source, note)."""
     from tqdm import tqdm  # only while building a data set
 
@@ -1101,10 +1115,17 @@ def load_cached_dataset(npz: str | Path, progress: bool = False) -> Dataset:
     pieces, meta = loaded
     by_id = {p.id: p for p in pieces}
     genre = meta["identity"]["genre"]
-    config = DatasetConfig(genre if genre in CORPUS_GENRES or genre.startswith("folder:") else "chorale", **{
-        k: v for k, v in meta["config"].items() if k in ("held_out_fraction", "seed", "max_pieces", "group_related")
-    })
-    info = {"from_cache": True, "cache": str(npz), "sources": meta.get("sources"), "build_seconds": meta.get("build_seconds"), "music21": meta.get("music21")}
+    config = DatasetConfig(
+        genre if genre in CORPUS_GENRES or genre.startswith("folder:") else "chorale",
+        **{k: v for k, v in meta["config"].items() if k in ("held_out_fraction", "seed", "max_pieces", "group_related")},
+    )
+    info = {
+        "from_cache": True,
+        "cache": str(npz),
+        "sources": meta.get("sources"),
+        "build_seconds": meta.get("build_seconds"),
+        "music21": meta.get("music21"),
+    }
     skipped = [(x["source"], x["reason"]) for x in meta.get("skipped", [])]
     dataset = Dataset(config, [by_id[i] for i in meta["split"]["train"]], [by_id[i] for i in meta["split"]["held_out"]], skipped, info)
     if progress:

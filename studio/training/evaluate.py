@@ -128,7 +128,9 @@ class _BarIndex:
         return float((shared / np.maximum(self.sizes[bars], len(query))).max())
 
 
-def copied_bar_share(generated: Sequence[tuple[Sequence[RollTrack], Grid]], training: Sequence[tuple[Sequence[RollTrack], Grid]], threshold: float = 0.9) -> dict[str, Any]:
+def copied_bar_share(
+    generated: Sequence[tuple[Sequence[RollTrack], Grid]], training: Sequence[tuple[Sequence[RollTrack], Grid]], threshold: float = 0.9
+) -> dict[str, Any]:
     """Share of generated non-empty bars for which a training bar, in any of the 12 transpositions,
     holds at least `threshold` of the same notes (shared notes / the larger bar's count)."""
     index = _BarIndex([b for tracks, grid in training for b in _bar_notes(tracks, grid) if len(b)])
@@ -199,19 +201,26 @@ def real_summary(pieces: Sequence[Any]) -> dict[str, float]:
     return _summary(rows)
 
 
-def validation_score(model: Any, pieces: Sequence[Any], real: Mapping[str, float], params: Mapping[str, Any],
-                     seeds: Sequence[int] = (0,)) -> tuple[float, dict[str, float]]:
+def validation_score(
+    model: Any, pieces: Sequence[Any], real: Mapping[str, float], params: Mapping[str, Any], seeds: Sequence[int] = (0,)
+) -> tuple[float, dict[str, float]]:
     """A model's distance from real music on validation `pieces`: the mean of `bound_gaps` (lower is
     better; training keeps the generator that scores lowest), with the metrics averaged over the
     pieces accompanied at each of `seeds`. `model` has `generate` (an accompanist, not a registry
     name); returns (score, the generated metrics)."""
-    rows = [piece_metrics(p.tracks[0], model.generate(_model_melody(p.tracks[0]), p.grid, params, seed), p.grid) for seed in seeds for p in pieces]
+    rows = [
+        piece_metrics(p.tracks[0], model.generate(_model_melody(p.tracks[0]), p.grid, params, seed), p.grid)
+        for seed in seeds
+        for p in pieces
+    ]
     generated = _summary(rows)
     gaps = bound_gaps(generated, real)
     return (float(np.mean(list(gaps.values()))) if gaps else float("inf")), generated
 
 
-def evaluate(model: str, config: EvaluationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    model: str, config: EvaluationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Evaluate `model` (see the module docstring); returns a JSON-ready report."""
     from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset
     from studio.training.tunes import corpus_tunes, tune_roll
@@ -223,14 +232,18 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
     if writes == "melody":  # a melody model: continuations, not accompaniments
         from studio.training.continuation import ContinuationConfig, evaluate_continuer
 
-        return evaluate_continuer(model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress)
+        return evaluate_continuer(
+            model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress
+        )
     if writes == "variation":  # a melody model: reconstructions, variations and interpolations
         from studio.training.variation_eval import VariationConfig, evaluate_variations
 
         return evaluate_variations(model, VariationConfig(unseen=config.unseen, seed=config.seed, held_out=config.n), registry, progress)
     genre = config.data or (card.genre if card.genre in CORPUS_GENRES else "chorale")
     if not (genre in CORPUS_GENRES or genre.startswith("folder:")):
-        raise InputError(f"no evaluation data for genre '{genre}': pass --data with one of {', '.join(CORPUS_GENRES)} or a folder of MIDI files")
+        raise InputError(
+            f"no evaluation data for genre '{genre}': pass --data with one of {', '.join(CORPUS_GENRES)} or a folder of MIDI files"
+        )
     params = dict(config.params or {})
     t0 = time.perf_counter()
     dataset = build_dataset(DatasetConfig(genre, split_file=_split_file(config, card, genre)), progress=progress)
@@ -276,8 +289,16 @@ def evaluate(model: str, config: EvaluationConfig | None = None, registry: Model
             tracks = _generate(registry, model, melody, grid, params, config.seed)
             m = piece_metrics(melody, tracks, grid)
             covering = sum(bar_coverage(t, grid, melody) >= 0.95 for t in tracks)
-            rows.append({"title": tune.title, "meter": tune.meter, "in_key_rate": m["in_key_rate"], "consonance": m["consonance"],
-                         "tracks_covering_95": covering, "parallels": parallel_perfect_counts([melody, *tracks])})
+            rows.append(
+                {
+                    "title": tune.title,
+                    "meter": tune.meter,
+                    "in_key_rate": m["in_key_rate"],
+                    "consonance": m["consonance"],
+                    "tracks_covering_95": covering,
+                    "parallels": parallel_perfect_counts([melody, *tracks]),
+                }
+            )
         meters = sorted({r["meter"] for r in rows})
         report["unseen"] = {
             "tunes": len(rows),
@@ -384,7 +405,9 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"  {metric:26s} {row['generated']:10.3f} {row['real']:8.3f}  {row['bound']}: {mark}")
     if "copy" in report:
         c = report["copy"]
-        lines.append(f"  copied bars: {c['copied_bars']} of {c['bars']} ({c['copied_share']:.2%}) have a training bar with >= 90% of their notes")
+        lines.append(
+            f"  copied bars: {c['copied_bars']} of {c['bars']} ({c['copied_share']:.2%}) have a training bar with >= 90% of their notes"
+        )
     if "unseen" in report:
         u = report["unseen"]
         lines.append(
@@ -402,4 +425,3 @@ def format_report(report: Mapping[str, Any]) -> str:
         )
     lines.append(f"  ({report['seconds']} s)")
     return "\n".join(lines)
-

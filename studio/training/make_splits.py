@@ -12,9 +12,11 @@ from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset
 from studio.training.melodies import MelodyDatasetConfig, build_melodies
 from studio.training.splits import Split, make_split, read_split, split_path, write_split
 
-HOW = ("made once by python -m studio.training.make_splits {genre} --write from {source}: held out = studio.training.splits.split_pieces over the "
-       "pieces' groups (seed 0, 10%, related pieces together), validation = studio.training.splits.validation_ids over the rest "
-       "(seed 1, 10%, at most 40 pieces, whole groups); the lists, not the seeds, decide from then on")
+HOW = (
+    "made once by python -m studio.training.make_splits {genre} --write from {source}: held out = studio.training.splits.split_pieces over the "
+    "pieces' groups (seed 0, 10%, related pieces together), validation = studio.training.splits.validation_ids over the rest "
+    "(seed 1, 10%, at most 40 pieces, whole groups); the lists, not the seeds, decide from then on"
+)
 
 
 def computed_split(genre: str, progress: bool = False) -> Split:
@@ -22,12 +24,20 @@ def computed_split(genre: str, progress: bool = False) -> Split:
     if genre in CORPUS_GENRES:
         data = build_dataset(DatasetConfig(genre, split_file=""), progress=progress)
         pieces = data.train + data.held_out
-        return make_split(genre, [p.id for p in pieces], [p.group for p in pieces], HOW.format(genre=genre, source=f"music21's {genre} corpus"),
-                          held_out=[p.id for p in data.held_out])
+        return make_split(
+            genre,
+            [p.id for p in pieces],
+            [p.group for p in pieces],
+            HOW.format(genre=genre, source=f"music21's {genre} corpus"),
+            held_out=[p.id for p in data.held_out],
+        )
     data = build_melodies(MelodyDatasetConfig(genre, split_file=""), progress=progress)
     pieces = data.train + data.held_out
-    how = HOW.format(genre=genre, source="the folk tunes of studio.training.melodies (held out per tune title) and the chorale sopranos (held out "
-                     "as in the chorale split)")
+    how = HOW.format(
+        genre=genre,
+        source="the folk tunes of studio.training.melodies (held out per tune title) and the chorale sopranos (held out "
+        "as in the chorale split)",
+    )
     return make_split(genre, [p.id for p in pieces], [p.group for p in pieces], how, held_out=[p.id for p in data.held_out])
 
 
@@ -47,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         pinned = read_split(path)
         same = all(getattr(pinned, side) == getattr(fresh, side) for side in ("train", "validation", "held_out"))
-        print(f"{genre}: pinned {len(pinned.train)}/{len(pinned.validation)}/{len(pinned.held_out)}, today's draw "
-              f"{len(fresh.train)}/{len(fresh.validation)}/{len(fresh.held_out)}: {'identical' if same else 'DIFFERENT'}")
+        print(
+            f"{genre}: pinned {len(pinned.train)}/{len(pinned.validation)}/{len(pinned.held_out)}, today's draw "
+            f"{len(fresh.train)}/{len(fresh.validation)}/{len(fresh.held_out)}: {'identical' if same else 'DIFFERENT'}"
+        )
         status |= not same
     return status
 

@@ -128,13 +128,22 @@ def _parse_task(paths: list[str]) -> tuple[list[Piece], list[tuple[str, str]]]:
 def _chorale_sopranos(config: MelodyDatasetConfig, progress: bool) -> tuple[list[Piece], list[Piece]]:
     """(train, held-out) soprano lines of the chorale dataset, with its split."""
 
-    data = build_dataset(DatasetConfig("chorale", seed=config.seed, cache_dir=config.cache_dir, workers=config.workers,
-                                       split_file="" if config.split_file == "" else None), progress=progress)
+    data = build_dataset(
+        DatasetConfig(
+            "chorale",
+            seed=config.seed,
+            cache_dir=config.cache_dir,
+            workers=config.workers,
+            split_file="" if config.split_file == "" else None,
+        ),
+        progress=progress,
+    )
 
     def soprano(p: Piece) -> Piece:
         notes = p.notes[p.notes[:, 0] == 0]
-        return dataclasses.replace(p, track_names=(p.track_names[0],), programs=(p.programs[0],), drums=(False,), notes=notes,
-                                   group=f"chorale:{p.group}")
+        return dataclasses.replace(
+            p, track_names=(p.track_names[0],), programs=(p.programs[0],), drums=(False,), notes=notes, group=f"chorale:{p.group}"
+        )
 
     return [soprano(p) for p in data.train], [soprano(p) for p in data.held_out]
 
@@ -150,8 +159,13 @@ def build_melodies(config: MelodyDatasetConfig | None = None, progress: bool = T
     root = _corpus_root()
     sizes = [(p, (root / p).stat().st_size) for task in tasks for p in task]
     identity = {
-        "kind": "melodies", "format": FORMAT_VERSION, "genre": config.genre, "music21": music21.__version__,
-        "sources": hashlib.sha256(repr(sizes).encode()).hexdigest()[:16], "held_out": config.held_out_fraction, "seed": config.seed,
+        "kind": "melodies",
+        "format": FORMAT_VERSION,
+        "genre": config.genre,
+        "music21": music21.__version__,
+        "sources": hashlib.sha256(repr(sizes).encode()).hexdigest()[:16],
+        "held_out": config.held_out_fraction,
+        "seed": config.seed,
     }
     stem = config.cache_path / f"melodies-{config.genre}-{hashlib.sha256(repr(sorted(identity.items())).encode()).hexdigest()[:12]}"
     cached = None if rebuild else _load_cache(stem, identity)
@@ -192,13 +206,21 @@ def build_melodies(config: MelodyDatasetConfig | None = None, progress: bool = T
         sources += len(chorale_train) + len(chorale_held)
     pinned = pinned_split_file(config.genre, config.split_file, config.max_sources)
     train, held, validation, split_facts = apply_split(pieces, (train_ids, held_ids), pinned, config.add_unlisted, config.genre)
-    info: dict[str, Any] = {"split": split_facts, "from_cache": cached is not None, "seconds": round(time.perf_counter() - t0, 2),
-                            "build_seconds": meta["build_seconds"], "sources": sources, "cache": str(stem.with_suffix(".npz"))}
+    info: dict[str, Any] = {
+        "split": split_facts,
+        "from_cache": cached is not None,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "build_seconds": meta["build_seconds"],
+        "sources": sources,
+        "cache": str(stem.with_suffix(".npz")),
+    }
     skipped_list = [(s["source"], s["reason"]) for s in meta["skipped"]]
     if progress:
         how = "loaded from the cache" if cached is not None else f"built in {meta['build_seconds']:.0f} s"
-        print(f"{config.genre} melodies: {len(train)} training and {len(held)} held-out tunes ({how}); "
-              f"{len(skipped_list)} skipped", file=sys.stderr)
+        print(
+            f"{config.genre} melodies: {len(train)} training and {len(held)} held-out tunes ({how}); {len(skipped_list)} skipped",
+            file=sys.stderr,
+        )
     return Dataset(config, train, held, skipped_list, info, validation)  # type: ignore[arg-type]  # duck-typed config: transpose
 
 

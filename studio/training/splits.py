@@ -65,7 +65,13 @@ class Split:
             raise ValueError(f"split of {self.genre!r}: a piece is listed on two sides")
 
     def to_json(self) -> dict[str, Any]:
-        return {"genre": self.genre, "how": self.how, "train": list(self.train), "validation": list(self.validation), "held_out": list(self.held_out)}
+        return {
+            "genre": self.genre,
+            "how": self.how,
+            "train": list(self.train),
+            "validation": list(self.validation),
+            "held_out": list(self.held_out),
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Split:
@@ -94,8 +100,9 @@ class Assignment:
         return "; ".join(parts) or None
 
 
-def validation_ids(ids: Sequence[str], groups: Sequence[str], fraction: float = VALIDATION_FRACTION, cap: int = VALIDATION_CAP,
-                   seed: int = VALIDATION_SEED) -> list[str]:
+def validation_ids(
+    ids: Sequence[str], groups: Sequence[str], fraction: float = VALIDATION_FRACTION, cap: int = VALIDATION_CAP, seed: int = VALIDATION_SEED
+) -> list[str]:
     """Validation pieces among training `ids`: whole groups of a seeded `split_pieces` draw, in order,
     up to `cap` pieces (a group that would pass it is skipped); none for ``fraction <= 0`` or fewer than 4 pieces."""
     if fraction <= 0 or len(ids) < 4:
@@ -111,8 +118,17 @@ def validation_ids(ids: Sequence[str], groups: Sequence[str], fraction: float = 
     return kept
 
 
-def make_split(genre: str, ids: Sequence[str], groups: Sequence[str], how: str, held_out_fraction: float = 0.1, seed: int = 0,
-               validation: float = VALIDATION_FRACTION, cap: int = VALIDATION_CAP, held_out: Sequence[str] | None = None) -> Split:
+def make_split(
+    genre: str,
+    ids: Sequence[str],
+    groups: Sequence[str],
+    how: str,
+    held_out_fraction: float = 0.1,
+    seed: int = 0,
+    validation: float = VALIDATION_FRACTION,
+    cap: int = VALIDATION_CAP,
+    held_out: Sequence[str] | None = None,
+) -> Split:
     """A `Split` of `ids` (groups kept together): held out by `split_pieces` at `seed` (or the given
     `held_out` ids), then validation among the rest by `validation_ids`."""
     group = {i: g or i for i, g in zip(ids, groups, strict=True)}
@@ -133,7 +149,9 @@ def assign(split: Split, ids: Sequence[str], add_unlisted: bool = False) -> Assi
     listed = set(split.train) | set(split.validation) | set(split.held_out)
     unlisted = sorted(at_hand - listed)
     train = sorted(at_hand & set(split.train)) + (unlisted if add_unlisted else [])
-    return Assignment(sorted(train), sorted(at_hand & set(split.validation)), sorted(at_hand & set(split.held_out)), unlisted, sorted(listed - at_hand))
+    return Assignment(
+        sorted(train), sorted(at_hand & set(split.validation)), sorted(at_hand & set(split.held_out)), unlisted, sorted(listed - at_hand)
+    )
 
 
 def split_path(genre: str) -> Path:

@@ -220,13 +220,13 @@ def _load_state(run_dir: Path, recipe: Any, rng: np.random.Generator) -> tuple[i
     tensors = load_file(str(run_dir / "state.safetensors"))
     for name, module in recipe.modules.items():
         prefix = f"module.{name}."
-        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     for name, opt in recipe.optimizers.items():
         prefix = f"optim.{name}."
         state: dict[int, dict[str, Any]] = {}
         for key, value in tensors.items():
             if key.startswith(prefix):
-                index, slot = key[len(prefix):].split(".", 1)
+                index, slot = key[len(prefix) :].split(".", 1)
                 state.setdefault(int(index), {})[slot] = value
         device = next(recipe.modules[next(iter(recipe.modules))].parameters()).device
         state = {i: {k: (v if k == "step" else v.to(device)) for k, v in slots.items()} for i, slots in state.items()}
@@ -266,7 +266,14 @@ def _snapshot(recipe: Any, melodies: list[tuple[str, RollTrack, Grid]], step: in
                 added = track.velocity.copy()
                 added[: melody.n_steps] = 0
                 tracks[i] = RollTrack("Continuation", track.program, track.is_drum, added, track.onset & (added > 0))
-        pieces.append({"piece": pid, "bars": [b.start for b in grid.bars], "n_steps": grid.n_steps, "tracks": [_notes_json(melody)] + [_notes_json(t) for t in tracks]})
+        pieces.append(
+            {
+                "piece": pid,
+                "bars": [b.start for b in grid.bars],
+                "n_steps": grid.n_steps,
+                "tracks": [_notes_json(melody)] + [_notes_json(t) for t in tracks],
+            }
+        )
     return {"step": step, "seconds": round(seconds, 1), "pieces": pieces}
 
 
@@ -304,7 +311,9 @@ class _Selector:
             score, generated = recipe.validation_score(self.pieces)
         else:
             score, generated = validation_score(recipe.accompanist(), self.pieces, self.real, self.params)
-        history.setdefault("validation", []).append({"step": step, "score": round(score, 4), **{k: round(v, 4) for k, v in generated.items()}})
+        history.setdefault("validation", []).append(
+            {"step": step, "score": round(score, 4), **{k: round(v, 4) for k, v in generated.items()}}
+        )
         if self.best is None or score < self.best["score"]:
             self.best = {"step": step, "score": round(score, 4)}
             self.weights = {k: v.clone() for k, v in recipe.export().items()}  # export() may share the live parameters
@@ -360,10 +369,14 @@ def _pin_new_split(path: Path, genre: str, dataset: Any, validation: list) -> An
     """Write the split a run drew (held out, validation, the rest) to `path`, for the next runs."""
     from studio.training.splits import Split, write_split
 
-    how = ("computed on the first training run (studio.training.data.split_pieces, seed 0, related pieces together; validation by "
-           "studio.training.splits.validation_ids, seed 1) and read by every later run and evaluation")
+    how = (
+        "computed on the first training run (studio.training.data.split_pieces, seed 0, related pieces together; validation by "
+        "studio.training.splits.validation_ids, seed 1) and read by every later run and evaluation"
+    )
     val = sorted(p.id for p in validation)
-    return write_split(Split(genre, how, tuple(sorted(p.id for p in dataset.train)), tuple(val), tuple(sorted(p.id for p in dataset.held_out))), path)
+    return write_split(
+        Split(genre, how, tuple(sorted(p.id for p in dataset.train)), tuple(val), tuple(sorted(p.id for p in dataset.held_out))), path
+    )
 
 
 def _repo_path(path: Path) -> str:
@@ -426,8 +439,13 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     recipe = family.training(dataset, dict(config.overrides), device)
     recipe.reduce_gradients = dist.average_gradients
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config.stem)
-    selector = _Selector(validation if dist.main else [], {p["name"]: p["default"] for p in family.PARAMS}, config.validate_every_s, run_dir,
-                         own_score=isinstance(recipe, SelfScoring))
+    selector = _Selector(
+        validation if dist.main else [],
+        {p["name"]: p["default"] for p in family.PARAMS},
+        config.validate_every_s,
+        run_dir,
+        own_score=isinstance(recipe, SelfScoring),
+    )
 
     step, elapsed = 0, 0.0
     history: dict[str, Any] = {"losses": [], "samples": [], "sessions": []}
@@ -443,7 +461,14 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     budget = config.minutes * 60
     sample_every = (config.steps / config.samples if config.steps else None, budget / config.samples)
 
-    bar = tqdm(total=config.steps or None, initial=step, desc=f"train {config.name}", disable=not (progress and dist.main), unit="step", file=sys.stderr)
+    bar = tqdm(
+        total=config.steps or None,
+        initial=step,
+        desc=f"train {config.name}",
+        disable=not (progress and dist.main),
+        unit="step",
+        file=sys.stderr,
+    )
     start = time.perf_counter() - elapsed
     last_save = time.perf_counter()
     if not history["samples"] and dist.main:
@@ -456,7 +481,9 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             break
         losses = recipe.step(step, rng)
         step += 1
-        history["losses"].append({"step": step, "seconds": round(time.perf_counter() - start, 2), **{k: round(v, 5) for k, v in losses.items()}})
+        history["losses"].append(
+            {"step": step, "seconds": round(time.perf_counter() - start, 2), **{k: round(v, 5) for k, v in losses.items()}}
+        )
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
@@ -474,7 +501,15 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     first_step = history["sessions"][-1]["to_step"] if history["sessions"] else 0
     first_s = history["sessions"][-1]["to_s"] if history["sessions"] else 0.0
     if step > first_step or not history["sessions"]:  # a resumed run that was already done adds no session
-        history["sessions"].append({"hardware": _hardware(device) + (f" x {dist.world} processes" if dist.world > 1 else ""), "from_step": first_step, "to_step": step, "to_s": round(elapsed, 1), "minutes": round((elapsed - first_s) / 60, 1)})
+        history["sessions"].append(
+            {
+                "hardware": _hardware(device) + (f" x {dist.world} processes" if dist.world > 1 else ""),
+                "from_step": first_step,
+                "to_step": step,
+                "to_s": round(elapsed, 1),
+                "minutes": round((elapsed - first_s) / 60, 1),
+            }
+        )
     card: dict[str, Any] = {}
     if dist.main:
         if not history["samples"] or history["samples"][-1]["step"] != step:
@@ -515,9 +550,11 @@ def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, r
         tuned[name] = {"chosen": params[name], "scores": {str(v): sc for v, sc in scores.items()}}
     card["params"] = [{**p, "default": params[p["name"]]} for p in card["params"]]
     card["training"]["tuned_defaults"] = {
-        **tuned, "how": f"one parameter at a time, in this order: each value's validation score on the {len(pieces)} validation "
+        **tuned,
+        "how": f"one parameter at a time, in this order: each value's validation score on the {len(pieces)} validation "
         f"pieces (each accompanied at seeds {', '.join(map(str, TUNING_SEEDS))}) with the selected weights, the lowest kept "
-        "(studio.training.train._tune_defaults; the held-out pieces are not used)"}
+        "(studio.training.train._tune_defaults; the held-out pieces are not used)",
+    }
     config.stem.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
@@ -541,7 +578,19 @@ def _thin(rows: list[dict], limit: int = 2000) -> list[dict]:
     return out
 
 
-def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: Any, history: dict, step: int, elapsed: float, device: str, world: int, selector: _Selector, n_validation: int) -> dict:
+def _write_checkpoint(
+    config: TrainConfig,
+    recipe: Any,
+    family: Any,
+    dataset: Any,
+    history: dict,
+    step: int,
+    elapsed: float,
+    device: str,
+    world: int,
+    selector: _Selector,
+    n_validation: int,
+) -> dict:
     from safetensors.torch import save_file
 
     stem = config.stem
@@ -551,8 +600,12 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
     hist = history_path(stem)
     hist.parent.mkdir(parents=True, exist_ok=True)
     shipped = {
-        "name": config.name, "family": config.family, "sessions": history["sessions"], "validation": history.get("validation", []),
-        "losses": _thin(history["losses"]), "samples": history["samples"],
+        "name": config.name,
+        "family": config.family,
+        "sessions": history["sessions"],
+        "validation": history.get("validation", []),
+        "losses": _thin(history["losses"]),
+        "samples": history["samples"],
     }
     hist.write_text(json.dumps(shipped, separators=(",", ":")))
     source = config.data or f"corpus:{config.genre}"
@@ -570,24 +623,39 @@ def _write_checkpoint(config: TrainConfig, recipe: Any, family: Any, dataset: An
             "held_out_pieces": len(dataset.held_out),
             "validation_pieces": n_validation,
             "selected": (
-                {**selector.best, "how": (
-                    recipe.selection_how
-                    + " (training pieces kept out of training)"
-                    if selector.own_score else
-                    "the generator that scored best on the validation pieces (training pieces kept out of training): "
-                    "mean distance of its metrics from the real ones in units of the acceptance bounds (studio.training.evaluate.validation_score)")}
-                if selector.best else {"step": step, "how": "the last step"}
+                {
+                    **selector.best,
+                    "how": (
+                        recipe.selection_how + " (training pieces kept out of training)"
+                        if selector.own_score
+                        else "the generator that scored best on the validation pieces (training pieces kept out of training): "
+                        "mean distance of its metrics from the real ones in units of the acceptance bounds "
+                        "(studio.training.evaluate.validation_score)"
+                    ),
+                }
+                if selector.best
+                else {"step": step, "how": "the last step"}
             ),
             "split": "by piece, seed 0 (studio.training.data.split_pieces); related pieces kept together",
-            **({"split_file": config.split_file, "split_lists": {"train": len(dataset.train), "validation": n_validation,
-                                                                 "held_out": len(dataset.held_out)}} if config.split_file else {}),
+            **(
+                {
+                    "split_file": config.split_file,
+                    "split_lists": {"train": len(dataset.train), "validation": n_validation, "held_out": len(dataset.held_out)},
+                }
+                if config.split_file
+                else {}
+            ),
             "windows": recipe.n_windows,
             "steps": step,
             "wall_time_minutes": round(elapsed / 60, 1),
-            "hardware": "; ".join(f"{s['hardware']} (steps {s['from_step']}-{s['to_step']}, {s['minutes']} min)" for s in history["sessions"]),
+            "hardware": "; ".join(
+                f"{s['hardware']} (steps {s['from_step']}-{s['to_step']}, {s['minutes']} min)" for s in history["sessions"]
+            ),
             "seed": config.seed,
             "final_losses": _final_losses(history),
-            "history": str(history_path(stem).relative_to(REPO_ROOT)) if history_path(stem).is_relative_to(REPO_ROOT) else str(history_path(stem)),
+            "history": str(history_path(stem).relative_to(REPO_ROOT))
+            if history_path(stem).is_relative_to(REPO_ROOT)
+            else str(history_path(stem)),
             "command": f"python -m studio train --family {config.family} --genre {config.genre}"
             + (f" --data {config.data}" if config.data else "")
             + (f" --steps {config.steps}" if config.steps else f" --minutes {config.minutes:g}")
@@ -607,8 +675,11 @@ def _evaluate_into_card(config: TrainConfig, card: dict, progress: bool) -> dict
 
     registry = ModelRegistry(config.stem.parent, device="cpu")
     data = config.dataset_genre
-    evaluation = EvaluationConfig(unseen=config.evaluate_unseen, data=None if data.startswith("cache:") else data,
-                                  split_file=str(REPO_ROOT / config.split_file) if config.split_file else None)
+    evaluation = EvaluationConfig(
+        unseen=config.evaluate_unseen,
+        data=None if data.startswith("cache:") else data,
+        split_file=str(REPO_ROOT / config.split_file) if config.split_file else None,
+    )
     report = evaluate(config.name, evaluation, registry, progress)
     if progress:
         print(format_report(report), file=sys.stderr)

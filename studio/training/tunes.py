@@ -69,7 +69,11 @@ def corpus_tunes(limit: int | None = None, collections: tuple[str, ...] = UNSEEN
                 continue
             sig = sigs[0]
             title = score.metadata.title if score.metadata and score.metadata.title else f"{path} #{number}"
-            yield Tune(title, f"{path} #{number}", Score(TICKS, [Track("Melody", notes=notes)], time_signatures=[TimeSignature(0, sig.numerator, sig.denominator)]))
+            yield Tune(
+                title,
+                f"{path} #{number}",
+                Score(TICKS, [Track("Melody", notes=notes)], time_signatures=[TimeSignature(0, sig.numerator, sig.denominator)]),
+            )
             count += 1
             if limit and count >= limit:
                 return

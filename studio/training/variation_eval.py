@@ -63,8 +63,9 @@ def _notes_changed(before: Sequence[tuple[int, int, int]], after: Sequence[tuple
     return 1.0 - len(set(before) & set(after)) / len(before) if before else float("nan")
 
 
-def evaluate_variations(model: str, config: VariationConfig | None = None, registry: ModelRegistry | None = None,
-                        progress: bool = True) -> dict[str, Any]:
+def evaluate_variations(
+    model: str, config: VariationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Evaluate a VAE (see the module docstring); returns a JSON-ready report."""
     from models.vae import (  # a model family loads torch: on first use
         melody_tokens,
@@ -91,12 +92,24 @@ def evaluate_variations(model: str, config: VariationConfig | None = None, regis
     for k in sorted(set(windows.length.tolist())):
         rows = windows.length == k
         if rows.sum() >= 50:
-            by_length[int(k)] = {"windows": int(rows.sum()), **{m: round(v, 4) for m, v in reconstruction_scores(
-                windows.tokens[rows], decoded[rows], windows.length[rows]).items() if m.endswith("accuracy")}}
+            by_length[int(k)] = {
+                "windows": int(rows.sum()),
+                **{
+                    m: round(v, 4)
+                    for m, v in reconstruction_scores(windows.tokens[rows], decoded[rows], windows.length[rows]).items()
+                    if m.endswith("accuracy")
+                },
+            }
     report: dict[str, Any] = {
-        "model": model, "family": card.family, "data": card.genre, "seed": config.seed,
-        "held_out": {"tunes": len(held), **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()},
-                     "by_window_length": by_length},
+        "model": model,
+        "family": card.family,
+        "data": card.genre,
+        "seed": config.seed,
+        "held_out": {
+            "tunes": len(held),
+            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()},
+            "by_window_length": by_length,
+        },
     }
 
     # 2. variations of unseen tunes
@@ -122,17 +135,28 @@ def evaluate_variations(model: str, config: VariationConfig | None = None, regis
     for how_far in config.how_far:
         got = [r["by_how_far"][how_far] for r in rows]
         levels[f"{how_far:g}"] = {m: round(_mean(g[m] for g in got), 4) for m in ("distance", "notes_changed", "in_key_rate")}
-        levels[f"{how_far:g}"]["in_key_p10"] = round(float(np.percentile([g["in_key_rate"] for g in got if math.isfinite(g["in_key_rate"])], 10)), 4) if got else float("nan")
+        levels[f"{how_far:g}"]["in_key_p10"] = (
+            round(float(np.percentile([g["in_key_rate"] for g in got if math.isfinite(g["in_key_rate"])], 10)), 4) if got else float("nan")
+        )
     distances = [levels[f"{h:g}"]["distance"] for h in config.how_far]
     meters = sorted({r["meter"] for r in rows})
     report["unseen"] = {
-        "tunes": len(rows), "meters": meters, "seed": config.seed,
+        "tunes": len(rows),
+        "meters": meters,
+        "seed": config.seed,
         "input_in_key": round(_mean(r["input_in_key"] for r in rows), 4),
         "by_how_far": levels,
         "distance_grows": bool(all(a < b for a, b in itertools.pairwise(distances))),
-        "by_meter": {m: {"tunes": sum(r["meter"] == m for r in rows),
-                         **{f"distance_at_{h:g}": round(_mean(r["by_how_far"][h]["distance"] for r in rows if r["meter"] == m), 4) for h in config.how_far}}
-                     for m in meters},
+        "by_meter": {
+            m: {
+                "tunes": sum(r["meter"] == m for r in rows),
+                **{
+                    f"distance_at_{h:g}": round(_mean(r["by_how_far"][h]["distance"] for r in rows if r["meter"] == m), 4)
+                    for h in config.how_far
+                },
+            }
+            for m in meters
+        },
     }
 
     # 3. interpolations between consecutive unseen tunes
@@ -151,10 +175,14 @@ def evaluate_variations(model: str, config: VariationConfig | None = None, regis
         if segs[0].n_steps == segs[-1].n_steps:
             direct.append(float((melody_tokens(segs[0].notes, segs[0].n_steps) != melody_tokens(segs[-1].notes, segs[-1].n_steps)).mean()))
     report["interpolation"] = {
-        "pairs": len(ends), "steps": config.steps,
-        "start_exact": round(_mean(float(s == 1.0) for s, _e in ends), 4), "end_exact": round(_mean(float(e == 1.0) for _s, e in ends), 4),
-        "start_kept": round(_mean(s for s, _e in ends), 4), "end_kept": round(_mean(e for _s, e in ends), 4),
-        "step_to_step_distance": round(_mean(gaps), 4), "start_to_end_distance": round(_mean(direct), 4),
+        "pairs": len(ends),
+        "steps": config.steps,
+        "start_exact": round(_mean(float(s == 1.0) for s, _e in ends), 4),
+        "end_exact": round(_mean(float(e == 1.0) for _s, e in ends), 4),
+        "start_kept": round(_mean(s for s, _e in ends), 4),
+        "end_kept": round(_mean(e for _s, e in ends), 4),
+        "step_to_step_distance": round(_mean(gaps), 4),
+        "start_to_end_distance": round(_mean(direct), 4),
     }
     report["seconds"] = round(time.perf_counter() - t0, 1)
     report["how"] = (
@@ -180,11 +208,15 @@ def format_variations(report: Mapping[str, Any]) -> str:
         f"variations of {unseen['tunes']} unseen tunes ({', '.join(unseen['meters'])}; the tunes themselves {unseen['input_in_key']:.3f} in key):",
     ]
     for how_far, row in unseen["by_how_far"].items():
-        lines.append(f"  how_far {how_far:>4s}: distance {row['distance']:.4f}, notes changed {row['notes_changed']:.3f}, "
-                     f"in-key {row['in_key_rate']:.3f} (p10 {row['in_key_p10']:.3f})")
+        lines.append(
+            f"  how_far {how_far:>4s}: distance {row['distance']:.4f}, notes changed {row['notes_changed']:.3f}, "
+            f"in-key {row['in_key_rate']:.3f} (p10 {row['in_key_p10']:.3f})"
+        )
     lines.append(f"  distance grows with how_far: {'yes' if unseen['distance_grows'] else 'NO'}")
-    lines.append(f"interpolation of {walk['pairs']} pairs in {walk['steps']} steps: start exact {walk['start_exact']:.0%} "
-                 f"({walk['start_kept']:.3f} of steps), end exact {walk['end_exact']:.0%} ({walk['end_kept']:.3f}); "
-                 f"step-to-step distance {walk['step_to_step_distance']:.3f} vs start-to-end {walk['start_to_end_distance']:.3f}")
+    lines.append(
+        f"interpolation of {walk['pairs']} pairs in {walk['steps']} steps: start exact {walk['start_exact']:.0%} "
+        f"({walk['start_kept']:.3f} of steps), end exact {walk['end_exact']:.0%} ({walk['end_kept']:.3f}); "
+        f"step-to-step distance {walk['step_to_step_distance']:.3f} vs start-to-end {walk['start_to_end_distance']:.3f}"
+    )
     lines.append(f"({report['seconds']} s)")
     return "\n".join(lines)

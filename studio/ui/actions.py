@@ -175,8 +175,16 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
         raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
     path = Path(midi_file)
     result = accompany(
-        AccompanyRequest(midi=path, model=model_name or "rules", seed=0 if seed is None else seed, params=params, out_dir=results_dir(), name=path.stem,
-                         then=then or None, want_listen=listen),
+        AccompanyRequest(
+            midi=path,
+            model=model_name or "rules",
+            seed=0 if seed is None else seed,
+            params=params,
+            out_dir=results_dir(),
+            name=path.stem,
+            then=then or None,
+            want_listen=listen,
+        ),
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
     for warning in result.warnings:
@@ -187,15 +195,14 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
 
 
 @user_errors
-def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):
     """The `/accompany` API: (WAV path, piano-roll PNG path, MIDI path), every model parameter at its default."""
     result = _run(midi_file, model_name, seed, {}, progress, listen=False)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
 @user_errors
-def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int, params_json: str | None,
-                      progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int, params_json: str | None, progress=gr.Progress()):
     """The `/generate` API: as `/accompany`, plus the model's parameters as a JSON object (e.g.
     '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused. After a
     model that writes melody, "then" names the accompanist: '{"bars": 8, "then": "gan-chorale"}'."""
@@ -238,8 +245,14 @@ def _show(take: dict, takes: list[dict]) -> tuple:
     """The outputs that show one take: audio (the page's compressed copy when there is one), roll,
     downloads, note, takes list, current take."""
     radio = gr.Radio(choices=[take_label(t) for t in reversed(takes)], value=take_label(take), visible=True)
-    return (_shown(take.get("listen") or take.get("wav")), _shown(take.get("png")), _shown(_downloads(take)), _result_note(take), radio,
-            take)
+    return (
+        _shown(take.get("listen") or take.get("wav")),
+        _shown(take.get("png")),
+        _shown(_downloads(take)),
+        _result_note(take),
+        radio,
+        take,
+    )
 
 
 def _shown(value: Any) -> dict:
@@ -249,16 +262,27 @@ def _shown(value: Any) -> dict:
 
 
 @user_errors
-def generate(midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any,
-             progress=gr.Progress()):  # noqa: B008
+def generate(
+    midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any, progress=gr.Progress()
+):
     """The page's generate button: the chosen model with its controls (in card order), and for a
     model that writes melody the accompanist chosen to follow it (`then`, '' for none); a new take."""
     card = default_registry().card(model_name)
     names = [p.name for p in card.params]
-    result = _run(midi_file, model_name, seed, dict(zip(names, values, strict=False)), progress,
-                  then=then if family_writes(card.family) != "accompaniment" else None)
-    take = take_from_result(result, number=max((t["number"] for t in takes or []), default=0) + 1,
-                            melody_name=_melody_name(Path(midi_file)), source=str(midi_file))
+    result = _run(
+        midi_file,
+        model_name,
+        seed,
+        dict(zip(names, values, strict=False)),
+        progress,
+        then=then if family_writes(card.family) != "accompaniment" else None,
+    )
+    take = take_from_result(
+        result,
+        number=max((t["number"] for t in takes or []), default=0) + 1,
+        melody_name=_melody_name(Path(midi_file)),
+        source=str(midi_file),
+    )
     takes = add_take(takes, take)
     return (*_show(take, takes), takes)
 
@@ -270,12 +294,13 @@ def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
     layout = tuple(layout)
 
     @kept_on_error(7)  # the take on show (6 outputs) and the takes
-    def generate_take(midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any,
-                      progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+    def generate_take(
+        midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any, progress=gr.Progress()
+    ):
         start = 0
         for name, count in layout:
             if name == model_name:
-                return generate(midi_file, model_name, seed, then, takes, *values[start:start + count], progress=progress)
+                return generate(midi_file, model_name, seed, then, takes, *values[start : start + count], progress=progress)
             start += count
         raise InputError("choose one of the listed generators")
 
@@ -303,8 +328,12 @@ def on_model_change(models: Sequence[str]) -> Callable:
 
     def change(model_name: str | None) -> tuple:
         then, go = model_mode(model_name)
-        return (model_card_markdown(model_name) if model_name else "", then, go,
-                *[gr.update(visible=name == model_name) for name in models])
+        return (
+            model_card_markdown(model_name) if model_name else "",
+            then,
+            go,
+            *[gr.update(visible=name == model_name) for name in models],
+        )
 
     return change
 
@@ -374,8 +403,14 @@ def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
     otherwise nothing, and a note saying why."""
     if not take or not take.get("source") or not Path(take["source"]).exists():
         return [], ""
-    request = AccompanyRequest(midi=Path(take["source"]), model=take["model"], seed=take["seed"], params=take.get("params", {}),
-                               out_dir=Path(take["midi"]).parent, name=Path(take["source"]).stem)
+    request = AccompanyRequest(
+        midi=Path(take["source"]),
+        model=take["model"],
+        seed=take["seed"],
+        params=take.get("params", {}),
+        out_dir=Path(take["midi"]).parent,
+        name=Path(take["source"]).stem,
+    )
     pictures = sampling_trace(request)
     if not pictures and (pictures := choice_views(request)):
         return [(str(p), caption) for p, caption in pictures], TRANSFORMER_NOTE
@@ -474,8 +509,15 @@ def _interpolation(first: str | None, second: str | None, model_name: str, steps
         raise InputError("no model that interpolates is available (a VAE such as vae-folk)")
     a, b = Path(first), Path(second)
     result = interpolate(
-        InterpolateRequest(first=a, second=b, model=model_name, steps=steps if steps is not None else 5, out_dir=results_dir(),
-                           name=f"{a.stem}-to-{b.stem}", want_listen=listen),
+        InterpolateRequest(
+            first=a,
+            second=b,
+            model=model_name,
+            steps=steps if steps is not None else 5,
+            out_dir=results_dir(),
+            name=f"{a.stem}-to-{b.stem}",
+            want_listen=listen,
+        ),
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
     for warning in result.warnings:
@@ -484,8 +526,7 @@ def _interpolation(first: str | None, second: str | None, model_name: str, steps
 
 
 @user_errors
-def interpolate_endpoint(first_file: str | None, second_file: str | None, model_name: str, steps: float | int,
-                         progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+def interpolate_endpoint(first_file: str | None, second_file: str | None, model_name: str, steps: float | int, progress=gr.Progress()):
     """The `/interpolate` API: (WAV path, piano-roll PNG path, MIDI path) of the way from the first
     melody to the second in `steps` windows through a VAE's latent space."""
     result = _interpolation(first_file, second_file, model_name, steps, progress, listen=False)
@@ -493,8 +534,7 @@ def interpolate_endpoint(first_file: str | None, second_file: str | None, model_
 
 
 @user_errors
-def interpolate_view(first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any,
-                     progress=gr.Progress()):  # noqa: B008
+def interpolate_view(first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any, progress=gr.Progress()):
     """The page's interpolation: from the melody in use to a sample (or an uploaded file, which wins),
     as (piano roll, audio, MIDI download, a note)."""
     second = upload
@@ -505,15 +545,18 @@ def interpolate_view(first_file: str | None, sample: str | None, upload: str | N
         second = str(SAMPLES / sample)
     result = _interpolation(first_file, second, model_name, steps, progress)
     m = result.metrics
-    note = (f"**{m['steps']} steps** from your melody's first full bars to the other's, each decoded from a point on the way "
-            f"between their codes. The first step gives back {m['start_kept']:.0%} of your melody's 16ths there, the last "
-            f"{m['end_kept']:.0%} of the other's.")
+    note = (
+        f"**{m['steps']} steps** from your melody's first full bars to the other's, each decoded from a point on the way "
+        f"between their codes. The first step gives back {m['start_kept']:.0%} of your melody's 16ths there, the last "
+        f"{m['end_kept']:.0%} of the other's."
+    )
     listen = result.listen_path or result.wav_path
     return _shown(str(result.png_path)), _shown(str(listen) if listen else None), _shown(str(result.midi_path)), note
 
 
-def interpolate_for_page(first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any,
-                         progress=gr.Progress()):  # noqa: B008
+def interpolate_for_page(
+    first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any, progress=gr.Progress()
+):
     """`interpolate_view` for the page: a failure is said in the panel's note (and a toast) and what
     the panel showed stays."""
     try:

@@ -60,11 +60,20 @@ def param_control(param, model: str) -> gr.components.Component:
     label = param.name.replace("_", " ")
     elem_id = f"param-{model}-{param.name}"
     if param.type == "choice":
-        return gr.Dropdown(choices=list(param.choices), value=param.default, label=label, info=param.help, elem_id=elem_id,
-                           interactive=True)
+        return gr.Dropdown(
+            choices=list(param.choices), value=param.default, label=label, info=param.help, elem_id=elem_id, interactive=True
+        )
     step = 1 if param.type == "int" else 0.05
-    return gr.Slider(minimum=param.min, maximum=param.max, value=param.default, step=step, label=label, info=param.help,
-                     elem_id=elem_id, interactive=True)
+    return gr.Slider(
+        minimum=param.min,
+        maximum=param.max,
+        value=param.default,
+        step=step,
+        label=label,
+        info=param.help,
+        elem_id=elem_id,
+        interactive=True,
+    )
 
 
 def plain_text(text: str) -> str:
@@ -145,9 +154,15 @@ def model_card_markdown(name: str) -> str:
         )
         levels = (card.metrics.get("unseen") or {}).get("by_how_far") or {}
         if levels:
-            lines.append("Its variations of 100 folk tunes it never saw: " + "; ".join(
-                f"how far {h}: {row['notes_changed']:.0%} of the notes changed, {row['in_key_rate']:.0%} in the key" for h, row in levels.items()
-                if h in ("1", "2", "3")) + ".")
+            lines.append(
+                "Its variations of 100 folk tunes it never saw: "
+                + "; ".join(
+                    f"how far {h}: {row['notes_changed']:.0%} of the notes changed, {row['in_key_rate']:.0%} in the key"
+                    for h, row in levels.items()
+                    if h in ("1", "2", "3")
+                )
+                + "."
+            )
     elif held and "pieces" in held:
         rows = [
             f"| {_METRIC_WORDS[m]} | {held['generated'][m]:.2f} | {held['real'][m]:.2f} |"
@@ -167,11 +182,9 @@ def learning_views(name: str) -> tuple[dict, dict, str]:
     curves = loss_curves_png(name) if name else None
     snaps = [(str(p), caption) for p, caption in snapshot_pngs(name)] if name else []
     if curves or snaps:
-        note = ("How its losses fell as it trained (left), and what it wrote for a held-out melody as training went on "
-                "(right, from step 0).")
+        note = "How its losses fell as it trained (left), and what it wrote for a held-out melody as training went on (right, from step 0)."
     elif name:
         note = "This model was not trained (it follows rules), so there is nothing to watch here."
     else:
         note = "Choose a generator to see how it learned."
-    return (gr.update(value=str(curves) if curves else None, visible=bool(curves)),
-            gr.update(value=snaps, visible=bool(snaps)), note)
+    return (gr.update(value=str(curves) if curves else None, visible=bool(curves)), gr.update(value=snaps, visible=bool(snaps)), note)

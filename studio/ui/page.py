@@ -49,10 +49,10 @@ PAGE_CSS = """
 #result-row { align-items: flex-start; }
 #takes .wrap { flex-direction: column; }
 #status:empty { display: none; }
-.dark { --color-accent: var(--primary-400); }
+.dark { --color-accent: var(--primary-400); }  /* the selected tab's orange on a dark page (700 is 3.7:1 there) */
 .waveform-container div::part(scroll) { overflow: hidden !important; }  /* the whole take fits: nothing to scroll */
 [data-testid^="waveform"] time, [data-testid^="waveform"] .playback span { color: var(--body-text-color) !important; }
-.dark a.download-link { color: #93c5fd !important; }  /* Gradio's blue 500 on its dark grey is 4.0:1 */  /* the selected tab's orange on a dark page (700 is 3.7:1 there) */
+.dark a.download-link { color: #93c5fd !important; }  /* Gradio's blue 500 on its dark grey is 4.0:1 */
 #status p { color: var(--error-text-color, #b91c1c); font-weight: 600; margin: 0; }
 footer, footer a, footer button { color: var(--body-text-color) !important; opacity: 1 !important; }
 @media (max-width: 700px) { .gradio-container { padding: 6px !important; } }
@@ -174,14 +174,32 @@ def build_app() -> gr.Blocks:
                             use = gr.Button("Use this melody", variant="secondary", elem_id="use-melody")
                             clear = gr.Button("Clear", elem_id="clear-melody")
                     with gr.Tab("Upload", elem_id="tab-upload"):
-                        melody_file = gr.File(label="Melody (MIDI file, up to 2 MB)", file_types=[".mid", ".midi", ".rmi"], type="filepath",
-                                              elem_id="midi-input")
+                        melody_file = gr.File(
+                            label="Melody (MIDI file, up to 2 MB)",
+                            file_types=[".mid", ".midi", ".rmi"],
+                            type="filepath",
+                            elem_id="midi-input",
+                        )
                     with gr.Tab("Samples", elem_id="tab-samples"):
                         examples, labels = _samples()
-                        gr.Examples(examples=examples, inputs=[melody_file], example_labels=labels, label="Public-domain melodies", examples_per_page=12)
+                        gr.Examples(
+                            examples=examples,
+                            inputs=[melody_file],
+                            example_labels=labels,
+                            label="Public-domain melodies",
+                            examples_per_page=12,
+                        )
                 melody_note = gr.Markdown(elem_id="melody-note")
-                melody_roll = gr.Image(label="Your melody", show_label=False, type="filepath", interactive=False, elem_id="melody-roll", visible=False,
-                                       buttons=["fullscreen", "download"], alt_text="Piano roll of your melody")
+                melody_roll = gr.Image(
+                    label="Your melody",
+                    show_label=False,
+                    type="filepath",
+                    interactive=False,
+                    elem_id="melody-roll",
+                    visible=False,
+                    buttons=["fullscreen", "download"],
+                    alt_text="Piano roll of your melody",
+                )
                 melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio", visible=False)
             with gr.Column(scale=2, min_width=300):
                 with gr.Row(equal_height=True):
@@ -190,61 +208,125 @@ def build_app() -> gr.Blocks:
                 then_visible, go_words = act.model_mode(first)
                 go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
                 status = gr.Markdown(elem_id="status")
-                then_model = gr.Dropdown(choices=act.accompanist_choices(), value="", label=then_visible.get("label", "Then accompany with"),
-                                         elem_id="then-model", visible=then_visible["visible"], interactive=True)
+                then_model = gr.Dropdown(
+                    choices=act.accompanist_choices(),
+                    value="",
+                    label=then_visible.get("label", "Then accompany with"),
+                    elem_id="then-model",
+                    visible=then_visible["visible"],
+                    interactive=True,
+                )
                 groups, layout, controls = _model_controls([name for _label, name in choices], first)
                 with gr.Accordion("About this generator", open=True, elem_id="about-model"):
                     card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
         with gr.Row(elem_id="result-row"):
             with gr.Column(scale=3):
-                roll = gr.Image(label="Piano roll", show_label=False, type="filepath", elem_id="piano-roll", interactive=False, visible=False, buttons=["fullscreen", "download"],
-                                alt_text="Piano roll of the take on show: every track in its colour, the melody outlined")
+                roll = gr.Image(
+                    label="Piano roll",
+                    show_label=False,
+                    type="filepath",
+                    elem_id="piano-roll",
+                    interactive=False,
+                    visible=False,
+                    buttons=["fullscreen", "download"],
+                    alt_text="Piano roll of the take on show: every track in its colour, the melody outlined",
+                )
                 note = gr.Markdown(elem_id="result-note")
             with gr.Column(scale=2, min_width=300):
                 audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False, visible=False)
-                downloads = gr.File(label="Download MIDI and WAV", file_count="multiple", interactive=False, elem_id="downloads", visible=False)
+                downloads = gr.File(
+                    label="Download MIDI and WAV", file_count="multiple", interactive=False, elem_id="downloads", visible=False
+                )
                 takes_list = gr.Radio(label="This session's takes (newest first)", choices=[], elem_id="takes", visible=False)
                 midi_out = gr.File(visible=False, elem_id="midi-output")  # the API's third output
         with gr.Accordion("Instruments and mix (changes the audio, not the notes)", open=False, elem_id="mixer"):
             mixer_area = gr.Column()
         with gr.Accordion("How it was written, step by step", open=False, elem_id="sampling"):
             sampling_note = gr.Markdown("Generate a take: this panel then shows how the model wrote it.", elem_id="sampling-note")
-            sampling = gr.Gallery(label="The roll at some of the model's steps", columns=2, height="auto", elem_id="sampling-steps",
-                                  interactive=False, visible=False)
+            sampling = gr.Gallery(
+                label="The roll at some of the model's steps",
+                columns=2,
+                height="auto",
+                elem_id="sampling-steps",
+                interactive=False,
+                visible=False,
+            )
         vaes = act.interpolator_choices()
-        with gr.Accordion("From your melody to another: a walk through the VAE's latent space", open=False, elem_id="interpolation",
-                          visible=bool(vaes)):
-            gr.Markdown("The VAE turns the first two full bars of each melody into a point of its latent space and plays the points on "
-                        "the straight way between them (a great circle), from your melody to the other, as one piece.")
+        with gr.Accordion(
+            "From your melody to another: a walk through the VAE's latent space", open=False, elem_id="interpolation", visible=bool(vaes)
+        ):
+            gr.Markdown(
+                "The VAE turns the first two full bars of each melody into a point of its latent space and plays the points on "
+                "the straight way between them (a great circle), from your melody to the other, as one piece."
+            )
             with gr.Row():
-                second_sample = gr.Dropdown(choices=act.sample_choices(), value=None, label="The other melody: a sample", elem_id="second-sample")
-                second_upload = gr.File(label="... or upload one (.mid)", file_types=[".mid", ".midi", ".rmi"], type="filepath", elem_id="second-upload")
+                second_sample = gr.Dropdown(
+                    choices=act.sample_choices(), value=None, label="The other melody: a sample", elem_id="second-sample"
+                )
+                second_upload = gr.File(
+                    label="... or upload one (.mid)", file_types=[".mid", ".midi", ".rmi"], type="filepath", elem_id="second-upload"
+                )
             with gr.Row():
                 vae_model = gr.Dropdown(choices=vaes, value=vaes[0][1] if vaes else None, label="Model", elem_id="interpolation-model")
                 steps = gr.Slider(2, 16, value=5, step=1, label="steps (both melodies included)", elem_id="interpolation-steps")
             walk = gr.Button("Interpolate", elem_id="interpolate")
             walk_note = gr.Markdown(elem_id="interpolation-note")
             with gr.Row():
-                walk_roll = gr.Image(label="The way, window by window", type="filepath", interactive=False, elem_id="interpolation-roll", visible=False,
-                                     buttons=["fullscreen", "download"], alt_text="Piano roll of the way from one melody to the other")
+                walk_roll = gr.Image(
+                    label="The way, window by window",
+                    type="filepath",
+                    interactive=False,
+                    elem_id="interpolation-roll",
+                    visible=False,
+                    buttons=["fullscreen", "download"],
+                    alt_text="Piano roll of the way from one melody to the other",
+                )
                 with gr.Column():
-                    walk_audio = gr.Audio(label="Listen to the way", type="filepath", interactive=False, elem_id="interpolation-audio", visible=False)
+                    walk_audio = gr.Audio(
+                        label="Listen to the way", type="filepath", interactive=False, elem_id="interpolation-audio", visible=False
+                    )
                     walk_midi = gr.File(label="Download the MIDI", interactive=False, elem_id="interpolation-midi", visible=False)
         with gr.Accordion("How this model learned", open=False, elem_id="learning"):
-            curves0, snaps0, note0 = ({k: v for k, v in update.items() if k in ("value", "visible")} if isinstance(update, dict) else update
-                                      for update in learning_views(first))
+            curves0, snaps0, note0 = (
+                {k: v for k, v in update.items() if k in ("value", "visible")} if isinstance(update, dict) else update
+                for update in learning_views(first)
+            )
             learning_note = gr.Markdown(note0, elem_id="learning-note")
             with gr.Row():
-                curves = gr.Image(label="How its losses fell as it trained", type="filepath", interactive=False, elem_id="loss-curves", scale=1,
-                                  buttons=["fullscreen", "download"], alt_text="The model's losses over its training steps", **curves0)
-                snapshots = gr.Gallery(label="What it wrote for a held-out melody as training went on", columns=2, height="auto",
-                                       elem_id="snapshots", scale=1, interactive=False, **snaps0)
+                curves = gr.Image(
+                    label="How its losses fell as it trained",
+                    type="filepath",
+                    interactive=False,
+                    elem_id="loss-curves",
+                    scale=1,
+                    buttons=["fullscreen", "download"],
+                    alt_text="The model's losses over its training steps",
+                    **curves0,
+                )
+                snapshots = gr.Gallery(
+                    label="What it wrote for a held-out melody as training went on",
+                    columns=2,
+                    height="auto",
+                    elem_id="snapshots",
+                    scale=1,
+                    interactive=False,
+                    **snaps0,
+                )
 
         # Melody in: keyboard -> MIDI (quantized in Python), uploads and samples; each previewed.
-        use.click(act.use_recording, inputs=recording, outputs=melody_file, api_name=False,
-                  js="(_) => (window.studioKeyboard ? window.studioKeyboard.json() : '')")
-        clear.click(act.clear_melody, outputs=[melody_file, melody_roll, melody_audio, melody_note], api_name=False,
-                    js="() => { if (window.studioKeyboard) window.studioKeyboard.clear(); return []; }")
+        use.click(
+            act.use_recording,
+            inputs=recording,
+            outputs=melody_file,
+            api_name=False,
+            js="(_) => (window.studioKeyboard ? window.studioKeyboard.json() : '')",
+        )
+        clear.click(
+            act.clear_melody,
+            outputs=[melody_file, melody_roll, melody_audio, melody_note],
+            api_name=False,
+            js="() => { if (window.studioKeyboard) window.studioKeyboard.clear(); return []; }",
+        )
         melody_file.change(act.preview_for_page, inputs=melody_file, outputs=[melody_roll, melody_audio, melody_note], api_name=False)
 
         # The chosen model: its card, its own controls, what the button says, and how it learned.
@@ -254,11 +336,15 @@ def build_app() -> gr.Blocks:
         shown = [audio, roll, downloads, note, takes_list, current]
         views = [sampling, sampling_note, views_for]
         go.click(
-            act.generate_for_page(layout), inputs=[melody_file, model, seed, then_model, takes, *controls], outputs=[*shown, takes, status],
-            api_name=False, **shared,
+            act.generate_for_page(layout),
+            inputs=[melody_file, model, seed, then_model, takes, *controls],
+            outputs=[*shown, takes, status],
+            api_name=False,
+            **shared,
         ).then(act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
         takes_list.input(act.show_take_for_page, inputs=[takes_list, takes], outputs=[*shown, status], api_name=False).then(
-            act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
+            act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared
+        )
 
         with mixer_area:
 
@@ -272,28 +358,70 @@ def build_app() -> gr.Blocks:
                 mix_controls = []
                 for i, track in enumerate(tracks):
                     with gr.Row(equal_height=True):
-                        mix_controls.append(gr.Dropdown(choices=act.instrument_choices(), value=track.program, label=track.name,
-                                                        interactive=not track.is_drum, min_width=200, scale=3, elem_id=f"mix-program-{i}"))
-                        mix_controls.append(gr.Slider(0, act.LOUDEST_VOLUME, value=1, step=0.1, label=f"volume of {track.name}", min_width=140, scale=2,
-                                                      interactive=True, elem_id=f"mix-volume-{i}"))
-                        mix_controls.append(gr.Checkbox(value=False, label=f"mute {track.name}", min_width=80, scale=1, interactive=True,
-                                                        elem_id=f"mix-mute-{i}"))
+                        mix_controls.append(
+                            gr.Dropdown(
+                                choices=act.instrument_choices(),
+                                value=track.program,
+                                label=track.name,
+                                interactive=not track.is_drum,
+                                min_width=200,
+                                scale=3,
+                                elem_id=f"mix-program-{i}",
+                            )
+                        )
+                        mix_controls.append(
+                            gr.Slider(
+                                0,
+                                act.LOUDEST_VOLUME,
+                                value=1,
+                                step=0.1,
+                                label=f"volume of {track.name}",
+                                min_width=140,
+                                scale=2,
+                                interactive=True,
+                                elem_id=f"mix-volume-{i}",
+                            )
+                        )
+                        mix_controls.append(
+                            gr.Checkbox(
+                                value=False, label=f"mute {track.name}", min_width=80, scale=1, interactive=True, elem_id=f"mix-mute-{i}"
+                            )
+                        )
                 again = gr.Button("Re-render the audio", elem_id="remix")
-                again.click(act.remix_for_page, inputs=[current, *mix_controls], outputs=[audio, downloads, status], api_name=False, **shared)
+                again.click(
+                    act.remix_for_page, inputs=[current, *mix_controls], outputs=[audio, downloads, status], api_name=False, **shared
+                )
 
-        walk.click(act.interpolate_for_page, inputs=[melody_file, second_sample, second_upload, vae_model, steps],
-                   outputs=[walk_roll, walk_audio, walk_midi, walk_note], api_name=False, **shared)
+        walk.click(
+            act.interpolate_for_page,
+            inputs=[melody_file, second_sample, second_upload, vae_model, steps],
+            outputs=[walk_roll, walk_audio, walk_midi, walk_note],
+            api_name=False,
+            **shared,
+        )
         # `/interpolate`: (first MIDI, second MIDI, model, steps) -> (audio WAV, piano-roll PNG, MIDI).
         api_walk = gr.Button(visible=False)
-        api_walk.click(act.interpolate_endpoint, inputs=[melody_file, second_upload, vae_model, steps], outputs=[walk_audio, walk_roll, walk_midi],
-                       api_name="interpolate", **shared)
+        api_walk.click(
+            act.interpolate_endpoint,
+            inputs=[melody_file, second_upload, vae_model, steps],
+            outputs=[walk_audio, walk_roll, walk_midi],
+            api_name="interpolate",
+            **shared,
+        )
 
         # The API keeps its three inputs (the design's contract): defaults for every model parameter.
         api_button = gr.Button(visible=False)
-        api_button.click(act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out], api_name="accompany", **shared)
+        api_button.click(
+            act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out], api_name="accompany", **shared
+        )
         # ... and `/generate` takes the model's parameters too, as a JSON object.
         params_json = gr.Textbox(visible=False)
         api_params = gr.Button(visible=False)
-        api_params.click(act.generate_endpoint, inputs=[melody_file, model, seed, params_json], outputs=[audio, roll, midi_out],
-                         api_name="generate", **shared)
+        api_params.click(
+            act.generate_endpoint,
+            inputs=[melody_file, model, seed, params_json],
+            outputs=[audio, roll, midi_out],
+            api_name="generate",
+            **shared,
+        )
     return app

@@ -13,10 +13,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--only", "models,nope"], "error: unknown benchmark nope: choose from synthesis, models"),
-    (["--only", "models", "--device", "tpu"], "error: unknown device 'tpu': use cpu or cuda"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--only", "models,nope"], "error: unknown benchmark nope: choose from synthesis, models"),
+        (["--only", "models", "--device", "tpu"], "error: unknown device 'tpu': use cpu or cuda"),
+    ],
+)
 def test_bench_refuses_unknown_benchmarks_and_devices(args, message):
     done = subprocess.run([sys.executable, "-m", "studio", "bench", *args], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 2
@@ -26,8 +29,13 @@ def test_bench_refuses_unknown_benchmarks_and_devices(args, message):
 
 def test_bench_json_prints_only_json_on_stdout():
     """`--json` is for programs: the whole standard output is one JSON document; the tables go to stderr."""
-    done = subprocess.run([sys.executable, "-m", "studio", "bench", "--json", "--quick", "--only", "overhead"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "studio", "bench", "--json", "--quick", "--only", "overhead"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     assert set(results) == {"machine", "overhead"} and results["overhead"]["request_s"] > 0

@@ -32,8 +32,12 @@ MAX_CPU_S = 2.0  # the issue's hang limit, per case, in CPU seconds (immune to a
 MAX_WALL_S = 15.0  # a guard for hangs that do not burn CPU; generous for a shared 2-core box
 MAX_GROWTH_MB = 500.0
 
-_COMMON = {"deadline": None, "database": None, "print_blob": True,
-           "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+_COMMON = {
+    "deadline": None,
+    "database": None,
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
 settings.register_profile("studio-fuzz-ci", max_examples=1, **_COMMON)  # each test scales this (see _examples)
 settings.register_profile("studio-fuzz-long", max_examples=10, **_COMMON)
 PROFILE = os.environ.get("STUDIO_FUZZ_PROFILE", "studio-fuzz-ci")
@@ -48,7 +52,8 @@ def _examples(n: int):
 SEEDS = fuzz.seed_files()
 mutations = st.lists(
     st.tuples(st.sampled_from(sorted(fuzz.OPS)), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
-    min_size=1, max_size=4,
+    min_size=1,
+    max_size=4,
 )
 seed_index = st.integers(0, len(SEEDS) - 1)
 
@@ -151,8 +156,7 @@ NAMED = {
     "too many notes": (mf.too_many_notes(), "notes, over"),
     "every pitch": (mf.all_pitches(10_000), None),
     # Found by the fuzzer: at the slowest tempo the 10-minute cut fell before the first melody note.
-    "melody after the length limit": (
-        mf.melody([(100 + i, 1, 60 + i) for i in range(4)], tempo=0xFFFFFF), "hold no melody notes"),
+    "melody after the length limit": (mf.melody([(100 + i, 1, 60 + i) for i in range(4)], tempo=0xFFFFFF), "hold no melody notes"),
 }
 
 
@@ -173,22 +177,34 @@ def test_named_hostile_files(warm, name, model):
 # --------------------------------------------------------------------------- the keyboard's JSON
 
 weird = st.one_of(
-    st.none(), st.booleans(), st.text(max_size=6), st.integers(), st.integers(10**300, 10**400),
-    st.floats(allow_nan=True, allow_infinity=True), st.lists(st.integers(0, 127), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=6),
+    st.integers(),
+    st.integers(10**300, 10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.lists(st.integers(0, 127), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 times = st.one_of(st.floats(-3, 40), st.floats(-1e308, 1e308), weird)
-note = st.fixed_dictionaries({}, optional={
-    "pitch": st.one_of(st.integers(-3, 130), weird),
-    "start": times, "end": st.one_of(times, st.none()),
-    "velocity": st.one_of(st.floats(-10, 300), weird),
-})
-recording = st.fixed_dictionaries({}, optional={
-    "notes": st.one_of(st.lists(st.one_of(note, weird), max_size=24), weird),
-    "tempo": st.one_of(st.floats(10, 400), weird),
-    "meter": st.one_of(st.sampled_from(["4/4", "3/4", "6/8", " 7 / 8 ", "0/4", "33/4", "3/3", "4/0", "x"]), weird),
-    "aligned": st.one_of(st.booleans(), weird),
-})
+note = st.fixed_dictionaries(
+    {},
+    optional={
+        "pitch": st.one_of(st.integers(-3, 130), weird),
+        "start": times,
+        "end": st.one_of(times, st.none()),
+        "velocity": st.one_of(st.floats(-10, 300), weird),
+    },
+)
+recording = st.fixed_dictionaries(
+    {},
+    optional={
+        "notes": st.one_of(st.lists(st.one_of(note, weird), max_size=24), weird),
+        "tempo": st.one_of(st.floats(10, 400), weird),
+        "meter": st.one_of(st.sampled_from(["4/4", "3/4", "6/8", " 7 / 8 ", "0/4", "33/4", "3/3", "4/0", "x"]), weird),
+        "aligned": st.one_of(st.booleans(), weird),
+    },
+)
 
 
 def _check_recording(text: str) -> None:
@@ -213,8 +229,14 @@ def test_keyboard_json_is_refused_or_becomes_a_melody(rec):
 
 
 @_examples(150)
-@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-                      st.integers(1, 5000).map(lambda n: "[" * n), st.integers(1, 5000).map(lambda n: '{"notes":' * n)))
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        st.integers(1, 5000).map(lambda n: "[" * n),
+        st.integers(1, 5000).map(lambda n: '{"notes":' * n),
+    )
+)
 def test_keyboard_text_that_is_not_a_recording(text):
     _check_recording(text)
 

@@ -41,8 +41,13 @@ def _wav(path: Path) -> tuple[np.ndarray, int]:
 
 
 ACCEPTANCE_TUNES = [
-    "four_four.mid", "three_four_pickup.mid", "six_eight_minor.mid", "type0.mid", "tempo_change.mid",
-    "high_register_channel.mid", "multitrack_drums.mid",
+    "four_four.mid",
+    "three_four_pickup.mid",
+    "six_eight_minor.mid",
+    "type0.mid",
+    "tempo_change.mid",
+    "high_register_channel.mid",
+    "multitrack_drums.mid",
 ]
 
 
@@ -50,7 +55,18 @@ ACCEPTANCE_TUNES = [
 def test_generate_rules_on_real_tunes(name, tmp_path, tune_paths):
     source = tune_paths[name]
     out = {k: tmp_path / f"out.{k}" for k in ("mid", "wav", "png")}
-    done = studio("generate", str(source), "--model", "rules", "--out-midi", str(out["mid"]), "--out-wav", str(out["wav"]), "--out-png", str(out["png"]))
+    done = studio(
+        "generate",
+        str(source),
+        "--model",
+        "rules",
+        "--out-midi",
+        str(out["mid"]),
+        "--out-wav",
+        str(out["wav"]),
+        "--out-png",
+        str(out["png"]),
+    )
     assert done.returncode == 0, done.stderr
     assert out["mid"].exists() and out["png"].stat().st_size > 10_000
 
@@ -200,8 +216,7 @@ def test_a_seed_of_5000_digits_exits_2_with_one_short_line(tune_paths):
 def test_a_track_name_cannot_forge_an_error_line_or_send_escape_codes(tmp_path):
     """Issue 23: a newline or ESC in a track name forged `error:` lines and sent escape codes."""
     name = b"Lead\n\x1b[2J\x1b[31merror: forged line\x1b[0m\r\n"
-    tracks = [[(0, mf._meta(0x03, name)), *mf._note_events([(b, 1, 72 + b % 5) for b in range(8)], 480, channel=ch)]
-              for ch in (0, 1)]
+    tracks = [[(0, mf._meta(0x03, name)), *mf._note_events([(b, 1, 72 + b % 5) for b in range(8)], 480, channel=ch)] for ch in (0, 1)]
     path = tmp_path / "named.mid"
     path.write_bytes(mf.midi_from_tracks(tracks))
     done = studio("generate", str(path), "--model", "rules", "--out-dir", str(tmp_path))

@@ -87,8 +87,7 @@ def test_melody_key_from_roll():
 def test_last_note_picks_a_close_runner_up_whose_tonic_it_is():
     # 'Alle meine Entchen' (C D E F | G G | A A A A | G ...) in sixteenths: the profiles alone rank
     # A minor a hair above C major, the tune ends on C.
-    tune = [60, 62, 64, 65, 67, 67, 69, 69, 69, 69, 67, 69, 69, 69, 69, 67, 65, 65, 65, 65, 64, 64,
-            62, 62, 62, 62, 60]
+    tune = [60, 62, 64, 65, 67, 67, 69, 69, 69, 69, 67, 69, 69, 69, 69, 67, 65, 65, 65, 65, 64, 64, 62, 62, 62, 62, 60]
     lengths = [2, 2, 2, 2, 4, 4, 2, 2, 2, 2, 4, 2, 2, 2, 2, 4, 2, 2, 2, 2, 4, 4, 2, 2, 2, 2, 4]
     hist = pitch_class_histogram(tune, lengths)
     (first, r1), (second, r2) = key_correlations(hist)[:2]

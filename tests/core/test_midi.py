@@ -49,8 +49,10 @@ def test_bytes_and_path_give_the_same_score(tune_paths):
 def test_write_then_read_keeps_notes_tempo_and_meter():
     score = Score(
         384,
-        [Track("Melody", 73, False, 0, [Note(0, 384, 60, 90), Note(384, 576, 62, 80), Note(576, 1152, 64, 70)]),
-         Track("Drums", 0, True, 9, [Note(0, 48, 36, 100)])],
+        [
+            Track("Melody", 73, False, 0, [Note(0, 384, 60, 90), Note(384, 576, 62, 80), Note(576, 1152, 64, 70)]),
+            Track("Drums", 0, True, 9, [Note(0, 48, 36, 100)]),
+        ],
         [TempoChange(0, 500_000), TempoChange(576, 400_000)],
         [TimeSignature(0, 3, 4), TimeSignature(1152, 6, 8)],
     )

@@ -147,9 +147,7 @@ def test_same_pitch_overlap_is_cut_at_the_later_start():
 
 def test_same_pitch_at_the_same_onset_becomes_one_note():
     notes = [_note(60, 0.0, 0.3, 50), _note(60, 0.02, 0.6, 80)]
-    assert [(n.start, n.end, n.velocity) for n in quantize(parse_recording(_text(notes))).tracks[0].notes] == [
-        (0, 480, 80)
-    ]
+    assert [(n.start, n.end, n.velocity) for n in quantize(parse_recording(_text(notes))).tracks[0].notes] == [(0, 480, 80)]
 
 
 def test_held_notes_last_until_the_last_event_plus_one_beat():
@@ -221,8 +219,7 @@ def test_accompany_keeps_the_recorded_melody_note_for_note(tmp_path, meter, alig
     text = _text(_played_scale(2, offset_s=rest) + tail, meter=meter, aligned=aligned)
     expected = quantize(parse_recording(text)).tracks[0].notes
     assert (expected[0].start > 0) == aligned
-    result = accompany(AccompanyRequest(midi=recording_to_midi(text), model="rules", want_wav=False, want_png=False,
-                                        out_dir=tmp_path))
+    result = accompany(AccompanyRequest(midi=recording_to_midi(text), model="rules", want_wav=False, want_png=False, out_dir=tmp_path))
     melody = result.score.tracks[0].notes
     assert [(n.pitch, n.start) for n in melody] == [(n.pitch, n.start) for n in expected]
     assert len(result.score.tracks) > 1

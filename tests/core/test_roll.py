@@ -21,9 +21,12 @@ def _quantized_melody(tpb: int) -> list[Note]:
 def test_round_trip_keeps_every_note_tempo_map_and_meter():
     for tpb in (96, 480, 384, 10080):
         notes = _quantized_melody(tpb)
-        score = Score(tpb, [Track("Melody", 0, notes=notes)],
-                      [TempoChange(0, 600_000), TempoChange(tpb * 4, 450_000)],
-                      [TimeSignature(0, 3, 4), TimeSignature(tpb * 6, 6, 8)])
+        score = Score(
+            tpb,
+            [Track("Melody", 0, notes=notes)],
+            [TempoChange(0, 600_000), TempoChange(tpb * 4, 450_000)],
+            [TimeSignature(0, 3, 4), TimeSignature(tpb * 6, 6, 8)],
+        )
         parsed = read_midi(write_midi(score)).score
         grid = make_grid(parsed)
         roll = score_to_roll(parsed, grid)

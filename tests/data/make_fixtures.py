@@ -141,9 +141,7 @@ def key_of_file(path: Path, exclude_channel: int | None = None) -> str:
     if exclude_channel is not None:
         mid = copy.deepcopy(mid)
         for tr in mid.tracks:
-            tr[:] = [
-                m for m in tr if getattr(m, "channel", None) != exclude_channel or m.type not in ("note_on", "note_off")
-            ]
+            tr[:] = [m for m in tr if getattr(m, "channel", None) != exclude_channel or m.type not in ("note_on", "note_off")]
     buf = io.BytesIO()
     mid.save(file=buf)
     mf = midi.MidiFile()
@@ -196,11 +194,7 @@ def ts_map(mid: mido.MidiFile) -> list[list]:
 
 
 def melody_notes_in_file(mid: mido.MidiFile, track: int, channel: int) -> list[tuple[int, int]]:
-    return [
-        (t, m.note)
-        for t, m in abs_events(mid.tracks[track])
-        if m.type == "note_on" and m.velocity > 0 and m.channel == channel
-    ]
+    return [(t, m.note) for t, m in abs_events(mid.tracks[track]) if m.type == "note_on" and m.velocity > 0 and m.channel == channel]
 
 
 # --------------------------------------------------------------------------- the fixtures
@@ -387,9 +381,7 @@ def fx_cut_time():
 def _chord_part(melody: stream.Part) -> stream.Part:
     """A piano accompaniment realised from the lead sheet's chord symbols: root in the bass on beats 1
     and 3, the chord (close position, F3 and up) on beats 2 and 4."""
-    symbols = [
-        (float(cs.getOffsetInHierarchy(melody)), cs) for cs in melody.recurse().getElementsByClass(harmony.ChordSymbol)
-    ]
+    symbols = [(float(cs.getOffsetInHierarchy(melody)), cs) for cs in melody.recurse().getElementsByClass(harmony.ChordSymbol)]
     symbols.sort(key=lambda e: e[0])
     part = stream.Part()
     set_instrument(part, instrument.Piano())

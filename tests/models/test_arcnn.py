@@ -78,7 +78,9 @@ def test_the_network_input_is_what_its_docstring_says():
     pitch_class = torch.zeros(85, 12)
     for token in range(1, 85):
         pitch_class[token, (token + 23) % 12] = 1.0  # token 1 is MIDI pitch 24, a C
-    per_voice = torch.cat([torch.nn.functional.one_hot(tokens, 85).float() * keep, pitch_class[tokens] * keep, erased.unsqueeze(-1).float()], -1)
+    per_voice = torch.cat(
+        [torch.nn.functional.one_hot(tokens, 85).float() * keep, pitch_class[tokens] * keep, erased.unsqueeze(-1).float()], -1
+    )
     expected = torch.cat([per_voice.permute(0, 1, 3, 2).reshape(3, 4 * 98, 50), context.transpose(1, 2)], 1)
     got = network.features(tokens, erased, context)
     assert got.shape == (3, 4 * 98 + 24, 50) and got.is_contiguous() and torch.equal(got, expected)
@@ -101,7 +103,9 @@ def test_enhance_respects_its_limits_exactly(small, tune, removed, added):
     melody, grid = tune
     before = _notes(melody)
     for seed in range(3):
-        out = small.generate(melody, grid, {"mode": "enhance", "iterations": 60, "creative_risk": 1.5, "max_removed": removed, "max_added": added}, seed)
+        out = small.generate(
+            melody, grid, {"mode": "enhance", "iterations": 60, "creative_risk": 1.5, "max_removed": removed, "max_added": added}, seed
+        )
         assert out[0].role == "melody" and [t.name for t in out[1:]] == ["Alto", "Tenor", "Bass"]
         after = _notes(out[0])
         assert len(before - after) <= int(np.floor(removed * len(before) + 1e-9))
@@ -117,8 +121,9 @@ def test_creative_risk_changes_the_outcome(small, tune):
     risky = small.generate(melody, grid, {"iterations": 8, "creative_risk": 1.5}, 0)
     assert any(not np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, risky, strict=True))
     # at 0 the network's favourite note is taken, so only the order of erasures depends on the seed
-    assert sum(np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, calm_again, strict=True)) >= \
-        sum(np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, risky, strict=True))
+    assert sum(np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, calm_again, strict=True)) >= sum(
+        np.array_equal(a.velocity, b.velocity) for a, b in zip(calm, risky, strict=True)
+    )
 
 
 def test_parallel_fifths_metric_counts_only_parallel_perfect_motion():
@@ -160,7 +165,9 @@ def test_harmonizing_unseen_tunes(tune_paths, tmp_path):
         mel = notes_to_roll(melody.notes, grid, "Melody", 0)
         parts = {}
         for model in ("arcnn-chorale", "rules"):
-            result = accompany(AccompanyRequest(midi=source, model=model, seed=0, out_dir=tmp_path / model / tune, want_wav=False, want_png=False))
+            result = accompany(
+                AccompanyRequest(midi=source, model=model, seed=0, out_dir=tmp_path / model / tune, want_wav=False, want_png=False)
+            )
             out = read_midi(result.midi_path).score
             assert [(n.start, n.end, n.pitch) for n in out.tracks[0].notes] == [(n.start, n.end, n.pitch) for n in melody.notes]
             parts[model] = [notes_to_roll(t.notes, grid, t.name, t.program) for t in out.tracks[1:]]
@@ -184,9 +191,17 @@ def test_harmonizing_unseen_tunes(tune_paths, tmp_path):
 def test_enhance_through_the_service_rewrites_the_melody_within_limits(tune_paths, tmp_path):
     source = tune_paths["two_four.mid"]
     melody = extract_melody(read_midi(source).score).track
-    result = accompany(AccompanyRequest(midi=source, model="arcnn-chorale", seed=1, out_dir=tmp_path,
-                                        params={"mode": "enhance", "max_removed": 0.2, "max_added": 4, "creative_risk": 1.0},
-                                        want_wav=False, want_png=False))
+    result = accompany(
+        AccompanyRequest(
+            midi=source,
+            model="arcnn-chorale",
+            seed=1,
+            out_dir=tmp_path,
+            params={"mode": "enhance", "max_removed": 0.2, "max_added": 4, "creative_risk": 1.0},
+            want_wav=False,
+            want_png=False,
+        )
+    )
     out = read_midi(result.midi_path).score
     before = {(n.start, n.pitch) for n in melody.notes}
     after = {(n.start, n.pitch) for n in out.tracks[0].notes}

@@ -197,7 +197,9 @@ def test_training_through_the_loop_writes_a_model_that_loads(cache, tmp_path, tu
 
     out = tmp_path / "ckpt" / "diffusion-chorale"
     overrides = {"hidden": 16, "dilations": "1,2", "time_dim": 8, "batch_size": 4, "window": 32}
-    card = run_training(TrainConfig("diffusion", "chorale", steps=4, out=out, overrides=overrides, evaluate=False, max_pieces=8, samples=1), progress=False)
+    card = run_training(
+        TrainConfig("diffusion", "chorale", steps=4, out=out, overrides=overrides, evaluate=False, max_pieces=8, samples=1), progress=False
+    )
     assert card["family"] == "diffusion" and [t["name"] for t in card["tracks"]] == ["Alto", "Tenor", "Bass"]
     assert card["training"]["steps"] == 4 and set(card["training"]["final_losses"]) == {"ce", "onset"}
     assert [p["name"] for p in card["params"]] == ["steps", "guidance", "temperature"]
@@ -211,7 +213,9 @@ def test_training_through_the_loop_writes_a_model_that_loads(cache, tmp_path, tu
     # The page's "step by step" pictures: the roll at noise levels 1 - k/5 of the way down, captioned.
     from studio.serving.service import sampling_trace
 
-    request = AccompanyRequest(midi=tune_paths["two_four.mid"], model="diffusion-chorale", seed=1, params={"steps": 10}, out_dir=tmp_path / "trace")
+    request = AccompanyRequest(
+        midi=tune_paths["two_four.mid"], model="diffusion-chorale", seed=1, params={"steps": 10}, out_dir=tmp_path / "trace"
+    )
     pictures = sampling_trace(request, registry=registry)
     assert [caption for _, caption in pictures] == [f"step {s} of 10: noise level t = {1 - s / 10:.2f}" for s in (1, 2, 4, 6, 8, 10)]
     assert all(png.read_bytes()[:4] == b"\x89PNG" for png, _ in pictures)
@@ -252,7 +256,9 @@ def test_the_shipped_model_accompanies_unseen_tunes(tune_paths, tmp_path):
         melody = extract_melody(original).track
         grid = make_grid(original, estimate_pickup(melody.notes, original))
         mel = notes_to_roll(melody.notes, grid, "Melody", 0)
-        result = accompany(AccompanyRequest(midi=source, model="diffusion-chorale", seed=0, out_dir=tmp_path / name, want_wav=False, want_png=False))
+        result = accompany(
+            AccompanyRequest(midi=source, model="diffusion-chorale", seed=0, out_dir=tmp_path / name, want_wav=False, want_png=False)
+        )
         out = read_midi(result.midi_path).score
         assert [(n.start, n.end, n.pitch) for n in out.tracks[0].notes] == [(n.start, n.end, n.pitch) for n in melody.notes]
         voices = [notes_to_roll(t.notes, grid, t.name, t.program) for t in out.tracks[1:]]
@@ -265,7 +271,14 @@ def test_the_shipped_model_accompanies_unseen_tunes(tune_paths, tmp_path):
 @shipped
 def test_the_page_shows_the_denoising_steps(tune_paths, tmp_path):
     from studio.ui import actions as ui_actions
-    take = {"source": str(tune_paths["two_four.mid"]), "model": "diffusion-chorale", "seed": 2, "params": {"steps": 20}, "midi": str(tmp_path / "take.mid")}
+
+    take = {
+        "source": str(tune_paths["two_four.mid"]),
+        "model": "diffusion-chorale",
+        "seed": 2,
+        "params": {"steps": 20},
+        "midi": str(tmp_path / "take.mid"),
+    }
     pictures, note = ui_actions.sampling_views(take)  # what the page keeps of a take is all it reads
     assert [caption.split(":")[0] for _, caption in pictures] == [f"step {s} of 20" for s in (1, 4, 8, 12, 16, 20)]
     assert "noise" in note and "Gibbs" not in note
@@ -280,6 +293,8 @@ def test_guidance_pulls_the_voices_toward_the_melody(tunes):
     registry = default_registry()
     for name in ("four_four.mid", "six_eight_minor.mid"):
         melody, grid = tunes[name]
-        plain, guided = ([consonance(melody, registry.generate("diffusion-chorale", melody, grid, {"guidance": g, "steps": 20}, s))
-                          for s in range(2)] for g in (0.0, 3.0))
+        plain, guided = (
+            [consonance(melody, registry.generate("diffusion-chorale", melody, grid, {"guidance": g, "steps": 20}, s)) for s in range(2)]
+            for g in (0.0, 3.0)
+        )
         assert np.mean(guided) > np.mean(plain) + 0.03, (name, plain, guided)

@@ -19,13 +19,24 @@ from studio.serving import registry as registry_module
 from studio.serving.registry import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[2]
-CAPABILITIES = [base.Accompanist, base.BatchGenerator, base.StepTracer, base.TracePlanner, base.Interpolator,
-                base.Explainer, base.LatentMapper, base.LikelihoodScorer]
+CAPABILITIES = [
+    base.Accompanist,
+    base.BatchGenerator,
+    base.StepTracer,
+    base.TracePlanner,
+    base.Interpolator,
+    base.Explainer,
+    base.LatentMapper,
+    base.LikelihoodScorer,
+]
 
 
 def _methods(protocol: type) -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(getattr(protocol, name)) for name in protocol.__dict__
-            if not name.startswith("_") and callable(getattr(protocol, name))}
+    return {
+        name: inspect.signature(getattr(protocol, name))
+        for name in protocol.__dict__
+        if not name.startswith("_") and callable(getattr(protocol, name))
+    }
 
 
 def test_every_family_file_declares_itself():
@@ -95,8 +106,14 @@ def test_a_new_family_is_one_file(tmp_path, monkeypatch, capsys):
     (tmp_path / "families" / "tiny.py").write_text(TINY)
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
-    card = {"name": "tiny-folk", "family": "tiny", "genre": "folk", "description": "Copies the melody.",
-            "tracks": [{"name": "Echo", "program": 0}], "params": []}
+    card = {
+        "name": "tiny-folk",
+        "family": "tiny",
+        "genre": "folk",
+        "description": "Copies the melody.",
+        "tracks": [{"name": "Echo", "program": 0}],
+        "params": [],
+    }
     (checkpoints / "tiny-folk.json").write_text(json.dumps(card))
     monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path / "families")])
     monkeypatch.delitem(__import__("sys").modules, "models.tiny", raising=False)

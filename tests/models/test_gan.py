@@ -17,7 +17,9 @@ from studio.core.roll import Bar, Grid, RollTrack
 from studio.core.voices import VoicePiece, VoiceWindows
 from studio.serving.registry import ModelRegistry
 
-TINY = GANConfig(hidden=24, dilations=(1, 2), head_hidden=8, head_dilations=(1,), critic_hidden=16, batch_size=4, critic_steps=1, pretrain_steps=1)
+TINY = GANConfig(
+    hidden=24, dilations=(1, 2), head_hidden=8, head_dilations=(1,), critic_hidden=16, batch_size=4, critic_steps=1, pretrain_steps=1
+)
 
 
 def _grid(num: int, den: int, bars: int, pickup: int = 0) -> Grid:
@@ -107,7 +109,9 @@ def test_batched_sampling_draws_what_each_request_draws_alone():
         if temperature > 1e-3:
             probs = torch.softmax(logits[i, :, :, :n].double() / temperature, 1).numpy()  # (3, 86, n)
             uniforms = torch.rand(3, n, generator=reference).numpy()
-            events = np.array([[np.searchsorted(np.cumsum(probs[v, :, s]), uniforms[v, s], side="right") for s in range(n)] for v in range(3)])
+            events = np.array(
+                [[np.searchsorted(np.cumsum(probs[v, :, s]), uniforms[v, s], side="right") for s in range(n)] for v in range(3)]
+            )
         else:
             events = logits[i, :, :, :n].argmax(1).numpy()
         voices = [gan.events_to_tokens(row) for row in events]
@@ -134,7 +138,9 @@ def test_nothing_starts_after_the_melody_ends():
 
 
 def _steady_case(steadiness: float, seed: int, logits: torch.Tensor, bars: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    return gan.decode_batch(logits[None], [0.9], [logits.shape[-1]], [torch.Generator().manual_seed(seed)], None, [steadiness], bars[None])[0]
+    return gan.decode_batch(logits[None], [0.9], [logits.shape[-1]], [torch.Generator().manual_seed(seed)], None, [steadiness], bars[None])[
+        0
+    ]
 
 
 def test_steadiness_repeats_a_voice_s_pitch_within_a_bar_and_keeps_the_rhythm():
@@ -151,7 +157,9 @@ def test_steadiness_repeats_a_voice_s_pitch_within_a_bar_and_keeps_the_rhythm():
     assert np.array_equal(onsets, plain_onsets) and np.array_equal(tokens == gan.REST, plain_tokens == gan.REST)
     per_bar = [{int(p) for p in tokens[v, b * 16 : (b + 1) * 16][onsets[v, b * 16 : (b + 1) * 16]]} for v in range(3) for b in range(4)]
     assert all(len(pitches) <= 1 for pitches in per_bar) and sum(bool(p) for p in per_bar) >= 8
-    plain = [{int(p) for p in plain_tokens[v, b * 16 : (b + 1) * 16][plain_onsets[v, b * 16 : (b + 1) * 16]]} for v in range(3) for b in range(4)]
+    plain = [
+        {int(p) for p in plain_tokens[v, b * 16 : (b + 1) * 16][plain_onsets[v, b * 16 : (b + 1) * 16]]} for v in range(3) for b in range(4)
+    ]
     assert max(len(p) for p in plain) >= 3  # drawn afresh, a bar wanders among the likely pitches
     assert len(set().union(*per_bar)) >= 2  # and the bars are not all alike
 
@@ -168,7 +176,9 @@ def test_steadiness_keeps_each_note_s_odds():
     for steadiness in (0.0, 0.6, 1.0):
         pitches = []
         for seed in range(800):
-            tokens, onsets = gan.decode_batch(logits[None], [1.0], [8], [torch.Generator().manual_seed(seed)], None, [steadiness], bars[None])[0]
+            tokens, onsets = gan.decode_batch(
+                logits[None], [1.0], [8], [torch.Generator().manual_seed(seed)], None, [steadiness], bars[None]
+            )[0]
             if onsets[0, 5]:
                 pitches.append(int(tokens[0, 5]) - 1)  # token = pitch index + 1
         share = np.array([pitches.count(k) for k in (0, 12, 17)]) / len(pitches)
@@ -264,7 +274,15 @@ def test_registry_loads_safetensors_and_card(tmp_path):
     torch.manual_seed(0)
     generator = Generator(TINY)
     save_file({k: v.contiguous() for k, v in generator.state_dict().items()}, str(tmp_path / "gan-toy.safetensors"))
-    card = {"name": "gan-toy", "family": "gan", "genre": "toy", "description": "test", "tracks": [], "params": gan.PARAMS, "config": TINY.to_json()}
+    card = {
+        "name": "gan-toy",
+        "family": "gan",
+        "genre": "toy",
+        "description": "test",
+        "tracks": [],
+        "params": gan.PARAMS,
+        "config": TINY.to_json(),
+    }
     (tmp_path / "gan-toy.json").write_text(json.dumps(card))
     registry = ModelRegistry(tmp_path, device="cpu")
     grid = _grid(4, 4, 4)
@@ -275,7 +293,15 @@ def test_registry_loads_safetensors_and_card(tmp_path):
 
 
 def test_a_corrupt_checkpoint_disables_only_that_model(tmp_path):
-    card = {"name": "gan-bad", "family": "gan", "genre": "toy", "description": "test", "tracks": [], "params": gan.PARAMS, "config": TINY.to_json()}
+    card = {
+        "name": "gan-bad",
+        "family": "gan",
+        "genre": "toy",
+        "description": "test",
+        "tracks": [],
+        "params": gan.PARAMS,
+        "config": TINY.to_json(),
+    }
     (tmp_path / "gan-bad.json").write_text(json.dumps(card))
     (tmp_path / "gan-bad.safetensors").write_bytes(b"not a safetensors file")
     registry = ModelRegistry(tmp_path, device="cpu")

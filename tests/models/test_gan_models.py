@@ -40,7 +40,14 @@ def test_checkpoint_and_card(name):
     assert training["steps"] > 0 and training["held_out_pieces"] > 0 and training["hardware"]
     held = card["metrics"]["held_out"]
     assert held["pieces"] == training["held_out_pieces"]
-    assert set(held["comparison"]) >= {"in_key_rate", "consonance", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "polyphony"}
+    assert set(held["comparison"]) >= {
+        "in_key_rate",
+        "consonance",
+        "empty_bar_rate",
+        "used_pitch_classes",
+        "qualified_note_rate",
+        "polyphony",
+    }
     assert (CHECKPOINTS / "training" / f"{name}.json").is_file()
 
 
@@ -119,7 +126,12 @@ def test_seed_and_melody_decide_the_music(name, tune_paths):
     # The model listens: a melody a tritone higher (the farthest key) gets an accompaniment in the
     # new key, where the old accompaniment would be out of it.
     notes = extract_melody(score).track.notes
-    up = Score(score.ticks_per_beat, [Track("Melody", 0, notes=[Note(n.start, n.end, n.pitch + 6, n.velocity) for n in notes])], score.tempos, score.time_signatures)
+    up = Score(
+        score.ticks_per_beat,
+        [Track("Melody", 0, notes=[Note(n.start, n.end, n.pitch + 6, n.velocity) for n in notes])],
+        score.tempos,
+        score.time_signatures,
+    )
     melody_up, grid_up = tune_roll(up)
     shifted = registry.generate(name, melody_up, grid_up, {}, 7)
     key_up = melody_key(melody_up)

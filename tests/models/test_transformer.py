@@ -179,8 +179,15 @@ def tiny_registry(tmp_path_factory) -> ModelRegistry:
     shutil.copy(CHECKPOINTS / "rules.json", folder / "rules.json")
     torch.manual_seed(0)
     save_file(GPT(SMALL).state_dict(), str(folder / "transformer-tiny.safetensors"))
-    card = {"name": "transformer-tiny", "family": "transformer", "genre": "folk", "description": "untrained, for tests",
-            "tracks": [{"name": "Melody", "program": 0}], "params": T.PARAMS, "config": SMALL.to_json()}
+    card = {
+        "name": "transformer-tiny",
+        "family": "transformer",
+        "genre": "folk",
+        "description": "untrained, for tests",
+        "tracks": [{"name": "Melody", "program": 0}],
+        "params": T.PARAMS,
+        "config": SMALL.to_json(),
+    }
     (folder / "transformer-tiny.json").write_text(json.dumps(card))
     return ModelRegistry(folder, device="cpu")
 
@@ -188,12 +195,16 @@ def tiny_registry(tmp_path_factory) -> ModelRegistry:
 def test_continue_then_accompany_is_one_song(tiny_registry, tune_paths, tmp_path):
     source = tune_paths["three_four_pickup.mid"]
     original = read_midi(source).score
-    result = accompany(AccompanyRequest(midi=source, model="transformer-tiny", seed=0, params={"bars": 4}, then="rules",
-                                        out_dir=tmp_path, want_wav=False), registry=tiny_registry)
+    result = accompany(
+        AccompanyRequest(midi=source, model="transformer-tiny", seed=0, params={"bars": 4}, then="rules", out_dir=tmp_path, want_wav=False),
+        registry=tiny_registry,
+    )
     melody = result.score.tracks[0]
     before = [n for n in melody.notes if n.start < original.end_tick]
     source_melody = max(original.tracks, key=lambda t: len(t.notes))
-    assert [(n.start, n.end, n.pitch) for n in before] == [(n.start, n.end, n.pitch) for n in sorted(source_melody.notes, key=lambda n: (n.start, n.pitch))]
+    assert [(n.start, n.end, n.pitch) for n in before] == [
+        (n.start, n.end, n.pitch) for n in sorted(source_melody.notes, key=lambda n: (n.start, n.pitch))
+    ]
     assert len(melody.notes) > len(before)  # new bars
     assert len(result.score.tracks) > 1  # accompanied
     last_accompaniment = max(n.end for t in result.score.tracks[1:] for n in t.notes)
@@ -205,7 +216,9 @@ def test_continue_then_accompany_is_one_song(tiny_registry, tune_paths, tmp_path
 def test_then_is_refused_where_it_makes_no_sense(tiny_registry, tune_paths, tmp_path):
     source = tune_paths["three_four_pickup.mid"]
     with pytest.raises(InputError, match="writes melody"):
-        accompany(AccompanyRequest(midi=source, model="transformer-tiny", then="transformer-tiny", out_dir=tmp_path), registry=tiny_registry)
+        accompany(
+            AccompanyRequest(midi=source, model="transformer-tiny", then="transformer-tiny", out_dir=tmp_path), registry=tiny_registry
+        )
     with pytest.raises(InputError, match="already accompanies"):
         accompany(AccompanyRequest(midi=source, model="rules", then="rules", out_dir=tmp_path), registry=tiny_registry)
 
@@ -225,8 +238,22 @@ def _synthetic_tunes(n: int):
         bars = [Bar(length * b, length, num, den) for b in range(8)]
         tonic = 60 + int(rng.integers(-5, 6))
         rows = [(0, s, s + 2, tonic + (0, 2, 4, 5, 7, 9, 11, 12)[(s // 2) % 8], 80) for s in range(0, 8 * length, 2)]
-        pieces.append(Piece(f"tune{i}", "synthetic", "folk", Grid(4, 8 * length, bars), ("Melody",), (0,), (False,),
-                            np.array(rows, np.int32), "C major", f"{num}/{den}", 8, f"group{i}"))
+        pieces.append(
+            Piece(
+                f"tune{i}",
+                "synthetic",
+                "folk",
+                Grid(4, 8 * length, bars),
+                ("Melody",),
+                (0,),
+                (False,),
+                np.array(rows, np.int32),
+                "C major",
+                f"{num}/{den}",
+                8,
+                f"group{i}",
+            )
+        )
     return Dataset(MelodyDatasetConfig(), pieces[2:], pieces[:2], [], {"sources": n})
 
 
@@ -235,8 +262,21 @@ def test_the_training_loop_trains_and_ships_a_checkpoint(monkeypatch, tmp_path):
 
     monkeypatch.setattr("studio.training.train.melody_dataset", lambda genre, max_pieces=None, progress=True: _synthetic_tunes(12))
     overrides = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 128, "seq_len": 64, "batch_size": 8, "warmup_steps": 2}
-    card = run_training(TrainConfig("transformer", "folk", steps=30, out=tmp_path / "transformer-test", overrides=overrides,
-                                    evaluate=False, run_dir=tmp_path / "run", validation=0.2, validate_every_s=0.0, samples=2), progress=False)
+    card = run_training(
+        TrainConfig(
+            "transformer",
+            "folk",
+            steps=30,
+            out=tmp_path / "transformer-test",
+            overrides=overrides,
+            evaluate=False,
+            run_dir=tmp_path / "run",
+            validation=0.2,
+            validate_every_s=0.0,
+            samples=2,
+        ),
+        progress=False,
+    )
     history = json.loads((tmp_path / "training" / "transformer-test.json").read_text())
     losses = [r["nll"] for r in history["losses"]]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])  # it learned something about scales
@@ -251,11 +291,16 @@ def test_the_training_loop_trains_and_ships_a_checkpoint(monkeypatch, tmp_path):
 def test_choice_views_show_what_it_weighed_and_where_it_looked(tiny_registry, tune_paths, tmp_path, small):
     from studio.serving.service import choice_views
 
-    request = AccompanyRequest(midi=tune_paths["three_four_pickup.mid"], model="transformer-tiny", seed=4, params={"bars": 2}, out_dir=tmp_path)
+    request = AccompanyRequest(
+        midi=tune_paths["three_four_pickup.mid"], model="transformer-tiny", seed=4, params={"bars": 2}, out_dir=tmp_path
+    )
     views = choice_views(request, registry=tiny_registry)
     assert [caption for _p, caption in views] == ["the pitches it could draw for each new note", "where each new note looked"]
     assert all(p.stat().st_size > 5000 and p.read_bytes()[:4] == b"\x89PNG" for p, _c in views)
-    assert choice_views(AccompanyRequest(midi=tune_paths["three_four_pickup.mid"], model="rules", out_dir=tmp_path), registry=tiny_registry) == []
+    assert (
+        choice_views(AccompanyRequest(midi=tune_paths["three_four_pickup.mid"], model="rules", out_dir=tmp_path), registry=tiny_registry)
+        == []
+    )
     # the choices are those of the take itself: same seed, same drawn pitches
     model = tiny_registry.get("transformer-tiny")
     melody, grid = _melody(PICKUP_NOTES, 52), Grid(4, 52, PICKUP_BARS)
@@ -293,7 +338,9 @@ def test_shipped_continuations_of_unseen_tunes(shipped, tune_paths, tmp_path):
 
     rates = []
     for name in UNSEEN_FOR_TRANSFORMER:
-        request = AccompanyRequest(midi=tune_paths[name], model="transformer-folk", seed=1, params={"bars": 8}, out_dir=tmp_path, want_wav=False)
+        request = AccompanyRequest(
+            midi=tune_paths[name], model="transformer-folk", seed=1, params={"bars": 8}, out_dir=tmp_path, want_wav=False
+        )
         _score, _melody, roll, grid, _w = read_melody(request)
         out = shipped.generate("transformer-folk", roll, grid, shipped.card("transformer-folk").resolve_params({"bars": 8}), 1)[0]
         assert np.array_equal(out.velocity[: grid.n_steps], roll.velocity) and np.array_equal(out.onset[: grid.n_steps], roll.onset)
@@ -314,8 +361,9 @@ def test_shipped_continue_then_accompany_on_the_page(shipped, tune_paths):
 
     names = [p.name for p in shipped.card("transformer-folk").params]
     values = [shipped.card("transformer-folk").resolve_params({})[n] for n in names]
-    *_shown, take, takes = generate(str(tune_paths["two_four.mid"]), "transformer-folk", 2, "gan-chorale", [], *values,
-                                    progress=lambda *a, **k: None)
+    *_shown, take, takes = generate(
+        str(tune_paths["two_four.mid"]), "transformer-folk", 2, "gan-chorale", [], *values, progress=lambda *a, **k: None
+    )
     from studio.serving.takes import take_label
 
     assert take["then"] == "gan-chorale" and "transformer-folk → gan-chorale" in take_label(takes[-1])

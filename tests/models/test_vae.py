@@ -44,8 +44,19 @@ from studio.serving.service import AccompanyRequest, InterpolateRequest, accompa
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINTS = REPO / "models" / "checkpoints"
 SAMPLES = REPO / "assets" / "melodies"
-TINY = VAEConfig(z_dim=16, embed=32, enc_hidden=48, dec_hidden=96, batch_size=32, lr=8e-3, lr_decay=1.0, beta=0.05, beta_steps=100,
-                 free_bits=8.0, token_dropout=0.0)
+TINY = VAEConfig(
+    z_dim=16,
+    embed=32,
+    enc_hidden=48,
+    dec_hidden=96,
+    batch_size=32,
+    lr=8e-3,
+    lr_decay=1.0,
+    beta=0.05,
+    beta_steps=100,
+    free_bits=8.0,
+    token_dropout=0.0,
+)
 
 # A 3/4 tune with a one-beat pickup: (start, end, pitch) in 16ths.
 PICKUP_BARS = [Bar(0, 4, 3, 4)] + [Bar(4 + 12 * i, 12, 3, 4) for i in range(4)]
@@ -124,8 +135,13 @@ def test_variations_have_the_melodys_grid_in_any_meter(untrained, meter):
 
 
 def test_the_loss_trains_and_the_greedy_decoder_respects_lengths(untrained):
-    windows = Windows.cut(melody_tokens(PICKUP_NOTES, 52), step_features(Grid(4, 52, PICKUP_BARS)), V.key_profile(melody_tokens(PICKUP_NOTES, 52)),
-                          window_spans(PICKUP_BARS), TINY.max_steps)
+    windows = Windows.cut(
+        melody_tokens(PICKUP_NOTES, 52),
+        step_features(Grid(4, 52, PICKUP_BARS)),
+        V.key_profile(melody_tokens(PICKUP_NOTES, 52)),
+        window_spans(PICKUP_BARS),
+        TINY.max_steps,
+    )
     decoded = untrained.reconstruct(windows)
     assert decoded.shape == (3, 32)
     for row, k in zip(decoded, windows.length, strict=True):
@@ -156,8 +172,22 @@ def _tunes(n: int = 8):
             d = int(rng.choice([2, 2, 4, 6]))
             rows.append((0, s, min(s + d, bars[-1].end), tonic + scale[int(rng.integers(0, 8))], 80))
             s += d
-        pieces.append(Piece(f"tune{i}", "synthetic", "folk", Grid(4, bars[-1].end, bars), ("Melody",), (0,), (False,),
-                            np.array(rows, np.int32), "C major", f"{num}/{den}", len(bars), f"group{i}"))
+        pieces.append(
+            Piece(
+                f"tune{i}",
+                "synthetic",
+                "folk",
+                Grid(4, bars[-1].end, bars),
+                ("Melody",),
+                (0,),
+                (False,),
+                np.array(rows, np.int32),
+                "C major",
+                f"{num}/{den}",
+                len(bars),
+                f"group{i}",
+            )
+        )
     return Dataset(MelodyDatasetConfig(), pieces, pieces[:2], [], {"sources": n})
 
 
@@ -232,8 +262,10 @@ def _midi_of(piece, path: Path) -> Path:
     first = grid.bars[0]
     signatures = [TimeSignature(0, first.numerator, first.denominator)]
     if first.length < first.full_length:  # the pickup as a bar of its own length, then the meter
-        signatures = [TimeSignature(0, first.length // 4 if first.length % 4 == 0 else first.length, 4 if first.length % 4 == 0 else 16),
-                      TimeSignature(first.length * 120, grid.bars[1].numerator, grid.bars[1].denominator)]
+        signatures = [
+            TimeSignature(0, first.length // 4 if first.length % 4 == 0 else first.length, 4 if first.length % 4 == 0 else 16),
+            TimeSignature(first.length * 120, grid.bars[1].numerator, grid.bars[1].denominator),
+        ]
     path.write_bytes(write_midi(Score(tpb, [Track("Melody", notes=notes)], time_signatures=signatures)))
     return path
 
@@ -247,8 +279,15 @@ def tiny_registry(trained, tmp_path_factory) -> ModelRegistry:
     folder = tmp_path_factory.mktemp("checkpoints")
     shutil.copy(CHECKPOINTS / "rules.json", folder / "rules.json")
     save_file({k: v.contiguous() for k, v in model.network.state_dict().items()}, str(folder / "vae-tiny.safetensors"))
-    card = {"name": "vae-tiny", "family": "vae", "genre": "folk", "description": "tiny, for tests", "tracks": [{"name": "Melody", "program": 0}],
-            "params": V.PARAMS, "config": TINY.to_json()}
+    card = {
+        "name": "vae-tiny",
+        "family": "vae",
+        "genre": "folk",
+        "description": "tiny, for tests",
+        "tracks": [{"name": "Melody", "program": 0}],
+        "params": V.PARAMS,
+        "config": TINY.to_json(),
+    }
     (folder / "vae-tiny.json").write_text(json.dumps(card))
     return ModelRegistry(folder, device="cpu")
 
@@ -257,8 +296,10 @@ def test_variations_through_the_service_then_accompany_the_rewritten_melody(tiny
     _model, tunes = trained
     source = _midi_of(tunes[0], tmp_path / "tune.mid")
     read = read_melody(AccompanyRequest(midi=source))
-    result = accompany(AccompanyRequest(midi=source, model="vae-tiny", seed=3, params={"how_far": 3.0}, then="rules", out_dir=tmp_path,
-                                        want_wav=False), registry=tiny_registry)
+    result = accompany(
+        AccompanyRequest(midi=source, model="vae-tiny", seed=3, params={"how_far": 3.0}, then="rules", out_dir=tmp_path, want_wav=False),
+        registry=tiny_registry,
+    )
     melody = result.score.tracks[0]
     assert [(n.start, n.pitch) for n in melody.notes] != [(n.start, n.pitch) for n in read.melody.notes]  # a variation
     assert any("rewrote the melody" in w for w in result.notes) and result.then == "rules"
@@ -276,8 +317,13 @@ def test_variations_through_the_service_then_accompany_the_rewritten_melody(tiny
 def test_interpolation_through_the_service(tiny_registry, trained, tmp_path):
     _model, tunes = trained
     a, b = _midi_of(tunes[1], tmp_path / "a.mid"), _midi_of(tunes[6], tmp_path / "b.mid")  # 6/8 and 3/4
-    assert [read_melody(AccompanyRequest(midi=f)).grid.bars[:2] for f in (a, b)] == [tunes[1].grid.bars[:2], tunes[6].grid.bars[:2]]  # no pickup seen
-    result = interpolate(InterpolateRequest(first=a, second=b, model="vae-tiny", steps=4, out_dir=tmp_path, want_wav=False), registry=tiny_registry)
+    assert [read_melody(AccompanyRequest(midi=f)).grid.bars[:2] for f in (a, b)] == [
+        tunes[1].grid.bars[:2],
+        tunes[6].grid.bars[:2],
+    ]  # no pickup seen
+    result = interpolate(
+        InterpolateRequest(first=a, second=b, model="vae-tiny", steps=4, out_dir=tmp_path, want_wav=False), registry=tiny_registry
+    )
     assert result.metrics["start_kept"] == 1.0 and result.metrics["end_kept"] == 1.0
     back = read_midi(result.midi_path).score
     assert [(s.numerator, s.denominator) for s in back.time_signatures] == [(6, 8), (3, 4)]
@@ -299,15 +345,21 @@ def test_latent_views_show_the_variation_and_where_its_codes_went(tiny_registry,
     source = _midi_of(trained[1][6], tmp_path / "tune.mid")
     request = AccompanyRequest(midi=source, model="vae-tiny", seed=2, params={"how_far": 2.0}, out_dir=tmp_path)
     views = latent_views(request, registry=tiny_registry)
-    assert [caption for _p, caption in views] == ["the variation over your melody",
-                                                  "where each two bars sit in the latent space, and where the variation moved them"]
+    assert [caption for _p, caption in views] == [
+        "the variation over your melody",
+        "where each two bars sit in the latent space, and where the variation moved them",
+    ]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p, _c in views)
     assert latent_views(AccompanyRequest(midi=source, model="rules", out_dir=tmp_path), registry=tiny_registry) == []
     # the map is the take's own variation: same seed, same codes decoded
     melody, grid = _roll(trained[1][6])
     found = trained[0].latent_map(melody, grid, {"how_far": 2.0}, 2)
     assert found["mu"].shape == found["z"].shape == (len(found["spans"]), TINY.z_dim)
-    assert np.allclose(found["z"], found["mu"] + 2.0 * found["sigma"] * torch.randn(found["mu"].shape, generator=torch.Generator().manual_seed(2)).numpy(), atol=1e-5)
+    assert np.allclose(
+        found["z"],
+        found["mu"] + 2.0 * found["sigma"] * torch.randn(found["mu"].shape, generator=torch.Generator().manual_seed(2)).numpy(),
+        atol=1e-5,
+    )
 
 
 def test_the_training_loop_trains_and_ships_a_checkpoint(monkeypatch, tmp_path):
@@ -315,8 +367,21 @@ def test_the_training_loop_trains_and_ships_a_checkpoint(monkeypatch, tmp_path):
 
     monkeypatch.setattr("studio.training.train.melody_dataset", lambda genre, max_pieces=None, progress=True: _tunes(10))
     overrides = {k: v for k, v in TINY.to_json().items() if k in ("z_dim", "embed", "enc_hidden", "dec_hidden", "batch_size", "free_bits")}
-    card = run_training(TrainConfig("vae", "folk", steps=40, out=tmp_path / "vae-test", overrides=overrides, evaluate=False,
-                                    run_dir=tmp_path / "run", validation=0.2, validate_every_s=0.0, samples=2), progress=False)
+    card = run_training(
+        TrainConfig(
+            "vae",
+            "folk",
+            steps=40,
+            out=tmp_path / "vae-test",
+            overrides=overrides,
+            evaluate=False,
+            run_dir=tmp_path / "run",
+            validation=0.2,
+            validate_every_s=0.0,
+            samples=2,
+        ),
+        progress=False,
+    )
     history = json.loads((tmp_path / "training" / "vae-test.json").read_text())
     assert {"recon", "kl"} <= set(history["losses"][-1]) and "error_rate" in history["validation"][0]
     assert card["config"]["z_dim"] == TINY.z_dim and card["params"] == V.PARAMS
@@ -334,8 +399,12 @@ def test_cli_interpolates_and_refuses_bad_input_in_one_line(tmp_path):
     done = _cli("interpolate", str(a), str(b), "--model", "vae-folk", "--steps", "3", "--out-midi", str(tmp_path / "way.mid"))
     assert done.returncode == 0, done.stderr
     assert "in 3 steps" in done.stdout and read_midi(tmp_path / "way.mid").score.tracks[0].notes
-    for bad in (["interpolate", str(a), str(tmp_path / "missing.mid")], ["interpolate", str(a), str(b), "--steps", "99"],
-                ["interpolate", str(a), str(b), "--model", "rules"], ["interpolate", str(a)]):
+    for bad in (
+        ["interpolate", str(a), str(tmp_path / "missing.mid")],
+        ["interpolate", str(a), str(b), "--steps", "99"],
+        ["interpolate", str(a), str(b), "--model", "rules"],
+        ["interpolate", str(a)],
+    ):
         done = _cli(*bad)
         assert done.returncode == 2, done
         lines = done.stderr.strip().splitlines()
@@ -360,8 +429,11 @@ def test_the_pages_interpolation_takes_a_sample_or_refuses(tmp_path):
     import gradio as gr
 
     from studio.ui import actions as act
+
     assert ("vae-folk", "vae-folk") in act.interpolator_choices()
-    png, _wav, midi, note = act.interpolate_view(str(SAMPLES / "chester.mid"), "binnorie.mid", None, "vae-folk", 3, progress=lambda *a, **k: None)
+    png, _wav, midi, note = act.interpolate_view(
+        str(SAMPLES / "chester.mid"), "binnorie.mid", None, "vae-folk", 3, progress=lambda *a, **k: None
+    )
     assert Path(png["value"]).exists() and Path(midi["value"]).exists() and "3 steps" in note
     with pytest.raises(gr.Error, match="listed sample"):
         act.interpolate_view(str(SAMPLES / "chester.mid"), "../../app.py", None, "vae-folk", 3, progress=lambda *a, **k: None)

@@ -31,15 +31,19 @@ SET_IT = "from studio.serving.allocator import bound_heap_growth; print(bound_he
 def test_the_mmap_threshold_is_fixed_and_the_heap_trimmed_on_glibc():
     assert allocator.MMAP_THRESHOLD_BYTES >= 4 * 2**20  # above the models' temporaries: no page faults per tensor
     assert _in_a_fresh_process(SET_IT) == "True"
-    code = ("import ctypes, threading; from studio.serving import allocator\n"
-            "calls = []\n"
-            "class Libc:\n    def __init__(self):\n        self.malloc_trim = lambda pad: calls.append(pad) or 1\n"
-            "allocator._glibc = lambda: Libc()\n"
-            "thread = allocator.start_heap_trimmer(0.01)\n"
-            "import time; time.sleep(0.5)\n"
-            "print(thread.daemon, thread.name, len(calls) >= 3, set(calls))\n")
+    code = (
+        "import ctypes, threading; from studio.serving import allocator\n"
+        "calls = []\n"
+        "class Libc:\n    def __init__(self):\n        self.malloc_trim = lambda pad: calls.append(pad) or 1\n"
+        "allocator._glibc = lambda: Libc()\n"
+        "thread = allocator.start_heap_trimmer(0.01)\n"
+        "import time; time.sleep(0.5)\n"
+        "print(thread.daemon, thread.name, len(calls) >= 3, set(calls))\n"
+    )
     assert _in_a_fresh_process(code) == "True heap-trimmer True {0}"
-    assert _in_a_fresh_process("from studio.serving.allocator import start_heap_trimmer; print(start_heap_trimmer(60).is_alive())") == "True"
+    assert (
+        _in_a_fresh_process("from studio.serving.allocator import start_heap_trimmer; print(start_heap_trimmer(60).is_alive())") == "True"
+    )
 
 
 def test_an_operators_threshold_is_left_alone():

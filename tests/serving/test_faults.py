@@ -97,8 +97,7 @@ def test_without_fluidsynth_the_cli(tune, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "warning: no audio: FluidSynth is not installed" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".mid", ".png"]
-    _one_error_line(_cli("render", str(tune), "--out-wav", str(tmp_path / "x.wav"), prelude=FAKE_FLUIDSYNTH),
-                    "FluidSynth is not installed")
+    _one_error_line(_cli("render", str(tune), "--out-wav", str(tmp_path / "x.wav"), prelude=FAKE_FLUIDSYNTH), "FluidSynth is not installed")
 
 
 # --------------------------------------------------------------------------- SoundFonts
@@ -155,7 +154,7 @@ def test_no_soundfont_anywhere(tune, tmp_path, monkeypatch):
     assert result.wav_path is None and any("no SoundFont found" in w for w in result.warnings)
     wav, png, _midi = ui_actions.accompany_endpoint(str(tune), "rules", 0, progress=_no_progress)
     assert wav is None and Path(png).exists()
-    prelude = "import studio.audio.synth\nstudio.synth._soundfont_candidates = lambda config: []\n"
+    prelude = "import studio.audio.synth\nstudio.audio.synth._soundfont_candidates = lambda config: []\n"
     _one_error_line(_cli("render", str(tune), "--out-wav", str(tmp_path / "x.wav"), prelude=prelude), "no SoundFont found")
 
 
@@ -393,10 +392,16 @@ def test_a_full_disk_on_the_page_and_in_the_cli(tune, tmp_path, monkeypatch):
             ui_actions.accompany_endpoint(str(tune), "rules", 0, progress=_no_progress)
     assert ui_actions.accompany_endpoint(str(tune), "rules", 0, progress=_no_progress)[2]
 
-    prelude = "import errno, pathlib\ndef full(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\npathlib.Path.write_bytes = full\n"
+    prelude = (
+        "import errno, pathlib\ndef full(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "pathlib.Path.write_bytes = full\n"
+    )
     _one_error_line(_cli("generate", str(tune), "--out-dir", str(tmp_path / "a"), prelude=prelude), "the disk is full")
     _one_error_line(_cli("generate", str(tune), "--out-dir", "/proc/no-such-folder"), "the result could not be saved")
-    prelude = "import errno, studio.audio.synth\ndef full(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\nstudio.synth.write_wav = full\n"
+    prelude = (
+        "import errno, studio.audio.synth\ndef full(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "studio.audio.synth.write_wav = full\n"
+    )
     if HAVE_SYNTH:
         _one_error_line(_cli("render", str(tune), "--out-wav", str(tmp_path / "x.wav"), prelude=prelude), "the disk is full")
 
@@ -417,8 +422,14 @@ def test_a_full_disk_while_previewing_or_remixing(tune, tmp_path, monkeypatch):
     assert Path(png).exists()
 
 
-RECORDING = json.dumps({"notes": [{"pitch": 60, "start": 0.0, "end": 0.4}, {"pitch": 64, "start": 0.5, "end": 0.9}],
-                        "tempo": 100, "meter": "4/4", "aligned": False})
+RECORDING = json.dumps(
+    {
+        "notes": [{"pitch": 60, "start": 0.0, "end": 0.4}, {"pitch": 64, "start": 0.5, "end": 0.9}],
+        "tempo": 100,
+        "meter": "4/4",
+        "aligned": False,
+    }
+)
 
 
 def _result_folders() -> set[Path]:

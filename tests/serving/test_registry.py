@@ -155,17 +155,20 @@ def test_a_long_value_or_name_is_quoted_cut_short():
     assert quoted("\x1b[31m\nerror: forged") == "'\\x1b[31m\\nerror: forged'"  # control characters escaped
 
 
-@pytest.mark.parametrize("text, phrase", [
-    ("[" * 10_000 + "]" * 10_000, "characters long"),
-    ("[" * 2_000 + "]" * 2_000, "nest more than"),
-    ('{"a": [[[[[1]]]]]}', "nest more than"),
-    ('{"a": "' + "x" * 10_000_000 + '"}', "over the 10,000 limit"),
-    ('{"iterations": 1e400}', "1e400 is too large"),
-    ('{"iterations": NaN}', "NaN is not a number"),
-    ('{"iterations": -Infinity}', "Infinity is not a number"),
-    ("[1]", "must be a JSON object"),
-    ("{bad", "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "text, phrase",
+    [
+        ("[" * 10_000 + "]" * 10_000, "characters long"),
+        ("[" * 2_000 + "]" * 2_000, "nest more than"),
+        ('{"a": [[[[[1]]]]]}', "nest more than"),
+        ('{"a": "' + "x" * 10_000_000 + '"}', "over the 10,000 limit"),
+        ('{"iterations": 1e400}', "1e400 is too large"),
+        ('{"iterations": NaN}', "NaN is not a number"),
+        ('{"iterations": -Infinity}', "Infinity is not a number"),
+        ("[1]", "must be a JSON object"),
+        ("{bad", "must be a JSON object"),
+    ],
+)
 def test_params_json_refuses_deep_long_and_non_finite_text_in_one_short_line(text, phrase):
     """Issue 23: JSON nested 10,000 deep raised RecursionError; a 10 MB value was echoed whole."""
     with pytest.raises(InputError, match=phrase) as caught:
@@ -180,6 +183,7 @@ def test_params_json_takes_a_flat_object_and_empty_text():
 
 def test_model_calls_reuse_idle_threads_and_a_stuck_call_keeps_only_its_own(cards_dir):
     from studio.serving import registry as registry_module
+
     registry = ModelRegistry(cards_dir, timeout_s=0.3)
     melody, grid = _melody()
     workers = registry_module._WORKERS

@@ -16,8 +16,9 @@ APPLY = "from studio.serving.process import apply_process_settings; apply_proces
 
 def _probe(code: str, **extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | extra
-    return subprocess.run([sys.executable, "-c", "import os, sys, studio; " + code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", "import os, sys, studio; " + code], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_importing_the_studio_changes_nothing_in_the_process():

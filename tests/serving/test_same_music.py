@@ -29,8 +29,18 @@ TUNES = [e["file"] for e in json.loads((SAMPLES / "index.json").read_text())]
 
 
 def _hash(model: str, tune: str, out_dir: Path) -> str:
-    result = accompany(AccompanyRequest(midi=SAMPLES / tune, model=model, seed=0, out_dir=out_dir, name=Path(tune).stem,
-                                        want_wav=False, want_png=False, want_listen=False))
+    result = accompany(
+        AccompanyRequest(
+            midi=SAMPLES / tune,
+            model=model,
+            seed=0,
+            out_dir=out_dir,
+            name=Path(tune).stem,
+            want_wav=False,
+            want_png=False,
+            want_listen=False,
+        )
+    )
     return hashlib.sha256(result.midi_path.read_bytes()).hexdigest()
 
 

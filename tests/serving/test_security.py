@@ -59,8 +59,22 @@ def _pickle_allowed(tokens: list[str]) -> bool:
     return any(tokens[i : i + 2] == ["allow_pickle", "="] and tokens[i + 2 : i + 3] != ["False"] for i in range(len(tokens)))
 
 
-UNSAFE_LOADERS = ["pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "torch.load",
-                  "torch.jit.load", "torch.package", "yaml.load", "yaml.unsafe_load", "eval", "exec"]
+UNSAFE_LOADERS = [
+    "pickle",
+    "cPickle",
+    "dill",
+    "cloudpickle",
+    "joblib",
+    "marshal",
+    "shelve",
+    "torch.load",
+    "torch.jit.load",
+    "torch.package",
+    "yaml.load",
+    "yaml.unsafe_load",
+    "eval",
+    "exec",
+]
 SHELL = ["subprocess", "os.system", "os.popen", "os.spawnl", "os.execv", "pty", "shlex"]
 
 
@@ -99,8 +113,12 @@ def test_weights_are_read_only_through_safetensors():
 
 def test_no_shell_in_the_studio():
     """The studio, its models and the page never start a process (the benchmarks may, with fixed arguments)."""
-    offenders = [f"{p.relative_to(REPO)}: {name}" for p in _python_files([REPO / "studio", REPO / "models"])
-                 for name in SHELL if _uses(_code_tokens(p), name)]
+    offenders = [
+        f"{p.relative_to(REPO)}: {name}"
+        for p in _python_files([REPO / "studio", REPO / "models"])
+        for name in SHELL
+        if _uses(_code_tokens(p), name)
+    ]
     assert not offenders, offenders
 
 
@@ -108,8 +126,14 @@ def test_no_shell_in_the_studio():
 
 
 @settings(max_examples=300, deadline=None, database=None)
-@given(name=st.one_of(st.text(max_size=80), st.sampled_from(["../../etc/passwd", "/etc/passwd", "..", ".", "a/../../b",
-                                                              "C:\\Windows\\x", "x\x00y", "$(rm -rf ~)", "`id`", "; ls", "~root"])))
+@given(
+    name=st.one_of(
+        st.text(max_size=80),
+        st.sampled_from(
+            ["../../etc/passwd", "/etc/passwd", "..", ".", "a/../../b", "C:\\Windows\\x", "x\x00y", "$(rm -rf ~)", "`id`", "; ls", "~root"]
+        ),
+    )
+)
 def test_names_become_safe_file_stems(name):
     for stem in (safe_stem(name), safe_stem(name, "take", 60)):
         assert SAFE_NAME.match(stem), stem
@@ -139,12 +163,15 @@ def test_a_seed_that_is_not_a_whole_number_is_refused_not_rounded(seed, tune_pat
     assert len(str(caught.value)) < 200
 
 
-@pytest.mark.parametrize("params_json, phrase", [
-    ("[" * 10_000 + "]" * 10_000, "characters long"),
-    ("[" * 3_000 + "]" * 3_000, "nest more than"),
-    ('{"iterations": "' + "9" * 10_000_000 + '"}', "over the 10,000 limit"),
-    ('{"iterations": 1e400}', "1e400 is too large"),
-])
+@pytest.mark.parametrize(
+    "params_json, phrase",
+    [
+        ("[" * 10_000 + "]" * 10_000, "characters long"),
+        ("[" * 3_000 + "]" * 3_000, "nest more than"),
+        ('{"iterations": "' + "9" * 10_000_000 + '"}', "over the 10,000 limit"),
+        ('{"iterations": 1e400}', "1e400 is too large"),
+    ],
+)
 def test_the_generate_api_refuses_deep_long_and_non_finite_json_in_one_line(params_json, phrase, tune_paths):
     """Issue 23: /generate with JSON nested 10,000 deep raised RecursionError (a generic error, a
     traceback in the log); a 10 MB value was echoed whole."""
@@ -201,8 +228,11 @@ def _file_routes() -> list[str]:
 
 
 # Routes that stream events of a session (server-sent events), never a file: probed elsewhere by Gradio.
-EVENT_STREAMS = {"/gradio_api/heartbeat/{session_hash}", "/gradio_api/call/{api_name}/{event_id}",
-                 "/gradio_api/call/v2/{api_name}/{event_id}"}
+EVENT_STREAMS = {
+    "/gradio_api/heartbeat/{session_hash}",
+    "/gradio_api/call/{api_name}/{event_id}",
+    "/gradio_api/call/v2/{api_name}/{event_id}",
+}
 
 
 def _targets() -> dict[str, bytes]:
@@ -228,6 +258,7 @@ def _spellings(target: str) -> list[str]:
 
 def _fill(template: str, attack: str, where: str) -> str:
     """`template` with the parameter `where` set to `attack` and the others to harmless values."""
+
     def value(match: re.Match) -> str:
         name = match.group(1).split(":")[0]
         return attack if name == where else {"environment": "client", "ext": "ts"}.get(name, "x")
@@ -260,7 +291,8 @@ def test_no_file_route_serves_anything_but_the_apps_outputs(server, tune_paths):
 
     # The control: a file this session got back is served (so the refusals above are not a dead server).
     outputs = Client(server, verbose=False, download_files=False).predict(
-        handle_file(str(tune_paths["four_four.mid"])), "rules", 0, api_name="/accompany")
+        handle_file(str(tune_paths["four_four.mid"])), "rules", 0, api_name="/accompany"
+    )
     status, body = _get(server, urlsplit(outputs[2]["url"]).path)
     assert status == 200 and body[:4] == b"MThd"
     folder = str(Path(outputs[2]["path"]).parent)
@@ -282,14 +314,16 @@ def test_uploads_over_2_mb_are_refused_and_the_server_keeps_serving(server, tune
     assert answer.status_code == 413
 
     def chunks():
-        boundary = b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.mid\"\r\nContent-Type: audio/midi\r\n\r\n"
+        boundary = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.mid"\r\nContent-Type: audio/midi\r\n\r\n'
         yield boundary
         data = big.read_bytes()
         for i in range(0, len(data), 65536):
             yield data[i : i + 65536]
         yield b"\r\n--x--\r\n"
 
-    answer = httpx.post(server + "gradio_api/upload", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=x"}, timeout=60)
+    answer = httpx.post(
+        server + "gradio_api/upload", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=x"}, timeout=60
+    )
     assert answer.status_code == 413
     time.sleep(0.5)
     assert not [p for p in upload_dir.rglob("*") if p.is_file() and p not in before and p.stat().st_size > 2_000_000]

@@ -301,7 +301,16 @@ def test_folder_roles_follow_general_midi_families():
         return data.folder_role(Track("t", program, drum))
 
     assert [role(p) for p in (0, 23, 24, 31, 32, 39, 40, 55, 88, 95)] == [
-        "Piano", "Piano", "Guitar", "Guitar", "Bass", "Bass", "Strings", "Strings", "Strings", "Strings"
+        "Piano",
+        "Piano",
+        "Guitar",
+        "Guitar",
+        "Bass",
+        "Bass",
+        "Strings",
+        "Strings",
+        "Strings",
+        "Strings",
     ]
     assert role(56) is None and role(80) is None and role(0, True) == "Drums"
 

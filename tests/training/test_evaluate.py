@@ -48,7 +48,15 @@ def test_empty_bars_are_not_counted_and_notes_across_bar_lines_split():
 
 
 def test_compare_applies_the_acceptance_bounds():
-    real = {"in_key_rate": 0.94, "consonance": 0.89, "empty_bar_rate": 0.1, "used_pitch_classes": 3.0, "qualified_note_rate": 0.6, "polyphony": 0.0, "accompaniment_polyphony": 0.9}
+    real = {
+        "in_key_rate": 0.94,
+        "consonance": 0.89,
+        "empty_bar_rate": 0.1,
+        "used_pitch_classes": 3.0,
+        "qualified_note_rate": 0.6,
+        "polyphony": 0.0,
+        "accompaniment_polyphony": 0.9,
+    }
     good = dict(real, in_key_rate=0.90, used_pitch_classes=3.4, polyphony=0.0)
     rows = _compare(good, real)
     assert all(r["ok"] for r in rows.values())
@@ -61,6 +69,7 @@ def test_compare_applies_the_acceptance_bounds():
 def test_rules_evaluation_report(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
     from studio.training import data
+
     original = data.DatasetConfig
 
     def few_pieces(genre, **kw):  # a small, real chorale dataset: the same code path, fewer pieces
@@ -70,7 +79,14 @@ def test_rules_evaluation_report(tmp_path, monkeypatch):
     report = evaluate("rules", EvaluationConfig(n=3, unseen=4), progress=False)
     held = report["held_out"]
     assert report["data"] == "chorale" and held["pieces"] == 3
-    assert set(held["comparison"]) >= {"in_key_rate", "consonance", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "polyphony"}
+    assert set(held["comparison"]) >= {
+        "in_key_rate",
+        "consonance",
+        "empty_bar_rate",
+        "used_pitch_classes",
+        "qualified_note_rate",
+        "polyphony",
+    }
     assert 0.9 <= held["real"]["in_key_rate"] <= 1.0 and held["generated"]["in_key_rate"] > 0.9
     copy = report["copy"]
     assert copy["bars"] > 0 and copy["copied_share"] == copy["copied_bars"] / copy["bars"] and copy["threshold"] == 0.9

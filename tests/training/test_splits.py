@@ -130,14 +130,17 @@ def test_build_dataset_reads_the_pinned_lists_and_a_new_file_stays_out_of_held_o
     assert any("1 piece(s) are in no list" in str(w.message) for w in caught)
     assert [p.id for p in again.held_out] == ["folder/s4", "folder/s5"]
     assert "folder/a_new" not in {p.id for p in again.pieces}
-    added = build_dataset(DatasetConfig(f"folder:{songs}", cache_dir=tmp_path / "cache", workers=1, split_file=str(split_file), add_unlisted=True),
-                          progress=False)
+    added = build_dataset(
+        DatasetConfig(f"folder:{songs}", cache_dir=tmp_path / "cache", workers=1, split_file=str(split_file), add_unlisted=True),
+        progress=False,
+    )
     assert "folder/a_new" in {p.id for p in added.train} and [p.id for p in added.held_out] == ["folder/s4", "folder/s5"]
 
 
 def test_evaluate_accompanies_exactly_the_pinned_held_out_pieces(pinned_folder, monkeypatch):
     import studio.training.data
     from studio.training import evaluate as E
+
     songs, split_file = pinned_folder
     built = []
     original = studio.training.data.build_dataset
@@ -161,8 +164,9 @@ def test_evaluate_accompanies_exactly_the_pinned_held_out_pieces(pinned_folder, 
     assert [by_grid[id(g)] for g in grids] == list(read_split(split_file).held_out)
     assert report["held_out"]["pieces"] == 2 and "split.json" in report["how"]
     grids.clear()
-    E.evaluate("rules", E.EvaluationConfig(n=1, unseen=0, copy_check=False, data=f"folder:{songs}", split_file=str(split_file)),
-               progress=False)
+    E.evaluate(
+        "rules", E.EvaluationConfig(n=1, unseen=0, copy_check=False, data=f"folder:{songs}", split_file=str(split_file)), progress=False
+    )
     by_grid = {id(p.grid): p.id for p in built[-1].pieces}
     assert [by_grid[id(g)] for g in grids] == ["folder/s4"]  # n: the first n of the list
 

@@ -9,7 +9,16 @@ import pytest
 from studio.core.errors import InputError
 from studio.training.train import TrainConfig, history_path, run_training
 
-TINY = {"hidden": 16, "dilations": "1,2", "head_hidden": 8, "head_dilations": "1", "critic_hidden": 16, "batch_size": 4, "critic_steps": 1, "pretrain_steps": 1}
+TINY = {
+    "hidden": 16,
+    "dilations": "1,2",
+    "head_hidden": 8,
+    "head_dilations": "1",
+    "critic_hidden": 16,
+    "batch_size": 4,
+    "critic_steps": 1,
+    "pretrain_steps": 1,
+}
 
 
 @pytest.fixture()
@@ -29,7 +38,10 @@ def test_train_writes_checkpoint_card_history_and_resumes(cache):
     assert card["name"] == "gan-chorale" and card["family"] == "gan" and card["genre"] == "chorale"
     assert [t["name"] for t in card["tracks"]] == ["Alto", "Tenor", "Bass"]
     training = card["training"]
-    assert training["steps"] == 3 and training["train_pieces"] + training["validation_pieces"] + training["held_out_pieces"] == training["pieces"] == 8
+    assert (
+        training["steps"] == 3
+        and training["train_pieces"] + training["validation_pieces"] + training["held_out_pieces"] == training["pieces"] == 8
+    )
     assert training["validation_pieces"] >= 1 and training["selected"]["step"] == 3  # checked once, at the end
     assert set(training["final_losses"]) == {"critic", "generator", "wasserstein", "penalty", "reconstruction", "dissonance_gap"}
     assert card["config"]["hidden"] == 16 and card["config"]["dilations"] == [1, 2]
@@ -60,12 +72,16 @@ def test_train_writes_checkpoint_card_history_and_resumes(cache):
     assert loss_curves_png("rules", history_path(out).parent) is None and snapshot_pngs("rules", 0, history_path(out).parent) == []
 
     # A second run with a larger budget resumes from the saved state instead of starting over.
-    resumed = run_training(TrainConfig("gan", "chorale", steps=5, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=2), progress=False)
+    resumed = run_training(
+        TrainConfig("gan", "chorale", steps=5, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=2), progress=False
+    )
     assert resumed["training"]["steps"] == 5
     history = json.loads(history_path(out).read_text())
     assert [row["step"] for row in history["losses"]] == [1, 2, 3, 4, 5]
     # Resumed once more with nothing left to do: the checkpoint is written again, no empty session is added.
-    again = run_training(TrainConfig("gan", "chorale", steps=5, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=2), progress=False)
+    again = run_training(
+        TrainConfig("gan", "chorale", steps=5, out=out, overrides=TINY, evaluate=False, max_pieces=8, samples=2), progress=False
+    )
     assert again["training"]["steps"] == 5 and len(json.loads(history_path(out).read_text())["sessions"]) == 2
 
 
@@ -88,8 +104,29 @@ def test_two_processes_with_torchrun_train_one_model(cache):
     out = cache / "ddp" / "gan-chorale"
     torchrun = Path(sys.executable).with_name("torchrun")
     sets = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "studio", "train", "--family", "gan", "--genre", "chorale",
-           "--steps", "3", "--max-pieces", "8", "--no-evaluate", "--device", "cpu", "--out", str(out), *sets]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "studio",
+        "train",
+        "--family",
+        "gan",
+        "--genre",
+        "chorale",
+        "--steps",
+        "3",
+        "--max-pieces",
+        "8",
+        "--no-evaluate",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *sets,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=280, env=env, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr[-2000:]
@@ -116,7 +153,12 @@ def test_train_on_a_folder_of_midi_songs(cache):
         bass = [Note(1920 * i, 1920 * (i + 1), 36 + k + (i % 2) * 7) for i in range(8)]
         keys = [Note(960 * i, 960 * (i + 1), p + k) for i in range(16) for p in (60, 64)]
         drums = [Note(480 * i, 480 * i + 120, 36) for i in range(32)]
-        tracks = [Track("Lead", 73, notes=melody), Track("Bass", 33, notes=bass), Track("Keys", 4, notes=keys), Track("Drums", 0, True, 9, drums)]
+        tracks = [
+            Track("Lead", 73, notes=melody),
+            Track("Bass", 33, notes=bass),
+            Track("Keys", 4, notes=keys),
+            Track("Drums", 0, True, 9, drums),
+        ]
         (songs / f"song{k}.mid").write_bytes(write_midi(Score(480, tracks)))
     out = cache / "ckpt" / "gan-mine"
     card = run_training(TrainConfig("gan", "mine", data=str(songs), steps=2, out=out, overrides=TINY, evaluate=False), progress=False)

@@ -74,7 +74,9 @@ def test_the_pages_controls_reach_the_model(tune_paths):
     from studio.ui.actions import generate
 
     def run(seed, *values):
-        *_shown, take, _takes = generate(str(tune_paths["four_four.mid"]), "gan-chorale", seed, "", [], *values, progress=lambda *a, **k: None)
+        *_shown, take, _takes = generate(
+            str(tune_paths["four_four.mid"]), "gan-chorale", seed, "", [], *values, progress=lambda *a, **k: None
+        )
         return [(n.start, n.pitch) for t in read_midi(take["midi"]).score.tracks[1:] for n in t.notes]
 
     assert run(1, 0.0, 0.0, 0.0) == run(2, 0.0, 0.0, 0.0)
@@ -86,8 +88,9 @@ def test_generate_api_takes_the_models_parameters(server, tune_paths):
     bad parameters come back as a readable error."""
     client = Client(server, verbose=False)
     source = tune_paths["two_four.mid"]
-    wav, png, midi = client.predict(handle_file(str(source)), "arcnn-chorale", 2,
-                                    '{"mode": "enhance", "max_removed": 0.25, "max_added": 3}', api_name="/generate")
+    wav, png, midi = client.predict(
+        handle_file(str(source)), "arcnn-chorale", 2, '{"mode": "enhance", "max_removed": 0.25, "max_added": 3}', api_name="/generate"
+    )
     _check_outputs((wav, png, midi))
     before = {(n.start, n.pitch) for n in read_midi(source).score.tracks[0].notes}
     after = {(n.start, n.pitch) for n in read_midi(midi).score.tracks[0].notes}

@@ -16,8 +16,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)")
 LAPTOP = (1366, 768)
 PHONE = (390, 844)
@@ -93,14 +100,18 @@ class Page:
     def generate(self, take: int) -> str:
         """Press the orange button; wait for take number `take` and return its label."""
         self.page.click("#generate")
-        self.page.wait_for_function("(n) => { const t = document.querySelector('#takes'); return t && t.innerText.includes(`Take ${n} `); }",
-                                    arg=take, timeout=120_000)
+        self.page.wait_for_function(
+            "(n) => { const t = document.querySelector('#takes'); return t && t.innerText.includes(`Take ${n} `); }",
+            arg=take,
+            timeout=120_000,
+        )
         return self.page.locator("#takes label", has_text=f"Take {take} ").first.inner_text()
 
     def image_src(self, elem_id: str, timeout: float = 120_000, not_src: str | None = None) -> str:
         self.page.wait_for_function(
             "([sel, old]) => { const i = document.querySelector(sel); return i && i.src && i.src !== old; }",
-            arg=[f"#{elem_id} img", not_src or ""], timeout=timeout,
+            arg=[f"#{elem_id} img", not_src or ""],
+            timeout=timeout,
         )
         return self.page.get_attribute(f"#{elem_id} img", "src")
 
@@ -111,7 +122,8 @@ class Page:
         """The URL of the audio a player shows, once it is there; checked to be real, playable audio."""
         self.page.wait_for_function(
             "([sel, old]) => { const a = document.querySelector(sel); return a && a.href && a.href !== old; }",
-            arg=[f"#{elem_id} a[download]", not_src or ""], timeout=120_000,
+            arg=[f"#{elem_id} a[download]", not_src or ""],
+            timeout=120_000,
         )
         url = self.page.get_attribute(f"#{elem_id} a[download]", "href")
         data = self.fetch(url)
@@ -128,7 +140,9 @@ class Page:
     def wait_for_status(self, text: str) -> None:
         """Wait (briefly) until the keyboard's status line says `text`; say what it says otherwise."""
         try:
-            self.page.wait_for_function("(t) => document.querySelector('#keyboard .kb-status').innerText.includes(t)", arg=text, timeout=5_000)
+            self.page.wait_for_function(
+                "(t) => document.querySelector('#keyboard .kb-status').innerText.includes(t)", arg=text, timeout=5_000
+            )
         except Exception:  # noqa: BLE001 - report what the page shows instead
             pytest.fail(f"keyboard status: {self.page.inner_text('#keyboard .kb-status')!r}, wanted {text!r}")
 
@@ -144,8 +158,11 @@ class Page:
         from axe_playwright_python.sync_playwright import Axe
 
         found = Axe().run(self.page).response["violations"]
-        return [f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:4]}"
-                for v in found if v["impact"] in ("serious", "critical")]
+        return [
+            f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:4]}"
+            for v in found
+            if v["impact"] in ("serious", "critical")
+        ]
 
 
 def _params(label: str) -> dict[str, str]:
@@ -264,8 +281,11 @@ def test_switching_models_quickly_never_sends_another_models_values(browser, ser
             page.click("#model input")
             page.locator("ul[role=listbox] li, ul.options li", has_text=name).first.click()
         page.click("#generate")
-        page.wait_for_function("(n) => { const t = document.querySelector('#takes'); return t && t.innerText.includes(`Take ${n} `); }",
-                               arg=take, timeout=120_000)
+        page.wait_for_function(
+            "(n) => { const t = document.querySelector('#takes'); return t && t.innerText.includes(`Take ${n} `); }",
+            arg=take,
+            timeout=120_000,
+        )
         label = page.locator("#takes label", has_text=f"Take {take} ").first.inner_text()
         own = {p.name for p in default_registry().card(final).params}
         assert f" · {final} " in label and set(_params(label)) == own, label
@@ -326,7 +346,9 @@ def test_every_panel_shows_something_for_every_model(browser, server, model):
         page.wait_for_function("document.querySelectorAll('#snapshots img').length >= 2", timeout=30_000)
     page.click("#sampling button, #sampling .label-wrap")
     ui.generate(1)
-    page.wait_for_function("!(document.querySelector('#sampling-note') || {innerText: 'take'}).innerText.includes('Generate a take')", timeout=90_000)
+    page.wait_for_function(
+        "!(document.querySelector('#sampling-note') || {innerText: 'take'}).innerText.includes('Generate a take')", timeout=90_000
+    )
     page.wait_for_function("(document.querySelector('#sampling-note') || {innerText: ''}).innerText.trim().length > 20", timeout=90_000)
     if model in ("arcnn-chorale", "diffusion-chorale", "transformer-folk", "vae-folk"):
         page.wait_for_function("document.querySelectorAll('#sampling-steps img').length >= 2", timeout=90_000)
@@ -415,8 +437,9 @@ def test_keyboard_only_play_use_and_generate(browser, server):
     ui.image_src("melody-roll")
     tab_to("#generate")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#takes') && document.querySelector('#takes').innerText.includes('Take 1 ')",
-                           timeout=120_000)
+    page.wait_for_function(
+        "document.querySelector('#takes') && document.querySelector('#takes').innerText.includes('Take 1 ')", timeout=120_000
+    )
     assert ui.problems == []
     page.close()
 

@@ -40,7 +40,9 @@ def test_a_failed_generation_keeps_what_is_on_show(tune_paths, monkeypatch, fail
     one escaped line; a raised gr.Error would turn every output into an error badge."""
     midi = None if failure == "no file" else str(tune_paths["four_four.mid"])
     if failure == "time-out":
-        monkeypatch.setattr(act, "accompany", lambda *a, **k: (_ for _ in ()).throw(ModelError("gan-chorale took longer than 60 s: try again")))
+        monkeypatch.setattr(
+            act, "accompany", lambda *a, **k: (_ for _ in ()).throw(ModelError("gan-chorale took longer than 60 s: try again"))
+        )
     if failure == "bug":
         monkeypatch.setattr(act, "accompany", lambda *a, **k: (_ for _ in ()).throw(KeyError("<b>x</b>")))
     out = act.generate_for_page(_layout())(midi, "gan-chorale", 0, "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None)
@@ -91,5 +93,5 @@ def test_the_cards_read_as_english(name):
 def test_keys_and_user_text_are_shown_as_written():
     assert ui_cards.key_words("B- major") == "B♭ major" and ui_cards.key_words("Bb minor") == "B♭ minor"
     assert ui_cards.key_words("F# minor") == "F♯ minor" and ui_cards.key_words("C major") == "C major"
-    shown = ui_cards.plain_text('<img src=x onerror=alert(1)> *bold* [link](http://x)')
+    shown = ui_cards.plain_text("<img src=x onerror=alert(1)> *bold* [link](http://x)")
     assert "<img" not in shown and "\\*bold\\*" in shown and "\\[link\\]" in shown
