@@ -184,13 +184,13 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
     """
     from studio.audio.synth import (
         SynthConfig,
-        _scan_midi,
         audio_stats,
         find_soundfont,
         render_midi,
         synth_status,
         write_wav,
     )
+    from studio.audio.synth.split import scan_midi
 
     ok, status = synth_status()
     if not ok:
@@ -275,7 +275,7 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
         single_s = med.get("render_single")
         a, a1 = last_audio["a"], last_audio["a1"]
         diff = np.abs(a.astype(np.int32) - a1) if a.shape == a1.shape else None
-        split = _scan_midi(mid.read_bytes())
+        split = scan_midi(mid.read_bytes())
         engines = 1
         if split is not None and split.seconds >= config.parallel_min_seconds:
             engines = min(config.worker_count(), split.sounding_channels())
