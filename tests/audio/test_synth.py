@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -135,6 +136,29 @@ def test_status_says_when_no_soundfont(monkeypatch, tmp_path):
     assert "SoundFont" in message and "STUDIO_SOUNDFONT" in message and "gone.sf2" in message
     assert "\n" not in message
     with pytest.raises(SynthUnavailable, match="no SoundFont found"):
+        render_midi(_song())
+
+
+def test_a_changed_pyfluidsynth_is_one_clear_error(monkeypatch):
+    """Without the private library handle the renders go through, one readable line, no AttributeError."""
+    fake = types.ModuleType("fluidsynth")
+    fake.Synth = object  # pyfluidsynth's public class is there, its `_fl` handle is not
+    monkeypatch.setitem(sys.modules, "fluidsynth", fake)
+    monkeypatch.setattr(fluid, "_FLUID", None)
+    ok, message = synth_status()
+    assert ok is False and message.startswith("pyfluidsynth changed: `fluidsynth._fl`")
+    assert "requirements.txt" in message and "\n" not in message
+    with pytest.raises(SynthUnavailable, match=r"^pyfluidsynth changed: "):
+        render_midi(_song())
+
+
+@needs_synth
+def test_the_real_pyfluidsynth_without_its_handle(monkeypatch):
+    import fluidsynth
+
+    monkeypatch.delattr(fluidsynth, "_fl")
+    monkeypatch.setattr(fluid, "_FLUID", None)
+    with pytest.raises(SynthUnavailable, match=r"^pyfluidsynth changed: `fluidsynth._fl`"):
         render_midi(_song())
 
 

@@ -1,7 +1,25 @@
 """A MIDI file's channels split into groups, each group's file written for FluidSynth to play.
 
 Used by the parallel render (`studio.audio.synth.render`): long music is played on several
-engines at once, each playing the file without the notes of the other groups' channels.
+engines at once, each playing the file without the notes of the other groups' channels. The
+scan also gives every render the music's length by its tempo map (to render ahead in long calls).
+
+What comes from the studio's MIDI reader (`studio.core.midi`): the header's timing
+(`read_division`, ticks per beat or SMPTE ticks per second), the variable-length numbers, the
+channel messages' lengths, and the tempo map's arithmetic (`Score.tick_to_seconds`).
+
+What stays a scanner of its own (`scan_track`), and why: FluidSynth must play the file's own
+bytes, so each group's file is the original with only some note events taken out, every other
+event and chunk kept byte for byte. The studio's reader cannot give that: it keeps no bytes, and
+it reads a file as music rather than as FluidSynth plays it (it clips data bytes over 127, drops
+SysEx and system messages, keeps running status across meta and SysEx events where FluidSynth does
+not, skips unknown chunks and trailing bytes, applies the upload limits). Where FluidSynth might
+read a file otherwise than the standard says, the scan gives up (None) and the file renders on one
+engine as it is. Reading the file twice (the studio's reader for the length and channels, a
+scanner for the bytes) would cost a second pass on every long render, and the note weights that
+group the channels must come from the same events that are cut (notes never released count to
+the end of their track, zero-length notes count), or the groups, and so the rendered bytes,
+would change.
 """
 
 from __future__ import annotations
@@ -9,7 +27,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from studio.core.midi import _varlen, _varlen_bytes
+from studio.core.errors import InputError
+from studio.core.midi import _DATA_BYTES, _varlen, _varlen_bytes, read_division
+from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Score, TempoChange
 
 __all__ = ["Split", "scan_midi"]
 
@@ -63,9 +83,6 @@ class Split:
         return b"".join(out)
 
 
-_CHANNEL_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
-
-
 def scan_track(body: bytes, allowance: int, tempos: list[tuple[int, int]],
                 weights: dict[int, int]) -> tuple[list[tuple[int, int, bytes]], int] | None:
     """The events of one MTrk body and its end tick, or None when FluidSynth might read it otherwise.
@@ -116,7 +133,7 @@ def scan_track(body: bytes, allowance: int, tempos: list[tuple[int, int]],
         elif status > 0xF0:
             return None
         else:
-            n = _CHANNEL_DATA_BYTES[status & 0xF0]
+            n = _DATA_BYTES[status & 0xF0]
             if pos + n > end:
                 return None
             raw = bytes([status]) + body[pos : pos + n]
@@ -146,15 +163,12 @@ def scan_midi(data: bytes) -> Split | None:
     pos = 8 + header_len
     if header_len < 6 or pos > len(data):
         return None
-    if division & 0x8000:
-        frames = 256 - (division >> 8)
-        ticks_per_second = (29.97 if frames == 29 else frames) * (division & 0xFF)
-        allowance = round(ticks_per_second / 4)
-    else:
-        ticks_per_second = 0.0
-        allowance = division // 2  # half a beat of release per note
-    if not division & 0x7FFF or (division & 0x8000 and ticks_per_second <= 0):
+    try:
+        ticks_per_beat, ticks_per_second = read_division(division)  # the studio's reader's timing
+    except InputError:
         return None
+    # a release allowance per note: half a beat, or a quarter of a second in SMPTE time
+    allowance = round(ticks_per_second / 4) if ticks_per_second else ticks_per_beat // 2
     parts: list[bytes | list[tuple[int, int, bytes]]] = [data[:pos]]
     tempos: list[tuple[int, int]] = []
     weights: dict[int, int] = {}
@@ -181,11 +195,9 @@ def scan_midi(data: bytes) -> Split | None:
         parts.append(data[pos:])
     if ticks_per_second:
         seconds = end_tick / ticks_per_second
-    else:
-        seconds, tick, tempo = 0.0, 0, 500_000
-        for at, new_tempo in sorted(t for t in tempos if t[0] < end_tick):
-            seconds += (at - tick) * tempo / 1e6 / division
-            tick, tempo = at, new_tempo
-        seconds += (end_tick - tick) * tempo / 1e6 / division
+    else:  # the tempo map's arithmetic is the studio's (`Score.tick_to_seconds`)
+        changes = [TempoChange(at, us) for at, us in sorted(t for t in tempos if t[0] < end_tick)]
+        tempo_map = Score(ticks_per_beat, [], [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT), *changes])
+        seconds = tempo_map.tick_to_seconds(end_tick)
     return Split(parts, weights, seconds)
 
