@@ -46,8 +46,16 @@ REPO = Path(__file__).resolve().parent.parent
 TICKS_PER_BEAT = 480
 QPM = 120
 # (key of chord root above C, chord tones as semitones above the root): I - V - vi - IV, ii - V - I - I
-PROGRESSION = [(0, (0, 4, 7)), (7, (0, 4, 7)), (9, (0, 3, 7)), (5, (0, 4, 7)),
-               (2, (0, 3, 7)), (7, (0, 4, 7, 10)), (0, (0, 4, 7)), (0, (0, 4, 7, 11))]
+PROGRESSION = [
+    (0, (0, 4, 7)),
+    (7, (0, 4, 7)),
+    (9, (0, 3, 7)),
+    (5, (0, 4, 7)),
+    (2, (0, 3, 7)),
+    (7, (0, 4, 7, 10)),
+    (0, (0, 4, 7)),
+    (0, (0, 4, 7, 11)),
+]
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 
 
@@ -89,14 +97,12 @@ def _part(kind: str, ch: int, program: int, bars: int, rng: random.Random) -> li
             for i, k in enumerate((0, 7)):
                 _note(events, t0 + 2 * i * beat, 2 * beat - 60, ch, 36 + root + k, rng.randint(80, 105))
         elif kind == "strings":  # a random walk on the scale, quarter and half notes, expression swells
-            events.append((t0, 0, mido.Message("control_change", channel=ch, control=11,
-                                               value=rng.randint(70, 120))))
+            events.append((t0, 0, mido.Message("control_change", channel=ch, control=11, value=rng.randint(70, 120))))
             t = t0
             while t < t0 + bar:
                 length = rng.choice((beat, beat, 2 * beat))
                 length = min(length, t0 + bar - t)
-                degree = (MAJOR_SCALE.index(pitch % 12) if pitch % 12 in MAJOR_SCALE else 0) + rng.choice(
-                    (-2, -1, -1, 1, 1, 2))
+                degree = (MAJOR_SCALE.index(pitch % 12) if pitch % 12 in MAJOR_SCALE else 0) + rng.choice((-2, -1, -1, 1, 1, 2))
                 octave, degree = divmod(degree, 7)
                 pitch = min(84, max(60, 12 * (pitch // 12 + octave) + MAJOR_SCALE[degree]))
                 _note(events, t, length - 20, ch, pitch, rng.randint(70, 100))
@@ -112,9 +118,7 @@ def _part(kind: str, ch: int, program: int, bars: int, rng: random.Random) -> li
     return events
 
 
-def make_test_midi(
-    path: str | os.PathLike[str], minutes: float = 5.0, tracks: int = 4, seed: int = 0
-) -> Path:
+def make_test_midi(path: str | os.PathLike[str], minutes: float = 5.0, tracks: int = 4, seed: int = 0) -> Path:
     """Write a deterministic multi-track test song (type 1 MIDI, 120 qpm, 4/4) and return its path.
 
     Tracks, in order: piano chords with sustain pedal (program 0), bass (33), strings melody with
@@ -127,11 +131,15 @@ def make_test_midi(
     bars = max(1, round(minutes * QPM / 4))
     end_tick = bars * 4 * TICKS_PER_BEAT
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    mid.tracks.append(mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(QPM), time=0),
-        mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
-        mido.MetaMessage("end_of_track", time=end_tick),
-    ]))
+    mid.tracks.append(
+        mido.MidiTrack(
+            [
+                mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(QPM), time=0),
+                mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0),
+                mido.MetaMessage("end_of_track", time=end_tick),
+            ]
+        )
+    )
     parts = [("piano", 0, 0), ("bass", 1, 33), ("strings", 2, 48), ("drums", 9, 0)]
     pad_channels = [c for c in range(16) if c not in (0, 1, 2, 9)]
     pad_programs = (89, 52, 61, 91, 95, 49, 50, 88, 90, 92, 94, 48)
@@ -184,13 +192,13 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
     """
     from studio.audio.synth import (
         SynthConfig,
-        _scan_midi,
         audio_stats,
         find_soundfont,
         render_midi,
         synth_status,
         write_wav,
     )
+    from studio.audio.synth.split import scan_midi
 
     ok, status = synth_status()
     if not ok:
@@ -241,8 +249,22 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
             write_wav(wav_a1, audio, config.sample_rate)
             last_audio["a1"] = audio
 
-        cli_cmd = [cli, "-ni", "-g", str(config.gain), "-R", str(int(config.reverb)), "-C", str(int(config.chorus)), "-F", str(wav_b), "-r", str(config.sample_rate),
-                   str(soundfont), str(mid)]
+        cli_cmd = [
+            cli,
+            "-ni",
+            "-g",
+            str(config.gain),
+            "-R",
+            str(int(config.reverb)),
+            "-C",
+            str(int(config.chorus)),
+            "-F",
+            str(wav_b),
+            "-r",
+            str(config.sample_rate),
+            str(soundfont),
+            str(mid),
+        ]
 
         def run_cli() -> None:
             subprocess.run(cli_cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -275,7 +297,7 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
         single_s = med.get("render_single")
         a, a1 = last_audio["a"], last_audio["a1"]
         diff = np.abs(a.astype(np.int32) - a1) if a.shape == a1.shape else None
-        split = _scan_midi(mid.read_bytes())
+        split = scan_midi(mid.read_bytes())
         engines = 1
         if split is not None and split.seconds >= config.parallel_min_seconds:
             engines = min(config.worker_count(), split.sounding_channels())
@@ -286,8 +308,7 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
             "skipped": False,
             "minutes": minutes,
             "repeats": repeats,
-            "midi_notes": sum(1 for t in mido.MidiFile(str(mid)).tracks for m in t
-                              if m.type == "note_on" and m.velocity > 0),
+            "midi_notes": sum(1 for t in mido.MidiFile(str(mid)).tracks for m in t if m.type == "note_on" and m.velocity > 0),
             "soundfont": str(soundfont),
             "gain": config.gain,
             "status": status,
@@ -306,8 +327,7 @@ def bench_synthesis(repeats: int = 3, minutes: float = 5.0) -> dict[str, Any]:
                 "channel_groups": split.groups(engines) if split is not None else None,
                 "music_seconds": round(split.seconds, 3) if split is not None else None,
                 "max_abs_diff_lsb": int(diff.max()) if diff is not None else None,
-                "samples_differing": (round(float(np.count_nonzero(diff)) / diff.size, 6)
-                                      if diff is not None else None),
+                "samples_differing": (round(float(np.count_nonzero(diff)) / diff.size, 6) if diff is not None else None),
                 "same_length": diff is not None,
             },
             "command_over_cli": command_s / cli_s if command_s and cli_s else None,
@@ -354,8 +374,7 @@ def _table(result: dict[str, Any]) -> str:
         f"{result['render_parts_s'].get('render_midi_single', 0):.3f} s",
         f"  parallel speed-up (a1/a) = {fmt(result['parallel_speedup'], '')}   a vs a1: max |diff| "
         f"{par['max_abs_diff_lsb']} LSB in {par['samples_differing']} of the samples, same length: {par['same_length']}",
-        f"  (b) fluidsynth CLI -F              {fmt(result['cli_s'])}   "
-        f"wav {result['wav_seconds']['cli']:.2f} s",
+        f"  (b) fluidsynth CLI -F              {fmt(result['cli_s'])}   wav {result['wav_seconds']['cli']:.2f} s",
         f"  (c) python -m studio render        {fmt(result['command_s'])}"
         + (f"   wav {result['wav_seconds']['command']:.2f} s" if result["wav_seconds"]["command"] else ""),
         f"  render_over_cli (a/b) = {fmt(result['render_over_cli'], '')}   (a1/b) = "

@@ -22,7 +22,7 @@ from studio.core.config import Limits
 from studio.core.errors import InputError, one_line
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 
-__all__ = ["ParsedMidi", "read_midi", "write_midi"]
+__all__ = ["ParsedMidi", "read_division", "read_midi", "write_midi"]
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 
@@ -112,6 +112,22 @@ class _Layout:
     tracks: list[bytes]
 
 
+def read_division(division: int) -> tuple[int, float | None]:
+    """The timing of a MIDI header's division word: ``(ticks_per_beat, None)`` for metrical time,
+    ``(0, ticks_per_second)`` for SMPTE time (29 frames means 29.97); `InputError` when invalid.
+    Shared with the synthesizer's channel split (`studio.audio.synth.split`)."""
+    if division & 0x8000:
+        fps_byte = (division >> 8) & 0xFF
+        frames = 256 - fps_byte  # two's complement: -24, -25, -29 (29.97), -30
+        ticks_per_frame = division & 0xFF
+        if frames not in (24, 25, 29, 30) or ticks_per_frame == 0:
+            raise _fail("the MIDI file's SMPTE timing is invalid: export it again with beats (ticks per quarter note)")
+        return 0, (29.97 if frames == 29 else frames) * ticks_per_frame
+    if division == 0:
+        raise _fail("the MIDI file says 0 ticks per beat, so its notes have no timing: export it again")
+    return division, None
+
+
 def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
     """Check the header and chunk lengths; return the track chunks (unknown chunks are skipped, as the spec says)."""
     if not data:
@@ -137,19 +153,7 @@ def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
             f"the file has {n_claimed:,} tracks, over the {limits.max_tracks}-track limit: "
             "export only the tracks you need (the melody is enough)"
         )
-    smpte = None
-    if division & 0x8000:
-        fps_byte = (division >> 8) & 0xFF
-        frames = 256 - fps_byte  # two's complement: -24, -25, -29 (29.97), -30
-        ticks_per_frame = division & 0xFF
-        if frames not in (24, 25, 29, 30) or ticks_per_frame == 0:
-            raise _fail("the MIDI file's SMPTE timing is invalid: export it again with beats (ticks per quarter note)")
-        smpte = (29.97 if frames == 29 else frames) * ticks_per_frame
-        ticks_per_beat = 0
-    else:
-        ticks_per_beat = division
-        if ticks_per_beat == 0:
-            raise _fail("the MIDI file says 0 ticks per beat, so its notes have no timing: export it again")
+    ticks_per_beat, smpte = read_division(division)
     pos = 8 + header_len
     tracks: list[bytes] = []
     while pos + 8 <= len(data):

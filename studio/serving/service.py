@@ -1,7 +1,7 @@
 """The generation service: `accompany()` is the one entry point that the CLI, the web UI and the API share.
 
-    melody MIDI -> studio.core.midi (validate) -> studio.core.melody (pick the tune) -> studio.core.meter (pickup)
-    -> studio.core.roll (grid) -> registry model -> multi-track Score -> MIDI + WAV (+ its MP3 for the page) + PNG + metrics
+melody MIDI -> studio.core.midi (validate) -> studio.core.melody (pick the tune) -> studio.core.meter (pickup)
+-> studio.core.roll (grid) -> registry model -> multi-track Score -> MIDI + WAV (+ its MP3 for the page) + PNG + metrics
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ __all__ = [
     "render",
     "sampling_trace",
     "saving_results",
-    ]
-
+]
 
 
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="plot")
@@ -125,8 +124,7 @@ def _model_view(notes: list[Note], warnings: list[str]) -> list[Note]:
     if outside:
         lo, hi = pitch_name(MODEL_PITCH_LOW), pitch_name(MODEL_PITCH_HIGH)
         warnings.append(
-            f"{len(outside)} melody notes lie outside {lo}..{hi}: the model hears them moved by octaves "
-            "(the output keeps them as played)"
+            f"{len(outside)} melody notes lie outside {lo}..{hi}: the model hears them moved by octaves (the output keeps them as played)"
         )
     return [Note(n.start, n.end, to_model_range(n.pitch), n.velocity) for n in notes]
 
@@ -135,6 +133,7 @@ def _draw(score: Score, out_png: Path, bar_ticks: list[int], title: str, given_u
     """The piano roll PNG (matplotlib is imported here, in the plotting thread, while audio renders);
     `given_until_tick`: where the student's bars end in a continuation (marked in the picture)."""
     from studio.audio import plot
+
     return plot.plot_score(score, out_png, bar_ticks, 0, title, given_until_tick=given_until_tick)
 
 
@@ -184,7 +183,9 @@ class _ViewInput(NamedTuple):
     melody: MelodyInput
 
 
-def _view_input(request: AccompanyRequest, registry: ModelRegistry | None, config: ServiceConfig | None, capability: type) -> _ViewInput | None:
+def _view_input(
+    request: AccompanyRequest, registry: ModelRegistry | None, config: ServiceConfig | None, capability: type
+) -> _ViewInput | None:
     """The request's registry, card, parameters, seed, model and melody for a view that needs the
     model's `capability` (a protocol of `models.base`); None (the view is empty) for a model without
     it, before the melody is read."""
@@ -206,8 +207,12 @@ def _out_dir(request: Any) -> Path:
     return out_dir
 
 
-def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 64), registry: ModelRegistry | None = None,
-                   config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
+def sampling_trace(
+    request: AccompanyRequest,
+    at: tuple[int, ...] = (1, 4, 16, 64),
+    registry: ModelRegistry | None = None,
+    config: ServiceConfig | None = None,
+) -> list[tuple[Path, str]]:
     """For models that write step by step (the AR-CNN's Gibbs iterations, diffusion's denoising
     steps): piano-roll PNGs of the music at some of the steps, with captions; empty for other models.
     Same seed, same run as `accompany`, through the registry as `accompany` runs the model (its
@@ -215,6 +220,7 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
     `trace_plan(params) -> (total, steps)` and `trace_caption(step, total)`; otherwise the steps are
     `at` (below the run's `iterations`) and the last."""
     from studio.audio import plot
+
     view = _view_input(request, registry, config, StepTracer)
     if view is None:
         return []
@@ -233,7 +239,9 @@ def sampling_trace(request: AccompanyRequest, at: tuple[int, ...] = (1, 4, 16, 6
         for iteration, voices in trace:
             tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in voices]
             picture = Score(score.ticks_per_beat, tracks, score.tempos, score.time_signatures)
-            caption = model.trace_caption(iteration, total) if isinstance(model, TracePlanner) else f"after {iteration} of {total} iterations"
+            caption = (
+                model.trace_caption(iteration, total) if isinstance(model, TracePlanner) else f"after {iteration} of {total} iterations"
+            )
             png = out_dir / f"{safe_stem(request.name)}-iteration{iteration}.png"
             pngs.append((plot.plot_score(picture, png, bar_ticks, 0, f"{card.name}: {caption}"), caption))
     return pngs
@@ -333,12 +341,35 @@ def accompany(
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), accompaniment, grid)
 
     stem = f"{safe_stem(request.name)}-{card.name}{'-' + then_card.name if then_card else ''}-seed{seed}"
-    midi_path, wav_path, png_path, listen_path = _write_results(result_score, bar_ticks, stem, f"{request.name} + {card.name}",
-                                                                f"{card.name} (seed {seed})", request, warnings, report, lap, given_until)
+    midi_path, wav_path, png_path, listen_path = _write_results(
+        result_score,
+        bar_ticks,
+        stem,
+        f"{request.name} + {card.name}",
+        f"{card.name} (seed {seed})",
+        request,
+        warnings,
+        report,
+        lap,
+        given_until,
+    )
     report(1.0, desc="done")
     return AccompanyResult(
-        midi_path, wav_path, png_path, result_score, 0, bar_ticks, warnings, metrics, timings,
-        card.name, seed, params, then_card.name if then_card else None, listen_path, notes,
+        midi_path,
+        wav_path,
+        png_path,
+        result_score,
+        0,
+        bar_ticks,
+        warnings,
+        metrics,
+        timings,
+        card.name,
+        seed,
+        params,
+        then_card.name if then_card else None,
+        listen_path,
+        notes,
     )
 
 
@@ -355,8 +386,18 @@ class _Laps:
         self._clock = now
 
 
-def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, caption: str, request: Any, warnings: list[str],
-                   report: Any, lap: Any, given_until_tick: int | None = None) -> tuple[Path, Path | None, Path | None, Path | None]:
+def _write_results(
+    score: Score,
+    bar_ticks: list[int],
+    stem: str,
+    title: str,
+    caption: str,
+    request: Any,
+    warnings: list[str],
+    report: Any,
+    lap: Any,
+    given_until_tick: int | None = None,
+) -> tuple[Path, Path | None, Path | None, Path | None]:
     """MIDI, then the piano roll (drawn in a thread) while FluidSynth renders the WAV and LAME
     encodes its MP3 copy, into the request's `out_dir` (default: a fresh temp folder), as
     `request.want_png` / `want_wav` / `want_listen` ask. Returns the MIDI, WAV, PNG and listen
@@ -366,6 +407,7 @@ def _write_results(score: Score, bar_ticks: list[int], stem: str, title: str, ca
     # Imported here, after the input is validated, so that bad input fails in a fraction of a second
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
     from studio.audio import listen, synth
+
     written: list[Path] = []
     try:
         out_dir = _out_dir(request)
@@ -451,11 +493,14 @@ def _interpolation_score(segments: list[Any], first: Score, program: int) -> tup
         notes += [Note(grid.step_to_tick(at + s), grid.step_to_tick(at + e), p, 90) for s, e, p in segment.notes]
         at += segment.n_steps
     tempo = first.tempos[:1] or [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT)]
-    return Score(tpb, [Track("Interpolation", program, False, 0, notes)], [TempoChange(0, tempo[0].microseconds_per_beat)], signatures), bar_ticks
+    return Score(
+        tpb, [Track("Interpolation", program, False, 0, notes)], [TempoChange(0, tempo[0].microseconds_per_beat)], signatures
+    ), bar_ticks
 
 
-def interpolate(request: InterpolateRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None,
-                progress: Any = None) -> AccompanyResult:
+def interpolate(
+    request: InterpolateRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None, progress: Any = None
+) -> AccompanyResult:
     """The way from one melody to another through a VAE's latent space, as MIDI, WAV and PNG: the
     first full bars of each melody are encoded, and `steps` points on the way between their codes
     are decoded and played one after the other (the first and last decode the two melodies).
@@ -488,18 +533,45 @@ def interpolate(request: InterpolateRequest, registry: ModelRegistry | None = No
     score, bar_ticks = _interpolation_score(found.segments, a.score, a.melody.program)
     warnings = [f"first melody: {w}" for w in a.warnings] + [f"second melody: {w}" for w in b.warnings]
     whole = make_grid(score)
-    metrics = {**summarize(notes_to_roll(score.tracks[0].notes, whole, "Melody", 0), [], whole), "steps": steps,
-               "start_kept": found.start_kept, "end_kept": found.end_kept}  # shares of the two ends' steps decoded as played
+    metrics = {
+        **summarize(notes_to_roll(score.tracks[0].notes, whole, "Melody", 0), [], whole),
+        "steps": steps,
+        "start_kept": found.start_kept,
+        "end_kept": found.end_kept,
+    }  # shares of the two ends' steps decoded as played
     stem = f"{safe_stem(request.name)}-{card.name}-{steps}steps"
-    midi_path, wav_path, png_path, listen_path = _write_results(score, bar_ticks, stem, f"{request.name} ({card.name})",
-                                                                f"{card.name}: from the first melody to the second in {steps} steps",
-                                                                request, warnings, report, lap)
+    midi_path, wav_path, png_path, listen_path = _write_results(
+        score,
+        bar_ticks,
+        stem,
+        f"{request.name} ({card.name})",
+        f"{card.name}: from the first melody to the second in {steps} steps",
+        request,
+        warnings,
+        report,
+        lap,
+    )
     report(1.0, desc="done")
-    return AccompanyResult(midi_path, wav_path, png_path, score, 0, bar_ticks, warnings, metrics, timings, card.name, 0, {"steps": steps},
-                           listen_path=listen_path)
+    return AccompanyResult(
+        midi_path,
+        wav_path,
+        png_path,
+        score,
+        0,
+        bar_ticks,
+        warnings,
+        metrics,
+        timings,
+        card.name,
+        0,
+        {"steps": steps},
+        listen_path=listen_path,
+    )
 
 
-def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, config: ServiceConfig | None = None) -> tuple[Path, list[str]]:
+def render(
+    midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, config: ServiceConfig | None = None
+) -> tuple[Path, list[str]]:
     """MIDI -> WAV with the studio's synthesizer, nothing generated (the file is validated first)."""
     from studio.audio import synth  # after validation, as in `accompany`
 
@@ -517,7 +589,9 @@ def render(midi_source: bytes | str | os.PathLike, out_wav: str | os.PathLike, c
         raise output_error(exc) from None
 
 
-def choice_views(request: AccompanyRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
+def choice_views(
+    request: AccompanyRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None
+) -> list[tuple[Path, str]]:
     """For models that write one event at a time (the Transformer): what they weighed at each new
     note (the pitches they could draw, with probabilities) and where they looked (attention), as
     PNGs with captions; empty for other models. Same seed, same notes as `accompany`; through the
@@ -538,7 +612,9 @@ def choice_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
         ]
 
 
-def latent_views(request: AccompanyRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None) -> list[tuple[Path, str]]:
+def latent_views(
+    request: AccompanyRequest, registry: ModelRegistry | None = None, config: ServiceConfig | None = None
+) -> list[tuple[Path, str]]:
     """For models with a latent space (the VAE): the melody and its variation in one roll, and where
     each window's code sat and where the variation moved it (`studio.audio.latent_plot`), as PNGs with
     captions; empty for other models. Same seed, same variation as `accompany`; through the
@@ -558,11 +634,31 @@ def latent_views(request: AccompanyRequest, registry: ModelRegistry | None = Non
     with saving_results():
         out_dir = _out_dir(request)
         stem = f"{safe_stem(request.name)}-{card.name}-seed{seed}"
-        both = Score(score.ticks_per_beat, [Track(f"{card.name}'s variation", variation.program, False, 0, roll_to_notes(variation, grid)),
-                                            Track("your melody", melody.program, False, 1, melody.notes)], score.tempos, score.time_signatures)
+        both = Score(
+            score.ticks_per_beat,
+            [
+                Track(f"{card.name}'s variation", variation.program, False, 0, roll_to_notes(variation, grid)),
+                Track("your melody", melody.program, False, 1, melody.notes),
+            ],
+            score.tempos,
+            score.time_signatures,
+        )
         bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
-        compare = plot.plot_score(both, out_dir / f"{stem}-compare.png", bar_ticks, 0,
-                                  f"{card.name}: the variation (outlined), over your melody (seen where they differ)")
-        where = latent_png(found["mu"], found["z"], out_dir / f"{stem}-latent.png",
-                           f"{card.name}: your melody's windows in its latent space (how far {params.get('how_far', '?')})", labels)
-    return [(compare, "the variation over your melody"), (where, "where each two bars sit in the latent space, and where the variation moved them")]
+        compare = plot.plot_score(
+            both,
+            out_dir / f"{stem}-compare.png",
+            bar_ticks,
+            0,
+            f"{card.name}: the variation (outlined), over your melody (seen where they differ)",
+        )
+        where = latent_png(
+            found["mu"],
+            found["z"],
+            out_dir / f"{stem}-latent.png",
+            f"{card.name}: your melody's windows in its latent space (how far {params.get('how_far', '?')})",
+            labels,
+        )
+    return [
+        (compare, "the variation over your melody"),
+        (where, "where each two bars sit in the latent space, and where the variation moved them"),
+    ]

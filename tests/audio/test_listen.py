@@ -99,6 +99,7 @@ def test_no_audio_no_listen_path(tune_paths, tmp_path):
 
 @needs_synth
 def test_interpolation_gives_the_page_an_mp3(tune_paths, tmp_path):
-    result = interpolate(InterpolateRequest(first=tune_paths["four_four.mid"], second=tune_paths["two_four.mid"], steps=2,
-                                            out_dir=tmp_path, want_png=False))
+    result = interpolate(
+        InterpolateRequest(first=tune_paths["four_four.mid"], second=tune_paths["two_four.mid"], steps=2, out_dir=tmp_path, want_png=False)
+    )
     assert result.listen_path == result.wav_path.with_suffix(".mp3") and _is_mp3(result.listen_path)

@@ -50,8 +50,7 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 def take(tune_paths, tmp_path_factory):
     """A real take of the rules baseline: melody (from a multi-track file) + accompaniment."""
     out = tmp_path_factory.mktemp("take")
-    return accompany(AccompanyRequest(midi=tune_paths["multitrack_drums.mid"], model="rules", out_dir=out,
-                                      name="drums", want_png=False))
+    return accompany(AccompanyRequest(midi=tune_paths["multitrack_drums.mid"], model="rules", out_dir=out, name="drums", want_png=False))
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +167,12 @@ def _notes(path: Path) -> list[list[tuple[int, int, int, int]]]:
 
 def _channel_volumes(path: Path) -> list[int]:
     """The CC7 values of a MIDI file, in track order."""
-    return [m.value for t in mido.MidiFile(file=io.BytesIO(path.read_bytes())).tracks for m in t if m.type == "control_change" and m.control == 7]
+    return [
+        m.value
+        for t in mido.MidiFile(file=io.BytesIO(path.read_bytes())).tracks
+        for m in t
+        if m.type == "control_change" and m.control == 7
+    ]
 
 
 def test_remix_midi_keeps_every_note_and_carries_the_mix(plain_take, tmp_path):
@@ -229,8 +233,11 @@ def test_remix_volume_and_mute_of_one_track_are_heard(plain_take, tmp_path):
     tracks = take_tracks(take.midi_path)
     rest = [TrackMix(t.program) for t in tracks[1:]]
     energy = {}
-    for label, first in (("muted", TrackMix(tracks[0].program, mute=True)), ("1", TrackMix(tracks[0].program)),
-                         ("2", TrackMix(tracks[0].program, 2.0))):
+    for label, first in (
+        ("muted", TrackMix(tracks[0].program, mute=True)),
+        ("1", TrackMix(tracks[0].program)),
+        ("2", TrackMix(tracks[0].program, 2.0)),
+    ):
         energy[label] = audio_stats(_audio(remix_take(take.midi_path, [first, *rest], tmp_path).wav))["rms_dbfs"]
     print("melody muted / volume 1 / volume 2, RMS dBFS:", energy)
     assert energy["muted"] < energy["1"] - 0.5

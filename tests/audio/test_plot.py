@@ -80,8 +80,12 @@ def count_near(img: np.ndarray, rgb: np.ndarray, tol: int = 3) -> int:
 
 def bar_labels(fig) -> dict[float, str]:
     """Labelled x ticks of every row: tick position -> text."""
-    return {float(t): lab.get_text() for ax in fig.axes if ax.xaxis.get_tick_params()["labelbottom"]
-            for t, lab in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)}
+    return {
+        float(t): lab.get_text()
+        for ax in fig.axes
+        if ax.xaxis.get_tick_params()["labelbottom"]
+        for t, lab in zip(ax.get_xticks(), ax.get_xticklabels(), strict=True)
+    }
 
 
 def pitch_axes(fig) -> list:

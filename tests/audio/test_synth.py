@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,17 +19,21 @@ import mido
 import numpy as np
 import pytest
 
-from studio.audio import synth
 from studio.audio.synth import (
     SynthConfig,
     SynthUnavailable,
     audio_stats,
+    engine,
     find_soundfont,
+    fluid,
+    render,
     render_midi,
     render_to_wav,
+    soundfont,
     synth_status,
     write_wav,
 )
+from studio.audio.synth.split import scan_midi
 from studio.core.errors import InputError, StudioError
 
 SYNTH_OK, SYNTH_WHY = synth_status()
@@ -37,8 +42,9 @@ needs_synth = pytest.mark.skipif(not SYNTH_OK, reason=f"FluidSynth unavailable: 
 TPB = 480
 
 
-def _midi_bytes(parts: dict[int, list[tuple]], programs: dict[int, int] | None = None,
-                end_beats: float | None = None, controls: list[tuple] = ()) -> bytes:
+def _midi_bytes(
+    parts: dict[int, list[tuple]], programs: dict[int, int] | None = None, end_beats: float | None = None, controls: list[tuple] = ()
+) -> bytes:
     """A type-0 MIDI at 120 qpm from {channel: [(start_beat, beats, pitch, velocity), ...]}.
 
     `controls` are extra (beat, mido.Message) events; `end_beats` places the end of track.
@@ -103,7 +109,7 @@ def test_find_soundfont_search_order(tmp_path, monkeypatch):
     system = tmp_path / "system.sf2"
     system.write_bytes(b"x")
     config = SynthConfig(system_soundfonts=(str(tmp_path / "missing.sf2"), str(system)))
-    monkeypatch.setattr(synth, "REPO_SOUNDFONTS", folder)
+    monkeypatch.setattr(soundfont, "REPO_SOUNDFONTS", folder)
     monkeypatch.delenv("STUDIO_SOUNDFONT", raising=False)
     assert find_soundfont(config) == folder / "a.sf3"  # soundfonts/, sorted by name, .txt ignored
 
@@ -124,7 +130,7 @@ def test_find_soundfont_search_order(tmp_path, monkeypatch):
 
 
 def test_status_says_when_no_soundfont(monkeypatch, tmp_path):
-    monkeypatch.setattr(synth, "find_soundfont", lambda config=None: None)
+    monkeypatch.setattr(engine, "find_soundfont", lambda config=None: None)
     monkeypatch.setenv("STUDIO_SOUNDFONT", str(tmp_path / "gone.sf2"))
     ok, message = synth_status()
     assert ok is False
@@ -134,9 +140,32 @@ def test_status_says_when_no_soundfont(monkeypatch, tmp_path):
         render_midi(_song())
 
 
+def test_a_changed_pyfluidsynth_is_one_clear_error(monkeypatch):
+    """Without the private library handle the renders go through, one readable line, no AttributeError."""
+    fake = types.ModuleType("fluidsynth")
+    fake.Synth = object  # pyfluidsynth's public class is there, its `_fl` handle is not
+    monkeypatch.setitem(sys.modules, "fluidsynth", fake)
+    monkeypatch.setattr(fluid, "_FLUID", None)
+    ok, message = synth_status()
+    assert ok is False and message.startswith("pyfluidsynth changed: `fluidsynth._fl`")
+    assert "requirements.txt" in message and "\n" not in message
+    with pytest.raises(SynthUnavailable, match=r"^pyfluidsynth changed: "):
+        render_midi(_song())
+
+
+@needs_synth
+def test_the_real_pyfluidsynth_without_its_handle(monkeypatch):
+    import fluidsynth
+
+    monkeypatch.delattr(fluidsynth, "_fl")
+    monkeypatch.setattr(fluid, "_FLUID", None)
+    with pytest.raises(SynthUnavailable, match=r"^pyfluidsynth changed: `fluidsynth._fl`"):
+        render_midi(_song())
+
+
 def test_status_without_fluidsynth(monkeypatch):
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # `import fluidsynth` raises ImportError
-    monkeypatch.setattr(synth, "_FLUID", None)
+    monkeypatch.setattr(fluid, "_FLUID", None)
     ok, message = synth_status()
     assert ok is False
     assert "FluidSynth is not installed" in message and "apt-get install fluidsynth" in message
@@ -210,7 +239,7 @@ def test_render_small_song():
     assert stats["peak_dbfs"] <= -1.0 + 0.01
     assert not np.array_equal(audio[:, 0], audio[:, 1])  # stereo (pan, reverb), not mono twice
     # the drums, the violin and the piano all sound: the first beat is loud from its very start
-    assert np.abs(audio[: 4410].astype(np.int32)).max() > 1000
+    assert np.abs(audio[:4410].astype(np.int32)).max() > 1000
 
 
 @needs_synth
@@ -323,7 +352,7 @@ def test_rendering_ahead_to_the_end_of_the_music_changes_nothing_audible(monkeyp
     # few large calls, then looks for the end block by block: the audio of looking after every
     # block from the start, but for FluidSynth's voice leftovers, and exactly as long
     ahead = render_midi(_song())
-    monkeypatch.setattr(synth, "_sure_music_frames", lambda *_args: 0)
+    monkeypatch.setattr(render, "_sure_music_frames", lambda *_args: 0)
     by_block = render_midi(_song())
     assert len(ahead) == len(by_block) >= 4.0 * 44100
     _assert_nearly_equal(ahead, by_block)
@@ -333,15 +362,15 @@ def test_rendering_ahead_to_the_end_of_the_music_changes_nothing_audible(monkeyp
 @pytest.mark.parametrize("config", [SynthConfig(), SynthConfig(parallel_min_seconds=0.0, workers=2)], ids=["one", "two"])
 def test_a_misjudged_end_of_the_music_renders_again_block_by_block(monkeypatch, config):
     want = render_midi(_song(), config)
-    sure = synth._sure_music_frames
-    monkeypatch.setattr(synth, "_sure_music_frames", lambda seconds, cfg, block: sure(seconds and seconds + 10.0, cfg, block))
-    play, ahead = synth._play, []
+    sure = render._sure_music_frames
+    monkeypatch.setattr(render, "_sure_music_frames", lambda seconds, cfg, block: sure(seconds and seconds + 10.0, cfg, block))
+    play, ahead = render._play, []
 
     def spy(*args, **kwargs):
         ahead.append(kwargs.get("music_seconds") is not None)
         return play(*args, **kwargs)
 
-    monkeypatch.setattr(synth, "_play", spy)
+    monkeypatch.setattr(render, "_play", spy)
     got = render_midi(_song(), config)
     assert ahead[-2:] == [True, False]  # rendered past the end, so once more without rendering ahead
     assert len(got) == len(want)
@@ -365,9 +394,10 @@ def test_sounds_like_the_fluidsynth_cli(tmp_path):
     mid.write_bytes(_song())
     config = SynthConfig()
     subprocess.run(
-        ["fluidsynth", "-ni", "-g", str(config.gain), "-F", str(wav_path), "-r", "44100",
-         str(find_soundfont(config)), str(mid)],
-        check=True, capture_output=True, timeout=60,
+        ["fluidsynth", "-ni", "-g", str(config.gain), "-F", str(wav_path), "-r", "44100", str(find_soundfont(config)), str(mid)],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     with wave.open(str(wav_path), "rb") as wav:
         cli = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
@@ -417,14 +447,14 @@ def _assert_same_mix(a: np.ndarray, b: np.ndarray) -> None:
 def parallel_calls(monkeypatch):
     """The results of `_render_parallel` during a test: True for a summed render, False for a refusal."""
     calls: list[bool] = []
-    real = synth._render_parallel
+    real = render._render_parallel
 
     def spy(*args, **kwargs):
         frames = real(*args, **kwargs)
         calls.append(frames is not None)
         return frames
 
-    monkeypatch.setattr(synth, "_render_parallel", spy)
+    monkeypatch.setattr(render, "_render_parallel", spy)
     return calls
 
 
@@ -446,7 +476,7 @@ def _band(programs: dict[int, int], bars: int = 3, pan: bool = True) -> bytes:
 
 def test_split_keeps_every_event_but_the_other_channels_notes():
     song = _band({0: 0, 1: 40, 2: 32})
-    split = synth._scan_midi(song)
+    split = scan_midi(song)
     assert split is not None
     assert split.seconds == pytest.approx(6.0, abs=0.01)  # 3 bars of 4 beats at 120 qpm
     assert sorted(split.weights) == [0, 1, 2] and split.sounding_channels() == 3
@@ -477,32 +507,32 @@ def test_split_reads_running_status_sysex_and_several_tracks():
     conductor = track(b"\x00\xff\x51\x03\x07\xa1\x20", b"\x83\x60\xff\x51\x03\x0f\x42\x40")  # 120, then 60 qpm
     # running status: a note-on on channel 0, two more without a status byte, a SysEx (GM on),
     # then a control change and another (the pedal) without a status byte
-    piano = track(b"\x00\x90\x3c\x64", b"\x00\x40\x64", b"\x83\x60\x3c\x00", b"\x00\xf0\x05\x7e\x7f\x09\x01\xf7",
-                  b"\x00\xb0\x07\x50", b"\x00\x40\x00")
+    piano = track(
+        b"\x00\x90\x3c\x64", b"\x00\x40\x64", b"\x83\x60\x3c\x00", b"\x00\xf0\x05\x7e\x7f\x09\x01\xf7", b"\x00\xb0\x07\x50", b"\x00\x40\x00"
+    )
     bass = track(b"\x00\x91\x24\x64", b"\x8b\x20\x81\x24\x00")  # 3 beats
     data = header + conductor + piano + bass + b"junk"  # trailing bytes are kept as they are
-    split = synth._scan_midi(data)
+    split = scan_midi(data)
     assert split is not None
     assert split.seconds == pytest.approx(0.5 + 2 * 1.0, abs=1e-6)  # a beat at 120, then 2 at 60 qpm
     assert split.sounding_channels() == 2
     only_piano = mido.MidiFile(file=io.BytesIO(split.midi([0])[: -len(b"junk")]))
     kinds = [[m.type for m in t] for t in only_piano.tracks]
-    assert kinds[1] == ["note_on", "note_on", "note_on", "sysex", "control_change", "control_change",
-                        "end_of_track"]
+    assert kinds[1] == ["note_on", "note_on", "note_on", "sysex", "control_change", "control_change", "end_of_track"]
     assert kinds[2] == ["end_of_track"] and sum(m.time for m in only_piano.tracks[2]) == 1440
     assert split.midi([0]).endswith(b"junk")
     # what FluidSynth reads its own way, or not at all, renders on one engine as it is
     after_meta = track(b"\x00\x90\x3c\x64", b"\x00\xff\x01\x01x", b"\x00\x40\x64")
-    assert synth._scan_midi(header[:-4] + b"\x00\x01" + header[-2:] + after_meta) is None
+    assert scan_midi(header[:-4] + b"\x00\x01" + header[-2:] + after_meta) is None
     no_end = b"MTrk\x00\x00\x00\x04\x00\x90\x3c\x64"
-    assert synth._scan_midi(header[:-4] + b"\x00\x01" + header[-2:] + no_end) is None
+    assert scan_midi(header[:-4] + b"\x00\x01" + header[-2:] + no_end) is None
 
 
 @needs_synth
 def test_rewritten_midi_renders_identically():
     """The split's MIDI with every channel is the same music to FluidSynth, sample for sample."""
     song = _song()
-    split = synth._scan_midi(song)
+    split = scan_midi(song)
     assert split is not None
     render_midi(song, SINGLE)
     want = render_midi(song, SINGLE)
@@ -537,8 +567,8 @@ def fresh_pool(monkeypatch):
     pools: list = []
 
     def start():
-        pools.append(synth._Pool())
-        monkeypatch.setattr(synth, "_POOL", pools[-1])
+        pools.append(engine.Pool())
+        monkeypatch.setattr(engine, "POOL", pools[-1])
 
     yield start
     for pool in pools:
@@ -603,7 +633,7 @@ def test_parallel_renders_from_two_threads(parallel_calls):
     for got, midi in zip(results, jobs, strict=True):
         _assert_same_mix(got, want[midi])
     assert len(parallel_calls) >= 1  # a render finding one engine free renders on that one alone
-    assert synth._POOL.engines() <= 2
+    assert engine.POOL.engines() <= 2
 
 
 def test_pool_shares_engines_between_renders(monkeypatch):
@@ -618,10 +648,10 @@ def test_pool_shares_engines_between_renders(monkeypatch):
         def delete(self):
             made.remove(self)
 
-    monkeypatch.setattr(synth, "_Engine", FakeEngine)
-    monkeypatch.setattr(synth, "_fluid", lambda: None)
-    monkeypatch.setattr(synth, "find_soundfont", lambda config=None: Path("/x/font.sf2"))
-    pool = synth._Pool()
+    monkeypatch.setattr(engine, "Engine", FakeEngine)
+    monkeypatch.setattr(engine, "get_fluid", lambda: None)
+    monkeypatch.setattr(engine, "find_soundfont", lambda config=None: Path("/x/font.sf2"))
+    pool = engine.Pool()
     config = SynthConfig(workers=2)
     a = pool.acquire(config, 4)
     assert len(a) == 2 and pool.engines() == 2  # capped by workers

@@ -20,6 +20,7 @@ import gradio as gr
 import pytest
 
 from studio.audio import synth
+from studio.audio.synth import fluid, soundfont
 from studio.core.errors import InputError, ModelError, StudioError
 from studio.core.midi import read_midi
 from studio.serving.registry import ModelRegistry
@@ -65,7 +66,7 @@ def _request(tune: Path, model: str = "rules", **kwargs) -> AccompanyRequest:
 @pytest.fixture
 def no_fluidsynth(monkeypatch):
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # `import fluidsynth` raises ImportError
-    monkeypatch.setattr(synth, "_FLUID", None)
+    monkeypatch.setattr(fluid, "_FLUID", None)
 
 
 def test_without_fluidsynth_the_service_returns_midi_and_roll_with_a_warning(no_fluidsynth, tune, tmp_path):
@@ -84,7 +85,7 @@ def test_without_fluidsynth_the_pages_action_answers_without_audio(no_fluidsynth
 def test_audio_comes_back_once_fluidsynth_is_there_again(tune, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, "fluidsynth", None)
-        patch.setattr(synth, "_FLUID", None)
+        patch.setattr(fluid, "_FLUID", None)
         assert accompany(_request(tune, out_dir=tmp_path / "a")).wav_path is None
     assert accompany(_request(tune, out_dir=tmp_path / "b")).wav_path.read_bytes()[:4] == b"RIFF"
 
@@ -149,12 +150,12 @@ def test_a_missing_soundfont_file_falls_back_to_the_system_font(tune, tmp_path, 
 
 
 def test_no_soundfont_anywhere(tune, tmp_path, monkeypatch):
-    monkeypatch.setattr(synth, "_soundfont_candidates", lambda config: [])
+    monkeypatch.setattr(soundfont, "_soundfont_candidates", lambda config: [])
     result = accompany(_request(tune, out_dir=tmp_path))
     assert result.wav_path is None and any("no SoundFont found" in w for w in result.warnings)
     wav, png, _midi = ui_actions.accompany_endpoint(str(tune), "rules", 0, progress=_no_progress)
     assert wav is None and Path(png).exists()
-    prelude = "import studio.audio.synth\nstudio.audio.synth._soundfont_candidates = lambda config: []\n"
+    prelude = "import studio.audio.synth.soundfont\nstudio.audio.synth.soundfont._soundfont_candidates = lambda config: []\n"
     _one_error_line(_cli("render", str(tune), "--out-wav", str(tmp_path / "x.wav"), prelude=prelude), "no SoundFont found")
 
 
@@ -399,8 +400,8 @@ def test_a_full_disk_on_the_page_and_in_the_cli(tune, tmp_path, monkeypatch):
     _one_error_line(_cli("generate", str(tune), "--out-dir", str(tmp_path / "a"), prelude=prelude), "the disk is full")
     _one_error_line(_cli("generate", str(tune), "--out-dir", "/proc/no-such-folder"), "the result could not be saved")
     prelude = (
-        "import errno, studio.audio.synth\ndef full(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
-        "studio.audio.synth.write_wav = full\n"
+        "import errno, studio.audio.synth.wav\ndef full(*a, **k):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "studio.audio.synth.wav.write_wav = full\n"
     )
     if HAVE_SYNTH:
         _one_error_line(_cli("render", str(tune), "--out-wav", str(tmp_path / "x.wav"), prelude=prelude), "the disk is full")

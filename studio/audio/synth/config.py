@@ -1,0 +1,110 @@
+"""The synthesizer's settings (`SynthConfig`), its error (`SynthUnavailable`) and fixed numbers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from studio.core.errors import StudioError
+
+__all__ = ["FLUID_BLOCK", "FULL_SCALE", "INSTALL_HINT", "SynthConfig", "SynthUnavailable"]
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How MIDI becomes audio.
+
+    Attributes
+    ----------
+    sample_rate
+        Output rate in Hz.
+    gain
+        FluidSynth ``synth.gain``, the master volume before the int16 conversion (the CLI's
+        default is 0.2, quiet for a small band; 0.5 is about +8 dB and rarely needs the limiter).
+    reverb, chorus
+        FluidSynth's reverb (on, as in the CLI) and chorus (off: it smears a small band and costs
+        about 15% of the render time; the benchmark gives the CLI the same setting).
+    max_music_seconds
+        Longest music rendered (by the file's tempo map, then as played): a longer file is an
+        `InputError`, never hours of audio. The studio's reader already cuts music to 10 minutes
+        and drops events after the last note (`studio.core.midi`); this bounds any other file.
+    max_tail_seconds
+        Longest release tail rendered after the MIDI player ends (reverb, string releases). The
+        tail stops early at the first `silence_window_seconds` window whose peak is below
+        `silence_dbfs`; when the full tail is used, its last window fades out to avoid a click.
+    silence_dbfs, silence_window_seconds
+        What counts as silence for cutting the tail.
+    peak_dbfs
+        Highest sample peak in the WAV, in dB relative to full scale. The float mix is scaled
+        *down* by exactly the factor needed when its peak would exceed this, so the WAV never
+        clips; it is never scaled up, so the loudness set by `gain` stays comparable between
+        renders (a quiet piece stays quiet).
+    soundfont
+        An explicit ``.sf2``/``.sf3`` to use instead of the search of `find_soundfont`.
+    system_soundfonts
+        General MIDI SoundFonts installed by Linux packages, searched last, in this order.
+    block_frames
+        Frames per call into FluidSynth (rounded up to a multiple of its 64-frame block); also how
+        finely the end of the music is found. Larger blocks are not faster.
+    workers
+        Most engines (and CPU cores) used, by one long render or by renders running at the same
+        time; 0 means ``min(os.cpu_count(), 4)``. Each engine costs about 13 MB once the first has
+        loaded the SoundFont.
+    parallel_min_seconds
+        Music at least this long (by the MIDI file's tempo map, to its end of track) is rendered
+        on several engines at once, its channels split between them; shorter music, or music with
+        notes on one channel only, renders on one engine (starting the threads and summing the
+        buffers is not worth it for a short song).
+    """
+
+    sample_rate: int = 44100
+    gain: float = 0.5
+    reverb: bool = True
+    chorus: bool = False
+    max_music_seconds: float = 900.0
+    max_tail_seconds: float = 2.5
+    silence_dbfs: float = -60.0
+    silence_window_seconds: float = 0.05
+    peak_dbfs: float = -1.0
+    soundfont: str | os.PathLike[str] | None = None
+    system_soundfonts: tuple[str, ...] = (
+        "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+        "/usr/share/sounds/sf2/default-GM.sf2",
+        "/usr/share/soundfonts/default.sf2",
+        "/usr/share/soundfonts/FluidR3_GM.sf2",
+        "/usr/share/sounds/sf3/default-GM.sf3",
+    )
+    block_frames: int = 4096
+    workers: int = 0
+    parallel_min_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.sample_rate < 8000 or self.sample_rate > 192000:
+            raise ValueError(f"sample_rate must be 8000-192000 Hz, got {self.sample_rate}")
+        if not 0.0 < self.gain <= 10.0:
+            raise ValueError(f"gain must be in (0, 10], got {self.gain}")
+        if self.peak_dbfs > 0.0:
+            raise ValueError(f"peak_dbfs must be <= 0 dBFS, got {self.peak_dbfs}")
+        if not self.max_music_seconds > 0.0:
+            raise ValueError(f"max_music_seconds must be > 0, got {self.max_music_seconds}")
+        if self.max_tail_seconds < 0.0:
+            raise ValueError(f"max_tail_seconds must be >= 0, got {self.max_tail_seconds}")
+        if self.block_frames < 64:
+            raise ValueError(f"block_frames must be >= 64, got {self.block_frames}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0: one per CPU core, at most 4), got {self.workers}")
+        if self.parallel_min_seconds < 0.0:
+            raise ValueError(f"parallel_min_seconds must be >= 0, got {self.parallel_min_seconds}")
+
+    def worker_count(self) -> int:
+        """How many engines this config may use: `workers`, or ``min(os.cpu_count(), 4)`` for 0."""
+        return self.workers if self.workers > 0 else max(1, min(os.cpu_count() or 1, 4))
+
+
+class SynthUnavailable(StudioError):
+    """FluidSynth or a SoundFont is missing; the message says what to install or set."""
+
+
+INSTALL_HINT = "run `apt-get install fluidsynth` (or `make run`)"
+FLUID_BLOCK = 64  # FluidSynth renders in blocks of 64 frames (FLUID_BUFSIZE)
+FULL_SCALE = 32767.0  # float 1.0 -> int16, as libsndfile (and so the fluidsynth CLI) converts

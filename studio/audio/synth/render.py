@@ -1,0 +1,427 @@
+"""Rendering: MIDI bytes played by FluidSynth's own player into float buffers, then int16.
+
+The MIDI file is played by FluidSynth's own MIDI player driven by the synth's sample clock
+(``player.timing-source = "sample"``), exactly as ``fluidsynth -F out.wav`` does, so every event
+(control changes, pitch bend, sustain pedal, program changes, drums on channel 10) sounds as it
+does in the FluidSynth CLI (same samples at the same instants). Samples are pulled as 32-bit floats
+in large blocks until the player passes the file's last tick, then a release tail is added (cut at
+silence), and the floats become int16 with a peak limit (see `SynthConfig`). Up to about a block
+before the end of the music (known from the file's tempo map) the render goes in a few long calls
+that release the GIL, so that it runs beside Python work in other threads (see `_play`).
+
+Long music (`SynthConfig.parallel_min_seconds`) is rendered on several engines at once, one CPU
+core each: synthesis is linear (every voice is rendered on its own and FluidSynth's reverb and
+chorus are linear filters that start empty), so the MIDI's channels are split into groups balanced
+by note duration (`studio.audio.synth.split`), each group's MIDI keeps every event of the file but
+the notes of the other groups' channels, the groups render in threads (long render calls release
+the GIL, see `Fluid`), and their float buffers are summed before the tail and the peak limit are
+applied, once, to the sum. The result is the single-engine render but for the voice leftovers of
+`studio.audio.synth.engine`: FluidSynth ramps the first 64 samples of a note from the pan of the
+previous note its voice played (its fix of issue #768), and channels rendered apart hand their
+voices to other notes, so some onsets differ for 1.5 ms (measured: at most 110 LSB, -50 dBFS, in
+0.4% of the samples of a dense 10-minute song; the difference is 70 dB below the music). Each
+engine runs its own reverb (about a fifth of the work), and two renders in parallel need two free
+cores: on a machine whose cores are busy it is no faster.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+import studio.audio.synth.engine as _engines  # its POOL is looked up at each render (tests swap it)
+from studio.audio.synth.config import FLUID_BLOCK, FULL_SCALE, SynthConfig, SynthUnavailable
+from studio.audio.synth.engine import Engine
+from studio.audio.synth.fluid import Fluid
+from studio.audio.synth.split import Split, scan_midi
+from studio.core.errors import InputError, StudioError
+
+__all__ = ["render_midi"]
+
+_CHUNK_CALLS = 256  # a float buffer holds this many render calls (1,048,576 frames, 24 s at 44.1 kHz)
+
+
+class _FloatFrames:
+    """Interleaved float32 stereo frames, appended block by block straight from FluidSynth.
+
+    With a `sink`, each chunk is handed to it, ``sink(index, frames)``, as soon as it is full
+    (and the last one by `flush`), and dropped here.
+    """
+
+    def __init__(self, chunk_frames: int, sink: Callable[[int, np.ndarray], None] | None = None) -> None:
+        self.chunk_frames = chunk_frames
+        self.chunks: list[np.ndarray] = []  # each (chunk_frames, 2), the last one partly used
+        self.used: list[int] = []  # frames used in each chunk
+        self.frames = 0
+        self.sink = sink
+        self.last = (0, 0)  # (chunk index, start frame) of the latest `render`
+
+    @classmethod
+    def of(cls, chunks: list[np.ndarray]) -> _FloatFrames:
+        """Frames made of these full chunks."""
+        frames = cls(0)
+        frames.chunks = chunks
+        frames.used = [len(c) for c in chunks]
+        frames.frames = sum(frames.used)
+        return frames
+
+    def render(self, fluid: Fluid, synth: int, frames: int) -> np.ndarray:
+        """Render `frames` (a multiple of 64, at most `chunk_frames`) and return them as a view."""
+        if not self.chunks or not len(self.chunks[-1]) or self.used[-1] + frames > self.chunk_frames:
+            self.flush()
+            self.chunks.append(np.empty((self.chunk_frames, 2), dtype=np.float32))
+            self.used.append(0)
+        chunk, start = self.chunks[-1], self.used[-1]
+        address = chunk.ctypes.data + start * chunk.strides[0]
+        if fluid.render(synth, frames, address) != 0:
+            raise SynthUnavailable("FluidSynth failed to render audio (fluid_synth_write_float)")
+        self.used[-1] += frames
+        self.frames += frames
+        self.last = (len(self.chunks) - 1, start)
+        return chunk[start : start + frames]
+
+    def render_many(self, fluid: Fluid, synth: int, frames: int, step: int) -> None:
+        """Render `frames` (a multiple of `step`, itself a multiple of 64) in as few calls as the
+        chunks allow, each call a multiple of `step`: the same samples as `frames // step` calls of
+        `step` (FluidSynth renders 64-frame blocks either way), with the GIL released for all but
+        a few Python steps."""
+        while frames > 0:
+            room = self.chunk_frames - self.used[-1] if self.chunks and len(self.chunks[-1]) else self.chunk_frames
+            n = min(frames, room // step * step) or step  # no room left: `render` starts a chunk
+            self.render(fluid, synth, n)
+            frames -= n
+
+    def cut_last(self, frames: int) -> None:
+        """Drop the last `frames` frames of the latest `render` (they are not heard)."""
+        self.used[-1] -= frames
+        self.frames -= frames
+
+    def flush(self) -> None:
+        """Hand the current chunk to the sink, if there is one."""
+        if self.sink is not None and self.chunks and len(self.chunks[-1]):
+            i = len(self.chunks) - 1
+            self.sink(i, self.chunks[i][: self.used[i]])
+            self.chunks[i] = np.empty((0, 2), dtype=np.float32)
+            self.used[i] = 0
+
+    def views(self) -> list[np.ndarray]:
+        """The rendered frames, chunk by chunk."""
+        return [chunk[:used] for chunk, used in zip(self.chunks, self.used, strict=True)]
+
+    def peak(self) -> float:
+        """Largest absolute sample value."""
+        return max((float(max(v.max(), -v.min())) for v in self.views() if len(v)), default=0.0)
+
+    def to_int16(self, scale: float) -> np.ndarray:
+        """All frames as int16, each float multiplied by `scale` full scales (in place, then copied)."""
+        out = np.empty((self.frames, 2), dtype=np.int16)
+        start = 0
+        factor = np.float32(scale * FULL_SCALE)
+        for view in self.views():  # two passes a chunk (each gives the GIL away and takes it back)
+            np.multiply(view, factor, out=view)
+            # No clip needed: `render_midi` scales the peak to at most peak_dbfs <= 0 dBFS, so every
+            # product lies within +-32767.
+            np.rint(view, out=out[start : start + len(view)], casting="unsafe")
+            start += len(view)
+        return out
+
+
+def _read_midi(midi: bytes | str | os.PathLike[str]) -> bytes:
+    """The bytes of a Standard MIDI File given as bytes or a path; `InputError` if it is not one."""
+    if isinstance(midi, (bytes, bytearray, memoryview)):
+        data = bytes(midi)
+        where = "the MIDI data"
+    else:
+        path = Path(midi)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"MIDI file not found: {path}") from None
+        except OSError as exc:
+            raise InputError(f"cannot read MIDI file {path}: {exc.strerror or exc}") from None
+        where = str(path)
+    if not data.startswith(b"MThd"):
+        raise InputError(f"{where} is not a Standard MIDI File (no MThd header)")
+    return data
+
+
+def _block_and_window(config: SynthConfig) -> tuple[int, int]:
+    """Frames per render call during the music, and per silence window during the tail."""
+    block = -(-config.block_frames // FLUID_BLOCK) * FLUID_BLOCK
+    window = -(-round(config.silence_window_seconds * config.sample_rate) // FLUID_BLOCK) * FLUID_BLOCK
+    return block, max(FLUID_BLOCK, window)
+
+
+_TAIL_GROUP_SECONDS = 0.5  # the release tail is rendered this much at a time, then searched for silence
+
+
+class _Overshot(Exception):
+    """Rendering ahead went past the end of the music (the tempo map misjudged it): render again,
+    block by block."""
+
+
+def _too_long(config: SynthConfig) -> InputError:
+    return InputError(
+        f"the MIDI file plays for more than {config.max_music_seconds / 60:g} minutes: "
+        "the studio renders shorter music (read it with the studio first to cut it)"
+    )
+
+
+def _sure_music_frames(seconds: float | None, config: SynthConfig, block: int) -> int:
+    """Frames, in whole blocks, that surely come before the player reaches the end of music of
+    `seconds` (by the file's tempo map): one block and 0.1 s short of it. 0 when unknown."""
+    if seconds is None:
+        return 0
+    return max(0, math.floor((seconds * config.sample_rate - 0.1 * config.sample_rate) / block) - 1) * block
+
+
+def _play(
+    engine: Engine, data: bytes, config: SynthConfig, frames: _FloatFrames, cut_tail: bool = True, music_seconds: float | None = None
+) -> tuple[int, list[tuple[int, int]]]:
+    """Play `data` through FluidSynth's player into `frames`, then the release tail; floats, unscaled.
+
+    The music ends when the player has passed the MIDI file's last tick (its end of track), which
+    is where the CLI of FluidSynth < 2.3.1 stops. Since 2.3.1 the player itself goes on until no
+    voice sounds plus 2 s, and never ends while a note hangs (FluidSynth issue #1257), so its status
+    is not waited for: the tail is ours, capped by `SynthConfig.max_tail_seconds`. The player keeps
+    running during the tail, so what it does after the last event (2.3.1+ lifts sustain pedals) is
+    heard as in the CLI.
+
+    The end of the music is looked for after every block; when the music's length by its tempo map
+    is known (`music_seconds`), everything up to a block and 0.1 s before it is rendered first in
+    as few calls as the buffer allows, then block by block as before: the same samples, but the
+    GIL is taken a few times rather than three times a block, so a render in one thread and
+    Python work in another (the piano roll drawn beside it, other requests) run at the same time
+    instead of handing the GIL to each other hundreds of times (each hand-off waits up to 5 ms
+    for a busy thread). `_Overshot` if the player had already passed the end (never seen; the
+    caller renders again without it). The tail is rendered `_TAIL_GROUP_SECONDS` at a time
+    likewise, and cut at its first silent window.
+
+    With `cut_tail` the tail stops at its first silent window, or its last window fades out (see
+    `_cut_tail`); without, the whole tail is rendered, for `_cut_tail` to cut the sum of several.
+
+    Returns
+    -------
+    tuple
+        The frames of music before the tail, and where each tail window lies in `frames` (chunk
+        index, start frame).
+    """
+    fluid = engine.fluid
+    synth = engine.synth.synth
+    block, window = _block_and_window(config)
+    player = fluid.new_player(synth)
+    if not player:
+        raise SynthUnavailable("FluidSynth could not create a MIDI player")
+    windows: list[tuple[int, int]] = []
+    try:
+        if fluid.player_add_mem(player, data, len(data)) != 0:
+            raise InputError("FluidSynth could not take the MIDI data")
+        fluid.player_play(player)
+        # The player is called back inside fluid_synth_write_float every 64 frames, as in the
+        # CLI; its first call loads the file and sends the events of tick 0.
+        frames.render(fluid, synth, block)
+        total_ticks = fluid.player_total_ticks(player)
+        if total_ticks <= 0 and fluid.player_status(player) != fluid.playing:
+            raise InputError("FluidSynth could not read the MIDI data (a corrupt or empty MIDI file)")
+        ahead = _sure_music_frames(music_seconds, config, block) - frames.frames
+        if ahead > 0:
+            frames.render_many(fluid, synth, ahead, block)
+            if not (fluid.player_status(player) == fluid.playing and fluid.player_current_tick(player) < total_ticks):
+                raise _Overshot
+        longest = config.max_music_seconds * config.sample_rate
+        while fluid.player_status(player) == fluid.playing and fluid.player_current_tick(player) < total_ticks:
+            if frames.frames > longest:
+                raise _too_long(config)
+            frames.render(fluid, synth, block)
+        music = frames.frames
+
+        # Release tail: stop at the first silent window, or fade out the last one at the limit.
+        silence = 10.0 ** (config.silence_dbfs / 20.0)
+        tail_windows = math.ceil(config.max_tail_seconds * config.sample_rate / window)
+        group = max(1, min(round(_TAIL_GROUP_SECONDS * config.sample_rate / window), frames.chunk_frames // window))
+        done = 0
+        while done < tail_windows:
+            n = min(group, tail_windows - done)
+            rendered = frames.render(fluid, synth, n * window)
+            index, start = frames.last
+            peaks = np.abs(rendered).reshape(n, -1).max(axis=1) if cut_tail else None
+            for k in range(n):
+                windows.append((index, start + k * window))
+                if peaks is None:
+                    continue
+                if peaks[k] < silence:
+                    frames.cut_last((n - k - 1) * window)  # rendered past the silence: not heard
+                    return music, windows
+                if done + k == tail_windows - 1:
+                    rendered[k * window :] *= np.linspace(1.0, 0.0, window, dtype=np.float32)[:, None]
+            done += n
+    finally:
+        fluid.player_stop(player)
+        fluid.delete_player(player)
+    return music, windows
+
+
+def _cut_tail(chunks: list[np.ndarray], windows: list[tuple[int, int]], config: SynthConfig) -> None:
+    """The tail rule of `_play`, on fully rendered tail `windows` of `chunks` (cut in place)."""
+    _, window = _block_and_window(config)
+    silence = 10.0 ** (config.silence_dbfs / 20.0)
+    for i, (index, start) in enumerate(windows):
+        chunk = chunks[index][start : start + window]
+        if float(np.max(np.abs(chunk))) < silence:
+            chunks[index] = chunks[index][: start + window]
+            del chunks[index + 1 :]
+            return
+        if i == len(windows) - 1:
+            chunk *= np.linspace(1.0, 0.0, len(chunk), dtype=np.float32)[:, None]
+
+
+class _Mix:
+    """The sum of several renders' float chunks, each summed as soon as every render has made it.
+
+    Chunks are added in render order (0 + 1 + 2 ...) whatever the thread that finishes last, so
+    the sum is the same from run to run; summing as they come keeps about one render's buffer in
+    memory rather than one per engine.
+    """
+
+    def __init__(self, parts: int) -> None:
+        self.parts = parts
+        self._lock = threading.Lock()
+        self._waiting: dict[int, list[np.ndarray | None]] = {}
+        self.sums: dict[int, np.ndarray] = {}
+        self.mismatch = False
+
+    def sink(self, part: int) -> Callable[[int, np.ndarray], None]:
+        def add(index: int, chunk: np.ndarray) -> None:
+            with self._lock:
+                slot = self._waiting.setdefault(index, [None] * self.parts)
+                slot[part] = chunk
+                if any(c is None for c in slot):
+                    return
+                del self._waiting[index]
+            total = slot[0]
+            assert total is not None
+            for other in slot[1:]:
+                assert other is not None
+                if other.shape != total.shape:
+                    self.mismatch = True
+                    return
+                np.add(total, other, out=total)
+            self.sums[index] = total
+
+        return add
+
+    def chunks(self) -> list[np.ndarray] | None:
+        """The summed chunks in order, or None when the renders did not line up."""
+        if self.mismatch or self._waiting or sorted(self.sums) != list(range(len(self.sums))):
+            return None
+        return [self.sums[i] for i in range(len(self.sums))]
+
+
+def _render_single(engine: Engine, data: bytes, config: SynthConfig, music_seconds: float | None = None) -> _FloatFrames:
+    block, window = _block_and_window(config)
+    frames = _FloatFrames(max(block, window) * _CHUNK_CALLS)
+    engine.reset(config)
+    try:
+        _play(engine, data, config, frames, music_seconds=music_seconds)
+    except _Overshot:  # the tempo map misjudged the end: block by block from the start
+        frames = _FloatFrames(max(block, window) * _CHUNK_CALLS)
+        engine.reset(config)
+        _play(engine, data, config, frames)
+    return frames
+
+
+def _render_parallel(engines: list[Engine], split: Split, config: SynthConfig) -> _FloatFrames | None:
+    """Render `split`'s channel groups on `engines` at once and sum them; None if they disagree.
+
+    The renders disagree (and the caller renders on one engine instead) only if FluidSynth refuses
+    a group's file or the groups' music ends at different frames, neither of which should happen:
+    every group keeps the file's tempo map and end of track.
+    """
+    groups = split.groups(len(engines))
+    if len(groups) < 2:
+        return None
+    datas = [split.midi(group) for group in groups]
+    block, window = _block_and_window(config)
+    mix = _Mix(len(groups))
+    results: list[tuple[int, list[tuple[int, int]]] | BaseException | None] = [None] * len(groups)
+
+    def run(i: int) -> None:
+        try:
+            frames = _FloatFrames(max(block, window) * _CHUNK_CALLS, sink=mix.sink(i))
+            engines[i].reset(config)
+            results[i] = _play(engines[i], datas[i], config, frames, cut_tail=False, music_seconds=split.seconds)
+            frames.flush()
+        except BaseException as exc:  # noqa: BLE001 - re-raised (or answered) by the caller
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"studio-synth-{i}", daemon=True) for i in range(1, len(groups))]
+    for thread in threads:
+        thread.start()
+    run(0)
+    for thread in threads:
+        thread.join()
+    for result in results:
+        if isinstance(result, (StudioError, _Overshot)):
+            return None
+        if isinstance(result, BaseException):
+            raise result
+    chunks = mix.chunks()
+    if chunks is None or any(r != results[0] for r in results):
+        return None
+    _, windows = results[0]  # type: ignore[misc]
+    _cut_tail(chunks, windows, config)
+    return _FloatFrames.of(chunks)
+
+
+def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None = None) -> np.ndarray:
+    """Render a MIDI file to 16-bit stereo audio, as the FluidSynth CLI plays it.
+
+    Music of at least `SynthConfig.parallel_min_seconds` with notes on several channels is
+    rendered on several engines at once (see the module's notes); the audio is the same.
+
+    Parameters
+    ----------
+    midi
+        A Standard MIDI File: its bytes, or a path.
+    config
+        Rendering settings (`SynthConfig()` when None).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (N, 2), int16, at ``config.sample_rate``: the music to the MIDI file's end, then
+        at most ``config.max_tail_seconds`` of release. Peaks never exceed ``config.peak_dbfs``.
+
+    Raises
+    ------
+    SynthUnavailable
+        FluidSynth or a SoundFont is missing.
+    InputError
+        `midi` is not a readable Standard MIDI File.
+    """
+    config = config or SynthConfig()
+    data = _read_midi(midi)
+    split = scan_midi(data)  # the music's length (to render ahead in large calls) and its channels
+    if split is not None and split.seconds > config.max_music_seconds:
+        raise _too_long(config)
+    want = 1
+    if split is not None and split.seconds >= config.parallel_min_seconds:
+        want = min(config.worker_count(), split.sounding_channels())
+    engines = _engines.POOL.acquire(config, want)
+    try:
+        frames = None
+        if len(engines) > 1 and split is not None:
+            frames = _render_parallel(engines, split, config)
+        if frames is None:
+            frames = _render_single(engines[0], data, config, split.seconds if split is not None else None)
+    finally:
+        _engines.POOL.release(engines)
+    limit = 10.0 ** (config.peak_dbfs / 20.0)
+    peak = frames.peak()
+    scale = limit / peak if peak > limit else 1.0
+    return frames.to_int16(scale)

@@ -1,0 +1,203 @@
+"""A MIDI file's channels split into groups, each group's file written for FluidSynth to play.
+
+Used by the parallel render (`studio.audio.synth.render`): long music is played on several
+engines at once, each playing the file without the notes of the other groups' channels. The
+scan also gives every render the music's length by its tempo map (to render ahead in long calls).
+
+What comes from the studio's MIDI reader (`studio.core.midi`): the header's timing
+(`read_division`, ticks per beat or SMPTE ticks per second), the variable-length numbers, the
+channel messages' lengths, and the tempo map's arithmetic (`Score.tick_to_seconds`).
+
+What stays a scanner of its own (`scan_track`), and why: FluidSynth must play the file's own
+bytes, so each group's file is the original with only some note events taken out, every other
+event and chunk kept byte for byte. The studio's reader cannot give that: it keeps no bytes, and
+it reads a file as music rather than as FluidSynth plays it (it clips data bytes over 127, drops
+SysEx and system messages, keeps running status across meta and SysEx events where FluidSynth does
+not, skips unknown chunks and trailing bytes, applies the upload limits). Where FluidSynth might
+read a file otherwise than the standard says, the scan gives up (None) and the file renders on one
+engine as it is. Reading the file twice (the studio's reader for the length and channels, a
+scanner for the bytes) would cost a second pass on every long render, and the note weights that
+group the channels must come from the same events that are cut (notes never released count to
+the end of their track, zero-length notes count), or the groups, and so the rendered bytes,
+would change.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from studio.core.errors import InputError
+from studio.core.midi import _DATA_BYTES, _varlen, _varlen_bytes, read_division
+from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Score, TempoChange
+
+__all__ = ["Split", "scan_midi"]
+
+
+@dataclass
+class Split:
+    """A Standard MIDI File taken apart to be written again with some channels' notes left out.
+
+    `parts` are, in file order, chunks kept byte for byte (the header, unknown chunks, trailing
+    bytes) and MTrk chunks as their events: (absolute tick, channel for a note-on/off else -1,
+    the event's bytes with an explicit status byte).
+    """
+
+    parts: list[bytes | list[tuple[int, int, bytes]]]
+    weights: dict[int, int]  # channel -> note ticks (plus an allowance per note for its release)
+    seconds: float  # the music's length by the tempo map, to the last end of track
+
+    def groups(self, n: int) -> list[list[int]]:
+        """The note channels in at most `n` groups of about equal weight (greedy, heaviest first)."""
+        loads = [0] * n
+        groups: list[list[int]] = [[] for _ in range(n)]
+        for channel in sorted(self.weights, key=lambda c: (-self.weights[c], c)):
+            i = min(range(n), key=lambda g: (loads[g], g))
+            groups[i].append(channel)
+            loads[i] += self.weights[channel]
+        return [sorted(g) for g in groups if g]
+
+    def sounding_channels(self) -> int:
+        return sum(1 for w in self.weights.values() if w > 0)
+
+    def midi(self, channels: list[int]) -> bytes:
+        """The file with every event but the note-ons and note-offs of channels not in `channels`."""
+        keep = frozenset(channels)
+        out: list[bytes] = []
+        for part in self.parts:
+            if isinstance(part, bytes):
+                out.append(part)
+                continue
+            body = bytearray()
+            now = 0
+            for tick, channel, raw in part:
+                if channel >= 0 and channel not in keep:
+                    continue  # its delta time goes to the next event kept
+                delta = tick - now
+                if delta > 0x0FFFFFFF:
+                    raise ValueError("delta time too long for a MIDI file")
+                body += _varlen_bytes(delta)
+                body += raw
+                now = tick
+            out.append(b"MTrk" + struct.pack(">I", len(body)) + bytes(body))
+        return b"".join(out)
+
+
+def scan_track(
+    body: bytes, allowance: int, tempos: list[tuple[int, int]], weights: dict[int, int]
+) -> tuple[list[tuple[int, int, bytes]], int] | None:
+    """The events of one MTrk body and its end tick, or None when FluidSynth might read it otherwise.
+
+    None for what FluidSynth's reader treats differently from the standard (running status after
+    a meta or SysEx event, which it takes as another meta or SysEx), for events it does not accept
+    in a file (0xF1-0xFE, 0xF7) and for a track without an end-of-track: such files render on one
+    engine, exactly as FluidSynth reads them.
+    """
+    events: list[tuple[int, int, bytes]] = []
+    sounding: dict[tuple[int, int], list[int]] = {}
+    pos, tick, running, end = 0, 0, 0, len(body)
+    while pos < end:
+        delta, pos = _varlen(body, pos)
+        tick += delta
+        start = pos
+        status = body[pos]
+        if status < 0x80:
+            if not running:
+                return None
+            status = running
+        else:
+            pos += 1
+        if status == 0xFF:
+            kind = body[pos]
+            length, pos = _varlen(body, pos + 1)
+            pos += length
+            if pos > end:
+                return None
+            if kind == 0x2F:
+                if length:
+                    return None
+                events.append((tick, -1, b"\xff\x2f\x00"))
+                for (channel, _), starts in sounding.items():  # notes never released
+                    weights[channel] += sum(tick - t + allowance for t in starts)
+                return events, tick
+            if kind == 0x51 and length == 3:
+                tempos.append((tick, int.from_bytes(body[pos - 3 : pos], "big")))
+            events.append((tick, -1, body[start:pos]))
+            running = 0
+        elif status == 0xF0:
+            length, pos = _varlen(body, pos)
+            pos += length
+            if pos > end:
+                return None
+            events.append((tick, -1, body[start:pos]))
+            running = 0
+        elif status > 0xF0:
+            return None
+        else:
+            n = _DATA_BYTES[status & 0xF0]
+            if pos + n > end:
+                return None
+            raw = bytes([status]) + body[pos : pos + n]
+            pos += n
+            running = status
+            kind, channel = status & 0xF0, status & 0x0F
+            if kind in (0x80, 0x90):
+                weights.setdefault(channel, 0)
+                key = (channel, raw[1])
+                if kind == 0x90 and raw[2]:
+                    sounding.setdefault(key, []).append(tick)
+                elif sounding.get(key):
+                    weights[channel] += tick - sounding[key].pop(0) + allowance
+                events.append((tick, channel, raw))
+            else:
+                events.append((tick, -1, raw))
+    return None  # no end of track
+
+
+def scan_midi(data: bytes) -> Split | None:
+    """`data` taken apart by `Split`, or None when it should render on one engine as it is."""
+    try:
+        header_len = struct.unpack(">I", data[4:8])[0]
+        _, n_tracks, division = struct.unpack(">HHH", data[8:14])
+    except struct.error:
+        return None
+    pos = 8 + header_len
+    if header_len < 6 or pos > len(data):
+        return None
+    try:
+        ticks_per_beat, ticks_per_second = read_division(division)  # the studio's reader's timing
+    except InputError:
+        return None
+    # a release allowance per note: half a beat, or a quarter of a second in SMPTE time
+    allowance = round(ticks_per_second / 4) if ticks_per_second else ticks_per_beat // 2
+    parts: list[bytes | list[tuple[int, int, bytes]]] = [data[:pos]]
+    tempos: list[tuple[int, int]] = []
+    weights: dict[int, int] = {}
+    end_tick = 0
+    tracks = 0
+    try:
+        while pos + 8 <= len(data):
+            length = struct.unpack(">I", data[pos + 4 : pos + 8])[0]
+            if pos + 8 + length > len(data):
+                return None
+            if data[pos : pos + 4] == b"MTrk" and tracks < n_tracks:
+                tracks += 1
+                scanned = scan_track(data[pos + 8 : pos + 8 + length], allowance, tempos, weights)
+                if scanned is None:
+                    return None
+                parts.append(scanned[0])
+                end_tick = max(end_tick, scanned[1])
+            else:
+                parts.append(data[pos : pos + 8 + length])
+            pos += 8 + length
+    except (IndexError, ValueError):
+        return None
+    if pos < len(data):
+        parts.append(data[pos:])
+    if ticks_per_second:
+        seconds = end_tick / ticks_per_second
+    else:  # the tempo map's arithmetic is the studio's (`Score.tick_to_seconds`)
+        changes = [TempoChange(at, us) for at, us in sorted(t for t in tempos if t[0] < end_tick)]
+        tempo_map = Score(ticks_per_beat, [], [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT), *changes])
+        seconds = tempo_map.tick_to_seconds(end_tick)
+    return Split(parts, weights, seconds)
