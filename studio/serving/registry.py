@@ -16,6 +16,7 @@ import functools
 import json
 import math
 import queue
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -276,7 +277,7 @@ class ModelCard:
 def _default_device() -> str:
     """'cuda' when torch sees a GPU, else 'cpu' (torch is imported only if it is already loaded or installed)."""
     try:
-        import torch
+        import torch  # torch loads on first use (start-up speed)
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -288,7 +289,7 @@ def _full_float32_on_cuda() -> None:
     request gets alone (on an H100, 18 of 8,400 voice-steps differed among 16 GAN requests batched
     together; with TF32 off, none). Process-wide (torch has no per-model switch); training sets
     its own (`studio.training.train`)."""
-    import torch
+    import torch  # torch loads on first use (start-up speed)
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -530,7 +531,6 @@ _WORKERS = _Workers()
 def _run(method: Callable[..., Any], *args: Any) -> Any:
     """Call a model's method (`generate`, `sampling_trace`), under `torch.inference_mode()` when torch
     is loaded (no autograd bookkeeping)."""
-    import sys
 
     torch = sys.modules.get("torch")
     if torch is not None:
@@ -541,7 +541,6 @@ def _run(method: Callable[..., Any], *args: Any) -> Any:
 
 def _run_batch(model: Accompanist, requests: list[tuple]) -> list[list[RollTrack]]:
     """Several requests (melody, grid, params, seed) in one batched forward pass (`generate_batch`)."""
-    import sys
 
     torch = sys.modules.get("torch")
     if torch is not None:

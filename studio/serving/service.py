@@ -132,7 +132,7 @@ def _model_view(notes: list[Note], warnings: list[str]) -> list[Note]:
 def _draw(score: Score, out_png: Path, bar_ticks: list[int], title: str, given_until_tick: int | None = None) -> Path:
     """The piano roll PNG (matplotlib is imported here, in the plotting thread, while audio renders);
     `given_until_tick`: where the student's bars end in a continuation (marked in the picture)."""
-    from studio.audio import plot
+    from studio.audio import plot  # after validation: bad input is refused before matplotlib and FluidSynth load
 
     return plot.plot_score(score, out_png, bar_ticks, 0, title, given_until_tick=given_until_tick)
 
@@ -219,7 +219,7 @@ def sampling_trace(
     time-out, errors as `ModelError`). A model chooses its own steps and captions when it has
     `trace_plan(params) -> (total, steps)` and `trace_caption(step, total)`; otherwise the steps are
     `at` (below the run's `iterations`) and the last."""
-    from studio.audio import plot
+    from studio.audio import plot  # after validation: bad input is refused before matplotlib and FluidSynth load
 
     view = _view_input(request, registry, config, StepTracer)
     if view is None:
@@ -596,7 +596,10 @@ def choice_views(
     note (the pitches they could draw, with probabilities) and where they looked (attention), as
     PNGs with captions; empty for other models. Same seed, same notes as `accompany`; through the
     registry's time-out."""
-    from studio.audio.choices_plot import attention_png, choices_png
+    from studio.audio.choices_plot import (
+        attention_png,
+        choices_png,
+    )  # after validation: bad input is refused before matplotlib and FluidSynth load
 
     view = _view_input(request, registry, config, Explainer)
     if view is None:
@@ -619,8 +622,8 @@ def latent_views(
     each window's code sat and where the variation moved it (`studio.audio.latent_plot`), as PNGs with
     captions; empty for other models. Same seed, same variation as `accompany`; through the
     registry's time-out."""
-    from studio.audio import plot
-    from studio.audio.latent_plot import latent_png
+    from studio.audio import plot  # after validation: bad input is refused before matplotlib and FluidSynth load
+    from studio.audio.latent_plot import latent_png  # after validation: bad input is refused before matplotlib and FluidSynth load
 
     view = _view_input(request, registry, config, LatentMapper)
     if view is None:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from models.base import BaselineFamily, LikelihoodScorer, family
+from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError
 from studio.core.metrics import (
     RATE_SLACK,
@@ -35,7 +36,12 @@ from studio.core.metrics import (
     piece_metrics,
 )
 from studio.core.roll import Grid, RollTrack, to_model_range
+from studio.core.voices import voice_piece
 from studio.serving.registry import ModelRegistry, default_registry, family_writes
+from studio.training.continuation import ContinuationConfig, evaluate_continuer, format_continuation
+from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset
+from studio.training.tunes import corpus_tunes, tune_roll
+from studio.training.variation_eval import VariationConfig, evaluate_variations, format_variations
 
 __all__ = ["EvaluationConfig", "bound_gaps", "copied_bar_share", "evaluate", "format_report", "real_summary", "validation_score"]
 
@@ -222,22 +228,16 @@ def evaluate(
     model: str, config: EvaluationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Evaluate `model` (see the module docstring); returns a JSON-ready report."""
-    from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset
-    from studio.training.tunes import corpus_tunes, tune_roll
 
     config = config or EvaluationConfig()
     registry = registry or default_registry()
     card = registry.card(model)
     writes = family_writes(card.family)
     if writes == "melody":  # a melody model: continuations, not accompaniments
-        from studio.training.continuation import ContinuationConfig, evaluate_continuer
-
         return evaluate_continuer(
             model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress
         )
     if writes == "variation":  # a melody model: reconstructions, variations and interpolations
-        from studio.training.variation_eval import VariationConfig, evaluate_variations
-
         return evaluate_variations(model, VariationConfig(unseen=config.unseen, seed=config.seed, held_out=config.n), registry, progress)
     genre = config.data or (card.genre if card.genre in CORPUS_GENRES else "chorale")
     if not (genre in CORPUS_GENRES or genre.startswith("folder:")):
@@ -334,7 +334,6 @@ def evaluate(
 
 def _split_label(dataset: Any) -> str:
     """The split file a dataset was read with, repo-relative, or how it was drawn."""
-    from studio.core.config import REPO_ROOT
 
     facts = dataset.info.get("split", {})
     if "file" not in facts:
@@ -346,7 +345,6 @@ def _split_label(dataset: Any) -> str:
 def _split_file(config: EvaluationConfig, card: Any, genre: str) -> str | None:
     """The split file to read (`studio.training.data.DatasetConfig.split_file`): the one asked for, else for a
     folder of MIDI files the one the card names (written by its training run), else the committed one."""
-    from studio.core.config import REPO_ROOT
 
     named = config.split_file or (card.training.get("split_file") if genre.startswith("folder:") else None)
     if not named:
@@ -358,7 +356,6 @@ def _split_file(config: EvaluationConfig, card: Any, genre: str) -> str | None:
 def _likelihood(registry: ModelRegistry, card: Any, dataset: Any, held: Sequence[Any], say: Any) -> dict[str, Any] | None:
     """Held-out negative log-likelihood for models that have one (the AR-CNN), beside its family's
     baseline; None for the others."""
-    from studio.core.voices import voice_piece
 
     model = registry.get(card.name)
     if not isinstance(model, LikelihoodScorer):
@@ -390,12 +387,8 @@ def format_report(report: Mapping[str, Any]) -> str:
     """The report as a few readable lines (what the CLI prints without --json)."""
     writes = family_writes(str(report.get("family", "")))
     if writes == "melody":
-        from studio.training.continuation import format_continuation
-
         return format_continuation(report)
     if writes == "variation":
-        from studio.training.variation_eval import format_variations
-
         return format_variations(report)
     held = report["held_out"]
     lines = [f"{report['model']} on {held['pieces']} held-out {report['data']} pieces ({held['bars']} bars), seed {report['seed']}:"]

@@ -38,8 +38,12 @@ from models.base import SelfScoring, TrainableFamily, TunableFamily, declaration
 from models.base import family as family_module
 from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError
-from studio.core.roll import Grid, RollTrack
+from studio.core.roll import Grid, RollTrack, extend_grid, roll_to_notes
+from studio.serving.registry import ModelRegistry
+from studio.training.data import DatasetConfig, build_dataset, load_cached_dataset
+from studio.training.evaluate import EvaluationConfig, evaluate, format_report, real_summary, validation_score
 from studio.training.melodies import melody_dataset
+from studio.training.splits import Split, split_path, validation_ids, write_split
 
 __all__ = ["TrainConfig", "history_path", "run_training"]
 
@@ -133,7 +137,7 @@ class _Dist:
         self.rank = int(os.environ.get("RANK", "0"))
         self.enabled = self.world > 1
         if self.enabled:
-            import torch.distributed as dist
+            import torch.distributed as dist  # torch loads on first use (start-up speed)
 
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
@@ -145,7 +149,7 @@ class _Dist:
     def average_gradients(self, module) -> None:
         if not self.enabled:
             return
-        import torch.distributed as dist
+        import torch.distributed as dist  # torch loads on first use (start-up speed)
 
         for p in module.parameters():
             if p.grad is not None:
@@ -155,7 +159,7 @@ class _Dist:
     def broadcast_modules(self, modules: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
-        import torch.distributed as dist
+        import torch.distributed as dist  # torch loads on first use (start-up speed)
 
         for module in modules.values():
             for t in module.state_dict().values():
@@ -165,8 +169,8 @@ class _Dist:
         """Rank 0's decision, for every rank (e.g. 'the time is up')."""
         if not self.enabled:
             return flag
-        import torch
-        import torch.distributed as dist
+        import torch  # torch loads on first use (start-up speed)
+        import torch.distributed as dist  # torch loads on first use (start-up speed)
 
         t = torch.tensor([1.0 if flag else 0.0])
         dist.broadcast(t, 0)
@@ -174,7 +178,7 @@ class _Dist:
 
     def close(self) -> None:
         if self.enabled:
-            import torch.distributed as dist
+            import torch.distributed as dist  # torch loads on first use (start-up speed)
 
             dist.destroy_process_group()
 
@@ -184,8 +188,8 @@ class _Dist:
 
 def _save_state(run_dir: Path, recipe: Any, step: int, elapsed: float, rng: np.random.Generator, history: dict) -> None:
     """Weights, optimizer moments and random states as safetensors + JSON (never pickle)."""
-    import torch
-    from safetensors.torch import save_file
+    import torch  # torch loads on first use (start-up speed)
+    from safetensors.torch import save_file  # with torch, on first use
 
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -211,8 +215,8 @@ def _save_state(run_dir: Path, recipe: Any, step: int, elapsed: float, rng: np.r
 
 
 def _load_state(run_dir: Path, recipe: Any, rng: np.random.Generator) -> tuple[int, float, dict] | None:
-    import torch
-    from safetensors.torch import load_file
+    import torch  # torch loads on first use (start-up speed)
+    from safetensors.torch import load_file  # with torch, on first use
 
     if not (run_dir / "state.json").exists() or not (run_dir / "state.safetensors").exists():
         return None
@@ -247,14 +251,12 @@ def _first_bars(melody: RollTrack, grid: Grid, bars: int) -> tuple[RollTrack, Gr
 
 
 def _notes_json(track: RollTrack) -> dict:
-    from studio.core.roll import roll_to_notes
 
     steps = Grid(4, track.n_steps, [])  # 4 ticks per quarter: ticks are steps
     return {"name": track.name, "program": track.program, "notes": [[n.start, n.end, n.pitch] for n in roll_to_notes(track, steps)]}
 
 
 def _snapshot(recipe: Any, melodies: list[tuple[str, RollTrack, Grid]], step: int, seconds: float) -> dict:
-    from studio.core.roll import extend_grid
 
     model = recipe.accompanist()
     pieces = []
@@ -288,7 +290,6 @@ class _Selector:
     (adversarial training wanders, so the last step is not always the best)."""
 
     def __init__(self, pieces: list, params: dict, every_s: float, run_dir: Path, own_score: bool = False) -> None:
-        from studio.training.evaluate import real_summary
 
         self.pieces, self.params, self.every_s, self.run_dir = pieces, params, every_s, run_dir
         self.own_score = own_score  # the recipe scores itself (`recipe.validation_score(pieces)`: the melody models' NLL)
@@ -302,9 +303,7 @@ class _Selector:
             return
         if not force and time.perf_counter() - self.last_check < self.every_s:
             return
-        from safetensors.torch import save_file
-
-        from studio.training.evaluate import validation_score
+        from safetensors.torch import save_file  # with torch, on first use
 
         self.last_check = time.perf_counter()
         if self.own_score:
@@ -323,7 +322,7 @@ class _Selector:
 
     def restore(self) -> None:
         """The best so far of a resumed run."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # with torch, on first use
 
         if (self.run_dir / "best.json").exists() and (self.run_dir / "best.safetensors").exists():
             self.best = json.loads((self.run_dir / "best.json").read_text())
@@ -334,9 +333,6 @@ def _split_validation(dataset: Any, fraction: float, cap: int) -> tuple[Any, lis
     """(the dataset with the validation pieces taken out of `train`, the validation pieces): the
     pinned split's validation list when the dataset has one (`Dataset.validation`), else whole
     groups drawn by `studio.training.splits.validation_ids` (seed 1, up to `cap` pieces)."""
-    import dataclasses
-
-    from studio.training.splits import validation_ids
 
     pinned = getattr(dataset, "validation", None)
     if pinned is not None:
@@ -355,7 +351,6 @@ def split_file_for(config: TrainConfig) -> Path | None:
     ``models/checkpoints/splits/<genre>.json`` of a corpus or melody genre, ``splits/<name>.json``
     beside the checkpoint for a folder of MIDI files; None for a ``cache:`` dataset (its split is
     recorded in the cache) and for `max_pieces` quick runs (a seeded draw over their few pieces)."""
-    from studio.training.splits import split_path
 
     genre = config.dataset_genre
     if genre.startswith("cache:") or config.max_pieces is not None:
@@ -367,7 +362,6 @@ def split_file_for(config: TrainConfig) -> Path | None:
 
 def _pin_new_split(path: Path, genre: str, dataset: Any, validation: list) -> Any:
     """Write the split a run drew (held out, validation, the rest) to `path`, for the next runs."""
-    from studio.training.splits import Split, write_split
 
     how = (
         "computed on the first training run (studio.training.data.split_pieces, seed 0, related pieces together; validation by "
@@ -388,7 +382,7 @@ def _repo_path(path: Path) -> str:
 
 
 def _hardware(device: str) -> str:
-    import torch
+    import torch  # torch loads on first use (start-up speed)
 
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(0)} (CUDA)"
@@ -397,10 +391,8 @@ def _hardware(device: str) -> str:
 
 def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train, save the checkpoint, card and history; returns the card (see the module docstring)."""
-    import torch
-    from tqdm import tqdm
-
-    from studio.training.data import DatasetConfig, build_dataset, load_cached_dataset
+    import torch  # torch loads on first use (start-up speed)
+    from tqdm import tqdm  # only while building a data set
 
     trainable = trainable_families()
     if config.family not in trainable:
@@ -535,7 +527,6 @@ def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, r
     listed value in turn, the one whose metrics over the pieces accompanied at `TUNING_SEEDS` are
     nearest the real accompaniments' (`validation_score`, ties to the earlier value). The card
     records every value's score."""
-    from studio.training.evaluate import validation_score
 
     model = family.load(card, config.stem.with_suffix(".safetensors"), "cpu")
     params = {p["name"]: p["default"] for p in card["params"]}
@@ -591,7 +582,7 @@ def _write_checkpoint(
     selector: _Selector,
     n_validation: int,
 ) -> dict:
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # with torch, on first use
 
     stem = config.stem
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -670,8 +661,6 @@ def _write_checkpoint(
 
 
 def _evaluate_into_card(config: TrainConfig, card: dict, progress: bool) -> dict:
-    from studio.serving.registry import ModelRegistry
-    from studio.training.evaluate import EvaluationConfig, evaluate, format_report
 
     registry = ModelRegistry(config.stem.parent, device="cpu")
     data = config.dataset_genre

@@ -39,7 +39,7 @@ from studio.serving.service import (
     saving_results,
 )
 from studio.serving.takes import add_take, find_take, take_from_result, take_label
-from studio.ui.cards import key_words, plain_text
+from studio.ui.cards import key_words, model_card_markdown, plain_text
 
 __all__ = [
     "LOUDEST_VOLUME",
@@ -322,7 +322,6 @@ def model_mode(model_name: str | None) -> tuple:
 def on_model_change(models: Sequence[str]) -> Callable:
     """What changes with the chosen model: its card, the 'then' choice, the button's words, and which
     model's controls are shown (one group per model in `models`, in order)."""
-    from studio.ui.cards import model_card_markdown
 
     models = tuple(models)
 
