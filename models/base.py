@@ -115,7 +115,7 @@ def _declared(path: Path) -> FamilyInfo | None:
 def declarations() -> dict[str, FamilyInfo]:
     """Every family's declaration by name, in teaching order: the files of the `models` package (its
     `__path__`, so a folder added there adds its families) that declare ``FAMILY``. Nothing is imported."""
-    import models
+    import models  # the package itself, for its search path: this module is part of it
 
     return dict(_declarations(tuple(models.__path__)))
 

@@ -12,7 +12,7 @@ __all__ = ["exported", "loaded", "parameter_count", "rebuild"]
 def rebuild(card: Mapping[str, Any], weights: Any, config_type: Any, network_type: Callable[[Any], Any]) -> tuple[Any, Any]:
     """(config, network): the card's ``config`` read by `config_type.from_json`, the network built
     from it and filled strictly from the safetensors file `weights` (on the CPU; the caller moves it)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # loads torch: only when a model is first used
 
     if weights is None:
         raise FileNotFoundError("no .safetensors weights beside the card")

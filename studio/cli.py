@@ -49,9 +49,7 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from studio.serving.registry import (
-        default_registry,  # loaded when the command runs (a bad argument is answered first)
-    )
+    from studio.serving.registry import default_registry  # loaded when the command runs
 
     registry = default_registry()
     cards = registry.cards()

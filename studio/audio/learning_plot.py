@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.audio.plot import PlotConfig, plot_score
 from studio.core.config import REPO_ROOT
 from studio.core.score import Note, Score, TimeSignature, Track
 
@@ -85,8 +86,8 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
     out = _out_dir(name, folder) / "losses.png"
     if out.exists():
         return out
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib loads on first use (start-up speed)
+    from matplotlib.figure import Figure  # with the line above
 
     rows = data["losses"]
     logged = {k for r in rows for k, v in r.items() if k not in _NOT_LOSSES and isinstance(v, (int, float))}
@@ -149,8 +150,6 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
 def snapshot_pngs(name: str, piece: int = 0, folder: Path = TRAINING_DIR) -> list[tuple[Path, str]]:
     """One piano-roll PNG per saved snapshot of held-out melody `piece`, with a caption each:
     the model's accompaniment after 0, a few hundred, ... steps of training."""
-    from studio.audio.plot import PlotConfig, plot_score
-
     data = history(name, folder)
     if not data:
         return []

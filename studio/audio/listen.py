@@ -38,7 +38,7 @@ class EncoderUnavailable(RuntimeError):
 def _lameenc():
     """The `lameenc` module, imported when first needed (an optional part fails late)."""
     try:
-        import lameenc
+        import lameenc  # optional: the page falls back to the WAV without it
     except ImportError as exc:
         raise EncoderUnavailable(f"no MP3 encoder: install lameenc ({exc})") from None
     return lameenc

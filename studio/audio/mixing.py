@@ -28,6 +28,7 @@ from studio.core import midi
 from studio.core.config import Limits
 from studio.core.errors import InputError
 from studio.core.filenames import safe_stem
+from studio.core.files import saving_results
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
 from studio.core.roll import make_grid
@@ -198,11 +199,7 @@ def remix_take(
     mixed = mix_score(score, mixes)
     if all(m.silent for m in mixes):
         raise InputError(ALL_MUTED)
-    from studio.audio import (
-        listen,  # after validation: bad input fails before FluidSynth loads
-        synth,
-    )
-    from studio.core.files import saving_results
+    from studio.audio import listen, synth  # after validation: bad input fails before FluidSynth loads
 
     with saving_results():  # a full disk is one clear line
         out = Path(out_dir)
@@ -290,12 +287,7 @@ def preview_melody(
     grid = make_grid(score, estimate_pickup(melody.notes, score))
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
 
-    from studio.audio import (
-        listen,  # after validation, as in `accompany`
-        plot,
-        synth,
-    )
-    from studio.core.files import saving_results
+    from studio.audio import listen, plot, synth  # after validation, as in `accompany`
 
     with saving_results():  # a full disk is one clear line
         out = Path(out_dir)

@@ -596,10 +596,7 @@ def choice_views(
     note (the pitches they could draw, with probabilities) and where they looked (attention), as
     PNGs with captions; empty for other models. Same seed, same notes as `accompany`; through the
     registry's time-out."""
-    from studio.audio.choices_plot import (
-        attention_png,
-        choices_png,
-    )  # after validation: bad input is refused before matplotlib and FluidSynth load
+    from studio.audio.choices_plot import attention_png, choices_png  # after validation: matplotlib loads on first use
 
     view = _view_input(request, registry, config, Explainer)
     if view is None:
