@@ -131,6 +131,14 @@ def generation_workers() -> int:
     return value
 
 
+def _picture(label: str, elem_id: str, alt_text: str, **extra) -> gr.Image:
+    """A picture the studio draws (a roll, loss curves): read-only, full screen and download buttons, and
+    words for a screen reader."""
+    return gr.Image(
+        label=label, type="filepath", interactive=False, elem_id=elem_id, buttons=["fullscreen", "download"], alt_text=alt_text, **extra
+    )
+
+
 def _model_controls(names: list[str], first: str) -> tuple[dict[str, gr.Group], list[tuple[str, int]], list]:
     """Every model's own controls, each model's in a group shown while it is chosen: (groups by model,
     the layout (model, number of controls) in order, all controls in that order)."""
@@ -190,16 +198,7 @@ def build_app() -> gr.Blocks:
                             examples_per_page=12,
                         )
                 melody_note = gr.Markdown(elem_id="melody-note")
-                melody_roll = gr.Image(
-                    label="Your melody",
-                    show_label=False,
-                    type="filepath",
-                    interactive=False,
-                    elem_id="melody-roll",
-                    visible=False,
-                    buttons=["fullscreen", "download"],
-                    alt_text="Piano roll of your melody",
-                )
+                melody_roll = _picture("Your melody", "melody-roll", "Piano roll of your melody", show_label=False, visible=False)
                 melody_audio = gr.Audio(label="Hear your melody", type="filepath", interactive=False, elem_id="melody-audio", visible=False)
             with gr.Column(scale=2, min_width=300):
                 with gr.Row(equal_height=True):
@@ -221,15 +220,12 @@ def build_app() -> gr.Blocks:
                     card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
         with gr.Row(elem_id="result-row"):
             with gr.Column(scale=3):
-                roll = gr.Image(
-                    label="Piano roll",
+                roll = _picture(
+                    "Piano roll",
+                    "piano-roll",
+                    "Piano roll of the take on show: every track in its colour, the melody outlined",
                     show_label=False,
-                    type="filepath",
-                    elem_id="piano-roll",
-                    interactive=False,
                     visible=False,
-                    buttons=["fullscreen", "download"],
-                    alt_text="Piano roll of the take on show: every track in its colour, the melody outlined",
                 )
                 note = gr.Markdown(elem_id="result-note")
             with gr.Column(scale=2, min_width=300):
@@ -272,14 +268,8 @@ def build_app() -> gr.Blocks:
             walk = gr.Button("Interpolate", elem_id="interpolate")
             walk_note = gr.Markdown(elem_id="interpolation-note")
             with gr.Row():
-                walk_roll = gr.Image(
-                    label="The way, window by window",
-                    type="filepath",
-                    interactive=False,
-                    elem_id="interpolation-roll",
-                    visible=False,
-                    buttons=["fullscreen", "download"],
-                    alt_text="Piano roll of the way from one melody to the other",
+                walk_roll = _picture(
+                    "The way, window by window", "interpolation-roll", "Piano roll of the way from one melody to the other", visible=False
                 )
                 with gr.Column():
                     walk_audio = gr.Audio(
@@ -293,15 +283,8 @@ def build_app() -> gr.Blocks:
             )
             learning_note = gr.Markdown(note0, elem_id="learning-note")
             with gr.Row():
-                curves = gr.Image(
-                    label="How its losses fell as it trained",
-                    type="filepath",
-                    interactive=False,
-                    elem_id="loss-curves",
-                    scale=1,
-                    buttons=["fullscreen", "download"],
-                    alt_text="The model's losses over its training steps",
-                    **curves0,
+                curves = _picture(
+                    "How its losses fell as it trained", "loss-curves", "The model's losses over its training steps", scale=1, **curves0
                 )
                 snapshots = gr.Gallery(
                     label="What it wrote for a held-out melody as training went on",
