@@ -4,7 +4,9 @@ tunes under the floor (in-key < 0.95, consonance < 0.80).
 
 Tunes: music21's corpus (Essen folk songs and O'Neill's 1850), read as their MIDI export would be:
 pickups unmarked, so the studio's own pickup detection is used. Usage:
-    python -m bench.rules_floor [--json] [--limit N]
+    python -m bench.rules_floor [--json] [--limit N] [--seeds 0 1 2 3 4]
+
+Every seed draws its own variation of the music (models/rules.py, `Variation`); each must meet the floor.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def corpus_tunes(limit: int | None = None):
         yield tune.title, tune.score
 
 
-def evaluate(limit: int | None = None, params: dict | None = None) -> dict[str, Any]:
+def evaluate(limit: int | None = None, params: dict | None = None, seed: int = 0) -> dict[str, Any]:
     from models.rules import RulesAccompanist
 
     model = RulesAccompanist()
@@ -39,7 +41,7 @@ def evaluate(limit: int | None = None, params: dict | None = None) -> dict[str, 
         notes = score.tracks[0].notes
         grid = make_grid(score, estimate_pickup(notes, score))
         melody = notes_to_roll(notes, grid, "Melody", 0)
-        tracks = model.generate(melody, grid, params or {}, 0)
+        tracks = model.generate(melody, grid, params or {}, seed)
         in_key.append(in_key_rate(tracks, melody_key(melody)))
         cons.append(consonance(melody, tracks))
         coverage.append(min(bar_coverage(t, grid, melody) for t in tracks))
@@ -47,6 +49,7 @@ def evaluate(limit: int | None = None, params: dict | None = None) -> dict[str, 
     return {
         "tunes": n,
         "params": params or "defaults",
+        "seed": seed,
         "in_key_mean": round(statistics.mean(in_key), 4),
         "in_key_min": round(min(in_key), 4),
         "in_key_under_0.95": round(sum(v < 0.95 for v in in_key) / n, 4),
@@ -61,9 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="measure each of these seeds (default: 0)")
     args = parser.parse_args(argv)
-    result = evaluate(args.limit)
-    print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    results = [evaluate(args.limit, seed=seed) for seed in args.seeds]
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    else:
+        print("\n\n".join("\n".join(f"{k}: {v}" for k, v in result.items()) for result in results))
     return 0
 
 

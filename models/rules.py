@@ -13,6 +13,12 @@ How it works, in the order of `RulesAccompanist.generate`:
        each 4-bar phrase end.
 4. Voice it as a bass line (roots, smooth octave choice) and chords (close voicings under the
    melody, chosen for the smallest voice-leading motion), with a meter-aware rhythm pattern.
+
+The seed draws one `Variation` of that music (seed 0: none, the harmonizer's first choice every
+time): near-equal chords may trade places in step 3, and in step 4 the voicing (inversion and
+register among those that still move smoothly), the bass (roots, root and fifth on a held chord, or
+a passing tone into the next root) and the pattern's own variant (the arpeggio's order, how long the
+short chords ring) are drawn. Every draw keeps to the key and to consonance with the melody.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from studio.core.roll import STEPS_PER_BEAT as STEPS_PER_QUARTER
 from studio.core.roll import Bar, Grid, RollTrack
 from studio.core.theory import Key
 
-__all__ = ["Chord", "RulesAccompanist", "RulesConfig", "chord_vocabulary", "load"]
+__all__ = ["Chord", "RulesAccompanist", "RulesConfig", "Variation", "chord_vocabulary", "load"]
 
 FAMILY = FamilyInfo(
     name="rules",
@@ -66,6 +72,42 @@ class RulesConfig:
     pulse_length: int = 2  # quarters of a beat each 'pulse' strike lasts
     bass_velocity: int = 82
     chord_velocity: int = 62
+    seed_chord_jitter: float = 0.6  # a seed adds up to this to each diatonic chord's score: only near-equal chords trade places
+    seed_voicing_slack: int = 3  # a seed may take a voicing moving up to this many semitones more than the smoothest
+
+
+ARPEGGIO_ORDERS = ((0, 1, 2, 1), (0, 1, 2), (0, 2, 1, 2), (2, 1, 0, 1), (0, 1, 2, 1, 2, 1))  # indices into a voicing, low to high
+CHORD_LENGTHS = (1.0, 0.5)  # oompah and pulse: the short chords ring a half beat, or half that (crisper; longer would ring over the tune)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """What a seed changes in the music (`Variation.draw(0)`: nothing, the harmonizer's first choices).
+
+    The draws are per piece (bass, arpeggio order, chord length) or per choice through `rng`
+    (the chords' scores, each voicing)."""
+
+    chord_jitter: float = 0.0  # noise added to each diatonic chord's score per segment, uniform in [0, chord_jitter)
+    voicing_slack: int = 0  # extra voice-leading motion (semitones) a drawn voicing may take over the smoothest
+    bass: str = "root"  # 'root'; 'alternate': the fifth on a repeated chord; 'walk': a passing tone into the next root
+    arpeggio: tuple[int, ...] = ARPEGGIO_ORDERS[0]  # the order the arpeggio plays the voicing's notes in
+    chord_length: float = 1.0  # oompah and pulse: multiplier of the short chords' length
+    rng: np.random.Generator | None = None  # None: no random draw at all
+
+    @classmethod
+    def draw(cls, seed: int, config: RulesConfig) -> Variation:
+        """The variation of `seed`: the same seed always draws the same one; seed 0 draws none."""
+        if not seed:
+            return cls()
+        rng = np.random.default_rng(seed)
+        return cls(
+            chord_jitter=config.seed_chord_jitter,
+            voicing_slack=config.seed_voicing_slack,
+            bass=str(rng.choice(["root", "alternate", "walk"])),
+            arpeggio=ARPEGGIO_ORDERS[int(rng.integers(len(ARPEGGIO_ORDERS)))],
+            chord_length=float(rng.choice(CHORD_LENGTHS)),
+            rng=rng,
+        )
 
 
 @dataclass(frozen=True)
@@ -235,6 +277,42 @@ def _leave_out_clashes(keys: RollTrack, melody_sounding: np.ndarray) -> None:
             keys.onset[t, p] = False
 
 
+def _motion(voicing: tuple[int, ...], previous: tuple[int, ...]) -> int:
+    """Voice-leading motion between two voicings: semitones moved, voice by voice."""
+    return sum(abs(a - b) for a, b in zip(voicing, previous, strict=True))
+
+
+def _walk(
+    bass: RollTrack, segs: list[_Segment], grid: Grid, key: Key, melody_sounding: np.ndarray, final: int, bass_range: tuple[int, int]
+) -> None:
+    """A walking bass: on the last beat of a segment whose next root differs, a scale step that
+    leads into it (from below when the bass climbs, from above when it falls), where that step is
+    consonant with every melody note sounding then, in the bass's range, and differs from the bass it replaces.
+    `melody_sounding` shape=(T, 128) bool; nothing changes from `final` (the last chord) on."""
+    scale = set(key.scale)
+    sounding = bass.velocity > 0
+    for seg, nxt in itertools.pairwise(segs):
+        beat = grid.bars[seg.bar].beat_steps
+        t0 = seg.end - beat
+        if t0 <= seg.start or seg.end > final or nxt.start != seg.end:
+            continue
+        here, there = np.flatnonzero(sounding[t0]), np.flatnonzero(bass.onset[nxt.start] & sounding[nxt.start])
+        if len(here) != 1 or len(there) != 1 or here[0] == there[0]:
+            continue
+        current, target = int(here[0]), int(there[0])
+        step = -1 if target > current else 1  # approach from the side the bass comes from
+        passing = next(target + step * d for d in (1, 2) if (target + step * d) % 12 in scale)
+        if passing == current or not bass_range[0] <= passing <= bass_range[1]:
+            continue
+        melody = np.flatnonzero(melody_sounding[t0 : seg.end].any(axis=0))
+        if any((int(m) - passing) % 12 not in CONSONANT_INTERVALS for m in melody):
+            continue
+        velocity = int(bass.velocity[t0, current])
+        bass.velocity[t0 : seg.end, current] = 0  # the held note stops a beat early ...
+        bass.onset[t0, current] = False
+        bass.add_note(t0, seg.end, passing, max(1, velocity - 8))  # ... and the passing tone leads on
+
+
 class RulesAccompanist:
     """Harmonizes a melody with diatonic chords and voices them as bass + chords (see module doc)."""
 
@@ -268,9 +346,13 @@ class RulesAccompanist:
                 total -= cost * amount
         return total
 
-    def choose_chords(self, melody: RollTrack, grid: Grid, key: Key, chords_per_bar: int) -> tuple[list[_Segment], list[Chord]]:
-        """Viterbi over segments: the best-scoring chord per segment (fit + progression + cadences)."""
+    def choose_chords(
+        self, melody: RollTrack, grid: Grid, key: Key, chords_per_bar: int, variation: Variation | None = None
+    ) -> tuple[list[_Segment], list[Chord]]:
+        """Viterbi over segments: the best-scoring chord per segment (fit + progression + cadences);
+        a `variation` with a chord jitter adds its noise to the diatonic chords' scores first."""
         cfg = self.config
+        variation = variation or Variation()
         vocab = chord_vocabulary(key, cfg.secondary_prior)
         segs = _segments(grid, chords_per_bar)
         notes = _melody_notes(melody)
@@ -298,6 +380,10 @@ class RulesAccompanist:
                 elif ends_phrase and chord.name in ("I", "i", "V"):
                     score += cfg.phrase_end
                 local[i, j] = score
+        if variation.rng is not None and variation.chord_jitter > 0:
+            # Near-equal chords trade places; secondary dominants still need the melody to ask for them.
+            diatonic = np.array([c.function != "D2" for c in vocab])
+            local += variation.rng.uniform(0, variation.chord_jitter, local.shape) * diatonic
         trans = np.array([[[_transition(a, b, at_bar) for b in vocab] for a in vocab] for at_bar in (False, True)])
         best = local[0].copy()
         back = np.zeros((n, k), int)
@@ -339,9 +425,21 @@ class RulesAccompanist:
                     out.append(tuple(notes))
         return out
 
-    def voice(self, segs: list[_Segment], chords: list[Chord], melody: RollTrack, grid: Grid, pattern: str) -> list[RollTrack]:
-        """Bass and chord tracks for the chosen chords."""
+    def voice(
+        self,
+        segs: list[_Segment],
+        chords: list[Chord],
+        melody: RollTrack,
+        grid: Grid,
+        pattern: str,
+        variation: Variation | None = None,
+        key: Key | None = None,
+    ) -> list[RollTrack]:
+        """Bass and chord tracks for the chosen chords, as `variation` draws them (default: none);
+        `key` (the scale of a walking bass's passing tones) is needed only by a variation that walks."""
         cfg = self.config
+        variation = variation or Variation()
+        rng = variation.rng
         n_steps = grid.n_steps
         bass = RollTrack.empty("Bass", cfg.bass_program, n_steps)
         keys = RollTrack.empty("Guitar", cfg.chord_program, n_steps)
@@ -352,6 +450,8 @@ class RulesAccompanist:
         notes = _melody_notes(melody)
         final = notes[-1][0] if notes else n_steps  # where the melody's last note starts
         ending: tuple[int, tuple[int, ...]] | None = None  # bass pitch and voicing under it
+        prev_chord: Chord | None = None
+        prev_bass_played: int | None = None  # the root, or its fifth in an alternating bass
         for seg, chord in zip(segs, chords, strict=True):
             bar = grid.bars[seg.bar]
             span = sounding[seg.start : seg.end]
@@ -361,16 +461,28 @@ class RulesAccompanist:
             options = self._voicings(chord, ceiling)
             if prev_voicing is None:
                 voicing = max(options, key=lambda v: (v[-1], -v[0]))
+                if rng is not None:  # a seed may start in another inversion, no more than a fourth lower
+                    voicing = options[int(rng.choice([i for i, v in enumerate(options) if v[-1] >= voicing[-1] - 5]))]
             else:
-                voicing = min(options, key=lambda v: (sum(abs(a - b) for a, b in zip(v, prev_voicing, strict=True)), -v[-1]))
+                voicing = min(options, key=lambda v: (_motion(v, prev_voicing), -v[-1]))
+                if rng is not None:  # a seed draws among the voicings that move nearly as little
+                    smooth = _motion(voicing, prev_voicing) + variation.voicing_slack
+                    voicing = options[int(rng.choice([i for i, v in enumerate(options) if _motion(v, prev_voicing) <= smooth]))]
             prev_voicing = voicing
             roots = [p for p in range(lo, hi + 1) if p % 12 == chord.root]
             target = 43 if prev_bass is None else prev_bass  # start around G2, then move smoothly
-            bass_pitch = min(roots, key=lambda p: abs(p - target))
-            prev_bass = bass_pitch
-            self._play(bass, keys, seg, bar, bass_pitch, voicing, pattern, chord)
+            root_pitch = min(roots, key=lambda p: abs(p - target))
+            bass_pitch = root_pitch
+            if variation.bass == "alternate" and prev_chord == chord and prev_bass_played == root_pitch:
+                # the chord held over: its fifth this time (a root-fifth bass), the nearer octave in range
+                fifths = [p for p in range(lo, hi + 1) if p % 12 == chord.pcs[2]]
+                bass_pitch = min(fifths, key=lambda p: abs(p - root_pitch))
+            prev_bass, prev_chord, prev_bass_played = root_pitch, chord, bass_pitch
+            self._play(bass, keys, seg, bar, bass_pitch, voicing, pattern, chord, variation)
             if seg.start <= final < seg.end:
-                ending = (bass_pitch, voicing)
+                ending = (root_pitch, voicing)
+        if variation.bass == "walk" and key is not None and pattern != "oompah":
+            _walk(bass, segs, grid, key, sounding, min(final, n_steps), cfg.bass_range)
         if ending is not None:
             # The tune's last note gets one held chord, ringing to the end: a band ends on a chord,
             # not by playing its pattern on after the tune has stopped.
@@ -393,13 +505,15 @@ class RulesAccompanist:
         voicing: tuple[int, ...],
         pattern: str,
         chord: Chord,
+        variation: Variation | None = None,
     ) -> None:
         cfg = self.config
+        variation = variation or Variation()
         accent = 8 if seg.downbeat else 0
         length = seg.end - seg.start
         beat = bar.beat_steps
         if pattern == "oompah" and length > beat // 2:
-            self._oompah(bass, keys, seg, bar, bass_pitch, voicing, accent)
+            self._oompah(bass, keys, seg, bar, bass_pitch, voicing, accent, variation.chord_length)
             return
         bass.add_note(seg.start, seg.end, bass_pitch, cfg.bass_velocity + accent)
         if pattern == "block" or length <= beat:
@@ -408,18 +522,26 @@ class RulesAccompanist:
             return
         if pattern == "arpeggio":
             step = max(1, beat // 2) if beat % 3 else beat // 3  # eighths (a third of a compound beat)
-            order = list(voicing) + [voicing[1]]
+            order = [voicing[i] for i in variation.arpeggio]
             for i, t in enumerate(range(seg.start, seg.end, step)):
                 keys.add_note(t, seg.end, order[i % len(order)], cfg.chord_velocity - 4 + (accent if i == 0 else 0))
             return
         # "pulse": the chord struck on every felt beat and released halfway (a dance-band comp).
         for i, t in enumerate(range(seg.start, seg.end, beat)):
-            end = min(seg.end, t + max(1, beat * self.config.pulse_length // 4))
+            end = min(seg.end, t + max(1, round(beat * self.config.pulse_length * variation.chord_length) // 4))
             for p in voicing:
                 keys.add_note(t, end, p, cfg.chord_velocity + (accent if i == 0 else -6))
 
     def _oompah(
-        self, bass: RollTrack, keys: RollTrack, seg: _Segment, bar: Bar, bass_pitch: int, voicing: tuple[int, ...], accent: int
+        self,
+        bass: RollTrack,
+        keys: RollTrack,
+        seg: _Segment,
+        bar: Bar,
+        bass_pitch: int,
+        voicing: tuple[int, ...],
+        accent: int,
+        chord_length: float = 1.0,
     ) -> None:
         """A dance-band comp: bass on the strong beats, short chords on the others (waltz: 1 | 2 3;
         march/polka: 1 | 2, 3 | 4; jig: 1 . . | . . 3-ish). Strong beats follow the bar, not the segment."""
@@ -428,6 +550,7 @@ class RulesAccompanist:
         beats_in_bar = max(1, bar.full_length // beat)
         strong_every = 2 if beats_in_bar % 2 == 0 else beats_in_bar  # duple: every other beat; triple: the downbeat
         unit = max(1, round(STEPS_PER_QUARTER * 4 / bar.denominator))  # the notated beat unit (an eighth in 6/8)
+        short = max(1, round(unit * chord_length) // 2)  # how long the 'pah' rings
         for t in range(seg.start, seg.end, unit if beat != unit else beat):
             offset = t - bar.start
             if offset % beat == 0 and (offset // beat) % strong_every == 0:
@@ -435,10 +558,10 @@ class RulesAccompanist:
             elif beat == unit or offset % beat == beat - unit:
                 # simple meters: chords on the weak beats; compound: on the last eighth of each beat
                 for p in voicing:
-                    keys.add_note(t, min(seg.end, t + max(1, unit // 2)), p, cfg.chord_velocity)
+                    keys.add_note(t, min(seg.end, t + short), p, cfg.chord_velocity)
         if not keys.onset[seg.start : seg.end].any():  # a pickup or a one-beat segment: one light chord
             for p in voicing:
-                keys.add_note(seg.start, min(seg.end, seg.start + max(1, unit // 2)), p, cfg.chord_velocity - 6)
+                keys.add_note(seg.start, min(seg.end, seg.start + short), p, cfg.chord_velocity - 6)
         if not bass.onset[seg.start : seg.end].any():
             bass.add_note(seg.start, seg.end, bass_pitch, cfg.bass_velocity)
 
@@ -454,19 +577,22 @@ class RulesAccompanist:
             only when the melody asks for it).
             `pattern` : 'oompah' (bass on the strong beats, short chords between: waltz, march,
             jig), 'pulse' (chords on each beat), 'block' (held) or 'arpeggio', default: 'oompah'.
-        seed : int
-            Unused: the harmonizer is deterministic (the same melody always gets the same chords).
+        seed : int, default: 0
+            Draws the `Variation`: 0 plays the harmonizer's first choices; another seed lets
+            near-equal chords trade places and draws the voicings, the bass (roots, root-fifth, a
+            walking passing tone) and the pattern's variant. The same seed always plays the same.
         """
         chords_per_bar = int(params.get("chords_per_bar", 2))
         pattern = str(params.get("pattern", "oompah"))
         key = melody_key(melody)
-        segs, chords = self.choose_chords(melody, grid, key, chords_per_bar)
+        variation = Variation.draw(int(seed), self.config)
+        segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation)
         if not segs:
             return [
                 RollTrack.empty("Bass", self.config.bass_program, grid.n_steps),
                 RollTrack.empty("Guitar", self.config.chord_program, grid.n_steps),
             ]
-        return self.voice(segs, chords, melody, grid, pattern)
+        return self.voice(segs, chords, melody, grid, pattern, variation, key)
 
 
 def load(card: Mapping[str, Any], weights: Any = None, device: str = "cpu") -> RulesAccompanist:

@@ -88,6 +88,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         want_png=args.out_png is not None or not any(outs.values()),
         then=args.then,
         then_params=_parse_params(args.then_param),
+        keep_tracks=args.keep_tracks,
     )
     result = accompany(request)
     written = _place_outputs(result, outs)
@@ -251,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--melody-track", type=int, help="index of the melody track (default: found automatically)")
     p.add_argument("--then", metavar="MODEL", help="after a model that writes melody (transformer-folk): accompany the result with MODEL")
     p.add_argument("--then-param", action="append", default=[], metavar="K=V", help="a parameter of the --then model (repeatable)")
+    p.add_argument(
+        "--keep-tracks",
+        action="store_true",
+        help="keep the song's other tracks (drums, bass, pads...): the accompaniment is added to the song, not a replacement of it",
+    )
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("interpolate", help="walk from one melody to another through a VAE's latent space, as one piece")

@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "all_pitches",
+    "band_song",
     "drums_only",
     "empty_bytes",
     "events_after_music",
@@ -203,6 +204,22 @@ def melody(
 
 def _sample() -> bytes:
     return melody(_SAMPLE_NOTES)
+
+
+def band_song(bars: int = 4, ticks_per_beat: int = 480) -> bytes:
+    """A song of four tracks, 4/4 in C: a flute melody (channel 1, GM 73), drums (channel 10:
+    kick, snare and closed hi-hat), a fingered bass (channel 2, GM 33) and a pad (channel 3, GM 89)."""
+    tune = [60, 62, 64, 65, 67, 65, 64, 62, 64, 67, 72, 71, 69, 67, 64, 60]
+    lead = [(0, _track_name("Flute")), (0, _program(0, 73))]
+    lead += _note_events([(i, 1, tune[i % len(tune)]) for i in range(bars * 4)], ticks_per_beat, 0)
+    drums = [(0, _track_name("Drums"))]
+    hits = [(b / 2, 0.25, 42) for b in range(bars * 8)] + [(b, 0.5, 36 if b % 2 == 0 else 38) for b in range(bars * 4)]
+    drums += _note_events(hits, ticks_per_beat, 9, 100)
+    bass = [(0, _track_name("Bass")), (0, _program(1, 33))]
+    bass += _note_events([(b * 4 + h * 2, 2, (36, 43, 41, 43)[b % 4] + 7 * h) for b in range(bars) for h in (0, 1)], ticks_per_beat, 1)
+    pad = [(0, _track_name("Pad")), (0, _program(2, 89))]
+    pad += _note_events([(b * 4, 4, p) for b in range(bars) for p in (60, 64, 67)], ticks_per_beat, 2, 60)
+    return midi_from_tracks([_conductor(), lead, drums, bass, pad], ticks_per_beat)
 
 
 # --------------------------------------------------------------------------- not MIDI at all

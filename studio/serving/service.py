@@ -76,6 +76,7 @@ class AccompanyRequest:
     want_png: bool = True
     then: str | None = None  # after a model that writes melody (the Transformer): the model that accompanies the result
     then_params: Mapping[str, Any] = field(default_factory=dict)
+    keep_tracks: bool = False  # add the accompaniment to the song: the input's other tracks (drums too) stay, note for note
 
 
 @dataclass
@@ -140,13 +141,15 @@ def _draw(score: Score, out_png: Path, bar_ticks: list[int], title: str, given_u
 @dataclass
 class MelodyInput:
     """A request's melody as the models see it: the parsed score, the melody track (as played),
-    its roll on the grid (pitches folded into the models' range) and the warnings so far."""
+    its roll on the grid (pitches folded into the models' range), the warnings so far, and which of
+    the score's tracks the melody came from."""
 
     score: Score
     melody: Track
     roll: RollTrack
     grid: Grid
     warnings: list[str]
+    melody_index: int = 0  # the index in `score.tracks` of the track the melody was taken from
 
     def __iter__(self):
         return iter((self.score, self.melody, self.roll, self.grid, self.warnings))
@@ -169,7 +172,20 @@ def read_melody(request: AccompanyRequest, config: ServiceConfig | None = None) 
     if pickup:
         warnings.append(f"the melody starts with a pickup of {pickup / score.ticks_per_beat:g} beats: bar lines moved to follow it")
     grid = make_grid(score, pickup)
-    return MelodyInput(score, melody, notes_to_roll(_model_view(melody.notes, warnings), grid, melody.name, melody.program), grid, warnings)
+    roll = notes_to_roll(_model_view(melody.notes, warnings), grid, melody.name, melody.program)
+    return MelodyInput(score, melody, roll, grid, warnings, choice.source_index)
+
+
+def _kept_tracks(melody_input: MelodyInput) -> list[Track]:
+    """The song's tracks other than the melody's, as played (notes, program, drums): what a
+    `keep_tracks` request adds the accompaniment to. Empty tracks are left out. Their MIDI channels
+    are given out again when the result is written (`studio.core.midi.write_midi`: one channel per
+    melodic track, drums on channel 10), so none shares a channel with a generated track."""
+    return [
+        Track(t.name, t.program, t.is_drum, t.channel, list(t.notes))
+        for i, t in enumerate(melody_input.score.tracks)
+        if i != melody_input.melody_index and t.notes
+    ]
 
 
 class _ViewInput(NamedTuple):
@@ -307,11 +323,16 @@ def accompany(
     params = card.resolve_params(request.params)
 
     report(0.05, desc="reading the melody")
-    score, melody, melody_roll, grid, warnings = read_melody(request, config)
+    melody_input = read_melody(request, config)
+    score, melody, melody_roll, grid, warnings = melody_input
     lap("parse")
 
     read_bars = grid.bars
     notes: list[str] = []
+    kept = _kept_tracks(melody_input) if request.keep_tracks else []
+    if request.keep_tracks:
+        names = ", ".join(("drums" if t.is_drum else t.name or "untitled") for t in kept)
+        notes.append(f"kept the song's {len(kept)} other tracks ({names})" if kept else "the song has no other tracks to keep")
     then_card = _then_card(registry, card, request.then)  # a wrong chain is refused before any model runs
     report(0.2, desc=f"generating with {card.name}")
     accompaniment = registry.generate(card.name, melody_roll, grid, params, seed)
@@ -335,7 +356,7 @@ def accompany(
         accompaniment += registry.generate(then_card.name, melody_roll, grid, then_card.resolve_params(request.then_params), seed)
         lap("then")
 
-    out_tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in accompaniment]
+    out_tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in accompaniment] + kept
     result_score = Score(score.ticks_per_beat, out_tracks, score.tempos, score.time_signatures)
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), accompaniment, grid)

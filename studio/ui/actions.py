@@ -169,8 +169,18 @@ def _melody_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or "melody"
 
 
-def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progress: Any, then: str | None = None, listen: bool = True):
-    """Accompany for the page (`listen`: also the player's MP3 copy) or the API (the WAV alone)."""
+def _run(
+    midi_file: str | None,
+    model_name: str,
+    seed: Any,
+    params: dict,
+    progress: Any,
+    then: str | None = None,
+    listen: bool = True,
+    keep_tracks: bool = False,
+):
+    """Accompany for the page (`listen`: also the player's MP3 copy) or the API (the WAV alone);
+    `keep_tracks`: the song's other tracks stay beside the accompaniment."""
     if not midi_file:
         raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
     path = Path(midi_file)
@@ -184,6 +194,7 @@ def _run(midi_file: str | None, model_name: str, seed: Any, params: dict, progre
             name=path.stem,
             then=then or None,
             want_listen=listen,
+            keep_tracks=bool(keep_tracks),
         ),
         progress=lambda fraction, desc="": progress(fraction, desc=desc),
     )
@@ -205,12 +216,16 @@ def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int
 def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int, params_json: str | None, progress=gr.Progress()):
     """The `/generate` API: as `/accompany`, plus the model's parameters as a JSON object (e.g.
     '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused. After a
-    model that writes melody, "then" names the accompanist: '{"bars": 8, "then": "gan-chorale"}'."""
+    model that writes melody, "then" names the accompanist: '{"bars": 8, "then": "gan-chorale"}'.
+    "keep_tracks": true keeps the song's other tracks (drums, bass...) beside the accompaniment."""
     params = parse_params_json(params_json)
     then = params.pop("then", None)
     if then is not None and not isinstance(then, str):
         raise InputError('"then" must be a model name, e.g. {"then": "gan-chorale"}')
-    result = _run(midi_file, model_name, seed, params, progress, then=then, listen=False)
+    keep_tracks = params.pop("keep_tracks", False)
+    if not isinstance(keep_tracks, bool):
+        raise InputError('"keep_tracks" must be true or false, e.g. {"keep_tracks": true}')
+    result = _run(midi_file, model_name, seed, params, progress, then=then, listen=False, keep_tracks=keep_tracks)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
@@ -263,10 +278,18 @@ def _shown(value: Any) -> dict:
 
 @user_errors
 def generate(
-    midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any, progress=gr.Progress()
+    midi_file: str | None,
+    model_name: str,
+    seed: Any,
+    then: str | None,
+    takes: list[dict] | None,
+    *values: Any,
+    keep_tracks: bool = False,
+    progress=gr.Progress(),
 ):
     """The page's generate button: the chosen model with its controls (in card order), and for a
-    model that writes melody the accompanist chosen to follow it (`then`, '' for none); a new take."""
+    model that writes melody the accompanist chosen to follow it (`then`, '' for none); a new take.
+    `keep_tracks`: the song's other tracks stay beside the accompaniment."""
     card = default_registry().card(model_name)
     names = [p.name for p in card.params]
     result = _run(
@@ -276,6 +299,7 @@ def generate(
         dict(zip(names, values, strict=False)),
         progress,
         then=then if family_writes(card.family) != "accompaniment" else None,
+        keep_tracks=keep_tracks,
     )
     take = take_from_result(
         result,
@@ -289,18 +313,27 @@ def generate(
 
 def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
     """The page's generate button: every model's controls arrive (`layout` says how many each model
-    has, in order); only the chosen model's own are read, so no model gets another's values. Outputs
-    as `generate`, then the status line; on an error the takes on show stay (`kept_on_error`)."""
+    has, in order); only the chosen model's own are read, so no model gets another's values. The
+    'keep the song's other tracks' box comes after the seed. Outputs as `generate`, then the status
+    line; on an error the takes on show stay (`kept_on_error`)."""
     layout = tuple(layout)
 
     @kept_on_error(7)  # the take on show (6 outputs) and the takes
     def generate_take(
-        midi_file: str | None, model_name: str, seed: Any, then: str | None, takes: list[dict] | None, *values: Any, progress=gr.Progress()
+        midi_file: str | None,
+        model_name: str,
+        seed: Any,
+        keep_tracks: bool,
+        then: str | None,
+        takes: list[dict] | None,
+        *values: Any,
+        progress=gr.Progress(),
     ):
         start = 0
         for name, count in layout:
             if name == model_name:
-                return generate(midi_file, model_name, seed, then, takes, *values[start : start + count], progress=progress)
+                values = values[start : start + count]
+                return generate(midi_file, model_name, seed, then, takes, *values, keep_tracks=bool(keep_tracks), progress=progress)
             start += count
         raise InputError("choose one of the listed generators")
 

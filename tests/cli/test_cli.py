@@ -244,3 +244,24 @@ def test_render_plays_a_midi_without_generating(tmp_path, tune_paths):
     assert music <= len(audio) / rate <= music + 3.0
     bad = studio("render", str(tmp_path / "nothing.mid"), "--out-wav", str(out))
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_keep_tracks_adds_the_accompaniment_to_the_song(tmp_path):
+    """`generate --keep-tracks`: the song's drums, bass and pad stay, note for note, beside the
+    melody and the accompaniment; without the flag the output is the melody and the accompaniment."""
+    song = tmp_path / "band.mid"
+    song.write_bytes(mf.band_song())
+    source = read_midi(song).score
+    for flag, names in (([], ["Melody", "Bass", "Guitar"]), (["--keep-tracks"], ["Melody", "Bass", "Guitar", "Drums", "Bass", "Pad"])):
+        out = tmp_path / f"out{len(flag)}.mid"
+        done = studio("generate", str(song), "--out-midi", str(out), *flag)
+        assert done.returncode == 0, done.stderr
+        written = read_midi(out).score.tracks
+        assert [t.name for t in written] == names
+        if flag:
+            assert "note: kept the song's 3 other tracks" in done.stderr + done.stdout
+            for track, kept in zip(source.tracks[1:], written[3:], strict=True):
+                assert (kept.is_drum, kept.program) == (track.is_drum, track.program)
+                assert [(n.start, n.end, n.pitch, n.velocity) for n in kept.notes] == [
+                    (n.start, n.end, n.pitch, n.velocity) for n in track.notes
+                ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models.rules import RulesAccompanist, chord_vocabulary
+from models.rules import RulesAccompanist, RulesConfig, Variation, chord_vocabulary
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
 from studio.core.metrics import bar_coverage, consonance, in_key_rate, melody_key
@@ -67,14 +68,65 @@ def test_the_last_note_gets_one_held_chord(pattern):
         assert track.onset[final].any() and track.velocity[final:].any(axis=1).all(), track.name
 
 
-def test_deterministic_and_parameters_matter():
+def _same(a, b) -> bool:
+    return all((x.velocity == y.velocity).all() and (x.onset == y.onset).all() for x, y in zip(a, b, strict=True))
+
+
+def test_same_seed_same_music_and_parameters_matter():
     melody, grid = _prepare(REPO / "tests" / "data" / "tunes" / "three_four_pickup.mid")
     model = RulesAccompanist()
     a = model.generate(melody, grid, {}, 0)
-    b = model.generate(melody, grid, {}, 7)
-    assert all((x.velocity == y.velocity).all() for x, y in zip(a, b, strict=True))
+    assert _same(a, model.generate(melody, grid, {}, 0))
+    assert _same(model.generate(melody, grid, {}, 7), model.generate(melody, grid, {}, 7))
     block = model.generate(melody, grid, {"pattern": "block"}, 0)
     assert not (block[1].velocity == a[1].velocity).all()
+
+
+def test_seed_zero_is_the_first_choice_everywhere():
+    """Seed 0 draws no variation: the harmonizer's first choices, as before seeds did anything."""
+    assert Variation.draw(0, RulesConfig()) == Variation()
+    assert Variation.draw(0, RulesConfig()).rng is None
+
+
+@pytest.mark.parametrize("pattern", ["oompah", "pulse", "block", "arpeggio"])
+def test_the_seed_changes_the_music(pattern):
+    """Every seed plays its own variation: of five seeds on a sample tune, no two play the same."""
+    melody, grid = _prepare(REPO / "assets" / "melodies" / "yankee_doodle.mid")
+    model = RulesAccompanist()
+    takes = [model.generate(melody, grid, {"pattern": pattern}, seed) for seed in range(5)]
+    for i, j in itertools.combinations(range(5), 2):
+        assert not _same(takes[i], takes[j]), (i, j)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("path", REAL_TUNES, ids=lambda p: p.stem)
+def test_every_seed_meets_the_floor(path, seed):
+    melody, grid = _prepare(path)
+    tracks = RulesAccompanist().generate(melody, grid, {}, seed)
+    assert in_key_rate(tracks, melody_key(melody)) >= 0.95
+    assert consonance(melody, tracks) >= 0.80
+    for track in tracks:
+        assert bar_coverage(track, grid, melody) >= 0.95, track.name
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("pattern", ["pulse", "block", "arpeggio"])
+def test_every_seed_and_pattern_stays_in_key_and_range(pattern, seed):
+    melody, grid = _prepare(REPO / "tests" / "data" / "tunes" / "high_register_channel.mid")
+    bass, chords = RulesAccompanist().generate(melody, grid, {"pattern": pattern}, seed)
+    assert in_key_rate([bass, chords], melody_key(melody)) >= 0.95
+    assert consonance(melody, [bass, chords]) >= 0.70
+    bass_pitches = np.flatnonzero(bass.velocity.any(axis=0))
+    assert bass_pitches.min() >= 36 and bass_pitches.max() <= 55
+    assert np.flatnonzero(chords.velocity.any(axis=0)).max() <= 76
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_every_seed_ends_on_the_tonic_with_the_bass_on_the_root(seed):
+    melody, grid = _prepare(REPO / "tests" / "data" / "tunes" / "four_four.mid")
+    bass, _chords = RulesAccompanist().generate(melody, grid, {"pattern": "block"}, seed)
+    last_bass = np.flatnonzero(bass.velocity.any(axis=1))[-1]
+    assert int(np.flatnonzero(bass.velocity[last_bass])[0]) % 12 == melody_key(melody).tonic
 
 
 def test_voices_stay_in_their_ranges_and_under_the_melody():

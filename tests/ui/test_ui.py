@@ -29,9 +29,46 @@ def test_generate_reads_only_the_chosen_models_own_controls(tune_paths):
     values = _defaults()
     start = sum(n for name, n in _layout()[: MODELS.index("rules")])
     values[start + 1] = "block"  # rules' pattern
-    out = act.generate_for_page(_layout())(str(tune_paths["four_four.mid"]), "rules", 0, "", [], *values, progress=lambda *a, **k: None)
+    out = act.generate_for_page(_layout())(
+        str(tune_paths["four_four.mid"]), "rules", 0, False, "", [], *values, progress=lambda *a, **k: None
+    )
     *_shown, take, takes, status = out
     assert status == "" and take["params"] == {"chords_per_bar": 2, "pattern": "block"} and len(takes) == 1
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_page_passes_keep_the_songs_other_tracks(tune_paths, monkeypatch, keep):
+    """The 'Keep the song's other tracks' box (after the seed) reaches the service's request."""
+    asked = []
+    real = act.accompany
+    monkeypatch.setattr(act, "accompany", lambda request, **k: asked.append(request) or real(request, **k))
+    out = act.generate_for_page(_layout())(
+        str(tune_paths["multitrack_drums.mid"]), "rules", 0, keep, "", [], *_defaults(), progress=lambda *a, **k: None
+    )
+    assert out[-1] == "" and len(asked) == 1 and asked[0].keep_tracks is keep
+
+
+def test_the_keep_tracks_box_is_on_the_page_and_wired_to_generate():
+    from studio.ui.page import build_app
+
+    app = build_app()
+    boxes = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "keep-tracks"]
+    assert len(boxes) == 1 and isinstance(boxes[0], gr.Checkbox) and boxes[0].interactive and boxes[0].value is False
+    go = [fn for fn in app.fns.values() if fn.name == "generate_take"]
+    assert len(go) == 1
+    ids = [getattr(b, "elem_id", None) for b in go[0].inputs]
+    assert ids[2:4] == ["seed", "keep-tracks"]
+
+
+def test_the_generate_api_takes_keep_tracks(tune_paths, monkeypatch):
+    asked = []
+    real = act.accompany
+    monkeypatch.setattr(act, "accompany", lambda request, **k: asked.append(request) or real(request, **k))
+    midi = str(tune_paths["multitrack_drums.mid"])
+    act.generate_endpoint(midi, "rules", 0, '{"keep_tracks": true, "pattern": "block"}', progress=lambda *a, **k: None)
+    assert asked[-1].keep_tracks is True and dict(asked[-1].params) == {"pattern": "block"}
+    with pytest.raises(gr.Error, match="keep_tracks"):
+        act.generate_endpoint(midi, "rules", 0, '{"keep_tracks": "yes"}', progress=lambda *a, **k: None)
 
 
 @pytest.mark.parametrize("failure", ["no file", "time-out", "bug"])
@@ -45,7 +82,7 @@ def test_a_failed_generation_keeps_what_is_on_show(tune_paths, monkeypatch, fail
         )
     if failure == "bug":
         monkeypatch.setattr(act, "accompany", lambda *a, **k: (_ for _ in ()).throw(KeyError("<b>x</b>")))
-    out = act.generate_for_page(_layout())(midi, "gan-chorale", 0, "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None)
+    out = act.generate_for_page(_layout())(midi, "gan-chorale", 0, False, "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None)
     *kept, status = out
     assert len(kept) == 7 and all(v == gr.skip() for v in kept)  # audio, roll, downloads, note, takes list, take, takes
     assert status and "\n" not in status
