@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ONE_TEST = "tests/test_meter.py::test_synthetic_waltz_with_one_beat_pickup"
+ONE_TEST = "tests/core/test_meter.py::test_synthetic_waltz_with_one_beat_pickup"
 
 
 def _run(tmp: Path, **env: str) -> list[Path]:

@@ -364,7 +364,7 @@ def _pin_new_split(path: Path, genre: str, dataset: Any, validation: list) -> An
     """Write the split a run drew (held out, validation, the rest) to `path`, for the next runs."""
 
     how = (
-        "computed on the first training run (studio.training.data.split_pieces, seed 0, related pieces together; validation by "
+        "computed on the first training run (studio.training.splits.split_pieces, seed 0, related pieces together; validation by "
         "studio.training.splits.validation_ids, seed 1) and read by every later run and evaluation"
     )
     val = sorted(p.id for p in validation)
