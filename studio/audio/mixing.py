@@ -28,6 +28,7 @@ from studio.core import midi
 from studio.core.config import Limits
 from studio.core.errors import InputError
 from studio.core.filenames import safe_stem
+from studio.core.files import atomic_write_bytes, saving_results
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
 from studio.core.roll import make_grid
@@ -202,14 +203,13 @@ def remix_take(
         listen,  # after validation: bad input fails before FluidSynth loads
         synth,
     )
-    from studio.core.files import saving_results
 
-    with saving_results():  # a full disk is one clear line
-        out = Path(out_dir)
+    out = Path(out_dir)
+    stem = f"{safe_stem(source.name, 'take', 60)}-mix-{_mix_key(mixes)}"
+    midi_out = out / f"{stem}.mid"
+    with saving_results([midi_out, *(out / f"{stem}{ext}" for ext in (".wav", ".mp3"))]):  # one clear line, nothing left
         out.mkdir(parents=True, exist_ok=True)
-        stem = f"{safe_stem(source.name, 'take', 60)}-mix-{_mix_key(mixes)}"
-        midi_out = out / f"{stem}.mid"
-        midi_out.write_bytes(midi.write_midi(mixed, title=f"{source.stem} (mix)", volumes=[channel_volume(m) for m in mixes]))
+        atomic_write_bytes(midi_out, midi.write_midi(mixed, title=f"{source.stem} (mix)", volumes=[channel_volume(m) for m in mixes]))
         config = synth.SynthConfig()
         audio = _pad_to(synth.render_midi(midi_out, config), _frames_of(reference_wav or source.with_suffix(".wav"), config.sample_rate))
         wav_out = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
@@ -295,14 +295,13 @@ def preview_melody(
         plot,
         synth,
     )
-    from studio.core.files import saving_results
 
-    with saving_results():  # a full disk is one clear line
-        out = Path(out_dir)
+    out = Path(out_dir)
+    stem = f"{safe_stem(name, 'take', 60)}-preview"
+    midi_out = out / f"{stem}.mid"
+    with saving_results([out / f"{stem}{ext}" for ext in (".mid", ".wav", ".mp3", ".png")]):  # one clear line, nothing left
         out.mkdir(parents=True, exist_ok=True)
-        stem = f"{safe_stem(name, 'take', 60)}-preview"
-        midi_out = out / f"{stem}.mid"
-        midi_out.write_bytes(midi.write_midi(alone, title=f"{name} (melody)"))
+        atomic_write_bytes(midi_out, midi.write_midi(alone, title=f"{name} (melody)"))
         wav: Path | None = None
         heard: Path | None = None
         try:

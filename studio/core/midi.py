@@ -493,11 +493,22 @@ def _varlen_bytes(value: int) -> bytes:
     return bytes(reversed(out))
 
 
+MAX_DELTA = 0x0FFFFFFF  # the largest delta time a MIDI file can hold (4 bytes of 7 bits)
+_EMPTY_TEXT = b"\xff\x01\x00"  # a text event with no text: every player skips it
+
+
 def _track_chunk(events: list[tuple[int, int, bytes]]) -> bytes:
-    """An MTrk chunk of (tick, order, event bytes), sorted by tick then order, closed by end-of-track."""
+    """An MTrk chunk of (tick, order, event bytes), sorted by tick then order, closed by end-of-track.
+
+    A gap longer than `MAX_DELTA` ticks cannot be one delta time (it would take 5 bytes, which our
+    reader and FluidSynth refuse as a damaged file): it is bridged by empty text events every
+    `MAX_DELTA` ticks, so every time stays exact and the file stays valid."""
     body = bytearray()
     now = 0
     for tick, _order, data in sorted(events, key=lambda e: (e[0], e[1])):
+        while tick - now > MAX_DELTA:
+            body += _varlen_bytes(MAX_DELTA) + _EMPTY_TEXT
+            now += MAX_DELTA
         body += _varlen_bytes(tick - now) + data
         now = tick
     body += b"\x00\xff\x2f\x00"
@@ -527,7 +538,7 @@ def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | No
         power = max(0, sig.denominator.bit_length() - 1)
         conductor.append((sig.tick, 1, _meta(0x58, bytes([sig.numerator, power, 24, 8]))))
     for tempo in score.tempos:
-        conductor.append((tempo.tick, 2, _meta(0x51, min(tempo.microseconds_per_beat, 0xFFFFFF).to_bytes(3, "big"))))
+        conductor.append((tempo.tick, 2, _meta(0x51, max(1, min(tempo.microseconds_per_beat, 0xFFFFFF)).to_bytes(3, "big"))))
     chunks = [_track_chunk(conductor)]
     if volumes is not None and len(volumes) != len(score.tracks):
         raise ValueError(f"got {len(volumes)} volumes for {len(score.tracks)} tracks")

@@ -218,3 +218,29 @@ def test_written_file_is_type1_with_named_tracks_and_programs():
     assert names[1:] == ["Melody", "Bass"]
     programs = [m.program for t in midi.tracks for m in t if m.type == "program_change"]
     assert programs == [0, 32]
+
+
+def test_a_gap_longer_than_a_delta_time_is_written_as_a_valid_file():
+    """Issue 23: a meter, tempo or note past tick 0x0FFFFFFF after the event before it took a 5-byte
+    delta, which the studio's reader (and FluidSynth) refuse as a damaged file. The writer bridges
+    the gap with empty text events, every time exact."""
+    far = 0x0FFFFFFF * 2 + 5
+    score = Score(
+        1,
+        [Track("Melody", 0, False, 0, [Note(0, 1, 60, 90), Note(far, far + 1, 62, 90)])],
+        [TempoChange(0, 500_000), TempoChange(far, 400_000)],
+        [TimeSignature(0, 4, 4), TimeSignature(far, 3, 4)],
+    )
+    data = write_midi(score)
+    read_midi(data)  # not refused as damaged (the far events are then cut as past the length limit)
+    song = mido.MidiFile(file=io.BytesIO(data))
+    for track in song.tracks:
+        ticks, at = {}, 0
+        for msg in track:
+            at += msg.time
+            assert msg.time <= 0x0FFFFFFF
+            ticks.setdefault(msg.type, []).append(at)
+        if "set_tempo" in ticks:
+            assert ticks["set_tempo"] == [0, far] and ticks["time_signature"] == [0, far]
+        if "note_on" in ticks:
+            assert ticks["note_on"] == [0, far]
