@@ -247,7 +247,8 @@ class MelodyPreview:
         What the page's player plays: the WAV's MP3 copy, or the WAV when no encoder is installed.
     warnings : tuple of str
         What the studio did to the file, in the words `accompany` uses: cut to the length limit
-        ("the music is 30.0 minutes long: the studio uses its first 10.0 minutes"), which track is
+        ("the music is 30.0 minutes (3,600 beats) long, over the studio's limit of 10 minutes or 4,000 beats:
+        the studio uses its first 10.0 minutes (1,200 beats)"), which track is
         the melody, notes ignored, no time signature. The page can show them on upload.
 
     Unpacks and indexes as the ``(wav, png)`` pair that `preview_melody` returned before.

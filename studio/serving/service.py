@@ -577,7 +577,7 @@ def render(
 
     config = config or ServiceConfig()
     parsed = midi.read_midi(midi_source, config.limits)
-    if parsed.cut or parsed.trimmed:
+    if parsed.cut or parsed.trimmed or parsed.repaired:
         data = midi.write_midi(parsed.score)  # play only what the studio accepted (FluidSynth plays to the last event)
     elif isinstance(midi_source, (bytes, bytearray)):
         data = bytes(midi_source)
