@@ -3,7 +3,9 @@
 Every case takes a real file (the test tunes in tests/data/tunes and the hand-built files of
 tests/midi_factory.py), applies one to four mutations (bit flips, truncations, wrong chunk
 lengths, huge delta times, running-status abuse, SysEx, up to 65,535 tracks, zero or SMPTE
-division, meta events with absurd values, note storms, spliced files) and runs the result through
+division, meta events with absurd values, note storms, spliced files); every fifth case is instead a
+hostile file of issue 23 (`hostile_file`: events long after the music, far meter changes, stacked
+note-ons, wide meters, odd track names), mutated or not. Each runs through
 the whole `accompany` path (parse, melody, pickup, grid, model, MIDI out; no audio). The only
 exception allowed out is `studio.core.errors.InputError`; each case must finish within `--max-cpu-s`
 seconds of CPU time, and the process's peak resident memory (the kernel's high-water mark,
@@ -52,11 +54,7 @@ Mutation = tuple[str, int, int]  # (operation name, x, y): x and y pick where an
 def seed_files() -> list[tuple[str, bytes]]:
     """The files every mutation starts from: the real test tunes, then the factory's edge cases."""
     seeds = [(p.name, p.read_bytes()) for p in sorted((REPO_ROOT / "tests" / "data" / "tunes").glob("*.mid"))]
-    tests = str(REPO_ROOT / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    import midi_factory as mf
-
+    mf = _factory()
     made: list[tuple[str, Callable[[], bytes]]] = [
         ("running_status", lambda: mf.running_status(64)),
         ("sysex_file", mf.sysex_file),
@@ -399,6 +397,70 @@ def random_case(rng: random.Random) -> tuple[int, list[Mutation]]:
     return rng.randrange(len(seeds)), mutations
 
 
+# --------------------------------------------------------------------------- hostile files (issue 23)
+
+_NAMES = [
+    b"\x1b[31mred\x1b[0m \x1b]0;title\x07",  # terminal escape codes
+    b"Melody\nerror: forged line\r\n",  # a line of the CLI's output forged
+    b"<a href='https://example.invalid'>log in</a><img src=x onerror=alert(1)><h1 style='color:red'>",  # HTML
+    "\U0001f3b9 Klavier \u00e9t\u00e9 \u202eevil".encode(),  # emoji, accents, a right-to-left override
+    b"\xff\xfe\xc3(\x80\xed\xa0\x80",  # invalid UTF-8
+    b"\x00\x01\x7f\x9b" * 8,  # NUL, DEL and C1 controls
+    b"",
+]
+
+
+def _odd_name(rng: random.Random) -> bytes:
+    name = rng.choice(_NAMES)
+    return name * rng.choice((1, 1, 40, 2000)) if name else name  # up to a name of 100 KB
+
+
+def hostile_file(rng: random.Random) -> tuple[str, bytes]:
+    """One file of a class from issue 23, with its parameters drawn from `rng`: ``(class, bytes)``.
+
+    Classes: events long after the music (a meter, tempo, text or controller change minutes to
+    days later), a far meter change (bars by the billion at 1 tick per beat), a stack of note-ons
+    of one pitch (up to the 2 MB limit), a wide meter (up to 255/1 over many notes: the pickup
+    search), and odd track names (escape codes, forged lines, HTML, emoji, invalid UTF-8, 100 KB)."""
+    mf = _factory()
+    kind = rng.choice(("after_music", "far_meter", "stacked", "wide_meter", "names"))
+    if kind == "after_music":
+        tpb = rng.choice((1, 24, 96, 480, 0x7FFF))
+        delay = rng.choice((tpb * 20, 3600 * 2 * tpb, MAX_VLQ - 16 * tpb, rng.randrange(1, MAX_VLQ - 16 * tpb)))
+        what = rng.choice(("time_signature", "tempo", "text", "control"))
+        return f"hostile:after_music:{what}", mf.events_after_music(what, max(1, delay), tpb)
+    if kind == "far_meter":
+        data = mf.far_meter_change()
+        if rng.random() < 0.5:  # the far change in its own conductor track of a type 1 file
+            notes = mf._note_events([(i, 1, 60 + i) for i in range(rng.randint(1, 64))], 1)
+            conductor = [(rng.choice((MAX_VLQ, MAX_VLQ // 2, 10**6)), mf._time_signature(rng.randint(1, 255), 2 ** rng.randint(0, 7)))]
+            data = mf.midi_from_tracks([conductor, notes], 1)
+        return "hostile:far_meter", data
+    if kind == "stacked":
+        size = rng.choice((6_000, 60_000, 600_000, 2 * 1024 * 1024 - 200))
+        return "hostile:stacked", mf.stacked_note_ons(size)
+    if kind == "wide_meter":
+        n = rng.choice((16, 1000, 19_999))
+        meter = rng.choice(((255, 1), (255, 128), (1, 128), (127, 2), (rng.randint(1, 255), 2 ** rng.randint(0, 7))))
+        return "hostile:wide_meter", mf.wide_meter(n, *meter)
+    tracks = []
+    for i in range(rng.randint(1, 4)):  # a melody and low, slow parts, each with an odd name
+        notes = [(b, 1, 72 + b % 5) for b in range(8)] if i == 0 else [(b, 4, 40 - i) for b in range(0, 8, 4)]
+        named = [(0, mf._meta(rng.choice((0x01, 0x03, 0x05, 0x06)), _odd_name(rng))), (0, mf._meta(0x03, _odd_name(rng)))]
+        tracks.append([*named, *mf._note_events(notes, 480, channel=i)])
+    rng.shuffle(tracks)
+    return "hostile:names", mf.midi_from_tracks(tracks)
+
+
+def _factory():
+    tests = str(REPO_ROOT / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import midi_factory
+
+    return midi_factory
+
+
 # --------------------------------------------------------------------------- running a case
 
 
@@ -422,6 +484,7 @@ class CaseResult:
     wall_s: float
     cpu_s: float
     peak_mb: float
+    warnings: tuple[str, ...] = ()  # what the studio said about the file, when it accompanied it
 
 
 def run_case(data: bytes, model: str = "rules", registry=None, want_png: bool = False, out_dir: Path | None = None) -> CaseResult:
@@ -432,13 +495,13 @@ def run_case(data: bytes, model: str = "rules", registry=None, want_png: bool = 
     scratch = Path(tempfile.mkdtemp(prefix="fuzz-", dir=out_dir))
     wall, cpu = time.perf_counter(), time.process_time()
     try:
-        accompany(AccompanyRequest(midi=data, model=model, want_wav=False, want_png=want_png, out_dir=scratch), registry)
-        outcome, message = "ok", ""
+        result = accompany(AccompanyRequest(midi=data, model=model, want_wav=False, want_png=want_png, out_dir=scratch), registry)
+        outcome, message, warnings = "ok", "", tuple(result.warnings)
     except InputError as exc:
-        outcome, message = "refused", str(exc)
+        outcome, message, warnings = "refused", str(exc), ()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return CaseResult(outcome, message, time.perf_counter() - wall, time.process_time() - cpu, peak_rss_mb())
+    return CaseResult(outcome, message, time.perf_counter() - wall, time.process_time() - cpu, peak_rss_mb(), warnings)
 
 
 # --------------------------------------------------------------------------- the long run
@@ -452,6 +515,7 @@ class Report:
     failures: list[dict] = field(default_factory=list)
     slow: list[dict] = field(default_factory=list)
     max_wall_s: float = 0.0
+    slowest: dict = field(default_factory=dict)  # the case of `max_wall_s`: its number and file
     max_cpu_s: float = 0.0
     baseline_mb: float = 0.0  # peak after warm-up
     peak_mb: float = 0.0
@@ -481,10 +545,19 @@ class _Watchdog:
         self.started, self.case = time.monotonic(), case
 
 
-def case_data(seed: int, case: int) -> tuple[str, bytes, list[Mutation]]:
-    """The seed file's name, the mutated bytes and the mutations of case `case` of run `seed`."""
+HOSTILE_EVERY = 5  # every 5th case of a run is a hostile file of issue 23 (`hostile_file`), mutated or not
+
+
+def case_data(seed: int, case: int, hostile_every: int = HOSTILE_EVERY) -> tuple[str, bytes, list[Mutation]]:
+    """The seed file's name (or the hostile class), the mutated bytes and the mutations of case
+    `case` of run `seed`."""
+    rng = random.Random(f"{seed}:{case}")
+    if hostile_every and case % hostile_every == hostile_every - 1:
+        name, data = hostile_file(rng)
+        mutations = [(rng.choice(list(OPS)), rng.getrandbits(32), rng.getrandbits(32))] if rng.random() < 0.3 else []
+        return name, mutate(data, mutations), mutations
     seeds = _seed_cache()
-    index, mutations = random_case(random.Random(f"{seed}:{case}"))
+    index, mutations = random_case(rng)
     name, data = seeds[index]
     return name, mutate(data, mutations), mutations
 
@@ -500,6 +573,7 @@ def run(
     save_dir: Path | None = None,
     progress: bool = True,
     other_model: str = "gan-chorale",
+    hostile_every: int = HOSTILE_EVERY,
 ) -> Report:
     """Run `cases` cases; failures (other exceptions, over `max_cpu_s`, over `max_mb`) are collected.
     Every `gan_every`-th case goes to `other_model` (1: all of them), the others to `rules`."""
@@ -513,7 +587,9 @@ def run(
     watchdog = _Watchdog(hang_s)
     began = time.perf_counter()
     for case in range(cases):
-        name, data, mutations = case_data(seed, case)
+        name, data, mutations = case_data(seed, case, hostile_every)
+        if name.startswith("hostile:"):
+            report.models[name.rsplit(":", 1)[0] if name.count(":") > 1 else name] += 1
         model = other_model if gan_every and case % gan_every == gan_every - 1 else "rules"
         want_png = bool(png_every) and case % png_every == png_every - 1
         watchdog.start(case)
@@ -539,7 +615,8 @@ def run(
         report.models[model] += 1
         if result is not None:
             report.outcomes[result.outcome] += 1
-            report.max_wall_s = max(report.max_wall_s, result.wall_s)
+            if result.wall_s > report.max_wall_s:
+                report.max_wall_s, report.slowest = result.wall_s, {"case": case, "file": name, "model": model}
             report.max_cpu_s = max(report.max_cpu_s, result.cpu_s)
             if result.cpu_s > max_cpu_s:
                 report.slow.append(
@@ -570,11 +647,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-cpu-s", type=float, default=2.0, help="CPU seconds a case may take")
     parser.add_argument("--max-mb", type=float, default=500.0, help="peak memory growth allowed over the warm process, MB")
     parser.add_argument("--save-dir", type=Path, help="write the files of failing cases here")
+    parser.add_argument("--hostile-every", type=int, default=HOSTILE_EVERY, help="every Nth case is a hostile file of issue 23 (0: never)")
     parser.add_argument("--replay", type=int, help="run only this case, with its traceback")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if args.replay is not None:
-        name, data, mutations = case_data(args.seed, args.replay)
+        name, data, mutations = case_data(args.seed, args.replay, args.hostile_every)
         every = args.gan_every
         model = args.other_model if every and args.replay % every == every - 1 else "rules"
         print(f"case {args.replay}: {name} with {mutations} ({len(data):,} bytes), model {model}")
@@ -589,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_mb,
         save_dir=args.save_dir,
         other_model=args.other_model,
+        hostile_every=args.hostile_every,
     )
     growth = report.peak_mb - report.baseline_mb
     summary = {
@@ -602,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         "over_cpu_limit": report.slow[:20],
         "n_over_cpu_limit": len(report.slow),
         "max_case_wall_s": round(report.max_wall_s, 3),
+        "slowest_case": report.slowest,
         "max_case_cpu_s": round(report.max_cpu_s, 3),
         "rss_after_warmup_mb": round(report.baseline_mb, 1),
         "peak_rss_mb": round(report.peak_mb, 1),
@@ -614,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{report.cases:,} cases in {report.seconds:.0f} s (seed {args.seed}): {dict(report.outcomes)}; models {dict(report.models)}")
         print(
-            f"slowest case: {report.max_wall_s:.2f} s wall, {report.max_cpu_s:.2f} s CPU; "
+            f"slowest case: {report.max_wall_s:.2f} s wall ({report.slowest}), {report.max_cpu_s:.2f} s CPU; "
             f"peak memory {report.peak_mb:.0f} MB ({growth:+.0f} MB over the warm process); "
             f"resident {report.rss_start_mb:.0f} MB after warm-up, {report.rss_end_mb:.0f} MB at the end"
         )

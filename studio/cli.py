@@ -12,10 +12,12 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.core.errors import InputError, StudioError, one_line
-from studio.core.files import output_error
+from studio.core.files import output_error, place_files
 from studio.serving.process import apply_process_settings
 
 __all__ = ["main"]
@@ -74,24 +76,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     source = Path(args.input)
     stem = source.stem
     outs = {k: getattr(args, k) for k in ("out_midi", "out_wav", "out_png")}
+    _check_targets(*outs.values())
     out_dir = Path(args.out_dir) if args.out_dir else Path.cwd()
-    request = AccompanyRequest(
-        midi=source,
-        model=args.model,
-        seed=args.seed,
-        params=_parse_params(args.param),
-        out_dir=tempfile.mkdtemp(prefix="studio-") if any(outs.values()) else out_dir,
-        name=stem,
-        melody_track=args.melody_track,
-        want_wav=args.out_wav is not None or not any(outs.values()),
-        want_listen=False,  # the page's MP3 copy: the command line gives the WAV
-        want_png=args.out_png is not None or not any(outs.values()),
-        then=args.then,
-        then_params=_parse_params(args.then_param),
-        keep_tracks=args.keep_tracks,
-    )
-    result = accompany(request)
-    written = _place_outputs(result, outs)
+    with _scratch(outs) as scratch:
+        request = AccompanyRequest(
+            midi=source,
+            model=args.model,
+            seed=args.seed,
+            params=_parse_params(args.param),
+            out_dir=scratch or out_dir,
+            name=stem,
+            melody_track=args.melody_track,
+            want_wav=args.out_wav is not None or not any(outs.values()),
+            want_listen=False,  # the page's MP3 copy: the command line gives the WAV
+            want_png=args.out_png is not None or not any(outs.values()),
+            then=args.then,
+            then_params=_parse_params(args.then_param),
+            keep_tracks=args.keep_tracks,
+        )
+        result = accompany(request)
+        written = _place_outputs(result, outs)
     for warning in result.warnings:
         _say("warning", warning)
     for note in result.notes:
@@ -106,25 +110,44 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_targets(*targets: str | None) -> None:
+    """Refuse an output path whose folder does not exist, before any work is done. Every command
+    treats a file path the same way (`generate`, `interpolate` and `render`): a typo in a path is
+    said at once rather than made into new folders; `--out-dir` names a folder and is made."""
+    for target in targets:
+        if target is not None and not Path(target).parent.is_dir():
+            raise InputError(f"cannot write {target}: folder {Path(target).parent} does not exist")
+
+
 def _place_outputs(result, outs: dict[str, str | None]) -> list[Path]:
-    """Move the result's files to the paths asked for (or keep them where they are)."""
+    """Put the result's files at the paths asked for (or keep them where they are): all of them or
+    none (`place_files`), so a write that fails halfway leaves no partial file behind."""
     produced = {"out_midi": result.midi_path, "out_wav": result.wav_path, "out_png": result.png_path}
     if not any(outs.values()):
         return [p for p in produced.values() if p is not None]
-    written = []
-    for key, target in outs.items():
-        if target is None or produced[key] is None:
-            continue
-        target_path = Path(target)
-        if target_path.parent and not target_path.parent.exists():
-            raise InputError(f"cannot write {target}: folder {target_path.parent} does not exist")
-        try:
-            shutil.move(str(produced[key]), target_path)
-        except OSError as exc:
-            raise output_error(exc) from None
-        written.append(target_path)
-    shutil.rmtree(result.midi_path.parent, ignore_errors=True)
-    return written
+    _check_targets(*outs.values())  # again: a folder may have gone while the model ran
+    moves = [(produced[key], target) for key, target in outs.items() if target is not None and produced[key] is not None]
+    try:
+        return place_files(moves)
+    except OSError as exc:
+        raise output_error(exc) from None
+
+
+@contextmanager
+def _scratch(outs: dict[str, str | None]) -> Iterator[Path | None]:
+    """A temporary folder for the results when they go to paths of their own (`--out-*`), removed
+    afterwards whatever happened; None when they go to `--out-dir`."""
+    if not any(outs.values()):
+        yield None
+        return
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="studio-"))
+    except OSError as exc:
+        raise output_error(exc) from None
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
@@ -135,19 +158,21 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
     first, second = Path(args.first), Path(args.second)
     outs = {k: getattr(args, k) for k in ("out_midi", "out_wav", "out_png")}
-    request = InterpolateRequest(
-        first=first,
-        second=second,
-        model=args.model,
-        steps=args.steps,
-        out_dir=tempfile.mkdtemp(prefix="studio-") if any(outs.values()) else (Path(args.out_dir) if args.out_dir else Path.cwd()),
-        name=f"{first.stem}-to-{second.stem}",
-        want_wav=args.out_wav is not None or not any(outs.values()),
-        want_listen=False,  # the page's MP3 copy: the command line gives the WAV
-        want_png=args.out_png is not None or not any(outs.values()),
-    )
-    result = interpolate(request)
-    written = _place_outputs(result, outs)
+    _check_targets(*outs.values())
+    with _scratch(outs) as scratch:
+        request = InterpolateRequest(
+            first=first,
+            second=second,
+            model=args.model,
+            steps=args.steps,
+            out_dir=scratch or (Path(args.out_dir) if args.out_dir else Path.cwd()),
+            name=f"{first.stem}-to-{second.stem}",
+            want_wav=args.out_wav is not None or not any(outs.values()),
+            want_listen=False,  # the page's MP3 copy: the command line gives the WAV
+            want_png=args.out_png is not None or not any(outs.values()),
+        )
+        result = interpolate(request)
+        written = _place_outputs(result, outs)
     for warning in result.warnings:
         _say("warning", warning)
     m = result.metrics
@@ -163,6 +188,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 def _cmd_render(args: argparse.Namespace) -> int:
     from studio.serving.service import render  # loaded when the command runs (a bad argument is answered first)
 
+    _check_targets(args.out_wav)
     path, warnings = render(Path(args.input), args.out_wav)
     for warning in warnings:
         _say("warning", warning)

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from studio.core.files import atomic_file
 from studio.core.roll import MODEL_PITCH_LOW
 from studio.core.theory import pitch_name
 
@@ -87,5 +88,6 @@ def attention_png(
 def _save(fig: Figure, out_png: str | os.PathLike) -> Path:
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=fig.dpi)
+    with atomic_file(out) as f:  # a failed write leaves no half picture
+        fig.savefig(f, format="png", dpi=fig.dpi)
     return out

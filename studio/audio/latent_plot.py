@@ -16,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from studio.core.files import atomic_file
+
 __all__ = ["latent_png", "principal_axes"]
 
 MEAN = "#0072B2"
@@ -67,5 +69,6 @@ def latent_png(mu: np.ndarray, z: np.ndarray, out_png: str | os.PathLike, title:
     fig.tight_layout()
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=fig.dpi)
+    with atomic_file(out) as f:  # a failed write leaves no half picture
+        fig.savefig(f, format="png", dpi=fig.dpi)
     return out

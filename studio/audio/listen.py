@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.files import atomic_write_bytes
+
 __all__ = ["BITRATE_KBPS", "QUALITY", "EncoderUnavailable", "encoder_available", "listen_copy", "write_mp3"]
 
 BITRATE_KBPS = 160  # constant bit rate, joint stereo: 1.2 MB a minute (the WAV: 10.6 MB)
@@ -74,14 +76,7 @@ def write_mp3(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = 441
     encoder.set_channels(2)
     encoder.set_quality(QUALITY)
     data = encoder.encode(np.ascontiguousarray(arr, dtype="<i2").tobytes()) + encoder.flush()
-    out = Path(path)
-    part = out.with_name(out.name + ".part")
-    try:
-        part.write_bytes(data)
-        os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
-    return out
+    return atomic_write_bytes(path, data)
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:

@@ -28,7 +28,7 @@ from studio.core import midi
 from studio.core.config import Limits
 from studio.core.errors import InputError
 from studio.core.filenames import safe_stem
-from studio.core.files import saving_results
+from studio.core.files import atomic_write_bytes, saving_results
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
 from studio.core.roll import make_grid
@@ -201,12 +201,12 @@ def remix_take(
         raise InputError(ALL_MUTED)
     from studio.audio import listen, synth  # after validation: bad input fails before FluidSynth loads
 
-    with saving_results():  # a full disk is one clear line
-        out = Path(out_dir)
+    out = Path(out_dir)
+    stem = f"{safe_stem(source.name, 'take', 60)}-mix-{_mix_key(mixes)}"
+    midi_out = out / f"{stem}.mid"
+    with saving_results([midi_out, *(out / f"{stem}{ext}" for ext in (".wav", ".mp3"))]):  # one clear line, nothing left
         out.mkdir(parents=True, exist_ok=True)
-        stem = f"{safe_stem(source.name, 'take', 60)}-mix-{_mix_key(mixes)}"
-        midi_out = out / f"{stem}.mid"
-        midi_out.write_bytes(midi.write_midi(mixed, title=f"{source.stem} (mix)", volumes=[channel_volume(m) for m in mixes]))
+        atomic_write_bytes(midi_out, midi.write_midi(mixed, title=f"{source.stem} (mix)", volumes=[channel_volume(m) for m in mixes]))
         config = synth.SynthConfig()
         audio = _pad_to(synth.render_midi(midi_out, config), _frames_of(reference_wav or source.with_suffix(".wav"), config.sample_rate))
         wav_out = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
@@ -244,7 +244,8 @@ class MelodyPreview:
         What the page's player plays: the WAV's MP3 copy, or the WAV when no encoder is installed.
     warnings : tuple of str
         What the studio did to the file, in the words `accompany` uses: cut to the length limit
-        ("the music is 30.0 minutes long: the studio uses its first 10.0 minutes"), which track is
+        ("the music is 30.0 minutes (3,600 beats) long, over the studio's limit of 10 minutes or 4,000 beats:
+        the studio uses its first 10.0 minutes (1,200 beats)"), which track is
         the melody, notes ignored, no time signature. The page can show them on upload.
 
     Unpacks and indexes as the ``(wav, png)`` pair that `preview_melody` returned before.
@@ -289,12 +290,12 @@ def preview_melody(
 
     from studio.audio import listen, plot, synth  # after validation, as in `accompany`
 
-    with saving_results():  # a full disk is one clear line
-        out = Path(out_dir)
+    out = Path(out_dir)
+    stem = f"{safe_stem(name, 'take', 60)}-preview"
+    midi_out = out / f"{stem}.mid"
+    with saving_results([out / f"{stem}{ext}" for ext in (".mid", ".wav", ".mp3", ".png")]):  # one clear line, nothing left
         out.mkdir(parents=True, exist_ok=True)
-        stem = f"{safe_stem(name, 'take', 60)}-preview"
-        midi_out = out / f"{stem}.mid"
-        midi_out.write_bytes(midi.write_midi(alone, title=f"{name} (melody)"))
+        atomic_write_bytes(midi_out, midi.write_midi(alone, title=f"{name} (melody)"))
         wav: Path | None = None
         heard: Path | None = None
         try:

@@ -39,6 +39,7 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from PIL import Image
 
+from studio.core.files import atomic_file
 from studio.core.roll import Roll, roll_to_notes
 from studio.core.score import Note, Score
 
@@ -627,5 +628,6 @@ def _save(fig: Figure, out_png: str | os.PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.canvas.draw()
     pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-    Image.fromarray(pixels).save(out, format="png", compress_level=_PNG_COMPRESS_LEVEL)
+    with atomic_file(out) as f:  # a failed write leaves no half picture
+        Image.fromarray(pixels).save(f, format="png", compress_level=_PNG_COMPRESS_LEVEL)
     return out

@@ -51,6 +51,8 @@ class ParsedMidi:
     source_format: int = 1
     cut: bool = False  # True when the music was cut to the length limit
     trimmed: bool = False  # True when events long after the last note were dropped (see `_drop_after_music`)
+    repaired: bool = False  # True when part of the file was ignored (a tempo of 0, bytes after the MIDI data):
+    # a player should get `write_midi(score)`, not the file's own bytes
 
 
 def _fail(message: str) -> InputError:
@@ -84,12 +86,18 @@ def _load_bytes(source: bytes | bytearray | str | os.PathLike, limits: Limits) -
 
 
 def _unwrap_rmid(data: bytes) -> bytes:
-    """RIFF-wrapped MIDI (.rmi): return the Standard MIDI File inside, else the data unchanged."""
-    if data[:4] == b"RIFF" and data[8:12] == b"RMID":
-        at = data.find(b"MThd")
-        if at >= 0:
-            return data[at:]
-    return data
+    """RIFF-wrapped MIDI (.rmi): return the Standard MIDI File inside (the body of its ``data``
+    chunk, without the INFO chunks that may follow it), else the data unchanged."""
+    if data[:4] != b"RIFF" or data[8:12] != b"RMID":
+        return data
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, length = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        if kind == b"data" and data[pos + 8 : pos + 12] == b"MThd":
+            return data[pos + 8 : pos + 8 + length]
+        pos += 8 + length + (length & 1)  # RIFF chunks are padded to an even length
+    at = data.find(b"MThd")  # a damaged RIFF layout: the MIDI file is still in there
+    return data[at:] if at >= 0 else data
 
 
 def _identify(data: bytes) -> str:
@@ -110,6 +118,7 @@ class _Layout:
     ticks_per_beat: int
     smpte_ticks_per_second: float | None
     tracks: list[bytes]
+    extra_bytes: int = 0  # bytes after the tracks the header announced that are not a chunk: ignored
 
 
 def read_division(division: int) -> tuple[int, float | None]:
@@ -156,7 +165,7 @@ def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
     ticks_per_beat, smpte = read_division(division)
     pos = 8 + header_len
     tracks: list[bytes] = []
-    while pos + 8 <= len(data):
+    while len(tracks) < n_claimed and pos + 8 <= len(data):
         kind, length = data[pos : pos + 4], struct.unpack(">I", data[pos + 4 : pos + 8])[0]
         body_start = pos + 8
         if body_start + length > len(data):
@@ -171,10 +180,16 @@ def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
         raise _fail(
             f"the MIDI header says the file has {n_claimed} tracks but only {len(tracks)} are there: the file is damaged; export it again"
         )
-    tracks = tracks[:n_claimed]
-    if len(tracks) > limits.max_tracks:  # pragma: no cover - guarded by n_claimed above
-        raise _fail(f"the file has {len(tracks)} tracks, over the {limits.max_tracks}-track limit")
-    return _Layout(fmt, ticks_per_beat, smpte, tracks)
+    # After the last track the header announced, the music is whole: well-formed chunks (more tracks,
+    # a program's own data) are skipped as the specification says, and bytes that are no chunk (a
+    # download's padding, a text appended) are ignored with a warning. Refusing them would turn away
+    # files every player plays; calling them "truncated" sent people to export a good file again.
+    while pos + 8 <= len(data):
+        kind, length = data[pos : pos + 4], struct.unpack(">I", data[pos + 4 : pos + 8])[0]
+        if not (kind.isascii() and kind.isalpha()) or pos + 8 + length > len(data):
+            break
+        pos += 8 + length
+    return _Layout(fmt, ticks_per_beat, smpte, tracks, len(data) - pos)
 
 
 def _varlen(chunk: bytes, pos: int) -> tuple[int, int]:
@@ -298,15 +313,16 @@ def _ensure_at_zero(events: list, default):
     return out
 
 
-def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Score, list[str]]:
-    """Notes per (track, channel), tempo map and meter map, in ticks."""
+def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Score, list[str], int]:
+    """Notes per (track, channel), tempo map and meter map, in ticks; the warnings; and how many
+    tempo events were ignored (a tempo of 0)."""
     warnings: list[str] = []
     tempos: list[TempoChange] = []
     sigs: list[TimeSignature] = []
     program_changes: list[tuple[int, int, int]] = []  # (tick, channel, program)
     raw: dict[tuple[int, int], list[Note]] = {}
     names: dict[int, str] = {}
-    zero_length = 0
+    zero_length = zero_tempos = 0
     for t_index, events in enumerate(tracks):
         # Notes sounding per (channel, pitch), oldest first: a note-off ends the oldest (FIFO), in
         # constant time whatever the number stacked (a list's pop(0) made a 2 MB file take 17 s).
@@ -316,7 +332,10 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
             if status == 0xFF:
                 payload = d2
                 if d1 == 0x51 and len(payload) == 3 and layout.smpte_ticks_per_second is None:
-                    tempos.append(TempoChange(tick, max(1, int.from_bytes(payload, "big"))))
+                    if int.from_bytes(payload, "big"):
+                        tempos.append(TempoChange(tick, int.from_bytes(payload, "big")))
+                    else:  # 0 microseconds a beat: no speed a player can keep
+                        zero_tempos += 1
                 elif d1 == 0x58 and len(payload) >= 2 and payload[0] > 0 and payload[1] < 8:
                     sigs.append(TimeSignature(tick, payload[0], 2 ** payload[1]))
                 elif d1 == 0x03 and t_index not in names:
@@ -346,6 +365,11 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
                     raw.setdefault((t_index, channel), []).append(Note(start, tick, pitch, velocity))
     if zero_length:
         warnings.append(f"{zero_length} zero-length notes were ignored")
+    if zero_tempos:  # ignored as a player would, rather than refused: the rest of the file is good music
+        warnings.append(
+            f"the file sets a tempo of 0 (no speed at all){f' {zero_tempos} times' if zero_tempos > 1 else ''}: "
+            "ignored, the tempo before it goes on (120 bpm at the start)"
+        )
 
     if layout.smpte_ticks_per_second is not None:
         # SMPTE files count ticks in seconds: one beat of 1 s (60 qpm) keeps every time exact.
@@ -372,7 +396,7 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
         split = sum(1 for (ti, _c) in raw if ti == t_index) > 1
         name = f"{base} (ch {channel + 1})" if split else base
         tracks.append(Track(name, program, channel == DRUM_CHANNEL, channel, notes))
-    return Score(ticks_per_beat, tracks, tempos, sigs), warnings
+    return Score(ticks_per_beat, tracks, tempos, sigs), warnings, zero_tempos
 
 
 # After the last note, a file's time line may go on for at most this long (the rest of a final bar,
@@ -424,17 +448,19 @@ def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
         limits.max_beats * score.ticks_per_beat,
     )
     if score.end_tick > cut:
-        minutes = score.duration_seconds / 60
+        minutes, beats = score.duration_seconds / 60, score.end_tick / score.ticks_per_beat
         for track in score.tracks:
             track.notes = [Note(n.start, min(n.end, cut), n.pitch, n.velocity) for n in track.notes if n.start < cut]
         score.tracks = [t for t in score.tracks if t.notes]
-        limit_minutes = score.tick_to_seconds(cut) / 60
+        # Both limits are named: at a fast tempo the beats end first (8 minutes of music, 6.7 kept).
+        limit = f"the studio's limit of {limits.max_seconds / 60:g} minutes or {limits.max_beats:,} beats"
+        kept = f"{score.tick_to_seconds(cut) / 60:.1f} minutes ({cut / score.ticks_per_beat:,.0f} beats)"
         if all(t.is_drum for t in score.tracks):  # also when no track is left
             raise _fail(
-                f"the first {limit_minutes:.1f} minutes of the music (the studio's length limit) hold no melody notes: "
+                f"the first {kept} of the music ({limit}) hold no melody notes: "
                 "remove the silence before the melody, or check the file's tempo"
             )
-        warnings.append(f"the music is {minutes:.1f} minutes long: the studio uses its first {limit_minutes:.1f} minutes")
+        warnings.append(f"the music is {minutes:.1f} minutes ({beats:,.0f} beats) long, over {limit}: the studio uses its first {kept}")
         score.tempos = [t for t in score.tempos if t.tick < cut] or score.tempos[:1]
         score.time_signatures = [s for s in score.time_signatures if s.tick < cut] or score.time_signatures[:1]
         return True
@@ -461,14 +487,17 @@ def read_midi(source: bytes | bytearray | str | os.PathLike, limits: Limits | No
     data = _load_bytes(source, limits)
     layout = _walk_chunks(data, limits)
     events, file_end = _parse_tracks(layout)
-    score, warnings = _tracks_from_events(events, layout)
+    score, warnings, ignored_tempos = _tracks_from_events(events, layout)
     if not score.tracks:
         raise _fail("the file has no notes: record or choose a melody with at least one note")
     if all(t.is_drum for t in score.tracks):
         raise _fail("the file has only drum notes (MIDI channel 10): the studio needs a melody on another channel")
+    if layout.extra_bytes:
+        warnings.append(f"{layout.extra_bytes:,} extra bytes after the MIDI data were ignored")
+    repaired = bool(layout.extra_bytes or ignored_tempos)
     trimmed = _drop_after_music(score, file_end, warnings)
     cut = _apply_limits(score, limits, warnings)
-    return ParsedMidi(score, warnings, layout.format, cut, trimmed)
+    return ParsedMidi(score, warnings, layout.format, cut, trimmed, repaired)
 
 
 def _assign_channels(tracks: list[Track]) -> list[int]:
@@ -493,11 +522,22 @@ def _varlen_bytes(value: int) -> bytes:
     return bytes(reversed(out))
 
 
+MAX_DELTA = 0x0FFFFFFF  # the largest delta time a MIDI file can hold (4 bytes of 7 bits)
+_EMPTY_TEXT = b"\xff\x01\x00"  # a text event with no text: every player skips it
+
+
 def _track_chunk(events: list[tuple[int, int, bytes]]) -> bytes:
-    """An MTrk chunk of (tick, order, event bytes), sorted by tick then order, closed by end-of-track."""
+    """An MTrk chunk of (tick, order, event bytes), sorted by tick then order, closed by end-of-track.
+
+    A gap longer than `MAX_DELTA` ticks cannot be one delta time (it would take 5 bytes, which our
+    reader and FluidSynth refuse as a damaged file): it is bridged by empty text events every
+    `MAX_DELTA` ticks, so every time stays exact and the file stays valid."""
     body = bytearray()
     now = 0
     for tick, _order, data in sorted(events, key=lambda e: (e[0], e[1])):
+        while tick - now > MAX_DELTA:
+            body += _varlen_bytes(MAX_DELTA) + _EMPTY_TEXT
+            now += MAX_DELTA
         body += _varlen_bytes(tick - now) + data
         now = tick
     body += b"\x00\xff\x2f\x00"
@@ -527,7 +567,7 @@ def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | No
         power = max(0, sig.denominator.bit_length() - 1)
         conductor.append((sig.tick, 1, _meta(0x58, bytes([sig.numerator, power, 24, 8]))))
     for tempo in score.tempos:
-        conductor.append((tempo.tick, 2, _meta(0x51, min(tempo.microseconds_per_beat, 0xFFFFFF).to_bytes(3, "big"))))
+        conductor.append((tempo.tick, 2, _meta(0x51, max(1, min(tempo.microseconds_per_beat, 0xFFFFFF)).to_bytes(3, "big"))))
     chunks = [_track_chunk(conductor)]
     if volumes is not None and len(volumes) != len(score.tracks):
         raise ValueError(f"got {len(volumes)} volumes for {len(score.tracks)} tracks")

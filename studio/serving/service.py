@@ -22,7 +22,7 @@ from studio.core import midi
 from studio.core.config import ServiceConfig
 from studio.core.errors import InputError
 from studio.core.filenames import safe_stem
-from studio.core.files import output_error, saving_results
+from studio.core.files import atomic_write_bytes, output_error, saving_results
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
 from studio.core.metrics import summarize
@@ -434,7 +434,7 @@ def _write_results(
         out_dir = _out_dir(request)
         midi_path = out_dir / f"{stem}.mid"
         written.append(midi_path)
-        midi_path.write_bytes(midi.write_midi(score, title=title))
+        atomic_write_bytes(midi_path, midi.write_midi(score, title=title))
         lap("midi")
 
         # The piano roll is drawn in a thread while FluidSynth renders (its C calls release the GIL).
@@ -598,7 +598,7 @@ def render(
 
     config = config or ServiceConfig()
     parsed = midi.read_midi(midi_source, config.limits)
-    if parsed.cut or parsed.trimmed:
+    if parsed.cut or parsed.trimmed or parsed.repaired:
         data = midi.write_midi(parsed.score)  # play only what the studio accepted (FluidSynth plays to the last event)
     elif isinstance(midi_source, (bytes, bytearray)):
         data = bytes(midi_source)

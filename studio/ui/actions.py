@@ -537,8 +537,11 @@ def _interpolation(first: str | None, second: str | None, model_name: str, steps
         raise gr.Error("Choose your melody first (play, upload or pick a sample): the way starts from it.")
     if not second:
         raise gr.Error("Choose the second melody (a sample or an upload): the way ends at it.")
-    if not model_name:
-        raise InputError("no model that interpolates is available (a VAE such as vae-folk)")
+    if not model_name:  # none named (an API call without one): say which can, or that none is loaded here
+        able = [name for _label, name in interpolator_choices()]
+        if able:
+            raise InputError(f"choose a model that interpolates: {' or '.join(able)}")
+        raise InputError("no model that interpolates is available here (a VAE such as vae-folk needs its trained checkpoint)")
     a, b = Path(first), Path(second)
     result = interpolate(
         InterpolateRequest(

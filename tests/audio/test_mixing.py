@@ -284,7 +284,10 @@ def test_preview_melody_says_at_once_that_a_long_file_is_cut(tmp_path):
     """A 30-minute upload: the preview says what Generate would say, before anything is generated."""
     data = midi_factory.long_file(minutes=30)
     preview = preview_melody(data, tmp_path, name="long")
-    cut = "the music is 30.0 minutes long: the studio uses its first 10.0 minutes"
+    cut = (
+        "the music is 30.0 minutes (3,600 beats) long, over the studio's limit of 10 minutes or 4,000 beats: "
+        "the studio uses its first 10.0 minutes (1,200 beats)"
+    )
     assert cut in preview.warnings
     assert cut in accompany(AccompanyRequest(midi=data, model="rules", out_dir=tmp_path / "take", want_wav=False, want_png=False)).warnings
     [alone] = read_midi(tmp_path / "long-preview.mid").score.tracks

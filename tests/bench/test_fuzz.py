@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import struct
 import time
 
@@ -277,3 +278,29 @@ def test_remix_settings_are_refused_or_applied(take, mixes):
         else:
             assert [(n.start, n.end, n.pitch) for n in after.notes] == [(n.start, n.end, n.pitch) for n in before.notes]
             assert all(1 <= n.velocity <= 127 for n in after.notes)
+
+
+# --------------------------------------------------------------------------- hostile files (issue 23)
+
+HOSTILE_CASES = 200
+HOSTILE_WALL_S = 5.0  # the issue's acceptance: each answered within 5 s on a 2-core machine
+
+
+def _clean_line(text: str) -> bool:
+    return "\n" not in text and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def test_hostile_files_are_answered_within_5_s(warm):
+    """`bench.fuzz.hostile_file`, a bounded share of the long run's: events long after the music, far
+    meter changes, stacked note-ons, wide meters and odd track names each end in a result or one
+    clean refusal within 5 s, and nothing the studio says about them carries a control character."""
+    registry, baseline = warm
+    classes = set()
+    for case in range(HOSTILE_CASES):
+        name, data = fuzz.hostile_file(random.Random(f"ci:{case}"))
+        classes.add(name.split(":")[1])
+        result = fuzz.run_case(data, "rules", registry)
+        assert result.wall_s < HOSTILE_WALL_S, f"{name} (case {case}): {result.wall_s:.2f} s"
+        assert result.peak_mb - baseline < MAX_GROWTH_MB, f"{name} (case {case}): peak memory {result.peak_mb:.0f} MB"
+        assert all(_clean_line(w) for w in (result.message, *result.warnings)), (name, case, result)
+    assert classes == {"after_music", "far_meter", "stacked", "wide_meter", "names"}

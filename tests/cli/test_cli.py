@@ -265,3 +265,20 @@ def test_keep_tracks_adds_the_accompaniment_to_the_song(tmp_path):
                 assert [(n.start, n.end, n.pitch, n.velocity) for n in kept.notes] == [
                     (n.start, n.end, n.pitch, n.velocity) for n in track.notes
                 ]
+
+
+def test_a_missing_output_folder_is_refused_alike_by_every_command(tmp_path, tune_paths):
+    """Issue 23: `render --out-wav /missing/dir/x.wav` made the folders while `generate` refused them.
+    Both refuse a file path in a missing folder (a typo is said, not made into folders), at once."""
+    tune = str(tune_paths["four_four.mid"])
+    missing = tmp_path / "missing" / "dir"
+    for args in (
+        ("render", tune, "--out-wav", str(missing / "x.wav")),
+        ("generate", tune, "--out-wav", str(missing / "x.wav")),
+        ("generate", tune, "--out-midi", str(tmp_path / "x.mid"), "--out-png", str(missing / "x.png")),
+    ):
+        started = time.perf_counter()
+        done = studio(*args)
+        assert done.returncode == 2 and done.stderr.startswith("error: cannot write") and "does not exist" in done.stderr, done.stderr
+        assert len(done.stderr.splitlines()) == 1 and time.perf_counter() - started < 10
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "x.mid").exists()

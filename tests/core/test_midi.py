@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import time
 
 import midi_factory as mf
@@ -218,3 +219,74 @@ def test_written_file_is_type1_with_named_tracks_and_programs():
     assert names[1:] == ["Melody", "Bass"]
     programs = [m.program for t in midi.tracks for m in t if m.type == "program_change"]
     assert programs == [0, 32]
+
+
+def test_a_gap_longer_than_a_delta_time_is_written_as_a_valid_file():
+    """Issue 23: a meter, tempo or note past tick 0x0FFFFFFF after the event before it took a 5-byte
+    delta, which the studio's reader (and FluidSynth) refuse as a damaged file. The writer bridges
+    the gap with empty text events, every time exact."""
+    far = 0x0FFFFFFF * 2 + 5
+    score = Score(
+        1,
+        [Track("Melody", 0, False, 0, [Note(0, 1, 60, 90), Note(far, far + 1, 62, 90)])],
+        [TempoChange(0, 500_000), TempoChange(far, 400_000)],
+        [TimeSignature(0, 4, 4), TimeSignature(far, 3, 4)],
+    )
+    data = write_midi(score)
+    read_midi(data)  # not refused as damaged (the far events are then cut as past the length limit)
+    song = mido.MidiFile(file=io.BytesIO(data))
+    for track in song.tracks:
+        ticks, at = {}, 0
+        for msg in track:
+            at += msg.time
+            assert msg.time <= 0x0FFFFFFF
+            ticks.setdefault(msg.type, []).append(at)
+        if "set_tempo" in ticks:
+            assert ticks["set_tempo"] == [0, far] and ticks["time_signature"] == [0, far]
+        if "note_on" in ticks:
+            assert ticks["note_on"] == [0, far]
+
+
+# --------------------------------------------------------------------------- issue 23, item 7
+
+
+TUNE = [(i, 1, 60 + i % 8) for i in range(8)]
+
+
+@pytest.mark.parametrize("tail", [b"garbage appended after the file\n", b"\x00" * 300, b"MTr", b"RIFF\x00\x00"])
+def test_bytes_after_the_midi_data_are_ignored_with_a_warning(tail):
+    """All the tracks the header announced are there: the bytes after them are not "truncated" music."""
+    plain = read_midi(mf.melody(TUNE))
+    parsed = read_midi(mf.melody(TUNE) + tail)
+    assert [n.pitch for n in parsed.score.tracks[0].notes] == [n.pitch for n in plain.score.tracks[0].notes]
+    assert f"{len(tail):,} extra bytes after the MIDI data were ignored" in parsed.warnings
+    assert parsed.repaired and not plain.repaired
+    assert not any("extra bytes" in w for w in read_midi(mf.melody(TUNE) + b"XTRA\x00\x00\x00\x02ok").warnings)  # a chunk
+
+
+def test_a_tempo_of_zero_is_ignored_with_a_warning():
+    parsed = read_midi(mf.melody(TUNE, tempo=0))
+    assert [t.microseconds_per_beat for t in parsed.score.tempos] == [500_000]  # 120 bpm, not 60 million
+    assert parsed.score.duration_seconds == pytest.approx(4.0)
+    assert any(w.startswith("the file sets a tempo of 0") for w in parsed.warnings) and parsed.repaired
+
+
+def test_the_cut_message_names_both_limits():
+    """4,800 quarter notes at 600 bpm last 8 minutes: the 4,000-beat limit cuts them, and says so."""
+    parsed = read_midi(mf.melody([(i, 1, 60 + i % 12) for i in range(4800)], ticks_per_beat=4, tempo=100_000))
+    assert parsed.cut
+    (cut,) = [w for w in parsed.warnings if "the studio uses its first" in w]
+    assert cut == (
+        "the music is 8.0 minutes (4,800 beats) long, over the studio's limit of 10 minutes or 4,000 beats: "
+        "the studio uses its first 6.7 minutes (4,000 beats)"
+    )
+
+
+def test_rmid_files_are_read_without_their_info_chunk():
+    """`.rmi` (RIFF RMID): the MIDI file in its `data` chunk; an INFO list after it is not extra bytes."""
+    smf = mf.melody(TUNE)
+    info = b"LIST" + struct.pack("<I", 14) + b"INFOINAM\x05\x00\x00\x00tune\x00\x00"
+    body = b"RMID" + b"data" + struct.pack("<I", len(smf)) + smf + b"\x00" * (len(smf) % 2) + info
+    parsed = read_midi(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert parsed.score.n_notes == 8 and not parsed.repaired
+    assert not any("extra bytes" in w for w in parsed.warnings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -44,10 +45,12 @@ def _no_progress(*_args, **_kwargs) -> None:
     return None
 
 
-def _cli(*args: str, prelude: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
+def _cli(*args: str, prelude: str = "", timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m studio ARGS`, after `prelude` (Python run first in the same process: the simulated fault)."""
     code = f"import sys\n{prelude}\nfrom studio.cli import main\nsys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})}
+    )
 
 
 def _one_error_line(done: subprocess.CompletedProcess, words: str) -> None:
@@ -421,6 +424,50 @@ def test_a_full_disk_on_the_page_and_in_the_cli(tune, tmp_path, monkeypatch):
     )
     if HAVE_SYNTH:
         _one_error_line(_cli("render", str(tune), "--out-wav", str(tmp_path / "x.wav"), prelude=prelude), "the disk is full")
+
+
+# Writes that fail halfway (issue 23): a file size limit lets the first bytes of each file land and
+# fails the rest with EFBIG, as a disk that fills during the request; or the output folder becomes
+# unwritable once the model has run (every open for writing there is refused from then on).
+FILES_UP_TO_60_KB = (
+    "import resource, signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+)
+UNWRITABLE_AFTER_THE_MODEL = """
+import builtins, errno, os, studio.audio.synth as synth, studio.audio.synth.wav as wav
+real_open, real_render, locked = builtins.open, synth.render_midi, []
+def render(*args, **kwargs):
+    locked.append(True)  # the MIDI is written; from now on the output folder is read-only
+    return real_render(*args, **kwargs)
+def guarded(file, mode="r", *args, **kwargs):
+    if locked and set(mode) & set("wxa+") and str(file).startswith(os.environ["READ_ONLY_FROM_NOW"]):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+    return real_open(file, mode, *args, **kwargs)
+synth.render_midi = wav.render_midi = render
+builtins.open = guarded
+"""
+
+
+@needs_synth
+@pytest.mark.parametrize("how", ["files up to 60 KB", "unwritable after the model"])
+@pytest.mark.parametrize("outs", ["--out-dir", "--out-wav", "render"])
+def test_a_write_that_fails_halfway_leaves_nothing_behind(how, outs, tune, tmp_path):
+    """One `error:` line, exit 2, no traceback (no `wave.__del__` one), no partial file in the output
+    folder and no scratch folder left in the temp folder."""
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    out.mkdir()
+    scratch.mkdir()
+    args = {
+        "--out-dir": ["generate", str(tune), "--out-dir"],
+        "--out-wav": ["generate", str(tune), "--out-midi", str(out / "x.mid"), "--out-png", str(out / "x.png"), "--out-wav"],
+        "render": ["render", str(tune), "--out-wav"],
+    }[outs]
+    where = str(out / "x.wav") if outs != "--out-dir" else str(out)
+    prelude = FILES_UP_TO_60_KB if how == "files up to 60 KB" else UNWRITABLE_AFTER_THE_MODEL
+    done = _cli(*args, where, prelude=prelude, env={"TMPDIR": str(scratch), "READ_ONLY_FROM_NOW": str(out)})
+    _one_error_line(done, "the result could not be saved")
+    assert list(out.iterdir()) == []
+    assert list(scratch.glob("studio-*")) == []
 
 
 def test_a_full_disk_while_previewing_or_remixing(tune, tmp_path, monkeypatch):

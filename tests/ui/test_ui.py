@@ -132,3 +132,13 @@ def test_keys_and_user_text_are_shown_as_written():
     assert ui_cards.key_words("F# minor") == "F♯ minor" and ui_cards.key_words("C major") == "C major"
     shown = ui_cards.plain_text("<img src=x onerror=alert(1)> *bold* [link](http://x)")
     assert "<img" not in shown and "\\*bold\\*" in shown and "\\[link\\]" in shown
+
+
+def test_interpolate_without_a_model_names_the_models_that_can(monkeypatch):
+    """Issue 23: `/interpolate` with no model said none was available, though vae-folk was."""
+    monkeypatch.setattr(act, "interpolator_choices", lambda: [("vae-folk", "vae-folk")])
+    with pytest.raises(gr.Error, match="Choose a model that interpolates: vae-folk"):
+        act.interpolate_endpoint("a.mid", "b.mid", "", 5)
+    monkeypatch.setattr(act, "interpolator_choices", lambda: [])
+    with pytest.raises(gr.Error, match="No model that interpolates is available here"):
+        act.interpolate_endpoint("a.mid", "b.mid", None, 5)

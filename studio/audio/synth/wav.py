@@ -14,6 +14,7 @@ import numpy as np
 
 from studio.audio.synth.config import FULL_SCALE, SynthConfig
 from studio.audio.synth.render import render_midi
+from studio.core.files import atomic_file
 
 __all__ = ["audio_stats", "render_to_wav", "write_wav"]
 
@@ -47,16 +48,15 @@ def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int 
     arr = np.ascontiguousarray(arr, dtype="<i2")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(out.name + ".part")
-    try:
-        with wave.open(str(part), "wb") as wav:
-            wav.setnchannels(2)
-            wav.setsampwidth(2)
-            wav.setframerate(int(sample_rate))
-            wav.writeframes(arr.reshape(-1).view(np.uint8))
-        os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
+    with atomic_file(out) as f, wave.open(f, "wb") as wav:
+        # `wave` writes into a file `atomic_file` opened: given a path, a failed open left a half-made
+        # `Wave_write` whose `__del__` printed a traceback. With the frame count given first, the
+        # header is written once and never patched.
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(int(sample_rate))
+        wav.setnframes(len(arr))
+        wav.writeframes(arr.reshape(-1).view(np.uint8))
     return out
 
 
