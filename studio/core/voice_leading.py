@@ -11,8 +11,10 @@ Counting rules (the exact ones; each has a hand-made test in ``tests/core/test_v
   sounded another top pitch, or its top pitch has a marked onset (a re-strike).
 - *Melodic move* of a voice: two consecutive notes of it (across rests too). A *leap over an octave*
   is a move of more than 12 semitones; a *repeated note* is a move of 0 (the same pitch struck again).
-- *Move together* of a voice pair: a step where both voices sound at the step and the step before,
-  and both change pitch (a re-strike of the same pitch is not a move). Parallel and hidden
+- *Move together* of a voice pair: the pair's sonorities are the steps where both voices sound and at
+  least one starts a note; two consecutive sonorities at most `MAX_GAP` steps apart (a 4/4 bar) where
+  both voices have changed pitch are a move together (a re-strike of the same pitch is not a move; a
+  rest between is bridged, so staccato parts are judged chord to chord). Parallel and hidden
   fifths/octaves are shares of these.
 - *Parallel fifth / octave*: a move together where the interval class (|upper - lower| mod 12) is 7
   (fifth) or 0 (octave or unison) both before and after; by *contrary motion* when the two voices
@@ -70,6 +72,7 @@ ENSEMBLE_ORDER = ("Soprano", "Cantus", "Violin I", "Alto", "Altus", "Violin II",
 INTERVAL_BINS = 27  # melodic intervals -12..+12, and one bin each for larger leaps down and up
 DURATION_BINS = (1, 2, 3, 4, 6, 8, 12, 16)  # note lengths in 16ths: bin i holds lengths up to DURATION_BINS[i], one more bin above
 LEAP_STEP = 2  # semitones: a move larger than this is a leap (for hidden fifths/octaves)
+MAX_GAP = 16  # steps: two sonorities of a pair further apart than this (a 4/4 bar) are not one move
 
 
 # --------------------------------------------------------------------------- voices
@@ -156,12 +159,13 @@ def ranges_for(names: Sequence[str], reference: Mapping[str, tuple[int, int]]) -
 
 def _pair_counts(upper: tuple[np.ndarray, np.ndarray], lower: tuple[np.ndarray, np.ndarray]) -> dict[str, int]:
     """Moves together, parallel and hidden fifths/octaves of one voice pair (upper written above)."""
-    (x, _), (y, _) = upper, lower
-    both = (x[1:] >= 0) & (x[:-1] >= 0) & (y[1:] >= 0) & (y[:-1] >= 0)
-    dx, dy = x[1:] - x[:-1], y[1:] - y[:-1]
-    move = both & (dx != 0) & (dy != 0)
-    before = np.abs(x[:-1] - y[:-1]) % 12
-    after = np.abs(x[1:] - y[1:]) % 12
+    (x, x_starts), (y, y_starts) = upper, lower
+    sonority = np.flatnonzero((x >= 0) & (y >= 0) & (x_starts | y_starts))
+    a, b = sonority[:-1], sonority[1:]  # consecutive sonorities of the pair
+    dx, dy = x[b] - x[a], y[b] - y[a]
+    move = (b - a <= MAX_GAP) & (dx != 0) & (dy != 0)
+    before = np.abs(x[a] - y[a]) % 12
+    after = np.abs(x[b] - y[b]) % 12
     similar = np.sign(dx) == np.sign(dy)
     kept = move & (before == after)
     into = move & similar & (before != after) & (np.abs(dx) > LEAP_STEP)

@@ -60,6 +60,16 @@ def test_octaves_by_contrary_motion_count_as_parallels_and_apart():
     assert rates["parallel_fifths_octaves"] == 1.0 and rates["parallel_by_contrary_motion"] == 1.0
 
 
+def test_staccato_parallels_are_heard_across_the_rests_but_not_across_a_long_silence():
+    upper, lower = RollTrack.empty("Soprano", 0, 8), RollTrack.empty("Alto", 0, 8)
+    for start, top, bottom in ((0, 72, 60), (4, 74, 62)):  # eighth notes and eighth rests: C-C, D-D
+        upper.add_note(start, start + 2, top)
+        lower.add_note(start, start + 2, bottom)
+    assert piece_counts([upper, lower])["parallel_octaves"] == 1
+    far = _voices([72, *[None] * 4, 74], [60, *[None] * 4, 62])  # 20 steps of silence between
+    assert piece_counts(far)["moves_together"] == 0
+
+
 def test_a_held_or_restruck_voice_is_not_a_move_together():
     counts = piece_counts(_voices([72, 74], [65, 65]))  # the lower voice strikes F4 again: oblique motion
     assert counts["moves_together"] == 0 and counts["parallel_fifths"] == 0
