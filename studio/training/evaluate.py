@@ -10,6 +10,11 @@
    bar; shared notes / the larger bar's notes).
 3. Unseen tunes (`studio.training.tunes`: folk songs and fiddle tunes of every meter): in-key rate,
    consonance, and whether at least two accompaniment tracks cover 95% of the melody's bars.
+4. What a musician hears (`studio.training.musicianship`, ``musicianship`` in the report): parallel
+   and hidden fifths/octaves, crossings, overlaps, notes out of range, leaps over an octave, repeated
+   notes, interval and duration histograms (a distance) and a real-vs-generated classifier, for the
+   generated and the real held-out accompaniments of the same pieces; the generated figures on the
+   unseen tunes too.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from studio.core.voices import voice_piece
 from studio.serving.registry import ModelRegistry, default_registry, family_writes
 from studio.training.continuation import ContinuationConfig, evaluate_continuer, format_continuation
 from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset
+from studio.training.musicianship import compare_sets, format_table, generated_rates, genre_ranges, record
 from studio.training.tunes import corpus_tunes, tune_roll
 from studio.training.variation_eval import VariationConfig, evaluate_variations, format_variations
 
@@ -251,7 +257,8 @@ def evaluate(
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     say(f"evaluating {model} on {len(held)} held-out {genre} pieces")
 
-    generated_rows, real_rows, samples = [], [], []
+    reference = genre_ranges(genre, dataset.train)
+    generated_rows, real_rows, samples, heard_real, heard_generated = [], [], [], [], []
     for piece in held:
         tracks = piece.tracks
         melody = tracks[0]
@@ -259,6 +266,8 @@ def evaluate(
         generated_rows.append(piece_metrics(melody, accompaniment, piece.grid))
         real_rows.append(piece_metrics(melody, tracks[1:], piece.grid))
         samples.append((accompaniment, piece.grid))
+        heard_real.append(record(melody, tracks[1:], reference))
+        heard_generated.append(record(melody, accompaniment, reference))
     generated, real = _summary(generated_rows), _summary(real_rows)
     report: dict[str, Any] = {
         "model": model,
@@ -275,6 +284,8 @@ def evaluate(
         },
     }
     report["held_out"]["all_ok"] = all(row["ok"] for row in report["held_out"]["comparison"].values())
+    report["musicianship"] = compare_sets(heard_real, heard_generated)
+    report["musicianship"]["ranges"] = {name: list(bounds) for name, bounds in reference.items()}
 
     if config.copy_check:
         say("checking generated bars against every training bar (12 transpositions)")
@@ -283,11 +294,12 @@ def evaluate(
 
     if config.unseen:
         say(f"accompanying {config.unseen} unseen folk tunes")
-        rows = []
+        rows, heard = [], []
         for tune in corpus_tunes(config.unseen):
             melody, grid = tune_roll(tune.score)
             tracks = _generate(registry, model, melody, grid, params, config.seed)
             m = piece_metrics(melody, tracks, grid)
+            heard.append(record(melody, tracks, reference))
             covering = sum(bar_coverage(t, grid, melody) >= 0.95 for t in tracks)
             rows.append(
                 {
@@ -311,6 +323,7 @@ def evaluate(
             # pooled over the tunes: parallel fifths/octaves among all the moments two parts move together
             "parallel_fifths_octaves": round(sum(r["parallels"][0] for r in rows) / max(1, sum(r["parallels"][1] for r in rows)), 4),
             "moves_together": sum(r["parallels"][1] for r in rows),
+            "musicianship": generated_rates(heard),
             "by_meter": {
                 meter: {
                     "tunes": sum(r["meter"] == meter for r in rows),
@@ -327,7 +340,10 @@ def evaluate(
     report["how"] = (
         f"python -m studio evaluate --model {model}: seed {config.seed}, default parameters unless given; held-out pieces of "
         f"'{genre}' (the pinned list {_split_label(dataset)}, never in training); means over pieces; unseen = the first {config.unseen} "
-        "single-meter tunes of studio.training.tunes.UNSEEN_COLLECTIONS"
+        "single-meter tunes of studio.training.tunes.UNSEEN_COLLECTIONS; musicianship: studio.training.musicianship (voices "
+        "melody first then high to low; rates pooled over pieces; ranges: SATB for chorale voices, else the 1st-99th percentile "
+        "of the genre's training pieces; JS = Jensen-Shannon divergence, log base 2, real's own = odd vs even pieces; "
+        "classifier = L2 logistic regression, leave-one-piece-out, 0.5 = indistinguishable)"
     )
     return report
 
@@ -396,6 +412,14 @@ def format_report(report: Mapping[str, Any]) -> str:
     for metric, row in held["comparison"].items():
         mark = "ok" if row["ok"] else "MISSED"
         lines.append(f"  {metric:26s} {row['generated']:10.3f} {row['real']:8.3f}  {row['bound']}: {mark}")
+    if "musicianship" in report:
+        heard = report["musicianship"]
+        generated = dict(heard["generated"], classifier_accuracy=heard["classifier_accuracy"])
+        columns = {"generated": generated, "real": heard["real"]}
+        if "musicianship" in report.get("unseen", {}):
+            columns[f"unseen ({report['unseen']['tunes']})"] = report["unseen"]["musicianship"]
+        lines.append("  what a musician hears (pooled over pieces; see studio.training.musicianship):")
+        lines += ["    " + line for line in format_table(columns).splitlines()]
     if "copy" in report:
         c = report["copy"]
         lines.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -92,4 +93,11 @@ def test_rules_evaluation_report(tmp_path, monkeypatch):
     assert copy["bars"] > 0 and copy["copied_share"] == copy["copied_bars"] / copy["bars"] and copy["threshold"] == 0.9
     assert report["unseen"]["tunes"] == 4 and not math.isnan(report["unseen"]["consonance_mean"])
     assert "held-out chorale pieces" in format_report(report)
+    heard = report["musicianship"]
+    assert heard["pieces"] == 3 and heard["ranges"]["Bass"] == [40, 60]
+    for column in ("real", "generated"):
+        assert set(heard[column]) >= {"parallel_fifths_octaves", "crossings_per_chord", "out_of_range", "leaps_over_octave", "interval_js"}
+    assert 0.0 <= heard["generated"]["repeated_notes"] <= 1.0 and 0.0 <= heard["classifier_accuracy"] <= 1.0
+    assert "leaps over an octave" in format_report(report) and "out_of_range" in report["unseen"]["musicianship"]
+    json.dumps(heard, allow_nan=False)  # no nan reaches the JSON (None instead)
     assert np.isfinite(held["generated"]["used_pitch_classes"])

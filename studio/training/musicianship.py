@@ -1,0 +1,141 @@
+"""What a musician hears, real music beside generated: `studio.core.voice_leading` over sets of pieces.
+
+Used by `studio.training.evaluate` (the ``musicianship`` part of its report) and `bench.musicianship`.
+
+- Voices: the melody, then the accompaniment high to low (`studio.core.voice_leading.order_voices`).
+- Ranges (`genre_ranges`): the chorale voices keep the textbook SATB ranges (alto F3-D5, tenor C3-G4,
+  bass E2-C4); every other genre's voices get the 1st-99th percentile of their notes in the genre's
+  *training* pieces (never the held-out ones the figures are reported on, so that real music's own
+  out-of-range share is measured, not 2% by construction). Another model's voices are matched by
+  name, then by place (`studio.core.voice_leading.ranges_for`).
+- Histogram distances: the Jensen-Shannon divergence (log base 2, 0..1) of the generated pieces'
+  pooled melodic-interval (or duration) histogram against the real pieces' one. Real music's own
+  figure beside it is the divergence between its odd and even pieces (how far two samples of the same
+  music are at this size: the noise floor).
+- Classifier: `studio.core.voice_leading.classifier_accuracy` on `piece_features` with three
+  accompaniment voices (a fourth and more are left out of the per-voice features; missing ones are zeros).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from studio.core.roll import RollTrack
+from studio.core.voice_leading import (
+    SATB_RANGES,
+    classifier_accuracy,
+    js_divergence,
+    order_voices,
+    piece_counts,
+    piece_features,
+    pooled_rates,
+    ranges_for,
+)
+
+__all__ = ["FEATURE_VOICES", "FIGURES", "PieceRecord", "compare_sets", "format_table", "generated_rates", "genre_ranges", "record"]
+
+FEATURE_VOICES = 3  # accompaniment voices in the classifier's per-voice features
+# The figures, in table order: key -> label.
+FIGURES = {
+    "parallel_fifths_octaves": "parallel 5ths/8ves (share of moves together)",
+    "parallel_by_contrary_motion": "  of which by contrary motion",
+    "hidden_fifths_octaves": "hidden 5ths/8ves (share of moves together)",
+    "crossings_per_chord": "voice crossings (share of chords)",
+    "overlaps_per_move": "voice overlaps (share of moves)",
+    "out_of_range": "notes outside the voice's range",
+    "leaps_over_octave": "leaps over an octave (share of moves)",
+    "repeated_notes": "repeated notes (share of moves)",
+    "accompaniment_span": "accompaniment range (semitones, mean)",
+    "interval_js": "melodic-interval histogram, JS vs real",
+    "duration_js": "duration histogram, JS vs real",
+    "classifier_accuracy": "real-vs-generated classifier (LOO accuracy)",
+}
+
+
+@dataclass
+class PieceRecord:
+    """One piece's counts (`studio.core.voice_leading.piece_counts`) and classifier features."""
+
+    counts: dict[str, Any]
+    features: np.ndarray
+
+
+def genre_ranges(genre: str, train: Sequence[Any]) -> dict[str, tuple[int, int]]:
+    """The accompaniment voices' ranges of a genre, high to low (see the module docstring): SATB for
+    ``chorale``, else the 1st-99th percentile of each accompaniment track's pitches over `train`
+    (`studio.training.data.Piece`s, whose voices are monophonic)."""
+    if genre == "chorale":
+        return {name: SATB_RANGES[name] for name in ("Alto", "Tenor", "Bass")}
+    if not train:
+        return {}
+    names = train[0].track_names
+    out = {}
+    for t in range(1, len(names)):
+        pitches = np.concatenate([p.notes[p.notes[:, 0] == t, 3] for p in train if p.track_names == names])
+        if len(pitches):
+            out[names[t]] = (int(np.floor(np.percentile(pitches, 1))), int(np.ceil(np.percentile(pitches, 99))))
+    return out
+
+
+def record(melody: RollTrack, accompaniment: Sequence[RollTrack], reference: Mapping[str, tuple[int, int]]) -> PieceRecord:
+    """The counts and features of one accompanied melody, voices ordered and ranged against `reference`."""
+    voices = order_voices(melody, accompaniment)
+    ranges = ranges_for([t.name for t in voices[1:]], reference)
+    return PieceRecord(piece_counts(voices, ranges), piece_features(voices, FEATURE_VOICES))
+
+
+def _pooled(records: Sequence[PieceRecord], key: str) -> np.ndarray:
+    return np.sum([r.counts[key] for r in records], axis=0) if records else np.zeros(1)
+
+
+def generated_rates(records: Sequence[PieceRecord]) -> dict[str, float]:
+    """The pooled rates of some pieces (no real counterpart: unseen tunes)."""
+    return {k: _round(v) for k, v in pooled_rates([r.counts for r in records]).items()}
+
+
+def compare_sets(real: Sequence[PieceRecord], generated: Sequence[PieceRecord]) -> dict[str, Any]:
+    """Real and generated figures of the same pieces (row i of both from the same melody): pooled
+    rates, histogram distances (real's own: odd against even pieces) and the classifier's accuracy."""
+    out: dict[str, Any] = {"pieces": len(real), "real": generated_rates(real), "generated": generated_rates(generated)}
+    for key, name in (("interval_histogram", "interval_js"), ("duration_histogram", "duration_js")):
+        out["real"][name] = _round(js_divergence(_pooled(real[0::2], key), _pooled(real[1::2], key))) if len(real) >= 2 else None
+        out["generated"][name] = _round(js_divergence(_pooled(generated, key), _pooled(real, key)))
+    out["real"]["interval_histogram"] = _pooled(real, "interval_histogram").tolist()
+    out["generated"]["interval_histogram"] = _pooled(generated, "interval_histogram").tolist()
+    out["real"]["duration_histogram"] = _pooled(real, "duration_histogram").tolist()
+    out["generated"]["duration_histogram"] = _pooled(generated, "duration_histogram").tolist()
+    accuracy = classifier_accuracy(np.array([r.features for r in real]), np.array([g.features for g in generated]))
+    out["classifier_accuracy"] = _round(accuracy)
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    """4 decimals; None for nan (JSON has no nan)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), 4)
+
+
+def _cell(value: Any, key: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if key == "accompaniment_span" else f"{value:.3f}"
+
+
+def format_table(columns: Mapping[str, Mapping[str, Any]], markdown: bool = False) -> str:
+    """A table of `FIGURES` (rows) by `columns` (name -> figures; a missing figure prints as -)."""
+    names = list(columns)
+    rows = [[label, *(_cell(columns[c].get(key), key) for c in names)] for key, label in FIGURES.items()]
+    if markdown:
+        head = "| | " + " | ".join(names) + " |"
+        return "\n".join([head, "|---" * (len(names) + 1) + "|", *("| " + " | ".join(r) + " |" for r in rows)])
+    width = max(len(label) for label in FIGURES.values())
+    cols = [max(8, len(n)) for n in names]
+    lines = [" " * width + "  " + "  ".join(n.rjust(w) for n, w in zip(names, cols, strict=True))]
+    lines += [r[0].ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(r[1:], cols, strict=True)) for r in rows]
+    return "\n".join(lines)
