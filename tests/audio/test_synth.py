@@ -376,7 +376,9 @@ def test_rendering_ahead_to_the_end_of_the_music_changes_nothing_audible(monkeyp
 
 
 @needs_synth
-@pytest.mark.parametrize("config", [SynthConfig(loudness_lufs=None), SynthConfig(parallel_min_seconds=0.0, workers=2, loudness_lufs=None)], ids=["one", "two"])
+@pytest.mark.parametrize(
+    "config", [SynthConfig(loudness_lufs=None), SynthConfig(parallel_min_seconds=0.0, workers=2, loudness_lufs=None)], ids=["one", "two"]
+)
 def test_a_misjudged_end_of_the_music_renders_again_block_by_block(monkeypatch, config):
     want = render_midi(_song(), config)
     sure = render._sure_music_frames
