@@ -10,11 +10,12 @@ from typing import Any, TextIO
 __all__ = ["DEFAULT_STEPS", "STEPS", "run_all"]
 
 
-STEPS = ("synthesis", "models", "sampling", "transformer", "batching", "loading", "startup", "classroom", "overhead")
+STEPS = ("synthesis", "models", "sampling", "transformer", "batching", "loading", "startup", "classroom", "overhead", "loudness")
 """The suite's benchmarks in the order they run. `loading`, the web server-less twin of `startup`,
-runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth."""
+runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth. So does `loudness`
+(every shipped model on every sample melody, measured: minutes)."""
 
-DEFAULT_STEPS = tuple(s for s in STEPS if s != "loading")
+DEFAULT_STEPS = tuple(s for s in STEPS if s not in ("loading", "loudness"))
 
 
 def run_all(
@@ -131,4 +132,10 @@ def run_all(
             file=out,
             flush=True,
         )
+
+    if "loudness" in steps:
+        from bench.loudness import bench_loudness, format_loudness
+
+        results["loudness"] = bench_loudness(tunes=3 if quick else None, repeats=3 if quick else 7)
+        print(format_loudness(results["loudness"]), file=out, flush=True)
     return results

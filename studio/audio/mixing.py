@@ -5,6 +5,10 @@ volumes (control change 7), which the MIDI download carries and FluidSynth plays
 
     take .mid -> studio.core.midi.read_midi -> mix_score (programs) + channel_volume (CC7) -> .mid -> studio.audio.synth -> .wav (+ .mp3)
 
+Every WAV comes out at the studio's loudness (`studio.audio.synth.SynthConfig.loudness_lufs`, -16
+LUFS), so the volumes set the balance between the tracks, relative to the take's own mix (in which
+the melody leads, see `take_lead`), not the level of the whole.
+
 `mix_score` and `channel_volume` are pure; `take_tracks`, `remix_take` and `preview_melody` read
 and write files. The page plays the MP3 copy of each WAV (`studio.audio.listen`); the WAV is the download.
 """
@@ -44,6 +48,7 @@ __all__ = [
     "mix_score",
     "preview_melody",
     "remix_take",
+    "take_lead",
     "take_tracks",
 ]
 
@@ -208,10 +213,33 @@ def remix_take(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(midi_out, midi.write_midi(mixed, title=f"{source.stem} (mix)", volumes=[channel_volume(m) for m in mixes]))
         config = synth.SynthConfig()
-        audio = _pad_to(synth.render_midi(midi_out, config), _frames_of(reference_wav or source.with_suffix(".wav"), config.sample_rate))
+        audio = _pad_to(
+            synth.render_midi(midi_out, config, take_lead(mixed, mixes)),
+            _frames_of(reference_wav or source.with_suffix(".wav"), config.sample_rate),
+        )
         wav_out = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
         listen_out = listen.listen_copy(wav_out, audio, config.sample_rate)
     return Remix(midi_out, wav_out, listen_out)
+
+
+def take_lead(score: Score, mixes: Sequence[TrackMix]):
+    """The `studio.audio.synth.Lead` of a take's remix: the melody (the first track) on its channel,
+    with the gains the mix gives the melody and the accompaniment relative to the take as generated
+    (`channel_volume` of each track over the default 100, squared: FluidSynth's amplitude), so the
+    render keeps the take's balance and the volumes act relative to it. The accompaniment's gain is
+    the power mean of its tracks' (exact when they share one volume, as they do unless the user moved
+    one). None for a take of one track."""
+    from studio.audio.synth import Lead
+
+    if len(score.tracks) < 2:
+        return None
+    gains = [(channel_volume(m) / DEFAULT_CHANNEL_VOLUME) ** 2 for m in mixes]
+    rest = sum(g * g for g in gains[1:]) / len(gains[1:])
+
+    def db(power: float) -> float:
+        return 10.0 * math.log10(power) if power > 0 else 0.0
+
+    return Lead((midi.track_channels(score.tracks)[0],), db(gains[0] ** 2), db(rest))
 
 
 def _frames_of(wav_path: str | os.PathLike, sample_rate: int) -> int:

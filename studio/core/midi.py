@@ -22,7 +22,7 @@ from studio.core.config import Limits
 from studio.core.errors import InputError, one_line
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 
-__all__ = ["ParsedMidi", "read_division", "read_midi", "write_midi"]
+__all__ = ["ParsedMidi", "read_division", "read_midi", "track_channels", "write_midi"]
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 
@@ -500,8 +500,9 @@ def read_midi(source: bytes | bytearray | str | os.PathLike, limits: Limits | No
     return ParsedMidi(score, warnings, layout.format, cut, trimmed, repaired)
 
 
-def _assign_channels(tracks: list[Track]) -> list[int]:
-    """One channel per melodic track (skipping 10, the drum channel), channel 10 for drums; wraps past 15."""
+def track_channels(tracks: list[Track]) -> list[int]:
+    """The MIDI channel `write_midi` gives each track: one per melodic track (skipping 10, the drum
+    channel), channel 10 for drums; wraps past 15."""
     free = [c for c in range(16) if c != DRUM_CHANNEL]
     channels, next_free = [], 0
     for track in tracks:
@@ -571,7 +572,7 @@ def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | No
     chunks = [_track_chunk(conductor)]
     if volumes is not None and len(volumes) != len(score.tracks):
         raise ValueError(f"got {len(volumes)} volumes for {len(score.tracks)} tracks")
-    for i, (track, channel) in enumerate(zip(score.tracks, _assign_channels(score.tracks), strict=True)):
+    for i, (track, channel) in enumerate(zip(score.tracks, track_channels(score.tracks), strict=True)):
         events = [(0, -2, _meta(0x03, _text(track.name)))]
         if not track.is_drum:
             events.append((0, -1, bytes([0xC0 | channel, track.program & 0x7F])))

@@ -373,6 +373,7 @@ def accompany(
         report,
         lap,
         given_until,
+        lead=True,
     )
     report(1.0, desc="done")
     return AccompanyResult(
@@ -418,12 +419,14 @@ def _write_results(
     report: Any,
     lap: Any,
     given_until_tick: int | None = None,
+    lead: bool = False,
 ) -> tuple[Path, Path | None, Path | None, Path | None]:
     """MIDI, then the piano roll (drawn in a thread) while FluidSynth renders the WAV and LAME
     encodes its MP3 copy, into the request's `out_dir` (default: a fresh temp folder), as
     `request.want_png` / `want_wav` / `want_listen` ask. Returns the MIDI, WAV, PNG and listen
     paths (the listen path is the MP3, or the WAV without an encoder or when not wanted).
     `given_until_tick` marks on the roll where the student's bars end (after a continuation).
+    With `lead`, the first track is the melody, which the WAV's mix sets above the others.
     A full or read-only disk is `output_error`'s one line, and what was written is removed."""
     # Imported here, after the input is validated, so that bad input fails in a fraction of a second
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
@@ -448,7 +451,8 @@ def _write_results(
             if request.want_wav:
                 written.append(out_dir / f"{stem}.wav")
                 config = synth.SynthConfig()
-                audio = synth.render_midi(midi_path, config)
+                melody = synth.Lead((midi.track_channels(score.tracks)[0],)) if lead and score.tracks else None
+                audio = synth.render_midi(midi_path, config, melody)
                 wav_path = listen_path = synth.write_wav(written[-1], audio, config.sample_rate)
                 if getattr(request, "want_listen", True):
                     written.append(wav_path.with_suffix(".mp3"))

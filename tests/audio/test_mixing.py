@@ -11,6 +11,7 @@ import mido
 import numpy as np
 import pytest
 
+from studio.audio import loudness
 from studio.audio.mixing import (
     GM_PROGRAMS,
     LOUDEST_VOLUME,
@@ -24,10 +25,10 @@ from studio.audio.mixing import (
     remix_take,
     take_tracks,
 )
-from studio.audio.synth import SynthUnavailable, audio_stats, synth_status
+from studio.audio.synth import SynthConfig, SynthUnavailable, audio_stats, render_midi, synth_status
 from studio.core.errors import InputError
 from studio.core.melody import extract_melody
-from studio.core.midi import read_midi
+from studio.core.midi import read_midi, write_midi
 from studio.core.score import Note, Score, TempoChange, TimeSignature, Track
 from studio.serving.service import AccompanyRequest, accompany
 
@@ -199,8 +200,28 @@ def test_remix_midi_keeps_every_note_and_carries_the_mix(plain_take, tmp_path):
     assert Path(remix.wav).read_bytes()[:4] == b"RIFF"
 
 
+def _lufs(path: Path) -> float:
+    return loudness.integrated_loudness(_audio(path) / 32767.0, 44100)
+
+
+def _lead(midi_path: Path, wav_path: Path) -> float:
+    """Melody minus accompaniment (LU) in a WAV of this take, measured on the WAV: the take is
+    rendered with the accompaniment muted and with the melody muted, through the mixer's own path
+    (`mix_score`, `channel_volume`) without the loudness step, and the WAV is split into the two
+    by least squares (`loudness.stem_loudness`)."""
+    score = read_midi(midi_path).score
+    stems = []
+    for melody_on in (True, False):
+        mixes = [TrackMix(t.program, mute=(t.index == 0) != melody_on) for t in take_tracks(midi_path)]
+        data = write_midi(mix_score(score, mixes), volumes=[channel_volume(m) for m in mixes])
+        stems.append(render_midi(data, SynthConfig(loudness_lufs=None)) / 32767.0)
+    melody, accompaniment = loudness.stem_loudness(_audio(wav_path) / 32767.0, stems[0], stems[1], 44100)
+    return melody - accompaniment
+
+
 @needs_synth
-def test_remix_muting_the_accompaniment_is_quieter_and_as_long(plain_take, tmp_path):
+def test_remix_at_the_studio_loudness_and_as_long(plain_take, tmp_path):
+    """Every remix is at -16 LUFS, the melody alone too; turning every track down alike changes nothing."""
     take = plain_take
     assert take.score.tracks[0].end < max(t.end for t in take.score.tracks[1:])  # the melody ends first
     tracks = take_tracks(take.midi_path)
@@ -215,33 +236,34 @@ def test_remix_muting_the_accompaniment_is_quieter_and_as_long(plain_take, tmp_p
     assert solo_midi != full_midi and solo_wav.stat().st_size > 0
     original = audio_stats(_audio(take.wav_path))
     full_stats, solo = audio_stats(_audio(full_wav)), audio_stats(_audio(solo_wav))
-    assert full_stats["rms_dbfs"] == pytest.approx(original["rms_dbfs"], abs=0.1)
-    assert solo["rms_dbfs"] < full_stats["rms_dbfs"] - 1.0
-    assert solo["rms_dbfs"] > -60.0  # the melody is still heard
+    assert full_stats["rms_dbfs"] == pytest.approx(original["rms_dbfs"], abs=0.1)  # the take's own mix
+    for wav in (take.wav_path, full_wav, solo_wav):
+        assert _lufs(wav) == pytest.approx(-16.0, abs=0.2)
+    assert solo["rms_dbfs"] != pytest.approx(full_stats["rms_dbfs"], abs=0.01)  # another sound, not a copy
     _, quiet_wav = remix_take(take.midi_path, [TrackMix(t.program, 0.5) for t in tracks], tmp_path)
     quiet = audio_stats(_audio(quiet_wav))
-    assert quiet["rms_dbfs"] == pytest.approx(full_stats["rms_dbfs"] - 6.0, abs=0.5)  # half the amplitude
+    assert quiet["rms_dbfs"] == pytest.approx(full_stats["rms_dbfs"], abs=0.2)  # the same balance, the same loudness
     for stats in (full_stats, solo, quiet):  # every mix lasts as long as the take (its release may die sooner)
         assert stats["duration_s"] == pytest.approx(original["duration_s"], abs=0.1)
     assert remix_take(take.midi_path, full_mix, tmp_path)[0] == full_midi  # same settings, same name
 
 
 @needs_synth
-def test_remix_volume_and_mute_of_one_track_are_heard(plain_take, tmp_path):
-    """Only the melody's mix changes: muting it lowers the energy, volume 2 raises it over volume 1."""
+def test_remix_volume_acts_relative_to_the_takes_mix(plain_take, tmp_path):
+    """The take's melody leads; in a remix the melody's volume moves it from there (the mix does not
+    undo the user's volume), and a muted melody leaves the accompaniment at the studio's loudness."""
     take = plain_take
     tracks = take_tracks(take.midi_path)
     rest = [TrackMix(t.program) for t in tracks[1:]]
-    energy = {}
-    for label, first in (
-        ("muted", TrackMix(tracks[0].program, mute=True)),
-        ("1", TrackMix(tracks[0].program)),
-        ("2", TrackMix(tracks[0].program, 2.0)),
-    ):
-        energy[label] = audio_stats(_audio(remix_take(take.midi_path, [first, *rest], tmp_path).wav))["rms_dbfs"]
-    print("melody muted / volume 1 / volume 2, RMS dBFS:", energy)
-    assert energy["muted"] < energy["1"] - 0.5
-    assert energy["2"] > energy["1"] + 0.5
+    lead = {"take": _lead(take.midi_path, take.wav_path)}
+    for label, first in (("1", TrackMix(tracks[0].program)), ("2", TrackMix(tracks[0].program, 2.0))):
+        lead[label] = _lead(take.midi_path, remix_take(take.midi_path, [first, *rest], tmp_path).wav)
+    print("the melody's lead (LU), take / volume 1 / volume 2:", lead)
+    assert lead["take"] >= 1.0 - 0.2  # SynthConfig.lead_lu, or more when the melody led already
+    assert lead["1"] == pytest.approx(lead["take"], abs=0.2)
+    assert lead["2"] - lead["1"] == pytest.approx(20 * np.log10(LOUDEST_VOLUME), abs=0.5)  # CC7 127: +4.2 dB
+    muted = remix_take(take.midi_path, [TrackMix(tracks[0].program, mute=True), *rest], tmp_path).wav
+    assert _lufs(muted) == pytest.approx(-16.0, abs=0.2)
 
 
 @needs_synth

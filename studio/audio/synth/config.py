@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from studio.core.errors import StudioError
 
-__all__ = ["FLUID_BLOCK", "FULL_SCALE", "INSTALL_HINT", "SynthConfig", "SynthUnavailable"]
+__all__ = ["FLUID_BLOCK", "FULL_SCALE", "INSTALL_HINT", "Lead", "SynthConfig", "SynthUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,21 @@ class SynthConfig:
         `silence_dbfs`; when the full tail is used, its last window fades out to avoid a click.
     silence_dbfs, silence_window_seconds
         What counts as silence for cutting the tail.
+    loudness_lufs
+        Integrated loudness of every render (ITU-R BS.1770, `studio.audio.loudness`): the float mix
+        is scaled to it, so every take, preview and remix plays equally loud whatever the model
+        and the instruments. None: no loudness step (nor melody lead), the mix only scaled down to
+        `peak_dbfs`, as FluidSynth's level and `gain` leave it.
+    true_peak_dbtp
+        Highest true peak (4x oversampled) after the loudness step; above it a look-ahead limiter
+        takes the peaks down (`studio.audio.loudness.normalize`).
+    lead_lu
+        With a `Lead` (the melody's channels), how far the melody is set above the accompaniment
+        together, in LU, when it is under that: the accompaniment is turned down (never up).
     peak_dbfs
-        Highest sample peak in the WAV, in dB relative to full scale. The float mix is scaled
-        *down* by exactly the factor needed when its peak would exceed this, so the WAV never
-        clips; it is never scaled up, so the loudness set by `gain` stays comparable between
-        renders (a quiet piece stays quiet).
+        Without the loudness step: highest sample peak in the WAV, in dB relative to full scale.
+        The float mix is scaled *down* by exactly the factor needed when its peak would exceed
+        this, so the WAV never clips; it is never scaled up.
     soundfont
         An explicit ``.sf2``/``.sf3`` to use instead of the search of `find_soundfont`.
     system_soundfonts
@@ -65,6 +75,9 @@ class SynthConfig:
     max_tail_seconds: float = 2.5
     silence_dbfs: float = -60.0
     silence_window_seconds: float = 0.05
+    loudness_lufs: float | None = -16.0
+    true_peak_dbtp: float = -1.0
+    lead_lu: float = 1.0
     peak_dbfs: float = -1.0
     soundfont: str | os.PathLike[str] | None = None
     system_soundfonts: tuple[str, ...] = (
@@ -83,6 +96,10 @@ class SynthConfig:
             raise ValueError(f"sample_rate must be 8000-192000 Hz, got {self.sample_rate}")
         if not 0.0 < self.gain <= 10.0:
             raise ValueError(f"gain must be in (0, 10], got {self.gain}")
+        if self.loudness_lufs is not None and not -70.0 < self.loudness_lufs < 0.0:
+            raise ValueError(f"loudness_lufs must be between -70 and 0 LUFS (or None), got {self.loudness_lufs}")
+        if self.true_peak_dbtp > 0.0:
+            raise ValueError(f"true_peak_dbtp must be <= 0 dBTP, got {self.true_peak_dbtp}")
         if self.peak_dbfs > 0.0:
             raise ValueError(f"peak_dbfs must be <= 0 dBFS, got {self.peak_dbfs}")
         if not self.max_music_seconds > 0.0:
@@ -99,6 +116,24 @@ class SynthConfig:
     def worker_count(self) -> int:
         """How many engines this config may use: `workers`, or ``min(os.cpu_count(), 4)`` for 0."""
         return self.workers if self.workers > 0 else max(1, min(os.cpu_count() or 1, 4))
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The melody of a render, which the loudness step sets above the rest (`SynthConfig.lead_lu`).
+
+    Attributes
+    ----------
+    channels : tuple of int
+        The MIDI channels (0-15) that play the melody; every other channel is the accompaniment.
+    lead_db, rest_db : float, default: 0.0
+        Gains the two already carry relative to the take as generated (the mixer's volumes, in dB):
+        taken out before the balance is found, so the mixer acts relative to the take's mix.
+    """
+
+    channels: tuple[int, ...] = (0,)
+    lead_db: float = 0.0
+    rest_db: float = 0.0
 
 
 class SynthUnavailable(StudioError):

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import studio.audio.synth.engine as _engines  # its POOL is looked up at each render (tests swap it)
-from studio.audio.synth.config import FLUID_BLOCK, FULL_SCALE, SynthConfig, SynthUnavailable
+from studio.audio.synth.config import FLUID_BLOCK, FULL_SCALE, Lead, SynthConfig, SynthUnavailable
 from studio.audio.synth.engine import Engine
 from studio.audio.synth.fluid import Fluid
 from studio.audio.synth.split import Split, scan_midi
@@ -335,6 +335,49 @@ def _render_single(engine: Engine, data: bytes, config: SynthConfig, music_secon
     return frames
 
 
+_Played = tuple[int, list[tuple[int, int]]]  # what `_play` returns
+
+
+def _render_groups(
+    engines: list[Engine], datas: list[bytes], config: SynthConfig, music_seconds: float, frames: list[_FloatFrames]
+) -> list[_Played | BaseException | None]:
+    """Play `datas[j]` into `frames[j]` with whole tails (`_play`, ``cut_tail=False``), on `engines`
+    at once: engine i plays files i, i + len(engines), ... (one after the other when there are fewer
+    engines than files). Returns each file's `_play` result, or the exception it raised."""
+    results: list[_Played | BaseException | None] = [None] * len(datas)
+
+    def run(i: int) -> None:
+        for j in range(i, len(datas), len(engines)):
+            try:
+                engines[i].reset(config)
+                results[j] = _play(engines[i], datas[j], config, frames[j], cut_tail=False, music_seconds=music_seconds)
+                frames[j].flush()
+            except BaseException as exc:  # noqa: BLE001 - re-raised (or answered) by the caller
+                results[j] = exc
+
+    count = min(len(engines), len(datas))
+    threads = [threading.Thread(target=run, args=(i,), name=f"studio-synth-{i}", daemon=True) for i in range(1, count)]
+    for thread in threads:
+        thread.start()
+    run(0)
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _agreed(results: list[_Played | BaseException | None]) -> _Played | None:
+    """The renders' common `_play` result; None when one was refused or they ended apart (then
+    the caller renders on one engine); an unexpected exception is raised."""
+    for result in results:
+        if isinstance(result, (StudioError, _Overshot)):
+            return None
+        if isinstance(result, BaseException):
+            raise result
+    if any(r != results[0] for r in results):
+        return None
+    return results[0]
+
+
 def _render_parallel(engines: list[Engine], split: Split, config: SynthConfig) -> _FloatFrames | None:
     """Render `split`'s channel groups on `engines` at once and sum them; None if they disagree.
 
@@ -345,44 +388,75 @@ def _render_parallel(engines: list[Engine], split: Split, config: SynthConfig) -
     groups = split.groups(len(engines))
     if len(groups) < 2:
         return None
-    datas = [split.midi(group) for group in groups]
     block, window = _block_and_window(config)
     mix = _Mix(len(groups))
-    results: list[tuple[int, list[tuple[int, int]]] | BaseException | None] = [None] * len(groups)
-
-    def run(i: int) -> None:
-        try:
-            frames = _FloatFrames(max(block, window) * _CHUNK_CALLS, sink=mix.sink(i))
-            engines[i].reset(config)
-            results[i] = _play(engines[i], datas[i], config, frames, cut_tail=False, music_seconds=split.seconds)
-            frames.flush()
-        except BaseException as exc:  # noqa: BLE001 - re-raised (or answered) by the caller
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,), name=f"studio-synth-{i}", daemon=True) for i in range(1, len(groups))]
-    for thread in threads:
-        thread.start()
-    run(0)
-    for thread in threads:
-        thread.join()
-    for result in results:
-        if isinstance(result, (StudioError, _Overshot)):
-            return None
-        if isinstance(result, BaseException):
-            raise result
+    frames = [_FloatFrames(max(block, window) * _CHUNK_CALLS, sink=mix.sink(i)) for i in range(len(groups))]
+    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames))
     chunks = mix.chunks()
-    if chunks is None or any(r != results[0] for r in results):
+    if played is None or chunks is None:
         return None
-    _, windows = results[0]  # type: ignore[misc]
-    _cut_tail(chunks, windows, config)
+    _cut_tail(chunks, played[1], config)
     return _FloatFrames.of(chunks)
 
 
-def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None = None) -> np.ndarray:
-    """Render a MIDI file to 16-bit stereo audio, as the FluidSynth CLI plays it.
+def _lead_channels(split: Split, lead: Lead) -> tuple[list[int], list[int]] | None:
+    """The sounding channels of the melody and of the rest; None unless both have notes."""
+    sounding = sorted(c for c, w in split.weights.items() if w > 0)
+    melody = [c for c in sounding if c in lead.channels]
+    rest = [c for c in sounding if c not in lead.channels]
+    return (melody, rest) if melody and rest else None
+
+
+def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: SynthConfig) -> tuple[np.ndarray, float] | None:
+    """The melody's channels and the rest rendered apart (the rest on the other engines, summed), the
+    rest turned down so the melody leads (`studio.audio.loudness.lead_gain`), and the two summed:
+    the mix as one float32 array (N, 2), tail cut, and its integrated loudness. None when the renders
+    disagree (as `_render_parallel`)."""
+    from studio.audio import loudness
+
+    channels = _lead_channels(split, lead)
+    if channels is None:
+        return None
+    melody, rest = channels
+    rest_split = Split(split.parts, {c: split.weights[c] for c in rest}, split.seconds)
+    groups = [melody, *rest_split.groups(max(1, len(engines) - 1))]
+    block, window = _block_and_window(config)
+    size = max(block, window) * _CHUNK_CALLS
+    mix = _Mix(len(groups) - 1)
+    frames = [_FloatFrames(size)] + [_FloatFrames(size, sink=mix.sink(i)) for i in range(len(groups) - 1)]
+    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames))
+    rest_chunks = mix.chunks()
+    if played is None or rest_chunks is None:
+        return None
+    offsets = np.cumsum([0] + [len(c) for c in rest_chunks])  # where each chunk starts, laid end to end
+    windows = [(0, int(offsets[index]) + start) for index, start in played[1]]
+    melody_audio = np.concatenate(frames[0].views()) if frames[0].frames else np.zeros((0, 2), np.float32)
+    rest_audio = np.concatenate(rest_chunks) if rest_chunks else np.zeros((0, 2), np.float32)
+    del frames, rest_chunks, mix
+    if len(melody_audio) != len(rest_audio):
+        return None
+    powers = loudness.StemPowers(melody_audio, rest_audio, config.sample_rate)
+    gain = loudness.lead_gain(powers.lead_loudness(), powers.rest_loudness(), config.lead_lu, lead.lead_db, lead.rest_db)
+    if gain != 1.0:
+        rest_audio *= np.float32(gain)
+    rest_audio += melody_audio
+    del melody_audio
+    chunks = [rest_audio]
+    _cut_tail(chunks, windows, config)
+    return chunks[0], powers.loudness(gain)
+
+
+def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None = None, lead: Lead | None = None) -> np.ndarray:
+    """Render a MIDI file to 16-bit stereo audio, as the FluidSynth CLI plays it, at the studio's loudness.
 
     Music of at least `SynthConfig.parallel_min_seconds` with notes on several channels is
     rendered on several engines at once (see the module's notes); the audio is the same.
+
+    The float mix is then scaled to `SynthConfig.loudness_lufs` (BS.1770 integrated loudness) with
+    its true peak at most `SynthConfig.true_peak_dbtp` (`studio.audio.loudness.normalize`), and
+    quantised to int16. With a `lead`, the melody's channels and the rest are rendered apart (on
+    two engines at once when two are free) and the rest is turned down, when needed, so that the
+    melody is `SynthConfig.lead_lu` louder than the accompaniment together; then they are summed.
 
     Parameters
     ----------
@@ -390,12 +464,14 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
         A Standard MIDI File: its bytes, or a path.
     config
         Rendering settings (`SynthConfig()` when None).
+    lead
+        The melody's channels (and the mixer's gains), or None: the file's own balance.
 
     Returns
     -------
     numpy.ndarray
         Shape (N, 2), int16, at ``config.sample_rate``: the music to the MIDI file's end, then
-        at most ``config.max_tail_seconds`` of release. Peaks never exceed ``config.peak_dbfs``.
+        at most ``config.max_tail_seconds`` of release. Never at full scale (no clipping).
 
     Raises
     ------
@@ -409,19 +485,49 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
     split = scan_midi(data)  # the music's length (to render ahead in large calls) and its channels
     if split is not None and split.seconds > config.max_music_seconds:
         raise _too_long(config)
+    stems = config.loudness_lufs is not None and lead is not None and split is not None and _lead_channels(split, lead) is not None
     want = 1
     if split is not None and split.seconds >= config.parallel_min_seconds:
         want = min(config.worker_count(), split.sounding_channels())
+    if stems:
+        want = max(2, want)
     engines = _engines.POOL.acquire(config, want)
     try:
-        frames = None
-        if len(engines) > 1 and split is not None:
+        frames = mixed = None
+        if stems:
+            assert split is not None and lead is not None
+            mixed = _render_stems(engines, split, lead, config)
+        if mixed is None and len(engines) > 1 and split is not None and split.seconds >= config.parallel_min_seconds:
             frames = _render_parallel(engines, split, config)
-        if frames is None:
+        if mixed is None and frames is None:
             frames = _render_single(engines[0], data, config, split.seconds if split is not None else None)
     finally:
         _engines.POOL.release(engines)
-    limit = 10.0 ** (config.peak_dbfs / 20.0)
-    peak = frames.peak()
-    scale = limit / peak if peak > limit else 1.0
-    return frames.to_int16(scale)
+    if config.loudness_lufs is None:
+        assert frames is not None
+        limit = 10.0 ** (config.peak_dbfs / 20.0)
+        peak = frames.peak()
+        return frames.to_int16(limit / peak if peak > limit else 1.0)
+    return _loudness_step(mixed, frames, config)
+
+
+def _loudness_step(mixed: tuple[np.ndarray, float] | None, frames: _FloatFrames | None, config: SynthConfig) -> np.ndarray:
+    """The float mix at the studio's loudness and true-peak ceiling, as int16 (`studio.audio.loudness`)."""
+    from studio.audio import loudness
+
+    if mixed is not None:
+        audio, measured = mixed
+    else:
+        assert frames is not None
+        views = frames.views()
+        audio = views[0] if len(views) == 1 else np.concatenate(views) if views else np.zeros((0, 2), np.float32)
+        measured = None
+    assert config.loudness_lufs is not None
+    audio, _ = loudness.normalize(audio, config.sample_rate, config.loudness_lufs, config.true_peak_dbtp, measured)
+    # The true peak is at most -1 dBTP (or, for silence, nothing was scaled up), so no sample
+    # reaches full scale; the clip only guards a ceiling set at 0 dBTP.
+    out = np.empty(audio.shape, dtype=np.int16)
+    scaled = np.multiply(audio, np.float32(FULL_SCALE), out=audio if audio.dtype == np.float32 else None)
+    np.clip(scaled, -32767, 32767, out=scaled)
+    np.rint(scaled, out=out, casting="unsafe")
+    return out

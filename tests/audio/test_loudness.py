@@ -1,0 +1,129 @@
+"""studio.audio.loudness against the reference code (pyloudnorm, resample_poly on the whole signal),
+and the takes `accompany` writes: -16 LUFS, true peak <= -1 dBTP, never full scale, the melody leading."""
+
+from __future__ import annotations
+
+import math
+import wave
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+from scipy.signal import resample_poly
+
+from studio.audio import loudness
+from studio.audio.mixing import TrackMix, channel_volume, mix_score, take_tracks
+from studio.audio.synth import SynthConfig, render_midi, synth_status
+from studio.core.midi import read_midi, write_midi
+from studio.serving.service import AccompanyRequest, accompany
+
+SYNTH_OK, SYNTH_WHY = synth_status()
+needs_synth = pytest.mark.skipif(not SYNTH_OK, reason=f"FluidSynth unavailable: {SYNTH_WHY}")
+RATE = 44100
+
+
+def _music(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
+    """A stereo stand-in for music: decaying partials of a few notes, a quiet stretch, a loud hit."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * RATE)) / RATE
+    x = np.zeros((len(t), 2))
+    for start in np.arange(0.0, seconds - 0.5, 0.5):
+        f = 220.0 * 2 ** (rng.integers(0, 12) / 12)
+        on = t >= start
+        env = np.where(on, np.exp(-(t - start) * 3.0), 0.0)
+        for k in (1, 2, 3):
+            x[:, 0] += 0.1 / k * env * np.sin(2 * np.pi * f * k * t)
+            x[:, 1] += 0.08 / k * env * np.sin(2 * np.pi * f * k * t + 0.3)
+    x[round(2 * RATE) : round(3 * RATE)] *= 0.01
+    hit = round(4.2 * RATE)
+    if hit + 400 <= len(x):
+        x[hit : hit + 400] += 0.6 * np.sin(2 * np.pi * 5000 * t[:400])[:, None]
+    return x
+
+
+def test_integrated_loudness_is_pyloudnorms():
+    meter = pyloudnorm.Meter(RATE)
+    rng = np.random.default_rng(1)
+    for x in (_music(), rng.normal(size=(RATE * 3 + 123, 2)) * 0.1, _music(1.3), _music()[:, 0]):
+        assert loudness.integrated_loudness(x, RATE) == pytest.approx(meter.integrated_loudness(x), abs=1e-3)
+    assert loudness.integrated_loudness(np.zeros((RATE, 2)), RATE) == -math.inf
+
+
+def test_the_loudness_of_a_sum_follows_from_the_stems():
+    lead, rest = _music(seed=2), _music(seed=3) * 1.7
+    powers = loudness.StemPowers(lead, rest, RATE)
+    assert powers.lead_loudness() == pytest.approx(loudness.integrated_loudness(lead, RATE), abs=1e-6)
+    assert powers.rest_loudness() == pytest.approx(loudness.integrated_loudness(rest, RATE), abs=1e-6)
+    for a in (1.0, 0.5, 0.1):
+        assert powers.loudness(a) == pytest.approx(loudness.integrated_loudness(lead + a * rest, RATE), abs=1e-6)
+
+
+def test_true_peak_is_the_whole_signal_oversampled():
+    for x in (_music(), _music(seed=5)[:, 0], np.random.default_rng(4).normal(size=(20000, 2)) * 0.1):
+        whole = float(np.abs(resample_poly(x, 4, 1, axis=0)).max())
+        assert loudness.true_peak(x) == pytest.approx(whole, rel=1e-9)
+        assert loudness.true_peak(x, search_db=math.inf) == pytest.approx(whole, rel=1e-9)
+    # between samples: a sine at a quarter of the rate sampled 45 degrees off its peaks
+    n = np.arange(4000)
+    x = np.sin(np.pi / 2 * n + np.pi / 4)
+    assert np.abs(x).max() == pytest.approx(math.sqrt(0.5))
+    assert loudness.true_peak(x) > 0.95
+
+
+def test_lead_gain_turns_the_accompaniment_down_only_when_needed():
+    assert loudness.lead_gain(-20.0, -17.0, 1.0) == pytest.approx(10 ** (-4.0 / 20))
+    assert loudness.lead_gain(-20.0, -25.0, 1.0) == 1.0  # leads already
+    assert loudness.lead_gain(-math.inf, -17.0) == loudness.lead_gain(-20.0, -math.inf) == 1.0
+    # the mixer turned the melody down 6 dB: the take's balance, not a new one
+    assert loudness.lead_gain(-26.0, -17.0, 1.0, lead_db=-6.0) == pytest.approx(10 ** (-4.0 / 20))
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 3.0])
+def test_normalize_hits_the_target_under_the_ceiling(scale):
+    """Quiet, moderate and loud input: -16 LUFS, true peak <= -1 dBTP (the hit goes through the limiter,
+    which costs a little loudness: within a quarter LU)."""
+    out, info = loudness.normalize(_music() * scale, RATE)
+    assert loudness.integrated_loudness(out, RATE) == pytest.approx(-16.0, abs=0.25)
+    assert info.loudness == pytest.approx(loudness.integrated_loudness(out, RATE), abs=1e-6)
+    assert 20 * math.log10(float(np.abs(resample_poly(out, 4, 1, axis=0)).max())) <= -1.0 + 1e-6
+    assert info.limited_db > 0  # the 0.6 hit is far over -1 dBTP at -16 LUFS
+    gentle, info = loudness.normalize(_music()[: round(2 * RATE)] * scale, RATE)  # no hit: the gain alone
+    assert info.limited_db == 0 and loudness.integrated_loudness(gentle, RATE) == pytest.approx(-16.0, abs=0.01)
+    silent, info = loudness.normalize(np.zeros((RATE, 2)), RATE)
+    assert not silent.any() and info.loudness == -math.inf
+
+
+# --- the takes `accompany` writes (FluidSynth and a SoundFont needed) ------------------------------
+
+MODELS = ("rules", "gan-chorale", "arcnn-chorale")
+SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "melodies"
+TUNES = ("yankee_doodle.mid", "binnorie.mid")  # binnorie's melody sits high, where the choir covered it
+
+
+def _wav(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").reshape(-1, 2)
+
+
+@needs_synth
+@pytest.mark.parametrize("model", MODELS)
+def test_a_takes_wav_is_at_the_studio_loudness_and_the_melody_leads(model, tmp_path):
+    for tune in TUNES:
+        take = accompany(AccompanyRequest(SAMPLES / tune, model=model, seed=0, out_dir=tmp_path, want_png=False, want_listen=False))
+        audio = _wav(take.wav_path)
+        x = audio / 32767.0
+        assert pyloudnorm.Meter(RATE).integrated_loudness(x) == pytest.approx(-16.0, abs=1.0), tune
+        assert 20 * math.log10(float(np.abs(resample_poly(x, 4, 1, axis=0)).max())) <= -1.0, tune
+        assert np.abs(audio.astype(np.int32)).max() < 32767, tune
+        # the melody's lead, on the WAV: the take rendered with the accompaniment muted and with the
+        # melody muted through the mixer's path, without the loudness step, fitted to the WAV
+        score = read_midi(take.midi_path).score
+        stems = []
+        for melody_on in (True, False):
+            mixes = [TrackMix(t.program, mute=(t.index == 0) != melody_on) for t in take_tracks(take.midi_path)]
+            data = write_midi(mix_score(score, mixes), volumes=[channel_volume(m) for m in mixes])
+            stems.append(render_midi(data, SynthConfig(loudness_lufs=None)) / 32767.0)
+        melody, accompaniment = loudness.stem_loudness(x, stems[0], stems[1], RATE)
+        assert melody - accompaniment >= -3.0, tune  # the acceptance bound per tune
+        assert melody - accompaniment >= SynthConfig().lead_lu - 0.2, tune  # what the mix sets
