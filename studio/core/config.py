@@ -1,6 +1,6 @@
 """Configuration of the studio as dataclasses: input limits and service settings.
 
-Defaults follow DESIGN.md; a deployment can override them (e.g. `Limits(max_seconds=300)`).
+Defaults are the limits the README states; a deployment can override them (e.g. `Limits(max_seconds=300)`).
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ class Param:
 
 @dataclass
 class ModelCard:
-    """A model's card: what it is, in plain words, and what it was trained on and scores (DESIGN.md)."""
+    """A model's card: what it is, in plain words, and what it was trained on and scores (see docs/models/README.md)."""
 
     name: str
     family: str
