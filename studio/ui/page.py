@@ -204,15 +204,13 @@ def build_app() -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     model = gr.Dropdown(choices=choices, value=first or None, label="Generator", elem_id="model", scale=3)
                     seed = gr.Number(value=0, minimum=0, label="Seed (same seed, same music)", elem_id="seed", scale=1, min_width=120)
-                    keep_tracks = gr.Checkbox(
-                        value=False,
-                        label="Keep the song's other tracks",
-                        info="drums, bass, pads: the accompaniment is added to the song",
-                        interactive=True,
-                        elem_id="keep-tracks",
-                        scale=1,
-                        min_width=120,
-                    )
+                keep_tracks = gr.Checkbox(
+                    value=False,
+                    label="Keep the song's other tracks (drums, bass, pads: the accompaniment is added to an uploaded song)",
+                    interactive=True,
+                    elem_id="keep-tracks",
+                    container=False,
+                )
                 then_visible, go_words = act.model_mode(first)
                 go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
                 status = gr.Markdown(elem_id="status")
