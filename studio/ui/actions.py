@@ -524,7 +524,7 @@ def sample_choices() -> list[tuple[str, str]]:
         index = json.loads((SAMPLES / "index.json").read_text())
     except (OSError, ValueError):
         return []
-    return [(f"{e['title']} ({e['meter']}, {e['key']})", e["file"]) for e in index if (SAMPLES / e.get("file", "")).is_file()]
+    return [(f"{e['title']} ({e['meter']}, {key_words(e['key'])})", e["file"]) for e in index if (SAMPLES / e.get("file", "")).is_file()]
 
 
 def interpolator_choices() -> list[tuple[str, str]]:

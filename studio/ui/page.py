@@ -14,7 +14,6 @@ after a change arrive later than the change, and are read-only unless told other
 
 from __future__ import annotations
 
-import json
 import os
 
 import gradio as gr
@@ -24,7 +23,7 @@ from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError
 from studio.serving.registry import default_registry
 from studio.ui import actions as act
-from studio.ui.cards import key_words, learning_views, model_card_markdown, model_choices, param_control
+from studio.ui.cards import learning_views, model_card_markdown, model_choices, param_control
 
 __all__ = ["accompany_endpoint", "build_app", "launch_options"]
 
@@ -83,13 +82,9 @@ PAGE_HEAD = """<script>
 
 
 def _samples() -> tuple[list[list[str]], list[str]]:
-    """The sample melodies in assets/ with their names, meters and keys (from its index.json)."""
-    try:
-        index = json.loads((SAMPLES / "index.json").read_text())
-    except (OSError, ValueError):
-        index = []
-    rows = [e for e in index if (SAMPLES / e.get("file", "")).is_file()]
-    return [[str(SAMPLES / e["file"])] for e in rows], [f"{e['title']} ({e['meter']}, {key_words(e['key'])})" for e in rows]
+    """The sample melodies for `gr.Examples`: their paths and labels, as `actions.sample_choices` lists them."""
+    choices = act.sample_choices()
+    return [[str(SAMPLES / file)] for _label, file in choices], [label for label, _file in choices]
 
 
 def _keyboard() -> gr.HTML:
