@@ -25,7 +25,9 @@ line starting "pyfluidsynth changed:" (the studio is tested with the pyfluidsynt
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import sys
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -42,7 +44,10 @@ def import_fluidsynth() -> ModuleType:
     try:
         # Deferred: loading libfluidsynth takes time at start-up and is optional (without it the
         # studio answers with MIDI and a piano roll), so it is loaded when audio is first asked for.
-        import fluidsynth  # pyfluidsynth raises ImportError/OSError without libfluidsynth
+        # pyfluidsynth prints where it found the library when CI is set in the environment: that
+        # line goes to stderr, so standard output stays the CLI's own (`bench --json`, file paths).
+        with contextlib.redirect_stdout(sys.stderr):
+            import fluidsynth  # pyfluidsynth raises ImportError/OSError without libfluidsynth
     except (ImportError, OSError) as exc:
         raise SynthUnavailable(f"FluidSynth is not installed ({exc}): {INSTALL_HINT}, and `pip install pyfluidsynth`") from None
     if not hasattr(fluidsynth, "Synth"):
