@@ -31,16 +31,26 @@ def accompanists(registry: ModelRegistry) -> list[str]:
     return sorted(names, key=lambda n: (n != "rules", n))
 
 
-def measure(models: list[str], n: int, tunes: int, seed: int = 0) -> dict[str, Any]:
-    """{"held_out": {column: figures}, "unseen": {column: figures}, ...} (see the module docstring)."""
+def measure(
+    models: list[str], n: int, tunes: int, seed: int = 0, split: str = "held_out", params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """{"held_out": {column: figures}, "unseen": {column: figures}, ...} (see the module docstring);
+    with `split` "validation" the pieces are the split's validation chorales (for choosing settings:
+    the held-out ones are for reporting only); `params` go to every model that has them."""
     registry = ModelRegistry()
     dataset = build_dataset(DatasetConfig("chorale"), progress=False)
-    held = dataset.held_out[:n]
+    if split == "validation":
+        by_id = {p.id: p for p in dataset.train}
+        held = [by_id[i] for i in dataset.validation or []][:n]
+    else:
+        held = dataset.held_out[:n]
     reference = genre_ranges("chorale", dataset.train)
     pieces = [(p.id, p.tracks, p.grid) for p in held]
     real = [record(tracks[0], tracks[1:], reference) for _id, tracks, _grid in pieces]
     melodies = [tune_roll(t.score) for t in corpus_tunes(tunes)] if tunes else []
     out: dict[str, Any] = {
+        "split": split,
+        "params": params or {},
         "pieces": [pid for pid, _t, _g in pieces],
         "tunes": [t.title for t in corpus_tunes(tunes)] if tunes else [],
         "seed": seed,
@@ -50,11 +60,16 @@ def measure(models: list[str], n: int, tunes: int, seed: int = 0) -> dict[str, A
     }
     for name in models:
         t0 = time.perf_counter()
-        generated = [record(tracks[0], registry.generate(name, _model_melody(tracks[0]), grid, {}, seed), reference) for _id, tracks, grid in pieces]
+        known = {p.name for p in registry.card(name).params}
+        asked = {k: v for k, v in (params or {}).items() if k in known}
+        generated = [
+            record(tracks[0], registry.generate(name, _model_melody(tracks[0]), grid, asked, seed), reference)
+            for _id, tracks, grid in pieces
+        ]
         compared = compare_sets(real, generated)
         out["held_out"].setdefault("real", compared["real"])
         out["held_out"][name] = dict(compared["generated"], classifier_accuracy=compared["classifier_accuracy"])
-        heard = [record(melody, registry.generate(name, melody, grid, {}, seed), reference) for melody, grid in melodies]
+        heard = [record(melody, registry.generate(name, melody, grid, asked, seed), reference) for melody, grid in melodies]
         out["unseen"][name] = generated_rates(heard)
         out["seconds"][name] = round(time.perf_counter() - t0, 1)
         print(f"{name}: {out['seconds'][name]} s", file=sys.stderr, flush=True)
@@ -67,17 +82,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tunes", type=int, default=5, help="unseen folk tunes (the first K)")
     parser.add_argument("--models", default="", help="comma-separated; default: rules and every accompanist")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("held_out", "validation"), default="held_out", help="which chorales of the pinned split")
+    parser.add_argument("--params", default="{}", help="JSON parameters for every model that has them, e.g. '{\"guide\": 0}'")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m] or accompanists(ModelRegistry())
-    result = measure(models, args.n, args.tunes, args.seed)
+    result = measure(models, args.n, args.tunes, args.seed, args.split, json.loads(args.params))
     if args.json:
         print(json.dumps(result, indent=1))
         return
     hist_keys = ("interval_histogram", "duration_histogram")
     held = {k: {f: v for f, v in col.items() if f not in hist_keys} for k, col in result["held_out"].items()}
-    print(f"{len(result['pieces'])} held-out chorales of the pinned split, seed {result['seed']}: {', '.join(result['pieces'])}")
+    which = "held-out" if result["split"] == "held_out" else "validation"
+    print(f"{len(result['pieces'])} {which} chorales of the pinned split, seed {result['seed']}, params {result['params']}:")
+    print(", ".join(result["pieces"]))
     print(format_table(held, args.markdown))
     if result["tunes"]:
         print(f"\n{len(result['tunes'])} unseen folk tunes (no real accompaniment), seed {result['seed']}: {'; '.join(result['tunes'])}")

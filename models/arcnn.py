@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
@@ -50,9 +50,13 @@ from studio.core.conditioning import (
     melody_end,
     meter_features,
     pitch_class_profile,
+    pitches_to_tokens,
+    token_odds_by_pitch,
+    tokens_to_pitches,
     tokens_to_track,
     track_to_tokens,
 )
+from studio.core.part_writing import PartWritingGuide, guided_notes, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
@@ -82,6 +86,7 @@ class ARCNNConfig(ConfigMixin):
     lr: float = 1e-3
     weight_decay: float = 1e-4
     harmonize_share: float = 0.25  # share of each batch that erases the three lower voices entirely
+    ranges: tuple[int, ...] = ()  # low, high MIDI pitch per voice for the part-writing guide (empty: SATB by name)
     velocity: int = 80
 
     @property
@@ -254,8 +259,10 @@ PARAMS = [
         "max": 64,
         "help": "Enhance: the largest number of new notes that may be added to your melody.",
     },
+    GUIDE_PARAM,
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
+GUIDE_SWEEPS = 3  # sweeps of the part-writing guide over the sampled voices (each: one forward pass per voice)
 
 
 def melody_notes(tokens: np.ndarray, onsets: np.ndarray) -> set[tuple[int, int]]:
@@ -395,14 +402,44 @@ class ARCNNAccompanist:
             track = tokens_to_track(new_melody, new_onsets, melody.name, melody.program, c.velocity)
             track.role = "melody"
             out.append(track)
+        starts = np.zeros_like(tokens, bool)  # the voices' re-strikes: none but what the guide keeps apart
+        if float(p["guide"]) > 0:
+            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng)
         # The voices start nothing after the melody's last note: each holds what it sings then (a
         # held pitch is one note here) to the end of the song.
         end = melody_end(tokens[0])
         if 0 < end < n:
             tokens[1:, end:] = tokens[1:, end - 1 : end]
+            starts[1:, end:] = False
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
-            out.append(tokens_to_track(tokens[v], np.zeros(n, bool), name, program, c.velocity))
+            out.append(tokens_to_track(tokens[v], starts[v], name, program, c.velocity))
         return out
+
+    def guided(
+        self, tokens: np.ndarray, context: np.ndarray, strength: float, temperature: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The sampled voices (tokens (V, T), the melody first) with each note's pitch redrawn by the
+        part-writing guide (`studio.core.part_writing.guided_notes`), and the note starts (V, T): the
+        rhythm is kept (two notes given one pitch stay two notes). Voice by voice, the network's odds
+        for that voice given all the others (the voice erased, as in training), summed over each note's
+        steps, times the guide's; `GUIDE_SWEEPS` rounds over the voices."""
+        pitches = tokens_to_pitches(tokens)
+        starts = np.zeros(tokens.shape, bool)
+        for voice in range(1, tokens.shape[0]):
+            starts[voice, note_spans(pitches[voice])[0]] = True
+        ranges = voice_ranges(self.config.voice_names, self.config.ranges)
+        guide = PartWritingGuide(strength=strength)
+        n_voices, n = tokens.shape
+        for _ in range(GUIDE_SWEEPS):
+            for voice in range(1, n_voices):
+                erased = np.zeros_like(tokens, bool)
+                erased[voice] = True
+                log_odds = torch.log_softmax(self._logits(pitches_to_tokens(pitches), erased, context)[voice].double(), 0)
+                odds = np.zeros((n_voices, n, 128))
+                odds[voice] = token_odds_by_pitch(log_odds.T.numpy())[:, :128]
+                free = np.arange(n_voices) == voice
+                pitches = guided_notes(pitches, odds, free, ranges, guide, rng, 1, temperature, starts)
+        return pitches_to_tokens(pitches), starts
 
     def sampling_trace(
         self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int, at: Sequence[int]

@@ -39,9 +39,12 @@ from types import ModuleType
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from models.weights import exported, parameter_count
+from studio.core.part_writing import training_ranges
+from studio.core.voice_leading import SATB_RANGES
 from studio.core.voices import VoiceWindows, voice_piece
 
 __all__ = [
+    "GUIDE_PARAM",
     "MELODY_TRACKS",
     "Accompanist",
     "BaselineFamily",
@@ -358,6 +361,18 @@ class TrainingRecipe:
 MELODY_TRACKS = ({"name": "Melody", "program": 0},)  # the card's tracks of a melody family
 
 
+GUIDE_PARAM: dict[str, Any] = {
+    "name": "guide",
+    "type": "float",
+    "default": 1.0,
+    "min": 0.0,
+    "max": 2.0,
+    "help": "How strongly the rules of part writing steer the choice of each note's pitch (the rhythm stays the "
+    "model's): the model's odds are multiplied by a penalty for leaving the voice's range, leaping over an octave, "
+    "crossing another voice or moving in parallel fifths or octaves with it (0 = the model alone, 1 = the default, 2 = strict).",
+}  # the voice families' part-writing guide (`studio.core.part_writing`)
+
+
 def voice_setup(
     dataset: Any,
     base: Callable[..., Any],
@@ -381,6 +396,9 @@ def voice_setup(
         overrides,
         label,
     )
+    if hasattr(config, "ranges") and not config.ranges and not all(name in SATB_RANGES for name in config.voice_names):
+        # the part-writing guide's ranges: the genre's own, from its training pieces (SATB voices keep the textbook's)
+        config = dataclasses.replace(config, ranges=tuple(x for pair in training_ranges(dataset.train, pitched[1:]) for x in pair))
     check(config)
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):

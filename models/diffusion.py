@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
@@ -55,9 +55,13 @@ from studio.core.conditioning import (
     melody_features,
     meter_features,
     pitch_class_profile,
+    pitches_to_tokens,
+    token_odds_by_pitch,
+    tokens_to_pitches,
     tokens_to_track,
     track_to_tokens,
 )
+from studio.core.part_writing import PartWritingGuide, guided_notes, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = [
@@ -358,8 +362,11 @@ PARAMS = [
         "max": 2.0,
         "help": "Creative risk: below 1 each guess commits early to its favourite notes; above 1 it stays open to less likely ones for longer.",
     },
+    GUIDE_PARAM,
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
+GUIDE_SWEEPS = 2  # sweeps of the part-writing guide over the voices, at each step it guides
+GUIDE_FROM = 0.5  # the guide steers every step from this noise level down
 
 
 # --------------------------------------------------------------------------- sampling
@@ -412,6 +419,7 @@ class DiffusionAccompanist:
         x_t = torch.randn((1, c.n_voices * ROWS, n), generator=gen).to(self.device)
         previous = torch.zeros_like(x_t)
         times = ddim_times(steps)
+        strength = float(p["guide"])
         with torch.inference_mode():
             for i in range(steps):
                 t, s = times[i], times[i + 1]
@@ -419,6 +427,13 @@ class DiffusionAccompanist:
                 logits = self._denoise(x_t, t, cond, previous, guidance)
                 logits[:, :, :ONSET] = logits[:, :, :ONSET].masked_fill(~allowed, float("-inf"))
                 x0 = guess_roll(logits, temperature)
+                if strength > 0 and t <= GUIDE_FROM:
+                    # 2b. the part-writing guide: the guess read as notes, their pitches chosen by the guide,
+                    # and the guess replaced by those notes, so that the next steps write around them
+                    drawn, onsets = self._read(logits)
+                    tokens, _ = self._guided(drawn, onsets, logits, mel_tokens, strength)
+                    changed = torch.from_numpy(np.repeat(tokens != drawn, ROWS, axis=0)[None]).to(x0.device)  # (1, V*85, T)
+                    x0 = torch.where(changed, torch.from_numpy(clean_roll(tokens[None])).to(x0), x0)
                 previous = x0 if temperature == 1.0 else guess_roll(logits)  # self-conditioning sees the plain guess
                 # 3. the noise that guess implies, and one DDIM step to the next level (Song et al., eq. 12, eta = 0)
                 a_t, a_s = float(alpha_bar(torch.tensor(t))), float(alpha_bar(torch.tensor(s)))
@@ -426,24 +441,59 @@ class DiffusionAccompanist:
                 x_t = math.sqrt(a_s) * x0 + math.sqrt(1 - a_s) * eps
                 yield i + 1, s, x_t, logits
 
-    def _voices(self, rows: torch.Tensor, logits: torch.Tensor) -> list[RollTrack]:
+    def _voices(
+        self, rows: torch.Tensor, logits: torch.Tensor, melody_tokens: np.ndarray | None = None, guide: float = 0.0
+    ) -> list[RollTrack]:
         """A roll (1, V, >= 85, T) of logits or noisy values read as voices: the highest of the 85
         rows per voice and step; a note starts where the pitch changes, after a rest, or where the
-        `logits`' onset row (1, V, 86, T) says so (probability above one half)."""
+        `logits`' onset row (1, V, 86, T) says so (probability above one half). With `guide` > 0
+        (and the melody's tokens), each note's pitch is then chosen by the part-writing guide
+        (`studio.core.part_writing.guided_notes`, the best pitch for each note: as the argmax here)
+        from the rows' log-odds summed over the note, the rhythm kept."""
         c = self.config
-        tokens = rows[0, :, :ONSET].float().cpu().argmax(1).numpy()  # (V, T)
-        onsets = (logits[0, :, ONSET].float().cpu() > 0).numpy()
+        tokens, onsets = self._read(rows, logits)
+        if guide > 0 and melody_tokens is not None:
+            tokens, onsets = self._guided(tokens, onsets, rows, melody_tokens, guide)
         return [
             tokens_to_track(tokens[v], onsets[v], name, program, c.velocity)
             for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True))
         ]
+
+    @staticmethod
+    def _read(rows: torch.Tensor, logits: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens (V, T) of a roll (1, V, >= 85, T), and onsets (V, T) from `logits`' onset row (or `rows`')."""
+        tokens = rows[0, :, :ONSET].float().cpu().argmax(1).numpy()
+        onsets = ((rows if logits is None else logits)[0, :, ONSET].float().cpu() > 0).numpy()
+        return tokens, onsets
+
+    def _guided(
+        self, tokens: np.ndarray, onsets: np.ndarray, logits: torch.Tensor, melody_tokens: np.ndarray, strength: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`_voices`' tokens and onsets (V, T) with each note's pitch chosen by the guide (see there)."""
+        n_voices, n = tokens.shape
+        log_odds = torch.log_softmax(logits[0, :, :ONSET].double().cpu(), 1).numpy()  # (V, 85, T), -inf outside the ranges
+        odds = np.zeros((n_voices + 1, n, 128))
+        odds[1:] = token_odds_by_pitch(np.moveaxis(log_odds, 1, 2))[..., :128]
+        pitches = np.concatenate([tokens_to_pitches(melody_tokens)[None, :n], tokens_to_pitches(tokens)])
+        starts = np.concatenate([np.zeros((1, n), bool), onsets])
+        for voice in range(1, n_voices + 1):  # the notes as the model's rows give them, re-strikes included
+            first = note_spans(pitches[voice], starts[voice])[0]
+            starts[voice] = False
+            starts[voice, first] = True
+        ranges = voice_ranges(self.config.voice_names, self.config.ranges)
+        free = np.arange(n_voices + 1) > 0
+        new = guided_notes(
+            pitches, odds, free, ranges, PartWritingGuide(strength=strength), np.random.default_rng(0), GUIDE_SWEEPS, 0.0, starts
+        )
+        return pitches_to_tokens(new[1:]), starts[1:]
 
     def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
         """Alto, tenor and bass for `melody` (any length and meter, in one pass: no windows, no seams)."""
         last = None
         for last in self._run(melody, grid, params, seed):  # noqa: B007 - the run's last item is the result
             pass
-        return self._voices(last[3], last[3])
+        guide = float({**DEFAULTS, **params}["guide"])
+        return self._voices(last[3], last[3], track_to_tokens(melody)[0], guide)
 
     def trace_plan(self, params: Mapping[str, Any]) -> tuple[int, list[int]]:
         """(the number of steps, the steps worth showing): noise levels 1 - k/5 of the way down."""
@@ -461,11 +511,15 @@ class DiffusionAccompanist:
         does (same seed): noise at first, music at the end (the last is exactly `generate`'s output)."""
         wanted = {int(i) for i in at}
         c = self.config
+        guide = float({**DEFAULTS, **params}["guide"])
+        melody_tokens = track_to_tokens(melody)[0]
         out = []
         for step, _level, x_t, logits in self._run(melody, grid, params, seed):
             if step in wanted:
-                last = step == int({**DEFAULTS, **params}["steps"])
-                out.append((step, self._voices(logits if last else x_t.view(1, c.n_voices, ROWS, -1), logits)))
+                if step == int({**DEFAULTS, **params}["steps"]):
+                    out.append((step, self._voices(logits, logits, melody_tokens, guide)))
+                else:
+                    out.append((step, self._voices(x_t.view(1, c.n_voices, ROWS, -1), logits)))
         return out
 
 

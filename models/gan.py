@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     HOLD,
@@ -68,12 +68,15 @@ from studio.core.conditioning import (
     melody_features,
     meter_features,
     pitch_class_profile,
+    pitches_to_tokens,
     tokens_to_events,
+    tokens_to_pitches,
     tokens_to_track,
     track_to_tokens,
 )
 from studio.core.metrics import CONSONANT_INTERVALS, RATE_SLACK, RELATIVE_TOLERANCE
-from studio.core.roll import Grid, RollTrack
+from studio.core.part_writing import PartWritingGuide, guided_notes, note_spans, voice_ranges
+from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
@@ -119,6 +122,7 @@ class GANConfig(ConfigMixin):
     drift: float = 1e-3  # keeps the critic's scores near 0 (Karras et al., 2018)
     gumbel_tau: float = 1.0
     consonance_match: float = 10.0  # weight of the consonance feature match (0 = off; see `dissonance_share`)
+    ranges: tuple[int, ...] = ()  # low, high MIDI pitch per voice for the part-writing guide (empty: SATB by name)
     texture_match: float = 0.0  # weight of the empty-bar and pitch-class feature match (0 = off; see `bar_texture`)
     velocity: int = 72  # of generated notes
 
@@ -569,10 +573,13 @@ PARAMS = [
         "help": "How far from the average the random inputs may go (the truncation trick): 0 gives the same "
         "plain accompaniment for every seed, 1 is what the generator was trained with, 2 is bolder.",
     },
+    GUIDE_PARAM,
 ]
 
 
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
+GUIDE_SWEEPS = 4  # Gibbs sweeps of the part-writing guide over the decoded voices
+GUIDE_STREAM = 1  # the guide's random stream: numpy's, seeded by (seed, this), apart from the decoder's
 
 # Defaults that training chooses on its validation pieces, per genre (`studio.training.train._tune_defaults`):
 # how far a genre's accompaniment strays from the generator's likeliest note is a matter of style.
@@ -625,7 +632,14 @@ class GANAccompanist:
         context_t = torch.from_numpy(context)
         logits = self.generator(torch.from_numpy(melody).to(self.device), context_t.to(self.device), noise, mask_t).float().cpu()
         out = []
-        for tokens, onsets in decode_batch(logits, temperatures, n_steps, generators, ends, steadiness, bar_ids(context_t)):
+        decoded = decode_batch(logits, temperatures, n_steps, generators, ends, steadiness, bar_ids(context_t))
+        for i, (tokens, onsets) in enumerate(decoded):
+            strength = float(requests[i][2].get("guide", DEFAULTS["guide"]))
+            if strength > 0:
+                melody_tokens = track_to_tokens(requests[i][0])[0]
+                tokens, onsets = self.guided(
+                    melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3]
+                )
             out.append(
                 [
                     tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity)
@@ -633,6 +647,39 @@ class GANAccompanist:
                 ]
             )
         return out
+
+    def guided(
+        self,
+        melody_tokens: np.ndarray,
+        tokens: np.ndarray,
+        onsets: np.ndarray,
+        logits: torch.Tensor,
+        end: int,
+        strength: float,
+        temperature: float,
+        seed: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The decoded voices (tokens, onsets (V, T)) with each note's pitch redrawn by the part-writing
+        guide (`studio.core.part_writing.guided_notes`) from the generator's own odds of starting that
+        pitch at the note's first step (`logits` (V, 86, T)): the rhythm is the generator's draw."""
+        log_odds = torch.log_softmax(logits.double(), 1).numpy()  # (V, 86, T)
+        v, _, n = log_odds.shape
+        pitches = np.concatenate([tokens_to_pitches(melody_tokens)[None, :n], tokens_to_pitches(tokens)])
+        starts = np.concatenate([np.zeros((1, n), bool), onsets])
+        odds = np.full((v + 1, n, 128), -np.inf)
+        odds[1:, :, MODEL_PITCH_LOW : MODEL_PITCH_LOW + N_TOKENS - 1] = np.moveaxis(log_odds[:, FIRST_PITCH:], 1, 2)
+        for voice in range(1, v + 1):  # a note is scored by its start event (its holds do not depend on its pitch)
+            first, end = note_spans(pitches[voice], starts[voice])
+            owner = np.full(n, -1)
+            for f, e in zip(first.tolist(), end.tolist(), strict=True):
+                owner[f:e] = f
+            odds[voice, owner >= 0] = odds[voice, owner[owner >= 0]]
+        free = np.arange(v + 1) > 0
+        guide = PartWritingGuide(strength=strength)
+        rng = np.random.default_rng([int(seed), GUIDE_STREAM])
+        ranges = voice_ranges(self.config.voice_names, self.config.ranges)
+        new = guided_notes(pitches, odds, free, ranges, guide, rng, GUIDE_SWEEPS, temperature, starts)
+        return pitches_to_tokens(new[1:]), onsets
 
 
 def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,10 @@ __all__ = [
     "melody_features",
     "meter_features",
     "pitch_class_profile",
+    "pitches_to_tokens",
+    "token_odds_by_pitch",
     "tokens_to_events",
+    "tokens_to_pitches",
     "tokens_to_track",
     "track_to_tokens",
     "transpose_tokens",
@@ -188,6 +191,28 @@ def events_to_tokens(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     value = np.where(events >= 2, events - 1, REST)  # what each rest or start sets
     tokens = np.where(last_set >= 0, value[np.maximum(last_set, 0)], REST)
     return tokens, events >= 2
+
+
+def tokens_to_pitches(tokens: np.ndarray) -> np.ndarray:
+    """Voice tokens (...,) as MIDI pitches (...,), -1 for a rest."""
+    tokens = np.asarray(tokens, np.int64)
+    return np.where(tokens == REST, -1, tokens + MODEL_PITCH_LOW - 1)
+
+
+def pitches_to_tokens(pitches: np.ndarray) -> np.ndarray:
+    """MIDI pitches (...,) (-1 = rest, every other one inside the model's 24..107) as voice tokens."""
+    pitches = np.asarray(pitches, np.int64)
+    return np.where(pitches < 0, REST, pitches - MODEL_PITCH_LOW + 1)
+
+
+def token_odds_by_pitch(log_odds: np.ndarray) -> np.ndarray:
+    """Log-odds over the tokens (..., 85) as log-odds over MIDI pitches 0..127 and the rest (..., 129),
+    the rest last (`studio.core.part_writing`'s columns); pitches the model cannot write are -inf."""
+    log_odds = np.asarray(log_odds, np.float64)
+    out = np.full((*log_odds.shape[:-1], 129), -np.inf)
+    out[..., MODEL_PITCH_LOW : MODEL_PITCH_LOW + N_MODEL_PITCHES] = log_odds[..., REST + 1 :]
+    out[..., 128] = log_odds[..., REST]
+    return out
 
 
 def pitch_class_profile(tokens: np.ndarray) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.part_writing import training_ranges
 from studio.core.roll import RollTrack
 from studio.core.voice_leading import (
     SATB_RANGES,
@@ -74,12 +75,8 @@ def genre_ranges(genre: str, train: Sequence[Any]) -> dict[str, tuple[int, int]]
     if not train:
         return {}
     names = train[0].track_names
-    out = {}
-    for t in range(1, len(names)):
-        pitches = np.concatenate([p.notes[p.notes[:, 0] == t, 3] for p in train if p.track_names == names])
-        if len(pitches):
-            out[names[t]] = (int(np.floor(np.percentile(pitches, 1))), int(np.ceil(np.percentile(pitches, 99))))
-    return out
+    same = [p for p in train if p.track_names == names]
+    return dict(zip(names[1:], training_ranges(same, range(1, len(names))), strict=True))
 
 
 def record(melody: RollTrack, accompaniment: Sequence[RollTrack], reference: Mapping[str, tuple[int, int]]) -> PieceRecord:

@@ -202,7 +202,7 @@ def test_training_through_the_loop_writes_a_model_that_loads(cache, tmp_path, tu
     )
     assert card["family"] == "diffusion" and [t["name"] for t in card["tracks"]] == ["Alto", "Tenor", "Bass"]
     assert card["training"]["steps"] == 4 and set(card["training"]["final_losses"]) == {"ce", "onset"}
-    assert [p["name"] for p in card["params"]] == ["steps", "guidance", "temperature"]
+    assert [p["name"] for p in card["params"]] == ["steps", "guidance", "temperature", "guide"]
     assert card["config"]["hidden"] == 16 and card["config"]["window"] == 32
     history = json.loads(history_path(out).read_text())
     assert [row["step"] for row in history["losses"]] == [1, 2, 3, 4] and history["samples"][-1]["step"] == 4

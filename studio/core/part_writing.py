@@ -1,0 +1,224 @@
+"""A part-writing guide for sampling: the rules a musician checks, as penalties on a model's log-odds.
+
+The learned accompanists write each voice from a network's odds per step. Left alone they cross
+voices, leap over octaves and move in parallel fifths far more often than the music they learned from
+(`studio.core.voice_leading` measures it). The guide multiplies a model's distribution for one cell
+(a voice at a step) by exp(-penalty), the penalty summing, for each candidate pitch, the faults that
+pitch would make with what is around it:
+
+- *out of range*: outside the voice's range, more the further out;
+- *leap over an octave*: more than 12 semitones from the voice's previous or next sounding pitch;
+  and, lightly, any leap for its size beyond a whole step (inner voices of the genres here move by step);
+- *crossing*: above a voice written above it, or below one written below it, at that step;
+- *parallel fifth / octave*: the voice and another both change pitch into (or out of) the same
+  perfect interval class (0 or 7) they had (counted for every pair, the melody included).
+
+These are the counting rules of `studio.core.voice_leading` (independent code: that module judges
+the result, this one steers the draw). `guided_notes` keeps the model's rhythm (where its notes
+start and end) and redraws each note's pitch from model x guide by Gibbs sweeps: one voice at a
+time, every other note at once (a note's penalties depend only on its neighbours and the other
+voices, so the notes of one parity are independent given the rest). The model's odds for a note are
+its log-odds averaged over the note's steps (a model that scores a note by its first step alone, like
+the GAN's note-start events, gives that step's odds for all of them). With strength 0 the guide does nothing.
+
+Pitches here are MIDI numbers and -1 for a rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from studio.core.voice_leading import SATB_RANGES
+
+__all__ = ["PartWritingGuide", "guided_notes", "note_penalties", "note_spans", "training_ranges", "voice_ranges"]
+
+IMPOSSIBLE = -1e9  # log-odds of a pitch the model cannot write (finite, so that sums over steps subtract)
+PERFECT = (0, 7)  # interval classes of octaves (and unisons) and fifths
+
+
+@dataclass(frozen=True)
+class PartWritingGuide:
+    """Penalties in nats (log-odds units) for each fault; `strength` scales them all (0 = off)."""
+
+    strength: float = 1.0
+    out_of_range: float = 3.0  # at the first semitone outside the range
+    per_semitone_out: float = 1.0  # and this much more for each further semitone
+    leap_over_octave: float = 6.0  # per neighbour the leap is to or from
+    crossing: float = 4.0  # per voice crossed
+    per_semitone_leapt: float = 0.0  # per semitone of a move beyond a whole step (voices that move by step)
+    parallel: float = 8.0  # per pair and per move
+
+
+def voice_ranges(names: Sequence[str], configured: Sequence[int] = ()) -> list[tuple[int, int] | None]:
+    """Each accompaniment voice's range for the guide, with None for the melody first: `configured`
+    (low, high per voice: a card's, derived from its training pieces) when given, else the
+    textbook SATB range of a voice so named, else None (no range)."""
+    if configured:
+        pairs = [(int(configured[2 * i]), int(configured[2 * i + 1])) for i in range(len(names))]
+        return [None, *pairs]
+    return [None, *(SATB_RANGES.get(name) for name in names)]
+
+
+def training_ranges(pieces: Sequence, tracks: Sequence[int], low: float = 1.0, high: float = 99.0) -> list[tuple[int, int]]:
+    """The `low`-th and `high`-th percentiles (rounded outward) of the pitches of each of `tracks` over
+    training `pieces` (each with ``notes``, rows (track, start, end, pitch, velocity)); (0, 127) for a
+    track without notes."""
+    out = []
+    for t in tracks:
+        values = [p.notes[p.notes[:, 0] == t, 3] for p in pieces]
+        pitches = np.concatenate(values) if values else np.zeros(0)
+        if len(pitches):
+            out.append((int(np.floor(np.percentile(pitches, low))), int(np.ceil(np.percentile(pitches, high)))))
+        else:
+            out.append((0, 127))
+    return out
+
+
+def note_spans(line: np.ndarray, starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(first step, step after the last) of each note of one voice's pitches (T,) (-1 = rest): a note
+    starts where the pitch changes, after a rest, or where `starts` (T,) marks a re-strike."""
+    line = np.asarray(line)
+    sounding = line >= 0
+    before = np.concatenate([[-1], line[:-1]])
+    begin = sounding & (line != before)
+    if starts is not None:
+        begin |= sounding & np.asarray(starts, bool)
+    first = np.flatnonzero(begin)
+    # a note ends at the next start or at the first step that does not sound its pitch
+    boundary = np.concatenate([begin[1:] | ~sounding[1:] | (line[1:] != line[:-1]), [True]])
+    ends = np.flatnonzero(boundary) + 1
+    return first, ends[np.searchsorted(ends, first, side="right")] if len(first) else np.zeros(0, np.int64)
+
+
+def _span_extreme(line: np.ndarray, first: np.ndarray, end: np.ndarray, highest: bool) -> np.ndarray:
+    """The highest (or lowest) pitch `line` (T,) sounds within each span [first, end); -1 where it is silent throughout."""
+    fill = -1 if highest else 10_000
+    values = np.where(line >= 0, line, fill)
+    out = (np.maximum if highest else np.minimum).reduceat(values, first) if len(first) else np.zeros(0, np.int64)
+    # reduceat runs to the next index: spans of one voice never overlap, but a span may end before the next begins
+    for i in np.flatnonzero(np.concatenate([first[1:], [len(line)]]) != end):
+        segment = values[first[i] : end[i]]
+        out[i] = segment.max() if highest else segment.min()
+    return np.where(out == fill, -1, out)
+
+
+def note_penalties(
+    pitches: np.ndarray, voice: int, first: np.ndarray, end: np.ndarray, ranges: Sequence[tuple[int, int] | None], guide: PartWritingGuide
+) -> np.ndarray:
+    """Penalties (len(first), 128), one row per note [first, end) of `voice`, for giving that note
+    each MIDI pitch, the rest of `pitches` (V, T) (voices high to low, the melody first; -1 = rest)
+    staying as it is. Notes of one voice are judged against its previous and next notes, so the
+    notes asked for at once should not be neighbours."""
+    out = np.zeros((len(first), 128))
+    if guide.strength <= 0 or len(first) == 0:
+        return out
+    v_count, n = pitches.shape
+    cand = np.arange(128)[None, :]
+    line = pitches[voice]
+    if ranges[voice] is not None:
+        low, high = ranges[voice]
+        outside = np.maximum(low - cand, 0) + np.maximum(cand - high, 0)
+        out += np.where(outside > 0, guide.out_of_range + guide.per_semitone_out * (outside - 1), 0.0)
+    sounding_at = np.flatnonzero(line >= 0)
+    k = np.searchsorted(sounding_at, first) - 1  # last sounding step before each note
+    previous = np.where(k >= 0, line[sounding_at[np.maximum(k, 0)]], -1)
+    k = np.searchsorted(sounding_at, end)  # first sounding step at or after its end
+    following = np.where(k < len(sounding_at), line[sounding_at[np.minimum(k, len(sounding_at) - 1)]], -1)
+    for neighbour in (previous, following):
+        distance = np.where(neighbour[:, None] >= 0, np.abs(cand - neighbour[:, None]), 0)
+        out += guide.leap_over_octave * (distance > 12) + guide.per_semitone_leapt * np.maximum(distance - 2, 0)
+    at_start = first - 1  # the step before the note (its move in), and the note's last step (its move out)
+    own_before = np.where(first > 0, line[np.maximum(at_start, 0)], -1)
+    own_after = np.where(end < n, line[np.minimum(end, n - 1)], -1)
+    for u in range(v_count):
+        if u == voice:
+            continue
+        other = pitches[u]
+        if u < voice:  # written above: crossing if the note goes above its lowest pitch in the span
+            lowest = _span_extreme(other, first, end, highest=False)
+            out += guide.crossing * ((lowest[:, None] >= 0) & (cand > lowest[:, None]))
+        else:
+            highest = _span_extreme(other, first, end, highest=True)
+            out += guide.crossing * ((highest[:, None] >= 0) & (cand < highest[:, None]))
+        # moving in: own_before -> cand against other[first - 1] -> other[first]
+        u_was = np.where(first > 0, other[np.maximum(at_start, 0)], -1)
+        u_now = other[first]
+        out += guide.parallel * _kept_perfect(own_before, u_was, u_now, cand, into_candidate=True)
+        # moving out: cand -> own_after against other[end - 1] -> other[end]
+        u_last = other[end - 1]
+        u_next = np.where(end < n, other[np.minimum(end, n - 1)], -1)
+        out += guide.parallel * _kept_perfect(own_after, u_last, u_next, cand, into_candidate=False)
+    return out * guide.strength
+
+
+def _kept_perfect(own: np.ndarray, u_from: np.ndarray, u_to: np.ndarray, cand: np.ndarray, into_candidate: bool) -> np.ndarray:
+    """(notes, 128) bool: the voice moving between its fixed pitch `own` and a candidate while the other
+    voice moves `u_from` -> `u_to` keeps a perfect interval class (a parallel fifth or octave).
+    `into_candidate`: the voice moves own -> candidate (else candidate -> own)."""
+    ok = (own >= 0) & (u_from >= 0) & (u_to >= 0) & (u_from != u_to)
+    fixed = np.abs(own - (u_from if into_candidate else u_to)) % 12
+    moving = np.abs(cand - (u_to if into_candidate else u_from)[:, None]) % 12
+    perfect = (fixed == PERFECT[0]) | (fixed == PERFECT[1])
+    return (ok & perfect)[:, None] & (moving == fixed[:, None]) & (cand != own[:, None])
+
+
+def guided_notes(
+    pitches: np.ndarray,
+    odds: np.ndarray,
+    free: np.ndarray,
+    ranges: Sequence[tuple[int, int] | None],
+    guide: PartWritingGuide,
+    rng: np.random.Generator,
+    sweeps: int = 4,
+    temperature: float = 1.0,
+    starts: np.ndarray | None = None,
+) -> np.ndarray:
+    """New pitches for the notes of the `free` voices of `pitches` (V, T): the rhythm (where each note
+    starts and ends, and the rests) stays the model's, and each note that breaks a rule
+    (`note_penalties` above 0 at its pitch) is redrawn from the model's odds times the guide's, sweep
+    after sweep (a redrawn note may leave a neighbour at fault, or mend one). A note that breaks no
+    rule keeps the model's pitch, so what the model chose freely (its own draw) stays.
+
+    Parameters
+    ----------
+    odds : (V, T, 128) log-odds of each MIDI pitch at each step; a note's score for a pitch is their
+        mean over its steps (the steps of one note are one decision, not independent evidence; a model
+        that scores a note at its first step gives that step's odds for every step). -inf: impossible.
+    free : (V,) bool: the voices to redraw (the melody is not).
+    starts : (V, T) bool or None: re-strikes of a held pitch (the notes' boundaries), see `note_spans`.
+    temperature : 0 takes the best pitch for each note (iterated conditional modes), else samples.
+    """
+    pitches = pitches.copy()
+    v_count, _n = pitches.shape
+    spans = [note_spans(pitches[v], None if starts is None else starts[v]) for v in range(v_count)]
+    finite = np.maximum(np.asarray(odds, np.float64), IMPOSSIBLE)  # -inf as a large finite number, so sums can be subtracted
+    cumulative = np.concatenate([np.zeros((v_count, 1, odds.shape[-1])), np.cumsum(finite, axis=1)], axis=1)  # sums over spans
+    for _ in range(max(0, sweeps)):
+        for voice in np.flatnonzero(free):
+            first, end = spans[voice]
+            for parity in (0, 1):
+                chosen_notes = np.arange(parity, len(first), 2)
+                if len(chosen_notes) == 0:
+                    continue
+                f, e = first[chosen_notes], end[chosen_notes]
+                penalties = note_penalties(pitches, voice, f, e, ranges, guide)
+                current = pitches[voice, f]
+                faulty = penalties[np.arange(len(f)), current] > 0  # a note that breaks no rule keeps its pitch
+                if not faulty.any():
+                    continue
+                f, e, penalties = f[faulty], e[faulty], penalties[faulty]
+                score = (cumulative[voice, e] - cumulative[voice, f]) / (e - f)[:, None] - penalties
+                possible = (score > IMPOSSIBLE / 2).any(axis=1)
+                if temperature <= 1e-3:
+                    pick = np.argmax(score, axis=1)
+                else:
+                    z = score / temperature
+                    z = z - z.max(axis=1, keepdims=True)
+                    cum = np.cumsum(np.exp(z), axis=1)
+                    pick = np.minimum((cum <= rng.random(len(f))[:, None] * cum[:, -1:]).sum(axis=1), 127)
+                for i in np.flatnonzero(possible):
+                    pitches[voice, f[i] : e[i]] = pick[i]
+    return pitches

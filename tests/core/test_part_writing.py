@@ -1,0 +1,144 @@
+"""studio.core.part_writing: the guide's penalties on hand-made voices, and sampling with it judged by
+the independent counting rules of studio.core.voice_leading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from studio.core.part_writing import PartWritingGuide, guided_notes, note_penalties, note_spans, training_ranges, voice_ranges
+from studio.core.roll import RollTrack
+from studio.core.voice_leading import SATB_RANGES, piece_counts, pooled_rates
+
+GUIDE = PartWritingGuide()
+NO_RANGES = [None, None, None, None]
+
+
+def _lines(*notes: list[int | None], length: int = 4) -> np.ndarray:
+    """Voices (V, T) of one pitch per `length` steps (None = rest), -1 for a rest."""
+    return np.array([[-1 if p is None else p for p in line for _ in range(length)] for line in notes])
+
+
+def _tracks(pitches: np.ndarray, starts: np.ndarray | None = None) -> list[RollTrack]:
+    names = ("Soprano", "Alto", "Tenor", "Bass")
+    out = []
+    for v, line in enumerate(pitches):
+        track = RollTrack.empty(names[v], 0, len(line))
+        for first, end in zip(*note_spans(line, None if starts is None else starts[v]), strict=True):
+            track.add_note(int(first), int(end), int(line[first]))
+        out.append(track)
+    return out
+
+
+def test_note_spans_split_on_a_new_pitch_a_rest_and_a_restrike():
+    line = np.array([60, 60, 62, -1, -1, 62, 62, 62, 64])
+    starts = np.zeros(9, bool)
+    starts[7] = True
+    first, end = note_spans(line, starts)
+    assert first.tolist() == [0, 2, 5, 7, 8] and end.tolist() == [2, 3, 7, 8, 9]
+    first, end = note_spans(line)
+    assert first.tolist() == [0, 2, 5, 8] and end.tolist() == [2, 3, 8, 9]
+
+
+def test_a_parallel_octave_with_the_melody_is_penalised_and_contrary_motion_is_not():
+    # Melody C5 -> D5; the bass's second note after C4: D4 makes parallel octaves, B3 does not.
+    pitches = _lines([72, 74], [60, 60])
+    pen = note_penalties(pitches, 1, np.array([4]), np.array([8]), NO_RANGES[:2], GUIDE)[0]
+    assert pen[62] == pytest.approx(GUIDE.parallel)
+    assert pen[59] == 0 and pen[60] == 0  # moving down, or holding (no move: nothing parallel)
+    assert pen[50] == pytest.approx(GUIDE.parallel)  # D3 too: an octave class kept, by a leap
+    # and moving out: the bass's first note, given that it goes to D4 while the melody goes C5 -> D5
+    pitches = _lines([72, 74], [60, 62])
+    pen = note_penalties(pitches, 1, np.array([0]), np.array([4]), NO_RANGES[:2], GUIDE)[0]
+    assert pen[60] == pytest.approx(GUIDE.parallel) and pen[64] == 0
+
+
+def test_a_fifth_kept_between_two_accompaniment_voices_is_penalised():
+    # Alto G4 -> A4 while the bass moves C4 -> D4: parallel fifths between alto and bass.
+    pitches = _lines([79, 79], [67, 67], [60, 62])  # the melody holds: only the bass moves with the alto
+    pen = note_penalties(pitches, 1, np.array([4]), np.array([8]), NO_RANGES[:3], GUIDE)[0]
+    assert pen[69] == pytest.approx(GUIDE.parallel)
+    assert pen[71] == 0  # B4 over D4: a sixth
+
+
+def test_crossing_range_and_leaps():
+    pitches = _lines([67, 67, 67], [55, 55, 55])
+    ranges = [None, SATB_RANGES["Alto"]]
+    pen = note_penalties(pitches, 1, np.array([4]), np.array([8]), ranges, GUIDE)[0]
+    assert pen[68] >= GUIDE.crossing  # above the melody
+    assert pen[67] == 0  # a unison is not a crossing
+    low, high = SATB_RANGES["Alto"]
+    assert pen[low] == 0 and pen[high + 1] > 0 and pen[high + 3] > pen[high + 1]  # further out, more
+    assert pen[low - 1] >= GUIDE.out_of_range
+    free = note_penalties(pitches, 1, np.array([4]), np.array([8]), NO_RANGES[:2], GUIDE)[0]
+    assert free[55 - 13] == pytest.approx(2 * GUIDE.leap_over_octave)  # over an octave from both neighbours
+    assert free[55 - 12] == 0  # an octave is allowed
+
+
+def test_only_notes_at_fault_are_redrawn():
+    rng = np.random.default_rng(0)
+    pitches = _lines([72, 74, 76, 77], [60, 62, 57, 53])  # the second bass note makes octaves with the melody
+    odds = np.full((2, pitches.shape[1], 128), -np.inf)
+    odds[1, :, 48:80] = rng.normal(size=(pitches.shape[1], 32))
+    free = np.array([False, True])
+    off = guided_notes(pitches, odds, free, NO_RANGES[:2], PartWritingGuide(strength=0.0), rng, 2, 0.0)
+    assert (off == pitches).all()
+    on = guided_notes(pitches, odds, free, NO_RANGES[:2], GUIDE, rng, 2, 0.0)
+    changed = sorted({int(t) // 4 for t in np.flatnonzero(on[1] != pitches[1])})
+    assert changed in ([0], [1])  # the fault is the pair's: one of its two notes moves, nothing else
+    assert pooled_rates([piece_counts(_tracks(on))])["parallel_fifths_octaves"] == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_guided_notes_on_flat_odds_keep_the_rhythm_and_break_no_rule(seed):
+    """Random melodies and random voices: after the guide (the model's odds all equal inside a wide
+    span), the counting rules of studio.core.voice_leading find no parallel, crossing, leap over an
+    octave or note out of range, and every note starts and ends where it did."""
+    rng = np.random.default_rng(seed)
+    n_notes = 24
+    melody = rng.integers(67, 80, n_notes)
+    lines = [melody]
+    for low, high in (SATB_RANGES["Alto"], SATB_RANGES["Tenor"], SATB_RANGES["Bass"]):
+        lines.append(rng.integers(low - 8, high + 8, n_notes))
+    lengths = rng.choice([2, 4], size=n_notes)
+    pitches = np.array([np.repeat(line, lengths) for line in lines])
+    starts = np.zeros(pitches.shape, bool)
+    starts[:, np.concatenate([[0], np.cumsum(lengths)[:-1]])] = True
+    ranges = voice_ranges(("Alto", "Tenor", "Bass"))
+    odds = np.full((4, pitches.shape[1], 128), -np.inf)
+    odds[1:, :, 36:84] = 0.0
+    before = pooled_rates([piece_counts(_tracks(pitches, starts), ranges[1:])])
+    out = guided_notes(pitches, odds, np.array([False, True, True, True]), ranges, GUIDE, rng, 4, 0.3, starts)
+    after = pooled_rates([piece_counts(_tracks(out, starts), ranges[1:])])
+    assert before["parallel_fifths_octaves"] + before["crossings_per_chord"] + before["out_of_range"] > 0.05  # there was work to do
+    assert after["parallel_fifths_octaves"] == 0 and after["crossings_per_chord"] == 0
+    assert after["leaps_over_octave"] == 0 and after["out_of_range"] == 0
+    for v in range(1, 4):
+        assert [a.tolist() for a in note_spans(out[v], starts[v])] == [a.tolist() for a in note_spans(pitches[v], starts[v])]
+
+
+def test_voice_ranges_and_training_ranges():
+    assert voice_ranges(("Alto", "Viola")) == [None, SATB_RANGES["Alto"], None]
+    assert voice_ranges(("Viola", "Cello"), (48, 74, 36, 78)) == [None, (48, 74), (36, 78)]
+
+    class Piece:
+        def __init__(self, rows: list[tuple[int, int]]) -> None:
+            self.notes = np.array([(t, 0, 1, p, 80) for t, p in rows])
+
+    pieces = [Piece([(1, p) for p in range(50, 71)] + [(2, 40)]), Piece([(1, 60)])]
+    got = training_ranges(pieces, [1, 2, 3])
+    assert got[0][0] <= 51 and got[0][1] >= 69 and got[1] == (40, 40) and got[2] == (0, 127)
+
+
+def test_a_long_note_weighs_like_a_short_one():
+    """A note is one decision: the model's odds are averaged over its steps, so a fault outweighs the
+    same preference on a whole note as on a sixteenth (summed, 16 steps of a 2-nat preference would
+    outvote any penalty)."""
+    for length in (1, 16):
+        pitches = _lines([72, 74], [60, 62], length=length)  # the second bass note makes octaves with the melody
+        odds = np.full((2, pitches.shape[1], 128), -np.inf)
+        odds[1, :, 55:70] = 0.0
+        odds[1, :length, 60] = 100.0  # the first note stays C4
+        odds[1, length:, 62] = 2.0  # the model prefers D4 by 2 nats at every step of the second
+        out = guided_notes(pitches, odds, np.array([False, True]), NO_RANGES[:2], GUIDE, np.random.default_rng(0), 2, 0.0)
+        assert out[1, -1] != 62 and (out[1, length:] == out[1, -1]).all()
