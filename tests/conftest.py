@@ -22,6 +22,9 @@ for _name in ("HOME", "TMPDIR", "MPLCONFIGDIR", "GRADIO_TEMP_DIR"):
     os.environ[_name] = str(_RUN_DIR / _name.lower())
 tempfile.tempdir = os.environ["TMPDIR"]
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# As on the CI machine, where CI is set: libraries change what they print when it is (pyfluidsynth
+# prints where it found libfluidsynth), and a test run here must see what CI will see.
+os.environ.setdefault("CI", "1")
 
 from studio.serving.process import apply_process_settings  # noqa: E402 - after the run's folders are set
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import sys
+import io
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -45,8 +45,9 @@ def import_fluidsynth() -> ModuleType:
         # Deferred: loading libfluidsynth takes time at start-up and is optional (without it the
         # studio answers with MIDI and a piano roll), so it is loaded when audio is first asked for.
         # pyfluidsynth prints where it found the library when CI is set in the environment: that
-        # line goes to stderr, so standard output stays the CLI's own (`bench --json`, file paths).
-        with contextlib.redirect_stdout(sys.stderr):
+        # debugging line is dropped, so the CLI's output stays its own (`bench --json` is one JSON
+        # document, an error is one `error:` line).
+        with contextlib.redirect_stdout(io.StringIO()):
             import fluidsynth  # pyfluidsynth raises ImportError/OSError without libfluidsynth
     except (ImportError, OSError) as exc:
         raise SynthUnavailable(f"FluidSynth is not installed ({exc}): {INSTALL_HINT}, and `pip install pyfluidsynth`") from None
