@@ -69,6 +69,7 @@ FAMILY = FamilyInfo(
     writes="accompaniment",
     uses_torch=True,
     order=2,
+    flat_dynamics=True,
 )
 N_VOICE_FEATURES = N_TOKENS + 12 + 1  # one-hot token, pitch class, erased?
 

@@ -87,6 +87,7 @@ class FamilyInfo:
     uses_torch: bool  # False: the registry loads it on the CPU without importing torch
     order: int  # its place in the studio's teaching order (the page's picker)
     dataset: Literal["rolls", "melodies"] = "rolls"  # multi-track rolls, or tunes (`studio.training.melodies`)
+    flat_dynamics: bool = False  # writes every note at one velocity: the service shapes them (`studio.core.dynamics`)
 
     @property
     def writes_melody(self) -> bool:

@@ -83,6 +83,7 @@ FAMILY = FamilyInfo(
     writes="accompaniment",
     uses_torch=True,
     order=5,
+    flat_dynamics=True,
 )
 ROWS = N_TOKENS  # rows of the diffused roll per voice: rest and 84 pitches
 ONSET = N_TOKENS  # the network's output row that says a note starts (not diffused)

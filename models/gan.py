@@ -91,6 +91,7 @@ FAMILY = FamilyInfo(
     writes="accompaniment",
     uses_torch=True,
     order=1,
+    flat_dynamics=True,
 )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from models.base import Explainer, Interpolator, LatentMapper, StepTracer, TracePlanner, declarations
 from studio.core import midi
 from studio.core.config import ServiceConfig
+from studio.core.dynamics import shaped
 from studio.core.errors import InputError
 from studio.core.filenames import safe_stem
 from studio.core.files import atomic_write_bytes, output_error, saving_results
@@ -39,7 +40,7 @@ from studio.core.roll import (
 )
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 from studio.core.theory import pitch_name
-from studio.serving.registry import ModelRegistry, default_registry, family_writes, quoted, whole_number
+from studio.serving.registry import ModelCard, ModelRegistry, default_registry, family_info, family_writes, quoted, whole_number
 
 __all__ = [
     "AccompanyRequest",
@@ -288,6 +289,15 @@ def _continued_melody(melody: Track, continued: RollTrack, grid: Grid) -> tuple[
     return track, roll, longer
 
 
+def _with_dynamics(card: ModelCard, tracks: list[RollTrack], melody: RollTrack, grid: Grid) -> list[RollTrack]:
+    """A family that writes one flat velocity gets metric accents and the melody's phrase
+    (`studio.core.dynamics`) on its accompaniment tracks; melody tracks and other families' are as written."""
+    info = family_info(card.family)
+    if info is None or not info.flat_dynamics:
+        return tracks
+    return [shaped(t, grid, melody) if t.role == "accompaniment" and not t.is_drum else t for t in tracks]
+
+
 def accompany(
     request: AccompanyRequest,
     registry: ModelRegistry | None = None,
@@ -335,7 +345,7 @@ def accompany(
         notes.append(f"kept the song's {len(kept)} other tracks ({names})" if kept else "the song has no other tracks to keep")
     then_card = _then_card(registry, card, request.then)  # a wrong chain is refused before any model runs
     report(0.2, desc=f"generating with {card.name}")
-    accompaniment = registry.generate(card.name, melody_roll, grid, params, seed)
+    accompaniment = _with_dynamics(card, registry.generate(card.name, melody_roll, grid, params, seed), melody_roll, grid)
     lap("model")
 
     continued = [t for t in accompaniment if t.role == "continuation"]  # the Transformer: the melody and new bars after it
@@ -353,7 +363,8 @@ def accompany(
         notes.append(f"{card.name} rewrote the melody (as asked): the output's melody is its version")
     if then_card is not None:
         report(0.35, desc=f"accompanying with {then_card.name}")
-        accompaniment += registry.generate(then_card.name, melody_roll, grid, then_card.resolve_params(request.then_params), seed)
+        then_tracks = registry.generate(then_card.name, melody_roll, grid, then_card.resolve_params(request.then_params), seed)
+        accompaniment += _with_dynamics(then_card, then_tracks, melody_roll, grid)
         lap("then")
 
     out_tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in accompaniment] + kept
