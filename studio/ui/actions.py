@@ -30,6 +30,7 @@ import gradio as gr
 from studio.audio.mixing import GM_PROGRAMS, LOUDEST_VOLUME, TrackMix, preview_melody, remix_take, take_tracks
 from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError, StudioError
+from studio.core.files import atomic_write_bytes
 from studio.core.recording import recording_to_midi
 from studio.serving.fairness import Client, default_scheduler
 from studio.serving.registry import default_registry, family_writes, parse_params_json
@@ -539,7 +540,7 @@ def use_recording(recording_json: str) -> str:
     data = recording_to_midi(recording_json or "")
     folder = results_dir()
     try:
-        (folder / "my-melody.mid").write_bytes(data)
+        atomic_write_bytes(folder / "my-melody.mid", data)  # a reader never sees half a file
     except OSError as exc:  # a full disk: one line, and no half-written file or empty folder left
         shutil.rmtree(folder, ignore_errors=True)
         raise output_error(exc) from None
