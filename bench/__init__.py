@@ -10,7 +10,7 @@ from typing import Any, TextIO
 __all__ = ["DEFAULT_STEPS", "STEPS", "run_all"]
 
 
-STEPS = ("synthesis", "models", "sampling", "transformer", "batching", "loading", "startup", "classroom", "overhead", "loudness")
+STEPS = ("synthesis", "models", "sampling", "transformer", "batching", "loading", "startup", "classroom", "burst", "overhead", "loudness")
 """The suite's benchmarks in the order they run. `loading`, the web server-less twin of `startup`,
 runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth. So does `loudness`
 (every shipped model on every sample melody, measured: minutes)."""
@@ -123,6 +123,12 @@ def run_all(
 
         results["classroom"] = classroom(sessions=6 if quick else 30, requests_each=2)
         print(format_classroom(results["classroom"]), file=out, flush=True)
+
+    if "burst" in steps:
+        from bench.burst import burst, format_burst
+
+        results["burst"] = burst(others=4 if quick else 10, each=2 if quick else 3, long_requests=10 if quick else 40)
+        print(format_burst(results["burst"]), file=out, flush=True)
 
     if "overhead" in steps:
         results["overhead"] = bench_overhead(repeats=1 if quick else 3)

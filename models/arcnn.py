@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
@@ -328,6 +328,7 @@ class ARCNNAccompanist:
         if not free.any():
             return tokens
         for i in range(iterations):
+            check_cancelled()  # a call the studio stopped waiting for ends here
             erased = free if i == 0 else free & (rng.random(free.shape) < annealed_share(i, iterations))
             if erased.any():
                 # Chorale texture: the lower voices sing wherever the melody sings (a rest is allowed only
@@ -356,6 +357,7 @@ class ARCNNAccompanist:
         n = len(melody)
         temperature = float(params["creative_risk"])
         for _ in range(int(params["iterations"])):
+            check_cancelled()
             span = int(rng.integers(1, 5))
             start = int(rng.integers(0, max(1, n - span + 1)))
             cells = np.zeros_like(tokens, bool)

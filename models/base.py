@@ -21,6 +21,16 @@ A family is one file, `models/<family>.py`, that imports only this module, `mode
 3. **What is written once**: the config's JSON round trip (`ConfigMixin`), `--set` overrides
    (`configured`), the training recipe's skeleton (`TrainingRecipe`) and the voice families' training
    set-up (`voice_setup`); `models.weights.loaded` is the weights families' `load`.
+4. **Cancellation**: the studio runs every model call under a `CancelToken` (`cancellable`), which it
+   cancels when it stops waiting (the call's time-out). A family's sampling loops (Gibbs iterations,
+   denoising steps, one event or one 16th at a time) call `check_cancelled()` between iterations,
+   which raises `Cancelled` once the token is cancelled or past its deadline, so abandoned work ends
+   within an iteration instead of running on. The token is the call's context (a `contextvars`
+   variable that `cancellable` sets in the thread that runs the call), not a parameter of `generate`:
+   the loops sit two or three calls deep in helper functions, and a parameter would have to be
+   passed down through each of them and added to every capability's signature (a new family's
+   too); outside a call (training, evaluation) the check does nothing. A loop with no check still
+   works; it only runs to its end after a time-out.
 
 Adding a family is one new file with a ``FAMILY`` declaration, plus its checkpoint and card.
 """
@@ -32,7 +42,11 @@ import dataclasses
 import functools
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +63,8 @@ __all__ = [
     "Accompanist",
     "BaselineFamily",
     "BatchGenerator",
+    "CancelToken",
+    "Cancelled",
     "ConfigMixin",
     "Explainer",
     "FamilyInfo",
@@ -61,6 +77,8 @@ __all__ = [
     "TrainableFamily",
     "TrainingRecipe",
     "TunableFamily",
+    "cancellable",
+    "check_cancelled",
     "coerce_setting",
     "configured",
     "declarations",
@@ -405,3 +423,49 @@ def voice_setup(
     if not len(windows):
         raise ValueError(f"no training windows of {config.window} steps in the data")
     return config, windows
+
+
+# --------------------------------------------------------------------------- 4. cancellation
+
+
+class Cancelled(Exception):
+    """Raised by `check_cancelled` inside a model's loop: the studio no longer waits for this call."""
+
+
+class CancelToken:
+    """Whether a model call is still wanted: not once `cancel()` was called, nor after `deadline`
+    (`time.monotonic()` seconds; None: no deadline)."""
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self.deadline = deadline
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the call: its next `check_cancelled` raises `Cancelled`."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
+
+
+_CALL: ContextVar[CancelToken | None] = ContextVar("model_call", default=None)
+
+
+@contextmanager
+def cancellable(token: CancelToken) -> Iterator[CancelToken]:
+    """Run a model call under `token` (the registry wraps every call): `check_cancelled` in the
+    call's loops reads it. Set in the thread that runs the call, and reset after it."""
+    reset = _CALL.set(token)
+    try:
+        yield token
+    finally:
+        _CALL.reset(reset)
+
+
+def check_cancelled() -> None:
+    """Called between iterations of a sampling loop: raises `Cancelled` when the call it runs for is
+    cancelled or past its deadline; outside a `cancellable` call (training, evaluation) nothing."""
+    token = _CALL.get()
+    if token is not None and token.cancelled:
+        raise Cancelled("the studio stopped waiting for this model call")

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
@@ -423,6 +423,7 @@ class DiffusionAccompanist:
         strength = float(p["guide"])
         with torch.inference_mode():
             for i in range(steps):
+                check_cancelled()  # a call the studio stopped waiting for ends here
                 t, s = times[i], times[i + 1]
                 # 2. guess the clean roll, inside the choir ranges and the texture
                 logits = self._denoise(x_t, t, cond, previous, guidance)

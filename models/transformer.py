@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import MELODY_TRACKS, ConfigMixin, FamilyInfo, TrainingRecipe, configured
+from models.base import MELODY_TRACKS, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, configured
 from models.weights import loaded
 from studio.core.errors import InputError
 from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, Bar, Grid, RollTrack, track_notes
@@ -428,6 +428,7 @@ class Continuer:
         fed = 0  # tokens of `seq` already in the cache
         pending = [BAR]  # the first new bar starts where the prompt ends
         while True:
+            check_cancelled()  # a call the studio stopped waiting for ends here
             for token in pending:
                 seq.append(token)
                 out.append(token)

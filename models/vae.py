@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import MELODY_TRACKS, ConfigMixin, FamilyInfo, TrainingRecipe, configured
+from models.base import MELODY_TRACKS, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, configured
 from models.weights import loaded
 from studio.core.errors import InputError
 from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW, N_MODEL_PITCHES, Bar, Grid, RollTrack, track_notes
@@ -336,6 +336,7 @@ class MelodyVAE(nn.Module):
         prev = torch.full((b,), START, dtype=torch.long, device=z.device)
         out = torch.full((b, length), PAD, dtype=torch.long, device=z.device)
         for t in range(length):
+            check_cancelled()  # a call the studio stopped waiting for ends here
             x = torch.cat([self.tok(prev) + meter[:, t], zc], dim=-1)[:, None]  # (B, 1, E + Z + 12)
             o, h = self.decoder(x, h)
             logits = self.head(o[:, 0])  # (B, VOCAB)
@@ -534,6 +535,7 @@ class Varier:
             code = z.detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([code], lr=lr)
             for step in range(steps):
+                check_cancelled()
                 logits = self.network.decode_logits(code[None], w, inputs)[0, :k]
                 loss = F.cross_entropy(logits, tokens[0, :k])
                 (grad,) = torch.autograd.grad(loss, [code])  # the code's gradient only: the weights stay untouched

@@ -19,6 +19,7 @@ import numpy as np
 
 from studio.audio.plot import PlotConfig, plot_score
 from studio.core.config import REPO_ROOT
+from studio.core.files import atomic_file
 from studio.core.score import Note, Score, TimeSignature, Track
 
 __all__ = ["LOSS_LABELS", "history", "loss_curves_png", "snapshot_pngs"]
@@ -143,7 +144,8 @@ def loss_curves_png(name: str, folder: Path = TRAINING_DIR) -> Path | None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"How {name} learned", fontsize=11)
     fig.tight_layout()
-    fig.savefig(out)
+    with atomic_file(out) as f:  # a failed write leaves no half picture that the `exists()` above would take as drawn
+        fig.savefig(f, format="png")
     return out
 
 

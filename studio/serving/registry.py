@@ -18,12 +18,14 @@ import math
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.base import Accompanist, BatchGenerator, FamilyInfo, declarations, family
+from models.base import Accompanist, BatchGenerator, Cancelled, CancelToken, FamilyInfo, cancellable, check_cancelled, declarations, family
 from studio.core.config import REPO_ROOT, ServiceConfig
 from studio.core.errors import InputError, ModelError
 from studio.core.roll import Grid, RollTrack
@@ -415,8 +417,12 @@ class ModelRegistry:
 
         A thread of its own while it runs (`_Workers`: an idle one is reused, else a new one starts): a
         model that never returns keeps only its own thread, so it cannot starve the others, and, being
-        a daemon, it cannot keep a finished CLI process from exiting. A model with
-        `MAX_ABANDONED` calls still running past the time-out takes no new ones."""
+        a daemon, it cannot keep a finished CLI process from exiting. The call runs under a
+        `models.base.CancelToken` with the time-out as its deadline, cancelled when the studio stops
+        waiting: the families' sampling loops check it between iterations (`check_cancelled`), so an
+        abandoned call ends within an iteration instead of taking the CPU from the requests after
+        it. A model with `MAX_ABANDONED` calls still running past the time-out (a loop without a
+        check, a call that hangs) takes no new ones."""
         with self._registry_lock:
             stuck = self._abandoned.get(name, 0)
         if stuck >= MAX_ABANDONED:
@@ -424,16 +430,19 @@ class ModelRegistry:
                 f"model {name} is busy: {stuck} earlier requests ran past the {self.timeout_s:g} s time-out "
                 "and have not finished; try another model or try again later"
             )
-        call = _Call(fn, *args)
+        call = _Call(fn, *args, token=CancelToken(time.monotonic() + self.timeout_s))
         _WORKERS.run(call)
+        too_long = ModelError(
+            f"model {name} took longer than {self.timeout_s:g} s: the studio stopped waiting for it; try a shorter melody or another model"
+        )
         if not call.done.wait(self.timeout_s):
+            call.token.cancel()  # its loop ends at its next check
             self._count_abandoned(name, +1)  # before `abandon`, so that a late end never counts below zero
             if call.abandon(lambda: self._count_abandoned(name, -1)):
-                raise ModelError(
-                    f"model {name} took longer than {self.timeout_s:g} s: the studio stopped waiting for it; "
-                    "try a shorter melody or another model"
-                )
+                raise too_long
             self._count_abandoned(name, -1)  # it ended just now: use its result
+        if isinstance(call.error, Cancelled):  # its loop saw the deadline just before the wait above ended
+            raise too_long
         if isinstance(call.error, (ModelError, InputError)):  # the model's own one-line message (e.g. a melody it cannot read)
             raise call.error
         if call.error is not None:  # a failing model must not take the server down
@@ -455,10 +464,12 @@ MAX_ABANDONED = 4  # a model with this many calls still running past the time-ou
 
 
 class _Call:
-    """One model call run in its own thread: its result or error, and an event set when it ends."""
+    """One model call run in its own thread under its cancel token: its result or error, and an event
+    set when it ends."""
 
-    def __init__(self, fn: Callable, *args: Any) -> None:
+    def __init__(self, fn: Callable, *args: Any, token: CancelToken | None = None) -> None:
         self.fn, self.args = fn, args
+        self.token = token or CancelToken()
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -467,7 +478,8 @@ class _Call:
 
     def run(self) -> None:
         try:
-            self.result = self.fn(*self.args)
+            with cancellable(self.token):
+                self.result = self.fn(*self.args)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
             self.error = exc
         finally:
@@ -549,11 +561,24 @@ def _run_batch(model: Accompanist, requests: list[tuple]) -> list[list[RollTrack
     return model.generate_batch(requests)
 
 
+_BATCH_POLL_S = 0.05  # how often a call waiting for its batch looks at its cancel token
+
+
 def _run_batched(
     batcher: Batcher, name: str, model: Accompanist, melody: RollTrack, grid: Grid, params: dict, seed: int
 ) -> list[RollTrack]:
-    """Queue one request on the model's batcher and wait for its own result."""
-    return batcher.submit(name, functools.partial(_run_batch_on_device, model), (melody, grid, params, seed), grid.n_steps).result()
+    """Queue one request on the model's batcher and wait for its own result; a call the studio stops
+    waiting for leaves the batcher's queue if its batch has not started."""
+    future = batcher.submit(name, functools.partial(_run_batch_on_device, model), (melody, grid, params, seed), grid.n_steps)
+    while True:
+        try:
+            return future.result(timeout=_BATCH_POLL_S)
+        except FutureTimeout:
+            try:
+                check_cancelled()
+            except Cancelled:
+                future.cancel()
+                raise
 
 
 def _on_spaces_gpu(run: Callable) -> Callable:

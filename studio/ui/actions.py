@@ -4,6 +4,10 @@ error into `gr.Error` (one readable line; the server and the session's takes are
 Every request writes into a fresh, randomly named folder under the temp dir's `studio-results`,
 and folders older than an hour are removed, so disk use stays bounded and no session can guess
 another's files (Gradio serves only files that a callback returned to that session).
+
+Every action that generates or renders takes its turn (`fair_turn`): Gradio passes the request
+(`gr.Request`: its session and address) and `studio.serving.fairness` decides when it runs, so one
+client's burst cannot starve the others; a client over its limit gets one line ("busy: ...").
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,9 @@ import gradio as gr
 from studio.audio.mixing import GM_PROGRAMS, LOUDEST_VOLUME, TrackMix, preview_melody, remix_take, take_tracks
 from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError, StudioError
+from studio.core.files import atomic_write_bytes
 from studio.core.recording import recording_to_midi
+from studio.serving.fairness import Client, default_scheduler
 from studio.serving.registry import default_registry, family_writes, parse_params_json
 from studio.serving.service import (
     AccompanyRequest,
@@ -46,6 +53,8 @@ __all__ = [
     "accompanist_choices",
     "accompany_endpoint",
     "clear_melody",
+    "client_of",
+    "fair_turn",
     "generate",
     "generate_endpoint",
     "generate_for_page",
@@ -165,6 +174,34 @@ def kept_on_error(n_outputs: int) -> Callable[[Callable], Callable]:
     return wrap
 
 
+def client_of(request: gr.Request | None) -> Client | None:
+    """Whose request it is: the address it came from and its session (a page, or one `gradio_client`
+    client; Gradio's session hash). None when an action is called directly, not served by Gradio.
+    Behind a proxy every address is the proxy's: the sessions are then told apart, not the machines."""
+    if request is None:
+        return None
+    client = getattr(request, "client", None)
+    host = str(getattr(client, "host", "") or "")
+    session = str(getattr(request, "session_hash", "") or "")
+    return Client(host, session or f"no session ({host})")
+
+
+@contextmanager
+def fair_turn(request: gr.Request | None, progress: Any = None) -> Iterator[None]:
+    """The block runs in the request's turn (`studio.serving.fairness.default_scheduler`): at once
+    when a slot is free and its client has no other request running, else after the other clients'
+    turns; `Busy` (one line) when its session or address has too many requests waiting. Called
+    directly (no request), the block just runs."""
+    client = client_of(request)
+    if client is None:
+        yield
+        return
+    if progress is not None:
+        progress(0.0, desc="waiting for your turn")
+    with default_scheduler().turn(client):
+        yield
+
+
 def _melody_name(path: Path) -> str:
     return path.stem.replace("_", " ").replace("-", " ").strip() or "melody"
 
@@ -178,26 +215,28 @@ def _run(
     then: str | None = None,
     listen: bool = True,
     keep_tracks: bool = False,
+    request: gr.Request | None = None,
 ):
-    """Accompany for the page (`listen`: also the player's MP3 copy) or the API (the WAV alone);
-    `keep_tracks`: the song's other tracks stay beside the accompaniment."""
+    """Accompany for the page (`listen`: also the player's MP3 copy) or the API (the WAV alone),
+    in the request's turn; `keep_tracks`: the song's other tracks stay beside the accompaniment."""
     if not midi_file:
         raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
     path = Path(midi_file)
-    result = accompany(
-        AccompanyRequest(
-            midi=path,
-            model=model_name or "rules",
-            seed=0 if seed is None else seed,
-            params=params,
-            out_dir=results_dir(),
-            name=path.stem,
-            then=then or None,
-            want_listen=listen,
-            keep_tracks=bool(keep_tracks),
-        ),
-        progress=lambda fraction, desc="": progress(fraction, desc=desc),
-    )
+    with fair_turn(request, progress):
+        result = accompany(
+            AccompanyRequest(
+                midi=path,
+                model=model_name or "rules",
+                seed=0 if seed is None else seed,
+                params=params,
+                out_dir=results_dir(),
+                name=path.stem,
+                then=then or None,
+                want_listen=listen,
+                keep_tracks=bool(keep_tracks),
+            ),
+            progress=lambda fraction, desc="": progress(fraction, desc=desc),
+        )
     for warning in result.warnings:
         gr.Warning(html.escape(warning))
     for info in result.notes:
@@ -206,14 +245,16 @@ def _run(
 
 
 @user_errors
-def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, progress=gr.Progress()):
+def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, request: gr.Request = None, progress=gr.Progress()):
     """The `/accompany` API: (WAV path, piano-roll PNG path, MIDI path), every model parameter at its default."""
-    result = _run(midi_file, model_name, seed, {}, progress, listen=False)
+    result = _run(midi_file, model_name, seed, {}, progress, listen=False, request=request)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
 @user_errors
-def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int, params_json: str | None, progress=gr.Progress()):
+def generate_endpoint(
+    midi_file: str | None, model_name: str, seed: float | int, params_json: str | None, request: gr.Request = None, progress=gr.Progress()
+):
     """The `/generate` API: as `/accompany`, plus the model's parameters as a JSON object (e.g.
     '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused. After a
     model that writes melody, "then" names the accompanist: '{"bars": 8, "then": "gan-chorale"}'.
@@ -225,7 +266,7 @@ def generate_endpoint(midi_file: str | None, model_name: str, seed: float | int,
     keep_tracks = params.pop("keep_tracks", False)
     if not isinstance(keep_tracks, bool):
         raise InputError('"keep_tracks" must be true or false, e.g. {"keep_tracks": true}')
-    result = _run(midi_file, model_name, seed, params, progress, then=then, listen=False, keep_tracks=keep_tracks)
+    result = _run(midi_file, model_name, seed, params, progress, then=then, listen=False, keep_tracks=keep_tracks, request=request)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
@@ -285,11 +326,12 @@ def generate(
     takes: list[dict] | None,
     *values: Any,
     keep_tracks: bool = False,
+    request: gr.Request | None = None,
     progress=gr.Progress(),
 ):
     """The page's generate button: the chosen model with its controls (in card order), and for a
-    model that writes melody the accompanist chosen to follow it (`then`, '' for none); a new take.
-    `keep_tracks`: the song's other tracks stay beside the accompaniment."""
+    model that writes melody the accompanist chosen to follow it (`then`, '' for none); a new take,
+    made in the `request`'s turn. `keep_tracks`: the song's other tracks stay beside the accompaniment."""
     card = default_registry().card(model_name)
     names = [p.name for p in card.params]
     result = _run(
@@ -300,6 +342,7 @@ def generate(
         progress,
         then=then if family_writes(card.family) != "accompaniment" else None,
         keep_tracks=keep_tracks,
+        request=request,
     )
     take = take_from_result(
         result,
@@ -315,11 +358,13 @@ def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
     """The page's generate button: every model's controls arrive (`layout` says how many each model
     has, in order); only the chosen model's own are read, so no model gets another's values. The
     'keep the song's other tracks' box comes after the seed. Outputs as `generate`, then the status
-    line; on an error the takes on show stay (`kept_on_error`)."""
+    line; on an error the takes on show stay (`kept_on_error`). Gradio passes the `request` first
+    (its place must come before the controls' values for Gradio to fill it)."""
     layout = tuple(layout)
 
     @kept_on_error(7)  # the take on show (6 outputs) and the takes
     def generate_take(
+        request: gr.Request,
         midi_file: str | None,
         model_name: str,
         seed: Any,
@@ -333,7 +378,9 @@ def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
         for name, count in layout:
             if name == model_name:
                 values = values[start : start + count]
-                return generate(midi_file, model_name, seed, then, takes, *values, keep_tracks=bool(keep_tracks), progress=progress)
+                return generate(
+                    midi_file, model_name, seed, then, takes, *values, keep_tracks=bool(keep_tracks), request=request, progress=progress
+                )
             start += count
         raise InputError("choose one of the listed generators")
 
@@ -402,8 +449,9 @@ def mixer_tracks(take: dict | None) -> list:
 
 
 @user_errors
-def remix(take: dict | None, *values: Any) -> tuple:
-    """Re-render the take's audio with each track's instrument, volume and mute (no regeneration).
+def remix(take: dict | None, *values: Any, request: gr.Request | None = None) -> tuple:
+    """Re-render the take's audio with each track's instrument, volume and mute (no regeneration),
+    in the `request`'s turn.
 
     `values` are (program, volume, mute) for each track, in track order."""
     if not take:
@@ -412,11 +460,16 @@ def remix(take: dict | None, *values: Any) -> tuple:
     if not midi.exists():
         raise InputError("this take has expired (files are kept an hour): generate it again")
     mixes = [TrackMix(program=int(values[i]), volume=float(values[i + 1]), mute=bool(values[i + 2])) for i in range(0, len(values) - 2, 3)]
-    made = remix_take(midi, mixes, midi.parent)
+    with fair_turn(request):
+        made = remix_take(midi, mixes, midi.parent)
     return _shown(str(made.listen or made.wav)), _shown([str(made.midi), str(made.wav)])
 
 
-remix_for_page = kept_on_error(2)(remix)
+@kept_on_error(2)
+def remix_for_page(request: gr.Request, take: dict | None, *values: Any) -> tuple:
+    """`remix` for the page: Gradio passes the `request` first (before the mixer's values); on an
+    error the audio on show stays and the status line says why."""
+    return remix(take, *values, request=request)
 
 
 SAMPLING_NOTES = {
@@ -429,12 +482,18 @@ SAMPLING_NOTES = {
 
 
 @user_errors
-def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
+def sampling_views(take: dict | None, request: gr.Request | None = None) -> tuple[list[tuple[str, str]], str]:
     """For a take of a model that writes step by step (the AR-CNN's Gibbs sampling, diffusion's
     denoising), the roll at some of its steps (the same run, same seed) and what they show;
-    otherwise nothing, and a note saying why."""
+    otherwise nothing, and a note saying why. Drawn in the `request`'s turn (the model runs again)."""
     if not take or not take.get("source") or not Path(take["source"]).exists():
         return [], ""
+    with fair_turn(request):
+        return _sampling_views(take)
+
+
+def _sampling_views(take: dict) -> tuple[list[tuple[str, str]], str]:
+    """The step-by-step pictures of a take whose melody file is still there, and what they show."""
     request = AccompanyRequest(
         midi=Path(take["source"]),
         model=take["model"],
@@ -454,7 +513,7 @@ def sampling_views(take: dict | None) -> tuple[list[tuple[str, str]], str]:
     return [(str(p), caption) for p, caption in pictures], SAMPLING_NOTES.get(family, "The music at some of the model's steps.")
 
 
-def sampling_views_for_page(take: dict | None, shown_for: Any) -> tuple:
+def sampling_views_for_page(take: dict | None, shown_for: Any, request: gr.Request = None) -> tuple:
     """The step-by-step panel for the take on show: drawn again only when another take is shown
     (`shown_for` is the take number drawn last); a failure says so in the panel's note."""
     if not take:
@@ -462,7 +521,7 @@ def sampling_views_for_page(take: dict | None, shown_for: Any) -> tuple:
     if take.get("number") == shown_for:
         return gr.skip(), gr.skip(), shown_for
     try:
-        pictures, words = sampling_views(take)
+        pictures, words = sampling_views(take, request)
     except Exception as exc:  # noqa: BLE001 - a view that fails must not touch the take
         return gr.update(value=[], visible=False), plain_text(f"The steps could not be drawn: {_sentence(exc)}"), None
     return gr.update(value=pictures, visible=bool(pictures)), words, take.get("number")
@@ -481,7 +540,7 @@ def use_recording(recording_json: str) -> str:
     data = recording_to_midi(recording_json or "")
     folder = results_dir()
     try:
-        (folder / "my-melody.mid").write_bytes(data)
+        atomic_write_bytes(folder / "my-melody.mid", data)  # a reader never sees half a file
     except OSError as exc:  # a full disk: one line, and no half-written file or empty folder left
         shutil.rmtree(folder, ignore_errors=True)
         raise output_error(exc) from None
@@ -532,7 +591,15 @@ def interpolator_choices() -> list[tuple[str, str]]:
     return [(c.name, c.name) for c in default_registry().cards() if not c.disabled and family_writes(c.family) == "variation"]
 
 
-def _interpolation(first: str | None, second: str | None, model_name: str, steps: Any, progress: Any, listen: bool = True):
+def _interpolation(
+    first: str | None,
+    second: str | None,
+    model_name: str,
+    steps: Any,
+    progress: Any,
+    listen: bool = True,
+    request: gr.Request | None = None,
+):
     if not first:
         raise gr.Error("Choose your melody first (play, upload or pick a sample): the way starts from it.")
     if not second:
@@ -543,33 +610,44 @@ def _interpolation(first: str | None, second: str | None, model_name: str, steps
             raise InputError(f"choose a model that interpolates: {' or '.join(able)}")
         raise InputError("no model that interpolates is available here (a VAE such as vae-folk needs its trained checkpoint)")
     a, b = Path(first), Path(second)
-    result = interpolate(
-        InterpolateRequest(
-            first=a,
-            second=b,
-            model=model_name,
-            steps=steps if steps is not None else 5,
-            out_dir=results_dir(),
-            name=f"{a.stem}-to-{b.stem}",
-            want_listen=listen,
-        ),
-        progress=lambda fraction, desc="": progress(fraction, desc=desc),
-    )
+    with fair_turn(request, progress):
+        result = interpolate(
+            InterpolateRequest(
+                first=a,
+                second=b,
+                model=model_name,
+                steps=steps if steps is not None else 5,
+                out_dir=results_dir(),
+                name=f"{a.stem}-to-{b.stem}",
+                want_listen=listen,
+            ),
+            progress=lambda fraction, desc="": progress(fraction, desc=desc),
+        )
     for warning in result.warnings:
         gr.Warning(html.escape(warning))
     return result
 
 
 @user_errors
-def interpolate_endpoint(first_file: str | None, second_file: str | None, model_name: str, steps: float | int, progress=gr.Progress()):
+def interpolate_endpoint(
+    first_file: str | None, second_file: str | None, model_name: str, steps: float | int, request: gr.Request = None, progress=gr.Progress()
+):
     """The `/interpolate` API: (WAV path, piano-roll PNG path, MIDI path) of the way from the first
     melody to the second in `steps` windows through a VAE's latent space."""
-    result = _interpolation(first_file, second_file, model_name, steps, progress, listen=False)
+    result = _interpolation(first_file, second_file, model_name, steps, progress, listen=False, request=request)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
 @user_errors
-def interpolate_view(first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any, progress=gr.Progress()):
+def interpolate_view(
+    first_file: str | None,
+    sample: str | None,
+    upload: str | None,
+    model_name: str,
+    steps: Any,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
     """The page's interpolation: from the melody in use to a sample (or an uploaded file, which wins),
     as (piano roll, audio, MIDI download, a note)."""
     second = upload
@@ -578,7 +656,7 @@ def interpolate_view(first_file: str | None, sample: str | None, upload: str | N
         if sample not in known:
             raise InputError("choose one of the listed sample melodies")
         second = str(SAMPLES / sample)
-    result = _interpolation(first_file, second, model_name, steps, progress)
+    result = _interpolation(first_file, second, model_name, steps, progress, request=request)
     m = result.metrics
     note = (
         f"**{m['steps']} steps** from your melody's first full bars to the other's, each decoded from a point on the way "
@@ -590,11 +668,17 @@ def interpolate_view(first_file: str | None, sample: str | None, upload: str | N
 
 
 def interpolate_for_page(
-    first_file: str | None, sample: str | None, upload: str | None, model_name: str, steps: Any, progress=gr.Progress()
+    first_file: str | None,
+    sample: str | None,
+    upload: str | None,
+    model_name: str,
+    steps: Any,
+    request: gr.Request = None,
+    progress=gr.Progress(),
 ):
     """`interpolate_view` for the page: a failure is said in the panel's note (and a toast) and what
     the panel showed stays."""
     try:
-        return interpolate_view(first_file, sample, upload, model_name, steps, progress=progress)
+        return interpolate_view(first_file, sample, upload, model_name, steps, request=request, progress=progress)
     except Exception as exc:  # noqa: BLE001 - the page must survive anything
         return gr.skip(), gr.skip(), gr.skip(), _failed(exc, "interpolate_for_page")

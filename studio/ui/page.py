@@ -14,13 +14,11 @@ after a change arrive later than the change, and are read-only unless told other
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 
 from studio.audio.synth import synth_status
 from studio.core.config import REPO_ROOT
-from studio.core.errors import InputError
+from studio.serving.fairness import FairnessConfig, generation_slots
 from studio.serving.registry import default_registry
 from studio.ui import actions as act
 from studio.ui.cards import learning_views, model_card_markdown, model_choices, param_control
@@ -105,25 +103,29 @@ def _keyboard() -> gr.HTML:
 MAX_SESSIONS = 500
 
 
+# Threads for the light events (a model's card, a take shown again, a melody's preview) besides the
+# generating requests that wait for their turn (each holds one of Gradio's threads while it waits).
+LIGHT_THREADS = 16
+
+
 def launch_options() -> dict:
     """What `launch()` needs besides the Blocks: theme, page CSS and head, the upload cap (before
-    parsing) and how many sessions' state the server keeps (`MAX_SESSIONS`)."""
-    return {"theme": PAGE_THEME, "css": PAGE_CSS, "head": PAGE_HEAD, "max_file_size": "2mb", "state_session_capacity": MAX_SESSIONS}
+    parsing), how many sessions' state the server keeps (`MAX_SESSIONS`), and Gradio's threads: every
+    generating request the fair scheduler admits may wait in one, and the light events need theirs."""
+    return {
+        "theme": PAGE_THEME,
+        "css": PAGE_CSS,
+        "head": PAGE_HEAD,
+        "max_file_size": "2mb",
+        "state_session_capacity": MAX_SESSIONS,
+        "max_threads": FairnessConfig().max_admitted + LIGHT_THREADS,
+    }
 
 
 def generation_workers() -> int:
-    """How many generations the server runs at once (every button and API route that generates shares
-    them; the others wait in Gradio's queue): `STUDIO_WORKERS`, else one per CPU core."""
-    raw = os.environ.get("STUDIO_WORKERS", "").strip()
-    if not raw:
-        return max(1, os.cpu_count() or 2)
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 64:
-        raise InputError(f"STUDIO_WORKERS must be a whole number from 1 to 64, got {raw!r}: fix or unset it")
-    return value
+    """How many generations the server runs at once (`studio.serving.fairness.generation_slots`:
+    `STUDIO_WORKERS`, else one per CPU core); who goes next is the fair scheduler's choice."""
+    return generation_slots()
 
 
 def _picture(label: str, elem_id: str, alt_text: str, **extra) -> gr.Image:
@@ -151,10 +153,14 @@ def _model_controls(names: list[str], first: str) -> tuple[dict[str, gr.Group], 
 def build_app() -> gr.Blocks:
     """The studio page."""
     ok, synth_message = synth_status()
-    workers = generation_workers()
+    generation_workers()  # a bad STUDIO_WORKERS is refused before the page is built
     choices = model_choices()
     first = choices[0][1] if choices else ""
-    shared = {"concurrency_limit": workers, "concurrency_id": "generate"}
+    # Every generating event is one group in Gradio's queue. Gradio serves a group first come, first
+    # served, so it lets in as many as the fair scheduler admits (`studio.serving.fairness`: per-session
+    # limits, round robin, `STUDIO_WORKERS` at once), and the scheduler chooses who runs next; a request
+    # over its session's limit is refused at once with one line instead of waiting behind a burst.
+    shared = {"concurrency_limit": FairnessConfig().max_admitted, "concurrency_id": "generate"}
     # Gradio keeps its own copy of every file a callback returns: every 10 minutes, copies older than
     # an hour are removed (as `ui_actions.results_dir` does for the studio's folders), so disk stays bounded.
     with gr.Blocks(title="Music Studio", delete_cache=(600, 3600)) as app:

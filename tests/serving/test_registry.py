@@ -118,6 +118,47 @@ def test_failing_and_slow_models_give_model_errors(cards_dir, monkeypatch):
         registry.generate("rules", melody, grid, {}, 0)
 
 
+def test_a_call_past_its_time_out_is_cancelled_and_its_thread_ends(cards_dir):
+    """A slow model whose loop checks `check_cancelled` (as every shipped sampler's does): after the
+    time-out it stops within an iteration, its thread ends, and it no longer counts as stuck."""
+    from models.base import check_cancelled
+
+    registry = ModelRegistry(cards_dir, timeout_s=0.2)
+    melody, grid = _melody()
+
+    class SlowLoop:
+        def __init__(self) -> None:
+            self.iterations = 0
+            self.ended = threading.Event()
+            self.seen: list[BaseException] = []
+
+        def generate(self, *a):
+            try:
+                for _ in range(10_000):  # 100 s of work if nobody stops it
+                    check_cancelled()
+                    time.sleep(0.01)
+                    self.iterations += 1
+                return []
+            except BaseException as exc:
+                self.seen.append(exc)
+                raise
+            finally:
+                self.ended.set()
+
+    slow = SlowLoop()
+    registry._models["rules"] = slow
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=r"took longer than 0\.2 s"):
+        registry.generate("rules", melody, grid, {}, 0)
+    assert slow.ended.wait(5), "the abandoned call kept running"
+    assert time.monotonic() - started < 5 and slow.iterations < 500
+    assert type(slow.seen[0]).__name__ == "Cancelled"
+    deadline = time.monotonic() + 5
+    while registry._abandoned.get("rules") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert registry._abandoned.get("rules", 0) == 0
+
+
 def test_params_are_checked_and_coerced(cards_dir):
     card = ModelRegistry(cards_dir).card("rules")
     assert card.resolve_params({"chords_per_bar": "4"}) == {"chords_per_bar": 4, "pattern": "oompah"}

@@ -129,19 +129,24 @@ def test_the_server_keeps_a_bounded_number_of_sessions(monkeypatch, tmp_path):
 
 
 def test_generations_at_once_follow_studio_workers(monkeypatch):
-    """Every generating route shares `generation_workers()` slots: one per core, or STUDIO_WORKERS."""
+    """Every generating route is one Gradio group that lets in what the fair scheduler admits; the
+    scheduler runs `generation_workers()` at once: one per core, or STUDIO_WORKERS."""
     import os
 
     from studio.core.errors import InputError
-    from studio.ui.page import build_app, generation_workers
+    from studio.serving.fairness import FairnessConfig
+    from studio.ui.page import build_app, generation_workers, launch_options
 
     monkeypatch.delenv("STUDIO_WORKERS", raising=False)
     assert generation_workers() == max(1, os.cpu_count() or 2)
     monkeypatch.setenv("STUDIO_WORKERS", "3")
-    assert generation_workers() == 3
+    assert generation_workers() == 3 == FairnessConfig.from_env().slots
     app = build_app()
     limits = {fn.name: fn.concurrency_limit for fn in app.fns.values() if fn.concurrency_id == "generate"}
-    assert limits.get("accompany_endpoint") == 3 and set(limits.values()) == {3}
+    admitted = FairnessConfig().max_admitted
+    assert limits.get("accompany_endpoint") == admitted and set(limits.values()) == {admitted}
+    assert {"generate_take", "sampling_views_for_page", "interpolate_endpoint", "interpolate_for_page"} <= set(limits)
+    assert launch_options()["max_threads"] > admitted  # a thread for each admitted request, and the light events' own
     for bad in ("0", "two", "65"):
         monkeypatch.setenv("STUDIO_WORKERS", bad)
         with pytest.raises(InputError, match="STUDIO_WORKERS must be a whole number from 1 to 64"):

@@ -4,11 +4,14 @@ controls are read by model, the panels always say something, and the words read 
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import gradio as gr
 import pytest
 
 from studio.core.errors import ModelError
+from studio.serving import fairness
+from studio.serving.fairness import Client, FairnessConfig, FairScheduler
 from studio.serving.registry import default_registry
 from studio.ui import actions as act
 from studio.ui import cards as ui_cards
@@ -30,7 +33,7 @@ def test_generate_reads_only_the_chosen_models_own_controls(tune_paths):
     start = sum(n for name, n in _layout()[: MODELS.index("rules")])
     values[start + 1] = "block"  # rules' pattern
     out = act.generate_for_page(_layout())(
-        str(tune_paths["four_four.mid"]), "rules", 0, False, "", [], *values, progress=lambda *a, **k: None
+        None, str(tune_paths["four_four.mid"]), "rules", 0, False, "", [], *values, progress=lambda *a, **k: None
     )
     *_shown, take, takes, status = out
     assert status == "" and take["params"] == {"chords_per_bar": 2, "pattern": "block"} and len(takes) == 1
@@ -43,7 +46,7 @@ def test_the_page_passes_keep_the_songs_other_tracks(tune_paths, monkeypatch, ke
     real = act.accompany
     monkeypatch.setattr(act, "accompany", lambda request, **k: asked.append(request) or real(request, **k))
     out = act.generate_for_page(_layout())(
-        str(tune_paths["multitrack_drums.mid"]), "rules", 0, keep, "", [], *_defaults(), progress=lambda *a, **k: None
+        None, str(tune_paths["multitrack_drums.mid"]), "rules", 0, keep, "", [], *_defaults(), progress=lambda *a, **k: None
     )
     assert out[-1] == "" and len(asked) == 1 and asked[0].keep_tracks is keep
 
@@ -82,7 +85,9 @@ def test_a_failed_generation_keeps_what_is_on_show(tune_paths, monkeypatch, fail
         )
     if failure == "bug":
         monkeypatch.setattr(act, "accompany", lambda *a, **k: (_ for _ in ()).throw(KeyError("<b>x</b>")))
-    out = act.generate_for_page(_layout())(midi, "gan-chorale", 0, False, "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None)
+    out = act.generate_for_page(_layout())(
+        None, midi, "gan-chorale", 0, False, "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None
+    )
     *kept, status = out
     assert len(kept) == 7 and all(v == gr.skip() for v in kept)  # audio, roll, downloads, note, takes list, take, takes
     assert status and "\n" not in status
@@ -142,3 +147,27 @@ def test_interpolate_without_a_model_names_the_models_that_can(monkeypatch):
     monkeypatch.setattr(act, "interpolator_choices", lambda: [])
     with pytest.raises(gr.Error, match="No model that interpolates is available here"):
         act.interpolate_endpoint("a.mid", "b.mid", None, 5)
+
+
+def test_the_pages_and_the_apis_requests_take_turns_and_get_a_busy_line(tune_paths, monkeypatch):
+    """Through the actions Gradio calls: a session over its limit gets one readable line at once,
+    another session is served; called directly (no request), an action takes no turn."""
+    scheduler = FairScheduler(FairnessConfig(slots=2, per_session=1))
+    monkeypatch.setattr(fairness, "_default", scheduler)
+    tune = str(tune_paths["four_four.mid"])
+
+    def served(session: str) -> SimpleNamespace:
+        return SimpleNamespace(session_hash=session, client=SimpleNamespace(host="127.0.0.1"))
+
+    with scheduler.turn(Client("127.0.0.1", "busy-one")):
+        with pytest.raises(gr.Error) as info:
+            act.accompany_endpoint(tune, "rules", 0, request=served("busy-one"), progress=lambda *a, **k: None)
+        assert info.value.message.startswith("busy: you have 1 request waiting or running, the most one session may have")
+        midi = act.accompany_endpoint(tune, "rules", 0, request=served("another"), progress=lambda *a, **k: None)[2]
+        assert midi and scheduler.served[-1] == Client("127.0.0.1", "another")
+        out = act.generate_for_page([("rules", 2)])(served("busy-one"), tune, "rules", 0, False, "", [], 2, "oompah")
+        assert out[-1].startswith("busy: you have 1 request")  # the page's status line; the takes on show stay
+    assert act.client_of(None) is None
+    count = len(scheduler.served)
+    assert act.accompany_endpoint(tune, "rules", 0, progress=lambda *a, **k: None)[2]
+    assert len(scheduler.served) == count
