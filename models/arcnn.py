@@ -435,6 +435,7 @@ class ARCNNAccompanist:
         n_voices, n = tokens.shape
         for _ in range(GUIDE_SWEEPS):
             for voice in range(1, n_voices):
+                check_cancelled()
                 erased = np.zeros_like(tokens, bool)
                 erased[voice] = True
                 log_odds = torch.log_softmax(self._logits(pitches_to_tokens(pitches), erased, context)[voice].double(), 0)
