@@ -129,6 +129,13 @@ class RollTrack:
         self.velocity[start:end, pitch] = max(1, min(127, velocity))
         self.onset[start, pitch] = True
 
+    def silent_from(self, step: int) -> RollTrack:
+        """A copy that sounds nothing from `step` on (notes sounding then are cut there)."""
+        velocity, onset = self.velocity.copy(), self.onset.copy()
+        velocity[max(0, step) :] = 0
+        onset[max(0, step) :] = False
+        return RollTrack(self.name, self.program, self.is_drum, velocity, onset, self.role)
+
     def pitches_at(self, step: int) -> np.ndarray:
         """Pitches sounding at `step`."""
         return np.flatnonzero(self.velocity[step])

@@ -298,6 +298,17 @@ def _with_dynamics(card: ModelCard, tracks: list[RollTrack], melody: RollTrack, 
     return [shaped(t, grid, melody) if t.role == "accompaniment" and not t.is_drum else t for t in tracks]
 
 
+def _ending_with_the_melody(tracks: list[RollTrack], melody: RollTrack, grid: Grid) -> list[RollTrack]:
+    """The accompaniment rings at most one beat after the melody's last note ends (the last bar's beat,
+    at most a quarter note: the file's own beat): a final chord, not a tail of the song's empty last
+    bar. A silent melody cuts nothing."""
+    heard = np.flatnonzero((melody.velocity > 0).any(axis=1))
+    if not len(heard) or not grid.bars:
+        return tracks
+    end = int(heard[-1]) + 1 + min(grid.bars[grid.bar_index(int(heard[-1]))].beat_steps, grid.steps_per_beat)
+    return [t.silent_from(end) if end < t.n_steps else t for t in tracks]
+
+
 def accompany(
     request: AccompanyRequest,
     registry: ModelRegistry | None = None,
@@ -367,6 +378,7 @@ def accompany(
         accompaniment += _with_dynamics(then_card, then_tracks, melody_roll, grid)
         lap("then")
 
+    accompaniment = _ending_with_the_melody(accompaniment, melody_roll, grid)
     out_tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in accompaniment] + kept
     result_score = Score(score.ticks_per_beat, out_tracks, score.tempos, score.time_signatures)
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
