@@ -277,6 +277,25 @@ def _leave_out_clashes(keys: RollTrack, melody_sounding: np.ndarray) -> None:
             keys.onset[t, p] = False
 
 
+PARALLEL_COST = 12  # semitones of voice-leading motion a parallel fifth or octave with the melody counts as
+
+
+def _parallel_perfect(bass_before: int | None, bass_after: int, melody_before: int, melody_after: int) -> bool:
+    """Whether the bass and the melody both move and keep a perfect fifth or octave (interval class 7 or 0)."""
+    if bass_before is None or melody_before < 0 or melody_after < 0:
+        return False
+    if bass_before == bass_after or melody_before == melody_after:
+        return False
+    before, after = (melody_before - bass_before) % 12, (melody_after - bass_after) % 12
+    return before == after and before in (0, 7)
+
+
+def _voicing_cost(voicing: tuple[int, ...], previous: tuple[int, ...], melody_before: int, melody_now: int) -> int:
+    """Voice-leading motion from `previous`, a parallel fifth or octave of the top with the melody
+    counting `PARALLEL_COST` semitones more."""
+    return _motion(voicing, previous) + PARALLEL_COST * _parallel_perfect(previous[-1], voicing[-1], melody_before, melody_now)
+
+
 def _motion(voicing: tuple[int, ...], previous: tuple[int, ...]) -> int:
     """Voice-leading motion between two voicings: semitones moved, voice by voice."""
     return sum(abs(a - b) for a, b in zip(voicing, previous, strict=True))
@@ -452,6 +471,7 @@ class RulesAccompanist:
         ending: tuple[int, tuple[int, ...]] | None = None  # bass pitch and voicing under it
         prev_chord: Chord | None = None
         prev_bass_played: int | None = None  # the root, or its fifth in an alternating bass
+        prev_melody = -1  # the melody's pitch where the previous chord began (-1: silent)
         for seg, chord in zip(segs, chords, strict=True):
             bar = grid.bars[seg.bar]
             span = sounding[seg.start : seg.end]
@@ -459,15 +479,17 @@ class RulesAccompanist:
             lowest = int(mel_pitches.min()) if len(mel_pitches) else 72
             ceiling = max(min(lowest - 2, 76), 55)
             options = self._voicings(chord, ceiling)
+            melody_now = int(span[0].nonzero()[0].max()) if span.shape[0] and span[0].any() else -1
             if prev_voicing is None:
                 voicing = max(options, key=lambda v: (v[-1], -v[0]))
                 if rng is not None:  # a seed may start in another inversion, no more than a fourth lower
                     voicing = options[int(rng.choice([i for i, v in enumerate(options) if v[-1] >= voicing[-1] - 5]))]
             else:
-                voicing = min(options, key=lambda v: (_motion(v, prev_voicing), -v[-1]))
+                costs = [_voicing_cost(v, prev_voicing, prev_melody, melody_now) for v in options]
+                voicing = options[min(range(len(options)), key=lambda i: (costs[i], -options[i][-1]))]
                 if rng is not None:  # a seed draws among the voicings that move nearly as little
-                    smooth = _motion(voicing, prev_voicing) + variation.voicing_slack
-                    voicing = options[int(rng.choice([i for i, v in enumerate(options) if _motion(v, prev_voicing) <= smooth]))]
+                    smooth = costs[options.index(voicing)] + variation.voicing_slack
+                    voicing = options[int(rng.choice([i for i, c in enumerate(costs) if c <= smooth]))]
             prev_voicing = voicing
             roots = [p for p in range(lo, hi + 1) if p % 12 == chord.root]
             target = 43 if prev_bass is None else prev_bass  # start around G2, then move smoothly
@@ -477,6 +499,15 @@ class RulesAccompanist:
                 # the chord held over: its fifth this time (a root-fifth bass), the nearer octave in range
                 fifths = [p for p in range(lo, hi + 1) if p % 12 == chord.pcs[2]]
                 bass_pitch = min(fifths, key=lambda p: abs(p - root_pitch))
+            if _parallel_perfect(prev_bass_played, bass_pitch, prev_melody, melody_now):
+                # root to root under a melody moving the same way is parallel octaves or fifths between the
+                # outer voices: the chord's third in the bass instead (a first inversion), if that mends it
+                thirds = [p for p in range(lo, hi + 1) if p % 12 == chord.pcs[1]]
+                if thirds:
+                    third = min(thirds, key=lambda p: abs(p - (prev_bass_played or p)))
+                    if not _parallel_perfect(prev_bass_played, third, prev_melody, melody_now):
+                        bass_pitch = third
+            prev_melody = melody_now
             prev_bass, prev_chord, prev_bass_played = root_pitch, chord, bass_pitch
             self._play(bass, keys, seg, bar, bass_pitch, voicing, pattern, chord, variation)
             if seg.start <= final < seg.end:
