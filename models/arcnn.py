@@ -56,7 +56,8 @@ from studio.core.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
-from studio.core.part_writing import PartWritingGuide, guided_notes, note_spans, voice_ranges
+from studio.core.metrics import melody_key
+from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
@@ -407,7 +408,7 @@ class ARCNNAccompanist:
             out.append(track)
         starts = np.zeros_like(tokens, bool)  # the voices' re-strikes: none but what the guide keeps apart
         if float(p["guide"]) > 0:
-            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng)
+            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, melody_key(melody).accepted)
         # The voices start nothing after the melody's last note: each holds what it sings then (a
         # held pitch is one note here) to the end of the song.
         end = melody_end(tokens[0])
@@ -419,7 +420,13 @@ class ARCNNAccompanist:
         return out
 
     def guided(
-        self, tokens: np.ndarray, context: np.ndarray, strength: float, temperature: float, rng: np.random.Generator
+        self,
+        tokens: np.ndarray,
+        context: np.ndarray,
+        strength: float,
+        temperature: float,
+        rng: np.random.Generator,
+        in_key: frozenset[int] = frozenset(range(12)),
     ) -> tuple[np.ndarray, np.ndarray]:
         """The sampled voices (tokens (V, T), the melody first) with each note's pitch redrawn by the
         part-writing guide (`studio.core.part_writing.guided_notes`), and the note starts (V, T): the
@@ -442,7 +449,7 @@ class ARCNNAccompanist:
                 odds = np.zeros((n_voices, n, 128))
                 odds[voice] = token_odds_by_pitch(log_odds.T.numpy())[:, :128]
                 free = np.arange(n_voices) == voice
-                pitches = guided_notes(pitches, odds, free, ranges, guide, rng, 1, temperature, starts)
+                pitches = guided_notes(pitches, odds, free, ranges, guide, rng, 1, temperature, starts, key_preference(in_key, guide))
         return pitches_to_tokens(pitches), starts
 
     def sampling_trace(

@@ -61,7 +61,8 @@ from studio.core.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
-from studio.core.part_writing import PartWritingGuide, guided_notes, note_spans, voice_ranges
+from studio.core.metrics import melody_key
+from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = [
@@ -484,9 +485,10 @@ class DiffusionAccompanist:
             starts[voice, first] = True
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
         free = np.arange(n_voices + 1) > 0
-        new = guided_notes(
-            pitches, odds, free, ranges, PartWritingGuide(strength=strength), np.random.default_rng(0), GUIDE_SWEEPS, 0.0, starts
-        )
+        guide = PartWritingGuide(strength=strength)
+        in_key = melody_key(tokens_to_track(melody_tokens, np.zeros(len(melody_tokens), bool), "Melody", 0)).accepted
+        preference = key_preference(in_key, guide)
+        new = guided_notes(pitches, odds, free, ranges, guide, np.random.default_rng(0), GUIDE_SWEEPS, 0.0, starts, preference)
         return pitches_to_tokens(new[1:]), starts[1:]
 
     def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:

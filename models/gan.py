@@ -74,8 +74,8 @@ from studio.core.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
-from studio.core.metrics import CONSONANT_INTERVALS, RATE_SLACK, RELATIVE_TOLERANCE
-from studio.core.part_writing import PartWritingGuide, guided_notes, note_spans, voice_ranges
+from studio.core.metrics import CONSONANT_INTERVALS, RATE_SLACK, RELATIVE_TOLERANCE, melody_key
+from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
@@ -638,8 +638,9 @@ class GANAccompanist:
             strength = float(requests[i][2].get("guide", DEFAULTS["guide"]))
             if strength > 0:
                 melody_tokens = track_to_tokens(requests[i][0])[0]
+                in_key = melody_key(requests[i][0]).accepted
                 tokens, onsets = self.guided(
-                    melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3]
+                    melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3], in_key
                 )
             out.append(
                 [
@@ -659,6 +660,7 @@ class GANAccompanist:
         strength: float,
         temperature: float,
         seed: int,
+        in_key: frozenset[int] = frozenset(range(12)),
     ) -> tuple[np.ndarray, np.ndarray]:
         """The decoded voices (tokens, onsets (V, T)) with each note's pitch redrawn by the part-writing
         guide (`studio.core.part_writing.guided_notes`) from the generator's own odds of starting that
@@ -679,7 +681,7 @@ class GANAccompanist:
         guide = PartWritingGuide(strength=strength)
         rng = np.random.default_rng([int(seed), GUIDE_STREAM])
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
-        new = guided_notes(pitches, odds, free, ranges, guide, rng, GUIDE_SWEEPS, temperature, starts)
+        new = guided_notes(pitches, odds, free, ranges, guide, rng, GUIDE_SWEEPS, temperature, starts, key_preference(in_key, guide))
         return pitches_to_tokens(new[1:]), onsets
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from studio.core.voice_leading import SATB_RANGES
 
-__all__ = ["PartWritingGuide", "guided_notes", "note_penalties", "note_spans", "training_ranges", "voice_ranges"]
+__all__ = ["PartWritingGuide", "guided_notes", "key_preference", "note_penalties", "note_spans", "training_ranges", "voice_ranges"]
 
 IMPOSSIBLE = -1e9  # log-odds of a pitch the model cannot write (finite, so that sums over steps subtract)
 PERFECT = (0, 7)  # interval classes of octaves (and unisons) and fifths
@@ -50,6 +50,7 @@ class PartWritingGuide:
     crossing: float = 4.0  # per voice crossed
     per_semitone_leapt: float = 0.0  # per semitone of a move beyond a whole step (voices that move by step)
     parallel: float = 8.0  # per pair and per move
+    out_of_key: float = 2.0  # a redrawn note outside the melody's key (not a fault: a note the model chose stays)
 
 
 def voice_ranges(names: Sequence[str], configured: Sequence[int] = ()) -> list[tuple[int, int] | None]:
@@ -75,6 +76,13 @@ def training_ranges(pieces: Sequence, tracks: Sequence[int], low: float = 1.0, h
         else:
             out.append((0, 127))
     return out
+
+
+def key_preference(in_key: frozenset[int] | set[int], guide: PartWritingGuide) -> np.ndarray:
+    """(128,) nats against each MIDI pitch whose pitch class is not in `in_key` (the melody's key,
+    `studio.core.theory.Key.accepted`), for `guided_notes`' `preference`."""
+    outside = np.array([pc not in in_key for pc in range(12)])
+    return guide.strength * guide.out_of_key * outside[np.arange(128) % 12]
 
 
 def note_spans(line: np.ndarray, starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +183,7 @@ def guided_notes(
     sweeps: int = 4,
     temperature: float = 1.0,
     starts: np.ndarray | None = None,
+    preference: np.ndarray | None = None,
 ) -> np.ndarray:
     """New pitches for the notes of the `free` voices of `pitches` (V, T): the rhythm (where each note
     starts and ends, and the rests) stays the model's, and each note that breaks a rule
@@ -189,6 +198,8 @@ def guided_notes(
         that scores a note at its first step gives that step's odds for every step). -inf: impossible.
     free : (V,) bool: the voices to redraw (the melody is not).
     starts : (V, T) bool or None: re-strikes of a held pitch (the notes' boundaries), see `note_spans`.
+    preference : (128,) nats against each pitch when a note is redrawn (`key_preference`); it does not
+        make a note at fault, so a chromatic note the model chose and that breaks no rule stays.
     temperature : 0 takes the best pitch for each note (iterated conditional modes), else samples.
     """
     pitches = pitches.copy()
@@ -211,6 +222,8 @@ def guided_notes(
                     continue
                 f, e, penalties = f[faulty], e[faulty], penalties[faulty]
                 score = (cumulative[voice, e] - cumulative[voice, f]) / (e - f)[:, None] - penalties
+                if preference is not None:
+                    score = score - preference[None, :]
                 possible = (score > IMPOSSIBLE / 2).any(axis=1)
                 if temperature <= 1e-3:
                     pick = np.argmax(score, axis=1)
