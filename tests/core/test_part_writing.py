@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from studio.core.part_writing import PartWritingGuide, guided_notes, note_penalties, note_spans, training_ranges, voice_ranges
+from studio.core.part_writing import (
+    PartWritingGuide,
+    guided_notes,
+    key_preference,
+    note_penalties,
+    note_spans,
+    training_ranges,
+    voice_ranges,
+)
 from studio.core.roll import RollTrack
 from studio.core.voice_leading import SATB_RANGES, piece_counts, pooled_rates
 
@@ -142,3 +150,17 @@ def test_a_long_note_weighs_like_a_short_one():
         odds[1, length:, 62] = 2.0  # the model prefers D4 by 2 nats at every step of the second
         out = guided_notes(pitches, odds, np.array([False, True]), NO_RANGES[:2], GUIDE, np.random.default_rng(0), 2, 0.0)
         assert out[1, -1] != 62 and (out[1, length:] == out[1, -1]).all()
+
+
+def test_a_redrawn_note_prefers_the_key_and_a_chromatic_note_at_no_fault_stays():
+    c_major = frozenset({0, 2, 4, 5, 7, 9, 11})
+    preference = key_preference(c_major, GUIDE)
+    assert preference[61] == GUIDE.out_of_key and preference[60] == 0 and preference[61 + 12] == GUIDE.out_of_key
+    pitches = _lines([72, 74, 76], [60, 62, 61])  # the bass's D4 makes octaves with the melody; its C#4 breaks no rule
+    odds = np.full((2, pitches.shape[1], 128), -np.inf)
+    odds[1, :, 55:70] = 0.0  # the model has no preference
+    odds[1, :4, 60] = 100.0  # the first note stays C4
+    odds[1, 4:8, 63] = 1.0  # for the second, the model leans to D#4 (outside the key) by less than the preference
+    out = guided_notes(pitches, odds, np.array([False, True]), NO_RANGES[:2], GUIDE, np.random.default_rng(0), 2, 0.0, None, preference)
+    assert out[1, 4] != 62 and out[1, 4] % 12 in c_major  # redrawn, inside the key
+    assert (out[1, 8:] == 61).all()  # the chromatic note the model chose, at no fault, stays
