@@ -39,23 +39,12 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 from PIL import Image
 
+from studio.audio.legend import ACCOMPANIMENT_COLOURS, MELODY_COLOUR, OKABE_ITO, legend_label, track_colours
 from studio.core.files import atomic_file
 from studio.core.roll import Roll, roll_to_notes
 from studio.core.score import Note, Score
 
 __all__ = ["OKABE_ITO", "PlotConfig", "plot_roll", "plot_score"]
-
-# Okabe & Ito (2008), the colorblind-safe qualitative palette; vermillion is kept for the melody.
-OKABE_ITO = {
-    "orange": "#E69F00",
-    "sky_blue": "#56B4E9",
-    "bluish_green": "#009E73",
-    "yellow": "#F0E442",
-    "blue": "#0072B2",
-    "vermillion": "#D55E00",
-    "reddish_purple": "#CC79A7",
-    "grey": "#999999",
-}
 
 _BLACK_KEYS = frozenset({1, 3, 6, 8, 10})  # pitch classes of the black keys
 
@@ -74,16 +63,8 @@ class PlotConfig:
     width: float = 12.0  # inches
     height: float = 3.6  # inches: the most one row's pitch roll takes (a narrow range takes less)
     dpi: int = 100
-    colors: tuple[str, ...] = (
-        OKABE_ITO["blue"],
-        OKABE_ITO["bluish_green"],
-        OKABE_ITO["reddish_purple"],
-        OKABE_ITO["sky_blue"],
-        OKABE_ITO["orange"],
-        OKABE_ITO["yellow"],
-        OKABE_ITO["grey"],
-    )
-    melody_color: str = OKABE_ITO["vermillion"]
+    colors: tuple[str, ...] = ACCOMPANIMENT_COLOURS  # studio.audio.legend: the page's live roll uses the same
+    melody_color: str = MELODY_COLOUR
     melody_edge_color: str = "#1A1A1A"
     accompaniment_alpha: float = 0.8
     note_height: float = 0.8  # in semitones
@@ -258,16 +239,6 @@ def _bar_numbers(bars: _Bars) -> list[int]:
     """Number of each bar: 1 for the first full bar, 0 for a pickup."""
     first = 0 if bars.pickup else 1
     return [first + i for i in range(len(bars.starts))]
-
-
-def _label(name: str, program: int, is_drum: bool, is_melody: bool) -> str:
-    """Legend text: 'Bass (Acoustic Bass)', 'Drums', 'Melody: Lead (Flute)'."""
-    instrument = "Drums" if is_drum else pretty_midi.program_to_instrument_name(int(program) % 128)
-    name = name.strip()
-    text = instrument if not name or name.lower() == instrument.lower() else f"{name} ({instrument})"
-    if is_melody:
-        return text if name.lower() == "melody" else f"Melody: {text}"
-    return text
 
 
 def _rects_path(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) -> MplPath:
@@ -459,10 +430,7 @@ def _figure(
     melody = melody_track if melody_track is not None and parts and not parts[melody_track].is_drum else None
 
     # 1. Colors: the melody's own, then the palette in turn for every other track (drums included).
-    colors: list[str] = []
-    for i in range(len(parts)):
-        others = len(colors) - (melody is not None and i > melody)  # tracks before i, melody aside
-        colors.append(cfg.melody_color if i == melody else cfg.colors[others % len(cfg.colors)])
+    colors = track_colours(len(parts), melody, cfg.colors, cfg.melody_color)
 
     # 2. What is drawn: drums never enter the pitch axis (they get a band of their own, so a kick
     # (35) or a cymbal (81) cannot stretch the pitch range), rows of bars, one time scale.
@@ -525,7 +493,8 @@ def _figure(
                 facecolor=colors[i],
                 edgecolor=cfg.melody_edge_color if i == melody else "none",
                 alpha=None if i == melody or parts[i].is_drum else cfg.accompaniment_alpha,
-                label=_label(parts[i].name, parts[i].program, parts[i].is_drum, i == melody) + ("" if parts[i].n_notes else " (silent)"),
+                label=legend_label(parts[i].name, parts[i].program, parts[i].is_drum, i == melody)
+                + ("" if parts[i].n_notes else " (silent)"),
             )
             for i in order
         ]

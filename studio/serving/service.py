@@ -104,6 +104,7 @@ class AccompanyResult:
     then: str | None = None  # the model that accompanied a melody model's result
     listen_path: Path | None = None  # what the page's player plays: the MP3 copy of the WAV, or the WAV (see above)
     notes: list[str] = field(default_factory=list)  # what the model did that is worth saying, not a problem ('added 8 bars')
+    given_until_tick: int | None = None  # where the student's bars end and a model's added bars begin (a continuation)
 
     @property
     def duration_seconds(self) -> float:
@@ -415,6 +416,7 @@ def accompany(
         then_card.name if then_card else None,
         listen_path,
         notes,
+        given_until,
     )
 
 

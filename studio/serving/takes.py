@@ -40,6 +40,8 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
         "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
         "key": str(result.metrics.get("key", "")),
         "warnings": list(result.warnings),
+        "bar_ticks": [int(t) for t in getattr(result, "bar_ticks", None) or []],  # the live roll's bars (a pickup the meter map lacks)
+        "given_until_tick": getattr(result, "given_until_tick", None),  # where a model's added bars begin, if it added any
     }
 
 

@@ -33,6 +33,7 @@ from studio.core.errors import InputError, StudioError
 from studio.core.files import atomic_write_bytes
 from studio.core.recording import recording_to_midi
 from studio.serving.fairness import Client, default_scheduler
+from studio.serving.live_roll import take_roll, write_edited_melody
 from studio.serving.registry import default_registry, family_writes, parse_params_json
 from studio.serving.service import (
     AccompanyRequest,
@@ -63,6 +64,8 @@ __all__ = [
     "interpolate_for_page",
     "interpolate_view",
     "interpolator_choices",
+    "live_roll",
+    "live_roll_for_page",
     "mixer_tracks",
     "model_mode",
     "on_model_change",
@@ -75,6 +78,8 @@ __all__ = [
     "sampling_views_for_page",
     "show_take",
     "show_take_for_page",
+    "use_edited_melody",
+    "use_edited_melody_for_page",
     "use_recording",
 ]
 log = logging.getLogger(__name__)
@@ -682,3 +687,44 @@ def interpolate_for_page(
         return interpolate_view(first_file, sample, upload, model_name, steps, request=request, progress=progress)
     except Exception as exc:  # noqa: BLE001 - the page must survive anything
         return gr.skip(), gr.skip(), gr.skip(), _failed(exc, "interpolate_for_page")
+
+
+# --------------------------------------------------------------------------- the live piano roll
+
+
+def live_roll(take: dict | None) -> dict | None:
+    """The live roll's data for the take on show (`studio.serving.live_roll.take_roll`): None
+    without a take, or when its files are gone."""
+    if not take or not take.get("midi") or not Path(take["midi"]).exists():
+        return None
+    return take_roll(take["midi"], take.get("bar_ticks") or None, take.get("given_until_tick"), take_label(take))
+
+
+def live_roll_for_page(take: dict | None) -> tuple:
+    """The live roll, its 'Use the edited melody' button and the roll's picture (PNG) for the take
+    on show: shown together, or hidden when there is no take (a roll that cannot be read says so in
+    a toast and hides; the take's audio and downloads stay)."""
+    try:
+        view = live_roll(take)
+    except Exception as exc:  # noqa: BLE001 - the page must survive anything
+        _failed(exc, "live_roll_for_page", title="The piano roll cannot be shown")
+        view = None
+    shown = view is not None
+    return gr.update(value=view, visible=shown), gr.update(visible=shown), gr.update(visible=shown)
+
+
+@user_errors
+def use_edited_melody(edited_json: str, take: dict | None) -> str:
+    """The melody as edited in the live roll (the page's JSON), written as a MIDI file on the take's
+    tempo and meter maps, which becomes the melody (previewed, then generated from)."""
+    if not take or not take.get("midi"):
+        raise InputError("generate a take first, then edit its melody in the piano roll")
+    folder = results_dir()
+    try:
+        return str(write_edited_melody(take["midi"], edited_json or "", folder, name=f"{take.get('melody') or 'melody'} edited"))
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)  # no empty folder left behind
+        raise
+
+
+use_edited_melody_for_page = kept_on_error(1)(use_edited_melody)

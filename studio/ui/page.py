@@ -97,6 +97,21 @@ def _keyboard() -> gr.HTML:
     )
 
 
+def _live_roll() -> gr.HTML:
+    """The take's live piano roll (`assets/ui/roll.js`): a playhead that follows the audio, click to
+    seek, loop bars, zoom and scroll, and the melody edited on the 16th grid. Its value is the data of
+    `actions.live_roll`; the JavaScript draws it anew whenever it changes."""
+    return gr.HTML(
+        value=None,
+        html_template=(UI_FILES / "roll.html").read_text(),
+        css_template=(UI_FILES / "roll.css").read_text(),
+        js_on_load=(UI_FILES / "roll.js").read_text(),
+        elem_id="live-roll",
+        apply_default_css=False,
+        visible=False,
+    )
+
+
 # Gradio keeps every session's state (its copy of the page's configuration, about 110 KB for this page,
 # and the takes) until 10,000 sessions by default: about 1.1 GB on a public server. The 500 sessions used
 # last are kept (a classroom of 30 reloads far less); a session idle while 500 others came loses its takes list.
@@ -228,16 +243,28 @@ def build_app() -> gr.Blocks:
                     card = gr.Markdown(model_card_markdown(first) if first else "No models found.", elem_id="model-card")
         with gr.Row(elem_id="result-row"):
             with gr.Column(scale=3):
-                roll = _picture(
-                    "Piano roll",
-                    "piano-roll",
-                    "Piano roll of the take on show: every track in its colour, the melody outlined",
-                    show_label=False,
-                    visible=False,
-                )
+                live_roll = _live_roll()
+                use_edited = gr.Button("Use the edited melody", elem_id="use-edited-melody", visible=False)
                 note = gr.Markdown(elem_id="result-note")
+                # The same roll as a picture, to download (the API's `/accompany` returns it).
+                with gr.Accordion("The piano roll as a picture (PNG)", open=False, visible=False, elem_id="roll-picture") as roll_picture:
+                    roll = _picture(
+                        "Piano roll",
+                        "piano-roll",
+                        "Piano roll of the take on show: every track in its colour, the melody outlined",
+                        show_label=False,
+                        visible=False,
+                    )
             with gr.Column(scale=2, min_width=300):
-                audio = gr.Audio(label="Listen", type="filepath", elem_id="audio", interactive=False, visible=False)
+                # The browser's own player: a real <audio> element, which the live roll's playhead follows and seeks.
+                audio = gr.Audio(
+                    label="Listen",
+                    type="filepath",
+                    elem_id="audio",
+                    interactive=False,
+                    visible=False,
+                    waveform_options=gr.WaveformOptions(show_recording_waveform=False),
+                )
                 downloads = gr.File(
                     label="Download MIDI and WAV", file_count="multiple", interactive=False, elem_id="downloads", visible=False
                 )
@@ -335,6 +362,16 @@ def build_app() -> gr.Blocks:
         ).then(act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
         takes_list.input(act.show_take_for_page, inputs=[takes_list, takes], outputs=[*shown, status], api_name=False).then(
             act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared
+        )
+
+        # The live roll follows the take on show; its edited melody becomes the melody (as "Use this melody" does).
+        current.change(act.live_roll_for_page, inputs=current, outputs=[live_roll, roll_picture, use_edited], api_name=False)
+        use_edited.click(
+            act.use_edited_melody_for_page,
+            inputs=[recording, current],
+            outputs=[melody_file, status],
+            api_name=False,
+            js="(_, take) => { const roll = window.studioRoll; if (roll) roll.used(); return [roll ? roll.json() : '', take]; }",
         )
 
         with mixer_area:

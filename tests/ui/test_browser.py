@@ -7,6 +7,7 @@ accessibility check (axe-core) and fits a phone. Screenshots are saved for peopl
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -27,6 +28,12 @@ ARGS = [
 ]
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)")
 LAPTOP = (1366, 768)
+FETCH_BASE64 = """async (url) => {
+  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 32768) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 32768));
+  return btoa(text);
+}"""
 PHONE = (390, 844)
 
 
@@ -116,7 +123,9 @@ class Page:
         return self.page.get_attribute(f"#{elem_id} img", "src")
 
     def fetch(self, url: str) -> bytes:
-        return bytes(self.page.evaluate("async (u) => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer()))", url))
+        """The bytes at `url`, fetched by the page (its session's files), passed back as base64 (a list
+        of numbers, one per byte, took seconds to pass for a 1.5 MB MP3)."""
+        return base64.b64decode(self.page.evaluate(FETCH_BASE64, url))
 
     def audio_src(self, elem_id: str = "audio", not_src: str | None = None) -> str:
         """The URL of the audio a player shows, once it is there; checked to be real, playable audio."""
@@ -537,5 +546,107 @@ def test_record_in_time_from_a_midi_keyboard_then_clear(browser, server):
     page.click("#clear-melody")
     page.wait_for_function("!document.querySelector('#melody-roll img')", timeout=10_000)
     assert "Play with the mouse" in page.inner_text("#keyboard .kb-status")
+    assert ui.problems == []
+    page.close()
+
+
+def _roll(page, script: str, *args):
+    """Ask the live roll (window.studioRoll) something."""
+    return page.evaluate(f"(a) => window.studioRoll.{script}", list(args))
+
+
+def test_the_roll_lists_every_track_follows_the_audio_seeks_and_loops(browser, server, shots):
+    """The live roll after a take: its legend names every track of the take's MIDI; the playhead
+    moves while the audio plays; a click on the roll moves the audio there; a loop dragged across the
+    bar numbers sends the audio back to the loop's start at its end."""
+    from studio.core.midi import read_midi
+
+    ui = Page(browser, server)
+    page = ui.page
+    ui.sample("Alle meine Entchen")
+    ui.generate(1)
+    ui.audio_src()
+    page.wait_for_selector("#live-roll .lr-legend li", timeout=30_000)
+    legend = page.locator("#live-roll .lr-legend li").all_inner_texts()
+    tracks = read_midi(ui.midi_download()).score.tracks
+    assert len(legend) == len(tracks) and all(t.name in words for t, words in zip(tracks, legend, strict=True)), legend
+    page.locator("#live-roll").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "live-roll-1366x768.png"))
+
+    audio = "document.querySelector('#audio audio')"
+    bars = _roll(page, "data().bars")
+    spot = _roll(page, "point(a[0])", bars[2] + 0.1)
+    page.mouse.click(spot["x"], spot["y"] + 60)  # in the notes, below the ruler: the audio jumps there
+    assert page.evaluate(f"{audio}.currentTime") == pytest.approx(bars[2] + 0.1, abs=0.05)
+    page.evaluate(f"{audio}.play()")
+    page.wait_for_function(f"{audio}.currentTime > {bars[2] + 0.6}", timeout=10_000)
+    page.wait_for_function(f"Number(document.querySelector('#live-roll .lr-root').dataset.playhead) > {bars[2] + 0.5}", timeout=5_000)
+    assert abs(_roll(page, "playhead()") - page.evaluate(f"{audio}.currentTime")) < 0.5
+
+    start, end = _roll(page, "point(a[0])", bars[0] + 0.05), _roll(page, "point(a[0])", bars[1] + 0.05)
+    page.mouse.move(start["x"], start["y"])
+    page.mouse.down()
+    page.mouse.move(end["x"], end["y"], steps=6)
+    page.mouse.up()
+    assert page.get_attribute("#live-roll .lr-loop", "aria-pressed") == "true"
+    assert (page.input_value("#live-roll .lr-loop-from"), page.input_value("#live-roll .lr-loop-to")) == ("1", "2")
+    page.evaluate(f"{audio}.currentTime = {bars[2] - 0.3}")  # just before the loop's end (bars 1-2 end where bar 3 begins)
+    page.wait_for_function(f"{audio}.currentTime > 0.05 && {audio}.currentTime < {bars[2] - 0.4}", timeout=5_000)
+    page.evaluate(f"{audio}.pause()")
+    assert ui.problems == []
+    page.close()
+
+
+def test_a_note_added_in_the_roll_is_in_the_next_take(browser, server):
+    """Edit the melody in the roll: add a note by clicking an empty cell, move it, lengthen it, undo,
+    delete and undo; 'Use the edited melody' makes it the melody (previewed), and the next take's MIDI
+    has the added note on the grid."""
+    from studio.core.midi import read_midi
+
+    ui = Page(browser, server)
+    page = ui.page
+    ui.sample("Alle meine Entchen")
+    ui.generate(1)
+    page.wait_for_selector("#live-roll .lr-legend li", timeout=30_000)
+    old_audio = ui.audio_src("melody-audio")
+    page.click("#live-roll .lr-edit")
+    before = _roll(page, "notes()")
+    top = max(p for _s, _e, p, _v in before) + 1  # above the whole tune: an empty row
+    step = _roll(page, "timeAtStep(a[0])", 6), _roll(page, "timeAtStep(a[0])", 7)
+    cell = _roll(page, "point(a[0], a[1])", (step[0] + step[1]) / 2, top)
+    page.mouse.click(cell["x"], cell["y"])
+    added = [n for n in _roll(page, "notes()") if n not in before]
+    assert len(added) == 1 and added[0][2] == top and added[0][0] == pytest.approx(step[0], abs=1e-6), added
+
+    # Drag it two semitones down and two 16ths later, then its right end two 16ths further.
+    row = cell["y"] - _roll(page, "point(a[0], a[1])", step[0], top + 1)["y"]
+    page.mouse.move(cell["x"], cell["y"])
+    page.mouse.down()
+    right = _roll(page, "point(a[0])", _roll(page, "timeAtStep(a[0])", 8) + (step[1] - step[0]) / 2)["x"]
+    page.mouse.move(right, cell["y"] + 2 * row, steps=6)
+    page.mouse.up()
+    moved = [n for n in _roll(page, "notes()") if n not in before]
+    assert moved[0][2] == top - 2 and moved[0][0] == pytest.approx(_roll(page, "timeAtStep(a[0])", 8), abs=1e-6), moved
+    end = _roll(page, "point(a[0], a[1])", moved[0][1] - 0.01, top - 2)
+    page.mouse.move(end["x"], end["y"])
+    page.mouse.down()
+    page.mouse.move(end["x"] + (right - cell["x"]), end["y"], steps=6)
+    page.mouse.up()
+    longer = [n for n in _roll(page, "notes()") if n not in before]
+    assert longer[0][1] - longer[0][0] > moved[0][1] - moved[0][0]
+    page.keyboard.press("Control+z")
+    assert [n for n in _roll(page, "notes()") if n not in before] == moved
+    page.mouse.dblclick(cell["x"] + (right - cell["x"]), cell["y"] + 2 * row)
+    assert _roll(page, "notes()") == before
+    page.click("#live-roll .lr-undo")
+    assert [n for n in _roll(page, "notes()") if n not in before] == moved
+
+    page.click("#use-edited-melody")
+    ui.audio_src("melody-audio", not_src=old_audio)  # the melody preview now plays the edited melody
+    ui.generate(2)
+    page.wait_for_function("document.querySelectorAll('#downloads a').length >= 2", timeout=30_000)
+    score = read_midi(ui.midi_download()).score
+    step_ticks = score.ticks_per_beat // 4
+    assert any(n.pitch == top - 2 and n.start == 8 * step_ticks for n in score.tracks[0].notes), score.tracks[0].notes
     assert ui.problems == []
     page.close()

@@ -3,6 +3,7 @@ controls are read by model, the panels always say something, and the words read 
 
 from __future__ import annotations
 
+import json
 import re
 from types import SimpleNamespace
 
@@ -171,3 +172,38 @@ def test_the_pages_and_the_apis_requests_take_turns_and_get_a_busy_line(tune_pat
     count = len(scheduler.served)
     assert act.accompany_endpoint(tune, "rules", 0, progress=lambda *a, **k: None)[2]
     assert len(scheduler.served) == count
+
+
+def test_the_live_roll_shows_with_a_take_and_its_edited_melody_becomes_the_melody(tune_paths, tmp_path):
+    """The live roll, its 'Use the edited melody' button and the PNG's panel show with a take and hide
+    without one; the roll's JSON comes back as a MIDI melody; what cannot be used is one line."""
+    from studio.core.midi import read_midi
+
+    out = act.generate_for_page(_layout())(
+        None, str(tune_paths["four_four.mid"]), "rules", 0, False, "", [], *_defaults(), progress=lambda *a, **k: None
+    )
+    *_shown, take, _takes, _status = out
+    roll, picture, button = act.live_roll_for_page(take)
+    assert roll["visible"] and picture["visible"] and button["visible"]
+    assert [t["name"] for t in roll["value"]["tracks"]] == take["tracks"]
+    assert not any(u["visible"] for u in act.live_roll_for_page(None))
+    assert not any(u["visible"] for u in act.live_roll_for_page({**take, "midi": str(tmp_path / "gone.mid")}))
+
+    melody = roll["value"]["tracks"][0]["notes"]
+    path = act.use_edited_melody(json.dumps({"notes": [*melody, [0.0, 0.25, 96, 90]]}), take)
+    assert any(n.pitch == 96 and n.start == 0 for n in read_midi(path).score.tracks[0].notes)
+    with pytest.raises(gr.Error, match="Generate a take first"):
+        act.use_edited_melody('{"notes": []}', None)
+    kept, status = act.use_edited_melody_for_page("<b>not json</b>", take)
+    assert kept == gr.skip() and "not valid JSON" in status and "<b>" not in status
+
+
+def test_the_live_roll_follows_the_take_on_show_and_the_player_is_a_real_audio_element():
+    from studio.ui.page import build_app
+
+    app = build_app()
+    ids = {fn.name: [getattr(b, "elem_id", None) for b in fn.outputs] for fn in app.fns.values()}
+    assert ids["live_roll_for_page"] == ["live-roll", "roll-picture", "use-edited-melody"]
+    assert ids["use_edited_melody"] == ["midi-input", "status"]
+    audio = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "audio")
+    assert audio.waveform_options.show_recording_waveform is False  # the roll's playhead follows the <audio> element
