@@ -54,10 +54,11 @@ class PartWritingGuide:
 
 
 def voice_ranges(names: Sequence[str], configured: Sequence[int] = ()) -> list[tuple[int, int] | None]:
-    """Each accompaniment voice's range for the guide, with None for the melody first: `configured`
-    (low, high per voice: a card's, derived from its training pieces) when given, else the
-    textbook SATB range of a voice so named, else None (no range)."""
-    if configured:
+    """Each accompaniment voice's range for the guide, with None for the melody first: the textbook
+    SATB ranges when every voice is an SATB voice by name (the chorale models, whatever wider ranges
+    their sampling allows); else `configured` (low, high per voice: a card's, derived from its training
+    pieces) when given; else an SATB voice's by name and no range (None) for the others."""
+    if configured and not all(name in SATB_RANGES for name in names):
         pairs = [(int(configured[2 * i]), int(configured[2 * i + 1])) for i in range(len(names))]
         return [None, *pairs]
     return [None, *(SATB_RANGES.get(name) for name in names)]

@@ -128,6 +128,7 @@ def test_guided_notes_on_flat_odds_keep_the_rhythm_and_break_no_rule(seed):
 def test_voice_ranges_and_training_ranges():
     assert voice_ranges(("Alto", "Viola")) == [None, SATB_RANGES["Alto"], None]
     assert voice_ranges(("Viola", "Cello"), (48, 74, 36, 78)) == [None, (48, 74), (36, 78)]
+    assert voice_ranges(("Alto", "Bass"), (45, 77, 34, 65)) == [None, SATB_RANGES["Alto"], SATB_RANGES["Bass"]]  # SATB voices: the textbook
 
     class Piece:
         def __init__(self, rows: list[tuple[int, int]]) -> None:
