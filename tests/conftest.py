@@ -38,6 +38,27 @@ REPO = Path(__file__).resolve().parent.parent
 TUNES = REPO / "tests" / "data" / "tunes"
 sys.path.insert(0, str(REPO / "tests"))
 
+from repo_guard import RepoGuard, allowed_writes  # noqa: E402 - from tests/, on the path just above
+
+_GUARD = RepoGuard(REPO, allowed_writes())  # what the repository looked like before any test ran
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_test_writes_into_the_repository(request):
+    """Each test module leaves the repository as it found it (tests/repo_guard.py says how that is seen)."""
+    yield
+    changed = _GUARD.changes()
+    if changed:
+        pytest.fail(_GUARD.message(changed, f"a test of {request.module.__name__}"), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The last look, after the session's fixtures (the served studio) have gone: a write fails the run."""
+    changed = _GUARD.changes()
+    if changed:
+        session.config.get_terminal_writer().line("\n" + _GUARD.message(changed, "the test run"), red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 @pytest.fixture(scope="session")
 def tune_index() -> list[dict]:
