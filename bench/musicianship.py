@@ -50,7 +50,9 @@ def measure(models: list[str], n: int, tunes: int, seed: int = 0) -> dict[str, A
     }
     for name in models:
         t0 = time.perf_counter()
-        generated = [record(tracks[0], registry.generate(name, _model_melody(tracks[0]), grid, {}, seed), reference) for _id, tracks, grid in pieces]
+        generated = [
+            record(tracks[0], registry.generate(name, _model_melody(tracks[0]), grid, {}, seed), reference) for _id, tracks, grid in pieces
+        ]
         compared = compare_sets(real, generated)
         out["held_out"].setdefault("real", compared["real"])
         out["held_out"][name] = dict(compared["generated"], classifier_accuracy=compared["classifier_accuracy"])

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -30,7 +32,7 @@ from studio.serving.registry import default_registry
 from studio.training.evaluate import TONAL_MARGIN
 from studio.training.melodies import read_tunes
 from studio.training.splits import read_split, split_path
-from studio.training.variation_eval import _mean, variation_levels, vary_tune
+from studio.training.variation_eval import variation_levels, vary_tune
 
 CANDIDATES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 SEEDS = (0, 1, 2)
@@ -52,7 +54,7 @@ def measure(model: str = "vae-folk", candidates: Sequence[float] = CANDIDATES, s
 
     rows = [vary_tune(generate, p.tracks[0], p.grid, candidates, seed) for seed in seeds for p in tunes]
     levels = variation_levels(rows, candidates)
-    own = round(_mean(r["input_in_key"] for r in rows), 4)
+    own = round(statistics.fmean(r["input_in_key"] for r in rows if math.isfinite(r["input_in_key"])), 4)
     kept_in_key = [h for h in candidates if levels[f"{h:g}"]["in_key_rate"] >= own - TONAL_MARGIN]
     maximum = max(kept_in_key) if kept_in_key else None
     heard = [h for h in candidates if levels[f"{h:g}"]["notes_changed"] >= CHANGED_AT_LEAST and (maximum is None or h <= maximum)]
