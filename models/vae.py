@@ -385,9 +385,9 @@ PARAMS = [
         "type": "float",
         "default": 2.0,
         "min": 0.0,
-        "max": 3.0,
+        "max": 2.5,
         "help": "How far from your melody: 0 gives it back (as the VAE remembers it), 1 moves each two bars by the VAE's own "
-        "uncertainty about them (a note or two changes), 2 changes about a fifth to a quarter of the notes, 3 about half.",
+        "uncertainty about them (a note or two changes), 2 changes about a fifth of the notes, 2.5 about a third.",
     },
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}

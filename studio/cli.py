@@ -237,8 +237,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         format_report,
     )
 
+    pieces = tuple(p.strip() for p in args.pieces.split(",") if p.strip()) if args.pieces else None
     config = EvaluationConfig(
-        n=args.n, unseen=args.unseen, seed=args.seed, params=_parse_params(args.param), copy_check=not args.no_copy_check, data=args.data
+        n=args.n,
+        unseen=args.unseen,
+        seed=args.seed,
+        params=_parse_params(args.param),
+        copy_check=not args.no_copy_check,
+        data=args.data,
+        pieces=pieces,
     )
     report = evaluate(args.model, config, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -325,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a model's samples vs held-out real music")
     p.add_argument("--model", required=True, help="model name (see `models`)")
     p.add_argument("--n", type=int, help="held-out pieces to use (default: all)")
+    p.add_argument(
+        "--pieces",
+        metavar="ID,ID",
+        help="only these held-out pieces (ids from models/checkpoints/splits/), read alone: their figures in seconds, nothing else",
+    )
     p.add_argument("--unseen", type=int, default=100, help="unseen folk tunes to accompany (default 100, 0 to skip)")
     p.add_argument("--seed", type=int, default=0, help="seed of every sample (default 0)")
     p.add_argument("--data", help="dataset genre to evaluate on (default: the model's genre; chorale for 'any')")

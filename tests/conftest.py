@@ -1,5 +1,7 @@
 """Test set-up: every test run gets its own HOME, TMPDIR, matplotlib and Gradio folders.
 
+STUDIO_TEST_WITHOUT_FLUIDSYNTH=1 runs the tests as on a machine without FluidSynth (docs/development.md).
+
 The variables are set at import time, before any test module imports matplotlib or gradio. The run's
 folder (about 1 GB of audio, checkpoints and caches) is removed when the run ends, unless
 STUDIO_KEEP_TEST_FILES is set (screenshots are kept where STUDIO_SCREENSHOTS points, if set).
@@ -40,6 +42,35 @@ def pytest_unconfigure(config) -> None:
 REPO = Path(__file__).resolve().parent.parent
 TUNES = REPO / "tests" / "data" / "tunes"
 sys.path.insert(0, str(REPO / "tests"))
+
+if os.environ.get("STUDIO_TEST_WITHOUT_FLUIDSYNTH"):
+    # A run as on a machine without FluidSynth: `import fluidsynth` fails here and in every process a
+    # test starts (the CLI, the served studio), so each audio check must report a skip with its reason.
+    _HIDDEN = str(REPO / "tests" / "data" / "without_fluidsynth")
+    sys.path.insert(0, _HIDDEN)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_HIDDEN, os.environ.get("PYTHONPATH")) if p)
+    sys.modules.pop("fluidsynth", None)
+
+from repo_guard import RepoGuard, allowed_writes  # noqa: E402 - from tests/, on the path just above
+
+_GUARD = RepoGuard(REPO, allowed_writes())  # what the repository looked like before any test ran
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_test_writes_into_the_repository(request):
+    """Each test module leaves the repository as it found it (tests/repo_guard.py says how that is seen)."""
+    yield
+    changed = _GUARD.changes()
+    if changed:
+        pytest.fail(_GUARD.message(changed, f"a test of {request.module.__name__}"), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The last look, after the session's fixtures (the served studio) have gone: a write fails the run."""
+    changed = _GUARD.changes()
+    if changed:
+        session.config.get_terminal_writer().line("\n" + _GUARD.message(changed, "the test run"), red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

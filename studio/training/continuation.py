@@ -8,6 +8,9 @@
    length, notes per added bar, the in-key rate of the added notes (key estimated from the
    prompt, as `studio.core.metrics` does for accompaniments), and copies: runs of 16 or more added notes
    whose pitch intervals and lengths equal a run of some training tune (so transposed copies count).
+
+Each held-out tune is scored alone, and its own perplexity is in the report (``held_out.per_piece``);
+``ContinuationConfig.pieces`` scores only the named held-out tunes, read alone (seconds).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 from studio.core.metrics import in_key_rate, melody_key
 from studio.core.roll import Grid, RollTrack, extend_grid, track_notes
 from studio.serving.registry import ModelRegistry, default_registry
-from studio.training.melodies import MelodyDatasetConfig, build_melodies
+from studio.training.melodies import MelodyDatasetConfig, build_melodies, held_out_tunes
 from studio.training.tunes import corpus_tunes, tune_roll
 
 __all__ = ["ContinuationConfig", "RunIndex", "evaluate_continuer", "note_runs"]
@@ -43,6 +46,7 @@ class ContinuationConfig:
     seed: int = 0
     params: Mapping[str, Any] | None = None
     held_out: int | None = None  # held-out tunes for perplexity (None: all)
+    pieces: tuple[str, ...] | None = None  # only these held-out tunes, read alone: their perplexity, nothing else
 
 
 def _run_keys(notes: Sequence[tuple[int, int, int]], length: int = RUN) -> list[tuple]:
@@ -103,25 +107,42 @@ def evaluate_continuer(
     params = card.resolve_params({**(config.params or {}), "bars": config.bars})
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     t0 = time.perf_counter()
-    dataset = build_melodies(MelodyDatasetConfig(card.genre), progress=progress)
+    named = list(dict.fromkeys(config.pieces or ()))
+    dataset = None if named else build_melodies(MelodyDatasetConfig(card.genre), progress=progress)
     loaded = registry.get(card.name)
-    held = dataset.held_out[: config.held_out] if config.held_out else dataset.held_out
+    if dataset is None:
+        held = held_out_tunes(card.genre, named)
+    else:
+        held = dataset.held_out[: config.held_out] if config.held_out else dataset.held_out
     say(f"perplexity on {len(held)} held-out tunes")
-    train_tokens, held_tokens = tokenize_pieces(dataset.train), tokenize_pieces(held)
-    total, count = loaded.nll(held_tokens)
+    held_tokens, per_piece, total, count = [], {}, 0.0, 0
+    for piece in held:  # one tune at a time: each tune's own figure, the same in any company
+        tokens = tokenize_pieces([piece])  # empty for a tune whose meter cannot be written (left out)
+        if tokens:
+            nll, events = loaded.nll(tokens)
+            held_tokens += tokens
+            total, count = total + nll, count + events
+            per_piece[piece.id] = {"events": events, "perplexity": round(math.exp(nll / max(1, events)), 4)}
     report: dict[str, Any] = {
         "model": model,
         "family": card.family,
         "data": card.genre,
         "seed": config.seed,
         "params": params,
-        "held_out": {
-            "tunes": len(held_tokens),
-            "events": count,
-            "perplexity": round(math.exp(total / max(1, count)), 3),
-            "baselines": n_gram_baselines(train_tokens, held_tokens, loaded.config.block_size),
-        },
+        "held_out": {"tunes": len(held_tokens), "events": count, "perplexity": round(math.exp(total / max(1, count)), 3)},
     }
+    if dataset is None:
+        report["held_out"]["per_piece"] = per_piece
+        report["named_pieces"] = named
+        report["seconds"] = round(time.perf_counter() - t0, 1)
+        report["how"] = (
+            f"python -m studio evaluate --model {model} --pieces {','.join(named)}: perplexity = exp(mean NLL per event) on only "
+            "these held-out tunes of models/checkpoints/splits/folk.json, each read alone (studio.training.melodies.read_tunes); "
+            "no baselines, unseen tunes or copies (they need the training tunes); each tune's figure is the one a whole evaluation gives it"
+        )
+        return report
+    report["held_out"]["baselines"] = n_gram_baselines(tokenize_pieces(dataset.train), held_tokens, loaded.config.block_size)
+    report["held_out"]["per_piece"] = per_piece
     say(f"indexing every run of {RUN} notes of the {len(dataset.train)} training tunes")
     index = RunIndex(note_runs(p) for p in dataset.train)
     say(f"continuing {config.unseen} unseen tunes by {config.bars} bars")
@@ -199,8 +220,14 @@ def _mean(values: Iterable[float]) -> float:
 
 def format_continuation(report: Mapping[str, Any]) -> str:
     """A few readable lines (what the CLI prints without --json)."""
-    held, unseen = report["held_out"], report["unseen"]
-    base = held["baselines"]
+    held = report["held_out"]
+    if "named_pieces" in report:  # `evaluate --pieces`: the named tunes' perplexity only
+        lines = [
+            f"{report['model']}: held-out perplexity per event {held['perplexity']} ({held['tunes']} named tunes, {held['events']} events)"
+        ]
+        lines += [f"  {pid}: {row['perplexity']} ({row['events']} events)" for pid, row in held["per_piece"].items()]
+        return "\n".join([*lines, f"({report['seconds']} s)"])
+    unseen, base = report["unseen"], held["baselines"]
     return "\n".join(
         [
             f"{report['model']}: held-out perplexity per event {held['perplexity']} (unigram {base['unigram']}, bigram {base['bigram']}; "

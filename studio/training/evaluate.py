@@ -15,6 +15,11 @@
    notes, interval and duration histograms (a distance) and a real-vs-generated classifier, for the
    generated and the real held-out accompaniments of the same pieces; the generated figures on the
    unseen tunes too.
+
+Every held-out piece's own figures are in the report too (``held_out.per_piece``, by piece id), so a
+card can be checked in seconds: ``EvaluationConfig.pieces`` (``evaluate --pieces ID,ID``) evaluates
+only the named held-out pieces, each read alone (`studio.training.data.read_pieces`), and gives them
+the same figures (``tests/training/test_card_figures.py`` compares them with every shipped card).
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ from studio.core.roll import Grid, RollTrack, to_model_range
 from studio.core.voices import voice_piece
 from studio.serving.registry import ModelRegistry, default_registry, family_writes
 from studio.training.continuation import ContinuationConfig, evaluate_continuer, format_continuation
-from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset
+from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset, read_pieces
 from studio.training.musicianship import compare_sets, format_table, generated_rates, genre_ranges, record
+from studio.training.splits import read_split
 from studio.training.tunes import corpus_tunes, tune_roll
 from studio.training.variation_eval import VariationConfig, evaluate_variations, format_variations
 
@@ -59,7 +65,9 @@ TONAL_MARGIN = 0.05  # in-key and consonance at most this much under the real va
 @dataclass(frozen=True)
 class EvaluationConfig:
     """What `evaluate` measures: `n` held-out pieces (None: all), `unseen` folk tunes, the seed and
-    the model parameters used for every sample, and whether to run the copy check."""
+    the model parameters used for every sample, and whether to run the copy check. `pieces` names
+    held-out pieces (ids of the pinned list) to evaluate alone: only they are read, so the report
+    holds their held-out figures and nothing that needs the training pieces or the unseen tunes."""
 
     n: int | None = None
     unseen: int = 100
@@ -68,6 +76,7 @@ class EvaluationConfig:
     copy_check: bool = True
     data: str | None = None  # dataset genre; default: the model's own genre (chorale for genre 'any')
     split_file: str | None = None  # the pinned split to read; default: the committed one of a corpus genre, the card's for a folder
+    pieces: tuple[str, ...] | None = None  # only these held-out pieces, read alone (seconds; see `evaluate`)
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -241,10 +250,15 @@ def evaluate(
     writes = family_writes(card.family)
     if writes == "melody":  # a melody model: continuations, not accompaniments
         return evaluate_continuer(
-            model, ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n), registry, progress
+            model,
+            ContinuationConfig(unseen=config.unseen, seed=config.seed, params=config.params, held_out=config.n, pieces=config.pieces),
+            registry,
+            progress,
         )
     if writes == "variation":  # a melody model: reconstructions, variations and interpolations
-        return evaluate_variations(model, VariationConfig(unseen=config.unseen, seed=config.seed, held_out=config.n), registry, progress)
+        return evaluate_variations(
+            model, VariationConfig(unseen=config.unseen, seed=config.seed, held_out=config.n, pieces=config.pieces), registry, progress
+        )
     genre = config.data or (card.genre if card.genre in CORPUS_GENRES else "chorale")
     if not (genre in CORPUS_GENRES or genre.startswith("folder:")):
         raise InputError(
@@ -252,9 +266,12 @@ def evaluate(
         )
     params = dict(config.params or {})
     t0 = time.perf_counter()
-    dataset = build_dataset(DatasetConfig(genre, split_file=_split_file(config, card, genre)), progress=progress)
-    held = dataset.held_out[: config.n] if config.n else dataset.held_out
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
+    split_file = _split_file(config, card, genre)
+    if config.pieces:
+        return _evaluate_pieces(registry, card, genre, split_file, config, t0, say)
+    dataset = build_dataset(DatasetConfig(genre, split_file=split_file), progress=progress)
+    held = dataset.held_out[: config.n] if config.n else dataset.held_out
     say(f"evaluating {model} on {len(held)} held-out {genre} pieces")
 
     reference = genre_ranges(genre, dataset.train)
@@ -268,22 +285,14 @@ def evaluate(
         samples.append((accompaniment, piece.grid))
         heard_real.append(record(melody, tracks[1:], reference))
         heard_generated.append(record(melody, accompaniment, reference))
-    generated, real = _summary(generated_rows), _summary(real_rows)
     report: dict[str, Any] = {
         "model": model,
         "family": card.family,
         "data": genre,
         "seed": config.seed,
         "params": card.resolve_params(params),
-        "held_out": {
-            "pieces": len(held),
-            "bars": int(sum(p.n_bars for p in held)),
-            "generated": {k: round(v, 4) for k, v in generated.items()},
-            "real": {k: round(v, 4) for k, v in real.items()},
-            "comparison": _compare(generated, real),
-        },
+        "held_out": _held_out_section(held, generated_rows, real_rows),
     }
-    report["held_out"]["all_ok"] = all(row["ok"] for row in report["held_out"]["comparison"].values())
     report["musicianship"] = compare_sets(heard_real, heard_generated)
     report["musicianship"]["ranges"] = {name: list(bounds) for name, bounds in reference.items()}
 
@@ -348,14 +357,87 @@ def evaluate(
     return report
 
 
+def _figures(row: Mapping[str, float]) -> dict[str, float | None]:
+    """One piece's `SUMMARY_METRICS`, rounded as the report rounds them (None where undefined)."""
+    return {m: (round(float(row[m]), 4) if row[m] is not None and math.isfinite(row[m]) else None) for m in SUMMARY_METRICS}
+
+
+def _held_out_section(held: Sequence[Any], generated_rows: Sequence[Mapping[str, float]], real_rows: Sequence[Mapping[str, float]]) -> dict:
+    """The report's ``held_out`` part: the means over the pieces beside the real music's, the bounds,
+    and ``per_piece`` (each piece's own figures, by id: what a quick check of a card recomputes)."""
+    generated, real = _summary(generated_rows), _summary(real_rows)
+    section: dict[str, Any] = {
+        "pieces": len(held),
+        "bars": int(sum(p.n_bars for p in held)),
+        "generated": {k: round(v, 4) for k, v in generated.items()},
+        "real": {k: round(v, 4) for k, v in real.items()},
+        "comparison": _compare(generated, real),
+    }
+    section["all_ok"] = all(row["ok"] for row in section["comparison"].values())
+    section["per_piece"] = {
+        p.id: {"bars": int(p.n_bars), "generated": _figures(g), "real": _figures(r)}
+        for p, g, r in zip(held, generated_rows, real_rows, strict=True)
+    }
+    return section
+
+
+def _named_held_out(genre: str, split_file: str | None, ids: Sequence[str]) -> tuple[list[Any], str]:
+    """The held-out pieces `ids` of `genre`, read alone, and the split file that holds them out; an
+    id that is not on the pinned held-out list is an `InputError` (a training piece is no test)."""
+    pinned = Path(split_file) if split_file else DatasetConfig(genre).pinned_split
+    if pinned is None:
+        raise InputError(f"no pinned split for '{genre}': evaluating named pieces needs one (models/checkpoints/splits/)")
+    held_out = set(read_split(pinned).held_out)
+    stray = [i for i in ids if i not in held_out]
+    if stray:
+        raise InputError(f"'{stray[0]}' is not a held-out piece of {_repo_relative(pinned)}: name pieces from its held_out list")
+    return read_pieces(genre, ids), _repo_relative(pinned)
+
+
+def _evaluate_pieces(
+    registry: ModelRegistry, card: Any, genre: str, split_file: str | None, config: EvaluationConfig, t0: float, say: Any
+) -> dict[str, Any]:
+    """`evaluate` on the named held-out pieces alone (`EvaluationConfig.pieces`): their held-out
+    figures, each piece's and their means, the same numbers a whole evaluation gives those pieces."""
+    held, pinned = _named_held_out(genre, split_file, list(dict.fromkeys(config.pieces or ())))
+    say(f"evaluating {card.name} on {len(held)} named held-out {genre} pieces")
+    params = dict(config.params or {})
+    generated_rows, real_rows = [], []
+    for piece in held:
+        tracks = piece.tracks
+        accompaniment = _generate(registry, card.name, tracks[0], piece.grid, params, config.seed)
+        generated_rows.append(piece_metrics(tracks[0], accompaniment, piece.grid))
+        real_rows.append(piece_metrics(tracks[0], tracks[1:], piece.grid))
+    return {
+        "model": card.name,
+        "family": card.family,
+        "data": genre,
+        "seed": config.seed,
+        "params": card.resolve_params(params),
+        "held_out": _held_out_section(held, generated_rows, real_rows),
+        "named_pieces": [p.id for p in held],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "how": (
+            f"python -m studio evaluate --model {card.name} --pieces {','.join(p.id for p in held)}: seed {config.seed}, default "
+            f"parameters unless given; only these held-out pieces of '{genre}' (on the held-out list of {pinned}), each read alone "
+            "(studio.training.data.read_pieces), so no copy check, musicianship or unseen tunes (they need the training pieces "
+            "or take minutes); each piece's figures are the ones a whole evaluation gives it"
+        ),
+    }
+
+
+def _repo_relative(path: str | Path) -> str:
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)
+
+
 def _split_label(dataset: Any) -> str:
     """The split file a dataset was read with, repo-relative, or how it was drawn."""
 
     facts = dataset.info.get("split", {})
     if "file" not in facts:
         return f"none: {facts.get('how', 'seeded draw')}"
-    path = Path(facts["file"]).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    return _repo_relative(facts["file"])
 
 
 def _split_file(config: EvaluationConfig, card: Any, genre: str) -> str | None:
@@ -412,6 +494,12 @@ def format_report(report: Mapping[str, Any]) -> str:
     for metric, row in held["comparison"].items():
         mark = "ok" if row["ok"] else "MISSED"
         lines.append(f"  {metric:26s} {row['generated']:10.3f} {row['real']:8.3f}  {row['bound']}: {mark}")
+    if "named_pieces" in report:  # `evaluate --pieces`: each named piece's own figures
+        for pid, row in held["per_piece"].items():
+            figures = ", ".join(
+                f"{m} {row['generated'][m]} (real {row['real'][m]})" for m in ("in_key_rate", "consonance", "used_pitch_classes")
+            )
+            lines.append(f"  {pid} ({row['bars']} bars): {figures}")
     if "musicianship" in report:
         heard = report["musicianship"]
         generated = dict(heard["generated"], classifier_accuracy=heard["classifier_accuracy"])

@@ -19,11 +19,13 @@ import hashlib
 import re
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.core.errors import InputError
 from studio.training.data import (
     Dataset,
     DatasetConfig,
@@ -38,11 +40,12 @@ from studio.training.data import (
     build_dataset,
     default_cache_dir,
     pinned_split_file,
+    read_pieces,
 )
-from studio.training.splits import split_pieces
+from studio.training.splits import read_split, split_pieces
 from studio.training.tunes import UNSEEN_COLLECTIONS
 
-__all__ = ["MELODY_GENRES", "MelodyDatasetConfig", "build_melodies", "folk_sources", "melody_dataset"]
+__all__ = ["MELODY_GENRES", "MelodyDatasetConfig", "build_melodies", "folk_sources", "held_out_tunes", "melody_dataset", "read_tunes"]
 
 MELODY_GENRES = ("folk",)
 MELODY_TRACK = (("Melody", 0, False),)
@@ -139,13 +142,42 @@ def _chorale_sopranos(config: MelodyDatasetConfig, progress: bool) -> tuple[list
         progress=progress,
     )
 
-    def soprano(p: Piece) -> Piece:
-        notes = p.notes[p.notes[:, 0] == 0]
-        return dataclasses.replace(
-            p, track_names=(p.track_names[0],), programs=(p.programs[0],), drums=(False,), notes=notes, group=f"chorale:{p.group}"
-        )
+    return [_soprano(p) for p in data.train], [_soprano(p) for p in data.held_out]
 
-    return [soprano(p) for p in data.train], [soprano(p) for p in data.held_out]
+
+def _soprano(p: Piece) -> Piece:
+    """A chorale's soprano line as a one-track tune (its group marked as a chorale's)."""
+    notes = p.notes[p.notes[:, 0] == 0]
+    return dataclasses.replace(
+        p, track_names=(p.track_names[0],), programs=(p.programs[0],), drums=(False,), notes=notes, group=f"chorale:{p.group}"
+    )
+
+
+def read_tunes(ids: Sequence[str]) -> list[Piece]:
+    """The tunes `ids` of the folk set (``folk/<collection>/<file>/<number>`` or a chorale's
+    ``chorale/bwv...`` soprano), read alone as `build_melodies` reads them (no cache, no split), in
+    the order of `ids`: a few held-out tunes in seconds. A Ryan's tune or a chorale takes a tenth of
+    a second; an Essen or O'Neill's tune parses its whole collection file (seconds). An id not in
+    the set is an `InputError`."""
+    chorales = [i for i in ids if i.startswith("chorale/")]
+    found = {p.id: _soprano(p) for p in read_pieces("chorale", chorales)} if chorales else {}
+    files: dict[str, list[str]] = {}
+    for pid in ids:
+        parts = pid.split("/")
+        if pid.startswith("folk/") and len(parts) == 4:
+            files.setdefault(f"{parts[1]}/{parts[2]}.abc", []).append(pid)
+        elif not pid.startswith("chorale/"):
+            raise InputError(f"no tune '{pid}' in the folk set: tune ids are listed in models/checkpoints/splits/folk.json")
+    known = {path for task in folk_sources() for path in task}
+    for rel in files:
+        if rel not in known:
+            raise InputError(f"no tune '{files[rel][0]}' in the folk set: {rel} is not one of its files")
+        pieces, _skipped = _parse_task([rel])
+        found.update((p.id, p) for p in pieces if p.id in files[rel])
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InputError(f"no tune '{missing[0]}' in the folk set: its file has no such tune (or it was skipped)")
+    return [found[i] for i in ids]
 
 
 def build_melodies(config: MelodyDatasetConfig | None = None, progress: bool = True, rebuild: bool = False) -> Dataset:
@@ -228,3 +260,18 @@ def melody_dataset(genre: str, max_pieces: int | None = None, progress: bool = T
     """The training loop's `family.dataset` hook for the melody models (the Transformer, the VAE):
     the tunes of `build_melodies` for `genre`."""
     return build_melodies(MelodyDatasetConfig(genre, max_sources=max_pieces), progress=progress)
+
+
+def held_out_tunes(genre: str, ids: Sequence[str]) -> list[Piece]:
+    """The tunes `ids`, read alone (`read_tunes`), after checking that each is on the held-out list
+    of the genre's pinned split (a training tune is no test: `InputError`)."""
+    pinned = pinned_split_file(genre, None, None)
+    if pinned is None:
+        raise InputError(f"no pinned split for '{genre}': evaluating named tunes needs one (models/checkpoints/splits/)")
+    held_out = set(read_split(pinned).held_out)
+    stray = [i for i in ids if i not in held_out]
+    if stray:
+        raise InputError(
+            f"'{stray[0]}' is not a held-out tune of models/checkpoints/splits/{genre}.json: name tunes from its held_out list"
+        )
+    return read_tunes(ids)

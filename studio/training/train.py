@@ -27,7 +27,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from studio.training.evaluate import EvaluationConfig, evaluate, format_report, 
 from studio.training.melodies import melody_dataset
 from studio.training.splits import Split, split_path, validation_ids, write_split
 
-__all__ = ["TrainConfig", "history_path", "run_training"]
+__all__ = ["TrainConfig", "history_path", "run_training", "tune_on_validation"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 
@@ -520,6 +520,30 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
 TUNING_SEEDS = (0, 1, 2)  # a default is a style: judged on three accompaniments of each piece, not one draw
 
 
+def tune_on_validation(
+    model: Any,
+    tunable: Mapping[str, Sequence[Any]],
+    params: Mapping[str, Any],
+    pieces: Sequence[Any],
+    real: Mapping[str, float],
+    progress: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The defaults `_tune_defaults` chooses (see there) for `model` (an accompanist with `generate`)
+    on validation `pieces` whose real metrics are `real`: (the parameters with the chosen values,
+    per tuned parameter the chosen value and every value's score)."""
+    params = dict(params)
+    tuned: dict[str, Any] = {}
+    for name, values in tunable.items():
+        scores = {}
+        for value in values:
+            scores[value] = round(validation_score(model, pieces, real, {**params, name: value}, TUNING_SEEDS)[0], 4)
+            if progress:
+                print(f"validation score with {name}={value}: {scores[value]}", file=sys.stderr)
+        params[name] = min(scores, key=lambda v: (scores[v], list(scores).index(v)))
+        tuned[name] = {"chosen": params[name], "scores": {str(v): sc for v, sc in scores.items()}}
+    return params, tuned
+
+
 def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, real: Mapping[str, float], progress: bool) -> dict:
     """Choose the defaults of the family's `TUNABLE` parameters (the GAN's sampling temperature, then
     its steadiness) for the selected weights, on the same validation pieces (never the held-out
@@ -529,16 +553,7 @@ def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, r
     records every value's score."""
 
     model = family.load(card, config.stem.with_suffix(".safetensors"), "cpu")
-    params = {p["name"]: p["default"] for p in card["params"]}
-    tuned: dict[str, Any] = {}
-    for name, values in family.TUNABLE.items():
-        scores = {}
-        for value in values:
-            scores[value] = round(validation_score(model, pieces, real, {**params, name: value}, TUNING_SEEDS)[0], 4)
-            if progress:
-                print(f"validation score with {name}={value}: {scores[value]}", file=sys.stderr)
-        params[name] = min(scores, key=lambda v: (scores[v], list(scores).index(v)))
-        tuned[name] = {"chosen": params[name], "scores": {str(v): sc for v, sc in scores.items()}}
+    params, tuned = tune_on_validation(model, family.TUNABLE, {p["name"]: p["default"] for p in card["params"]}, pieces, real, progress)
     card["params"] = [{**p, "default": params[p["name"]]} for p in card["params"]]
     card["training"]["tuned_defaults"] = {
         **tuned,

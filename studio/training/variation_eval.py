@@ -7,7 +7,9 @@
    or pitch) comes back exactly; `note_accuracy` the share of the notes starting in a window that
    come back with the same start, pitch and length (up to the window's end);
    `pitch_step_accuracy` the share of note starts with the right pitch; `window_exact` the share
-   of windows that come back whole.
+   of windows that come back whole. Each tune's windows are decoded together, apart from the other
+   tunes', and its own figures are in the report (``held_out.per_piece``); ``VariationConfig.pieces``
+   reconstructs only the named held-out tunes, read alone (seconds).
 2. Variations of unseen tunes (`studio.training.tunes.UNSEEN_COLLECTIONS`, left out of the melody dataset)
    at several `how_far` values, each through the registry as the studio runs it: the distance
    from the input (the share of the tune's steps whose token changed), the share of notes
@@ -21,23 +23,26 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from studio.core.metrics import in_key_rate, melody_key
-from studio.core.roll import track_notes
+from studio.core.roll import Grid, RollTrack, track_notes
 from studio.serving.registry import ModelRegistry, default_registry
-from studio.training.melodies import MelodyDatasetConfig, build_melodies
+from studio.training.melodies import MelodyDatasetConfig, build_melodies, held_out_tunes
 from studio.training.tunes import corpus_tunes, tune_roll
 
-__all__ = ["VariationConfig", "evaluate_variations", "format_variations"]
+__all__ = ["VariationConfig", "evaluate_variations", "format_variations", "unseen_variations", "variation_levels", "vary_tune"]
+
+PER_PIECE = ("windows", "steps", "notes", "step_accuracy", "note_accuracy")  # each held-out tune's own figures in the report
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,10 @@ class VariationConfig:
     `held_out` tunes for reconstruction (None: all)."""
 
     unseen: int = 100
-    how_far: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
+    how_far: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 2.5)  # 2.5: vae-folk's maximum
     seed: int = 0
     held_out: int | None = None
+    pieces: tuple[str, ...] | None = None  # only these held-out tunes, read alone: their reconstruction, nothing else
     pairs: int = 50
     steps: int = 5
 
@@ -63,14 +69,80 @@ def _notes_changed(before: Sequence[tuple[int, int, int]], after: Sequence[tuple
     return 1.0 - len(set(before) & set(after)) / len(before) if before else float("nan")
 
 
+def vary_tune(
+    generate: Callable[..., Sequence[RollTrack]], melody: RollTrack, grid: Grid, how_far: Sequence[float], seed: int
+) -> dict[str, Any]:
+    """One tune varied at each of `how_far` by `generate(melody, grid, params, seed)` (a VAE's, e.g.
+    through the registry as the studio runs it): the tune's own in-key rate, and per level the
+    distance (share of 16th steps whose token changed), the share of its notes changed and the
+    variation's in-key rate (key of the input)."""
+    from models.vae import melody_tokens, tokens_to_notes  # a model family loads torch: on first use
+
+    key = melody_key(melody)
+    before = melody_tokens(track_notes(melody), grid.n_steps)
+    notes_before = tokens_to_notes(before)
+    row: dict[str, Any] = {"input_in_key": in_key_rate([melody], key), "by_how_far": {}}
+    for level in how_far:
+        out = generate(melody, grid, {"how_far": level}, seed)[0]
+        after = melody_tokens(track_notes(out), grid.n_steps)
+        row["by_how_far"][level] = {
+            "distance": float((before != after).mean()),
+            "notes_changed": _notes_changed(notes_before, tokens_to_notes(after)),
+            "in_key_rate": in_key_rate([out], key),
+        }
+    return row
+
+
+def variation_levels(rows: Sequence[Mapping[str, Any]], how_far: Sequence[float]) -> dict[str, dict[str, float]]:
+    """Per level of `how_far` (keyed ``f"{level:g}"``): the means over `rows` (`vary_tune`'s) of the
+    distance, notes changed and in-key rate, and the in-key rate's 10th percentile over tunes."""
+    levels = {}
+    for level in how_far:
+        got = [r["by_how_far"][level] for r in rows]
+        levels[f"{level:g}"] = {m: round(_mean(g[m] for g in got), 4) for m in ("distance", "notes_changed", "in_key_rate")}
+        levels[f"{level:g}"]["in_key_p10"] = (
+            round(float(np.percentile([g["in_key_rate"] for g in got if math.isfinite(g["in_key_rate"])], 10)), 4) if got else float("nan")
+        )
+    return levels
+
+
+def unseen_variations(registry: ModelRegistry, name: str, tunes: Sequence[Any], how_far: Sequence[float], seed: int) -> dict[str, Any]:
+    """The report's ``unseen`` part: `tunes` (`studio.training.tunes.Tune`) varied by the VAE `name` at
+    each of `how_far` through the registry (`vary_tune`), the means per level, whether the distance
+    grows with how_far, and the distance per meter."""
+    rows = []
+    for tune in tunes:
+        melody, grid = tune_roll(tune.score)
+        row = vary_tune(functools.partial(registry.generate, name), melody, grid, how_far, seed)
+        rows.append({"title": tune.title, "meter": tune.meter, **row})
+    levels = variation_levels(rows, how_far)
+    distances = [levels[f"{h:g}"]["distance"] for h in how_far]
+    meters = sorted({r["meter"] for r in rows})
+    return {
+        "tunes": len(rows),
+        "meters": meters,
+        "seed": seed,
+        "input_in_key": round(_mean(r["input_in_key"] for r in rows), 4),
+        "by_how_far": levels,
+        "distance_grows": bool(all(a < b for a, b in itertools.pairwise(distances))),
+        "by_meter": {
+            m: {
+                "tunes": sum(r["meter"] == m for r in rows),
+                **{f"distance_at_{h:g}": round(_mean(r["by_how_far"][h]["distance"] for r in rows if r["meter"] == m), 4) for h in how_far},
+            }
+            for m in meters
+        },
+    }
+
+
 def evaluate_variations(
     model: str, config: VariationConfig | None = None, registry: ModelRegistry | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Evaluate a VAE (see the module docstring); returns a JSON-ready report."""
     from models.vae import (  # a model family loads torch: on first use
+        Windows,
         melody_tokens,
         reconstruction_scores,
-        tokens_to_notes,
         tune_windows,
     )
 
@@ -82,11 +154,25 @@ def evaluate_variations(
     loaded = registry.get(card.name)
 
     # 1. held-out reconstruction
-    dataset = build_melodies(MelodyDatasetConfig(card.genre), progress=progress)
-    held = dataset.held_out[: config.held_out] if config.held_out else dataset.held_out
+    named = list(dict.fromkeys(config.pieces or ()))
+    if named:
+        held = held_out_tunes(card.genre, named)
+    else:
+        dataset = build_melodies(MelodyDatasetConfig(card.genre), progress=progress)
+        held = dataset.held_out[: config.held_out] if config.held_out else dataset.held_out
     say(f"reconstructing every window of {len(held)} held-out tunes")
-    windows = tune_windows(held, loaded.config, every_bar=False)
-    decoded = loaded.reconstruct(windows)
+    # Each tune's windows decoded together and apart from the others': a tune's figures are the same in any company.
+    per_piece, parts, decodes = {}, [], []
+    for piece in held:
+        own = tune_windows([piece], loaded.config, every_bar=False)
+        if len(own):
+            back = loaded.reconstruct(own)
+            figures = reconstruction_scores(own.tokens, back, own.length)
+            per_piece[piece.id] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items() if k in PER_PIECE}
+            parts.append(own)
+            decodes.append(back)
+    windows = Windows.join(parts) if parts else tune_windows([], loaded.config, every_bar=False)
+    decoded = np.concatenate(decodes) if decodes else np.zeros((0, loaded.config.max_steps), np.int64)
     scores = reconstruction_scores(windows.tokens, decoded, windows.length)
     by_length = {}
     for k in sorted(set(windows.length.tolist())):
@@ -109,55 +195,24 @@ def evaluate_variations(
             "tunes": len(held),
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()},
             "by_window_length": by_length,
+            "per_piece": per_piece,
         },
     }
+    if named:
+        report["named_pieces"] = named
+        report["seconds"] = round(time.perf_counter() - t0, 1)
+        report["how"] = (
+            f"python -m studio evaluate --model {model} --pieces {','.join(named)}: every window of only these held-out tunes of "
+            "models/checkpoints/splits/folk.json, each read alone (studio.training.melodies.read_tunes), decoded greedily from "
+            "the mean of its code; no variations or interpolations (they take minutes); each tune's figures are the ones a whole "
+            "evaluation gives it"
+        )
+        return report
 
     # 2. variations of unseen tunes
     say(f"varying {config.unseen} unseen tunes at how_far {', '.join(f'{h:g}' for h in config.how_far)}")
     tunes = list(corpus_tunes(config.unseen))
-    rows = []
-    for tune in tunes:
-        melody, grid = tune_roll(tune.score)
-        key = melody_key(melody)
-        before = melody_tokens(track_notes(melody), grid.n_steps)
-        notes_before = tokens_to_notes(before)
-        row: dict[str, Any] = {"title": tune.title, "meter": tune.meter, "input_in_key": in_key_rate([melody], key), "by_how_far": {}}
-        for how_far in config.how_far:
-            out = registry.generate(card.name, melody, grid, {"how_far": how_far}, config.seed)[0]
-            after = melody_tokens(track_notes(out), grid.n_steps)
-            row["by_how_far"][how_far] = {
-                "distance": float((before != after).mean()),
-                "notes_changed": _notes_changed(notes_before, tokens_to_notes(after)),
-                "in_key_rate": in_key_rate([out], key),
-            }
-        rows.append(row)
-    levels = {}
-    for how_far in config.how_far:
-        got = [r["by_how_far"][how_far] for r in rows]
-        levels[f"{how_far:g}"] = {m: round(_mean(g[m] for g in got), 4) for m in ("distance", "notes_changed", "in_key_rate")}
-        levels[f"{how_far:g}"]["in_key_p10"] = (
-            round(float(np.percentile([g["in_key_rate"] for g in got if math.isfinite(g["in_key_rate"])], 10)), 4) if got else float("nan")
-        )
-    distances = [levels[f"{h:g}"]["distance"] for h in config.how_far]
-    meters = sorted({r["meter"] for r in rows})
-    report["unseen"] = {
-        "tunes": len(rows),
-        "meters": meters,
-        "seed": config.seed,
-        "input_in_key": round(_mean(r["input_in_key"] for r in rows), 4),
-        "by_how_far": levels,
-        "distance_grows": bool(all(a < b for a, b in itertools.pairwise(distances))),
-        "by_meter": {
-            m: {
-                "tunes": sum(r["meter"] == m for r in rows),
-                **{
-                    f"distance_at_{h:g}": round(_mean(r["by_how_far"][h]["distance"] for r in rows if r["meter"] == m), 4)
-                    for h in config.how_far
-                },
-            }
-            for m in meters
-        },
-    }
+    report["unseen"] = unseen_variations(registry, card.name, tunes, config.how_far, config.seed)
 
     # 3. interpolations between consecutive unseen tunes
     say(f"interpolating {min(config.pairs, len(tunes) // 2)} pairs of unseen tunes in {config.steps} steps")
@@ -200,11 +255,21 @@ def evaluate_variations(
 
 def format_variations(report: Mapping[str, Any]) -> str:
     """A few readable lines (what the CLI prints without --json)."""
-    held, unseen, walk = report["held_out"], report["unseen"], report["interpolation"]
-    lines = [
+    held = report["held_out"]
+    first = (
         f"{report['model']}: held-out reconstruction from the code's mean ({held['tunes']} tunes, {held['windows']} windows): "
         f"step accuracy {held['step_accuracy']:.4f}, note accuracy {held['note_accuracy']:.4f} ({held['notes']} notes), "
-        f"pitch at note starts {held['pitch_step_accuracy']:.4f}, windows exact {held['window_exact']:.4f}",
+        f"pitch at note starts {held['pitch_step_accuracy']:.4f}, windows exact {held['window_exact']:.4f}"
+    )
+    if "named_pieces" in report:  # `evaluate --pieces`: the named tunes' reconstruction only
+        lines = [first] + [
+            f"  {pid}: step accuracy {row['step_accuracy']:.4f}, note accuracy {row['note_accuracy']:.4f} ({row['windows']} windows)"
+            for pid, row in held["per_piece"].items()
+        ]
+        return "\n".join([*lines, f"({report['seconds']} s)"])
+    unseen, walk = report["unseen"], report["interpolation"]
+    lines = [
+        first,
         f"variations of {unseen['tunes']} unseen tunes ({', '.join(unseen['meters'])}; the tunes themselves {unseen['input_in_key']:.3f} in key):",
     ]
     for how_far, row in unseen["by_how_far"].items():

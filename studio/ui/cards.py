@@ -153,13 +153,15 @@ def model_card_markdown(name: str) -> str:
             f"and {held['note_accuracy']:.1%} of the notes exactly from their codes."
         )
         levels = (card.metrics.get("unseen") or {}).get("by_how_far") or {}
+        how_far = next((p for p in card.params if p.name == "how_far"), None)
+        shown = {"1"} | {f"{v:g}" for v in ((how_far.default, how_far.max) if how_far else ()) if v is not None}  # 1, the default, the most
         if levels:
             lines.append(
                 "Its variations of 100 folk tunes it never saw: "
                 + "; ".join(
                     f"how far {h}: {row['notes_changed']:.0%} of the notes changed, {row['in_key_rate']:.0%} in the key"
                     for h, row in levels.items()
-                    if h in ("1", "2", "3")
+                    if h in shown
                 )
                 + "."
             )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from synth_checks import needs_fluidsynth
 
 from studio.audio import synth
 from studio.audio.synth import fluid, soundfont
@@ -126,6 +127,7 @@ def _damaged_font(kind: str, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", sorted(DAMAGED_FONTS))
+@needs_fluidsynth
 def test_a_damaged_soundfont_is_named_in_one_line(kind, tune, tmp_path, monkeypatch):
     font = _damaged_font(kind, tmp_path)
     monkeypatch.setenv("STUDIO_SOUNDFONT", str(font))
@@ -136,6 +138,7 @@ def test_a_damaged_soundfont_is_named_in_one_line(kind, tune, tmp_path, monkeypa
     assert read_midi(result.midi_path).score.tracks
 
 
+@needs_fluidsynth
 def test_a_damaged_soundfont_in_the_cli(tune, tmp_path):
     font = _damaged_font("truncated", tmp_path)
     env = f"import os\nos.environ['STUDIO_SOUNDFONT'] = {str(font)!r}\n"
@@ -154,6 +157,7 @@ def test_a_missing_soundfont_file_falls_back_to_the_system_font(tune, tmp_path, 
     assert accompany(_request(tune, out_dir=tmp_path)).wav_path.read_bytes()[:4] == b"RIFF"
 
 
+@needs_fluidsynth
 def test_no_soundfont_anywhere(tune, tmp_path, monkeypatch):
     monkeypatch.setattr(soundfont, "_soundfont_candidates", lambda config: [])
     result = accompany(_request(tune, out_dir=tmp_path))
