@@ -109,7 +109,7 @@ def measure_take(midi_path: str | Path, wav_path: str | Path) -> dict[str, float
         "lufs": round(lufs, 3),
         "true_peak_dbtp": round(float(20 * np.log10(tp)), 2) if tp > 0 else -120.0,
         "full_scale_samples": int(np.count_nonzero(np.abs(audio.astype(np.int32)) >= 32767)),
-        "true_peak_search_miss_db": round(float(20 * np.log10(tp / fast)), 6) if fast > 0 else 0.0,
+        "true_peak_search_miss_db": round(max(0.0, float(20 * np.log10(tp / fast))), 6) if fast > 0 else 0.0,
         "lead_lu": round(lead, 2),
     }
 

@@ -169,6 +169,21 @@ class Spectra:
         """The stem's integrated loudness (LUFS; -inf for silence)."""
         return _gated(_block_means(self.energies(), self.frames, self.rate))
 
+    def padded(self, frames: int) -> Spectra:
+        """The stem followed by silence up to `frames` frames (itself when it is as long)."""
+        if frames <= self.frames:
+            return self
+        values, extra = self.values, _hops_for(frames, self.rate) - self.values.shape[1]
+        if extra > 0:
+            values = np.concatenate([values, np.zeros((values.shape[0], extra, values.shape[2]), values.dtype)], axis=1)
+        return Spectra(frames, self.rate, values)
+
+
+def _hops_for(frames: int, rate: int) -> int:
+    """Hops `Spectra` holds for `frames`: every frame, and at least the hops the blocks cover."""
+    hop, block, blocks = _layout(frames, rate)
+    return max(-(-frames // hop), blocks + round(block / hop) - 1)
+
 
 def spectra(x: np.ndarray, rate: int) -> Spectra:
     """`x` (N, C) as `Spectra`: every 100 ms hop K-weighted in the frequency domain.
@@ -182,25 +197,25 @@ def spectra(x: np.ndarray, rate: int) -> Spectra:
     import scipy.fft
 
     data = _frames(x)
-    hop, block, blocks = _layout(len(data), rate)
-    hops = blocks + round(block / hop) - 1
-    n = min(len(data), hop * hops)
+    hop = round(HOP_S * rate)
+    hops = _hops_for(len(data), rate)
     cut = np.zeros((data.shape[1], hop * hops), np.float32)
-    cut[:, :n] = data[:n].T
+    cut[:, : len(data)] = data.T
     spectrum = scipy.fft.rfft(cut.reshape(data.shape[1], hops, hop), axis=2)
     spectrum *= _spectral_weights(int(rate), hop)
     return Spectra(len(data), int(rate), spectrum.view(np.float32))
 
 
 class StemPowers:
-    """K-weighted hop energies of two stems, `lead` and `rest` (as `Spectra`, of the same length),
-    and of their product: the BS.1770 loudness of ``lead + a * rest`` for any gain `a` without
-    measuring again (the K-weighting is linear)."""
+    """K-weighted hop energies of two stems, `lead` and `rest` (as `Spectra`; the shorter one
+    followed by silence), and of their product: the BS.1770 loudness of ``lead + a * rest`` for any
+    gain `a` without measuring again (the K-weighting is linear)."""
 
     def __init__(self, lead: Spectra, rest: Spectra) -> None:
-        if (lead.frames, lead.rate) != (rest.frames, rest.rate):
-            raise ValueError(f"stems of {lead.frames} and {rest.frames} frames ({lead.rate} and {rest.rate} Hz) do not add up")
-        self.frames, self.rate = lead.frames, lead.rate
+        if lead.rate != rest.rate:
+            raise ValueError(f"stems at {lead.rate} and {rest.rate} Hz do not add up")
+        self.frames, self.rate = max(lead.frames, rest.frames), lead.rate
+        lead, rest = lead.padded(self.frames), rest.padded(self.frames)
         self.ll, self.rr, self.lr = lead.energies(), rest.energies(), lead.energies(rest)
 
     def _blocks(self, hops: np.ndarray) -> np.ndarray:
@@ -268,6 +283,18 @@ def _phases() -> np.ndarray:
     return taps
 
 
+@cache
+def _channel_phases(channels: int) -> np.ndarray:
+    """`_phases` for the windows of `channels` channels laid end to end (channel by channel): shape
+    (C * 21, C * 4), each channel's taps on its own samples, so one product gives every phase of
+    every channel."""
+    taps = _phases()
+    out = np.zeros((channels, len(taps), channels, taps.shape[1]))
+    for c in range(channels):
+        out[c, :, c, :] = taps
+    return out.reshape(channels * len(taps), channels * taps.shape[1])
+
+
 def _true_peak_whole(data: np.ndarray) -> float:
     """The whole of `data` (N, C) oversampled (`resample_poly`'s output, as upfirdn computes it)."""
     from scipy.signal import upfirdn
@@ -296,31 +323,29 @@ def true_peak(x: np.ndarray, search_db: float = TRUE_PEAK_SEARCH_DB) -> float:
         return 0.0
     if not math.isfinite(search_db):
         return _true_peak_whole(data)
-    level = np.abs(data[:, 0])  # the loudest channel of each frame
-    for c in range(1, data.shape[1]):
-        np.maximum(level, np.abs(data[:, c]), out=level)
-    peak = float(level.max())
+    magnitude = np.abs(data)
+    peak = float(magnitude.max())
     if not peak > 0:
         return 0.0
-    loud = level >= peak * 10.0 ** (-search_db / 20.0)
+    loud_samples = magnitude >= peak * 10.0 ** (-search_db / 20.0)
+    del magnitude
+    loud = loud_samples[:, 0].copy()  # frames with a loud sample in any channel
+    for c in range(1, data.shape[1]):
+        loud |= loud_samples[:, c]
     near = loud.copy()  # the frames each side of a loud sample: the values between them and it
     near[:-1] |= loud[1:]
-    taps = _phases()
-    half = len(taps) // 2
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    half = len(_phases()) // 2
     frames = np.flatnonzero(near)
-    rows = -(-len(frames) // _TP_ROWS) * _TP_ROWS  # whole stacks of `_TP_ROWS` (the last one padded with frame 0)
-    around = np.zeros(rows, np.int64)
-    around[: len(frames)] = frames
-    around = around[:, None] + np.arange(-half, half + 1)  # (K, 21): the frames each value is made from
-    outside = (around < 0) | (around >= len(data))
-    np.clip(around, 0, len(data) - 1, out=around)
-    best = 0.0
-    for c in range(data.shape[1]):
-        windows = data[:, c][around].astype(np.float64)
-        windows[outside] = 0.0  # zeros before and after the signal, as upfirdn pads
-        values = windows.reshape(-1, _TP_ROWS, len(taps)) @ taps  # (stacks, rows, 4): the four phases after each frame
-        best = max(best, float(np.abs(values).max()))
-    return best
+    if frames[0] < half or frames[-1] >= len(data) - half:  # near an end: zeros beyond it, as upfirdn pads
+        data = np.pad(data, ((half, half), (0, 0)))
+        frames = frames + half
+    starts = np.zeros(-(-len(frames) // _TP_ROWS) * _TP_ROWS, np.int64)  # whole stacks (the last one padded)
+    starts[: len(frames)] = frames - half
+    windows = sliding_window_view(data, 2 * half + 1, axis=0)[starts].astype(np.float64, order="C")  # (K, C, 21)
+    values = windows.reshape(-1, _TP_ROWS, windows.shape[1] * windows.shape[2]) @ _channel_phases(data.shape[1])
+    return float(np.abs(values).max())  # (stacks, rows, C * 4): the four phases after each frame, every channel
 
 
 _LOOKAHEAD_S = 0.040  # the limiter's gain reaches its lowest this long before a peak and holds it as long after

@@ -64,8 +64,14 @@ def test_the_loudness_of_a_sum_follows_from_the_stems():
         assert powers.loudness(a) == pytest.approx(loudness.spectra(lead + a * rest, RATE).loudness(), abs=1e-4)
         assert powers.loudness(a) == pytest.approx(meter.integrated_loudness(lead + a * rest), abs=0.01)
     assert loudness.spectra(np.zeros((RATE, 2)), RATE).loudness() == -math.inf
+    # a shorter stem is silent to the end of the longer one
+    short = rest[: round(4.37 * RATE)]
+    padded = np.concatenate([short, np.zeros((len(lead) - len(short), 2))])
+    uneven = loudness.StemPowers(loudness.spectra(lead, RATE), loudness.spectra(short, RATE))
+    assert uneven.loudness(0.5) == pytest.approx(loudness.spectra(lead + 0.5 * padded, RATE).loudness(), abs=1e-4)
+    assert uneven.rest_loudness() == pytest.approx(meter.integrated_loudness(padded), abs=0.01)
     with pytest.raises(ValueError):
-        loudness.StemPowers(loudness.spectra(lead, RATE), loudness.spectra(rest[:-1], RATE))
+        loudness.StemPowers(loudness.spectra(lead, RATE), loudness.spectra(rest, RATE // 2))
 
 
 def test_true_peak_is_the_whole_signal_oversampled():

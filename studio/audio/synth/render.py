@@ -188,7 +188,7 @@ def _sure_music_frames(seconds: float | None, config: SynthConfig, block: int) -
 
 
 def _play(
-    engine: Engine, data: bytes, config: SynthConfig, frames: _FloatFrames, cut_tail: bool = True, music_seconds: float | None = None
+    engine: Engine, data: bytes, config: SynthConfig, frames: _FloatFrames, tail: str = "cut", music_seconds: float | None = None
 ) -> tuple[int, list[tuple[int, int]]]:
     """Play `data` through FluidSynth's player into `frames`, then the release tail; floats, unscaled.
 
@@ -209,8 +209,11 @@ def _play(
     caller renders again without it). The tail is rendered `_TAIL_GROUP_SECONDS` at a time
     likewise, and cut at its first silent window.
 
-    With `cut_tail` the tail stops at its first silent window, or its last window fades out (see
-    `_cut_tail`); without, the whole tail is rendered, for `_cut_tail` to cut the sum of several.
+    `tail` says where the release tail stops: ``"cut"`` at its first silent window, or its last
+    window fades out; ``"whole"``: the whole tail, for `_cut_tail` to cut the sum of several
+    renders; ``"stem"``: at its first window under half the silence level, not faded (a stem of a
+    sum of two, which `_cut_tail` cuts: beyond that window the stem counts as silent, and the sum
+    of it and a stem gone as quiet is silent there, so the sum's cut lies within the longer stem).
 
     Returns
     -------
@@ -248,7 +251,7 @@ def _play(
         music = frames.frames
 
         # Release tail: stop at the first silent window, or fade out the last one at the limit.
-        silence = 10.0 ** (config.silence_dbfs / 20.0)
+        silence = 10.0 ** (config.silence_dbfs / 20.0) * (0.5 if tail == "stem" else 1.0)
         tail_windows = math.ceil(config.max_tail_seconds * config.sample_rate / window)
         group = max(1, min(round(_TAIL_GROUP_SECONDS * config.sample_rate / window), frames.chunk_frames // window))
         done = 0
@@ -256,7 +259,7 @@ def _play(
             n = min(group, tail_windows - done)
             rendered = frames.render(fluid, synth, n * window)
             index, start = frames.last
-            peaks = np.abs(rendered).reshape(n, -1).max(axis=1) if cut_tail else None
+            peaks = np.abs(rendered).reshape(n, -1).max(axis=1) if tail != "whole" else None
             for k in range(n):
                 windows.append((index, start + k * window))
                 if peaks is None:
@@ -264,7 +267,7 @@ def _play(
                 if peaks[k] < silence:
                     frames.cut_last((n - k - 1) * window)  # rendered past the silence: not heard
                     return music, windows
-                if done + k == tail_windows - 1:
+                if tail == "cut" and done + k == tail_windows - 1:
                     rendered[k * window :] *= np.linspace(1.0, 0.0, window, dtype=np.float32)[:, None]
             done += n
     finally:
@@ -366,18 +369,20 @@ def _render_groups(
     music_seconds: float,
     frames: list[_FloatFrames],
     then: Callable[[int], None] | None = None,
+    tails: list[str] | None = None,
 ) -> list[_Played | BaseException | None]:
-    """Play `datas[j]` into `frames[j]` with whole tails (`_play`, ``cut_tail=False``), on `engines`
-    at once: engine i plays files i, i + len(engines), ... (one after the other when there are fewer
-    engines than files), and then calls ``then(j)`` in the same thread. Returns each file's `_play`
-    result, or the exception it (or `then`) raised."""
+    """Play `datas[j]` into `frames[j]` with the tail `tails[j]` (`_play`; default: whole tails), on
+    `engines` at once: engine i plays files i, i + len(engines), ... (one after the other when there
+    are fewer engines than files), and then calls ``then(j)`` in the same thread. Returns each
+    file's `_play` result, or the exception it (or `then`) raised."""
     results: list[_Played | BaseException | None] = [None] * len(datas)
 
     def run(i: int) -> None:
         for j in range(i, len(datas), len(engines)):
             try:
                 engines[i].reset(config)
-                results[j] = _play(engines[i], datas[j], config, frames[j], cut_tail=False, music_seconds=music_seconds)
+                tail = tails[j] if tails is not None else "whole"
+                results[j] = _play(engines[i], datas[j], config, frames[j], tail=tail, music_seconds=music_seconds)
                 frames[j].flush()
                 if then is not None:
                     then(j)
@@ -395,16 +400,21 @@ def _render_groups(
 
 
 def _agreed(results: list[_Played | BaseException | None]) -> _Played | None:
-    """The renders' common `_play` result; None when one was refused or they ended apart (then
-    the caller renders on one engine); an unexpected exception is raised."""
+    """The renders' common `_play` result, with the longest tail; None when one was refused or they
+    ended apart (then the caller renders on one engine); an unexpected exception is raised. Tails
+    cut at their own silence (``"stem"``) may end apart: each must be a start of the longest."""
     for result in results:
         if isinstance(result, (StudioError, _Overshot)):
             return None
         if isinstance(result, BaseException):
             raise result
-    if any(r != results[0] for r in results):
+    played = [r for r in results if r is not None]
+    if len(played) != len(results):
         return None
-    return results[0]
+    longest = max(played, key=lambda r: len(r[1]))
+    if any(r[0] != longest[0] or r[1] != longest[1][: len(r[1])] for r in played):
+        return None
+    return longest
 
 
 def _render_parallel(engines: list[Engine], split: Split, config: SynthConfig) -> _FloatFrames | None:
@@ -451,7 +461,9 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
 
     Each stem is measured (`studio.audio.loudness.spectra`) in the thread that rendered it, as soon
     as it is done, so with two free cores the melody's measure runs while the accompaniment still
-    renders; an accompaniment rendered on several engines is measured once summed.
+    renders; an accompaniment rendered on several engines is measured once summed. A stem rendered
+    on one engine stops its release tail where it falls silent (`_play`'s ``"stem"`` tail) rather
+    than rendering the longest tail the sum could need; the shorter stem is then silent to the end.
     """
     from studio.audio import loudness
 
@@ -465,6 +477,7 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
     size = max(block, window) * _CHUNK_CALLS
     mix = _Mix(len(groups) - 1)
     frames = [_FloatFrames(size)] + [_FloatFrames(size, sink=mix.sink(i)) for i in range(len(groups) - 1)]
+    tails = ["stem"] * 2 if len(groups) == 2 else ["stem"] + ["whole"] * (len(groups) - 1)  # a spread one is summed: same lengths
     measured: dict[int, loudness.Spectra] = {}
 
     def measure(j: int) -> None:
@@ -473,27 +486,32 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
         elif len(groups) == 2 and (chunks := mix.chunks()) is not None:
             measured[1] = loudness.spectra(_joined(chunks), config.sample_rate)
 
-    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, measure))
+    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, measure, tails))
     rest_chunks = mix.chunks()
     if played is None or rest_chunks is None:
         return None
-    offsets = np.cumsum([0] + [len(c) for c in rest_chunks])  # where each chunk starts, laid end to end
-    windows = [(0, int(offsets[index]) + start) for index, start in played[1]]
-    melody_audio, rest_audio = _joined(frames[0].views()), _joined(rest_chunks)
-    frames.clear()  # the two stems are held by these two arrays only (a long song's stems are large)
+    melody_chunks = frames[0].views()
+    frames.clear()  # the two stems are held by these arrays only (a long song's stems are large)
     mix.sums.clear()
-    del rest_chunks
-    if len(melody_audio) != len(rest_audio):
-        return None
+    longer = max(melody_chunks, rest_chunks, key=lambda chunks: sum(len(c) for c in chunks))
+    offsets = np.cumsum([0] + [len(c) for c in longer])  # where each chunk starts, laid end to end (both stems alike)
+    windows = [(0, int(offsets[index]) + start) for index, start in played[1]]
+    melody_audio, rest_audio = _joined(melody_chunks), _joined(rest_chunks)
+    del melody_chunks, rest_chunks, longer
     if 1 not in measured:
         measured[1] = loudness.spectra(rest_audio, config.sample_rate)
     powers = loudness.StemPowers(measured[0], measured[1])
     gain = loudness.lead_gain(powers.lead_loudness(), powers.rest_loudness(), config.lead_lu, lead.lead_db, lead.rest_db)
     if gain != 1.0:
         rest_audio *= np.float32(gain)
-    rest_audio += melody_audio
-    del melody_audio
-    chunks = [rest_audio]
+    if len(rest_audio) >= len(melody_audio):  # the shorter stem added into the longer
+        rest_audio[: len(melody_audio)] += melody_audio
+        summed = rest_audio
+    else:
+        melody_audio[: len(rest_audio)] += rest_audio
+        summed = melody_audio
+    del melody_audio, rest_audio
+    chunks = [summed]
     _cut_tail(chunks, windows, config)
     return chunks[0], powers.loudness(gain)
 
