@@ -159,24 +159,18 @@ class Spectra:
     rate: int
     values: np.ndarray
 
-    def energies(self, other: Spectra | None = None) -> np.ndarray:
+    def energies(self, other: Spectra | None = None, hops: int | None = None) -> np.ndarray:
         """K-weighted energy of each hop, shape (C, hops), or with `other` the sum over each hop of
-        the product of the two K-weighted signals."""
+        the product of the two K-weighted signals; zeros past the end of either (up to `hops`)."""
         values = self.values if other is None else other.values
-        return np.einsum("chb,chb->ch", self.values, values).astype(np.float64)
+        common = min(self.values.shape[1], values.shape[1])
+        out = np.zeros((self.values.shape[0], max(common, hops or 0)))
+        out[:, :common] = np.einsum("chb,chb->ch", self.values[:, :common], values[:, :common])
+        return out
 
     def loudness(self) -> float:
         """The stem's integrated loudness (LUFS; -inf for silence)."""
         return _gated(_block_means(self.energies(), self.frames, self.rate))
-
-    def padded(self, frames: int) -> Spectra:
-        """The stem followed by silence up to `frames` frames (itself when it is as long)."""
-        if frames <= self.frames:
-            return self
-        values, extra = self.values, _hops_for(frames, self.rate) - self.values.shape[1]
-        if extra > 0:
-            values = np.concatenate([values, np.zeros((values.shape[0], extra, values.shape[2]), values.dtype)], axis=1)
-        return Spectra(frames, self.rate, values)
 
 
 def _hops_for(frames: int, rate: int) -> int:
@@ -215,8 +209,8 @@ class StemPowers:
         if lead.rate != rest.rate:
             raise ValueError(f"stems at {lead.rate} and {rest.rate} Hz do not add up")
         self.frames, self.rate = max(lead.frames, rest.frames), lead.rate
-        lead, rest = lead.padded(self.frames), rest.padded(self.frames)
-        self.ll, self.rr, self.lr = lead.energies(), rest.energies(), lead.energies(rest)
+        hops = _hops_for(self.frames, self.rate)
+        self.ll, self.rr, self.lr = lead.energies(hops=hops), rest.energies(hops=hops), lead.energies(rest, hops)
 
     def _blocks(self, hops: np.ndarray) -> np.ndarray:
         return _block_means(hops, self.frames, self.rate)
