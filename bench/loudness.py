@@ -8,14 +8,17 @@ measured on the WAV itself: the take's MIDI is rendered twice through the mixer'
 (`studio.audio.mixing`: every track kept, the accompaniment muted, then the melody muted) with no
 loudness step, and the WAV is split by least squares into ``g_m * melody + g_a * accompaniment``
 (exact when the mix is such a sum, as it is unless the limiter acted); the two parts are measured
-with `pyloudnorm` and "lead" is melody minus accompaniment in LU.
+with `pyloudnorm` and "lead" is melody minus accompaniment in LU. The studio's own true peak
+(`studio.audio.loudness.true_peak`, which oversamples only near the loudest samples) is checked
+against the whole file's: "search miss" is how far under it it came (0 when it found the peak).
 
 The cost: a 16-bar request (`accompany`, the default model, the bench's 16 bars of Yankee Doodle)
 with the loudness step and with it switched off (``SynthConfig(loudness_lufs=None)``: one render,
-scaled down only to its peak limit, as before issue 21), interleaved, medians compared.
+scaled down only to its peak limit, as before issue 21), interleaved, medians of the wall time and
+of the process's CPU time compared; and what the step's CPU time is made of (`bench_cost_parts`).
 
-Run ``python -m bench.loudness`` (``--quick``: 3 tunes; ``--json`` for the raw result), or
-``python -m studio bench --only loudness``.
+Run ``python -m bench.loudness`` (``--quick``: 3 tunes; ``--cost-only N``: only the cost, N pairs;
+``--json`` for the raw result), or ``python -m studio bench --only loudness``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from unittest import mock
 
 import numpy as np
 
-__all__ = ["bench_loudness", "format_loudness", "measure_take"]
+__all__ = ["bench_cost", "bench_cost_parts", "bench_loudness", "format_cost", "format_loudness", "measure_take"]
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "assets" / "melodies"
@@ -76,6 +79,16 @@ def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return x[:n] if len(x) >= n else np.concatenate([x, np.zeros((n - len(x), x.shape[1]))])
 
 
+def _studio_true_peak(x: np.ndarray) -> float:
+    """The studio's own true peak (oversampled only near the loudest samples), when it has one, to
+    check it against the whole file's: 0 on code without it."""
+    try:
+        from studio.audio.loudness import true_peak
+    except ImportError:
+        return 0.0
+    return true_peak(x)
+
+
 def measure_take(midi_path: str | Path, wav_path: str | Path) -> dict[str, float]:
     """Integrated loudness (LUFS), true peak (dBTP), samples at int16 full scale, and the melody's lead
     (melody minus accompaniment, LU) of a take's WAV, measured as the module's notes say."""
@@ -87,14 +100,16 @@ def measure_take(midi_path: str | Path, wav_path: str | Path) -> dict[str, float
     meter = pyloudnorm.Meter(rate)
     lufs = float(meter.integrated_loudness(x))
     tp = float(np.max(np.abs(resample_poly(x, 4, 1, axis=0))))
+    fast = _studio_true_peak(x)
     melody, accompaniment = (_fit(s, len(x)) for s in _stems(Path(midi_path)))
     basis = np.stack([melody.reshape(-1), accompaniment.reshape(-1)], axis=1)
     (g_m, g_a), *_ = np.linalg.lstsq(basis, x.reshape(-1), rcond=None)
     lead = float(meter.integrated_loudness(g_m * melody) - meter.integrated_loudness(g_a * accompaniment))
     return {
-        "lufs": round(lufs, 2),
+        "lufs": round(lufs, 3),
         "true_peak_dbtp": round(float(20 * np.log10(tp)), 2) if tp > 0 else -120.0,
         "full_scale_samples": int(np.count_nonzero(np.abs(audio.astype(np.int32)) >= 32767)),
+        "true_peak_search_miss_db": round(max(0.0, float(20 * np.log10(tp / fast))), 6) if fast > 0 else 0.0,
         "lead_lu": round(lead, 2),
     }
 
@@ -109,13 +124,18 @@ def _summary(rows: list[dict[str, float]]) -> dict[str, Any]:
         "lufs_max": max(lufs),
         "true_peak_max_dbtp": max(r["true_peak_dbtp"] for r in rows),
         "full_scale_samples": sum(r["full_scale_samples"] for r in rows),
+        "true_peak_search_miss_db": max(r.get("true_peak_search_miss_db", 0.0) for r in rows),
         "lead_mean_lu": round(statistics.fmean(lead), 2),
         "lead_min_lu": min(lead),
     }
 
 
 def bench_cost(repeats: int = 7) -> dict[str, Any]:
-    """A 16-bar request with and without the loudness step, interleaved; medians and their ratio."""
+    """A 16-bar request with and without the loudness step, interleaved (with, without, with, ...):
+    medians of the wall time and of the process's CPU time (every thread: the render threads, the
+    piano roll's, LAME's), their ratios, and the load average over the run."""
+    import os
+
     from bench.models import melody_of_bars
     from studio.audio import synth
     from studio.core.midi import write_midi
@@ -125,19 +145,86 @@ def bench_cost(repeats: int = 7) -> dict[str, Any]:
     without = _raw_config()
     with tempfile.TemporaryDirectory() as tmp:
 
-        def request() -> float:
-            start = time.perf_counter()
+        def request() -> tuple[float, float]:
+            start, cpu = time.perf_counter(), time.process_time()
             accompany(AccompanyRequest(data, out_dir=tmp))
-            return time.perf_counter() - start
+            return time.perf_counter() - start, time.process_time() - cpu
 
-        request()  # warm: SoundFont, imports, model
+        request()  # warm: SoundFont, imports, model, both engines
+        with mock.patch.object(synth, "SynthConfig", lambda: without):
+            request()
         with_step, without_step = [], []
         for _ in range(repeats):
             with_step.append(request())
             with mock.patch.object(synth, "SynthConfig", lambda: without):
                 without_step.append(request())
-    w, wo = statistics.median(with_step), statistics.median(without_step)
-    return {"bars": 16, "repeats": repeats, "with_s": round(w, 4), "without_s": round(wo, 4), "ratio": round(w / wo, 3)}
+    w, wo = (statistics.median(t for t, _ in runs) for runs in (with_step, without_step))
+    cw, cwo = (statistics.median(c for _, c in runs) for runs in (with_step, without_step))
+    return {
+        "bars": 16,
+        "repeats": repeats,
+        "with_s": round(w, 4),
+        "without_s": round(wo, 4),
+        "ratio": round(w / wo, 3),
+        "cpu_with_s": round(cw, 4),
+        "cpu_without_s": round(cwo, 4),
+        "cpu_ratio": round(cw / cwo, 3),
+        "load_average": round(os.getloadavg()[0], 2),
+        "cores": os.cpu_count(),
+    }
+
+
+def bench_cost_parts(repeats: int = 15) -> dict[str, Any]:
+    """What the loudness step's CPU time is made of, on the 16-bar request's take (default model):
+    medians of each part's CPU time (one thread each, so none overlaps another), in seconds.
+
+    ``whole``: the take rendered on one engine without the step (what a request without it
+    renders); ``melody`` and ``accompaniment``: the two stems the step renders instead (on two
+    engines, each with its own reverb); ``measure_stems``: `loudness.spectra` of both stems;
+    ``true_peak``: `loudness.true_peak` of the mix; ``render_with`` / ``render_without``: the CPU
+    time of the process for `render_midi` with the step (every thread) and without.
+    """
+    from bench.models import melody_of_bars
+    from studio.audio import loudness, synth
+    from studio.audio.synth.split import scan_midi
+    from studio.core import midi
+    from studio.serving.service import AccompanyRequest, accompany
+
+    with tempfile.TemporaryDirectory() as tmp:
+        take = accompany(AccompanyRequest(midi.write_midi(melody_of_bars(16)), out_dir=tmp, want_png=False, want_listen=False))
+        data = Path(take.midi_path).read_bytes()
+    score = midi.read_midi(data).score
+    lead = synth.Lead((midi.track_channels(score.tracks)[0],))
+    split = scan_midi(data)
+    assert split is not None
+    others = [c for c, w in split.weights.items() if w > 0 and c not in lead.channels]
+    stems = {"melody": split.midi(list(lead.channels)), "accompaniment": split.midi(others)}
+    raw = _raw_config()
+    audio = {name: synth.render_midi(stem, raw).astype(np.float32) / 32767.0 for name, stem in stems.items()}
+    n = min(len(a) for a in audio.values())
+    mix = audio["melody"][:n] + audio["accompaniment"][:n]
+
+    def cpu(work: Any, clock: Any = time.thread_time) -> float:
+        start = clock()
+        work()
+        return clock() - start
+
+    parts: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for name, work, clock in (
+            ("whole", lambda: synth.render_midi(data, raw), time.thread_time),
+            ("melody", lambda: synth.render_midi(stems["melody"], raw), time.thread_time),
+            ("accompaniment", lambda: synth.render_midi(stems["accompaniment"], raw), time.thread_time),
+            ("measure_stems", lambda: [loudness.spectra(a[:n], synth.SynthConfig().sample_rate) for a in audio.values()], time.thread_time),
+            ("true_peak", lambda: loudness.true_peak(mix), time.thread_time),
+            ("render_with", lambda: synth.render_midi(data, synth.SynthConfig(), lead), time.process_time),
+            ("render_without", lambda: synth.render_midi(data, raw), time.process_time),
+        ):
+            parts.setdefault(name, []).append(cpu(work, clock))
+    out = {name: round(statistics.median(times), 4) for name, times in parts.items()}
+    out["stems_minus_whole"] = round(out["melody"] + out["accompaniment"] - out["whole"], 4)
+    out["repeats"] = repeats
+    return out
 
 
 def bench_loudness(tunes: int | None = None, repeats: int = 7, models: list[str] | None = None) -> dict[str, Any]:
@@ -179,13 +266,29 @@ def format_loudness(result: dict[str, Any]) -> str:
             f"{m['true_peak_max_dbtp']:6.2f} dBTP  {m['full_scale_samples']:>3}  {m['lead_mean_lu']:+6.2f} / {m['lead_min_lu']:+6.2f}"
         )
     lines.append(f"  spread of the models' mean loudness: {result['spread_of_model_means_lu']} LU")
-    cost = result.get("cost")
-    if cost:
-        lines.append(
-            f"  16-bar request: with the loudness step {cost['with_s']:.3f} s, without {cost['without_s']:.3f} s "
-            f"(median of {cost['repeats']}): x{cost['ratio']} (bound x1.05)"
-        )
+    miss = max((m.get("true_peak_search_miss_db", 0.0) for m in result["models"].values()), default=0.0)
+    lines.append(f"  the studio's true peak under the whole file's by at most {miss} dB")
+    if result.get("cost"):
+        lines.append(format_cost(result["cost"]))
     return "\n".join(lines)
+
+
+def format_cost(cost: dict[str, Any]) -> str:
+    line = (
+        f"  16-bar request: with the loudness step {cost['with_s']:.3f} s, without {cost['without_s']:.3f} s "
+        f"(median of {cost['repeats']}, interleaved): x{cost['ratio']} (bound x1.05); CPU time of the process "
+        f"{cost['cpu_with_s']:.3f} s / {cost['cpu_without_s']:.3f} s: x{cost['cpu_ratio']} "
+        f"(load average {cost['load_average']} on {cost['cores']} cores)"
+    )
+    parts = cost.get("parts")
+    if parts:
+        line += (
+            f"\n  its CPU time (s, median of {parts['repeats']}): render_midi {parts['render_with']:.4f} with the step, "
+            f"{parts['render_without']:.4f} without; melody {parts['melody']:.4f} + accompaniment {parts['accompaniment']:.4f} "
+            f"rendered apart, whole {parts['whole']:.4f} (+{parts['stems_minus_whole']:.4f}); measuring both stems "
+            f"{parts['measure_stems']:.4f}; true peak {parts['true_peak']:.4f}"
+        )
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,8 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 tunes, 3 repeats")
     parser.add_argument("--models", help="comma-separated models (default: every shipped one)")
     parser.add_argument("--no-cost", action="store_true", help="skip the 16-bar request timing")
+    parser.add_argument("--cost-only", type=int, metavar="N", help="only the 16-bar request timing, N interleaved pairs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from studio.serving.process import apply_process_settings
+
+    apply_process_settings()  # as the server and `python -m studio bench` run: a 1 ms GIL switch interval
+    if args.cost_only:
+        cost = bench_cost(args.cost_only)
+        cost["parts"] = bench_cost_parts()
+        print(json.dumps(cost, indent=1) if args.json else format_cost(cost))
+        return 0
     result = bench_loudness(
         tunes=3 if args.quick else None,
         repeats=0 if args.no_cost else (3 if args.quick else 7),

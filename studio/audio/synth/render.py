@@ -22,6 +22,13 @@ voices to other notes, so some onsets differ for 1.5 ms (measured: at most 110 L
 0.4% of the samples of a dense 10-minute song; the difference is 70 dB below the music). Each
 engine runs its own reverb (about a fifth of the work), and two renders in parallel need two free
 cores: on a machine whose cores are busy it is no faster.
+
+The loudness step (`studio.audio.loudness`) brings the float mix to the studio's loudness before
+int16. With a melody to lead, the melody and the accompaniment are rendered apart, on two engines
+at once, each stem measured in its own thread as soon as it is rendered (`loudness.spectra`), and
+the take is mixed from the two stems (never rendered a third time). What it costs beyond the one
+render it replaces: the second engine's reverb, measuring the two stems, and the true peak of the
+mix (`docs/benchmarks.md`, "Loudness").
 """
 
 from __future__ import annotations
@@ -181,7 +188,7 @@ def _sure_music_frames(seconds: float | None, config: SynthConfig, block: int) -
 
 
 def _play(
-    engine: Engine, data: bytes, config: SynthConfig, frames: _FloatFrames, cut_tail: bool = True, music_seconds: float | None = None
+    engine: Engine, data: bytes, config: SynthConfig, frames: _FloatFrames, tail: str = "cut", music_seconds: float | None = None
 ) -> tuple[int, list[tuple[int, int]]]:
     """Play `data` through FluidSynth's player into `frames`, then the release tail; floats, unscaled.
 
@@ -202,8 +209,11 @@ def _play(
     caller renders again without it). The tail is rendered `_TAIL_GROUP_SECONDS` at a time
     likewise, and cut at its first silent window.
 
-    With `cut_tail` the tail stops at its first silent window, or its last window fades out (see
-    `_cut_tail`); without, the whole tail is rendered, for `_cut_tail` to cut the sum of several.
+    `tail` says where the release tail stops: ``"cut"`` at its first silent window, or its last
+    window fades out; ``"whole"``: the whole tail, for `_cut_tail` to cut the sum of several
+    renders; ``"stem"``: at its first window under half the silence level, not faded (a stem of a
+    sum of two, which `_cut_tail` cuts: beyond that window the stem counts as silent, and the sum
+    of it and a stem gone as quiet is silent there, so the sum's cut lies within the longer stem).
 
     Returns
     -------
@@ -241,7 +251,7 @@ def _play(
         music = frames.frames
 
         # Release tail: stop at the first silent window, or fade out the last one at the limit.
-        silence = 10.0 ** (config.silence_dbfs / 20.0)
+        silence = 10.0 ** (config.silence_dbfs / 20.0) * (0.5 if tail == "stem" else 1.0)
         tail_windows = math.ceil(config.max_tail_seconds * config.sample_rate / window)
         group = max(1, min(round(_TAIL_GROUP_SECONDS * config.sample_rate / window), frames.chunk_frames // window))
         done = 0
@@ -249,7 +259,7 @@ def _play(
             n = min(group, tail_windows - done)
             rendered = frames.render(fluid, synth, n * window)
             index, start = frames.last
-            peaks = np.abs(rendered).reshape(n, -1).max(axis=1) if cut_tail else None
+            peaks = np.abs(rendered).reshape(n, -1).max(axis=1) if tail != "whole" else None
             for k in range(n):
                 windows.append((index, start + k * window))
                 if peaks is None:
@@ -257,7 +267,7 @@ def _play(
                 if peaks[k] < silence:
                     frames.cut_last((n - k - 1) * window)  # rendered past the silence: not heard
                     return music, windows
-                if done + k == tail_windows - 1:
+                if tail == "cut" and done + k == tail_windows - 1:
                     rendered[k * window :] *= np.linspace(1.0, 0.0, window, dtype=np.float32)[:, None]
             done += n
     finally:
@@ -267,17 +277,31 @@ def _play(
 
 
 def _cut_tail(chunks: list[np.ndarray], windows: list[tuple[int, int]], config: SynthConfig) -> None:
-    """The tail rule of `_play`, on fully rendered tail `windows` of `chunks` (cut in place)."""
+    """The tail rule of `_play`, on fully rendered tail `windows` of `chunks` (cut in place).
+
+    The windows' peaks are found a run of windows at a time (those back to back in one chunk), in a
+    few array operations rather than two per window: each operation may wait for the GIL while the
+    piano roll is drawn in another thread."""
     _, window = _block_and_window(config)
     silence = 10.0 ** (config.silence_dbfs / 20.0)
-    for i, (index, start) in enumerate(windows):
+    peaks = np.empty(len(windows))
+    i = 0
+    while i < len(windows):
+        index, start = windows[i]
+        j = i + 1
+        while j < len(windows) and windows[j] == (index, start + (j - i) * window):
+            j += 1
+        peaks[i:j] = np.abs(chunks[index][start : start + (j - i) * window].reshape(j - i, -1)).max(axis=1)
+        i = j
+    quiet = np.flatnonzero(peaks < silence)
+    if len(quiet):
+        index, start = windows[quiet[0]]
+        chunks[index] = chunks[index][: start + window]
+        del chunks[index + 1 :]
+    elif windows:
+        index, start = windows[-1]
         chunk = chunks[index][start : start + window]
-        if float(np.max(np.abs(chunk))) < silence:
-            chunks[index] = chunks[index][: start + window]
-            del chunks[index + 1 :]
-            return
-        if i == len(windows) - 1:
-            chunk *= np.linspace(1.0, 0.0, len(chunk), dtype=np.float32)[:, None]
+        chunk *= np.linspace(1.0, 0.0, len(chunk), dtype=np.float32)[:, None]
 
 
 class _Mix:
@@ -339,19 +363,29 @@ _Played = tuple[int, list[tuple[int, int]]]  # what `_play` returns
 
 
 def _render_groups(
-    engines: list[Engine], datas: list[bytes], config: SynthConfig, music_seconds: float, frames: list[_FloatFrames]
+    engines: list[Engine],
+    datas: list[bytes],
+    config: SynthConfig,
+    music_seconds: float,
+    frames: list[_FloatFrames],
+    then: Callable[[int], None] | None = None,
+    tails: list[str] | None = None,
 ) -> list[_Played | BaseException | None]:
-    """Play `datas[j]` into `frames[j]` with whole tails (`_play`, ``cut_tail=False``), on `engines`
-    at once: engine i plays files i, i + len(engines), ... (one after the other when there are fewer
-    engines than files). Returns each file's `_play` result, or the exception it raised."""
+    """Play `datas[j]` into `frames[j]` with the tail `tails[j]` (`_play`; default: whole tails), on
+    `engines` at once: engine i plays files i, i + len(engines), ... (one after the other when there
+    are fewer engines than files), and then calls ``then(j)`` in the same thread. Returns each
+    file's `_play` result, or the exception it (or `then`) raised."""
     results: list[_Played | BaseException | None] = [None] * len(datas)
 
     def run(i: int) -> None:
         for j in range(i, len(datas), len(engines)):
             try:
                 engines[i].reset(config)
-                results[j] = _play(engines[i], datas[j], config, frames[j], cut_tail=False, music_seconds=music_seconds)
+                tail = tails[j] if tails is not None else "whole"
+                results[j] = _play(engines[i], datas[j], config, frames[j], tail=tail, music_seconds=music_seconds)
                 frames[j].flush()
+                if then is not None:
+                    then(j)
             except BaseException as exc:  # noqa: BLE001 - re-raised (or answered) by the caller
                 results[j] = exc
 
@@ -366,16 +400,21 @@ def _render_groups(
 
 
 def _agreed(results: list[_Played | BaseException | None]) -> _Played | None:
-    """The renders' common `_play` result; None when one was refused or they ended apart (then
-    the caller renders on one engine); an unexpected exception is raised."""
+    """The renders' common `_play` result, with the longest tail; None when one was refused or they
+    ended apart (then the caller renders on one engine); an unexpected exception is raised. Tails
+    cut at their own silence (``"stem"``) may end apart: each must be a start of the longest."""
     for result in results:
         if isinstance(result, (StudioError, _Overshot)):
             return None
         if isinstance(result, BaseException):
             raise result
-    if any(r != results[0] for r in results):
+    played = [r for r in results if r is not None]
+    if len(played) != len(results):
         return None
-    return results[0]
+    longest = max(played, key=lambda r: len(r[1]))
+    if any(r[0] != longest[0] or r[1] != longest[1][: len(r[1])] for r in played):
+        return None
+    return longest
 
 
 def _render_parallel(engines: list[Engine], split: Split, config: SynthConfig) -> _FloatFrames | None:
@@ -407,11 +446,25 @@ def _lead_channels(split: Split, lead: Lead) -> tuple[list[int], list[int]] | No
     return (melody, rest) if melody and rest else None
 
 
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    """Float chunks (each (n, 2)) as one array: the chunk itself when there is one (no copy)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+
+
 def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: SynthConfig) -> tuple[np.ndarray, float] | None:
     """The melody's channels and the rest rendered apart (the rest on the other engines, summed), the
     rest turned down so the melody leads (`studio.audio.loudness.lead_gain`), and the two summed:
     the mix as one float32 array (N, 2), tail cut, and its integrated loudness. None when the renders
-    disagree (as `_render_parallel`)."""
+    disagree (as `_render_parallel`).
+
+    Each stem is measured (`studio.audio.loudness.spectra`) in the thread that rendered it, as soon
+    as it is done, so with two free cores the melody's measure runs while the accompaniment still
+    renders; an accompaniment rendered on several engines is measured once summed. A stem rendered
+    on one engine stops its release tail where it falls silent (`_play`'s ``"stem"`` tail) rather
+    than rendering the longest tail the sum could need; the shorter stem is then silent to the end.
+    """
     from studio.audio import loudness
 
     channels = _lead_channels(split, lead)
@@ -424,24 +477,41 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
     size = max(block, window) * _CHUNK_CALLS
     mix = _Mix(len(groups) - 1)
     frames = [_FloatFrames(size)] + [_FloatFrames(size, sink=mix.sink(i)) for i in range(len(groups) - 1)]
-    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames))
+    tails = ["stem"] * 2 if len(groups) == 2 else ["stem"] + ["whole"] * (len(groups) - 1)  # a spread one is summed: same lengths
+    measured: dict[int, loudness.Spectra] = {}
+
+    def measure(j: int) -> None:
+        if j == 0:
+            measured[0] = loudness.spectra(_joined(frames[0].views()), config.sample_rate)
+        elif len(groups) == 2 and (chunks := mix.chunks()) is not None:
+            measured[1] = loudness.spectra(_joined(chunks), config.sample_rate)
+
+    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, measure, tails))
     rest_chunks = mix.chunks()
     if played is None or rest_chunks is None:
         return None
-    offsets = np.cumsum([0] + [len(c) for c in rest_chunks])  # where each chunk starts, laid end to end
+    melody_chunks = frames[0].views()
+    frames.clear()  # the two stems are held by these arrays only (a long song's stems are large)
+    mix.sums.clear()
+    longer = max(melody_chunks, rest_chunks, key=lambda chunks: sum(len(c) for c in chunks))
+    offsets = np.cumsum([0] + [len(c) for c in longer])  # where each chunk starts, laid end to end (both stems alike)
     windows = [(0, int(offsets[index]) + start) for index, start in played[1]]
-    melody_audio = np.concatenate(frames[0].views()) if frames[0].frames else np.zeros((0, 2), np.float32)
-    rest_audio = np.concatenate(rest_chunks) if rest_chunks else np.zeros((0, 2), np.float32)
-    del frames, rest_chunks, mix
-    if len(melody_audio) != len(rest_audio):
-        return None
-    powers = loudness.StemPowers(melody_audio, rest_audio, config.sample_rate)
+    melody_audio, rest_audio = _joined(melody_chunks), _joined(rest_chunks)
+    del melody_chunks, rest_chunks, longer
+    if 1 not in measured:
+        measured[1] = loudness.spectra(rest_audio, config.sample_rate)
+    powers = loudness.StemPowers(measured[0], measured[1])
     gain = loudness.lead_gain(powers.lead_loudness(), powers.rest_loudness(), config.lead_lu, lead.lead_db, lead.rest_db)
     if gain != 1.0:
         rest_audio *= np.float32(gain)
-    rest_audio += melody_audio
-    del melody_audio
-    chunks = [rest_audio]
+    if len(rest_audio) >= len(melody_audio):  # the shorter stem added into the longer
+        rest_audio[: len(melody_audio)] += melody_audio
+        summed = rest_audio
+    else:
+        melody_audio[: len(rest_audio)] += rest_audio
+        summed = melody_audio
+    del melody_audio, rest_audio
+    chunks = [summed]
     _cut_tail(chunks, windows, config)
     return chunks[0], powers.loudness(gain)
 
@@ -452,11 +522,12 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
     Music of at least `SynthConfig.parallel_min_seconds` with notes on several channels is
     rendered on several engines at once (see the module's notes); the audio is the same.
 
-    The float mix is then scaled to `SynthConfig.loudness_lufs` (BS.1770 integrated loudness) with
-    its true peak at most `SynthConfig.true_peak_dbtp` (`studio.audio.loudness.normalize`), and
-    quantised to int16. With a `lead`, the melody's channels and the rest are rendered apart (on
-    two engines at once when two are free) and the rest is turned down, when needed, so that the
-    melody is `SynthConfig.lead_lu` louder than the accompaniment together; then they are summed.
+    The float mix is then scaled to `SynthConfig.loudness_lufs` (BS.1770 integrated loudness, by
+    `studio.audio.loudness.spectra`) with its true peak at most `SynthConfig.true_peak_dbtp`
+    (`studio.audio.loudness.normalize`), and quantised to int16. With a `lead`, the melody's
+    channels and the rest are rendered apart (on two engines at once when two are free, each stem
+    measured in its render thread) and the rest is turned down, when needed, so that the melody is
+    `SynthConfig.lead_lu` louder than the accompaniment together; then they are summed.
 
     Parameters
     ----------
@@ -519,15 +590,14 @@ def _loudness_step(mixed: tuple[np.ndarray, float] | None, frames: _FloatFrames 
         audio, measured = mixed
     else:
         assert frames is not None
-        views = frames.views()
-        audio = views[0] if len(views) == 1 else np.concatenate(views) if views else np.zeros((0, 2), np.float32)
-        measured = None
+        audio = _joined(frames.views())
+        measured = loudness.spectra(audio, config.sample_rate).loudness()
     assert config.loudness_lufs is not None
     audio, _ = loudness.normalize(audio, config.sample_rate, config.loudness_lufs, config.true_peak_dbtp, measured)
-    # The true peak is at most -1 dBTP (or, for silence, nothing was scaled up), so no sample
-    # reaches full scale; the clip only guards a ceiling set at 0 dBTP.
+    # No clip needed: the true peak is at most the ceiling, <= 0 dBTP (or, for silence, nothing was
+    # scaled up), and it is at least 1.0006 times the sample peak (`loudness.true_peak`'s phase 0),
+    # so every sample times full scale lies within +-32767.
     out = np.empty(audio.shape, dtype=np.int16)
     scaled = np.multiply(audio, np.float32(FULL_SCALE), out=audio if audio.dtype == np.float32 else None)
-    np.clip(scaled, -32767, 32767, out=scaled)
     np.rint(scaled, out=out, casting="unsafe")
     return out
