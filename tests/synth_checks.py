@@ -9,7 +9,7 @@ import pytest
 from studio.audio.synth import SynthUnavailable
 from studio.audio.synth.fluid import get_fluid
 
-__all__ = ["FLUIDSYNTH_MISSING", "needs_fluidsynth"]
+__all__ = ["FLUIDSYNTH_MISSING", "needs_audio", "needs_fluidsynth"]
 
 
 def _missing() -> str | None:
@@ -23,4 +23,8 @@ def _missing() -> str | None:
 FLUIDSYNTH_MISSING = _missing()  # None, or why FluidSynth cannot load here
 needs_fluidsynth = pytest.mark.skipif(
     FLUIDSYNTH_MISSING is not None, reason=f"the SoundFont is looked at once FluidSynth loads, and it cannot: {FLUIDSYNTH_MISSING}"
+)
+needs_audio = pytest.mark.skipif(
+    FLUIDSYNTH_MISSING is not None,
+    reason=f"this check plays or measures the take's audio, and FluidSynth cannot load here: {FLUIDSYNTH_MISSING}",
 )

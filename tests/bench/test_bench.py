@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from synth_checks import needs_audio
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,7 @@ def test_bench_refuses_unknown_benchmarks_and_devices(args, message):
     assert "Traceback" not in done.stderr and done.stdout.strip() == ""
 
 
+@needs_audio
 def test_bench_json_prints_only_json_on_stdout():
     """`--json` is for programs: the whole standard output is one JSON document; the tables go to stderr.
     CI=1 as on a CI machine, where pyfluidsynth prints where it found libfluidsynth when imported."""
@@ -67,6 +69,7 @@ def test_transformer_bench_runs_on_the_device_it_is_given():
         assert row["events"] == 24 and row["with_cache_s"] > 0 and row["without_cache_s"] > 0 and row["add_8_bars_s"] > 0
 
 
+@needs_audio
 def test_classroom_sessions_take_every_result_file_from_the_server():
     """A small classroom against a served studio: no failures, and each request's three files come back."""
     from bench.classroom import classroom, format_classroom

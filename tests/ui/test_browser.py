@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from synth_checks import needs_audio
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -180,6 +181,7 @@ def _params(label: str) -> dict[str, str]:
     return dict(part.rsplit(" ", 1) for part in found.group(1).split(", ")) if found else {}
 
 
+@needs_audio
 def test_play_eight_notes_generate_remix_and_compare_takes(browser, server, shots):
     ui = Page(browser, server)
     page = ui.page
@@ -303,6 +305,7 @@ def test_switching_models_quickly_never_sends_another_models_values(browser, ser
     page.close()
 
 
+@needs_audio
 def test_an_error_keeps_the_earlier_takes_playable(browser, server, shots, tmp_path):
     """A good take, then a file that is not MIDI: a readable message, and the take's roll, audio,
     downloads and the takes list stay on show (no error badges), and play; the next generation works."""
@@ -386,6 +389,7 @@ def test_the_ar_cnn_shows_how_it_wrote_the_music(browser, server, shots):
     page.close()
 
 
+@needs_audio
 def test_the_transformer_continues_a_melody_and_an_accompanist_follows(browser, server, shots):
     """The Transformer: 'then accompany with' appears, the button says what it does; the take is the
     longer melody accompanied; switching to the VAE does not carry the accompanist over."""
@@ -555,6 +559,7 @@ def _roll(page, script: str, *args):
     return page.evaluate(f"(a) => window.studioRoll.{script}", list(args))
 
 
+@needs_audio
 def test_the_roll_lists_every_track_follows_the_audio_seeks_and_loops(browser, server, shots):
     """The live roll after a take: its legend names every track of the take's MIDI; the playhead
     moves while the audio plays; a click on the roll moves the audio there; a loop dragged across the
@@ -597,6 +602,7 @@ def test_the_roll_lists_every_track_follows_the_audio_seeks_and_loops(browser, s
     page.close()
 
 
+@needs_audio
 def test_a_note_added_in_the_roll_is_in_the_next_take(browser, server):
     """Edit the melody in the roll: add a note by clicking an empty cell, move it, lengthen it, undo,
     delete and undo; 'Use the edited melody' makes it the melody (previewed), and the next take's MIDI
