@@ -1,0 +1,394 @@
+"""Chord symbols: read them ("C G/B Am F"), find them in music, and measure how music follows them.
+
+Three pure pieces, shared by everything that speaks of chords (the harmonizer, the learned models'
+chord labels, the piano roll's chord line, the metric):
+
+- `ChordSymbol` and `parse_chord` / `parse_progression`: a lead-sheet symbol (root, quality, an
+  optional slash bass) and a progression typed by a person, placed on a tune's bars with
+  `progression_spans`. Written here, not with music21's `harmony.ChordSymbol`, because that class
+  accepts almost any text (it guesses), so a typing mistake would become a wrong chord instead of one
+  clear line, and importing music21 costs about a second in a request.
+- `harmonic_segments`: where a chord may change (whole or half bars, following the meter's beats).
+- `analyse_chords`: the chord of every segment of a piece, by template matching (the pitch classes
+  sounding, weighted by how long and how low they sound, against every root x quality), as in
+  Pardo & Birmingham's segment labelling.
+- `chord_tone_share`: of the notes sounding on strong beats, the share that belong to the chord.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from studio.core.errors import InputError
+from studio.core.roll import Bar, Grid, RollTrack
+from studio.core.theory import PITCH_NAMES, Key
+
+__all__ = [
+    "QUALITIES",
+    "ChordSpan",
+    "ChordSymbol",
+    "Segment",
+    "analyse_chords",
+    "chord_pitch_classes",
+    "chord_tone_share",
+    "harmonic_segments",
+    "parse_chord",
+    "parse_progression",
+    "progression_spans",
+]
+
+# Quality -> intervals above the root. The names are the ones written after the root.
+QUALITIES: dict[str, tuple[int, ...]] = {
+    "": (0, 4, 7),
+    "m": (0, 3, 7),
+    "dim": (0, 3, 6),
+    "aug": (0, 4, 8),
+    "sus4": (0, 5, 7),
+    "sus2": (0, 2, 7),
+    "7": (0, 4, 7, 10),
+    "maj7": (0, 4, 7, 11),
+    "m7": (0, 3, 7, 10),
+    "m7b5": (0, 3, 6, 10),
+    "dim7": (0, 3, 6, 9),
+    "6": (0, 4, 7, 9),
+    "m6": (0, 3, 7, 9),
+}
+# Other spellings people type, -> the names above.
+_ALIASES = {
+    "maj": "",
+    "M": "",
+    "min": "m",
+    "-": "m",
+    "mi": "m",
+    "o": "dim",
+    "°": "dim",
+    "+": "aug",
+    "sus": "sus4",
+    "M7": "maj7",
+    "Δ": "maj7",
+    "Δ7": "maj7",
+    "ma7": "maj7",
+    "min7": "m7",
+    "-7": "m7",
+    "mi7": "m7",
+    "ø": "m7b5",
+    "ø7": "m7b5",
+    "-7b5": "m7b5",
+    "min7b5": "m7b5",
+    "o7": "dim7",
+    "°7": "dim7",
+    "dom7": "7",
+    "min6": "m6",
+    "-6": "m6",
+}
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_SHARP_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+_FLAT_NAMES = ["C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B"]
+_ROOT = re.compile(r"([A-Ga-g])([#♯b♭]*)")
+MAX_PROGRESSION_CHARS = 2000  # a typed progression longer than this is refused (a tune of 500 bars has fewer)
+
+
+@dataclass(frozen=True)
+class ChordSymbol:
+    """A lead-sheet chord: `root` pitch class (0 = C), `quality` (a key of QUALITIES), `bass` pitch
+    class of a slash chord ("G/B": 11), or None when the root is in the bass."""
+
+    root: int
+    quality: str = ""
+    bass: int | None = None
+
+    @property
+    def pitch_classes(self) -> tuple[int, ...]:
+        """The chord's pitch classes, root first (a slash bass that is not a chord tone is added last)."""
+        pcs = tuple((self.root + i) % 12 for i in QUALITIES[self.quality])
+        return pcs if self.bass is None or self.bass in pcs else (*pcs, self.bass)
+
+    def name(self, key: Key | None = None) -> str:
+        """How a lead sheet writes it, e.g. 'G/B', 'F#m7': spelt with sharps or flats as `key`'s
+        signature is (C# in D major, Db in Ab major); without a key, C# Eb F# Ab Bb."""
+        names = PITCH_NAMES if key is None else _FLAT_NAMES if _flat_key(key) else _SHARP_NAMES
+        text = names[self.root] + self.quality
+        return text if self.bass is None else f"{text}/{names[self.bass]}"
+
+    def __str__(self) -> str:
+        return self.name()
+
+
+def _flat_key(key: Key) -> bool:
+    """Whether `key`'s signature has flats (F, Bb, Eb, Ab, Db, Gb major and their relative minors)."""
+    major_tonic = key.tonic if key.mode == "major" else (key.tonic + 3) % 12
+    return major_tonic in (5, 10, 3, 8, 1, 6)
+
+
+def chord_pitch_classes(chord: ChordSymbol | None) -> frozenset[int]:
+    """The pitch classes of `chord` (none for no chord)."""
+    return frozenset(chord.pitch_classes) if chord is not None else frozenset()
+
+
+def _pitch_class(text: str) -> tuple[int, int]:
+    """(pitch class, characters read) of a note name at the start of `text`, e.g. 'Bb' -> (10, 2)."""
+    match = _ROOT.match(text)
+    if not match:
+        raise ValueError
+    pc = _LETTERS[match.group(1).upper()]
+    for sign in match.group(2):
+        pc += 1 if sign in "#♯" else -1
+    return pc % 12, match.end()
+
+
+def parse_chord(text: str) -> ChordSymbol:
+    """One chord symbol, e.g. 'C', 'Am', 'G/B', 'F#m7', 'Bbmaj7', 'Bdim', 'Esus4'.
+
+    Raises InputError (one line, naming the symbol) for anything else."""
+    symbol = text.strip()
+    shown = symbol if len(symbol) <= 24 else symbol[:24] + "..."
+    try:
+        root, used = _pitch_class(symbol)
+        rest = symbol[used:]
+        bass = None
+        if "/" in rest:
+            rest, _, after = rest.partition("/")
+            bass, bass_used = _pitch_class(after)
+            if bass_used != len(after):
+                raise ValueError
+        quality = _ALIASES.get(rest, rest)
+        if quality not in QUALITIES:
+            raise ValueError
+    except ValueError:
+        raise InputError(
+            f"'{shown}' is not a chord symbol the studio reads: write a root (C, F#, Bb) with an optional quality "
+            f"(m, dim, aug, sus4, 7, maj7, m7, m7b5, dim7, 6, m6) and bass (/B), e.g. 'C G/B Am F'"
+        ) from None
+    return ChordSymbol(root, quality, None if bass == root else bass)
+
+
+def parse_progression(text: str) -> list[list[ChordSymbol]]:
+    """A typed progression as bars of chords.
+
+    Without bar lines every chord fills one bar ("C G/B Am F": four bars). With bar lines ('|') a bar
+    holds one chord or several, which share the bar ("C G | Am F": two chords a bar, half a bar each).
+    '%' repeats the previous chord. Raises InputError for an empty or unreadable progression."""
+    if len(text) > MAX_PROGRESSION_CHARS:
+        raise InputError(f"the chords are {len(text):,} characters long; at most {MAX_PROGRESSION_CHARS:,} are read")
+    text = text.replace(",", " ").strip().strip("|").strip()
+    groups = [g.split() for g in text.split("|")] if "|" in text else [[token] for token in text.split()]
+    bars: list[list[ChordSymbol]] = []
+    previous: ChordSymbol | None = None
+    for tokens in groups:
+        if not tokens:
+            raise InputError("an empty bar between two '|' in the chords: put a chord (or % to repeat one) in every bar")
+        bar = []
+        for token in tokens:
+            if token == "%":
+                if previous is None:
+                    raise InputError("'%' repeats the chord before it, but the chords start with it")
+                chord = previous
+            else:
+                chord = parse_chord(token)
+            bar.append(chord)
+            previous = chord
+        bars.append(bar)
+    if not bars:
+        raise InputError("no chords given: type chord symbols such as 'C G/B Am F'")
+    return bars
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a tune where one chord sounds: steps `start`..`end`, in bar `bar` (an index of grid.bars)."""
+
+    start: int
+    end: int
+    bar: int
+    downbeat: bool  # starts its bar
+    strong: bool = True  # starts its bar or the bar's middle (a natural place for a chord change)
+
+
+def _bar_cuts(bar: Bar, chords_per_bar: int) -> list[int]:
+    """Offsets (steps from the bar start) where a chord may change inside a full bar."""
+    if chords_per_bar <= 1 or bar.length < bar.full_length:
+        return []
+    beat = bar.beat_steps
+    beats = max(1, bar.full_length // beat)
+    if chords_per_bar > 2:
+        return list(range(beat, bar.full_length, beat))
+    if beats % 2 == 0:
+        return [bar.full_length // 2]
+    if beats == 5:
+        return [3 * beat]
+    if beats == 7:
+        return [4 * beat]
+    return []  # 3/4, 9/8, 3/8: one chord per bar
+
+
+def harmonic_segments(grid: Grid, chords_per_bar: int = 2) -> list[Segment]:
+    """The segments of every bar, following the meter's felt beats: half bars in duple meters (4/4 ->
+    2 x 2 beats, 6/8 -> 2 dotted quarters), whole bars in triple ones (3/4, 9/8), 3+2 / 4+3 beats in
+    5 and 7; `chords_per_bar` 1: whole bars, above 2: every beat."""
+    out: list[Segment] = []
+    for i, bar in enumerate(grid.bars):
+        edges = [bar.start] + [bar.start + c for c in _bar_cuts(bar, chords_per_bar) if 0 < c < bar.length] + [bar.end]
+        halves = _bar_cuts(bar, 2)
+        middle = bar.start + halves[0] if halves else None
+        for a, b in itertools.pairwise(edges):
+            b = min(b, grid.n_steps)
+            if b > a:
+                out.append(Segment(a, b, i, a == bar.start, a in (bar.start, middle)))
+    return out
+
+
+@dataclass(frozen=True)
+class ChordSpan:
+    """A chord sounding from step `start` to `end` (None: no chord given there; the accompanist chooses)."""
+
+    start: int
+    end: int
+    chord: ChordSymbol | None
+
+
+def _bar_parts(bar: Bar, n: int) -> list[int]:
+    """Offsets where `n` chords sharing `bar` start: at beats, as evenly as the beats allow (the earlier
+    chords take the extra beat); halves follow `harmonic_segments` (a 5/4 bar splits 3 + 2)."""
+    if n <= 1:
+        return [0]
+    if n == 2 and (halves := _bar_cuts(bar, 2)):
+        return [0, halves[0]]
+    beats = max(1, bar.full_length // bar.beat_steps)
+    n = min(n, beats)
+    sizes = [beats // n + (1 if i < beats % n else 0) for i in range(n)]
+    return [bar.beat_steps * s for s in itertools.accumulate([0, *sizes[:-1]])]
+
+
+def progression_spans(bars: Sequence[Sequence[ChordSymbol]], grid: Grid, until: int | None = None) -> list[ChordSpan]:
+    """`bars` of chords placed on `grid` from its first full bar (a pickup has no chord), repeated as a
+    loop until step `until` (default: the grid's end). More chords in a bar than it has beats: the
+    ones that do not fit are dropped."""
+    until = grid.n_steps if until is None else min(until, grid.n_steps)
+    spans: list[ChordSpan] = []
+    full_bars = [bar for bar in grid.bars if bar.length >= bar.full_length or bar is not grid.bars[0]]
+    if not bars:
+        return spans
+    for i, bar in enumerate(full_bars):
+        if bar.start >= until:
+            break
+        chords = bars[i % len(bars)]
+        starts = _bar_parts(bar, len(chords))
+        ends = [*starts[1:], bar.length]
+        for chord, a, b in zip(chords, starts, ends, strict=False):
+            start, end = bar.start + a, min(bar.start + b, bar.end, until)
+            if end > start:
+                spans.append(ChordSpan(start, end, chord))
+    return spans
+
+
+# --------------------------------------------------------------------------- analysis
+
+_TEMPLATE_PRIOR = {"": 0.0, "m": 0.0, "dim": -0.15, "aug": -0.3, "sus4": -0.3, "sus2": -0.35}
+_SEVENTH_PRIOR = -0.15  # a four-note chord needs its fourth note to be heard, and then some
+_SEVENTH_SHARE = 0.15  # ... for at least this share of the segment's weight
+_BASS_WEIGHT = 1.0  # the lowest sounding note counts this much more (a chord is heard from its bass)
+_NON_CHORD = 0.7  # what a sounding pitch class outside the chord costs, per unit of weight
+_ROOT_IN_BASS = 0.15  # share of the segment's weight a chord gains with its root in the bass
+_IN_KEY = 0.05  # share of the segment's weight a chord gains when all its tones are in the key
+_ANALYSED = ("", "m", "dim", "aug", "sus4", "7", "maj7", "m7", "m7b5", "dim7")
+
+
+def _weights(tracks: Sequence[RollTrack], start: int, end: int, beat: int) -> tuple[np.ndarray, int | None]:
+    """Pitch-class weights of what sounds in start..end (steps sounding, steps on a beat twice: a
+    passing note between beats weighs less than a chord tone on one), and the pitch class of the
+    lowest note sounding at the segment's first sounding step."""
+    weights = np.zeros(12)
+    lowest: tuple[int, int] | None = None  # (step, pitch)
+    on_beat = 1.0 + (np.arange(end - start) % max(1, beat) == 0)
+    for track in tracks:
+        if track.is_drum:
+            continue
+        sounding = track.velocity[start:end] > 0
+        if not sounding.any():
+            continue
+        per_pitch = on_beat[: len(sounding)] @ sounding
+        for pitch in np.flatnonzero(per_pitch):
+            weights[pitch % 12] += per_pitch[pitch]
+        steps, pitches = np.nonzero(sounding)
+        first = int(steps.min())
+        low = int(pitches[steps == first].min())
+        if lowest is None or (first, low) < lowest:
+            lowest = (first, low)
+    bass = None if lowest is None else lowest[1] % 12
+    if bass is not None:
+        weights[bass] += _BASS_WEIGHT * weights.sum() / max(1, np.count_nonzero(weights))
+    return weights, bass
+
+
+def _best_chord(weights: np.ndarray, bass: int | None, key: Key | None) -> ChordSymbol | None:
+    """The chord whose tones best cover `weights` (chord tones gain, others cost); None if silent."""
+    total = weights.sum()
+    if total <= 0:
+        return None
+    accepted = key.accepted if key is not None else frozenset()
+    best: tuple[float, ChordSymbol] | None = None
+    for quality in _ANALYSED:
+        intervals = QUALITIES[quality]
+        prior = _TEMPLATE_PRIOR.get(quality, _SEVENTH_PRIOR)
+        for root in range(12):
+            pcs = [(root + i) % 12 for i in intervals]
+            inside = weights[pcs].sum()
+            if len(pcs) == 4 and weights[pcs[3]] < _SEVENTH_SHARE * total:
+                continue  # a seventh chord only where its seventh sounds
+            score = (inside - _NON_CHORD * (total - inside)) / total + prior
+            if bass == root:
+                score += _ROOT_IN_BASS
+            if accepted and all(pc in accepted for pc in pcs):
+                score += _IN_KEY
+            if weights[root] == 0:
+                score -= 0.5  # a chord without its root is another chord
+            if best is None or score > best[0] + 1e-9:
+                chord_bass = bass if bass is not None and bass != root and bass in pcs else None
+                best = (score, ChordSymbol(root, quality, chord_bass))
+    return best[1] if best else None
+
+
+def analyse_chords(
+    tracks: Sequence[RollTrack], grid: Grid, key: Key | None = None, chords_per_bar: int = 2, merge: bool = True
+) -> list[ChordSpan]:
+    """The chord of every harmonic segment of `tracks` (all of them together: melody and accompaniment).
+
+    `key`, when known, breaks near ties toward chords of the key. With `merge`, a segment whose chord
+    equals the one before extends it. Silent segments have no span."""
+    spans: list[ChordSpan] = []
+    for seg in harmonic_segments(grid, chords_per_bar):
+        weights, bass = _weights(tracks, seg.start, seg.end, grid.bars[seg.bar].beat_steps)
+        chord = _best_chord(weights, bass, key)
+        if chord is None:
+            continue
+        if merge and spans and spans[-1].chord == chord and spans[-1].end == seg.start:
+            spans[-1] = ChordSpan(spans[-1].start, seg.end, chord)
+        else:
+            spans.append(ChordSpan(seg.start, seg.end, chord))
+    return spans
+
+
+def chord_tone_share(tracks: Sequence[RollTrack], grid: Grid, spans: Sequence[ChordSpan]) -> tuple[float, int]:
+    """(share, count) of the notes of `tracks` sounding on strong beats (each bar's first beat and, in
+    duple meters, its middle) whose pitch class is in the chord given there. Only positions with a
+    given chord count; (1.0, 0) when there are none."""
+    strong = [seg.start for seg in harmonic_segments(grid, 2) if seg.strong]
+    inside = counted = 0
+    span_starts = [s.start for s in spans]
+    for step in strong:
+        i = int(np.searchsorted(span_starts, step, side="right")) - 1
+        if i < 0 or not spans[i].start <= step < spans[i].end or spans[i].chord is None:
+            continue
+        pcs = chord_pitch_classes(spans[i].chord)
+        for track in tracks:
+            if track.is_drum or step >= track.n_steps:
+                continue
+            for pitch in np.flatnonzero(track.velocity[step] > 0):
+                counted += 1
+                inside += int(pitch) % 12 in pcs
+    return (inside / counted if counted else 1.0), counted
