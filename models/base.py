@@ -58,6 +58,7 @@ from studio.core.voice_leading import SATB_RANGES
 from studio.core.voices import VoiceWindows, voice_piece
 
 __all__ = [
+    "CHORDS_PARAM",
     "GUIDE_PARAM",
     "MELODY_TRACKS",
     "Accompanist",
@@ -89,6 +90,10 @@ __all__ = [
 
 Writes = Literal["accompaniment", "melody", "variation"]
 
+# The chords a person set, placed on the melody's grid (`studio.core.chords.progression_spans`): the
+# service passes them to a family that `follows_chords` as this entry of `params` (absent: none set).
+CHORDS_PARAM = "chords"
+
 
 # --------------------------------------------------------------------------- 1. the declaration
 
@@ -106,6 +111,7 @@ class FamilyInfo:
     order: int  # its place in the studio's teaching order (the page's picker)
     dataset: Literal["rolls", "melodies"] = "rolls"  # multi-track rolls, or tunes (`studio.training.melodies`)
     flat_dynamics: bool = False  # writes every note at one velocity: the service shapes them (`studio.core.dynamics`)
+    follows_chords: bool = False  # takes the user's chords: `params[CHORDS_PARAM]`, a list of `studio.core.chords.ChordSpan`
 
     @property
     def writes_melody(self) -> bool:
