@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +40,17 @@ from studio.core.roll import (
 )
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 from studio.core.theory import pitch_name
+from studio.core.transform import check_change, scale_tempo, transpose
 from studio.serving.registry import ModelCard, ModelRegistry, default_registry, family_info, family_writes, quoted, whole_number
 
 __all__ = [
     "AccompanyRequest",
     "AccompanyResult",
+    "ChangeRequest",
     "InterpolateRequest",
     "MelodyInput",
     "accompany",
+    "change_take",
     "interpolate",
     "latent_views",
     "output_error",
@@ -637,6 +640,50 @@ def render(
         return synth.render_to_wav(data, out_wav), parsed.warnings
     except OSError as exc:
         raise output_error(exc) from None
+
+
+@dataclass
+class ChangeRequest:
+    """A take's MIDI transposed by `semitones` and played `tempo` times as fast: a new take, nothing
+    regenerated (written as `accompany` writes a take: MIDI, WAV with the melody leading, PNG)."""
+
+    midi: str | os.PathLike
+    semitones: int = 0
+    tempo: float = 1.0
+    out_dir: str | os.PathLike | None = None
+    name: str = "take"
+    bar_ticks: Sequence[int] = ()  # the take's bar lines (a pickup its meter map lacks); default: from the meter map
+    want_wav: bool = True
+    want_listen: bool = True
+    want_png: bool = True
+
+
+def change_take(request: ChangeRequest, config: ServiceConfig | None = None) -> tuple[Path, Path | None, Path | None, Path | None]:
+    """Write the take of `request` transposed and at its tempo; returns its MIDI, WAV, PNG and listen
+    paths (as `_write_results`). Its first track leads the mix when it has others, as in a take."""
+    config = config or ServiceConfig()
+    semitones, factor = check_change(request.semitones, request.tempo)
+    parsed = midi.read_midi(request.midi, config.limits)
+    score = scale_tempo(transpose(parsed.score, semitones), factor)
+    grid = make_grid(score)
+    bar_ticks = list(request.bar_ticks) or [grid.step_to_tick(b.start) for b in grid.bars]
+    words = [f"{semitones:+d} semitones"] if semitones else []
+    words += [f"tempo x{factor:g}"] if factor != 1 else []
+    change = ", ".join(words) or "as it was"
+    stem = f"{safe_stem(request.name, 'take', 60)}-{'up' if semitones >= 0 else 'down'}{abs(semitones)}-tempo{round(factor * 100)}"
+    warnings: list[str] = []
+    return _write_results(
+        score,
+        bar_ticks,
+        stem,
+        f"{request.name} ({change})",
+        change,
+        request,
+        warnings,
+        lambda *a, **k: None,
+        _Laps(),
+        lead=len(score.tracks) > 1,
+    )
 
 
 def choice_views(

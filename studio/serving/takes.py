@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import InputError
+from studio.core.theory import PITCH_NAMES
 
-__all__ = ["MAX_TAKES", "add_take", "find_take", "take_from_result", "take_label"]
+__all__ = ["MAX_TAKES", "add_take", "changed_take", "find_take", "take_from_result", "take_label"]
 
 MAX_TAKES = 20  # the oldest takes are dropped beyond this (their files are cleaned with the session's folder)
 
@@ -45,6 +46,34 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
     }
 
 
+def _moved_key(key: str, semitones: int) -> str:
+    """'G major' moved by `semitones` ('A major' for 2); anything else unchanged."""
+    tonic, _, mode = key.partition(" ")
+    if tonic not in PITCH_NAMES or not mode:
+        return key
+    return f"{PITCH_NAMES[(PITCH_NAMES.index(tonic) + semitones) % 12]} {mode}"
+
+
+def changed_take(take: Mapping[str, Any], number: int, files: Sequence[Any], semitones: int, tempo: float) -> dict:
+    """The take `take` transposed by `semitones` and played `tempo` times as fast (`files`: the MIDI,
+    WAV, PNG and listen paths `change_take` wrote): the same model, seed and parameters, the key moved,
+    and what changed in ``"changes"`` (shown in its label)."""
+    midi_path, wav, png, listen = files
+    words = [f"transposed {semitones:+d}"] if semitones else []
+    words += [f"tempo x{tempo:g}"] if tempo != 1 else []
+    return {
+        **dict(take),
+        "number": number,
+        "midi": str(midi_path),
+        "wav": str(wav) if wav else None,
+        "listen": str(listen or wav) if (listen or wav) else None,
+        "png": str(png) if png else None,
+        "key": _moved_key(str(take.get("key", "")), semitones),
+        "changes": ", ".join(words) or "as it was",
+        "changed_from": take.get("number"),  # the take it was made from (itself perhaps changed)
+    }
+
+
 def take_label(take: Mapping[str, Any]) -> str:
     """How a take is listed: 'Take 3 · gan-chorale · seed 7 · Yankee Doodle'."""
     extras = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in take.get("params", {}).items())
@@ -52,6 +81,8 @@ def take_label(take: Mapping[str, Any]) -> str:
     label = f"Take {take['number']} · {model} · seed {take['seed']}"
     if extras:
         label += f" ({extras})"
+    if take.get("changes"):
+        label += f" · take {take.get('changed_from')} {take['changes']}"
     return f"{label} · {take['melody']}"
 
 

@@ -37,8 +37,10 @@ from studio.serving.live_roll import take_roll, write_edited_melody
 from studio.serving.registry import default_registry, family_writes, parse_params_json
 from studio.serving.service import (
     AccompanyRequest,
+    ChangeRequest,
     InterpolateRequest,
     accompany,
+    change_take,
     choice_views,
     interpolate,
     latent_views,
@@ -46,13 +48,15 @@ from studio.serving.service import (
     sampling_trace,
     saving_results,
 )
-from studio.serving.takes import add_take, find_take, take_from_result, take_label
+from studio.serving.takes import add_take, changed_take, find_take, take_from_result, take_label
 from studio.ui.cards import key_words, model_card_markdown, plain_text
 
 __all__ = [
     "LOUDEST_VOLUME",
     "accompanist_choices",
     "accompany_endpoint",
+    "change_key_and_tempo",
+    "change_key_and_tempo_for_page",
     "clear_melody",
     "client_of",
     "fair_turn",
@@ -436,6 +440,43 @@ def show_take(label: str, takes: list[dict] | None) -> tuple:
 
 
 show_take_for_page = kept_on_error(6)(show_take)
+
+
+@user_errors
+def change_key_and_tempo(
+    take: dict | None, semitones: Any, tempo_percent: Any, takes: list[dict] | None, request: gr.Request | None = None
+) -> tuple:
+    """The take on show transposed by `semitones` and at `tempo_percent` of its tempo: a new take with
+    the same notes moved (nothing regenerated), in the `request`'s turn; the earlier takes stay."""
+    if not take:
+        raise InputError("generate a take first, then transpose it or change its tempo")
+    if not Path(take["midi"]).exists():
+        raise InputError("this take has expired (files are kept an hour): generate it again")
+    try:
+        factor = float(tempo_percent) / 100
+    except (TypeError, ValueError):
+        factor = float("nan")  # refused by the service's check, with its one line
+    with fair_turn(request):
+        files = change_take(
+            ChangeRequest(
+                midi=take["midi"],
+                semitones=semitones,
+                tempo=factor,
+                out_dir=results_dir(),
+                name=f"{take.get('melody') or 'take'} {take.get('model', '')}",
+                bar_ticks=take.get("bar_ticks") or (),
+            )
+        )
+    number = max((t["number"] for t in takes or []), default=0) + 1
+    new = changed_take(take, number, files, int(float(semitones)), factor)
+    takes = add_take(takes, new)
+    return (*_show(new, takes), takes)
+
+
+@kept_on_error(7)
+def change_key_and_tempo_for_page(request: gr.Request, take: dict | None, semitones: Any, tempo_percent: Any, takes: list[dict] | None):
+    """`change_key_and_tempo` for the page: on an error the takes on show stay and the status says why."""
+    return change_key_and_tempo(take, semitones, tempo_percent, takes, request=request)
 
 
 def instrument_choices() -> list[tuple[str, int]]:

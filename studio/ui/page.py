@@ -272,6 +272,15 @@ def build_app() -> gr.Blocks:
                 midi_out = gr.File(visible=False, elem_id="midi-output")  # the API's third output
         with gr.Accordion("Instruments and mix (changes the audio, not the notes)", open=False, elem_id="mixer"):
             mixer_area = gr.Column()
+        with gr.Accordion("Transpose and tempo (a new take of the same notes, nothing regenerated)", open=False, elem_id="key-and-tempo"):
+            with gr.Row(equal_height=True):
+                semitones = gr.Slider(
+                    -12, 12, value=0, step=1, label="Transpose (semitones)", interactive=True, elem_id="transpose", min_width=200
+                )
+                tempo = gr.Slider(
+                    50, 200, value=100, step=5, label="Tempo (% of the take's)", interactive=True, elem_id="tempo", min_width=200
+                )
+            change = gr.Button("Make the transposed take", elem_id="change-key-and-tempo")
         with gr.Accordion("How it was written, step by step", open=False, elem_id="sampling"):
             sampling_note = gr.Markdown("Generate a take: this panel then shows how the model wrote it.", elem_id="sampling-note")
             sampling = gr.Gallery(
@@ -356,6 +365,13 @@ def build_app() -> gr.Blocks:
         go.click(
             act.generate_for_page(layout),
             inputs=[melody_file, model, seed, keep_tracks, then_model, takes, *controls],
+            outputs=[*shown, takes, status],
+            api_name=False,
+            **shared,
+        ).then(act.sampling_views_for_page, inputs=[current, views_for], outputs=views, api_name=False, **shared)
+        change.click(
+            act.change_key_and_tempo_for_page,
+            inputs=[current, semitones, tempo, takes],
             outputs=[*shown, takes, status],
             api_name=False,
             **shared,

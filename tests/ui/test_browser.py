@@ -656,3 +656,44 @@ def test_a_note_added_in_the_roll_is_in_the_next_take(browser, server):
     assert any(n.pitch == top - 2 and n.start == 8 * step_ticks for n in score.tracks[0].notes), score.tracks[0].notes
     assert ui.problems == []
     page.close()
+
+
+def test_a_take_transposed_and_faster_is_a_new_take_of_the_same_notes(browser, server):
+    """Transpose and tempo: type 3 semitones, drag the tempo to its top (200%), make the take: take 2
+    has every note of take 1 three semitones up at the same ticks, twice as fast; the live roll shows
+    the moved melody at the new times, and take 1 can still be picked."""
+    from studio.core.midi import read_midi
+
+    ui = Page(browser, server)
+    page = ui.page
+    ui.sample("Alle meine Entchen")
+    ui.generate(1)
+    page.wait_for_selector("#live-roll .lr-legend li", timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('#downloads a').length >= 1", timeout=30_000)
+    first = read_midi(ui.midi_download()).score
+    melody_before = _roll(page, "notes()")
+    page.click("#key-and-tempo button:has-text('Transpose and tempo'), #key-and-tempo .label-wrap")
+    box = page.locator("#transpose input[type=number]")
+    box.fill("3")
+    box.press("Tab")
+    assert ui.drag("tempo", 1.0) == 200
+    page.click("#change-key-and-tempo")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#takes'); return t && t.innerText.includes('Take 2 '); }", timeout=120_000
+    )
+    label = page.locator("#takes label", has_text="Take 2 ").first.inner_text()
+    assert "take 1 transposed +3, tempo x2" in label, label
+    page.wait_for_function("(n) => !document.querySelector('#downloads').innerText.includes(n)", arg="seed0.mid", timeout=30_000)
+    second = read_midi(ui.midi_download()).score
+    assert [[(n.start, n.end, n.pitch + 3) for n in t.notes] for t in first.tracks] == [
+        [(n.start, n.end, n.pitch) for n in t.notes] for t in second.tracks
+    ]
+    assert second.tick_to_seconds(second.end_tick) == pytest.approx(first.tick_to_seconds(first.end_tick) / 2, rel=1e-3)
+    page.wait_for_function("(p) => window.studioRoll.notes()[0][2] === p", arg=melody_before[0][2] + 3, timeout=30_000)
+    melody_after = _roll(page, "notes()")
+    expected = [x for s, e, p, _v in melody_before for x in (s / 2, e / 2, p + 3)]
+    assert [x for s, e, p, _v in melody_after for x in (s, e, p)] == pytest.approx(expected, abs=0.01)
+    page.locator("#takes label", has_text=re.compile(r"^\s*Take 1 ")).click()
+    page.wait_for_function("(p) => window.studioRoll.notes()[0][2] === p", arg=melody_before[0][2], timeout=30_000)
+    assert ui.problems == []
+    page.close()
