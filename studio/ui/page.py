@@ -280,7 +280,7 @@ def build_app() -> gr.Blocks:
                 tempo = gr.Slider(
                     50, 200, value=100, step=5, label="Tempo (% of the take's)", interactive=True, elem_id="tempo", min_width=200
                 )
-            change = gr.Button("Make the transposed take", elem_id="change-key-and-tempo")
+            change = gr.Button("Make a take in this key and tempo", elem_id="change-key-and-tempo")
         with gr.Accordion("How it was written, step by step", open=False, elem_id="sampling"):
             sampling_note = gr.Markdown("Generate a take: this panel then shows how the model wrote it.", elem_id="sampling-note")
             sampling = gr.Gallery(
