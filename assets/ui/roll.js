@@ -652,6 +652,28 @@
     }
     draw();
   }
+  // ---- pinch to zoom (two fingers on a phone or tablet) ------------------------------------------
+  // Touch events, not pointer events: the canvas lets the browser pan (touch-action), and a pan that
+  // has begun cancels its pointers, while touch events still arrive with both fingers.
+  let pinch = null;
+  const spread = (t) => Math.hypot(t[0].clientX - t[1].clientX, t[0].clientY - t[1].clientY);
+  canvas.addEventListener("touchstart", (e) => {
+    if (!S.data || e.touches.length !== 2) return;
+    const mid = (e.touches[0].clientX + e.touches[1].clientX) / 2 - canvas.getBoundingClientRect().left;
+    pinch = { d0: Math.max(1, spread(e.touches)), pps0: S.pps, anchor: Math.max(0, timeAt(Math.max(GUTTER, mid))) };
+    S.drag = null; // the first finger's seek or edit gives way to the pinch
+    hideTip();
+    e.preventDefault();
+  }, { passive: false });
+  canvas.addEventListener("touchmove", (e) => {
+    if (!pinch || e.touches.length !== 2) return;
+    e.preventDefault();
+    zoomTo((pinch.pps0 * spread(e.touches)) / pinch.d0, pinch.anchor);
+  }, { passive: false });
+  const endPinch = (e) => { if (pinch && e.touches.length < 2) { pinch = null; say(`Zoom: ${Math.round(S.pps * stepSeconds())} px a 16th.`); } };
+  canvas.addEventListener("touchend", endPinch);
+  canvas.addEventListener("touchcancel", endPinch);
+
   canvas.addEventListener("pointerup", (e) => endDrag(e, false));
   canvas.addEventListener("pointercancel", (e) => endDrag(e, true));
   canvas.addEventListener("dblclick", (e) => {
@@ -744,6 +766,7 @@
     json: () => JSON.stringify({ notes: S.notes.map((n) => [r6(n.s), r6(n.e), n.p, n.v]) }),
     used() { say("Your edited melody is now the melody in use: hear it under the keyboard, then press Generate."); },
     playhead: () => S.playhead,
+    zoom: () => S.pps, // pixels a second
     data: () => S.data,
     notes: () => S.notes.map((n) => [r6(n.s), r6(n.e), n.p, n.v]),
     // Where a person would touch to reach time `s` and pitch `p`: page coordinates (scrolled into view).

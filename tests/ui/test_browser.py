@@ -58,8 +58,12 @@ def shots(run_dir) -> Path:
 class Page:
     """A page of the studio with its console watched, and the gestures a person makes on it."""
 
-    def __init__(self, browser, url: str, size: tuple[int, int] = LAPTOP, init_script: str | None = None, dark: bool = False) -> None:
-        self.page = browser.new_page(viewport={"width": size[0], "height": size[1]}, color_scheme="dark" if dark else "light")
+    def __init__(
+        self, browser, url: str, size: tuple[int, int] = LAPTOP, init_script: str | None = None, dark: bool = False, touch: bool = False
+    ) -> None:
+        self.page = browser.new_page(
+            viewport={"width": size[0], "height": size[1]}, color_scheme="dark" if dark else "light", has_touch=touch
+        )
         if init_script:
             self.page.add_init_script(init_script)
         self.problems: list[str] = []
@@ -476,8 +480,23 @@ def test_no_serious_accessibility_problems(browser, server, shots, where):
     page.close()
 
 
+def _pinch(page, x: float, y: float, start: float, end: float) -> None:
+    """Two fingers on (x, y), `start` pixels apart, moved apart (or together) to `end` pixels."""
+    cdp = page.context.new_cdp_session(page)
+
+    def fingers(gap: float) -> list[dict]:
+        return [{"x": x - gap / 2, "y": y, "id": 0}, {"x": x + gap / 2, "y": y, "id": 1}]
+
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": fingers(start)})
+    for i in range(1, 9):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": fingers(start + (end - start) * i / 8)})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
 def test_the_page_works_on_a_phone(browser, server, shots):
-    ui = Page(browser, server, PHONE)
+    """Play the on-screen keys with a finger, generate; the page never scrolls sideways; two fingers
+    spread on the live roll zoom it in around them (and pinched together, out), without seeking."""
+    ui = Page(browser, server, PHONE, touch=True)
     page = ui.page
     for pitch in (60, 62, 64, 65, 67, 69, 71, 72):  # touch the keys themselves
         key = page.locator(f"#keyboard [data-pitch='{pitch}']")
@@ -495,6 +514,17 @@ def test_the_page_works_on_a_phone(browser, server, shots):
     ui.image_src("piano-roll")
     assert ui.fits(), "the page scrolls sideways on a phone"
     page.screenshot(path=str(shots / "phone-390x844.png"), full_page=True)
+    page.wait_for_selector("#live-roll .lr-legend li", timeout=30_000)
+    page.locator("#live-roll canvas").scroll_into_view_if_needed()
+    box = page.locator("#live-roll canvas").bounding_box()
+    before, seek = _roll(page, "zoom()"), page.evaluate("document.querySelector('#audio audio').currentTime")
+    _pinch(page, box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, 40, 160)
+    wider = _roll(page, "zoom()")
+    assert wider > before * 1.5, (before, wider)
+    _pinch(page, box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, 160, 60)
+    assert _roll(page, "zoom()") < wider * 0.6
+    assert page.evaluate("document.querySelector('#audio audio').currentTime") == seek  # a pinch is not a tap
+    assert ui.fits()
     assert ui.problems == []
     page.close()
 
