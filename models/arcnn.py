@@ -266,7 +266,9 @@ PARAMS = [
     GUIDE_PARAM,
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
-REGENERATION_CONTEXT_BARS = 4  # bars of the take on each side of a regenerated selection that the network reads
+REGENERATION_CONTEXT_STEPS = (
+    64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the network reads
+)
 GUIDE_SWEEPS = 3  # sweeps of the part-writing guide over the sampled voices (each: one forward pass per voice)
 
 
@@ -474,15 +476,15 @@ class ARCNNAccompanist:
         """The take's voices with bars `bars` of `voices` written again by inpainting: only the selected
         cells are erased and Gibbs-sampled, conditioned on everything else (the melody, the other voices,
         the bars around); then the part-writing guide mends the new notes only. The network sees the
-        selection with `REGENERATION_CONTEXT_BARS` bars each side (more than its receptive field needs
-        is not read). The melody is kept (enhance mode does not apply)."""
+        selection with `REGENERATION_CONTEXT_STEPS` steps each side (as long as its training windows; most
+        of its receptive field). The melody is kept (enhance mode does not apply)."""
         p = {**DEFAULTS, **params}
         c = self.config
         chosen = select_voices(accompaniment, grid, Selection(*bars, None if voices is None else tuple(voices)))
         gen = torch.Generator().manual_seed(int(seed))
         rng = np.random.default_rng(int(seed))
         mel_tokens, _ = track_to_tokens(melody)
-        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_BARS)
+        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
         context = context_features(meter_features(grid), pitch_class_profile(mel_tokens)).astype(np.float32)[lo:hi]
         kept = [track_to_tokens(t) for t in chosen.kept]
         tokens = np.stack([mel_tokens, *(tok for tok, _ in kept)])[:, lo:hi]

@@ -374,7 +374,9 @@ PARAMS = [
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 GUIDE_SWEEPS = 2  # sweeps of the part-writing guide over the voices, at each step it guides
 GUIDE_FROM = 0.5  # the guide steers every step from this noise level down
-REGENERATION_CONTEXT_BARS = 4  # bars of the take on each side of a regenerated selection that the network reads
+REGENERATION_CONTEXT_STEPS = (
+    64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the network reads
+)
 
 
 @dataclass
@@ -555,10 +557,10 @@ class DiffusionAccompanist:
         voices: Sequence[int] | None = None,
     ) -> list[RollTrack]:
         """The take's voices with bars `bars` of `voices` written again by inpainting: the same DDIM run
-        as `generate` on the selection and `REGENERATION_CONTEXT_BARS` bars each side, the kept cells
+        as `generate` on the selection and `REGENERATION_CONTEXT_STEPS` steps each side, the kept cells
         given at every step (`_run`), then read as notes with the guide mending the new ones only."""
         chosen = select_voices(accompaniment, grid, Selection(*bars, None if voices is None else tuple(voices)))
-        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_BARS)
+        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
         kept = [track_to_tokens(t) for t in chosen.kept]
         inpaint = Inpainting(
             lo,

@@ -582,7 +582,9 @@ PARAMS = [
 
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 GUIDE_SWEEPS = 4  # Gibbs sweeps of the part-writing guide over the decoded voices
-REGENERATION_CONTEXT_BARS = 4  # bars of the take on each side of a regenerated selection that the generator reads
+REGENERATION_CONTEXT_STEPS = (
+    64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the generator reads
+)
 GUIDE_STREAM = 1  # the guide's random stream: numpy's, seeded by (seed, this), apart from the decoder's
 
 # Defaults that training chooses on its validation pieces, per genre (`studio.training.train._tune_defaults`):
@@ -704,13 +706,13 @@ class GANAccompanist:
         voices: Sequence[int] | None = None,
     ) -> list[RollTrack]:
         """The take's voices with bars `bars` of `voices` resampled in their context: a fresh draw of the
-        generator over the selection and `REGENERATION_CONTEXT_BARS` bars each side (its receptive field),
+        generator over the selection and `REGENERATION_CONTEXT_STEPS` steps each side (its receptive field),
         whose selected cells replace the old ones; then the part-writing guide mends the faults of the
         new notes only, judged against the notes kept around them (at the seams too)."""
         p = {**DEFAULTS, **params}
         c = self.config
         chosen = select_voices(accompaniment, grid, Selection(*bars, None if voices is None else tuple(voices)))
-        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_BARS)
+        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
         n = hi - lo
         mel_tokens, mel_onsets = track_to_tokens(melody)
         features = torch.from_numpy(melody_features(mel_tokens, mel_onsets)[lo:hi][None])

@@ -381,11 +381,13 @@ class RulesAccompanist:
         chords_per_bar: int,
         variation: Variation | None = None,
         fixed: Mapping[int, int] | None = None,
+        span: tuple[int, int] | None = None,
     ) -> tuple[list[_Segment], list[Chord]]:
         """Viterbi over segments: the best-scoring chord per segment (fit + progression + cadences);
         a `variation` with a chord jitter adds its noise to the diatonic chords' scores first.
         `fixed` (segment index -> index in `chord_vocabulary`): chords that are given (a regeneration's
-        context), which the others are chosen around."""
+        context), which the others are chosen around; `span` (first, after the last segment): only
+        those are chosen (the others hold the first chord of the vocabulary), default all."""
         cfg = self.config
         variation = variation or Variation()
         vocab = chord_vocabulary(key, cfg.secondary_prior)
@@ -399,9 +401,11 @@ class RulesAccompanist:
         pickup = 1 if grid.pickup_steps else 0
 
         n, k = len(segs), len(vocab)
+        lo, hi = span or (0, n)
         in_segment = _notes_by_segment(notes, segs)
         local = np.zeros((n, k))
-        for i, seg in enumerate(segs):
+        for i in range(lo, hi):
+            seg = segs[i]
             for j, chord in enumerate(vocab):
                 score = chord.prior + self._fit(chord, seg, in_segment[i], grid)
                 bar_number = seg.bar - pickup  # 0-based, counting full bars
@@ -418,14 +422,14 @@ class RulesAccompanist:
         if variation.rng is not None and variation.chord_jitter > 0:
             # Near-equal chords trade places; secondary dominants still need the melody to ask for them.
             diatonic = np.array([c.function != "D2" for c in vocab])
-            local += variation.rng.uniform(0, variation.chord_jitter, local.shape) * diatonic
+            local[lo:hi] += variation.rng.uniform(0, variation.chord_jitter, (hi - lo, k)) * diatonic
         for i, j in (fixed or {}).items():
             local[i] = np.where(np.arange(k) == j, 0.0, -1e9)
         trans = np.array([[[_transition(a, b, at_bar) for b in vocab] for a in vocab] for at_bar in (False, True)])
-        best = local[0].copy()
+        best = local[lo].copy()
         back = np.zeros((n, k), int)
         change_cost = cfg.weak_change * (1 - np.eye(k))  # (k_prev, k): changing chord off a strong position
-        for i in range(1, n):
+        for i in range(lo + 1, hi):
             t = trans[int(segs[i].downbeat)]
             if not segs[i].strong:
                 t = t - change_cost
@@ -433,12 +437,12 @@ class RulesAccompanist:
             back[i] = cand.argmax(axis=0)
             best = cand.max(axis=0) + local[i]
         path = [int(best.argmax())]
-        for i in range(n - 1, 0, -1):
+        for i in range(hi - 1, lo, -1):
             path.append(int(back[i, path[-1]]))
         path.reverse()
         # After the last melody note the final chord holds.
-        chords = [vocab[j] for j in path]
-        for i in range(last_seg + 1, n):
+        chords = [vocab[0]] * lo + [vocab[j] for j in path] + [vocab[0]] * (n - hi)
+        for i in range(max(last_seg + 1, lo), hi if lo <= last_seg else lo):
             chords[i] = chords[last_seg]
         return segs, chords
 
@@ -673,11 +677,13 @@ class RulesAccompanist:
         inside = [i for i, seg in enumerate(segs) if start <= seg.start < end]
         if not inside:
             return list(accompaniment)
-        heard = heard_chords(segs, vocab, accompaniment)
-        fixed = {i: j for i, j in heard.items() if i not in inside}
+        # The chords just around the selection are all the Viterbi needs of the take (a chain: a chord's
+        # neighbours screen it from the rest), so only those two are read back and fixed.
+        fixed = heard_chords(segs, vocab, accompaniment, (inside[0] - 1, inside[-1] + 1))
         before = _heard_before(accompaniment, start)
         variation = Variation.from_rng(np.random.default_rng([REGENERATION_STREAM, int(seed)]), self.config, regeneration=True)
-        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed)
+        span = (max(0, inside[0] - 1), min(len(segs), inside[-1] + 2))  # the selection and the two chords around it
+        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed, span)
         played = self.voice([segs[i] for i in inside], [chords[i] for i in inside], melody, grid, pattern, variation, key, before)
         return regenerated_tracks(list(accompaniment), played, start, end, None)
 
@@ -685,12 +691,16 @@ class RulesAccompanist:
 REGENERATION_STREAM = 7  # a regeneration's random stream, apart from `Variation.draw`'s
 
 
-def heard_chords(segs: Sequence[_Segment], vocab: Sequence[Chord], accompaniment: Sequence[RollTrack]) -> dict[int, int]:
-    """The chord (index in `vocab`) each segment of a take plays, read from its accompaniment: the
-    chord whose tones sound most in the segment (steps x notes) and least outside it, the lowest note
-    struck first counting as its root; segments where nothing sounds are left out."""
+def heard_chords(
+    segs: Sequence[_Segment], vocab: Sequence[Chord], accompaniment: Sequence[RollTrack], which: Sequence[int] | None = None
+) -> dict[int, int]:
+    """The chord (index in `vocab`) each segment of a take plays (of the segments `which`, default all),
+    read from its accompaniment: the chord whose tones sound most in the segment (steps x notes) and
+    least outside it, the lowest note struck first counting as its root; segments where nothing sounds
+    (or that do not exist) are left out."""
     out = {}
-    for i, seg in enumerate(segs):
+    for i in range(len(segs)) if which is None else [i for i in which if 0 <= i < len(segs)]:
+        seg = segs[i]
         weights = np.zeros(12)
         lowest = None
         for track in accompaniment:

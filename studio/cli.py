@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         help="comma-separated benchmarks to run (default: all but loading): "
-        "synthesis, models, sampling, transformer, batching, loading, startup, classroom, overhead, loudness",
+        "synthesis, models, sampling, transformer, batching, loading, startup, classroom, overhead, regeneration, loudness",
     )
     p.add_argument("--device", help="where the models run: cpu or cuda (default: cuda when there is a GPU)")
     p.set_defaults(func=_cmd_bench)

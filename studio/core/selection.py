@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from studio.core.errors import InputError
-from studio.core.roll import Grid, RollTrack, roll_to_notes
+from studio.core.roll import Grid, RollTrack
 from studio.core.score import Note
 
 __all__ = [
@@ -140,19 +140,38 @@ def kept_and_new(old: Sequence[Note], new: Sequence[Note], start: int, end: int)
     return out
 
 
-def _step_notes(track: RollTrack) -> list[Note]:
-    """A roll track's notes with times in steps (a grid whose tick is one step)."""
-    return roll_to_notes(track, Grid(4, track.n_steps, [], 4))
+def _note_starts(track: RollTrack) -> np.ndarray:
+    """(T, 128) int: for each sounding cell, the step its note started at (-1 where silent)."""
+    sounding = track.velocity > 0
+    out = np.full(sounding.shape, -1, np.int32)
+    pitches = np.flatnonzero(sounding.any(axis=0))  # the few pitches a track uses
+    heard = sounding[:, pitches]
+    begins = track.onset[:, pitches] & heard
+    begins[0] |= heard[0]
+    begins[1:] |= heard[1:] & ~heard[:-1]
+    steps = np.where(begins, np.arange(track.n_steps, dtype=np.int32)[:, None], -1)
+    out[:, pitches] = np.where(heard, np.maximum.accumulate(steps, axis=0), -1)
+    return out
 
 
 def spliced_track(old: RollTrack, new: RollTrack | None, start: int, end: int) -> RollTrack:
-    """`old` with its notes that start in [start, end) replaced by `new`'s (`kept_and_new`, in steps);
-    `new` None: only removed (what a selected track keeps)."""
-    out = RollTrack.empty(old.name, old.program, old.n_steps, old.is_drum)
-    out.role = old.role
-    for n in kept_and_new(_step_notes(old), _step_notes(new) if new is not None else [], start, end):
-        out.add_note(n.start, n.end, n.pitch, n.velocity)
-    return out
+    """`old` with its notes that start in [start, end) replaced by `new`'s, by the module's rule (as
+    `kept_and_new` on the notes, here on the cells at once); `new` None: only removed (what a selected
+    track keeps)."""
+    old_from = _note_starts(old)
+    kept = (old_from >= 0) & ~((old_from >= start) & (old_from < end))  # (T, 128): the cells of kept notes
+    velocity = np.where(kept, old.velocity, 0).astype(old.velocity.dtype)
+    onset = old.onset & kept
+    if new is not None:
+        new_from = _note_starts(new)
+        inside = np.zeros(kept.shape, bool)
+        inside[start:end] = True
+        written = inside & (new_from >= start) & (new_from < end) & ~kept  # a new note waits for a kept one of its pitch
+        before = np.zeros_like(written)
+        before[1:] = written[:-1]
+        velocity = np.where(written, new.velocity, velocity).astype(old.velocity.dtype)
+        onset = onset | (written & (new.onset | ~before | (new_from != np.roll(new_from, 1, axis=0))))
+    return RollTrack(old.name, old.program, old.is_drum, velocity, onset, old.role)
 
 
 def regenerated_tracks(
@@ -197,14 +216,29 @@ def select_voices(accompaniment: Sequence[RollTrack], grid: Grid, selection: Sel
             kept.append(track)
             continue
         kept.append(spliced_track(track, None, start, end))
-        held = [n.end for n in _step_notes(track) if n.start < start < n.end]
-        free[i, max([start, *held]) : end] = True
+        free[i, _held_until(track, start) : end] = True
     return VoiceSelection(start, end, selection.voices, kept, free)
 
 
-def context_window(grid: Grid, start: int, end: int, bars: int) -> tuple[int, int]:
-    """(first step, step after the last) of the selection [start, end) with up to `bars` bars of
-    context on each side (a model that sees that far needs no more of the take)."""
-    first = max(0, grid.bar_index(start) - bars)
-    last = min(len(grid.bars) - 1, grid.bar_index(max(start, end - 1)) + bars)
+def _held_until(track: RollTrack, start: int) -> int:
+    """Where the notes that started before `start` and sound at it end (`start` when there are none)."""
+    if start <= 0 or start >= track.n_steps:
+        return start
+    from_step = _note_starts(track)
+    held = np.flatnonzero((from_step[start] >= 0) & (from_step[start] < start))
+    until = start
+    for pitch in held:
+        t = start
+        while t < track.n_steps and from_step[t, pitch] == from_step[start, pitch]:
+            t += 1
+        until = max(until, t)
+    return until
+
+
+def context_window(grid: Grid, start: int, end: int, steps: int) -> tuple[int, int]:
+    """(first step, step after the last) of the selection [start, end) with at least `steps` steps of
+    context on each side where the take has them, out to whole bars (a model that sees that far
+    needs no more of the take)."""
+    first = grid.bar_index(max(0, start - steps))
+    last = grid.bar_index(min(grid.n_steps - 1, max(start, end - 1) + steps))
     return grid.bars[first].start, min(grid.n_steps, grid.bars[last].end)

@@ -8,8 +8,9 @@ everything else kept note for note; the result is a new take.
 
 Which notes are kept is `studio.core.selection`'s rule; the splice is made on the take's notes as the
 file holds them, so what lies outside the selection comes back exactly (ticks and velocities), whatever
-the model did. A model whose draw gives the selection back unchanged is asked again with a seed derived
-from the one given (`attempt_seed`), at most `REGENERATION_TRIES` times: each regeneration is a new take.
+the model did. A model whose draw gives the selection back unchanged (no note starts anew: another start
+or pitch) is asked again with a seed derived from the one given (`attempt_seed`), at most
+`REGENERATION_TRIES` times: each regeneration is a new take.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from studio.core.filenames import safe_stem
 from studio.core.meter import estimate_pickup
 from studio.core.metrics import summarize
 from studio.core.roll import Grid, RollTrack, make_grid, notes_to_roll, roll_to_notes
-from studio.core.score import Score, Track
+from studio.core.score import Note, Score, Track
 from studio.core.selection import Selection, SelectionError, kept_and_new, parse_bars, parse_voices
 from studio.serving.registry import ModelRegistry, default_registry, family_info, quoted
 from studio.serving.service import (
@@ -98,6 +99,18 @@ def _take_tracks(score: Score, names: Sequence[str], model: str) -> tuple[Track,
     return score.tracks[0], found
 
 
+def _new_notes(track: RollTrack, grid: Grid, start: int, end: int) -> list[Note]:
+    """The notes of `track` that start in [start, end) (steps), in ticks: read from those steps alone
+    (and the one before, to tell a note that starts at `start` from one held into it)."""
+    first = max(0, start - 1)
+    part = RollTrack(track.name, track.program, track.is_drum, track.velocity[first:end], track.onset[first:end])
+    return [
+        Note(grid.step_to_tick(n.start + first), grid.step_to_tick(n.end + first), n.pitch, n.velocity)
+        for n in roll_to_notes(part, Grid(4, end - first, [], 4))
+        if n.start + first >= start
+    ]
+
+
 def _spliced(
     take: Score, where: list[int], tracks: list[RollTrack], grid: Grid, start: int, end: int, voices: tuple[int, ...] | None
 ) -> list[Track]:
@@ -109,17 +122,19 @@ def _spliced(
         if voices is None or i in voices:
             old = take.tracks[index]
             out[index] = Track(
-                old.name, old.program, old.is_drum, old.channel, kept_and_new(old.notes, roll_to_notes(tracks[i], grid), first, stop)
+                old.name,
+                old.program,
+                old.is_drum,
+                old.channel,
+                kept_and_new(old.notes, _new_notes(tracks[i], grid, start, end), first, stop),
             )
     return out
 
 
 def _changed(tracks: Sequence[Track], take: Sequence[Track]) -> bool:
-    """Whether any track's notes differ from the take's (in any order)."""
-    return any(
-        {(n.start, n.end, n.pitch, n.velocity) for n in a.notes} != {(n.start, n.end, n.pitch, n.velocity) for n in b.notes}
-        for a, b in zip(tracks, take, strict=True)
-    )
+    """Whether a note starts anew in any track (another start or pitch than the take's): a note only
+    cut shorter, or played louder, is not another version."""
+    return any({(n.start, n.pitch) for n in a.notes} != {(n.start, n.pitch) for n in b.notes} for a, b in zip(tracks, take, strict=True))
 
 
 def regenerate(
