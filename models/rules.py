@@ -78,6 +78,7 @@ class RulesConfig:
     seed_voicing_slack: int = 3  # a seed may take a voicing moving up to this many semitones more than the smoothest
     regeneration_chord_jitter: float = 1.2  # a regenerated selection's chords: bolder, so another take differs where the tune allows
     regeneration_voicing_slack: int = 7  # and its voicings: another inversion, still near the chords around it
+    regeneration_change: float = 0.8  # what keeping a selected segment's old chord costs: a near-equal one is played instead
 
 
 ARPEGGIO_ORDERS = ((0, 1, 2, 1), (0, 1, 2), (0, 2, 1, 2), (2, 1, 0, 1), (0, 1, 2, 1, 2, 1))  # indices into a voicing, low to high
@@ -382,12 +383,14 @@ class RulesAccompanist:
         variation: Variation | None = None,
         fixed: Mapping[int, int] | None = None,
         span: tuple[int, int] | None = None,
+        avoid: Mapping[int, int] | None = None,
     ) -> tuple[list[_Segment], list[Chord]]:
         """Viterbi over segments: the best-scoring chord per segment (fit + progression + cadences);
         a `variation` with a chord jitter adds its noise to the diatonic chords' scores first.
         `fixed` (segment index -> index in `chord_vocabulary`): chords that are given (a regeneration's
         context), which the others are chosen around; `span` (first, after the last segment): only
-        those are chosen (the others hold the first chord of the vocabulary), default all."""
+        those are chosen (the others hold the first chord of the vocabulary), default all; `avoid`
+        (segment index -> chord index): chords that cost `regeneration_change` (a regeneration's old ones)."""
         cfg = self.config
         variation = variation or Variation()
         vocab = chord_vocabulary(key, cfg.secondary_prior)
@@ -423,6 +426,8 @@ class RulesAccompanist:
             # Near-equal chords trade places; secondary dominants still need the melody to ask for them.
             diatonic = np.array([c.function != "D2" for c in vocab])
             local[lo:hi] += variation.rng.uniform(0, variation.chord_jitter, (hi - lo, k)) * diatonic
+        for i, j in (avoid or {}).items():
+            local[i, j] -= cfg.regeneration_change
         for i, j in (fixed or {}).items():
             local[i] = np.where(np.arange(k) == j, 0.0, -1e9)
         trans = np.array([[[_transition(a, b, at_bar) for b in vocab] for a in vocab] for at_bar in (False, True)])
@@ -683,7 +688,8 @@ class RulesAccompanist:
         before = _heard_before(accompaniment, start)
         variation = Variation.from_rng(np.random.default_rng([REGENERATION_STREAM, int(seed)]), self.config, regeneration=True)
         span = (max(0, inside[0] - 1), min(len(segs), inside[-1] + 2))  # the selection and the two chords around it
-        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed, span)
+        played_before = heard_chords(segs, vocab, accompaniment, inside)
+        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed, span, played_before)
         played = self.voice([segs[i] for i in inside], [chords[i] for i in inside], melody, grid, pattern, variation, key, before)
         return regenerated_tracks(list(accompaniment), played, start, end, None)
 
