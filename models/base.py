@@ -17,7 +17,9 @@ A family is one file, `models/<family>.py`, that imports only this module, `mode
    capability names in the declaration: a capability then cannot be declared and missing, or present
    and undeclared; the method is the declaration, and the protocol names it, types it and is the one
    place that says what the studio calls. `tests/models/test_family_contract.py` checks every shipped
-   family against the protocols' signatures.
+   family against the protocols' signatures. One capability is also declared, `FamilyInfo.regenerates`
+   (`Regenerator`), because the page must know before a model loads whether to offer it and whether
+   voices can be chosen; the contract test checks that the declaration and the method agree.
 3. **What is written once**: the config's JSON round trip (`ConfigMixin`), `--set` overrides
    (`configured`), the training recipe's skeleton (`TrainingRecipe`) and the voice families' training
    set-up (`voice_setup`); `models.weights.loaded` is the weights families' `load`.
