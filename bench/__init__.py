@@ -10,7 +10,20 @@ from typing import Any, TextIO
 __all__ = ["DEFAULT_STEPS", "STEPS", "run_all"]
 
 
-STEPS = ("synthesis", "models", "sampling", "transformer", "batching", "loading", "startup", "classroom", "burst", "overhead", "loudness")
+STEPS = (
+    "synthesis",
+    "models",
+    "sampling",
+    "transformer",
+    "batching",
+    "loading",
+    "startup",
+    "classroom",
+    "burst",
+    "overhead",
+    "regeneration",
+    "loudness",
+)
 """The suite's benchmarks in the order they run. `loading`, the web server-less twin of `startup`,
 runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth. So does `loudness`
 (every shipped model on every sample melody, measured: minutes)."""
@@ -138,6 +151,12 @@ def run_all(
             file=out,
             flush=True,
         )
+
+    if "regeneration" in steps:
+        from bench.regeneration import bench_regeneration, format_regeneration
+
+        results["regeneration"] = bench_regeneration(repeats=2 if quick else 5, device=device)
+        print(format_regeneration(results["regeneration"]), file=out, flush=True)
 
     if "loudness" in steps:
         from bench.loudness import bench_loudness, format_loudness

@@ -59,6 +59,7 @@ from studio.core.conditioning import (
 from studio.core.metrics import melody_key
 from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
+from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -71,6 +72,7 @@ FAMILY = FamilyInfo(
     uses_torch=True,
     order=2,
     flat_dynamics=True,
+    regenerates="voices",
 )
 N_VOICE_FEATURES = N_TOKENS + 12 + 1  # one-hot token, pitch class, erased?
 
@@ -264,6 +266,9 @@ PARAMS = [
     GUIDE_PARAM,
 ]
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
+REGENERATION_CONTEXT_STEPS = (
+    64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the network reads
+)
 GUIDE_SWEEPS = 3  # sweeps of the part-writing guide over the sampled voices (each: one forward pass per voice)
 
 
@@ -427,16 +432,20 @@ class ARCNNAccompanist:
         temperature: float,
         rng: np.random.Generator,
         in_key: frozenset[int] = frozenset(range(12)),
+        starts: np.ndarray | None = None,
+        movable: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The sampled voices (tokens (V, T), the melody first) with each note's pitch redrawn by the
         part-writing guide (`studio.core.part_writing.guided_notes`), and the note starts (V, T): the
         rhythm is kept (two notes given one pitch stay two notes). Voice by voice, the network's odds
         for that voice given all the others (the voice erased, as in training), summed over each note's
-        steps, times the guide's; `GUIDE_SWEEPS` rounds over the voices."""
+        steps, times the guide's; `GUIDE_SWEEPS` rounds over the voices. `starts` (V, T): re-strikes
+        besides the pitch changes (default: none); `movable` (V, T): only notes starting there may change."""
         pitches = tokens_to_pitches(tokens)
+        given = starts
         starts = np.zeros(tokens.shape, bool)
         for voice in range(1, tokens.shape[0]):
-            starts[voice, note_spans(pitches[voice])[0]] = True
+            starts[voice, note_spans(pitches[voice], None if given is None else given[voice])[0]] = True
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
         guide = PartWritingGuide(strength=strength)
         n_voices, n = tokens.shape
@@ -449,8 +458,56 @@ class ARCNNAccompanist:
                 odds = np.zeros((n_voices, n, 128))
                 odds[voice] = token_odds_by_pitch(log_odds.T.numpy())[:, :128]
                 free = np.arange(n_voices) == voice
-                pitches = guided_notes(pitches, odds, free, ranges, guide, rng, 1, temperature, starts, key_preference(in_key, guide))
+                pitches = guided_notes(
+                    pitches, odds, free, ranges, guide, rng, 1, temperature, starts, key_preference(in_key, guide), movable
+                )
         return pitches_to_tokens(pitches), starts
+
+    def regenerate(
+        self,
+        melody: RollTrack,
+        grid: Grid,
+        accompaniment: Sequence[RollTrack],
+        params: Mapping[str, Any],
+        seed: int,
+        bars: tuple[int, int],
+        voices: Sequence[int] | None = None,
+    ) -> list[RollTrack]:
+        """The take's voices with bars `bars` of `voices` written again by inpainting: only the selected
+        cells are erased and Gibbs-sampled, conditioned on everything else (the melody, the other voices,
+        the bars around); then the part-writing guide mends the new notes only. The network sees the
+        selection with `REGENERATION_CONTEXT_STEPS` steps each side (as long as its training windows; most
+        of its receptive field). The melody is kept (enhance mode does not apply)."""
+        p = {**DEFAULTS, **params}
+        c = self.config
+        chosen = select_voices(accompaniment, grid, Selection(*bars, None if voices is None else tuple(voices)))
+        gen = torch.Generator().manual_seed(int(seed))
+        rng = np.random.default_rng(int(seed))
+        mel_tokens, _ = track_to_tokens(melody)
+        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
+        context = context_features(meter_features(grid), pitch_class_profile(mel_tokens)).astype(np.float32)[lo:hi]
+        kept = [track_to_tokens(t) for t in chosen.kept]
+        tokens = np.stack([mel_tokens, *(tok for tok, _ in kept)])[:, lo:hi]
+        free = np.concatenate([np.zeros((1, grid.n_steps), bool), chosen.free])[:, lo:hi]
+        restrikes = np.concatenate([np.zeros((1, grid.n_steps), bool), *(on[None] for _, on in kept)])[:, lo:hi] & ~free
+        restrikes |= run_starts(free)  # the new music starts its own notes
+        temperature = float(p["creative_risk"])
+        tokens = self.gibbs(tokens, free, context, int(p["iterations"]), temperature, gen, rng)
+        # After the melody's last note the new cells hold what sounds then (as `generate` ends a song).
+        end = melody_end(mel_tokens) - lo
+        if 0 < end < tokens.shape[1]:
+            after = free[:, end:]
+            tokens[:, end:] = np.where(after, tokens[:, end - 1 : end], tokens[:, end:])
+            restrikes[:, end:] &= ~after
+        starts = restrikes
+        if float(p["guide"]) > 0:
+            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, melody_key(melody).accepted, restrikes, free)
+        new = []
+        for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
+            line, onsets = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)
+            line[lo:hi], onsets[lo:hi] = tokens[v], starts[v] | restrikes[v]
+            new.append(tokens_to_track(line, onsets, name, program, c.velocity))
+        return regenerated_tracks(list(accompaniment), new, chosen.start, chosen.end, chosen.voices)
 
     def sampling_trace(
         self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int, at: Sequence[int]

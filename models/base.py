@@ -12,12 +12,14 @@ A family is one file, `models/<family>.py`, that imports only this module, `mode
 2. **The capabilities**: the door every family has (`load`, `PARAMS`, `describe`; the loaded model's
    `generate`: `Accompanist`), and the optional ones as `typing.Protocol`s checked with
    `isinstance` (`BatchGenerator`, `StepTracer`, `TracePlanner`, `Interpolator`, `Explainer`,
-   `LatentMapper`, `LikelihoodScorer`; for a family module `TrainableFamily`, `TunableFamily`,
+   `LatentMapper`, `LikelihoodScorer`, `Regenerator`; for a family module `TrainableFamily`, `TunableFamily`,
    `BaselineFamily`; for a training recipe `SelfScoring`). Why protocols and not a list of
    capability names in the declaration: a capability then cannot be declared and missing, or present
    and undeclared; the method is the declaration, and the protocol names it, types it and is the one
    place that says what the studio calls. `tests/models/test_family_contract.py` checks every shipped
-   family against the protocols' signatures.
+   family against the protocols' signatures. One capability is also declared, `FamilyInfo.regenerates`
+   (`Regenerator`), because the page must know before a model loads whether to offer it and whether
+   voices can be chosen; the contract test checks that the declaration and the method agree.
 3. **What is written once**: the config's JSON round trip (`ConfigMixin`), `--set` overrides
    (`configured`), the training recipe's skeleton (`TrainingRecipe`) and the voice families' training
    set-up (`voice_setup`); `models.weights.loaded` is the weights families' `load`.
@@ -72,6 +74,7 @@ __all__ = [
     "Interpolator",
     "LatentMapper",
     "LikelihoodScorer",
+    "Regenerator",
     "SelfScoring",
     "StepTracer",
     "TracePlanner",
@@ -112,6 +115,10 @@ class FamilyInfo:
     dataset: Literal["rolls", "melodies"] = "rolls"  # multi-track rolls, or tunes (`studio.training.melodies`)
     flat_dynamics: bool = False  # writes every note at one velocity: the service shapes them (`studio.core.dynamics`)
     follows_chords: bool = False  # takes the user's chords: `params[CHORDS_PARAM]`, a list of `studio.core.chords.ChordSpan`
+    # Its loaded model writes again a selection of a take (`Regenerator`): "" not at all, "bars" some bars of all its
+    # tracks together, "voices" some bars of any of its voices. Declared here so the page and the service know without
+    # loading the model; tests/models/test_family_contract.py checks it against the protocol.
+    regenerates: Literal["", "bars", "voices"] = ""
 
     @property
     def writes_melody(self) -> bool:
@@ -232,6 +239,26 @@ class LatentMapper(Protocol):
     """A map of the melody's codes in the latent space."""
 
     def latent_map(self, melody: Any, grid: Any, params: Mapping[str, Any], seed: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Regenerator(Protocol):
+    """Writes again only a selection of a take: `bars` (first, last) as the page numbers them (1 the
+    first full bar, a pickup 0) of the accompaniment tracks `voices` (indices; None: all), and keeps
+    everything else note for note (the rule of `studio.core.selection`). `accompaniment` is the take's
+    tracks in the order `generate` writes them; returns the same tracks, regenerated. The same seed
+    and input give the same result; bad bars or voices raise `studio.core.selection.SelectionError`."""
+
+    def regenerate(
+        self,
+        melody: Any,
+        grid: Any,
+        accompaniment: Sequence[Any],
+        params: Mapping[str, Any],
+        seed: int,
+        bars: tuple[int, int],
+        voices: Sequence[int] | None = None,
+    ) -> list[Any]: ...
 
 
 @runtime_checkable

@@ -64,6 +64,7 @@ from studio.core.conditioning import (
 from studio.core.metrics import melody_key
 from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
+from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
 __all__ = [
     "DiffusionAccompanist",
@@ -85,6 +86,7 @@ FAMILY = FamilyInfo(
     uses_torch=True,
     order=5,
     flat_dynamics=True,
+    regenerates="voices",
 )
 ROWS = N_TOKENS  # rows of the diffused roll per voice: rest and 84 pitches
 ONSET = N_TOKENS  # the network's output row that says a note starts (not diffused)
@@ -219,15 +221,18 @@ def clean_roll(tokens: np.ndarray) -> np.ndarray:
     return x.reshape(b, v * ROWS, n)
 
 
-def condition(melody_tokens: np.ndarray, melody_onsets: np.ndarray, meter: np.ndarray, given: bool = True) -> np.ndarray:
+def condition(
+    melody_tokens: np.ndarray, melody_onsets: np.ndarray, meter: np.ndarray, given: bool = True, profile: np.ndarray | None = None
+) -> np.ndarray:
     """What the network is told of the music, shape=(123, T) float32: the melody (one-hot, onset,
-    pitch class), the meter, the melody's key profile, and a flag; with `given` False the melody,
-    the key and the flag are zeros (the unconditional model of classifier-free guidance)."""
+    pitch class), the meter, the melody's key profile (default: of these tokens), and a flag; with
+    `given` False the melody, the key and the flag are zeros (the unconditional model of
+    classifier-free guidance)."""
     n = len(melody_tokens)
     out = np.zeros((N_COND, n), np.float32)
     if given:
         out[:N_MELODY_FEATURES] = melody_features(melody_tokens, melody_onsets).T
-        out[N_MELODY_FEATURES:-1] = context_features(meter, pitch_class_profile(melody_tokens)).T
+        out[N_MELODY_FEATURES:-1] = context_features(meter, pitch_class_profile(melody_tokens) if profile is None else profile).T
         out[-1] = 1.0
     else:
         out[N_MELODY_FEATURES : N_MELODY_FEATURES + N_METER_FEATURES] = np.asarray(meter, np.float32).T
@@ -369,6 +374,21 @@ PARAMS = [
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 GUIDE_SWEEPS = 2  # sweeps of the part-writing guide over the voices, at each step it guides
 GUIDE_FROM = 0.5  # the guide steers every step from this noise level down
+REGENERATION_CONTEXT_STEPS = (
+    64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the network reads
+)
+
+
+@dataclass
+class Inpainting:
+    """What a regeneration keeps, on the steps [lo, hi) the network reads: the voices' tokens and
+    onsets (V, T) as they are kept, and the cells written anew, `free` (V, T) bool."""
+
+    lo: int
+    hi: int
+    tokens: np.ndarray
+    onsets: np.ndarray
+    free: np.ndarray
 
 
 # --------------------------------------------------------------------------- sampling
@@ -402,9 +422,12 @@ class DiffusionAccompanist:
         return both[:1] + guidance * (both[:1] - both[1:])
 
     def _run(
-        self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int
+        self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int, inpaint: Inpainting | None = None
     ) -> Iterator[tuple[int, float, torch.Tensor, torch.Tensor]]:
-        """The DDIM run, one item per step: (step, noise level after it, the roll x_t, the last logits)."""
+        """The DDIM run, one item per step: (step, noise level after it, the roll x_t, the last logits).
+        With `inpaint`, on its steps only, and its kept cells given (the replacement method: each step's
+        guess of them is the kept roll, and the roll x_t there is the kept roll noised to the step's level
+        with fresh noise; Song et al. 2021, appendix of score-based inpainting)."""
         p = {**DEFAULTS, **params}
         steps, guidance, temperature = int(p["steps"]), float(p["guidance"]), float(p["temperature"])
         if steps < 1:
@@ -412,7 +435,10 @@ class DiffusionAccompanist:
         c = self.config
         mel_tokens, mel_onsets = track_to_tokens(melody)
         meter = meter_features(grid)[: len(mel_tokens)]
-        cond = np.stack([condition(mel_tokens, mel_onsets, meter, True), condition(mel_tokens, mel_onsets, meter, False)])
+        profile = pitch_class_profile(mel_tokens)  # the whole melody's key, also when only some bars are written
+        if inpaint is not None:
+            mel_tokens, mel_onsets, meter = (a[inpaint.lo : inpaint.hi] for a in (mel_tokens, mel_onsets, meter))
+        cond = np.stack([condition(mel_tokens, mel_onsets, meter, True, profile), condition(mel_tokens, mel_onsets, meter, False)])
         cond = torch.from_numpy(cond).to(self.device)
         allowed = self._allowed(mel_tokens)
         gen = torch.Generator().manual_seed(int(seed))
@@ -422,6 +448,10 @@ class DiffusionAccompanist:
         previous = torch.zeros_like(x_t)
         times = ddim_times(steps)
         strength = float(p["guide"])
+        kept = given = None
+        if inpaint is not None:  # the kept cells: their clean roll, and where they are (every row of a voice at a step)
+            kept = torch.from_numpy(clean_roll(inpaint.tokens[None])).to(self.device)
+            given = torch.from_numpy(np.repeat(~inpaint.free, ROWS, axis=0)[None]).to(self.device)  # (1, V*85, T)
         with torch.inference_mode():
             for i in range(steps):
                 check_cancelled()  # a call the studio stopped waiting for ends here
@@ -434,14 +464,19 @@ class DiffusionAccompanist:
                     # 2b. the part-writing guide: the guess read as notes, their pitches chosen by the guide,
                     # and the guess replaced by those notes, so that the next steps write around them
                     drawn, onsets = self._read(logits)
-                    tokens, _ = self._guided(drawn, onsets, logits, mel_tokens, strength)
+                    tokens, _ = self._guided(drawn, onsets, logits, mel_tokens, strength, inpaint)
                     changed = torch.from_numpy(np.repeat(tokens != drawn, ROWS, axis=0)[None]).to(x0.device)  # (1, V*85, T)
                     x0 = torch.where(changed, torch.from_numpy(clean_roll(tokens[None])).to(x0), x0)
-                previous = x0 if temperature == 1.0 else guess_roll(logits)  # self-conditioning sees the plain guess
+                if given is not None:
+                    x0 = torch.where(given, kept, x0)  # 2c. inpainting: the kept cells are known
+                previous = x0 if temperature == 1.0 or given is not None else guess_roll(logits)  # self-conditioning sees the plain guess
                 # 3. the noise that guess implies, and one DDIM step to the next level (Song et al., eq. 12, eta = 0)
                 a_t, a_s = float(alpha_bar(torch.tensor(t))), float(alpha_bar(torch.tensor(s)))
                 eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(max(1 - a_t, 1e-8))
                 x_t = math.sqrt(a_s) * x0 + math.sqrt(1 - a_s) * eps
+                if given is not None:  # 3b. the kept cells noised afresh to the next level
+                    fresh = torch.randn(x_t.shape, generator=gen).to(self.device)
+                    x_t = torch.where(given, math.sqrt(a_s) * kept + math.sqrt(1 - a_s) * fresh, x_t)
                 yield i + 1, s, x_t, logits
 
     def _voices(
@@ -470,9 +505,21 @@ class DiffusionAccompanist:
         return tokens, onsets
 
     def _guided(
-        self, tokens: np.ndarray, onsets: np.ndarray, logits: torch.Tensor, melody_tokens: np.ndarray, strength: float
+        self,
+        tokens: np.ndarray,
+        onsets: np.ndarray,
+        logits: torch.Tensor,
+        melody_tokens: np.ndarray,
+        strength: float,
+        inpaint: Inpainting | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`_voices`' tokens and onsets (V, T) with each note's pitch chosen by the guide (see there)."""
+        """`_voices`' tokens and onsets (V, T) with each note's pitch chosen by the guide (see there);
+        with `inpaint`, its kept cells are taken as they are and only the new notes may change."""
+        movable = None
+        if inpaint is not None:
+            tokens = np.where(inpaint.free, tokens, inpaint.tokens)
+            onsets = np.where(inpaint.free, onsets, inpaint.onsets) | run_starts(inpaint.free)
+            movable = np.concatenate([np.zeros((1, tokens.shape[1]), bool), inpaint.free])
         n_voices, n = tokens.shape
         log_odds = torch.log_softmax(logits[0, :, :ONSET].double().cpu(), 1).numpy()  # (V, 85, T), -inf outside the ranges
         odds = np.zeros((n_voices + 1, n, 128))
@@ -488,7 +535,7 @@ class DiffusionAccompanist:
         guide = PartWritingGuide(strength=strength)
         in_key = melody_key(tokens_to_track(melody_tokens, np.zeros(len(melody_tokens), bool), "Melody", 0)).accepted
         preference = key_preference(in_key, guide)
-        new = guided_notes(pitches, odds, free, ranges, guide, np.random.default_rng(0), GUIDE_SWEEPS, 0.0, starts, preference)
+        new = guided_notes(pitches, odds, free, ranges, guide, np.random.default_rng(0), GUIDE_SWEEPS, 0.0, starts, preference, movable)
         return pitches_to_tokens(new[1:]), starts[1:]
 
     def generate(self, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
@@ -498,6 +545,48 @@ class DiffusionAccompanist:
             pass
         guide = float({**DEFAULTS, **params}["guide"])
         return self._voices(last[3], last[3], track_to_tokens(melody)[0], guide)
+
+    def regenerate(
+        self,
+        melody: RollTrack,
+        grid: Grid,
+        accompaniment: Sequence[RollTrack],
+        params: Mapping[str, Any],
+        seed: int,
+        bars: tuple[int, int],
+        voices: Sequence[int] | None = None,
+    ) -> list[RollTrack]:
+        """The take's voices with bars `bars` of `voices` written again by inpainting: the same DDIM run
+        as `generate` on the selection and `REGENERATION_CONTEXT_STEPS` steps each side, the kept cells
+        given at every step (`_run`), then read as notes with the guide mending the new ones only."""
+        chosen = select_voices(accompaniment, grid, Selection(*bars, None if voices is None else tuple(voices)))
+        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
+        kept = [track_to_tokens(t) for t in chosen.kept]
+        inpaint = Inpainting(
+            lo,
+            hi,
+            np.stack([tok for tok, _ in kept])[:, lo:hi],
+            np.stack([on for _, on in kept])[:, lo:hi],
+            chosen.free[:, lo:hi],
+        )
+        last = None
+        for last in self._run(melody, grid, params, seed, inpaint):  # noqa: B007 - the run's last item is the result
+            pass
+        guide = float({**DEFAULTS, **params}["guide"])
+        tokens, onsets = self._read(last[3], last[3])
+        mel_tokens = track_to_tokens(melody)[0][lo:hi]
+        if guide > 0:
+            tokens, onsets = self._guided(tokens, onsets, last[3], mel_tokens, guide, inpaint)
+        else:
+            tokens = np.where(inpaint.free, tokens, inpaint.tokens)
+            onsets = np.where(inpaint.free, onsets, inpaint.onsets) | run_starts(inpaint.free)
+        c = self.config
+        new = []
+        for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):
+            line, starts = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)
+            line[lo:hi], starts[lo:hi] = tokens[v], onsets[v]
+            new.append(tokens_to_track(line, starts, name, program, c.velocity))
+        return regenerated_tracks(list(accompaniment), new, chosen.start, chosen.end, chosen.voices)
 
     def trace_plan(self, params: Mapping[str, Any]) -> tuple[int, list[int]]:
         """(the number of steps, the steps worth showing): noise levels 1 - k/5 of the way down."""

@@ -77,6 +77,7 @@ from studio.core.conditioning import (
 from studio.core.metrics import CONSONANT_INTERVALS, RATE_SLACK, RELATIVE_TOLERANCE, melody_key
 from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
+from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
 __all__ = ["Critic", "GANAccompanist", "GANConfig", "GANTraining", "Generator", "load"]
 
@@ -92,6 +93,7 @@ FAMILY = FamilyInfo(
     uses_torch=True,
     order=1,
     flat_dynamics=True,
+    regenerates="voices",
 )
 
 
@@ -580,6 +582,9 @@ PARAMS = [
 
 DEFAULTS = {p["name"]: p["default"] for p in PARAMS}
 GUIDE_SWEEPS = 4  # Gibbs sweeps of the part-writing guide over the decoded voices
+REGENERATION_CONTEXT_STEPS = (
+    64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the generator reads
+)
 GUIDE_STREAM = 1  # the guide's random stream: numpy's, seeded by (seed, this), apart from the decoder's
 
 # Defaults that training chooses on its validation pieces, per genre (`studio.training.train._tune_defaults`):
@@ -661,10 +666,12 @@ class GANAccompanist:
         temperature: float,
         seed: int,
         in_key: frozenset[int] = frozenset(range(12)),
+        movable: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The decoded voices (tokens, onsets (V, T)) with each note's pitch redrawn by the part-writing
         guide (`studio.core.part_writing.guided_notes`) from the generator's own odds of starting that
-        pitch at the note's first step (`logits` (V, 86, T)): the rhythm is the generator's draw."""
+        pitch at the note's first step (`logits` (V, 86, T)): the rhythm is the generator's draw.
+        `movable` (V, T): only the notes that start there may change (default: all)."""
         log_odds = torch.log_softmax(logits.double(), 1).numpy()  # (V, 86, T)
         v, _, n = log_odds.shape
         pitches = np.concatenate([tokens_to_pitches(melody_tokens)[None, :n], tokens_to_pitches(tokens)])
@@ -681,8 +688,56 @@ class GANAccompanist:
         guide = PartWritingGuide(strength=strength)
         rng = np.random.default_rng([int(seed), GUIDE_STREAM])
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
-        new = guided_notes(pitches, odds, free, ranges, guide, rng, GUIDE_SWEEPS, temperature, starts, key_preference(in_key, guide))
+        movable = None if movable is None else np.concatenate([np.zeros((1, n), bool), movable])
+        new = guided_notes(
+            pitches, odds, free, ranges, guide, rng, GUIDE_SWEEPS, temperature, starts, key_preference(in_key, guide), movable
+        )
         return pitches_to_tokens(new[1:]), onsets
+
+    @torch.inference_mode()
+    def regenerate(
+        self,
+        melody: RollTrack,
+        grid: Grid,
+        accompaniment: Sequence[RollTrack],
+        params: Mapping[str, Any],
+        seed: int,
+        bars: tuple[int, int],
+        voices: Sequence[int] | None = None,
+    ) -> list[RollTrack]:
+        """The take's voices with bars `bars` of `voices` resampled in their context: a fresh draw of the
+        generator over the selection and `REGENERATION_CONTEXT_STEPS` steps each side (its receptive field),
+        whose selected cells replace the old ones; then the part-writing guide mends the faults of the
+        new notes only, judged against the notes kept around them (at the seams too)."""
+        p = {**DEFAULTS, **params}
+        c = self.config
+        chosen = select_voices(accompaniment, grid, Selection(*bars, None if voices is None else tuple(voices)))
+        lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
+        n = hi - lo
+        mel_tokens, mel_onsets = track_to_tokens(melody)
+        features = torch.from_numpy(melody_features(mel_tokens, mel_onsets)[lo:hi][None])
+        context = torch.from_numpy(context_features(meter_features(grid), pitch_class_profile(mel_tokens))[lo:hi][None])
+        gen = torch.Generator().manual_seed(int(seed))
+        n_bars = grid.bar_index(hi - 1) - grid.bar_index(lo) + 2
+        noise = Noise.sample(c, 1, n_bars, gen, self.device, float(p["variety"]))
+        logits = self.generator(features.to(self.device), context.to(self.device), noise).float().cpu()
+        end = int(np.clip(melody_end(mel_tokens) - lo, 0, n))
+        temperature = float(p["temperature"])
+        drawn, drawn_onsets = decode_batch(logits, [temperature], [n], [gen], [end], [float(p["steadiness"])], bar_ids(context))[0]
+        kept = [track_to_tokens(t) for t in chosen.kept]
+        free = chosen.free[:, lo:hi]
+        tokens = np.where(free, drawn, np.stack([tok for tok, _ in kept])[:, lo:hi])
+        onsets = np.where(free, drawn_onsets, np.stack([on for _, on in kept])[:, lo:hi]) | run_starts(free)
+        if float(p["guide"]) > 0:
+            tokens, onsets = self.guided(
+                mel_tokens[lo:hi], tokens, onsets, logits[0], end, float(p["guide"]), temperature, seed, melody_key(melody).accepted, free
+            )
+        new = []
+        for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):
+            line, starts = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)
+            line[lo:hi], starts[lo:hi] = tokens[v], onsets[v]
+            new.append(tokens_to_track(line, starts, name, program, c.velocity))
+        return regenerated_tracks(list(accompaniment), new, chosen.start, chosen.end, chosen.voices)
 
 
 def decode(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:

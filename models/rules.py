@@ -24,7 +24,7 @@ short chords ring) are drawn. Every draw keeps to the key and to consonance with
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from models.base import FamilyInfo
 from studio.core.metrics import CONSONANT_INTERVALS, melody_key
 from studio.core.roll import STEPS_PER_BEAT as STEPS_PER_QUARTER
 from studio.core.roll import Bar, Grid, RollTrack
+from studio.core.selection import Selection, SelectionError, regenerated_tracks
 from studio.core.theory import Key
 
 __all__ = ["Chord", "RulesAccompanist", "RulesConfig", "Variation", "chord_vocabulary", "load"]
@@ -46,6 +47,7 @@ FAMILY = FamilyInfo(
     writes="accompaniment",
     uses_torch=False,  # the registry need not import torch (or look for a GPU) for this family
     order=0,
+    regenerates="bars",
 )
 
 
@@ -74,6 +76,9 @@ class RulesConfig:
     chord_velocity: int = 62
     seed_chord_jitter: float = 0.6  # a seed adds up to this to each diatonic chord's score: only near-equal chords trade places
     seed_voicing_slack: int = 3  # a seed may take a voicing moving up to this many semitones more than the smoothest
+    regeneration_chord_jitter: float = 1.2  # a regenerated selection's chords: bolder, so another take differs where the tune allows
+    regeneration_voicing_slack: int = 7  # and its voicings: another inversion, still near the chords around it
+    regeneration_change: float = 0.8  # what keeping a selected segment's old chord costs: a near-equal one is played instead
 
 
 ARPEGGIO_ORDERS = ((0, 1, 2, 1), (0, 1, 2), (0, 2, 1, 2), (2, 1, 0, 1), (0, 1, 2, 1, 2, 1))  # indices into a voicing, low to high
@@ -99,10 +104,14 @@ class Variation:
         """The variation of `seed`: the same seed always draws the same one; seed 0 draws none."""
         if not seed:
             return cls()
-        rng = np.random.default_rng(seed)
+        return cls.from_rng(np.random.default_rng(seed), config)
+
+    @classmethod
+    def from_rng(cls, rng: np.random.Generator, config: RulesConfig, regeneration: bool = False) -> Variation:
+        """A variation drawn from `rng` (`draw` seeds it; a regeneration draws its own, seed 0 too, and bolder)."""
         return cls(
-            chord_jitter=config.seed_chord_jitter,
-            voicing_slack=config.seed_voicing_slack,
+            chord_jitter=config.regeneration_chord_jitter if regeneration else config.seed_chord_jitter,
+            voicing_slack=config.regeneration_voicing_slack if regeneration else config.seed_voicing_slack,
             bass=str(rng.choice(["root", "alternate", "walk"])),
             arpeggio=ARPEGGIO_ORDERS[int(rng.integers(len(ARPEGGIO_ORDERS)))],
             chord_length=float(rng.choice(CHORD_LENGTHS)),
@@ -366,10 +375,22 @@ class RulesAccompanist:
         return total
 
     def choose_chords(
-        self, melody: RollTrack, grid: Grid, key: Key, chords_per_bar: int, variation: Variation | None = None
+        self,
+        melody: RollTrack,
+        grid: Grid,
+        key: Key,
+        chords_per_bar: int,
+        variation: Variation | None = None,
+        fixed: Mapping[int, int] | None = None,
+        span: tuple[int, int] | None = None,
+        avoid: Mapping[int, int] | None = None,
     ) -> tuple[list[_Segment], list[Chord]]:
         """Viterbi over segments: the best-scoring chord per segment (fit + progression + cadences);
-        a `variation` with a chord jitter adds its noise to the diatonic chords' scores first."""
+        a `variation` with a chord jitter adds its noise to the diatonic chords' scores first.
+        `fixed` (segment index -> index in `chord_vocabulary`): chords that are given (a regeneration's
+        context), which the others are chosen around; `span` (first, after the last segment): only
+        those are chosen (the others hold the first chord of the vocabulary), default all; `avoid`
+        (segment index -> chord index): chords that cost `regeneration_change` (a regeneration's old ones)."""
         cfg = self.config
         variation = variation or Variation()
         vocab = chord_vocabulary(key, cfg.secondary_prior)
@@ -383,9 +404,11 @@ class RulesAccompanist:
         pickup = 1 if grid.pickup_steps else 0
 
         n, k = len(segs), len(vocab)
+        lo, hi = span or (0, n)
         in_segment = _notes_by_segment(notes, segs)
         local = np.zeros((n, k))
-        for i, seg in enumerate(segs):
+        for i in range(lo, hi):
+            seg = segs[i]
             for j, chord in enumerate(vocab):
                 score = chord.prior + self._fit(chord, seg, in_segment[i], grid)
                 bar_number = seg.bar - pickup  # 0-based, counting full bars
@@ -402,12 +425,16 @@ class RulesAccompanist:
         if variation.rng is not None and variation.chord_jitter > 0:
             # Near-equal chords trade places; secondary dominants still need the melody to ask for them.
             diatonic = np.array([c.function != "D2" for c in vocab])
-            local += variation.rng.uniform(0, variation.chord_jitter, local.shape) * diatonic
+            local[lo:hi] += variation.rng.uniform(0, variation.chord_jitter, (hi - lo, k)) * diatonic
+        for i, j in (avoid or {}).items():
+            local[i, j] -= cfg.regeneration_change
+        for i, j in (fixed or {}).items():
+            local[i] = np.where(np.arange(k) == j, 0.0, -1e9)
         trans = np.array([[[_transition(a, b, at_bar) for b in vocab] for a in vocab] for at_bar in (False, True)])
-        best = local[0].copy()
+        best = local[lo].copy()
         back = np.zeros((n, k), int)
         change_cost = cfg.weak_change * (1 - np.eye(k))  # (k_prev, k): changing chord off a strong position
-        for i in range(1, n):
+        for i in range(lo + 1, hi):
             t = trans[int(segs[i].downbeat)]
             if not segs[i].strong:
                 t = t - change_cost
@@ -415,12 +442,12 @@ class RulesAccompanist:
             back[i] = cand.argmax(axis=0)
             best = cand.max(axis=0) + local[i]
         path = [int(best.argmax())]
-        for i in range(n - 1, 0, -1):
+        for i in range(hi - 1, lo, -1):
             path.append(int(back[i, path[-1]]))
         path.reverse()
         # After the last melody note the final chord holds.
-        chords = [vocab[j] for j in path]
-        for i in range(last_seg + 1, n):
+        chords = [vocab[0]] * lo + [vocab[j] for j in path] + [vocab[0]] * (n - hi)
+        for i in range(max(last_seg + 1, lo), hi if lo <= last_seg else lo):
             chords[i] = chords[last_seg]
         return segs, chords
 
@@ -453,9 +480,12 @@ class RulesAccompanist:
         pattern: str,
         variation: Variation | None = None,
         key: Key | None = None,
+        before: tuple[tuple[int, ...], int | None] | None = None,
     ) -> list[RollTrack]:
         """Bass and chord tracks for the chosen chords, as `variation` draws them (default: none);
-        `key` (the scale of a walking bass's passing tones) is needed only by a variation that walks."""
+        `key` (the scale of a walking bass's passing tones) is needed only by a variation that walks.
+        `before`: the voicing and bass pitch heard just before the first segment (a regeneration's),
+        which the voice leading continues from."""
         cfg = self.config
         variation = variation or Variation()
         rng = variation.rng
@@ -463,14 +493,14 @@ class RulesAccompanist:
         bass = RollTrack.empty("Bass", cfg.bass_program, n_steps)
         keys = RollTrack.empty("Guitar", cfg.chord_program, n_steps)
         sounding = melody.velocity > 0
-        prev_voicing: tuple[int, ...] | None = None
-        prev_bass: int | None = None
+        prev_voicing: tuple[int, ...] | None = before[0] if before and len(before[0]) == 3 else None
+        prev_bass: int | None = before[1] if before else None
         lo, hi = cfg.bass_range
         notes = _melody_notes(melody)
         final = notes[-1][0] if notes else n_steps  # where the melody's last note starts
         ending: tuple[int, tuple[int, ...]] | None = None  # bass pitch and voicing under it
         prev_chord: Chord | None = None
-        prev_bass_played: int | None = None  # the root, or its fifth in an alternating bass
+        prev_bass_played: int | None = prev_bass  # the root, or its fifth in an alternating bass
         prev_melody = -1  # the melody's pitch where the previous chord began (-1: silent)
         for seg, chord in zip(segs, chords, strict=True):
             bar = grid.bars[seg.bar]
@@ -624,6 +654,95 @@ class RulesAccompanist:
                 RollTrack.empty("Guitar", self.config.chord_program, grid.n_steps),
             ]
         return self.voice(segs, chords, melody, grid, pattern, variation, key)
+
+    def regenerate(
+        self,
+        melody: RollTrack,
+        grid: Grid,
+        accompaniment: Sequence[RollTrack],
+        params: Mapping[str, Any],
+        seed: int,
+        bars: tuple[int, int],
+        voices: Sequence[int] | None = None,
+    ) -> list[RollTrack]:
+        """Bass and guitar with bars `bars` played again: the chords heard in the take elsewhere are read
+        back (`heard_chords`) and fixed, the chords inside the selection chosen around them (Viterbi,
+        with the seed's jitter: near-equal chords trade places), then voiced and played with a pattern
+        variant the seed draws, continuing from the voicing and bass heard just before. Every seed draws
+        (seed 0 too: a regeneration is another take). Both tracks are regenerated together (one chord
+        choice plays on both): `voices` must be None or both."""
+        if voices is not None and sorted(voices) != list(range(len(accompaniment))):
+            raise SelectionError("the rules play one chord choice on bass and guitar together: regenerate both (leave the voices out)")
+        start, end = Selection(*bars).steps(grid)
+        chords_per_bar = int(params.get("chords_per_bar", 2))
+        pattern = str(params.get("pattern", "oompah"))
+        key = melody_key(melody)
+        vocab = chord_vocabulary(key, self.config.secondary_prior)
+        segs = _segments(grid, chords_per_bar)
+        inside = [i for i, seg in enumerate(segs) if start <= seg.start < end]
+        if not inside:
+            return list(accompaniment)
+        # The chords just around the selection are all the Viterbi needs of the take (a chain: a chord's
+        # neighbours screen it from the rest), so only those two are read back and fixed.
+        fixed = heard_chords(segs, vocab, accompaniment, (inside[0] - 1, inside[-1] + 1))
+        before = _heard_before(accompaniment, start)
+        variation = Variation.from_rng(np.random.default_rng([REGENERATION_STREAM, int(seed)]), self.config, regeneration=True)
+        span = (max(0, inside[0] - 1), min(len(segs), inside[-1] + 2))  # the selection and the two chords around it
+        played_before = heard_chords(segs, vocab, accompaniment, inside)
+        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed, span, played_before)
+        played = self.voice([segs[i] for i in inside], [chords[i] for i in inside], melody, grid, pattern, variation, key, before)
+        return regenerated_tracks(list(accompaniment), played, start, end, None)
+
+
+REGENERATION_STREAM = 7  # a regeneration's random stream, apart from `Variation.draw`'s
+
+
+def heard_chords(
+    segs: Sequence[_Segment], vocab: Sequence[Chord], accompaniment: Sequence[RollTrack], which: Sequence[int] | None = None
+) -> dict[int, int]:
+    """The chord (index in `vocab`) each segment of a take plays (of the segments `which`, default all),
+    read from its accompaniment: the chord whose tones sound most in the segment (steps x notes) and
+    least outside it, the lowest note struck first counting as its root; segments where nothing sounds
+    (or that do not exist) are left out."""
+    out = {}
+    for i in range(len(segs)) if which is None else [i for i in which if 0 <= i < len(segs)]:
+        seg = segs[i]
+        weights = np.zeros(12)
+        lowest = None
+        for track in accompaniment:
+            sounding = track.velocity[seg.start : seg.end] > 0  # (steps, 128)
+            counts = sounding.sum(axis=0)
+            for pitch in np.flatnonzero(counts):
+                weights[pitch % 12] += counts[pitch]
+            struck = np.flatnonzero(sounding.any(axis=1))
+            if len(struck):
+                low = int(np.flatnonzero(sounding[struck[0]]).min())
+                lowest = low if lowest is None else min(lowest, low)
+        if not weights.any():
+            continue
+        scores = [
+            sum(weights[pc] for pc in chord.pcs)
+            - 0.5 * (weights.sum() - sum(weights[pc] for pc in chord.pcs))
+            + (weights.sum() * 0.25 if lowest is not None and lowest % 12 == chord.root else 0.0)
+            for chord in vocab
+        ]
+        out[i] = int(np.argmax(scores))
+    return out
+
+
+def _heard_before(accompaniment: Sequence[RollTrack], start: int) -> tuple[tuple[int, ...], int | None] | None:
+    """The chord voicing (the guitar's pitches struck last before `start`) and the bass pitch struck last
+    before it, in a take's bass and guitar; None when nothing was struck before."""
+    if start <= 0 or len(accompaniment) < 2:
+        return None
+    bass, keys = accompaniment[0], accompaniment[1]
+    struck = np.flatnonzero((keys.onset[:start] & (keys.velocity[:start] > 0)).any(axis=1))
+    voicing = tuple(int(p) for p in np.flatnonzero(keys.onset[struck[-1]] & (keys.velocity[struck[-1]] > 0))) if len(struck) else ()
+    low = np.flatnonzero((bass.onset[:start] & (bass.velocity[:start] > 0)).any(axis=1))
+    bass_pitch = int(np.flatnonzero(bass.onset[low[-1]] & (bass.velocity[low[-1]] > 0)).min()) if len(low) else None
+    if not voicing and bass_pitch is None:
+        return None
+    return voicing, bass_pitch
 
 
 def load(card: Mapping[str, Any], weights: Any = None, device: str = "cpu") -> RulesAccompanist:

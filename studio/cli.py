@@ -1,4 +1,4 @@
-"""Command line: `python -m studio models | generate | interpolate | render | train | evaluate | bench`.
+"""Command line: `python -m studio models | generate | regenerate | interpolate | render | train | evaluate | bench`.
 
 Bad input never shows a traceback: one line `error: <what is wrong and what to do>` on stderr and
 exit status 2. Set STUDIO_DEBUG=1 to see tracebacks of unexpected failures (exit status 1).
@@ -105,6 +105,41 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if m["in_key"] == m["in_key"]:  # not NaN: there is an accompaniment to measure
         line += f": in-key {m['in_key']:.3f}, consonance {m['consonance']:.3f}"
     print(line)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_regenerate(args: argparse.Namespace) -> int:
+    from studio.serving.regeneration import (  # loaded when the command runs (a bad argument is answered first)
+        RegenerateRequest,
+        regenerate,
+    )
+
+    source = Path(args.take)
+    outs = {k: getattr(args, k) for k in ("out_midi", "out_wav", "out_png")}
+    _check_targets(*outs.values())
+    with _scratch(outs) as scratch:
+        request = RegenerateRequest(
+            midi=source,
+            model=args.model,
+            bars=args.bars,
+            voices=args.voices,
+            seed=args.seed,
+            params=_parse_params(args.param),
+            out_dir=scratch or (Path(args.out_dir) if args.out_dir else Path.cwd()),
+            name=source.stem,
+            want_wav=args.out_wav is not None or not any(outs.values()),
+            want_listen=False,  # the page's MP3 copy: the command line gives the WAV
+            want_png=args.out_png is not None or not any(outs.values()),
+        )
+        result = regenerate(request)
+        written = _place_outputs(result, outs)
+    for warning in result.warnings:
+        _say("warning", warning)
+    for note in result.notes:
+        _say("note", note)
+    print(f"model {result.model}, seed {result.seed}: bars {args.bars} regenerated")
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -292,6 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_generate)
 
+    p = sub.add_parser("regenerate", help="write some bars of a take again (and some voices), keeping the rest note for note")
+    p.add_argument("take", help="a take's .mid file (what `generate` wrote: the melody first, then the model's tracks)")
+    p.add_argument("--model", required=True, help="the accompanist whose tracks the take has (see `models`)")
+    p.add_argument("--bars", required=True, help="the bars to write again, e.g. 3-4 (1 is the first full bar, a pickup is bar 0)")
+    p.add_argument("--voices", help="only these of the model's voices, e.g. Alto,Bass (default: all; the rules' tracks go together)")
+    p.add_argument("--seed", default=0, help="random seed, default: 0")
+    p.add_argument("--out-midi", help="where to write the new take's MIDI")
+    p.add_argument("--out-wav", help="where to write its audio (44.1 kHz WAV)")
+    p.add_argument("--out-png", help="where to write its piano roll picture")
+    p.add_argument("--out-dir", help="folder for all outputs when no --out-* is given (default: here)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="a model parameter (repeatable)")
+    p.set_defaults(func=_cmd_regenerate)
+
     p = sub.add_parser("interpolate", help="walk from one melody to another through a VAE's latent space, as one piece")
     p.add_argument("first", help="the melody to start from (.mid)")
     p.add_argument("second", help="the melody to arrive at (.mid)")
@@ -351,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         help="comma-separated benchmarks to run (default: all but loading): "
-        "synthesis, models, sampling, transformer, batching, loading, startup, classroom, overhead, loudness",
+        "synthesis, models, sampling, transformer, batching, loading, startup, classroom, overhead, regeneration, loudness",
     )
     p.add_argument("--device", help="where the models run: cpu or cuda (default: cuda when there is a GPU)")
     p.set_defaults(func=_cmd_bench)

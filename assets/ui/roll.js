@@ -765,6 +765,12 @@
   window.studioRoll = {
     json: () => JSON.stringify({ notes: S.notes.map((n) => [r6(n.s), r6(n.e), n.p, n.v]) }),
     used() { say("Your edited melody is now the melody in use: hear it under the keyboard, then press Generate."); },
+    // The loop's bars as the page numbers them ("3-4"): what "Regenerate these bars" writes again.
+    bars() {
+      if (!S.data) return "";
+      const n = S.data.bar_numbers;
+      return `${n[Math.min(S.loop.from, S.loop.to)]}-${n[Math.max(S.loop.from, S.loop.to)]}`;
+    },
     playhead: () => S.playhead,
     zoom: () => S.pps, // pixels a second
     data: () => S.data,

@@ -185,6 +185,7 @@ def guided_notes(
     temperature: float = 1.0,
     starts: np.ndarray | None = None,
     preference: np.ndarray | None = None,
+    movable: np.ndarray | None = None,
 ) -> np.ndarray:
     """New pitches for the notes of the `free` voices of `pitches` (V, T): the rhythm (where each note
     starts and ends, and the rests) stays the model's, and each note that breaks a rule
@@ -201,6 +202,8 @@ def guided_notes(
     starts : (V, T) bool or None: re-strikes of a held pitch (the notes' boundaries), see `note_spans`.
     preference : (128,) nats against each pitch when a note is redrawn (`key_preference`); it does not
         make a note at fault, so a chromatic note the model chose and that breaks no rule stays.
+    movable : (V, T) bool or None: only a note that starts on a movable cell may be redrawn (a regenerated
+        selection: the notes around it are fixed, and judged against as they are); None: every note.
     temperature : 0 takes the best pitch for each note (iterated conditional modes), else samples.
     """
     pitches = pitches.copy()
@@ -213,6 +216,8 @@ def guided_notes(
             first, end = spans[voice]
             for parity in (0, 1):
                 chosen_notes = np.arange(parity, len(first), 2)
+                if movable is not None:
+                    chosen_notes = chosen_notes[movable[voice, first[chosen_notes]]]
                 if len(chosen_notes) == 0:
                     continue
                 f, e = first[chosen_notes], end[chosen_notes]

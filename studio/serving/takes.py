@@ -19,8 +19,9 @@ __all__ = ["MAX_TAKES", "add_take", "changed_take", "find_take", "take_from_resu
 MAX_TAKES = 20  # the oldest takes are dropped beyond this (their files are cleaned with the session's folder)
 
 
-def take_from_result(result: Any, number: int, melody_name: str, source: str | None = None) -> dict:
-    """A take from an `AccompanyResult`: model, seed, parameters, output files and headline metrics.
+def take_from_result(result: Any, number: int, melody_name: str, source: str | None = None, regenerated: str | None = None) -> dict:
+    """A take from an `AccompanyResult`: model, seed, parameters, output files and headline metrics;
+    `regenerated` says what it regenerated of which take ('bars 3-4 of take 2').
 
     ``"wav"`` is the full-quality WAV (the download); ``"listen"`` is what the page's player plays,
     the MP3 copy (`AccompanyResult.listen_path`), or the WAV when there is none; None without audio."""
@@ -43,6 +44,7 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
         "warnings": list(result.warnings),
         "bar_ticks": [int(t) for t in getattr(result, "bar_ticks", None) or []],  # the live roll's bars (a pickup the meter map lacks)
         "given_until_tick": getattr(result, "given_until_tick", None),  # where a model's added bars begin, if it added any
+        "regenerated": regenerated,  # 'bars 3-4 of take 2' for a take made by regenerating part of another
     }
 
 
@@ -71,6 +73,7 @@ def changed_take(take: Mapping[str, Any], number: int, files: Sequence[Any], sem
         "key": _moved_key(str(take.get("key", "")), semitones),
         "changes": ", ".join(words) or "as it was",
         "changed_from": take.get("number"),  # the take it was made from (itself perhaps changed)
+        "regenerated": None,  # the label names the take it came from, which may say how it was made
     }
 
 
@@ -83,6 +86,8 @@ def take_label(take: Mapping[str, Any]) -> str:
         label += f" ({extras})"
     if take.get("changes"):
         label += f" · take {take.get('changed_from')} {take['changes']}"
+    if take.get("regenerated"):
+        label += f" · {take['regenerated']}"
     return f"{label} · {take['melody']}"
 
 

@@ -32,9 +32,11 @@ from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError, StudioError
 from studio.core.files import atomic_write_bytes
 from studio.core.recording import recording_to_midi
+from studio.core.selection import parse_bars
 from studio.serving.fairness import Client, default_scheduler
 from studio.serving.live_roll import take_roll, write_edited_melody
-from studio.serving.registry import default_registry, family_writes, parse_params_json
+from studio.serving.regeneration import RegenerateRequest, regenerate
+from studio.serving.registry import default_registry, family_info, family_writes, parse_params_json
 from studio.serving.service import (
     AccompanyRequest,
     ChangeRequest,
@@ -75,6 +77,10 @@ __all__ = [
     "on_model_change",
     "preview",
     "preview_for_page",
+    "regenerate_bars",
+    "regenerate_controls_for_page",
+    "regenerate_endpoint",
+    "regenerate_for_page",
     "remix",
     "remix_for_page",
     "sample_choices",
@@ -769,3 +775,148 @@ def use_edited_melody(edited_json: str, take: dict | None) -> str:
 
 
 use_edited_melody_for_page = kept_on_error(1)(use_edited_melody)
+
+
+# --------------------------------------------------------------------------- regenerating bars of a take
+
+
+def _take_accompanist(take: dict | None) -> str | None:
+    """The model whose tracks the take's accompaniment is (the 'then' model after a melody model), if any."""
+    if not take:
+        return None
+    model = take.get("then") or take.get("model")
+    return model if model and _writes(model) == "accompaniment" else None
+
+
+def regenerate_controls_for_page(take: dict | None) -> tuple:
+    """What 'Regenerate these bars' shows for the take on show: the button and its help when the
+    take's accompanist can regenerate, and the voices to tick when it regenerates voices one by one."""
+    model = _take_accompanist(take)
+    info = None
+    try:
+        info = family_info(default_registry().card(model).family) if model else None
+    except StudioError:
+        info = None
+    able = bool(info and info.regenerates) and bool(take and take.get("midi") and Path(take["midi"]).exists())
+    voices = able and info.regenerates == "voices"
+    names = [str(t["name"]) for t in default_registry().card(model).tracks] if voices else []
+    return (
+        gr.update(visible=able),
+        gr.update(visible=able),
+        gr.update(choices=names, value=[], visible=voices, label=f"Voices of {model} to regenerate (none ticked: all)" if voices else None),
+    )
+
+
+@user_errors
+def regenerate_bars(
+    bars: str | None,
+    take: dict | None,
+    seed: Any,
+    voices: Sequence[str] | None,
+    takes: list[dict] | None,
+    params: dict,
+    request: gr.Request | None = None,
+    progress=gr.Progress(),
+) -> tuple:
+    """The page's 'Regenerate these bars': the take on show, its bars `bars` (the roll's loop, "3-4")
+    and ticked `voices` written again by the take's own accompanist with `seed` and `params`; a new take
+    (the earlier ones stay, to compare and go back), made in the `request`'s turn."""
+    model = _take_accompanist(take)
+    if not take or not model:
+        raise InputError("generate an accompaniment first, then choose its bars in the piano roll to regenerate them")
+    midi = Path(take["midi"])
+    if not midi.exists():
+        raise InputError("this take has expired (its files are kept an hour): generate it again")
+    with fair_turn(request, progress):
+        result = regenerate(
+            RegenerateRequest(
+                midi=midi,
+                model=model,
+                bars=bars or "",
+                voices=list(voices or []) or None,
+                seed=0 if seed is None else seed,
+                params=params,
+                out_dir=results_dir(),
+                name=take.get("melody") or "take",
+            ),
+            progress=lambda fraction, desc="": progress(fraction, desc=desc),
+        )
+    for warning in result.warnings:
+        gr.Warning(html.escape(warning))
+    first, last = parse_bars(bars)
+    which = f" ({', '.join(voices)})" if voices else ""
+    new = take_from_result(
+        result,
+        number=max((t["number"] for t in takes or []), default=0) + 1,
+        melody_name=take.get("melody") or "melody",
+        regenerated=f"bars {first}-{last}{which} of take {take['number']}",
+    )
+    new["given_until_tick"] = take.get("given_until_tick")  # the same melody: a continuation's mark stays
+    takes = add_take(takes, new)
+    return (*_show(new, takes), takes)
+
+
+def regenerate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
+    """The page's 'Regenerate these bars' button: the roll's loop range (`bars`, sent by the roll's
+    JavaScript), the take on show, the seed, the ticked voices and the takes, then every model's
+    controls (`layout` as in `generate_for_page`): the controls of the take's own accompanist are its
+    parameters. Outputs as `generate_for_page` (`kept_on_error`: an error keeps the takes on show)."""
+    layout = tuple(layout)
+
+    @kept_on_error(7)
+    def regenerate_take(
+        request: gr.Request,
+        bars: str | None,
+        take: dict | None,
+        seed: Any,
+        voices: list[str] | None,
+        takes: list[dict] | None,
+        *values: Any,
+        progress=gr.Progress(),
+    ):
+        model = _take_accompanist(take)
+        params: dict = {}
+        start = 0
+        for name, count in layout:
+            if name == model:
+                params = dict(zip([p.name for p in default_registry().card(name).params], values[start : start + count], strict=False))
+            start += count
+        return regenerate_bars(bars, take, seed, voices, takes, params, request=request, progress=progress)
+
+    return regenerate_take
+
+
+@user_errors
+def regenerate_endpoint(
+    midi_file: str | None,
+    model_name: str,
+    seed: float | int,
+    bars: str | None,
+    voices: str | None,
+    params_json: str | None,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
+    """The `/regenerate` API: a take's MIDI (what `/accompany` or `/generate` returned), the model whose
+    tracks it has, a seed, the bars ("3-4"; a pickup is bar 0), the voices ("Alto,Bass"; empty: all)
+    and the model's parameters as a JSON object; returns (WAV path, piano-roll PNG path, MIDI path) of
+    the new take, whose notes outside the selection are the take's own."""
+    if not midi_file:
+        raise gr.Error("Give the take's MIDI file (what /accompany or /generate returned).")
+    path = Path(midi_file)
+    with fair_turn(request, progress):
+        result = regenerate(
+            RegenerateRequest(
+                midi=path,
+                model=model_name or "rules",
+                bars=bars or "",
+                voices=voices or None,
+                seed=0 if seed is None else seed,
+                params=parse_params_json(params_json),
+                out_dir=results_dir(),
+                name=path.stem,
+                want_listen=False,
+            ),
+            progress=lambda fraction, desc="": progress(fraction, desc=desc),
+        )
+    return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))

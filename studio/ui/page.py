@@ -4,7 +4,8 @@ hear, remix and compare what it made.
 Thin UI, fat library: the layout lives here, the actions in `studio.ui.actions` (they call only
 the service layer), the model texts in `studio.ui.cards`, the keyboard in `assets/ui/`. The
 `/accompany` API endpoint (inputs: midi_file, model_name, seed; outputs: audio WAV, piano-roll
-PNG, MIDI) is kept as the design defines it.
+PNG, MIDI) is kept as the design defines it; `/generate` adds the parameters, `/regenerate` writes
+bars of a take again.
 
 Every model's controls are built once, when the page is built, each model's in its own group that
 is shown while that model is chosen. Generate reads the chosen model's own group, so a model never
@@ -165,6 +166,24 @@ def _model_controls(names: list[str], first: str) -> tuple[dict[str, gr.Group], 
     return groups, layout, controls
 
 
+def _regenerate_controls() -> tuple[gr.Button, gr.Markdown, gr.CheckboxGroup]:
+    """'Regenerate these bars' under the live roll: the button, what it does, and the voices to tick
+    (shown for a take whose accompanist regenerates voices one by one); built once, shown with a take."""
+    with gr.Row(equal_height=True):
+        button = gr.Button("↻ Regenerate these bars (the roll's loop range)", elem_id="regenerate", visible=False, scale=1)
+        voices = gr.CheckboxGroup(
+            choices=[], label="Voices to regenerate", elem_id="regenerate-voices", interactive=True, visible=False, scale=2
+        )
+    words = gr.Markdown(
+        "Choose bars in the roll (drag across the bar numbers, or type them in *bars ... to ...*): **Regenerate these bars** "
+        "writes only those bars again with the take's own model and the seed above (another seed, another version), and "
+        "keeps everything else note for note. It makes a new take: compare it with the others and go back at will.",
+        elem_id="regenerate-help",
+        visible=False,
+    )
+    return button, words, voices
+
+
 def build_app() -> gr.Blocks:
     """The studio page."""
     ok, synth_message = synth_status()
@@ -245,6 +264,7 @@ def build_app() -> gr.Blocks:
             with gr.Column(scale=3):
                 live_roll = _live_roll()
                 use_edited = gr.Button("Use the edited melody", elem_id="use-edited-melody", visible=False)
+                regenerate_button, regenerate_help, regenerate_voices = _regenerate_controls()
                 note = gr.Markdown(elem_id="result-note")
                 # The same roll as a picture, to download (the API's `/accompany` returns it).
                 with gr.Accordion("The piano roll as a picture (PNG)", open=False, visible=False, elem_id="roll-picture") as roll_picture:
@@ -390,6 +410,23 @@ def build_app() -> gr.Blocks:
             js="(_, take) => { const roll = window.studioRoll; if (roll) roll.used(); return [roll ? roll.json() : '', take]; }",
         )
 
+        # Regenerate these bars: the roll's loop range (read by its JavaScript) and the ticked voices, a new take.
+        current.change(
+            act.regenerate_controls_for_page,
+            inputs=current,
+            outputs=[regenerate_button, regenerate_help, regenerate_voices],
+            api_name=False,
+        )
+        regenerate_bars = gr.Textbox(visible="hidden", elem_id="regenerate-bars")
+        regenerate_button.click(
+            act.regenerate_for_page(layout),
+            inputs=[regenerate_bars, current, seed, regenerate_voices, takes, *controls],
+            outputs=[*shown, takes, status],
+            api_name=False,
+            js="(_, ...rest) => [window.studioRoll ? window.studioRoll.bars() : '', ...rest]",
+            **shared,
+        )
+
         with mixer_area:
 
             @gr.render(inputs=current)
@@ -450,6 +487,18 @@ def build_app() -> gr.Blocks:
             inputs=[melody_file, second_upload, vae_model, steps],
             outputs=[walk_audio, walk_roll, walk_midi],
             api_name="interpolate",
+            **shared,
+        )
+
+        # `/regenerate`: (take MIDI, model, seed, bars "3-4", voices "Alto,Bass", parameters JSON) -> (audio WAV, piano-roll PNG, MIDI).
+        api_take = gr.File(visible=False)
+        api_bars, api_voices, api_regen_params = gr.Textbox(visible=False), gr.Textbox(visible=False), gr.Textbox(visible=False)
+        api_regenerate = gr.Button(visible=False)
+        api_regenerate.click(
+            act.regenerate_endpoint,
+            inputs=[api_take, model, seed, api_bars, api_voices, api_regen_params],
+            outputs=[audio, roll, midi_out],
+            api_name="regenerate",
             **shared,
         )
 

@@ -282,3 +282,26 @@ def test_a_missing_output_folder_is_refused_alike_by_every_command(tmp_path, tun
         assert done.returncode == 2 and done.stderr.startswith("error: cannot write") and "does not exist" in done.stderr, done.stderr
         assert len(done.stderr.splitlines()) == 1 and time.perf_counter() - started < 10
     assert not (tmp_path / "missing").exists() and not (tmp_path / "x.mid").exists()
+
+
+def test_regenerate_writes_bars_of_a_take_again_and_refuses_bad_bars_in_one_line(tmp_path):
+    """`regenerate TAKE.mid --model M --bars 3-4`: a new take whose notes outside bars 3-4 are the
+    take's own; bars backwards, or voices of the rules (whose tracks go together): exit 2, one line."""
+    take, new = tmp_path / "take.mid", tmp_path / "new.mid"
+    tune = REPO / "assets" / "melodies" / "bobby_shaftoe.mid"  # 16 bars of 2/4 (8 steps a bar)
+    assert studio("generate", str(tune), "--model", "rules", "--out-midi", str(take)).returncode == 0
+    done = studio("regenerate", str(take), "--model", "rules", "--bars", "3-4", "--seed", "2", "--out-midi", str(new))
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {new}" in done.stdout and "note: regenerated bars 3-4 with rules, seed 2" in done.stderr
+    before, after = read_midi(take).score, read_midi(new).score
+    bar = before.ticks_per_beat * 2
+    for old, made in zip(before.tracks, after.tracks, strict=True):
+        outside = [{(n.start, n.end, n.pitch, n.velocity) for n in t.notes if not 2 * bar <= n.start < 4 * bar} for t in (old, made)]
+        assert outside[0] == outside[1], old.name
+    assert before.tracks[1].notes != after.tracks[1].notes or before.tracks[2].notes != after.tracks[2].notes
+    for args, words in (
+        (["--bars", "4-3"], "error: bars 4-3 run backwards"),
+        (["--bars", "3-4", "--voices", "Bass"], "error: rules plays its tracks (Bass, Guitar) from one choice of chords"),
+    ):
+        done = studio("regenerate", str(take), "--model", "rules", *args, "--out-dir", str(tmp_path))
+        assert done.returncode == 2 and done.stderr.startswith(words) and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -28,6 +28,7 @@ CAPABILITIES = [
     base.Explainer,
     base.LatentMapper,
     base.LikelihoodScorer,
+    base.Regenerator,
 ]
 
 
@@ -69,6 +70,14 @@ def test_capabilities_match_the_protocols():
             if issubclass(cls, base.TrainingRecipe):
                 assert cls.served in ("network", "ema", "generator")
     assert offered == {p.__name__ for p in CAPABILITIES}  # every protocol is some shipped family's
+
+
+def test_a_family_declares_regeneration_exactly_when_it_offers_it():
+    """`FamilyInfo.regenerates` (read by the page and the service without loading a model) and the
+    `Regenerator` protocol agree: no family declares it without the method, or has it undeclared."""
+    for name, module in base.families().items():
+        offers = any(inspect.isclass(c) and c.__module__ == module.__name__ and hasattr(c, "regenerate") for c in vars(module).values())
+        assert bool(module.FAMILY.regenerates) == offers, name
 
 
 def test_config_round_trip():

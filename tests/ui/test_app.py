@@ -151,3 +151,23 @@ def test_generations_at_once_follow_studio_workers(monkeypatch):
         monkeypatch.setenv("STUDIO_WORKERS", bad)
         with pytest.raises(InputError, match="STUDIO_WORKERS must be a whole number from 1 to 64"):
             generation_workers()
+
+
+def test_regenerate_api_writes_bars_of_a_take_again(server, tune_paths):
+    """`/regenerate`: a take from `/generate`, then its bars 2-3 of the alto and bass written again
+    (model, seed, bars, voices, parameters): notes starting outside them are the take's own; a voice
+    the model does not have comes back as a readable error."""
+    client = Client(server, verbose=False)
+    _wav, _png, take = client.predict(handle_file(str(tune_paths["four_four.mid"])), "gan-chorale", 0, "{}", api_name="/generate")
+    outputs = client.predict(handle_file(take), "gan-chorale", 4, "2-3", "Alto,Bass", '{"temperature": 0.9}', api_name="/regenerate")
+    _check_outputs(outputs)
+    before, after = read_midi(take).score, read_midi(outputs[2]).score
+    bar = 4 * before.ticks_per_beat
+    for old, new in zip(before.tracks, after.tracks, strict=True):
+        kept = [
+            {(n.start, n.end, n.pitch, n.velocity) for n in t.notes if old.name == "Tenor" or not bar <= n.start < 3 * bar}
+            for t in (old, new)
+        ]
+        assert kept[0] == kept[1], old.name
+    with pytest.raises(Exception, match="no voice 'Soprano'"):
+        client.predict(handle_file(take), "gan-chorale", 4, "2-3", "Soprano", "{}", api_name="/regenerate")

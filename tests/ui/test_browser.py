@@ -688,6 +688,47 @@ def test_a_note_added_in_the_roll_is_in_the_next_take(browser, server):
     page.close()
 
 
+def test_regenerate_the_bars_chosen_in_the_roll(browser, server, shots):
+    """Bars 3-4 typed as the roll's loop, one voice ticked, 'Regenerate these bars': a new take whose
+    MIDI (downloaded) has new notes only in bars 3-4 of that voice; the earlier take stays listed."""
+    from studio.core.midi import read_midi
+
+    ui = Page(browser, server)
+    page = ui.page
+    ui.sample("Bobby Shaftoe")  # 16 bars of 2/4
+    ui.pick_model("gan-chorale")
+    ui.generate(1)
+    page.wait_for_selector("#live-roll .lr-legend li", timeout=30_000)
+    page.wait_for_selector("#regenerate", state="visible", timeout=30_000)
+    before = read_midi(ui.midi_download()).score
+    for field, bar in ((".lr-loop-from", "3"), (".lr-loop-to", "4")):
+        page.fill(f"#live-roll {field}", bar)
+        page.press(f"#live-roll {field}", "Tab")  # leaving the box sets the loop, as a person does
+    assert _roll(page, "bars()") == "3-4"
+    page.locator("#regenerate-voices label", has_text="Alto").click()
+    page.locator("#regenerate").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "regenerate-1366x768.png"))
+    old = ui.downloads()
+    page.click("#regenerate")
+    label = ui.page.wait_for_function(
+        "() => { const t = document.querySelector('#takes'); return t && t.innerText.includes('Take 2 '); }", timeout=120_000
+    )
+    assert label and "bars 3-4 (Alto) of take 1" in page.inner_text("#takes") and "Take 1 " in page.inner_text("#takes")
+    page.wait_for_function("(old) => [...document.querySelectorAll('#downloads a[href]')].some(a => !old.includes(a.href))", arg=old)
+    page.locator("#live-roll").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "regenerated-1366x768.png"))
+    after = read_midi(ui.midi_download()).score
+    bar = 2 * before.ticks_per_beat
+    for old_track, new_track in zip(before.tracks, after.tracks, strict=True):
+        notes = [{(n.start, n.end, n.pitch, n.velocity) for n in t.notes} for t in (old_track, new_track)]
+        outside = [{n for n in kept if old_track.name != "Alto" or not 2 * bar <= n[0] < 4 * bar} for kept in notes]
+        assert outside[0] == outside[1], old_track.name
+    alto = [{(n.start, n.pitch) for n in t.notes if 2 * bar <= n.start < 4 * bar} for t in (before.tracks[1], after.tracks[1])]
+    assert before.tracks[1].name == "Alto" and alto[0] != alto[1]
+    assert ui.problems == []
+    page.close()
+
+
 def test_a_take_transposed_and_faster_is_a_new_take_of_the_same_notes(browser, server):
     """Transpose and tempo: type 3 semitones, drag the tempo to its top (200%), make the take: take 2
     has every note of take 1 three semitones up at the same ticks, twice as fast; the live roll shows
