@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from studio.core.chord_marks import ChordMark, progression_text
 from studio.core.errors import InputError
 
-__all__ = ["MAX_TAKES", "add_take", "find_take", "take_from_result", "take_label"]
+__all__ = ["MAX_TAKES", "add_take", "find_take", "take_chords_text", "take_from_result", "take_label"]
 
 MAX_TAKES = 20  # the oldest takes are dropped beyond this (their files are cleaned with the session's folder)
 
@@ -42,6 +43,8 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
         "warnings": list(result.warnings),
         "bar_ticks": [int(t) for t in getattr(result, "bar_ticks", None) or []],  # the live roll's bars (a pickup the meter map lacks)
         "given_until_tick": getattr(result, "given_until_tick", None),  # where a model's added bars begin, if it added any
+        "given_chords": getattr(result, "given_chords", None),  # the chords the accompanist was given, as typed
+        "chords": [[m.start, m.end, m.name, m.given] for m in getattr(result, "chords", None) or []],  # ticks, name, given
     }
 
 
@@ -52,6 +55,8 @@ def take_label(take: Mapping[str, Any]) -> str:
     label = f"Take {take['number']} · {model} · seed {take['seed']}"
     if extras:
         label += f" ({extras})"
+    if take.get("given_chords"):
+        label += f" · chords {take['given_chords']}"
     return f"{label} · {take['melody']}"
 
 
@@ -69,3 +74,12 @@ def find_take(takes: Sequence[Mapping[str, Any]] | None, label: str | None) -> d
                 raise InputError(f"{label} has expired (its files are kept an hour): generate it again with the same seed")
             return dict(take)
     raise InputError("that take is not in this session any more: generate a new one")
+
+
+def take_chords_text(take: Mapping[str, Any], heard: bool = True) -> str:
+    """The take's chords as a progression to edit and give back ("C G | Am F | ..."): the ones heard in
+    it (`heard`), or the ones it was given; '' when it has none."""
+    marks = [ChordMark(int(a), int(b), str(name), bool(given)) for a, b, name, given in take.get("chords") or []]
+    chosen = [m for m in marks if m.given != heard]
+    end = max((m.end for m in marks), default=0)
+    return progression_text(chosen, take.get("bar_ticks") or [0], end)
