@@ -180,10 +180,9 @@ def _chord_controls(first: str) -> tuple[gr.Group, gr.Textbox, gr.Dropdown, gr.B
             interactive=True,
             elem_id="chords",
         )
-        with gr.Row(equal_height=True):
-            label, choices = act.progression_picker(None)
-            progressions = gr.Dropdown(choices=choices, value=None, label=label, interactive=True, elem_id="progressions", scale=3)
-            copy = gr.Button("Copy this take's chords", elem_id="copy-chords", scale=2, min_width=140)
+        label, choices = act.progression_picker(None)
+        progressions = gr.Dropdown(choices=choices, value=None, label=label, interactive=True, elem_id="progressions")
+        copy = gr.Button("Copy this take's chords into the box", elem_id="copy-chords", size="sm")
     return group, chords, progressions, copy
 
 
