@@ -2,17 +2,21 @@
 
 How it works, in the order of `RulesAccompanist.generate`:
 1. Estimate the key of the melody (Krumhansl-Kessler profiles, `studio.core.theory`).
-2. Cut every bar into harmonic segments: half bars in duple meters (4/4 -> 2 x 2 beats, 6/8 -> 2
-   dotted quarters), whole bars in triple meters (3/4, 9/8), 3+2 / 4+3 beats in 5 and 7.
-3. Choose one diatonic chord per segment with the Viterbi algorithm, maximising
+2. Cut every bar into harmonic segments (`studio.core.chords.harmonic_segments`): half bars in duple
+   meters (4/4 -> 2 x 2 beats, 6/8 -> 2 dotted quarters), whole bars in triple meters (3/4, 9/8),
+   3+2 / 4+3 beats in 5 and 7; where the user gave chords, also where those change.
+3. Choose one diatonic chord per segment with the Viterbi algorithm (a segment under a given chord
+   takes that chord, whatever its quality: the others are chosen around it), maximising
    (a) fit: melody notes that are chord tones score, non-chord tones cost (more on strong beats,
        most when a semitone above a chord tone);
    (b) progression: functional-harmony preferences (root motion down a fifth, pre-dominant ->
        dominant -> tonic, no dominant -> subdominant retrogression), and
    (c) cadences: start on the tonic, an authentic cadence (V - I) at the end, a tonic or dominant at
        each 4-bar phrase end.
-4. Voice it as a bass line (roots, smooth octave choice) and chords (close voicings under the
-   melody, chosen for the smallest voice-leading motion), with a meter-aware rhythm pattern.
+4. Voice it as a bass line (roots, or a slash chord's bass; smooth octave choice) and chords (close
+   voicings of all the chord's tones under the melody, chosen for the smallest voice-leading motion),
+   with a meter-aware rhythm pattern. Under given chords every note sounding on a strong beat is a
+   chord tone (`studio.core.chords.chord_tone_share` is 1.0).
 
 The seed draws one `Variation` of that music (seed 0: none, the harmonizer's first choice every
 time): near-equal chords may trade places in step 3, and in step 4 the voicing (inversion and
@@ -23,6 +27,7 @@ short chords ring) are drawn. Every draw keeps to the key and to consonance with
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from models.base import FamilyInfo
+from models.base import CHORDS_PARAM, FamilyInfo
+from studio.core.chords import QUALITIES, ChordSpan, ChordSymbol, Segment, harmonic_segments
 from studio.core.metrics import CONSONANT_INTERVALS, melody_key
 from studio.core.roll import STEPS_PER_BEAT as STEPS_PER_QUARTER
 from studio.core.roll import Bar, Grid, RollTrack
@@ -48,6 +54,7 @@ FAMILY = FamilyInfo(
     uses_torch=False,  # the registry need not import torch (or look for a GPU) for this family
     order=0,
     regenerates="bars",
+    follows_chords=True,  # params["chords"]: the user's chords, followed exactly
 )
 
 
@@ -121,13 +128,15 @@ class Variation:
 
 @dataclass(frozen=True)
 class Chord:
-    """A diatonic chord: `root` pitch class, chord tones `pcs` (root first), and its roman `name`."""
+    """A chord the harmonizer plays: `root` pitch class, chord tones `pcs` (root first), its `name`
+    (roman for the vocabulary's, the symbol for a chord the user gave) and, for a slash chord, the `bass` pitch class."""
 
     root: int
     pcs: tuple[int, ...]
     name: str
     prior: float  # how common the chord is (log-ish score)
-    function: str  # 'T' tonic, 'S' pre-dominant, 'D' dominant, 'D2' secondary dominant
+    function: str  # 'T' tonic, 'S' pre-dominant, 'D' dominant, 'D2' secondary dominant, '' none (a given chord outside the key)
+    bass: int | None = None  # a slash chord's bass (played by the bass), None: the root
 
 
 def chord_vocabulary(key: Key, secondary_prior: float = -0.6) -> list[Chord]:
@@ -165,6 +174,33 @@ def chord_vocabulary(key: Key, secondary_prior: float = -0.6) -> list[Chord]:
     ]
 
 
+def given_chord(symbol: ChordSymbol, vocab: Sequence[Chord], key: Key | None = None) -> Chord:
+    """The chord the user gave as the harmonizer plays it: all its tones (a four-note chord voiced with
+    four), its slash bass for the bass, and the harmonic function of the vocabulary's chord on the same
+    triad (for the progression into and out of it), or none."""
+    pcs = tuple((symbol.root + i) % 12 for i in QUALITIES[symbol.quality])
+    function = next((c.function for c in vocab if c.pcs == pcs[:3]), "")
+    return Chord(symbol.root, pcs, symbol.name(key), 0.0, function, symbol.bass)
+
+
+def cut_at_spans(segs: Sequence[Segment], spans: Sequence[ChordSpan]) -> tuple[list[Segment], list[ChordSymbol | None]]:
+    """`segs` cut where a given chord starts or ends, and the chord given over each piece (None: free).
+    A piece cut off a segment's start is a strong place for a change (the user chose it)."""
+    cuts = sorted({s.start for s in spans} | {s.end for s in spans})
+    out: list[Segment] = []
+    for seg in segs:
+        edges = [seg.start, *(c for c in cuts if seg.start < c < seg.end), seg.end]
+        for a, b in itertools.pairwise(edges):
+            whole = (a, b) == (seg.start, seg.end)
+            out.append(seg if whole else Segment(a, b, seg.bar, seg.downbeat and a == seg.start, seg.strong or a != seg.start))
+    starts = [s.start for s in spans]
+    given: list[ChordSymbol | None] = []
+    for seg in out:
+        i = bisect.bisect_right(starts, seg.start) - 1
+        given.append(spans[i].chord if i >= 0 and spans[i].start <= seg.start < spans[i].end else None)
+    return out, given
+
+
 def _transition(a: Chord, b: Chord, at_bar_line: bool) -> float:
     """Preference for chord `b` after chord `a` (functional harmony, root motion)."""
     if a == b:
@@ -190,46 +226,7 @@ def _transition(a: Chord, b: Chord, at_bar_line: bool) -> float:
     return score
 
 
-@dataclass
-class _Segment:
-    start: int
-    end: int
-    bar: int  # index in grid.bars
-    downbeat: bool  # starts a bar
-    strong: bool = True  # starts a bar or its middle (a natural place for a chord change)
-
-
-def _segments(grid: Grid, chords_per_bar: int) -> list[_Segment]:
-    """Harmonic segments of every bar, following the meter's felt beats."""
-    out: list[_Segment] = []
-    for i, bar in enumerate(grid.bars):
-        cuts = _bar_cuts(bar, chords_per_bar)
-        edges = [bar.start] + [bar.start + c for c in cuts if 0 < c < bar.length] + [bar.end]
-        middle = bar.start + _bar_cuts(bar, 2)[0] if _bar_cuts(bar, 2) else None
-        for a, b in itertools.pairwise(edges):
-            if b > a:
-                out.append(_Segment(a, min(b, grid.n_steps), i, a == bar.start, a in (bar.start, middle)))
-    return [s for s in out if s.end > s.start]
-
-
-def _bar_cuts(bar: Bar, chords_per_bar: int) -> list[int]:
-    """Offsets (steps from the bar start) where a chord may change inside a full bar."""
-    if chords_per_bar <= 1 or bar.length < bar.full_length:
-        return []
-    beat = bar.beat_steps
-    beats = max(1, bar.full_length // beat)
-    if chords_per_bar > 2:
-        return list(range(beat, bar.full_length, beat))
-    if beats % 2 == 0:
-        return [bar.full_length // 2]
-    if beats == 5:
-        return [3 * beat]
-    if beats == 7:
-        return [4 * beat]
-    return []  # 3/4, 9/8, 3/8: one chord per bar
-
-
-def _notes_by_segment(notes: list[tuple[int, int, int]], segs: list[_Segment]) -> list[list[tuple[int, int, int]]]:
+def _notes_by_segment(notes: list[tuple[int, int, int]], segs: list[Segment]) -> list[list[tuple[int, int, int]]]:
     """For each segment, the melody notes that overlap it (notes and segments are sorted by time)."""
     out: list[list[tuple[int, int, int]]] = [[] for _ in segs]
     first = 0
@@ -286,6 +283,12 @@ def _leave_out_clashes(keys: RollTrack, melody_sounding: np.ndarray) -> None:
             keys.onset[t, p] = False
 
 
+def _given_steps(spans: Sequence[ChordSpan]) -> frozenset[int]:
+    """The steps under a given chord (a span whose chord is not None)."""
+    return frozenset(t for span in spans if span.chord is not None for t in range(span.start, span.end))
+
+
+_FORBIDDEN = -1e9  # the score of a chord a segment may not take (a given chord elsewhere, another chord where one is given)
 PARALLEL_COST = 12  # semitones of voice-leading motion a parallel fifth or octave with the melody counts as
 
 
@@ -306,23 +309,35 @@ def _voicing_cost(voicing: tuple[int, ...], previous: tuple[int, ...], melody_be
 
 
 def _motion(voicing: tuple[int, ...], previous: tuple[int, ...]) -> int:
-    """Voice-leading motion between two voicings: semitones moved, voice by voice."""
+    """Voice-leading motion between two voicings: semitones moved, voice by voice (between a three-
+    and a four-note chord: each note of the larger from the nearest of the other)."""
+    if len(voicing) != len(previous):
+        more, fewer = (voicing, previous) if len(voicing) > len(previous) else (previous, voicing)
+        return sum(min(abs(a - b) for b in fewer) for a in more)
     return sum(abs(a - b) for a, b in zip(voicing, previous, strict=True))
 
 
 def _walk(
-    bass: RollTrack, segs: list[_Segment], grid: Grid, key: Key, melody_sounding: np.ndarray, final: int, bass_range: tuple[int, int]
+    bass: RollTrack,
+    segs: list[Segment],
+    grid: Grid,
+    key: Key,
+    melody_sounding: np.ndarray,
+    final: int,
+    bass_range: tuple[int, int],
+    keep: frozenset[int] = frozenset(),
 ) -> None:
     """A walking bass: on the last beat of a segment whose next root differs, a scale step that
     leads into it (from below when the bass climbs, from above when it falls), where that step is
     consonant with every melody note sounding then, in the bass's range, and differs from the bass it replaces.
-    `melody_sounding` shape=(T, 128) bool; nothing changes from `final` (the last chord) on."""
+    `melody_sounding` shape=(T, 128) bool; nothing changes from `final` (the last chord) on, nor on a
+    step of `keep` (a strong beat under a given chord, where the bass plays a chord tone)."""
     scale = set(key.scale)
     sounding = bass.velocity > 0
     for seg, nxt in itertools.pairwise(segs):
         beat = grid.bars[seg.bar].beat_steps
         t0 = seg.end - beat
-        if t0 <= seg.start or seg.end > final or nxt.start != seg.end:
+        if t0 <= seg.start or seg.end > final or nxt.start != seg.end or t0 in keep:
             continue
         here, there = np.flatnonzero(sounding[t0]), np.flatnonzero(bass.onset[nxt.start] & sounding[nxt.start])
         if len(here) != 1 or len(there) != 1 or here[0] == there[0]:
@@ -348,7 +363,7 @@ class RulesAccompanist:
         self.config = config or RulesConfig()
 
     # -- 3. chord choice -------------------------------------------------------------------------
-    def _fit(self, chord: Chord, seg: _Segment, notes: list[tuple[int, int, int]], grid: Grid) -> float:
+    def _fit(self, chord: Chord, seg: Segment, notes: list[tuple[int, int, int]], grid: Grid) -> float:
         cfg = self.config
         bar = grid.bars[seg.bar]
         beat = bar.beat_steps
@@ -381,20 +396,33 @@ class RulesAccompanist:
         key: Key,
         chords_per_bar: int,
         variation: Variation | None = None,
+        given: Sequence[ChordSpan] = (),
         fixed: Mapping[int, int] | None = None,
         span: tuple[int, int] | None = None,
         avoid: Mapping[int, int] | None = None,
-    ) -> tuple[list[_Segment], list[Chord]]:
+    ) -> tuple[list[Segment], list[Chord]]:
         """Viterbi over segments: the best-scoring chord per segment (fit + progression + cadences);
         a `variation` with a chord jitter adds its noise to the diatonic chords' scores first.
-        `fixed` (segment index -> index in `chord_vocabulary`): chords that are given (a regeneration's
-        context), which the others are chosen around; `span` (first, after the last segment): only
-        those are chosen (the others hold the first chord of the vocabulary), default all; `avoid`
-        (segment index -> chord index): chords that cost `regeneration_change` (a regeneration's old ones)."""
+
+        `given` chords (the user's, placed on the grid) are kept exactly: the segments are cut where
+        they change, and each segment under a given chord can only take that chord; the others (a
+        pickup, spans without a chord) are chosen as without them, with the given ones as context.
+
+        A regeneration's context (indices of the segments returned, cut at the given chords' changes):
+        `fixed` (segment index -> index in `chord_vocabulary`) chords the others are chosen around; `span`
+        (first, after the last segment): only those are chosen (the others hold the vocabulary's first
+        chord), default all; `avoid` (segment index -> chord index): chords that cost
+        `regeneration_change` (a regeneration's old ones)."""
         cfg = self.config
         variation = variation or Variation()
         vocab = chord_vocabulary(key, cfg.secondary_prior)
-        segs = _segments(grid, chords_per_bar)
+        segs = harmonic_segments(grid, chords_per_bar)
+        given_at: list[ChordSymbol | None] = [None] * len(segs)
+        if given:
+            segs, given_at = cut_at_spans(segs, given)
+            extra = {symbol: given_chord(symbol, vocab, key) for symbol in given_at if symbol is not None}
+            choice = {symbol: len(vocab) + i for i, symbol in enumerate(extra)}  # the vocabulary's index of each given chord
+            vocab = vocab + list(extra.values())
         notes = _melody_notes(melody)
         if not segs:
             return [], []
@@ -430,6 +458,15 @@ class RulesAccompanist:
             local[i, j] -= cfg.regeneration_change
         for i, j in (fixed or {}).items():
             local[i] = np.where(np.arange(k) == j, 0.0, -1e9)
+        if given:
+            # A given chord is the only one its segments may take; elsewhere only the key's vocabulary.
+            allowed = np.zeros((n, k), bool)
+            allowed[:, : k - len(choice)] = True
+            for i, symbol in enumerate(given_at):
+                if symbol is not None:
+                    allowed[i] = False
+                    allowed[i, choice[symbol]] = True
+            local = np.where(allowed, local, _FORBIDDEN)
         trans = np.array([[[_transition(a, b, at_bar) for b in vocab] for a in vocab] for at_bar in (False, True)])
         best = local[lo].copy()
         back = np.zeros((n, k), int)
@@ -445,18 +482,19 @@ class RulesAccompanist:
         for i in range(hi - 1, lo, -1):
             path.append(int(back[i, path[-1]]))
         path.reverse()
-        # After the last melody note the final chord holds.
+        # After the last melody note the final chord holds (where no chord is given).
         chords = [vocab[0]] * lo + [vocab[j] for j in path] + [vocab[0]] * (n - hi)
         for i in range(max(last_seg + 1, lo), hi if lo <= last_seg else lo):
-            chords[i] = chords[last_seg]
+            if given_at[i] is None:
+                chords[i] = chords[last_seg]
         return segs, chords
 
     # -- 4. voicing --------------------------------------------------------------------------------
     def _voicings(self, chord: Chord, ceiling: int) -> list[tuple[int, ...]]:
-        """Close three-note voicings of `chord` whose top is at most `ceiling`."""
+        """Close voicings of `chord` (all its tones: three, or four for a seventh or sixth chord) whose top is at most `ceiling`."""
         floor = ceiling - self.config.chord_span
         out = []
-        for inversion in range(3):
+        for inversion in range(len(chord.pcs)):
             pcs = chord.pcs[inversion:] + chord.pcs[:inversion]
             for base in range(floor, ceiling + 1):
                 if base % 12 != pcs[0]:
@@ -473,19 +511,21 @@ class RulesAccompanist:
 
     def voice(
         self,
-        segs: list[_Segment],
+        segs: list[Segment],
         chords: list[Chord],
         melody: RollTrack,
         grid: Grid,
         pattern: str,
         variation: Variation | None = None,
         key: Key | None = None,
+        given: Sequence[ChordSpan] = (),
         before: tuple[tuple[int, ...], int | None] | None = None,
     ) -> list[RollTrack]:
         """Bass and chord tracks for the chosen chords, as `variation` draws them (default: none);
         `key` (the scale of a walking bass's passing tones) is needed only by a variation that walks.
-        `before`: the voicing and bass pitch heard just before the first segment (a regeneration's),
-        which the voice leading continues from."""
+
+        Under `given` chords every note sounding on a strong beat is a tone of the chord given there:
+        a walking bass passes between beats only, and the held ending changes chord where they do."""
         cfg = self.config
         variation = variation or Variation()
         rng = variation.rng
@@ -498,7 +538,9 @@ class RulesAccompanist:
         lo, hi = cfg.bass_range
         notes = _melody_notes(melody)
         final = notes[-1][0] if notes else n_steps  # where the melody's last note starts
-        ending: tuple[int, tuple[int, ...]] | None = None  # bass pitch and voicing under it
+        ending: list[tuple[int, int, tuple[int, ...]]] = []  # from the last note on: (start, bass pitch, voicing), a chord each
+        ending_chord: Chord | None = None
+        under_given = _given_steps(given)
         prev_chord: Chord | None = None
         prev_bass_played: int | None = prev_bass  # the root, or its fifth in an alternating bass
         prev_melody = -1  # the melody's pitch where the previous chord began (-1: silent)
@@ -521,46 +563,71 @@ class RulesAccompanist:
                     smooth = costs[options.index(voicing)] + variation.voicing_slack
                     voicing = options[int(rng.choice([i for i, c in enumerate(costs) if c <= smooth]))]
             prev_voicing = voicing
-            roots = [p for p in range(lo, hi + 1) if p % 12 == chord.root]
+            roots = [p for p in range(lo, hi + 1) if p % 12 == (chord.root if chord.bass is None else chord.bass)]
             target = 43 if prev_bass is None else prev_bass  # start around G2, then move smoothly
-            root_pitch = min(roots, key=lambda p: abs(p - target))
+            root_pitch = min(roots, key=lambda p: abs(p - target))  # a slash chord's bass as its root: the bass plays it
             bass_pitch = root_pitch
-            if variation.bass == "alternate" and prev_chord == chord and prev_bass_played == root_pitch:
-                # the chord held over: its fifth this time (a root-fifth bass), the nearer octave in range
-                fifths = [p for p in range(lo, hi + 1) if p % 12 == chord.pcs[2]]
-                bass_pitch = min(fifths, key=lambda p: abs(p - root_pitch))
-            if _parallel_perfect(prev_bass_played, bass_pitch, prev_melody, melody_now):
-                # root to root under a melody moving the same way is parallel octaves or fifths between the
-                # outer voices: the chord's third in the bass instead (a first inversion), if that mends it
-                thirds = [p for p in range(lo, hi + 1) if p % 12 == chord.pcs[1]]
-                if thirds:
-                    third = min(thirds, key=lambda p: abs(p - (prev_bass_played or p)))
-                    if not _parallel_perfect(prev_bass_played, third, prev_melody, melody_now):
-                        bass_pitch = third
+            if chord.bass is None:  # a slash chord's bass is the one the user wrote: neither alternated nor moved
+                bass_pitch = self._bass_choice(chord, root_pitch, prev_chord, prev_bass_played, prev_melody, melody_now, variation)
             prev_melody = melody_now
             prev_bass, prev_chord, prev_bass_played = root_pitch, chord, bass_pitch
             self._play(bass, keys, seg, bar, bass_pitch, voicing, pattern, chord, variation)
             if seg.start <= final < seg.end:
-                ending = (root_pitch, voicing)
+                ending = [(final, root_pitch, voicing)]
+            elif ending and seg.start in under_given and chord != ending_chord:
+                ending.append((seg.start, root_pitch, voicing))  # a given chord changes under the held last note
+            else:
+                continue
+            ending_chord = chord
         if variation.bass == "walk" and key is not None and pattern != "oompah":
-            _walk(bass, segs, grid, key, sounding, min(final, n_steps), cfg.bass_range)
-        if ending is not None:
+            keep = frozenset(s.start for s in harmonic_segments(grid, 2) if s.strong and s.start in under_given)
+            _walk(bass, segs, grid, key, sounding, min(final, n_steps), cfg.bass_range, keep)
+        if ending:
             # The tune's last note gets one held chord, ringing to the end: a band ends on a chord,
-            # not by playing its pattern on after the tune has stopped.
+            # not by playing its pattern on after the tune has stopped (the user's chords may change under it).
             for track in (bass, keys):
                 track.velocity[final:] = 0
                 track.onset[final:] = False
-            bass.add_note(final, n_steps, ending[0], cfg.bass_velocity)
-            for p in ending[1]:
-                keys.add_note(final, n_steps, p, cfg.chord_velocity)
+            for (start, bass_pitch, voicing), (end, *_) in itertools.pairwise([*ending, (n_steps, 0, ())]):
+                bass.add_note(start, end, bass_pitch, cfg.bass_velocity)
+                for p in voicing:
+                    keys.add_note(start, end, p, cfg.chord_velocity)
         _leave_out_clashes(keys, sounding)
         return [bass, keys]
+
+    def _bass_choice(
+        self,
+        chord: Chord,
+        root_pitch: int,
+        prev_chord: Chord | None,
+        prev_bass_played: int | None,
+        prev_melody: int,
+        melody_now: int,
+        variation: Variation,
+    ) -> int:
+        """The bass note under `chord` (its root at `root_pitch`): the fifth on a held chord in an
+        alternating bass; the third where the root would move in parallel octaves or fifths with the melody."""
+        lo, hi = self.config.bass_range
+        bass_pitch = root_pitch
+        if variation.bass == "alternate" and prev_chord == chord and prev_bass_played == root_pitch:
+            # the chord held over: its fifth this time (a root-fifth bass), the nearer octave in range
+            fifths = [p for p in range(lo, hi + 1) if p % 12 == chord.pcs[2]]
+            bass_pitch = min(fifths, key=lambda p: abs(p - root_pitch))
+        if _parallel_perfect(prev_bass_played, bass_pitch, prev_melody, melody_now):
+            # root to root under a melody moving the same way is parallel octaves or fifths between the
+            # outer voices: the chord's third in the bass instead (a first inversion), if that mends it
+            thirds = [p for p in range(lo, hi + 1) if p % 12 == chord.pcs[1]]
+            if thirds:
+                third = min(thirds, key=lambda p: abs(p - (prev_bass_played or p)))
+                if not _parallel_perfect(prev_bass_played, third, prev_melody, melody_now):
+                    bass_pitch = third
+        return bass_pitch
 
     def _play(
         self,
         bass: RollTrack,
         keys: RollTrack,
-        seg: _Segment,
+        seg: Segment,
         bar: Bar,
         bass_pitch: int,
         voicing: tuple[int, ...],
@@ -597,7 +664,7 @@ class RulesAccompanist:
         self,
         bass: RollTrack,
         keys: RollTrack,
-        seg: _Segment,
+        seg: Segment,
         bar: Bar,
         bass_pitch: int,
         voicing: tuple[int, ...],
@@ -642,18 +709,24 @@ class RulesAccompanist:
             Draws the `Variation`: 0 plays the harmonizer's first choices; another seed lets
             near-equal chords trade places and draws the voicings, the bass (roots, root-fifth, a
             walking passing tone) and the pattern's variant. The same seed always plays the same.
+
+            `chords` (`models.base.CHORDS_PARAM`) : list of `studio.core.chords.ChordSpan`, default:
+            none. The user's chords on the grid, followed exactly: every accompaniment note sounding
+            on a strong beat under a given chord is one of its tones; spans without a chord (and a
+            pickup) are harmonized as without them.
         """
         chords_per_bar = int(params.get("chords_per_bar", 2))
         pattern = str(params.get("pattern", "oompah"))
+        given: Sequence[ChordSpan] = params.get(CHORDS_PARAM) or ()
         key = melody_key(melody)
         variation = Variation.draw(int(seed), self.config)
-        segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation)
+        segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, given)
         if not segs:
             return [
                 RollTrack.empty("Bass", self.config.bass_program, grid.n_steps),
                 RollTrack.empty("Guitar", self.config.chord_program, grid.n_steps),
             ]
-        return self.voice(segs, chords, melody, grid, pattern, variation, key)
+        return self.voice(segs, chords, melody, grid, pattern, variation, key, given)
 
     def regenerate(
         self,
@@ -678,7 +751,7 @@ class RulesAccompanist:
         pattern = str(params.get("pattern", "oompah"))
         key = melody_key(melody)
         vocab = chord_vocabulary(key, self.config.secondary_prior)
-        segs = _segments(grid, chords_per_bar)
+        segs = harmonic_segments(grid, chords_per_bar)
         inside = [i for i, seg in enumerate(segs) if start <= seg.start < end]
         if not inside:
             return list(accompaniment)
@@ -689,8 +762,8 @@ class RulesAccompanist:
         variation = Variation.from_rng(np.random.default_rng([REGENERATION_STREAM, int(seed)]), self.config, regeneration=True)
         span = (max(0, inside[0] - 1), min(len(segs), inside[-1] + 2))  # the selection and the two chords around it
         played_before = heard_chords(segs, vocab, accompaniment, inside)
-        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed, span, played_before)
-        played = self.voice([segs[i] for i in inside], [chords[i] for i in inside], melody, grid, pattern, variation, key, before)
+        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed=fixed, span=span, avoid=played_before)
+        played = self.voice([segs[i] for i in inside], [chords[i] for i in inside], melody, grid, pattern, variation, key, before=before)
         return regenerated_tracks(list(accompaniment), played, start, end, None)
 
 
@@ -698,7 +771,7 @@ REGENERATION_STREAM = 7  # a regeneration's random stream, apart from `Variation
 
 
 def heard_chords(
-    segs: Sequence[_Segment], vocab: Sequence[Chord], accompaniment: Sequence[RollTrack], which: Sequence[int] | None = None
+    segs: Sequence[Segment], vocab: Sequence[Chord], accompaniment: Sequence[RollTrack], which: Sequence[int] | None = None
 ) -> dict[int, int]:
     """The chord (index in `vocab`) each segment of a take plays (of the segments `which`, default all),
     read from its accompaniment: the chord whose tones sound most in the segment (steps x notes) and

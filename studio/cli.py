@@ -93,6 +93,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             then=args.then,
             then_params=_parse_params(args.then_param),
             keep_tracks=args.keep_tracks,
+            chords=args.chords,
         )
         result = accompany(request)
         written = _place_outputs(result, outs)
@@ -105,6 +106,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if m["in_key"] == m["in_key"]:  # not NaN: there is an accompaniment to measure
         line += f": in-key {m['in_key']:.3f}, consonance {m['consonance']:.3f}"
     print(line)
+    _print_chords(result)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -143,6 +145,17 @@ def _cmd_regenerate(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _print_chords(result) -> None:
+    """The take's chords: the ones given (as typed), and the ones heard in it, bar by bar."""
+    from studio.core.chord_marks import progression_text  # with the command (the parser answers first)
+
+    if result.given_chords:
+        print(f"chords given: {result.given_chords}")
+    heard = progression_text([m for m in result.chords if not m.given], result.bar_ticks, result.score.end_tick)
+    if heard:
+        print(f"chords heard: {heard}")
 
 
 def _check_targets(*targets: str | None) -> None:
@@ -320,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--melody-track", type=int, help="index of the melody track (default: found automatically)")
     p.add_argument("--then", metavar="MODEL", help="after a model that writes melody (transformer-folk): accompany the result with MODEL")
     p.add_argument("--then-param", action="append", default=[], metavar="K=V", help="a parameter of the --then model (repeatable)")
+    p.add_argument(
+        "--chords",
+        metavar="TEXT",
+        help="chords the accompanist keeps to (models that follow chords, e.g. rules): 'C G/B Am F' is a chord a bar, "
+        "'C G | Am F' two a bar; looped to the melody's end",
+    )
     p.add_argument(
         "--keep-tracks",
         action="store_true",

@@ -4,6 +4,7 @@
 // audio player (#audio audio), a click seeks it, and a range of bars can loop. With "Edit melody" on,
 // the melody's notes are added, moved, lengthened and removed on the 16th grid, with undo; the page's
 // "Use the edited melody" button sends window.studioRoll.json() to Python (studio.core.melody_edit).
+// Under the bar numbers, the take's chords: the ones the user gave (bold) and the ones heard in it.
 (() => {
   const root = element.querySelector(".lr-root");
   if (!root || root.dataset.ready) return;
@@ -18,10 +19,12 @@
   const GUTTER = 38; // pitch names, left
   const RULER = 24; // bar numbers, top
   const DRUMS = 16; // the drum band, bottom
+  const LANE = 20; // a row of chord names under the ruler: the chords given, then the chords heard
   const MAX_UNDO = 200;
   const S = {
     data: null, notes: [], undo: [], pps: 40, playhead: 0, selected: null, editing: false,
     loop: { on: false, from: 0, to: 1 }, range: null, drag: null, lastSteps: 4, raf: 0, ctx: null, edits: 0,
+    lanes: [], drawnChords: [],
   };
 
   const r6 = (x) => Math.round(x * 1e6) / 1e6;
@@ -63,9 +66,10 @@
     const hasDrums = d.tracks.some((t) => t.drums && t.notes.length);
     const [lo, hi] = pitchRange();
     const band = hasDrums ? DRUMS + 4 : 2;
-    const height = clamp(RULER + 6 * (hi - lo + 1) + band, narrow() ? 240 : 300, narrow() ? 340 : 420);
+    const top = RULER + LANE * S.lanes.length;
+    const height = clamp(top + 6 * (hi - lo + 1) + band, (narrow() ? 240 : 300) + top - RULER, (narrow() ? 340 : 420) + top - RULER);
     const bottom = height - band;
-    return { width: scroller.clientWidth || 600, height, top: RULER, bottom, lo, hi, rowH: (bottom - RULER) / (hi - lo + 1), hasDrums };
+    return { width: scroller.clientWidth || 600, height, top, bottom, lo, hi, rowH: (bottom - top) / (hi - lo + 1), hasDrums };
   }
   const xOf = (s) => GUTTER + s * S.pps - scroller.scrollLeft;
   const timeAt = (x) => (x - GUTTER + scroller.scrollLeft) / S.pps;
@@ -109,6 +113,8 @@
     S.playhead = 0;
     const melody = S.data && S.data.melody !== null ? S.data.tracks[S.data.melody] : null;
     S.notes = melody ? melody.notes.map(([s, e, p, v]) => ({ s, e, p, v })) : [];
+    const chords = S.data && Array.isArray(S.data.chords) ? S.data.chords : [];
+    S.lanes = [chords.filter((c) => c.given), chords.filter((c) => !c.given)].filter((lane) => lane.length);
     legend();
     if (!S.data) { say(""); draw(); return; }
     const first = S.data.bar_numbers[0];
@@ -127,6 +133,7 @@
   function legend() {
     const list = $(".lr-legend");
     list.textContent = "";
+    $(".lr-chord-legend").hidden = true;
     if (!S.data) return;
     const item = (colour, text, cls) => {
       const li = document.createElement("li");
@@ -138,6 +145,54 @@
     };
     S.data.tracks.forEach((t) => item(t.colour, t.label, t.melody ? "lr-melody" : ""));
     if (S.data.given_until_s !== null && S.data.given_until_s !== undefined) item("#F6DFA8", "added by the model", "");
+    const key = $(".lr-chord-legend");
+    key.textContent = "";
+    key.hidden = !S.lanes.length;
+    for (const lane of S.lanes) {
+      const li = document.createElement("li");
+      const sample = document.createElement("span");
+      sample.className = "lr-chord-sample" + (lane[0].given ? " lr-given" : "");
+      sample.textContent = lane[0].name; // a chord name from the take's file: text, never markup
+      li.append(sample, document.createTextNode(lane[0].given ? "chords you gave (row “given”)" : "chords heard in the take (row “heard”)"));
+      key.appendChild(li);
+    }
+  }
+
+  // The chord lanes under the ruler: each chord's name at its start (a chord that began off screen at
+  // the left edge), in bold where the user gave it; a name that would run into the one before is left out.
+  function drawChords(g, c, width) {
+    S.drawnChords = [];
+    if (!S.lanes.length) return;
+    g.fillStyle = c.bg;
+    g.fillRect(0, RULER, width, LANE * S.lanes.length);
+    g.textBaseline = "middle";
+    S.lanes.forEach((lane, row) => {
+      const y = RULER + row * LANE;
+      g.font = lane[0].given ? "700 13px system-ui, sans-serif" : "13px system-ui, sans-serif";
+      const shown = lane.filter((chord) => xOf(chord.end_s) > GUTTER && xOf(chord.start_s) <= width);
+      g.fillStyle = c.fg;
+      g.globalAlpha = 0.5;
+      for (const chord of shown) if (xOf(chord.start_s) >= GUTTER) g.fillRect(Math.round(xOf(chord.start_s)), y + 3, 1, LANE - 6);
+      let end = -1e9;
+      for (const chord of shown) {
+        const x = Math.max(xOf(chord.start_s) + 4, GUTTER + 4);
+        const w = g.measureText(chord.name).width;
+        if (x < end + 8) continue;
+        g.globalAlpha = 1;
+        g.fillStyle = c.bg; // a name longer than its chord reads whole over the next chord's mark
+        g.fillRect(x - 2, y + 2, w + 4, LANE - 4);
+        g.fillStyle = c.fg;
+        g.globalAlpha = chord.given ? 1 : 0.85;
+        g.fillText(chord.name, x, y + LANE / 2 + 0.5);
+        end = x + w;
+        S.drawnChords.push({ name: chord.name, given: chord.given, x, w, y });
+      }
+      g.globalAlpha = 1;
+      g.fillStyle = c.fg;
+      g.globalAlpha = 0.25;
+      g.fillRect(0, y + LANE - 1, width, 1);
+      g.globalAlpha = 1;
+    });
   }
 
   // ---- drawing ---------------------------------------------------------------------------------
@@ -287,13 +342,16 @@
       g.fillText(text, x + 3, RULER / 2);
     });
 
-    // 7. The pitch names, over everything at the left.
+    drawChords(g, c, width);
+
+    // 7. The pitch names, over everything at the left, and the chord lanes' words.
     g.fillStyle = c.bg;
     g.fillRect(0, 0, GUTTER, v.height);
     g.fillStyle = c.fg;
     g.fillRect(GUTTER - 1, 0, 1, v.height);
     g.font = "11px system-ui, sans-serif";
     g.textBaseline = "middle";
+    S.lanes.forEach((lane, row) => g.fillText(lane[0].given ? "given" : "heard", 3, RULER + row * LANE + LANE / 2, GUTTER - 5));
     for (let p = v.lo; p <= v.hi; p++) {
       if (p % 12 === 0 || v.rowH >= 13) g.fillText(nameOf(p), 3, yOf(v, p) + v.rowH / 2, GUTTER - 5);
     }
@@ -587,7 +645,7 @@
       S.drag = { kind: "range", x0: x, bar0: bar, moved: false };
       S.loop.from = bar;
       S.loop.to = bar;
-    } else if (!S.editing || x < GUTTER) {
+    } else if (!S.editing || x < GUTTER || y < view().top) {
       S.drag = { kind: "seek", x0: x, y0: y };
     } else {
       const hit = melodyAt(x, y);
@@ -686,6 +744,7 @@
 
   function hover(e, x, y) {
     if (y < RULER) { canvas.style.cursor = "pointer"; hideTip(); return; }
+    if (y < view().top) { chordTip(e, x, y); return; }
     const hit = anyNoteAt(x, y);
     if (S.editing) {
       const m = melodyAt(x, y);
@@ -701,6 +760,21 @@
     tip.style.top = `${e.clientY - box.top - 34}px`;
   }
   function hideTip() { tip.hidden = true; }
+  function showTip(e, text) {
+    tip.textContent = text; // names come from files: text, never markup
+    tip.hidden = false;
+    const box = root.getBoundingClientRect();
+    tip.style.left = `${clamp(e.clientX - box.left + 12, 0, Math.max(0, box.width - tip.offsetWidth))}px`;
+    tip.style.top = `${e.clientY - box.top - 34}px`;
+  }
+  function chordTip(e, x, y) {
+    canvas.style.cursor = "pointer";
+    const lane = S.lanes[Math.floor((y - RULER) / LANE)];
+    const s = timeAt(x);
+    const chord = lane && lane.find((ch) => ch.start_s <= s && s < ch.end_s);
+    if (!chord) { hideTip(); return; }
+    showTip(e, `${chord.name} · ${chord.given ? "a chord you gave" : "heard in the take"} · from ${where(chord.start_s)}`);
+  }
 
   // ---- keyboard --------------------------------------------------------------------------------
   function nextNote(from, by) {
@@ -774,6 +848,7 @@
     playhead: () => S.playhead,
     zoom: () => S.pps, // pixels a second
     data: () => S.data,
+    chords: () => S.drawnChords.map((ch) => ({ ...ch })), // the chord names drawn now, where
     notes: () => S.notes.map((n) => [r6(n.s), r6(n.e), n.p, n.v]),
     // Where a person would touch to reach time `s` and pitch `p`: page coordinates (scrolled into view).
     point(s, p) {

@@ -134,7 +134,7 @@ def mix_score(score: Score, mixes: Sequence[TrackMix]) -> Score:
 
     Every note is kept as it is (pitch, time, velocity): volume and mute are the channel volumes of
     `channel_volume`, written beside the score by `remix_take`. Drum tracks stay drums and keep
-    their program. Tempo and meter maps are kept. The mixes are checked here.
+    their program. Tempo and meter maps and the markers (the take's chords) are kept. The mixes are checked here.
 
     Raises
     ------
@@ -147,7 +147,7 @@ def mix_score(score: Score, mixes: Sequence[TrackMix]) -> Score:
     for i, (track, mix) in enumerate(zip(score.tracks, mixes, strict=True)):
         program, _volume = _check_mix(i, mix)
         tracks.append(Track(track.name, track.program if track.is_drum else program, track.is_drum, track.channel, list(track.notes)))
-    return Score(score.ticks_per_beat, tracks, list(score.tempos), list(score.time_signatures))
+    return Score(score.ticks_per_beat, tracks, list(score.tempos), list(score.time_signatures), list(score.markers))
 
 
 def _mix_key(mixes: Sequence[TrackMix]) -> str:

@@ -12,6 +12,8 @@ colours and legend words are the PNG's (`studio.audio.legend`). The result of `r
      "bars": [start_s of every bar], "bar_numbers": [1, 2, ...] (a pickup is bar 0),
      "beats": [start_s of every beat], "end_s": where the last bar ends,
      "given_until_s": where the student's music ends and a model's added bars begin, or None,
+     "chords": [{"start_s", "end_s", "name", "given": bool}, ...] the take's chords (its MIDI's
+               markers, `studio.core.chord_marks`): the ones the user gave and the ones heard in it,
      "pitch_range": [lowest, highest] pitch shown (drums aside),
      "grid": {"ticks_per_beat", "ticks_per_step", "tempo": [[tick, start_s, seconds_per_tick], ...]}}
 
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from studio.audio.legend import legend_label, track_colours
+from studio.core.chord_marks import marks_from_markers
 from studio.core.roll import STEPS_PER_BEAT, Bar
 from studio.core.score import Score
 
@@ -118,6 +121,10 @@ def roll_view(
         "beats": beats,
         "end_s": seconds(end),
         "given_until_s": None if given_until_tick is None else seconds(given_until_tick),
+        "chords": [
+            {"start_s": seconds(m.start), "end_s": seconds(m.end), "name": m.name, "given": m.given}
+            for m in marks_from_markers(score.markers, end)
+        ],
         "pitch_range": [low, high],
         "grid": {"ticks_per_beat": tpb, "ticks_per_step": tpb / STEPS_PER_BEAT, "tempo": tempo},
     }

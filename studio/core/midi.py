@@ -20,7 +20,7 @@ from pathlib import Path
 
 from studio.core.config import Limits
 from studio.core.errors import InputError, one_line
-from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
+from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Marker, Note, Score, TempoChange, TimeSignature, Track
 
 __all__ = ["ParsedMidi", "read_division", "read_midi", "track_channels", "write_midi"]
 
@@ -277,6 +277,7 @@ def _parse_tracks(layout: _Layout) -> tuple[list[list[_Event]], int]:
 
 
 _NAME_CHARS = 60
+MAX_MARKERS = 10_000  # marker events read from one file (a take has one per chord); more are ignored
 
 
 def _text_from_file(payload: bytes, limit: int = _NAME_CHARS) -> str:
@@ -322,6 +323,7 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
     program_changes: list[tuple[int, int, int]] = []  # (tick, channel, program)
     raw: dict[tuple[int, int], list[Note]] = {}
     names: dict[int, str] = {}
+    markers: list[Marker] = []
     zero_length = zero_tempos = 0
     for t_index, events in enumerate(tracks):
         # Notes sounding per (channel, pitch), oldest first: a note-off ends the oldest (FIFO), in
@@ -342,6 +344,8 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
                     name = _text_from_file(payload)
                     if name:
                         names[t_index] = name
+                elif d1 == 0x06 and len(markers) < MAX_MARKERS and (text := _text_from_file(payload)):
+                    markers.append(Marker(tick, text))
                 continue
             kind, channel = status & 0xF0, status & 0x0F
             if kind == 0x90 and d2 > 0:
@@ -396,7 +400,8 @@ def _tracks_from_events(tracks: list[list[_Event]], layout: _Layout) -> tuple[Sc
         split = sum(1 for (ti, _c) in raw if ti == t_index) > 1
         name = f"{base} (ch {channel + 1})" if split else base
         tracks.append(Track(name, program, channel == DRUM_CHANNEL, channel, notes))
-    return Score(ticks_per_beat, tracks, tempos, sigs), warnings, zero_tempos
+    markers.sort(key=lambda m: m.tick)
+    return Score(ticks_per_beat, tracks, tempos, sigs, markers), warnings, zero_tempos
 
 
 # After the last note, a file's time line may go on for at most this long (the rest of a final bar,
@@ -428,6 +433,7 @@ def _drop_after_music(score: Score, file_end: int, warnings: list[str]) -> bool:
         return False
     score.tempos = [t for t in score.tempos if t.tick <= limit]
     score.time_signatures = [s for s in score.time_signatures if s.tick <= limit]
+    score.markers = [m for m in score.markers if m.tick <= limit]
     extra = score.tick_to_seconds(file_end) - score.tick_to_seconds(end)
     warnings.append(
         f"the file goes on for {_span(extra)} after its last note with nothing to play "
@@ -463,6 +469,7 @@ def _apply_limits(score: Score, limits: Limits, warnings: list[str]) -> bool:
         warnings.append(f"the music is {minutes:.1f} minutes ({beats:,.0f} beats) long, over {limit}: the studio uses its first {kept}")
         score.tempos = [t for t in score.tempos if t.tick < cut] or score.tempos[:1]
         score.time_signatures = [s for s in score.time_signatures if s.tick < cut] or score.time_signatures[:1]
+        score.markers = [m for m in score.markers if m.tick < cut]
         return True
     return False
 
@@ -555,8 +562,9 @@ def _text(name: str) -> bytes:
 
 
 def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | None = None) -> bytes:
-    """A type 1 Standard MIDI File of `score`: a conductor track with the tempo and meter maps,
-    then one named track per instrument with its General MIDI program and, when `volumes[i]` is a
+    """A type 1 Standard MIDI File of `score`: a conductor track with the tempo and meter maps and
+    the markers (marker meta events, one clean line of at most 60 characters each), then one named
+    track per instrument with its General MIDI program and, when `volumes[i]` is a
     number (0-127), a channel volume (control change 7) at its start. Without one, players use
     their default (100 in FluidSynth and the GM specification's recommended practice).
 
@@ -569,6 +577,9 @@ def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | No
         conductor.append((sig.tick, 1, _meta(0x58, bytes([sig.numerator, power, 24, 8]))))
     for tempo in score.tempos:
         conductor.append((tempo.tick, 2, _meta(0x51, max(1, min(tempo.microseconds_per_beat, 0xFFFFFF)).to_bytes(3, "big"))))
+    for marker in score.markers:  # one clean line each, as the reader reads them back
+        if text := " ".join(one_line(marker.text).split())[:_NAME_CHARS]:
+            conductor.append((max(0, marker.tick), 3, _meta(0x06, _text(text))))
     chunks = [_track_chunk(conductor)]
     if volumes is not None and len(volumes) != len(score.tracks):
         raise ValueError(f"got {len(volumes)} volumes for {len(score.tracks)} tracks")

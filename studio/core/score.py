@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "DEFAULT_MICROSECONDS_PER_BEAT",
+    "Marker",
     "Note",
     "Score",
     "TempoChange",
@@ -58,6 +59,14 @@ class TimeSignature:
         return max(1, round(self.numerator * ticks_per_beat * 4 / self.denominator))
 
 
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A marker meta event: a word on the time line at `tick` (a take's chords, `studio.core.chord_marks`)."""
+
+    tick: int
+    text: str
+
+
 @dataclass
 class Track:
     """A named instrument part: General MIDI `program` 0-127, drums when `is_drum` (channel 10)."""
@@ -79,13 +88,14 @@ class Score:
     """A song: tracks of notes plus the tempo map and meter map, all in ticks.
 
     `tempos` and `time_signatures` are sorted by tick and always start at tick 0 (`studio.core.midi`
-    fills in the MIDI defaults, 120 qpm and 4/4, when a file has none).
+    fills in the MIDI defaults, 120 qpm and 4/4, when a file has none). `markers` are sorted by tick.
     """
 
     ticks_per_beat: int
     tracks: list[Track] = field(default_factory=list)
     tempos: list[TempoChange] = field(default_factory=lambda: [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT)])
     time_signatures: list[TimeSignature] = field(default_factory=lambda: [TimeSignature(0, 4, 4)])
+    markers: list[Marker] = field(default_factory=list)
 
     @property
     def end_tick(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from studio.core.chord_marks import moved_markers
 from studio.core.errors import InputError
 from studio.core.score import Score, TempoChange, Track
 
@@ -49,8 +50,8 @@ def _moved(track: Track, semitones: int) -> Track:
 
 def transpose(score: Score, semitones: int) -> Score:
     """`score` with every pitched note moved by `semitones` (drums stay; a note that would leave
-    MIDI's 0-127 moves an octave less)."""
-    return replace(score, tracks=[_moved(t, semitones) for t in score.tracks])
+    MIDI's 0-127 moves an octave less), and the chords its markers name with them."""
+    return replace(score, tracks=[_moved(t, semitones) for t in score.tracks], markers=moved_markers(score.markers, semitones))
 
 
 def scale_tempo(score: Score, factor: float) -> Score:

@@ -25,7 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.base import Accompanist, BatchGenerator, Cancelled, CancelToken, FamilyInfo, cancellable, check_cancelled, declarations, family
+from models.base import (
+    CHORDS_PARAM,
+    Accompanist,
+    BatchGenerator,
+    Cancelled,
+    CancelToken,
+    FamilyInfo,
+    cancellable,
+    check_cancelled,
+    declarations,
+    family,
+)
 from studio.core.config import REPO_ROOT, ServiceConfig
 from studio.core.errors import InputError, ModelError
 from studio.core.roll import Grid, RollTrack
@@ -40,6 +51,7 @@ __all__ = [
     "family_info",
     "family_writes",
     "finite_number",
+    "follows_chords",
     "parse_params_json",
     "quoted",
     "whole_number",
@@ -303,6 +315,12 @@ def family_info(name: str) -> FamilyInfo | None:
     return declarations().get(name)
 
 
+def follows_chords(family: str) -> bool:
+    """Whether models of `family` take the user's chords (`models.base.FamilyInfo.follows_chords`)."""
+    info = family_info(family)
+    return info is not None and info.follows_chords
+
+
 def family_writes(family: str) -> str:
     """What models of `family` write, as its declaration says: "accompaniment", or "melody" or
     "variation" (melody models: 'then' names an accompanist for their result). An unknown family
@@ -357,6 +375,10 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return list(self._cards)
 
+    def chord_followers(self) -> list[str]:
+        """The models that take the user's chords (their family declares `follows_chords`), available ones only."""
+        return [c.name for c in self._cards.values() if not c.disabled and follows_chords(c.family)]
+
     def card(self, name: str) -> ModelCard:
         """The card of `name`; an unknown name is an `InputError` listing the known ones."""
         try:
@@ -398,7 +420,9 @@ class ModelRegistry:
         """Run `name` on a melody with checked `params`, within the time-out; errors become `ModelError`."""
         model = self.get(name)
         card = self.card(name)
-        resolved = card.resolve_params(params)
+        resolved = card.resolve_params({k: v for k, v in params.items() if k != CHORDS_PARAM})
+        if params.get(CHORDS_PARAM) and follows_chords(card.family):  # the placed chords, not a card parameter
+            resolved[CHORDS_PARAM] = params[CHORDS_PARAM]
         if isinstance(model, BatchGenerator) and self.batcher.config.window_s > 0:
             result = self._call(name, _run_batched, self.batcher, name, model, melody, grid, resolved, seed)
         else:

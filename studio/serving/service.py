@@ -17,8 +17,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from models.base import Explainer, Interpolator, LatentMapper, StepTracer, TracePlanner, declarations
+from models.base import CHORDS_PARAM, Explainer, Interpolator, LatentMapper, StepTracer, TracePlanner, declarations
 from studio.core import midi
+from studio.core.chord_marks import ChordMark, chord_markers, chord_marks
+from studio.core.chords import ChordSpan, ChordSymbol, analyse_chords, parse_progression, progression_spans
 from studio.core.config import ServiceConfig
 from studio.core.dynamics import shaped
 from studio.core.errors import InputError
@@ -26,7 +28,8 @@ from studio.core.filenames import safe_stem
 from studio.core.files import atomic_write_bytes, output_error, saving_results
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
-from studio.core.metrics import summarize
+from studio.core.metrics import melody_key, summarize
+from studio.core.progressions import common_progressions
 from studio.core.roll import (
     MODEL_PITCH_HIGH,
     MODEL_PITCH_LOW,
@@ -41,7 +44,16 @@ from studio.core.roll import (
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
 from studio.core.theory import pitch_name
 from studio.core.transform import check_change, scale_tempo, transpose
-from studio.serving.registry import ModelCard, ModelRegistry, default_registry, family_info, family_writes, quoted, whole_number
+from studio.serving.registry import (
+    ModelCard,
+    ModelRegistry,
+    default_registry,
+    family_info,
+    family_writes,
+    follows_chords,
+    quoted,
+    whole_number,
+)
 
 __all__ = [
     "AccompanyRequest",
@@ -54,6 +66,7 @@ __all__ = [
     "interpolate",
     "latent_views",
     "output_error",
+    "progression_choices",
     "read_melody",
     "render",
     "sampling_trace",
@@ -81,6 +94,7 @@ class AccompanyRequest:
     then: str | None = None  # after a model that writes melody (the Transformer): the model that accompanies the result
     then_params: Mapping[str, Any] = field(default_factory=dict)
     keep_tracks: bool = False  # add the accompaniment to the song: the input's other tracks (drums too) stay, note for note
+    chords: str | None = None  # "C G/B Am F" (a chord a bar) or "C G | Am F" (several a bar): the accompanist keeps to them
 
 
 @dataclass
@@ -108,6 +122,8 @@ class AccompanyResult:
     listen_path: Path | None = None  # what the page's player plays: the MP3 copy of the WAV, or the WAV (see above)
     notes: list[str] = field(default_factory=list)  # what the model did that is worth saying, not a problem ('added 8 bars')
     given_until_tick: int | None = None  # where the student's bars end and a model's added bars begin (a continuation)
+    chords: list[ChordMark] = field(default_factory=list)  # the take's chords: the ones analysed in it, and the ones given
+    given_chords: str | None = None  # the chords the accompanist was given, as typed (one line)
 
     @property
     def duration_seconds(self) -> float:
@@ -313,6 +329,49 @@ def _ending_with_the_melody(tracks: list[RollTrack], melody: RollTrack, grid: Gr
     return [t.silent_from(end) if end < t.n_steps else t for t in tracks]
 
 
+def _given_progression(request: AccompanyRequest, registry: ModelRegistry, follower: ModelCard) -> list[list[ChordSymbol]] | None:
+    """The request's chords read as bars (None when it sets none), refused before any model runs when
+    they cannot be read or `follower` (the model that accompanies) does not take chords."""
+    if request.chords is None or (isinstance(request.chords, str) and not request.chords.strip()):
+        return None
+    if not isinstance(request.chords, str):
+        raise InputError(f"the chords must be text such as 'C G/B Am F', got {quoted(request.chords)}")
+    bars = parse_progression(request.chords)
+    if not follows_chords(follower.family):
+        takers = ", ".join(registry.chord_followers()) or "none is available"
+        raise InputError(f"{follower.name} does not take chords: the models that follow them are {takers}")
+    return bars
+
+
+def _placed_chords(bars: list[list[ChordSymbol]] | None, melody: RollTrack, grid: Grid) -> list[ChordSpan]:
+    """The given bars of chords on `grid` from its first full bar, looped until the melody's last note ends."""
+    heard = np.flatnonzero((melody.velocity > 0).any(axis=1))
+    if bars is None or not len(heard):
+        return []
+    return progression_spans(bars, grid, until=int(heard[-1]) + 1)
+
+
+def _with_chords(params: dict[str, Any], spans: list[ChordSpan]) -> dict[str, Any]:
+    """The model's parameters with the placed chords (`models.base.CHORDS_PARAM`) when there are any."""
+    return {**params, CHORDS_PARAM: spans} if spans else params
+
+
+def _take_chords(melody: RollTrack, accompaniment: list[RollTrack], grid: Grid, given: list[ChordSpan]) -> list[ChordMark]:
+    """The take's chords: those analysed in the melody and accompaniment together, and the given ones,
+    names spelt for the melody's key."""
+    key = melody_key(melody)
+    analysed = analyse_chords([melody, *accompaniment], grid, key)
+    return chord_marks(given, grid, key, given=True) + chord_marks(analysed, grid, key, given=False)
+
+
+def progression_choices(midi: bytes | str | os.PathLike, config: ServiceConfig | None = None) -> tuple[str, list[tuple[str, str]]]:
+    """The melody's key (e.g. 'G major') and the common progressions in it, as (label, chords) to type
+    over (`studio.core.progressions`): the page's chord picker. A file that cannot be read is an `InputError`."""
+    roll = read_melody(AccompanyRequest(midi=midi), config).roll
+    key = melody_key(roll)
+    return str(key), common_progressions(key)
+
+
 def accompany(
     request: AccompanyRequest,
     registry: ModelRegistry | None = None,
@@ -359,8 +418,11 @@ def accompany(
         names = ", ".join(("drums" if t.is_drum else t.name or "untitled") for t in kept)
         notes.append(f"kept the song's {len(kept)} other tracks ({names})" if kept else "the song has no other tracks to keep")
     then_card = _then_card(registry, card, request.then)  # a wrong chain is refused before any model runs
+    chord_bars = _given_progression(request, registry, then_card or card)  # so are chords the accompanist cannot take
+    given_chords = _placed_chords(chord_bars, melody_roll, grid) if then_card is None else []
     report(0.2, desc=f"generating with {card.name}")
-    accompaniment = _with_dynamics(card, registry.generate(card.name, melody_roll, grid, params, seed), melody_roll, grid)
+    generated = registry.generate(card.name, melody_roll, grid, _with_chords(params, given_chords), seed)
+    accompaniment = _with_dynamics(card, generated, melody_roll, grid)
     lap("model")
 
     continued = [t for t in accompaniment if t.role == "continuation"]  # the Transformer: the melody and new bars after it
@@ -378,13 +440,16 @@ def accompany(
         notes.append(f"{card.name} rewrote the melody (as asked): the output's melody is its version")
     if then_card is not None:
         report(0.35, desc=f"accompanying with {then_card.name}")
-        then_tracks = registry.generate(then_card.name, melody_roll, grid, then_card.resolve_params(request.then_params), seed)
+        given_chords = _placed_chords(chord_bars, melody_roll, grid)  # on the grid of the melody it accompanies
+        then_params = _with_chords(then_card.resolve_params(request.then_params), given_chords)
+        then_tracks = registry.generate(then_card.name, melody_roll, grid, then_params, seed)
         accompaniment += _with_dynamics(then_card, then_tracks, melody_roll, grid)
         lap("then")
 
     accompaniment = _ending_with_the_melody(accompaniment, melody_roll, grid)
     out_tracks = [melody] + [Track(t.name, t.program, t.is_drum, 0, roll_to_notes(t, grid)) for t in accompaniment] + kept
-    result_score = Score(score.ticks_per_beat, out_tracks, score.tempos, score.time_signatures)
+    take_chords = _take_chords(melody_roll, accompaniment, grid, given_chords)
+    result_score = Score(score.ticks_per_beat, out_tracks, score.tempos, score.time_signatures, chord_markers(take_chords))
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), accompaniment, grid)
 
@@ -420,6 +485,8 @@ def accompany(
         listen_path,
         notes,
         given_until,
+        take_chords,
+        " ".join(request.chords.split()) if chord_bars else None,
     )
 
 

@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from studio.core.chord_marks import ChordMark, moved_chord, moved_progression, progression_text
 from studio.core.errors import InputError
 from studio.core.theory import PITCH_NAMES
 
-__all__ = ["MAX_TAKES", "add_take", "changed_take", "find_take", "take_from_result", "take_label"]
+__all__ = ["MAX_TAKES", "add_take", "changed_take", "find_take", "take_chords_text", "take_from_result", "take_label"]
 
 MAX_TAKES = 20  # the oldest takes are dropped beyond this (their files are cleaned with the session's folder)
 
@@ -45,6 +46,8 @@ def take_from_result(result: Any, number: int, melody_name: str, source: str | N
         "bar_ticks": [int(t) for t in getattr(result, "bar_ticks", None) or []],  # the live roll's bars (a pickup the meter map lacks)
         "given_until_tick": getattr(result, "given_until_tick", None),  # where a model's added bars begin, if it added any
         "regenerated": regenerated,  # 'bars 3-4 of take 2' for a take made by regenerating part of another
+        "given_chords": getattr(result, "given_chords", None),  # the chords the accompanist was given, as typed
+        "chords": [[m.start, m.end, m.name, m.given] for m in getattr(result, "chords", None) or []],  # ticks, name, given
     }
 
 
@@ -74,6 +77,8 @@ def changed_take(take: Mapping[str, Any], number: int, files: Sequence[Any], sem
         "changes": ", ".join(words) or "as it was",
         "changed_from": take.get("number"),  # the take it was made from (itself perhaps changed)
         "regenerated": None,  # the label names the take it came from, which may say how it was made
+        "given_chords": moved_progression(take.get("given_chords"), semitones),
+        "chords": [[start, end, moved_chord(name, semitones), given] for start, end, name, given in take.get("chords") or []],
     }
 
 
@@ -88,6 +93,8 @@ def take_label(take: Mapping[str, Any]) -> str:
         label += f" · take {take.get('changed_from')} {take['changes']}"
     if take.get("regenerated"):
         label += f" · {take['regenerated']}"
+    if take.get("given_chords"):
+        label += f" · chords {take['given_chords']}"
     return f"{label} · {take['melody']}"
 
 
@@ -105,3 +112,12 @@ def find_take(takes: Sequence[Mapping[str, Any]] | None, label: str | None) -> d
                 raise InputError(f"{label} has expired (its files are kept an hour): generate it again with the same seed")
             return dict(take)
     raise InputError("that take is not in this session any more: generate a new one")
+
+
+def take_chords_text(take: Mapping[str, Any], heard: bool = True) -> str:
+    """The take's chords as a progression to edit and give back ("C G | Am F | ..."): the ones heard in
+    it (`heard`), or the ones it was given; '' when it has none."""
+    marks = [ChordMark(int(a), int(b), str(name), bool(given)) for a, b, name, given in take.get("chords") or []]
+    chosen = [m for m in marks if m.given != heard]
+    end = max((m.end for m in marks), default=0)
+    return progression_text(chosen, take.get("bar_ticks") or [0], end)

@@ -12,6 +12,7 @@ client's burst cannot starve the others; a client over its limit gets one line (
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import json
@@ -31,12 +32,14 @@ from studio.audio.mixing import GM_PROGRAMS, LOUDEST_VOLUME, TrackMix, preview_m
 from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError, StudioError
 from studio.core.files import atomic_write_bytes
+from studio.core.progressions import common_progressions
 from studio.core.recording import recording_to_midi
 from studio.core.selection import parse_bars
+from studio.core.theory import Key
 from studio.serving.fairness import Client, default_scheduler
 from studio.serving.live_roll import take_roll, write_edited_melody
 from studio.serving.regeneration import RegenerateRequest, regenerate
-from studio.serving.registry import default_registry, family_info, family_writes, parse_params_json
+from studio.serving.registry import default_registry, family_info, family_writes, follows_chords, parse_params_json
 from studio.serving.service import (
     AccompanyRequest,
     ChangeRequest,
@@ -47,10 +50,11 @@ from studio.serving.service import (
     interpolate,
     latent_views,
     output_error,
+    progression_choices,
     sampling_trace,
     saving_results,
 )
-from studio.serving.takes import add_take, changed_take, find_take, take_from_result, take_label
+from studio.serving.takes import add_take, changed_take, find_take, take_chords_text, take_from_result, take_label
 from studio.ui.cards import key_words, model_card_markdown, plain_text
 
 __all__ = [
@@ -59,6 +63,10 @@ __all__ = [
     "accompany_endpoint",
     "change_key_and_tempo",
     "change_key_and_tempo_for_page",
+    "chord_controls_visible",
+    "chords_from_picker",
+    "chords_of_take",
+    "chords_of_take_for_page",
     "clear_melody",
     "client_of",
     "fair_turn",
@@ -77,6 +85,8 @@ __all__ = [
     "on_model_change",
     "preview",
     "preview_for_page",
+    "progression_picker",
+    "progressions_for_page",
     "regenerate_bars",
     "regenerate_controls_for_page",
     "regenerate_endpoint",
@@ -231,9 +241,11 @@ def _run(
     listen: bool = True,
     keep_tracks: bool = False,
     request: gr.Request | None = None,
+    chords: str | None = None,
 ):
     """Accompany for the page (`listen`: also the player's MP3 copy) or the API (the WAV alone),
-    in the request's turn; `keep_tracks`: the song's other tracks stay beside the accompaniment."""
+    in the request's turn; `keep_tracks`: the song's other tracks stay beside the accompaniment;
+    `chords`: the chords an accompanist that follows chords keeps to."""
     if not midi_file:
         raise gr.Error("Play a melody and press “Use this melody”, upload a MIDI file (.mid), or pick a sample melody first.")
     path = Path(midi_file)
@@ -249,6 +261,7 @@ def _run(
                 then=then or None,
                 want_listen=listen,
                 keep_tracks=bool(keep_tracks),
+                chords=chords or None,
             ),
             progress=lambda fraction, desc="": progress(fraction, desc=desc),
         )
@@ -260,9 +273,19 @@ def _run(
 
 
 @user_errors
-def accompany_endpoint(midi_file: str | None, model_name: str, seed: float | int, request: gr.Request = None, progress=gr.Progress()):
-    """The `/accompany` API: (WAV path, piano-roll PNG path, MIDI path), every model parameter at its default."""
-    result = _run(midi_file, model_name, seed, {}, progress, listen=False, request=request)
+def accompany_endpoint(
+    midi_file: str | None,
+    model_name: str,
+    seed: float | int,
+    chords: str | None = None,
+    request: gr.Request = None,
+    progress=gr.Progress(),
+):
+    """The `/accompany` API: (WAV path, piano-roll PNG path, MIDI path), every model parameter at its
+    default; `chords` (optional, e.g. "C G/B Am F") for a model that follows chords."""
+    if chords is not None and not isinstance(chords, str):
+        raise InputError('the chords must be text, e.g. "C G/B Am F"')
+    result = _run(midi_file, model_name, seed, {}, progress, listen=False, request=request, chords=chords)
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
@@ -273,7 +296,8 @@ def generate_endpoint(
     """The `/generate` API: as `/accompany`, plus the model's parameters as a JSON object (e.g.
     '{"mode": "enhance", "max_added": 4}'); unknown names and values out of range are refused. After a
     model that writes melody, "then" names the accompanist: '{"bars": 8, "then": "gan-chorale"}'.
-    "keep_tracks": true keeps the song's other tracks (drums, bass...) beside the accompaniment."""
+    "keep_tracks": true keeps the song's other tracks (drums, bass...) beside the accompaniment.
+    "chords": "C G/B Am F" gives a model that follows chords (rules) the chords to keep to."""
     params = parse_params_json(params_json)
     then = params.pop("then", None)
     if then is not None and not isinstance(then, str):
@@ -281,7 +305,12 @@ def generate_endpoint(
     keep_tracks = params.pop("keep_tracks", False)
     if not isinstance(keep_tracks, bool):
         raise InputError('"keep_tracks" must be true or false, e.g. {"keep_tracks": true}')
-    result = _run(midi_file, model_name, seed, params, progress, then=then, listen=False, keep_tracks=keep_tracks, request=request)
+    chords = params.pop("chords", None)
+    if chords is not None and not isinstance(chords, str):
+        raise InputError('"chords" must be text, e.g. {"chords": "C G/B Am F"}')
+    result = _run(
+        midi_file, model_name, seed, params, progress, then=then, listen=False, keep_tracks=keep_tracks, request=request, chords=chords
+    )
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
 
 
@@ -296,6 +325,9 @@ def _writes(model: str) -> str:
 def _result_note(take: dict) -> str:
     m = take.get("metrics", {})
     facts = [f"**{plain_text(take_label(take))}**"]
+    if heard := take_chords_text(take):
+        bars = heard.split(" | ")
+        facts.append(f"chords heard: {plain_text(' | '.join(bars[:4]))}{' | …' if len(bars) > 4 else ''}")
     if take.get("then"):
         made = "varied" if _writes(take["model"]) == "variation" else "continued"
         facts.append(f"{made} by {take['model']}, accompanied by {take['then']}")
@@ -341,12 +373,14 @@ def generate(
     takes: list[dict] | None,
     *values: Any,
     keep_tracks: bool = False,
+    chords: str | None = None,
     request: gr.Request | None = None,
     progress=gr.Progress(),
 ):
     """The page's generate button: the chosen model with its controls (in card order), and for a
     model that writes melody the accompanist chosen to follow it (`then`, '' for none); a new take,
-    made in the `request`'s turn. `keep_tracks`: the song's other tracks stay beside the accompaniment."""
+    made in the `request`'s turn. `keep_tracks`: the song's other tracks stay beside the accompaniment;
+    `chords` (the chords box) go to a model that follows chords, and are not read for the others (the box is hidden for them)."""
     card = default_registry().card(model_name)
     names = [p.name for p in card.params]
     result = _run(
@@ -358,6 +392,7 @@ def generate(
         then=then if family_writes(card.family) != "accompaniment" else None,
         keep_tracks=keep_tracks,
         request=request,
+        chords=chords if follows_chords(card.family) else None,
     )
     take = take_from_result(
         result,
@@ -372,7 +407,7 @@ def generate(
 def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
     """The page's generate button: every model's controls arrive (`layout` says how many each model
     has, in order); only the chosen model's own are read, so no model gets another's values. The
-    'keep the song's other tracks' box comes after the seed. Outputs as `generate`, then the status
+    'keep the song's other tracks' box and the chords box come after the seed. Outputs as `generate`, then the status
     line; on an error the takes on show stay (`kept_on_error`). Gradio passes the `request` first
     (its place must come before the controls' values for Gradio to fill it)."""
     layout = tuple(layout)
@@ -384,6 +419,7 @@ def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
         model_name: str,
         seed: Any,
         keep_tracks: bool,
+        chords: str | None,
         then: str | None,
         takes: list[dict] | None,
         *values: Any,
@@ -394,7 +430,16 @@ def generate_for_page(layout: Sequence[tuple[str, int]]) -> Callable:
             if name == model_name:
                 values = values[start : start + count]
                 return generate(
-                    midi_file, model_name, seed, then, takes, *values, keep_tracks=bool(keep_tracks), request=request, progress=progress
+                    midi_file,
+                    model_name,
+                    seed,
+                    then,
+                    takes,
+                    *values,
+                    keep_tracks=bool(keep_tracks),
+                    chords=chords,
+                    request=request,
+                    progress=progress,
                 )
             start += count
         raise InputError("choose one of the listed generators")
@@ -920,3 +965,53 @@ def regenerate_endpoint(
             progress=lambda fraction, desc="": progress(fraction, desc=desc),
         )
     return (str(result.wav_path) if result.wav_path else None, str(result.png_path), str(result.midi_path))
+
+
+# --------------------------------------------------------------------------- chords
+
+
+def chord_controls_visible(model_name: str | None) -> dict:
+    """The chords box, its picker and its copy button: shown for a model that follows chords."""
+    try:
+        shown = bool(model_name) and follows_chords(default_registry().card(model_name).family)
+    except StudioError:
+        shown = False
+    return gr.update(visible=shown)
+
+
+PROGRESSIONS_LABEL = "Common progressions"
+
+
+def progression_picker(midi_file: str | None) -> tuple[str, list[tuple[str, str]]]:
+    """The chord picker's label and choices for the melody in use: the common progressions in its key
+    (C major before a melody is chosen, or when its file cannot be read: the preview says why)."""
+    key, choices = "C major", common_progressions(Key(0, "major"))
+    if midi_file:
+        with contextlib.suppress(StudioError):  # a file that cannot be used: the melody's preview says why
+            key, choices = progression_choices(Path(midi_file))
+    return f"{PROGRESSIONS_LABEL} in {key_words(key)}", choices
+
+
+def progressions_for_page(midi_file: str | None) -> dict:
+    """The chord picker updated for a new melody (`progression_picker`), nothing picked."""
+    label, choices = progression_picker(midi_file)
+    return gr.update(choices=choices, value=None, label=label)
+
+
+def chords_from_picker(choice: str | None) -> Any:
+    """The chords box filled with the progression picked (left as it is when the choice is cleared)."""
+    return choice if choice else gr.skip()
+
+
+@user_errors
+def chords_of_take(take: dict | None) -> str:
+    """The take on show's chords as heard in it, as a progression to edit in the chords box."""
+    if not take:
+        raise InputError("generate a take first: its chords then come into the box to edit")
+    text = take_chords_text(take)
+    if not text:
+        raise InputError("no chords were heard in this take (it has no notes to hear them in)")
+    return text
+
+
+chords_of_take_for_page = kept_on_error(1)(chords_of_take)

@@ -184,6 +184,27 @@ def _regenerate_controls() -> tuple[gr.Button, gr.Markdown, gr.CheckboxGroup]:
     return button, words, voices
 
 
+CHORDS_PLACEHOLDER = "C G/B Am F: a chord a bar; C G | Am F: two a bar"
+
+
+def _chord_controls(first: str) -> tuple[gr.Group, gr.Textbox, gr.Dropdown, gr.Button]:
+    """The chords an accompanist keeps to (shown for models that follow chords): typed in a box, filled
+    from a common progression in the melody's key, or copied from the take on show to edit."""
+    with gr.Group(visible=act.chord_controls_visible(first)["visible"], elem_id="chord-controls") as group:
+        chords = gr.Textbox(
+            label="Chords (optional)",
+            placeholder=CHORDS_PLACEHOLDER,
+            info="The accompaniment keeps to them, looped to the end of the melody; leave empty to let the model choose.",
+            max_lines=3,
+            interactive=True,
+            elem_id="chords",
+        )
+        label, choices = act.progression_picker(None)
+        progressions = gr.Dropdown(choices=choices, value=None, label=label, interactive=True, elem_id="progressions")
+        copy = gr.Button("Copy this take's chords into the box", elem_id="copy-chords", size="sm")
+    return group, chords, progressions, copy
+
+
 def build_app() -> gr.Blocks:
     """The studio page."""
     ok, synth_message = synth_status()
@@ -246,6 +267,7 @@ def build_app() -> gr.Blocks:
                     elem_id="keep-tracks",
                     container=False,
                 )
+                chord_controls, chords, progressions, copy_chords = _chord_controls(first)
                 then_visible, go_words = act.model_mode(first)
                 go = gr.Button(go_words["value"], variant="primary", elem_id="generate")
                 status = gr.Markdown(elem_id="status")
@@ -375,16 +397,22 @@ def build_app() -> gr.Blocks:
             js="() => { if (window.studioKeyboard) window.studioKeyboard.clear(); return []; }",
         )
         melody_file.change(act.preview_for_page, inputs=melody_file, outputs=[melody_roll, melody_audio, melody_note], api_name=False)
+        melody_file.change(act.progressions_for_page, inputs=melody_file, outputs=progressions, api_name=False)
 
         # The chosen model: its card, its own controls, what the button says, and how it learned.
         model.change(act.on_model_change(list(groups)), inputs=model, outputs=[card, then_model, go, *groups.values()], api_name=False)
         model.change(learning_views, inputs=model, outputs=[curves, snapshots, learning_note], api_name=False)
+        model.change(act.chord_controls_visible, inputs=model, outputs=chord_controls, api_name=False)
+
+        # Chords: a common progression fills the box; the take on show's chords come into it to edit.
+        progressions.input(act.chords_from_picker, inputs=progressions, outputs=chords, api_name=False)
+        copy_chords.click(act.chords_of_take_for_page, inputs=current, outputs=[chords, status], api_name=False)
 
         shown = [audio, roll, downloads, note, takes_list, current]
         views = [sampling, sampling_note, views_for]
         go.click(
             act.generate_for_page(layout),
-            inputs=[melody_file, model, seed, keep_tracks, then_model, takes, *controls],
+            inputs=[melody_file, model, seed, keep_tracks, chords, then_model, takes, *controls],
             outputs=[*shown, takes, status],
             api_name=False,
             **shared,
@@ -502,10 +530,15 @@ def build_app() -> gr.Blocks:
             **shared,
         )
 
-        # The API keeps its three inputs (the design's contract): defaults for every model parameter.
+        # The API keeps its three inputs (the design's contract), defaults for every model parameter, and
+        # takes chords as an optional fourth (a call with three gets none).
         api_button = gr.Button(visible=False)
         api_button.click(
-            act.accompany_endpoint, inputs=[melody_file, model, seed], outputs=[audio, roll, midi_out], api_name="accompany", **shared
+            act.accompany_endpoint,
+            inputs=[melody_file, model, seed, chords],
+            outputs=[audio, roll, midi_out],
+            api_name="accompany",
+            **shared,
         )
         # ... and `/generate` takes the model's parameters too, as a JSON object.
         params_json = gr.Textbox(visible=False)

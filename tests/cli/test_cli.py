@@ -156,6 +156,8 @@ def test_bad_input_is_refused_before_any_heavy_library_loads(name, tmp_path):
         (["generate", "{tune}", "--seed", "abc"], "seed"),
         (["generate", "{tune}", "--param", "pattern=waltz"], "pattern"),
         (["generate", "{tune}", "--param", "nonsense"], "KEY=VALUE"),
+        (["generate", "{tune}", "--chords", "C H7"], "'H7' is not a chord symbol"),
+        (["generate", "{tune}", "--model", "gan-chorale", "--chords", "C G"], "gan-chorale does not take chords: the models that follow"),
         (["generate"], "input"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -265,6 +267,22 @@ def test_keep_tracks_adds_the_accompaniment_to_the_song(tmp_path):
                 assert [(n.start, n.end, n.pitch, n.velocity) for n in kept.notes] == [
                     (n.start, n.end, n.pitch, n.velocity) for n in track.notes
                 ]
+
+
+def test_generate_keeps_to_the_chords_given_and_says_them(tmp_path, tune_paths):
+    """`generate --chords`: the take's MIDI carries them as markers and the command says the chords
+    given and the chords heard, bar by bar."""
+    out = tmp_path / "out.mid"
+    done = studio("generate", str(tune_paths["four_four.mid"]), "--chords", "G D/F# | Em C", "--out-midi", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "chords given: G D/F# | Em C" in lines
+    heard = next(line for line in lines if line.startswith("chords heard: "))
+    assert heard.count("|") == 15  # 16 bars
+    given = [m.text for m in read_midi(out).score.markers if m.text.startswith("chord: ")]
+    assert (
+        given[:4] == ["chord: G", "chord: D/F#", "chord: Em", "chord: C"] and len(given) == 31
+    )  # two a bar, looped to the tune's end (mid bar 16)
 
 
 def test_a_missing_output_folder_is_refused_alike_by_every_command(tmp_path, tune_paths):

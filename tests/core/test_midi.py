@@ -290,3 +290,18 @@ def test_rmid_files_are_read_without_their_info_chunk():
     parsed = read_midi(b"RIFF" + struct.pack("<I", len(body)) + body)
     assert parsed.score.n_notes == 8 and not parsed.repaired
     assert not any("extra bytes" in w for w in parsed.warnings)
+
+
+def test_markers_are_written_as_clean_lines_and_read_back():
+    """A take's chords travel as marker meta events: one clean line each (no line break, escape code or
+    bidirectional override from a typed name), at most 60 characters, read back in order by both readers."""
+    from studio.core.score import Marker
+
+    score = Score(480, [Track("Melody", 0, False, 0, [Note(0, 1920, 60)])])
+    score.markers = [Marker(0, "chord: C"), Marker(960, "chord: G/B\n\x1b[31mred\u202e"), Marker(1440, "x" * 100), Marker(1500, " \n ")]
+    data = write_midi(score)
+    read = read_midi(data).score.markers
+    assert [m.tick for m in read] == [0, 960, 1440]  # the empty one is not written
+    assert read[0].text == "chord: C" and read[1].text == "chord: G/B [31mred" and read[2].text == "x" * 60
+    assert [m.text for m in mido.MidiFile(file=io.BytesIO(data)).tracks[0] if m.type == "marker"] == [m.text for m in read]
+    assert read_midi(write_midi(Score(480, [Track("Melody", 0, False, 0, [Note(0, 1920, 60)])]))).score.markers == []

@@ -34,6 +34,13 @@ def test_accompany_api_returns_audio_roll_and_midi(server, tune_paths):
     _check_outputs(outputs)
 
 
+def test_accompany_api_takes_chords_as_an_optional_fourth_input(server, tune_paths):
+    client = Client(server, verbose=False)
+    _wav, _png, midi = client.predict(handle_file(str(tune_paths["four_four.mid"])), "rules", 0, "G C | D G", api_name="/accompany")
+    given = [m.text for m in read_midi(midi).score.markers if m.text.startswith("chord: ")]
+    assert given[:4] == ["chord: G", "chord: C", "chord: D", "chord: G"]
+
+
 def test_bad_file_gives_a_readable_error_and_the_server_keeps_serving(server, tmp_path, tune_paths):
     client = Client(server, verbose=False)
     bad = tmp_path / "broken.mid"

@@ -8,6 +8,7 @@ accessibility check (axe-core) and fits a phone. Screenshots are saved for peopl
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 import shutil
@@ -684,6 +685,58 @@ def test_a_note_added_in_the_roll_is_in_the_next_take(browser, server):
     score = read_midi(ui.midi_download()).score
     step_ticks = score.ticks_per_beat // 4
     assert any(n.pitch == top - 2 and n.start == 8 * step_ticks for n in score.tracks[0].notes), score.tracks[0].notes
+    assert ui.problems == []
+    page.close()
+
+
+def _overlaps(drawn: list[dict]) -> list:
+    """Chord names drawn in one lane that run into each other."""
+    lanes: dict[float, list[dict]] = {}
+    for chord in drawn:
+        lanes.setdefault(chord["y"], []).append(chord)
+    return [(a["name"], b["name"]) for lane in lanes.values() for a, b in itertools.pairwise(lane) if a["x"] + a["w"] > b["x"]]
+
+
+def test_chords_typed_are_followed_shown_above_the_roll_and_written_in_the_take(browser, server, shots):
+    """Type chords for the rules, generate: the take's label says them, the roll's chord lane shows them
+    in bold above the notes (the chords heard below them), readable and apart on a laptop and a phone,
+    and the downloaded MIDI's markers have them; the take's heard chords come back into the box to edit."""
+    from studio.core.midi import read_midi
+
+    ui = Page(browser, server)
+    page = ui.page
+    ui.sample("Alle meine Entchen")
+    box = page.locator("#chords textarea, #chords input").first
+    box.fill("C G/B | Am F")
+    assert "chords C G/B | Am F" in ui.generate(1)
+    page.wait_for_function("() => window.studioRoll && window.studioRoll.chords().some((c) => c.given)", timeout=30_000)
+    drawn = _roll(page, "chords()")
+    assert [c["name"] for c in drawn if c["given"]][:4] == ["C", "G/B", "Am", "F"]
+    assert any(not c["given"] for c in drawn) and not _overlaps(drawn)
+    assert page.locator("#live-roll .lr-chord-legend li").all_inner_texts()[0].startswith("C")
+    markers = [m.text for m in read_midi(ui.midi_download()).score.markers if m.text.startswith("chord: ")]
+    assert markers[:4] == ["chord: C", "chord: G/B", "chord: Am", "chord: F"]
+    page.locator("#live-roll").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "chords-1366x768.png"))
+
+    page.click("#copy-chords")
+    page.wait_for_function(
+        "(old) => { const b = document.querySelector('#chords textarea, #chords input'); return b.value && b.value !== old; }",
+        arg="C G/B | Am F",
+        timeout=10_000,
+    )
+    assert box.input_value().count("|") >= 3  # a bar each
+
+    page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})
+    page.wait_for_function(
+        "() => window.studioRoll.chords().some((c) => c.given) && document.querySelector('#live-roll canvas').clientWidth < 390",
+        timeout=10_000,
+    )
+    drawn = _roll(page, "chords()")
+    assert [c["name"] for c in drawn if c["given"]][:4] == ["C", "G/B", "Am", "F"] and not _overlaps(drawn)
+    assert ui.fits(), "the page scrolls sideways on a phone"
+    page.locator("#live-roll").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "chords-390x844.png"))
     assert ui.problems == []
     page.close()
 

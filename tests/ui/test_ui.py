@@ -34,7 +34,7 @@ def test_generate_reads_only_the_chosen_models_own_controls(tune_paths):
     start = sum(n for name, n in _layout()[: MODELS.index("rules")])
     values[start + 1] = "block"  # rules' pattern
     out = act.generate_for_page(_layout())(
-        None, str(tune_paths["four_four.mid"]), "rules", 0, False, "", [], *values, progress=lambda *a, **k: None
+        None, str(tune_paths["four_four.mid"]), "rules", 0, False, "", "", [], *values, progress=lambda *a, **k: None
     )
     *_shown, take, takes, status = out
     assert status == "" and take["params"] == {"chords_per_bar": 2, "pattern": "block"} and len(takes) == 1
@@ -47,7 +47,7 @@ def test_the_page_passes_keep_the_songs_other_tracks(tune_paths, monkeypatch, ke
     real = act.accompany
     monkeypatch.setattr(act, "accompany", lambda request, **k: asked.append(request) or real(request, **k))
     out = act.generate_for_page(_layout())(
-        None, str(tune_paths["multitrack_drums.mid"]), "rules", 0, keep, "", [], *_defaults(), progress=lambda *a, **k: None
+        None, str(tune_paths["multitrack_drums.mid"]), "rules", 0, keep, "", "", [], *_defaults(), progress=lambda *a, **k: None
     )
     assert out[-1] == "" and len(asked) == 1 and asked[0].keep_tracks is keep
 
@@ -87,7 +87,7 @@ def test_a_failed_generation_keeps_what_is_on_show(tune_paths, monkeypatch, fail
     if failure == "bug":
         monkeypatch.setattr(act, "accompany", lambda *a, **k: (_ for _ in ()).throw(KeyError("<b>x</b>")))
     out = act.generate_for_page(_layout())(
-        None, midi, "gan-chorale", 0, False, "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None
+        None, midi, "gan-chorale", 0, False, "", "", [{"number": 1}], *_defaults(), progress=lambda *a, **k: None
     )
     *kept, status = out
     assert len(kept) == 7 and all(v == gr.skip() for v in kept)  # audio, roll, downloads, note, takes list, take, takes
@@ -166,7 +166,7 @@ def test_the_pages_and_the_apis_requests_take_turns_and_get_a_busy_line(tune_pat
         assert info.value.message.startswith("busy: you have 1 request waiting or running, the most one session may have")
         midi = act.accompany_endpoint(tune, "rules", 0, request=served("another"), progress=lambda *a, **k: None)[2]
         assert midi and scheduler.served[-1] == Client("127.0.0.1", "another")
-        out = act.generate_for_page([("rules", 2)])(served("busy-one"), tune, "rules", 0, False, "", [], 2, "oompah")
+        out = act.generate_for_page([("rules", 2)])(served("busy-one"), tune, "rules", 0, False, "", "", [], 2, "oompah")
         assert out[-1].startswith("busy: you have 1 request")  # the page's status line; the takes on show stay
     assert act.client_of(None) is None
     count = len(scheduler.served)
@@ -180,7 +180,7 @@ def test_the_live_roll_shows_with_a_take_and_its_edited_melody_becomes_the_melod
     from studio.core.midi import read_midi
 
     out = act.generate_for_page(_layout())(
-        None, str(tune_paths["four_four.mid"]), "rules", 0, False, "", [], *_defaults(), progress=lambda *a, **k: None
+        None, str(tune_paths["four_four.mid"]), "rules", 0, False, "", "", [], *_defaults(), progress=lambda *a, **k: None
     )
     *_shown, take, _takes, _status = out
     roll, picture, button = act.live_roll_for_page(take)
