@@ -68,3 +68,22 @@ def test_a_change_out_of_bounds_writes_nothing(take, tmp_path, semitones, tempo)
     with pytest.raises(InputError):
         change_take(ChangeRequest(midi=take.midi_path, semitones=semitones, tempo=tempo, out_dir=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_chords_of_a_transposed_take_move_with_it(tmp_path):
+    from studio.core.chord_marks import marks_from_markers
+
+    with_chords = accompany(
+        AccompanyRequest(
+            midi=SAMPLES / "yankee_doodle.mid", model="rules", chords="D A/C# | G", out_dir=tmp_path, name="yd", want_wav=False
+        )
+    )
+    first = take_from_result(with_chords, 1, "Yankee Doodle")
+    files = change_take(ChangeRequest(midi=with_chords.midi_path, semitones=-2, out_dir=tmp_path, want_wav=False))
+    moved = read_midi(files[0]).score
+    given = [m.name for m in marks_from_markers(moved.markers, moved.end_tick) if m.given]
+    assert given[:3] == ["C", "G/B", "F"], given
+    second = changed_take(first, 2, files, -2, 1.0)
+    assert second["given_chords"] == "C G/B | F"
+    assert [c[2] for c in second["chords"] if c[3]][:3] == ["C", "G/B", "F"]
+    assert [c[:2] for c in second["chords"]] == [c[:2] for c in first["chords"]]  # at the same ticks
