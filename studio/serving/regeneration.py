@@ -24,11 +24,13 @@ import numpy as np
 
 from models.base import Regenerator, declarations
 from studio.core import midi
+from studio.core.chord_marks import chord_markers, chord_marks, marks_from_markers, progression_text
+from studio.core.chords import analyse_chords
 from studio.core.config import ServiceConfig
 from studio.core.errors import InputError
 from studio.core.filenames import safe_stem
 from studio.core.meter import estimate_pickup
-from studio.core.metrics import summarize
+from studio.core.metrics import melody_key, summarize
 from studio.core.roll import Grid, RollTrack, make_grid, notes_to_roll, roll_to_notes
 from studio.core.score import Note, Score, Track
 from studio.core.selection import Selection, SelectionError, kept_and_new, parse_bars, parse_voices
@@ -205,9 +207,13 @@ def regenerate(
 
     which = "" if voices is None else f" ({', '.join(names[v] for v in voices)})"
     notes.insert(0, f"regenerated bars {first}-{last}{which} with {card.name}, seed {seed}; everything else is the take's, note for note")
-    result_score = Score(take.ticks_per_beat, out_tracks, take.tempos, take.time_signatures)
     bar_ticks = [grid.step_to_tick(b.start) for b in grid.bars]
     rolls = [notes_to_roll(out_tracks[i].notes, grid, out_tracks[i].name, out_tracks[i].program) for i in where]
+    # The chords the user gave stay the take's; the ones heard are heard again in the new take.
+    key = melody_key(melody_roll)
+    given = [m for m in marks_from_markers(take.markers, take.end_tick) if m.given]
+    take_chords = given + chord_marks(analyse_chords([melody_roll, *rolls], grid, key), grid, key, given=False)
+    result_score = Score(take.ticks_per_beat, out_tracks, take.tempos, take.time_signatures, chord_markers(take_chords))
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), rolls, grid)
     stem = f"{safe_stem(request.name)}-{card.name}-bars{first}-{last}-seed{seed}"
     midi_path, wav_path, png_path, listen_path = _write_results(
@@ -239,4 +245,6 @@ def regenerate(
         None,
         listen_path,
         notes,
+        chords=take_chords,
+        given_chords=progression_text(given, bar_ticks, result_score.end_tick) or None,
     )

@@ -130,3 +130,21 @@ def test_every_accompanist_declares_what_it_regenerates():
         info = family_info(card.family)
         assert bool(info.regenerates) == (info.writes == "accompaniment"), card.name
     assert issubclass(SelectionError, InputError)
+
+
+def test_a_regenerated_take_keeps_the_chords_given_and_hears_its_own(tmp_path):
+    """A take made with chords, regenerated: its MIDI still names the chords the user gave (the same
+    ticks), and the chords heard are heard again in the new take."""
+    from studio.core.chord_marks import marks_from_markers
+
+    take = accompany(
+        AccompanyRequest(
+            midi=REPO / "assets" / "melodies" / "chester.mid", model="rules", chords="G D | Em C", out_dir=tmp_path, want_wav=False
+        )
+    )
+    new = regenerate(RegenerateRequest(midi=take.midi_path, model="rules", bars="3-4", seed=2, out_dir=tmp_path / "new", want_wav=False))
+    before, after = (read_midi(p).score for p in (take.midi_path, new.midi_path))
+    marks = [marks_from_markers(s.markers, s.end_tick) for s in (before, after)]
+    assert [m for m in marks[1] if m.given] == [m for m in marks[0] if m.given] != []
+    assert any(not m.given for m in marks[1])
+    assert new.given_chords and new.given_chords.startswith("G D | Em C")
