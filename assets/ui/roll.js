@@ -22,7 +22,7 @@
   const LANE = 20; // a row of chord names under the ruler: the chords given, then the chords heard
   const MAX_UNDO = 200;
   const S = {
-    data: null, notes: [], undo: [], pps: 40, playhead: 0, selected: null, editing: false,
+    data: null, key: null, notes: [], undo: [], pps: 40, playhead: 0, selected: null, editing: false,
     loop: { on: false, from: 0, to: 1 }, range: null, drag: null, lastSteps: 4, raf: 0, ctx: null, edits: 0,
     lanes: [], drawnChords: [],
   };
@@ -100,9 +100,21 @@
   }
 
   // ---- the data --------------------------------------------------------------------------------
+  // Melody edits are kept per take's melody, so showing another take and coming back finds them
+  // (until the page reloads): the key is the melody's notes and the bars, as the take gives them.
+  const keptEdits = new Map();
+  function melodyKey(data) {
+    const melody = data && data.melody !== null ? data.tracks[data.melody] : null;
+    return melody ? JSON.stringify([data.bars, melody.notes]) : null;
+  }
+
   function load(value) {
     let data = value;
     if (typeof data === "string") { try { data = data ? JSON.parse(data) : null; } catch (err) { data = null; } }
+    if (S.key) {
+      if (S.edits > 0) keptEdits.set(S.key, { notes: S.notes.map((n) => ({ ...n })), undo: S.undo.slice() });
+      else keptEdits.delete(S.key);
+    }
     cancelAnimationFrame(S.raf);
     S.raf = 0;
     S.data = data && Array.isArray(data.tracks) && Array.isArray(data.bars) && data.grid ? data : null;
@@ -113,6 +125,13 @@
     S.playhead = 0;
     const melody = S.data && S.data.melody !== null ? S.data.tracks[S.data.melody] : null;
     S.notes = melody ? melody.notes.map(([s, e, p, v]) => ({ s, e, p, v })) : [];
+    S.key = melodyKey(S.data);
+    const back = S.key ? keptEdits.get(S.key) : null;
+    if (back) {
+      S.notes = back.notes.map((n) => ({ ...n }));
+      S.undo = back.undo.slice();
+      S.edits = Math.max(1, back.undo.length);
+    }
     const chords = S.data && Array.isArray(S.data.chords) ? S.data.chords : [];
     S.lanes = [chords.filter((c) => c.given), chords.filter((c) => !c.given)].filter((lane) => lane.length);
     legend();
@@ -127,7 +146,8 @@
     zoomTo(defaultZoom(), 0);
     scroller.scrollLeft = 0;
     buttons();
-    say(melody ? "Play the take; click the roll to jump there. Edit melody lets you change your tune." : "");
+    if (back) say("Your edits to this melody are back (Undo takes them back one by one); “Use the edited melody” to generate from them.");
+    else say(melody ? "Play the take; click the roll to jump there. Edit melody lets you change your tune." : "");
   }
 
   function legend() {

@@ -821,3 +821,33 @@ def test_a_take_transposed_and_faster_is_a_new_take_of_the_same_notes(browser, s
     page.wait_for_function("(p) => window.studioRoll.notes()[0][2] === p", arg=melody_before[0][2], timeout=30_000)
     assert ui.problems == []
     page.close()
+
+
+def test_melody_edits_come_back_with_their_take(browser, server):
+    """A note added in take 1's roll is still there after showing take 2 and picking take 1 again (and
+    undo still takes it back); take 2, another melody's take, shows its own notes."""
+    ui = Page(browser, server)
+    page = ui.page
+    ui.sample("Alle meine Entchen")
+    ui.generate(1)
+    page.wait_for_selector("#live-roll .lr-legend li", timeout=30_000)
+    page.click("#live-roll .lr-edit")
+    before = _roll(page, "notes()")
+    top = max(p for _s, _e, p, _v in before) + 1
+    step = _roll(page, "timeAtStep(a[0])", 6)
+    cell = _roll(page, "point(a[0], a[1])", step + 0.01, top)
+    page.mouse.click(cell["x"], cell["y"])
+    edited = _roll(page, "notes()")
+    assert len(edited) == len(before) + 1
+    ui.sample("Bobby Shaftoe")
+    ui.generate(2)
+    page.wait_for_function("(n) => window.studioRoll.notes().length !== n", arg=len(edited), timeout=30_000)
+    assert all(n[2] != top or n[0] != step for n in _roll(page, "notes()"))
+    page.locator("#takes label", has_text=re.compile(r"^\s*Take 1 ")).click()
+    page.wait_for_function("(n) => window.studioRoll.notes().length === n", arg=len(edited), timeout=30_000)
+    assert _roll(page, "notes()") == edited
+    assert "edits to this melody are back" in page.inner_text("#live-roll .lr-status")
+    page.click("#live-roll .lr-undo")
+    assert _roll(page, "notes()") == before
+    assert ui.problems == []
+    page.close()
