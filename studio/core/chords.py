@@ -325,32 +325,45 @@ def _weights(tracks: Sequence[RollTrack], start: int, end: int, beat: int) -> tu
     return weights, bass
 
 
+def _templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Every analysed chord as arrays, quality by quality and root by root (the order ties go by):
+    membership (N, 12), root (N,), prior (N,), the seventh's pitch class (N,; -1 for a triad), quality."""
+    member, roots, priors, sevenths, qualities = [], [], [], [], []
+    for quality in _ANALYSED:
+        intervals = QUALITIES[quality]
+        for root in range(12):
+            row = np.zeros(12, bool)
+            row[[(root + i) % 12 for i in intervals]] = True
+            member.append(row)
+            roots.append(root)
+            priors.append(_TEMPLATE_PRIOR.get(quality, _SEVENTH_PRIOR))
+            sevenths.append((root + intervals[3]) % 12 if len(intervals) == 4 else -1)
+            qualities.append(quality)
+    return np.array(member), np.array(roots), np.array(priors), np.array(sevenths), qualities
+
+
+_MEMBER, _ROOTS, _PRIORS, _SEVENTHS, _QUALITY_OF = _templates()
+
+
 def _best_chord(weights: np.ndarray, bass: int | None, key: Key | None) -> ChordSymbol | None:
-    """The chord whose tones best cover `weights` (chord tones gain, others cost); None if silent."""
+    """The chord whose tones best cover `weights` (chord tones gain, others cost); None if silent.
+    Scored for every root and quality at once (a segment costs microseconds, not a Python loop each)."""
     total = weights.sum()
     if total <= 0:
         return None
-    accepted = key.accepted if key is not None else frozenset()
-    best: tuple[float, ChordSymbol] | None = None
-    for quality in _ANALYSED:
-        intervals = QUALITIES[quality]
-        prior = _TEMPLATE_PRIOR.get(quality, _SEVENTH_PRIOR)
-        for root in range(12):
-            pcs = [(root + i) % 12 for i in intervals]
-            inside = weights[pcs].sum()
-            if len(pcs) == 4 and weights[pcs[3]] < _SEVENTH_SHARE * total:
-                continue  # a seventh chord only where its seventh sounds
-            score = (inside - _NON_CHORD * (total - inside)) / total + prior
-            if bass == root:
-                score += _ROOT_IN_BASS
-            if accepted and all(pc in accepted for pc in pcs):
-                score += _IN_KEY
-            if weights[root] == 0:
-                score -= 0.5  # a chord without its root is another chord
-            if best is None or score > best[0] + 1e-9:
-                chord_bass = bass if bass is not None and bass != root and bass in pcs else None
-                best = (score, ChordSymbol(root, quality, chord_bass))
-    return best[1] if best else None
+    inside = _MEMBER @ weights
+    score = (inside - _NON_CHORD * (total - inside)) / total + _PRIORS
+    score = score + _ROOT_IN_BASS * (bass == _ROOTS) - 0.5 * (weights[_ROOTS] == 0)  # a chord without its root is another chord
+    if key is not None:
+        outside = np.ones(12, bool)
+        outside[list(key.accepted)] = False
+        score = score + _IN_KEY * ~(_MEMBER & outside).any(axis=1)
+    faint = (_SEVENTHS >= 0) & (weights[np.maximum(_SEVENTHS, 0)] < _SEVENTH_SHARE * total)
+    score = np.where(faint, -np.inf, score)  # a seventh chord only where its seventh sounds
+    best = int(np.flatnonzero(score >= score.max() - 1e-9)[0])  # near-equal scores: the first in the templates' order
+    root = int(_ROOTS[best])
+    chord_bass = bass if bass is not None and bass != root and _MEMBER[best, bass] else None
+    return ChordSymbol(root, _QUALITY_OF[best], chord_bass)
 
 
 def analyse_chords(
