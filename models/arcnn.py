@@ -11,18 +11,24 @@ Network (1-D convolutions over time; B batch, V = 4 voices, T steps of a 16th no
   at the next step, as in Coconet). The input shows each voice's token one-hot (zero where it is
   erased), its pitch class, and a mask channel saying which steps are erased; the meter and the
   melody's key profile (`studio.core.conditioning`) tell where the bar lines and the key are, so any
-  meter and any length go through in one pass.
+  meter and any length go through in one pass. A card trained with chords (`ARCNNConfig.chords`) also
+  reads the chord sounding at each step (`studio.core.chord_channels`: its tones, its bass, and a flag
+  saying whether a chord is given there at all).
 - A stack of dilated residual convolutions (a receptive field of about 9 bars of 4/4) ends in one
   distribution over the 85 tokens for every voice at every step.
 
 Training (Coconet's orderless objective): erase a random share of the (voice, step) cells of real
 chorale windows (the share itself uniform in (0, 1], so the network learns to fill any pattern of
 gaps) and minimize the cross-entropy of the erased cells. A quarter of the batch erases the three
-lower voices completely, which is exactly the harmonization task.
+lower voices completely, which is exactly the harmonization task. With chords, every training piece's
+chords are found once by `studio.core.chords.analyse_chords` over its own four voices (the analysis
+the page shows), transposed with each window; some windows go without chords and some with chords in
+only part of them (chord dropout), so one network serves with chords and without.
 
 Uses (`generate`):
-- harmonize: the melody is the soprano; alto, tenor and bass are written by annealed blocked Gibbs
-  sampling (Coconet's schedule: the share erased per iteration falls from 90% to 5%), singing
+- harmonize: the melody is the soprano (and a card trained with chords follows `params["chords"]`,
+  the user's chords on the melody's grid, where they are given); alto, tenor and bass are written by
+  annealed blocked Gibbs sampling (Coconet's schedule: the share erased per iteration falls from 90% to 5%), singing
   wherever the melody sings (the texture of a chorale: no voice falls silent under the tune).
 - enhance: the same, then the melody itself is rewritten: spans of it are erased and resampled,
   and a change is kept only if the notes removed from the input stay within the share asked and
@@ -40,8 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, voice_setup
+from models.base import CHORDS_PARAM, GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, voice_setup
 from models.weights import loaded
+from studio.core.chord_channels import N_CHORD_FEATURES, chord_channels, key_from_name, piece_chords
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
     N_TOKENS,
@@ -57,7 +64,7 @@ from studio.core.conditioning import (
     track_to_tokens,
 )
 from studio.core.metrics import melody_key
-from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
+from studio.core.part_writing import PartWritingGuide, chord_faults, guided_notes, key_preference, note_spans, voice_ranges
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
@@ -73,6 +80,8 @@ FAMILY = FamilyInfo(
     order=2,
     flat_dynamics=True,
     regenerates="voices",
+    follows_chords=True,
+    chords_setting="chords",
 )
 N_VOICE_FEATURES = N_TOKENS + 12 + 1  # one-hot token, pitch class, erased?
 
@@ -92,10 +101,18 @@ class ARCNNConfig(ConfigMixin):
     harmonize_share: float = 0.25  # share of each batch that erases the three lower voices entirely
     ranges: tuple[int, ...] = ()  # low, high MIDI pitch per voice for the part-writing guide (empty: SATB by name)
     velocity: int = 80
+    chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])
+    chord_dropout: float = 0.4  # share of training windows shown without chords
+    chord_partial: float = 0.2  # share of training windows shown chords in only part of them
 
     @property
     def n_voices(self) -> int:
         return len(self.voice_names) + 1
+
+    @property
+    def n_context(self) -> int:
+        """Per-step context channels: meter and key profile, then the chord channels when trained with them."""
+        return N_CONTEXT_FEATURES + (N_CHORD_FEATURES if self.chords else 0)
 
 
 class Block(nn.Module):
@@ -114,13 +131,14 @@ class Block(nn.Module):
 
 
 class ARCNN(nn.Module):
-    """(tokens (B, V, T) int64, erased (B, V, T) bool, context (B, T, 24)) -> logits (B, V, 85, T)."""
+    """(tokens (B, V, T) int64, erased (B, V, T) bool, context (B, T, C)) -> logits (B, V, 85, T); C is
+    `config.n_context` (24, or 49 with the chord channels)."""
 
     def __init__(self, config: ARCNNConfig) -> None:
         super().__init__()
         self.config = config
         v = config.n_voices
-        self.inp = nn.Conv1d(v * N_VOICE_FEATURES + N_CONTEXT_FEATURES, config.hidden, 1)
+        self.inp = nn.Conv1d(v * N_VOICE_FEATURES + config.n_context, config.hidden, 1)
         self.blocks = nn.ModuleList(Block(config.hidden, d) for d in config.dilations)
         self.norm = nn.GroupNorm(1, config.hidden)
         self.out = nn.Conv1d(config.hidden, v * N_TOKENS, 1)
@@ -131,11 +149,12 @@ class ARCNN(nn.Module):
         self.register_buffer("pc_channel", pc_channel, persistent=False)
 
     def features(self, tokens: torch.Tensor, erased: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """The network's input, shape (B, V * 98 + 24, T): per voice its token one-hot (85), pitch class
-        (12), both zero where erased, and the erased flag (1); then the context (24). Written in place
-        into one buffer (each value is set once: no one-hot, concatenation or transposition copies)."""
+        """The network's input, shape (B, V * 98 + C, T): per voice its token one-hot (85), pitch class
+        (12), both zero where erased, and the erased flag (1); then the context (C: 24, + 25 chord
+        channels). Written in place into one buffer (each value is set once: no one-hot, concatenation
+        or transposition copies)."""
         b, v, t = tokens.shape
-        x = tokens.new_zeros((b, v * N_VOICE_FEATURES + N_CONTEXT_FEATURES, t), dtype=torch.float32)
+        x = tokens.new_zeros((b, v * N_VOICE_FEATURES + self.config.n_context, t), dtype=torch.float32)
         voices = x[:, : v * N_VOICE_FEATURES].view(b, v, N_VOICE_FEATURES, t)  # (B, V, F, T), a view of x
         keep = (~erased).float().unsqueeze(2)  # (B, V, 1, T)
         voices.scatter_(2, tokens.unsqueeze(2), keep)  # the token's one-hot where kept
@@ -166,6 +185,34 @@ def random_erasure(shape: tuple[int, int, int], harmonize_share: float, rng: np.
     for i in np.flatnonzero(empty):  # at least one cell to learn from
         erased[i, rng.integers(v), rng.integers(t)] = True
     return erased
+
+
+def chord_dropout(chords: np.ndarray, dropout: float, partial: float, rng: np.random.Generator) -> np.ndarray:
+    """Training windows' chord channels (B, L, 25) with chords taken away: a `dropout` share of the
+    windows lose all of theirs, a `partial` share keep them only inside (or only outside) a random
+    stretch of steps; the rest keep them all."""
+    chords = chords.copy()
+    b, length, _ = chords.shape
+    draw = rng.random(b)
+    chords[draw < dropout] = 0.0
+    for i in np.flatnonzero((draw >= dropout) & (draw < dropout + partial)):
+        a, z = np.sort(rng.integers(0, length + 1, size=2))
+        if rng.random() < 0.5:
+            chords[i, a:z] = 0.0
+        else:
+            chords[i, :a] = 0.0
+            chords[i, z:] = 0.0
+    return chords
+
+
+def with_chords(context: np.ndarray, config: ARCNNConfig, chords: np.ndarray | None = None) -> np.ndarray:
+    """The network's context (..., T, config.n_context): `context` (..., T, 24), then, for a card
+    trained with chords, the chord channels `chords` (..., T, 25) (None: no chord given anywhere)."""
+    if not config.chords:
+        return context
+    if chords is None:
+        chords = np.zeros((*context.shape[:-1], N_CHORD_FEATURES), np.float32)
+    return np.concatenate([context, chords.astype(np.float32)], axis=-1)
 
 
 def masked_cross_entropy(logits: torch.Tensor, tokens: torch.Tensor, erased: torch.Tensor) -> torch.Tensor:
@@ -200,7 +247,12 @@ class ARCNNTraining(TrainingRecipe):
     def step(self, step: int, rng: np.random.Generator) -> dict[str, float]:
         batch = self.windows.sample(self.config.batch_size, rng)
         tokens = torch.from_numpy(batch.tokens).to(self.device)
-        context = torch.from_numpy(batch.context).to(self.device)
+        context = batch.context
+        if self.config.chords:
+            context = with_chords(
+                context, self.config, chord_dropout(batch.chords, self.config.chord_dropout, self.config.chord_partial, rng)
+            )
+        context = torch.from_numpy(context).to(self.device)
         erased = torch.from_numpy(random_erasure(tuple(tokens.shape), self.config.harmonize_share, rng)).to(self.device)
         self.network.train()
         loss = masked_cross_entropy(self.network(tokens, erased, context), tokens, erased)
@@ -209,8 +261,14 @@ class ARCNNTraining(TrainingRecipe):
 
 
 def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCNNTraining:
-    """Four-voice windows of the dataset (melody first), transposed as its config says."""
-    return ARCNNTraining(*voice_setup(dataset, ARCNNConfig, overrides, "AR-CNN", voices=4), device)
+    """Four-voice windows of the dataset (melody first), transposed as its config says; with
+    ``chords``, each piece's chords found once here (`piece_chords`) and carried by its windows."""
+    config, windows = voice_setup(dataset, ARCNNConfig, overrides, "AR-CNN", voices=4)
+    if config.chords:
+        for piece, voices in zip(dataset.train, windows.pieces, strict=True):
+            tracks = [track for track in piece.tracks if not track.is_drum][: config.n_voices]
+            voices.chords = chord_channels(piece_chords(tracks, piece.grid, key_from_name(piece.key)), voices.n_steps)
+    return ARCNNTraining(config, windows, device)
 
 
 def describe(genre: str, dataset=None) -> str:
@@ -294,6 +352,13 @@ class ARCNNAccompanist:
         self.config = config
         self.network = network.eval()
         self.device = torch.device(device)
+
+    def context(self, grid: Grid, melody_tokens: np.ndarray, chords: Sequence[Any] | None = None) -> np.ndarray:
+        """The network's per-step context, shape=(T, config.n_context) float32: meter and the melody's key
+        profile, then (a card trained with chords) the chord channels of `chords` (ChordSpans on the grid;
+        None or empty: no chord given). A card without chord channels ignores `chords`."""
+        context = context_features(meter_features(grid), pitch_class_profile(melody_tokens)).astype(np.float32)
+        return with_chords(context, self.config, chord_channels(chords, len(melody_tokens)) if self.config.chords else None)
 
     def _logits(self, tokens: np.ndarray, erased: np.ndarray, context: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
@@ -392,7 +457,7 @@ class ARCNNAccompanist:
         rng = np.random.default_rng(int(seed))
         mel_tokens, mel_onsets = track_to_tokens(melody)
         n = len(mel_tokens)
-        context = context_features(meter_features(grid), pitch_class_profile(mel_tokens)).astype(np.float32)
+        context = self.context(grid, mel_tokens, p.get(CHORDS_PARAM))
         tokens = np.zeros((c.n_voices, n), np.int64)
         tokens[0] = mel_tokens
         onsets = np.zeros((c.n_voices, n), bool)
@@ -413,7 +478,9 @@ class ARCNNAccompanist:
             out.append(track)
         starts = np.zeros_like(tokens, bool)  # the voices' re-strikes: none but what the guide keeps apart
         if float(p["guide"]) > 0:
-            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, melody_key(melody).accepted)
+            chords = p.get(CHORDS_PARAM) if self.config.chords else None
+            faults = chord_faults(chords, grid, PartWritingGuide(strength=float(p["guide"]))) if chords else None
+            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, melody_key(melody).accepted, faults=faults)
         # The voices start nothing after the melody's last note: each holds what it sings then (a
         # held pitch is one note here) to the end of the song.
         end = melody_end(tokens[0])
@@ -434,13 +501,17 @@ class ARCNNAccompanist:
         in_key: frozenset[int] = frozenset(range(12)),
         starts: np.ndarray | None = None,
         movable: np.ndarray | None = None,
+        faults: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The sampled voices (tokens (V, T), the melody first) with each note's pitch redrawn by the
         part-writing guide (`studio.core.part_writing.guided_notes`), and the note starts (V, T): the
         rhythm is kept (two notes given one pitch stay two notes). Voice by voice, the network's odds
         for that voice given all the others (the voice erased, as in training), summed over each note's
         steps, times the guide's; `GUIDE_SWEEPS` rounds over the voices. `starts` (V, T): re-strikes
-        besides the pitch changes (default: none); `movable` (V, T): only notes starting there may change."""
+        besides the pitch changes (default: none); `movable` (V, T): only notes starting there may change.
+
+        `faults` (T, 128): the chords'
+        strong-beat faults (`studio.core.part_writing.chord_faults`), when chords are given."""
         pitches = tokens_to_pitches(tokens)
         given = starts
         starts = np.zeros(tokens.shape, bool)
@@ -459,7 +530,7 @@ class ARCNNAccompanist:
                 odds[voice] = token_odds_by_pitch(log_odds.T.numpy())[:, :128]
                 free = np.arange(n_voices) == voice
                 pitches = guided_notes(
-                    pitches, odds, free, ranges, guide, rng, 1, temperature, starts, key_preference(in_key, guide), movable
+                    pitches, odds, free, ranges, guide, rng, 1, temperature, starts, key_preference(in_key, guide), movable, faults
                 )
         return pitches_to_tokens(pitches), starts
 
@@ -485,7 +556,8 @@ class ARCNNAccompanist:
         rng = np.random.default_rng(int(seed))
         mel_tokens, _ = track_to_tokens(melody)
         lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
-        context = context_features(meter_features(grid), pitch_class_profile(mel_tokens)).astype(np.float32)[lo:hi]
+        chords = p.get(CHORDS_PARAM) if c.chords else None
+        context = self.context(grid, mel_tokens, chords)[lo:hi]  # the chords given, if the card follows them
         kept = [track_to_tokens(t) for t in chosen.kept]
         tokens = np.stack([mel_tokens, *(tok for tok, _ in kept)])[:, lo:hi]
         free = np.concatenate([np.zeros((1, grid.n_steps), bool), chosen.free])[:, lo:hi]
@@ -501,7 +573,9 @@ class ARCNNAccompanist:
             restrikes[:, end:] &= ~after
         starts = restrikes
         if float(p["guide"]) > 0:
-            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, melody_key(melody).accepted, restrikes, free)
+            faults = chord_faults(chords, grid, PartWritingGuide(strength=float(p["guide"])))[lo:hi] if chords else None
+            accepted = melody_key(melody).accepted
+            tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, accepted, restrikes, free, faults)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
             line, onsets = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)
@@ -541,7 +615,7 @@ class ARCNNAccompanist:
         half_sum, half_n = 0.0, 0
         for piece in pieces:
             tokens = piece.tokens.astype(np.int64)
-            context = context_features(piece.meter, piece.profile).astype(np.float32)
+            context = with_chords(context_features(piece.meter, piece.profile).astype(np.float32), self.config)  # no chords given
             t = torch.from_numpy(tokens)
             for v in range(self.config.n_voices):
                 erased = np.zeros_like(tokens, bool)

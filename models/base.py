@@ -6,7 +6,11 @@ A family is one file, `models/<family>.py`, that imports only this module, `mode
 1. **The declaration** (`FamilyInfo`): every family file assigns ``FAMILY = FamilyInfo(...)`` once,
    with its name, label, the page's heading and plain-words idea, what it writes (accompaniment,
    melody or a variation), whether it uses torch, its place in the studio's teaching order and the
-   data it learns from. Its arguments are literals, so the declaration is read from the file's text
+   data it learns from, and whether it takes the user's chords (`follows_chords`). Chords may be a
+   property of the card rather than of the family (the AR-CNN follows chords only when its network was
+   trained with chord channels; an older card of the family was not): such a family also names the
+   card's config setting that says so (`chords_setting`), and the studio asks the card
+   (`card_follows_chords(card)`), never the family alone. Its arguments are literals, so the declaration is read from the file's text
    (`declarations`) without importing the family: listing models, or refusing a bad melody, never
    loads PyTorch. `families()` / `family(name)` import the modules when their code is wanted.
 2. **The capabilities**: the door every family has (`load`, `PARAMS`, `describe`; the loaded model's
@@ -82,6 +86,7 @@ __all__ = [
     "TrainingRecipe",
     "TunableFamily",
     "cancellable",
+    "card_follows_chords",
     "check_cancelled",
     "coerce_setting",
     "configured",
@@ -119,6 +124,7 @@ class FamilyInfo:
     # tracks together, "voices" some bars of any of its voices. Declared here so the page and the service know without
     # loading the model; tests/models/test_family_contract.py checks it against the protocol.
     regenerates: Literal["", "bars", "voices"] = ""
+    chords_setting: str = ""  # a card's `config` entry that says whether that card follows chords (empty: all the family's cards do)
 
     @property
     def writes_melody(self) -> bool:
@@ -169,6 +175,16 @@ def _declarations(roots: tuple[str, ...]) -> tuple[tuple[str, FamilyInfo], ...]:
             raise ValueError(f"models/{info.name}.py declares FAMILY name {declared.name!r}: it must be its file's name")
         found.setdefault(info.name, declared)
     return tuple(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def card_follows_chords(card: Mapping[str, Any]) -> bool:
+    """Whether the model of `card` (a JSON card) takes the user's chords: its family declares
+    `follows_chords`, and, where the family names a `chords_setting`, the card's config has it true
+    (a card written before the setting existed does not follow chords). No weights are loaded."""
+    info = declarations().get(str(card.get("family", "")))
+    if info is None or not info.follows_chords:
+        return False
+    return not info.chords_setting or bool((card.get("config") or {}).get(info.chords_setting, False))
 
 
 def family(name: str) -> ModuleType:

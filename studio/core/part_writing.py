@@ -11,7 +11,11 @@ pitch would make with what is around it:
   and, lightly, any leap for its size beyond a whole step (inner voices of the genres here move by step);
 - *crossing*: above a voice written above it, or below one written below it, at that step;
 - *parallel fifth / octave*: the voice and another both change pitch into (or out of) the same
-  perfect interval class (0 or 7) they had (counted for every pair, the melody included).
+  perfect interval class (0 or 7) they had (counted for every pair, the melody included);
+- *off the chord* (only when a person gave chords, `chord_faults`): sounding on a strong beat (a bar's
+  first beat or its middle) a pitch class outside the chord given there. Not a rule of part writing
+  but the person's wish, and the measure `studio.core.chords.chord_tone_share` reads; declared here
+  so that "guided" says everything the guide steers.
 
 These are the counting rules of `studio.core.voice_leading` (independent code: that module judges
 the result, this one steers the draw). `guided_notes` keeps the model's rhythm (where its notes
@@ -31,9 +35,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from studio.core.chords import ChordSpan, chord_pitch_classes, harmonic_segments
+from studio.core.roll import Grid
 from studio.core.voice_leading import SATB_RANGES
 
-__all__ = ["PartWritingGuide", "guided_notes", "key_preference", "note_penalties", "note_spans", "training_ranges", "voice_ranges"]
+__all__ = [
+    "PartWritingGuide",
+    "chord_faults",
+    "guided_notes",
+    "key_preference",
+    "note_penalties",
+    "note_spans",
+    "training_ranges",
+    "voice_ranges",
+]
 
 IMPOSSIBLE = -1e9  # log-odds of a pitch the model cannot write (finite, so that sums over steps subtract)
 PERFECT = (0, 7)  # interval classes of octaves (and unisons) and fifths
@@ -51,6 +66,7 @@ class PartWritingGuide:
     per_semitone_leapt: float = 0.0  # per semitone of a move beyond a whole step (voices that move by step)
     parallel: float = 8.0  # per pair and per move
     out_of_key: float = 2.0  # a redrawn note outside the melody's key (not a fault: a note the model chose stays)
+    off_chord: float = 4.0  # a note sounding on a strong beat outside the chord given there (a fault; only with chords)
 
 
 def voice_ranges(names: Sequence[str], configured: Sequence[int] = ()) -> list[tuple[int, int] | None]:
@@ -84,6 +100,23 @@ def key_preference(in_key: frozenset[int] | set[int], guide: PartWritingGuide) -
     `studio.core.theory.Key.accepted`), for `guided_notes`' `preference`."""
     outside = np.array([pc not in in_key for pc in range(12)])
     return guide.strength * guide.out_of_key * outside[np.arange(128) % 12]
+
+
+def chord_faults(spans: Sequence[ChordSpan], grid: Grid, guide: PartWritingGuide) -> np.ndarray:
+    """(T, 128) nats against each MIDI pitch at each step, for `guided_notes`' `faults`: at the strong
+    beats (`harmonic_segments`' strong starts) where `spans` give a chord, every pitch whose class is
+    not in it costs `off_chord`; zero elsewhere (and everywhere without chords)."""
+    out = np.zeros((grid.n_steps, 128))
+    starts = [span.start for span in spans]
+    for seg in harmonic_segments(grid, 2):
+        if not seg.strong:
+            continue
+        i = int(np.searchsorted(starts, seg.start, side="right")) - 1
+        if i < 0 or not spans[i].start <= seg.start < spans[i].end or spans[i].chord is None:
+            continue
+        inside = np.array([pc in chord_pitch_classes(spans[i].chord) for pc in range(12)])
+        out[seg.start] = guide.strength * guide.off_chord * ~inside[np.arange(128) % 12]
+    return out
 
 
 def note_spans(line: np.ndarray, starts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -186,6 +219,7 @@ def guided_notes(
     starts: np.ndarray | None = None,
     preference: np.ndarray | None = None,
     movable: np.ndarray | None = None,
+    faults: np.ndarray | None = None,
 ) -> np.ndarray:
     """New pitches for the notes of the `free` voices of `pitches` (V, T): the rhythm (where each note
     starts and ends, and the rests) stays the model's, and each note that breaks a rule
@@ -204,6 +238,8 @@ def guided_notes(
         make a note at fault, so a chromatic note the model chose and that breaks no rule stays.
     movable : (V, T) bool or None: only a note that starts on a movable cell may be redrawn (a regenerated
         selection: the notes around it are fixed, and judged against as they are); None: every note.
+    faults : (T, 128) nats against each pitch at each step (`chord_faults`), added to the penalties of a
+        note sounding there (summed over its steps): unlike `preference`, a note with a fault is redrawn.
     temperature : 0 takes the best pitch for each note (iterated conditional modes), else samples.
     """
     pitches = pitches.copy()
@@ -211,6 +247,7 @@ def guided_notes(
     spans = [note_spans(pitches[v], None if starts is None else starts[v]) for v in range(v_count)]
     finite = np.maximum(np.asarray(odds, np.float64), IMPOSSIBLE)  # -inf as a large finite number, so sums can be subtracted
     cumulative = np.concatenate([np.zeros((v_count, 1, odds.shape[-1])), np.cumsum(finite, axis=1)], axis=1)  # sums over spans
+    step_faults = None if faults is None else np.concatenate([np.zeros((1, 128)), np.cumsum(faults, axis=0)])  # sums over spans
     for _ in range(max(0, sweeps)):
         for voice in np.flatnonzero(free):
             first, end = spans[voice]
@@ -222,6 +259,8 @@ def guided_notes(
                     continue
                 f, e = first[chosen_notes], end[chosen_notes]
                 penalties = note_penalties(pitches, voice, f, e, ranges, guide)
+                if step_faults is not None:
+                    penalties = penalties + step_faults[e] - step_faults[f]
                 current = pitches[voice, f]
                 faulty = penalties[np.arange(len(f)), current] > 0  # a note that breaks no rule keeps its pitch
                 if not faulty.any():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from studio.core.chord_channels import N_CHORD_FEATURES, transpose_chord_channels
 from studio.core.conditioning import REST, context_features, meter_features, pitch_class_profile, transpose_tokens
 from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW
 
@@ -23,7 +24,8 @@ __all__ = ["VoiceBatch", "VoicePiece", "VoiceWindows", "voice_piece"]
 @dataclass
 class VoicePiece:
     """One piece as voices: `tokens` and `onsets` shape=(V, T) (voice 0 = melody), `meter` (T, F),
-    and the melody's key `profile` (12,)."""
+    the melody's key `profile` (12,), and, for a chord-conditioned model, its `chords` channels
+    (T, 25) (`studio.core.chord_channels`; None: the windows carry no chords)."""
 
     id: str
     tokens: np.ndarray
@@ -31,6 +33,7 @@ class VoicePiece:
     meter: np.ndarray
     bar_starts: np.ndarray
     profile: np.ndarray | None = None
+    chords: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.profile is None:
@@ -73,12 +76,14 @@ def voice_piece(piece, tracks: Sequence[int] | None = None) -> VoicePiece:
 class VoiceBatch:
     """A batch of windows: `tokens`, `onsets` (B, V, L); `context` (B, L, 24): meter and the melody's
     key profile (`studio.core.conditioning.context_features`); `origin` (B, 3) rows of piece index, start
-    step and semitone shift."""
+    step and semitone shift; `chords` (B, L, 25) the chord channels, transposed with the window (None
+    when the pieces carry none)."""
 
     tokens: np.ndarray
     onsets: np.ndarray
     context: np.ndarray
     origin: np.ndarray
+    chords: np.ndarray | None = None
 
 
 class VoiceWindows:
@@ -122,6 +127,8 @@ class VoiceWindows:
         onsets = np.zeros((n, n_voices, length), bool)
         context = np.zeros((n, length, self.pieces[0].meter.shape[1] + 12), np.float32)
         origin = np.zeros((n, 3), np.int64)
+        with_chords = self.pieces[0].chords is not None
+        chords = np.zeros((n, length, N_CHORD_FEATURES), np.float32) if with_chords else None
         shifts = np.zeros(n, np.int64)
         if self.transpose is not None:
             low, high = self.transpose
@@ -133,9 +140,13 @@ class VoiceWindows:
             onsets[j] = piece.onsets[:, start : start + length]
             context[j] = context_features(piece.meter[start : start + length], np.roll(piece.profile, shifts[j]))
             origin[j] = (piece_i, start, shifts[j])
+            if chords is not None:
+                chords[j] = piece.chords[start : start + length]
         if self.transpose is not None:
             tokens = transpose_tokens(tokens, shifts)
-        return VoiceBatch(tokens, onsets, context, origin)
+            if chords is not None:
+                chords = transpose_chord_channels(chords, shifts)
+        return VoiceBatch(tokens, onsets, context, origin, chords)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> VoiceBatch:
         """A random batch (with replacement across calls, without within one)."""

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Regenerator, declarations
+from models.base import CHORDS_PARAM, Regenerator, declarations
 from studio.core import midi
-from studio.core.chord_marks import chord_markers, chord_marks, marks_from_markers, progression_text
-from studio.core.chords import analyse_chords
+from studio.core.chord_marks import ChordMark, chord_markers, chord_marks, marks_from_markers, progression_text
+from studio.core.chords import ChordSpan, analyse_chords, parse_chord
 from studio.core.config import ServiceConfig
 from studio.core.errors import InputError
 from studio.core.filenames import safe_stem
@@ -34,7 +34,7 @@ from studio.core.metrics import melody_key, summarize
 from studio.core.roll import Grid, RollTrack, make_grid, notes_to_roll, roll_to_notes
 from studio.core.score import Note, Score, Track
 from studio.core.selection import Selection, SelectionError, kept_and_new, parse_bars, parse_voices
-from studio.serving.registry import ModelRegistry, default_registry, family_info, quoted
+from studio.serving.registry import ModelRegistry, default_registry, family_info, follows_chords, quoted
 from studio.serving.service import (
     AccompanyResult,
     _check_seed,
@@ -81,6 +81,19 @@ def attempt_seed(seed: int, attempt: int) -> int:
     if attempt == 0:
         return int(seed)
     return int(np.random.SeedSequence([int(seed), int(attempt)]).generate_state(1)[0])
+
+
+def given_spans(marks: Sequence[ChordMark], grid: Grid) -> list[ChordSpan]:
+    """The chords a take was given (its marks, in ticks) placed back on `grid` (a name that no longer
+    reads as a chord is left out)."""
+    spans = []
+    for mark in marks:
+        try:
+            chord = parse_chord(mark.name)
+        except InputError:
+            continue
+        spans.append(ChordSpan(grid.tick_to_step(mark.start), grid.tick_to_step(mark.end), chord))
+    return spans
 
 
 def _take_tracks(score: Score, names: Sequence[str], model: str) -> tuple[Track, list[int]]:
@@ -185,6 +198,9 @@ def regenerate(
     accompaniment = [
         notes_to_roll(take.tracks[i].notes, grid, take.tracks[i].name, take.tracks[i].program, take.tracks[i].is_drum) for i in where
     ]
+    given = [m for m in marks_from_markers(take.markers, take.end_tick) if m.given]
+    if given and follows_chords(card):  # the chords the user gave the take, for a model that keeps to them
+        params = {**params, CHORDS_PARAM: given_spans(given, grid)}
     model = registry.get(card.name)
     if not isinstance(model, Regenerator):
         raise InputError(f"{card.name} cannot regenerate bars of a take: choose one of {', '.join(regenerators(registry))}")
@@ -211,7 +227,6 @@ def regenerate(
     rolls = [notes_to_roll(out_tracks[i].notes, grid, out_tracks[i].name, out_tracks[i].program) for i in where]
     # The chords the user gave stay the take's; the ones heard are heard again in the new take.
     key = melody_key(melody_roll)
-    given = [m for m in marks_from_markers(take.markers, take.end_tick) if m.given]
     take_chords = given + chord_marks(analyse_chords([melody_roll, *rolls], grid, key), grid, key, given=False)
     result_score = Score(take.ticks_per_beat, out_tracks, take.tempos, take.time_signatures, chord_markers(take_chords))
     metrics = summarize(notes_to_roll(melody.notes, grid, "Melody", melody.program), rolls, grid)

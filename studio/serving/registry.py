@@ -33,6 +33,7 @@ from models.base import (
     CancelToken,
     FamilyInfo,
     cancellable,
+    card_follows_chords,
     check_cancelled,
     declarations,
     family,
@@ -315,10 +316,11 @@ def family_info(name: str) -> FamilyInfo | None:
     return declarations().get(name)
 
 
-def follows_chords(family: str) -> bool:
-    """Whether models of `family` take the user's chords (`models.base.FamilyInfo.follows_chords`)."""
-    info = family_info(family)
-    return info is not None and info.follows_chords
+def follows_chords(card: ModelCard) -> bool:
+    """Whether the model of `card` takes the user's chords: its family declares it
+    (`models.base.FamilyInfo.follows_chords`) and, for a family that names a `chords_setting`, the
+    card's config says so (`models.base.card_follows_chords`)."""
+    return card_follows_chords({"family": card.family, "config": card.config})
 
 
 def family_writes(family: str) -> str:
@@ -377,7 +379,7 @@ class ModelRegistry:
 
     def chord_followers(self) -> list[str]:
         """The models that take the user's chords (their family declares `follows_chords`), available ones only."""
-        return [c.name for c in self._cards.values() if not c.disabled and follows_chords(c.family)]
+        return [c.name for c in self._cards.values() if not c.disabled and follows_chords(c)]
 
     def card(self, name: str) -> ModelCard:
         """The card of `name`; an unknown name is an `InputError` listing the known ones."""
@@ -421,7 +423,7 @@ class ModelRegistry:
         model = self.get(name)
         card = self.card(name)
         resolved = card.resolve_params({k: v for k, v in params.items() if k != CHORDS_PARAM})
-        if params.get(CHORDS_PARAM) and follows_chords(card.family):  # the placed chords, not a card parameter
+        if params.get(CHORDS_PARAM) and follows_chords(card):  # the placed chords, not a card parameter
             resolved[CHORDS_PARAM] = params[CHORDS_PARAM]
         if isinstance(model, BatchGenerator) and self.batcher.config.window_s > 0:
             result = self._call(name, _run_batched, self.batcher, name, model, melody, grid, resolved, seed)

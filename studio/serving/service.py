@@ -337,7 +337,7 @@ def _given_progression(request: AccompanyRequest, registry: ModelRegistry, follo
     if not isinstance(request.chords, str):
         raise InputError(f"the chords must be text such as 'C G/B Am F', got {quoted(request.chords)}")
     bars = parse_progression(request.chords)
-    if not follows_chords(follower.family):
+    if not follows_chords(follower):
         takers = ", ".join(registry.chord_followers()) or "none is available"
         raise InputError(f"{follower.name} does not take chords: the models that follow them are {takers}")
     return bars

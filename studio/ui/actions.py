@@ -392,7 +392,7 @@ def generate(
         then=then if family_writes(card.family) != "accompaniment" else None,
         keep_tracks=keep_tracks,
         request=request,
-        chords=chords if follows_chords(card.family) else None,
+        chords=chords if follows_chords(card) else None,
     )
     take = take_from_result(
         result,
@@ -973,7 +973,7 @@ def regenerate_endpoint(
 def chord_controls_visible(model_name: str | None) -> dict:
     """The chords box, its picker and its copy button: shown for a model that follows chords."""
     try:
-        shown = bool(model_name) and follows_chords(default_registry().card(model_name).family)
+        shown = bool(model_name) and follows_chords(default_registry().card(model_name))
     except StudioError:
         shown = False
     return gr.update(visible=shown)

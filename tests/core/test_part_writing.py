@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from studio.core.chords import ChordSpan, ChordSymbol
 from studio.core.part_writing import (
     PartWritingGuide,
+    chord_faults,
     guided_notes,
     key_preference,
     note_penalties,
@@ -15,7 +17,7 @@ from studio.core.part_writing import (
     training_ranges,
     voice_ranges,
 )
-from studio.core.roll import RollTrack
+from studio.core.roll import Bar, Grid, RollTrack
 from studio.core.voice_leading import SATB_RANGES, piece_counts, pooled_rates
 
 GUIDE = PartWritingGuide()
@@ -165,3 +167,28 @@ def test_a_redrawn_note_prefers_the_key_and_a_chromatic_note_at_no_fault_stays()
     out = guided_notes(pitches, odds, np.array([False, True]), NO_RANGES[:2], GUIDE, np.random.default_rng(0), 2, 0.0, None, preference)
     assert out[1, 4] != 62 and out[1, 4] % 12 in c_major  # redrawn, inside the key
     assert (out[1, 8:] == 61).all()  # the chromatic note the model chose, at no fault, stays
+
+
+def test_with_chords_a_note_off_the_chord_on_a_strong_beat_is_a_fault():
+    """Chords given: a note sounding on a bar's first beat or its middle outside the chord there is
+    redrawn into the chord; off the strong beats, and where no chord is given, nothing changes."""
+    grid = Grid(480, 32, [Bar(0, 16, 4, 4), Bar(16, 16, 4, 4)])
+    spans = [ChordSpan(0, 16, ChordSymbol(0)), ChordSpan(16, 24, None), ChordSpan(24, 32, ChordSymbol(7))]  # C | none, G
+    faults = chord_faults(spans, grid, GUIDE)
+    assert faults.shape == (32, 128)
+    assert set(np.flatnonzero(faults.any(1))) == {0, 8, 24}  # strong beats with a chord (not 16: none given)
+    assert faults[0, 62] == GUIDE.off_chord and faults[0, 64] == 0 and faults[24, 62] == 0 and faults[24, 64] == GUIDE.off_chord
+    assert not chord_faults(spans, grid, PartWritingGuide(strength=0.0)).any()
+    # one free voice of eight 4-step notes under a held melody: D E D E | D E D E
+    pitches = np.array([[72] * 32, [62, 62, 62, 62, 64, 64, 64, 64] * 4])
+    odds = np.full((2, 32, 128), -np.inf)
+    odds[1, :, 55:70] = 0.0
+    odds[1, :, 62] = odds[1, :, 64] = 1.0  # the model likes D and E alike, and nothing else as much
+    free = np.array([False, True])
+    rng = np.random.default_rng(0)
+    plain = guided_notes(pitches, odds, free, NO_RANGES[:2], GUIDE, rng, 2, 0.0)
+    assert (plain == pitches).all()  # no rule broken without chords
+    out = guided_notes(pitches, odds, free, NO_RANGES[:2], GUIDE, rng, 2, 0.0, None, None, faults)
+    assert out[1, 0] % 12 in (0, 4, 7) and out[1, 8] % 12 in (0, 4, 7) and out[1, 24] % 12 in (7, 11, 2)  # into the chord
+    unchanged = [t for t in range(32) if t // 4 not in (0, 2, 6)]
+    assert (out[1, unchanged] == pitches[1, unchanged]).all()  # weak beats, and the bar without a chord, stay
