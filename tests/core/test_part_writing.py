@@ -188,7 +188,7 @@ def test_with_chords_a_note_off_the_chord_on_a_strong_beat_is_a_fault():
     rng = np.random.default_rng(0)
     plain = guided_notes(pitches, odds, free, NO_RANGES[:2], GUIDE, rng, 2, 0.0)
     assert (plain == pitches).all()  # no rule broken without chords
-    out = guided_notes(pitches, odds, free, NO_RANGES[:2], GUIDE, rng, 2, 0.0, None, None, faults)
+    out = guided_notes(pitches, odds, free, NO_RANGES[:2], GUIDE, rng, 2, 0.0, None, None, faults=faults)
     assert out[1, 0] % 12 in (0, 4, 7) and out[1, 8] % 12 in (0, 4, 7) and out[1, 24] % 12 in (7, 11, 2)  # into the chord
     unchanged = [t for t in range(32) if t // 4 not in (0, 2, 6)]
     assert (out[1, unchanged] == pitches[1, unchanged]).all()  # weak beats, and the bar without a chord, stay
