@@ -751,19 +751,28 @@ class RulesAccompanist:
         pattern = str(params.get("pattern", "oompah"))
         key = melody_key(melody)
         vocab = chord_vocabulary(key, self.config.secondary_prior)
+        given = list(params.get(CHORDS_PARAM) or ())  # the chords the take was given: kept to, as in `generate`
         segs = harmonic_segments(grid, chords_per_bar)
+        given_at: list[ChordSymbol | None] = [None] * len(segs)
+        if given:
+            segs, given_at = cut_at_spans(segs, given)  # as `choose_chords` cuts them: the same indices
         inside = [i for i, seg in enumerate(segs) if start <= seg.start < end]
         if not inside:
             return list(accompaniment)
         # The chords just around the selection are all the Viterbi needs of the take (a chain: a chord's
-        # neighbours screen it from the rest), so only those two are read back and fixed.
+        # neighbours screen it from the rest), so only those two are read back and fixed (a given one
+        # is fixed by being given).
         fixed = heard_chords(segs, vocab, accompaniment, (inside[0] - 1, inside[-1] + 1))
+        fixed = {i: j for i, j in fixed.items() if given_at[i] is None}
         before = _heard_before(accompaniment, start)
         variation = Variation.from_rng(np.random.default_rng([REGENERATION_STREAM, int(seed)]), self.config, regeneration=True)
         span = (max(0, inside[0] - 1), min(len(segs), inside[-1] + 2))  # the selection and the two chords around it
         played_before = heard_chords(segs, vocab, accompaniment, inside)
-        _segs, chords = self.choose_chords(melody, grid, key, chords_per_bar, variation, fixed=fixed, span=span, avoid=played_before)
-        played = self.voice([segs[i] for i in inside], [chords[i] for i in inside], melody, grid, pattern, variation, key, before=before)
+        _segs, chords = self.choose_chords(
+            melody, grid, key, chords_per_bar, variation, given=given, fixed=fixed, span=span, avoid=played_before
+        )
+        inside_segs, inside_chords = [segs[i] for i in inside], [chords[i] for i in inside]
+        played = self.voice(inside_segs, inside_chords, melody, grid, pattern, variation, key, given=given, before=before)
         return regenerated_tracks(list(accompaniment), played, start, end, None)
 
 

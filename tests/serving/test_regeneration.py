@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from studio.core.chords import chord_tone_share, parse_progression, progression_spans
 from studio.core.errors import InputError
 from studio.core.midi import read_midi
+from studio.core.roll import notes_to_roll
 from studio.core.selection import SelectionError
 from studio.serving.regeneration import RegenerateRequest, regenerate
 from studio.serving.registry import default_registry, family_info
-from studio.serving.service import AccompanyRequest, accompany
+from studio.serving.service import AccompanyRequest, accompany, read_melody
 
 REPO = Path(__file__).resolve().parents[2]
 TUNE = REPO / "assets" / "melodies" / "bobby_shaftoe.mid"  # 16 bars of 2/4, no pickup
@@ -148,3 +150,10 @@ def test_a_regenerated_take_keeps_the_chords_given_and_hears_its_own(tmp_path):
     assert [m for m in marks[1] if m.given] == [m for m in marks[0] if m.given] != []
     assert any(not m.given for m in marks[1])
     assert new.given_chords and new.given_chords.startswith("G D | Em C")
+    # ... and the rules keep to them in the bars they wrote again: every strong-beat note in the chord.
+    mi = read_melody(AccompanyRequest(midi=new.midi_path, melody_track=0))
+    tracks = [notes_to_roll(t.notes, mi.grid, t.name, t.program) for t in after.tracks[1:]]
+    spans = progression_spans(parse_progression("G D | Em C"), mi.grid)
+    assert chord_tone_share(tracks, mi.grid, spans)[0] == 1.0
+    changed = [t for t in range(len(after.tracks)) if after.tracks[t].notes != before.tracks[t].notes]
+    assert changed  # it did write them again
