@@ -10,7 +10,7 @@ from __future__ import annotations
 from studio.core.chords import ChordSymbol
 from studio.core.theory import Key
 
-__all__ = ["MAJOR_PROGRESSIONS", "MINOR_PROGRESSIONS", "common_progressions"]
+__all__ = ["MAJOR_PROGRESSIONS", "MINOR_PROGRESSIONS", "NUMERALS", "common_progressions", "progression_in_key"]
 
 # (roman numerals, then each chord as (semitones above the tonic, quality)).
 MAJOR_PROGRESSIONS: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = (
@@ -34,3 +34,18 @@ def common_progressions(key: Key) -> list[tuple[str, str]]:
         text = " ".join(ChordSymbol((key.tonic + step) % 12, quality).name(key) for step, quality in chords)
         out.append((f"{numerals}: {text}", text))
     return out
+
+
+NUMERALS = tuple(numerals for numerals, _chords in (*MAJOR_PROGRESSIONS, *MINOR_PROGRESSIONS))  # every progression offered
+
+
+def progression_in_key(numerals: str, key: Key) -> str:
+    """The progression written as `numerals` (one of NUMERALS) spelt in `key`, e.g. 'I V vi IV' in G major
+    -> 'G D Em C'; a major progression in a minor key is spelt in its relative major (and a minor one in
+    a major key in its relative minor), so its chords are the key's own. '' for numerals not offered."""
+    for table, mode in ((MAJOR_PROGRESSIONS, "major"), (MINOR_PROGRESSIONS, "minor")):
+        for name, chords in table:
+            if name == numerals:
+                home = key if key.mode == mode else Key((key.tonic + (3 if mode == "major" else 9)) % 12, mode)
+                return " ".join(ChordSymbol((home.tonic + step) % 12, quality).name(home) for step, quality in chords)
+    return ""

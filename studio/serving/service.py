@@ -29,7 +29,7 @@ from studio.core.files import atomic_write_bytes, output_error, saving_results
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
 from studio.core.metrics import melody_key, summarize
-from studio.core.progressions import common_progressions
+from studio.core.progressions import common_progressions, progression_in_key
 from studio.core.roll import (
     MODEL_PITCH_HIGH,
     MODEL_PITCH_LOW,
@@ -42,7 +42,7 @@ from studio.core.roll import (
     to_model_range,
 )
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Note, Score, TempoChange, TimeSignature, Track
-from studio.core.theory import pitch_name
+from studio.core.theory import Key, pitch_name
 from studio.core.transform import check_change, scale_tempo, transpose
 from studio.serving.registry import (
     ModelCard,
@@ -67,6 +67,7 @@ __all__ = [
     "latent_views",
     "output_error",
     "progression_choices",
+    "progression_for_melody",
     "read_melody",
     "render",
     "sampling_trace",
@@ -370,6 +371,14 @@ def progression_choices(midi: bytes | str | os.PathLike, config: ServiceConfig |
     roll = read_melody(AccompanyRequest(midi=midi), config).roll
     key = melody_key(roll)
     return str(key), common_progressions(key)
+
+
+def progression_for_melody(numerals: str, midi: bytes | str | os.PathLike | None, config: ServiceConfig | None = None) -> str:
+    """The common progression `numerals` ('I V vi IV', `studio.core.progressions.NUMERALS`) spelt in the
+    key of the melody in `midi` (C major without one): the page's chord picker fills its box with it.
+    A file that cannot be read is an `InputError`."""
+    key = melody_key(read_melody(AccompanyRequest(midi=midi), config).roll) if midi else Key(0, "major")
+    return progression_in_key(numerals, key)
 
 
 def accompany(

@@ -12,7 +12,6 @@ client's burst cannot starve the others; a client over its limit gets one line (
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
 import json
@@ -32,10 +31,9 @@ from studio.audio.mixing import GM_PROGRAMS, LOUDEST_VOLUME, TrackMix, preview_m
 from studio.core.config import REPO_ROOT
 from studio.core.errors import InputError, StudioError
 from studio.core.files import atomic_write_bytes
-from studio.core.progressions import common_progressions
+from studio.core.progressions import NUMERALS
 from studio.core.recording import recording_to_midi
 from studio.core.selection import parse_bars
-from studio.core.theory import Key
 from studio.serving.fairness import Client, default_scheduler
 from studio.serving.live_roll import take_roll, write_edited_melody
 from studio.serving.regeneration import RegenerateRequest, regenerate
@@ -50,7 +48,7 @@ from studio.serving.service import (
     interpolate,
     latent_views,
     output_error,
-    progression_choices,
+    progression_for_melody,
     sampling_trace,
     saving_results,
 )
@@ -86,7 +84,6 @@ __all__ = [
     "preview",
     "preview_for_page",
     "progression_picker",
-    "progressions_for_page",
     "regenerate_bars",
     "regenerate_controls_for_page",
     "regenerate_endpoint",
@@ -979,28 +976,27 @@ def chord_controls_visible(model_name: str | None) -> dict:
     return gr.update(visible=shown)
 
 
-PROGRESSIONS_LABEL = "Common progressions"
+PROGRESSIONS_LABEL = "Common progressions (picked: spelt in the melody's key)"
 
 
-def progression_picker(midi_file: str | None) -> tuple[str, list[tuple[str, str]]]:
-    """The chord picker's label and choices for the melody in use: the common progressions in its key
-    (C major before a melody is chosen, or when its file cannot be read: the preview says why)."""
-    key, choices = "C major", common_progressions(Key(0, "major"))
-    if midi_file:
-        with contextlib.suppress(StudioError):  # a file that cannot be used: the melody's preview says why
-            key, choices = progression_choices(Path(midi_file))
-    return f"{PROGRESSIONS_LABEL} in {key_words(key)}", choices
+def progression_picker() -> tuple[str, list[str]]:
+    """The chord picker's label and choices: the common progressions by their numerals. The choices
+    never change (a Gradio dropdown whose choices change while it has the focus breaks: a keyboard
+    user tabbing past it as a new melody arrives got a page error); the melody's key spells the one
+    picked (`chords_from_picker`)."""
+    return PROGRESSIONS_LABEL, list(NUMERALS)
 
 
-def progressions_for_page(midi_file: str | None) -> dict:
-    """The chord picker updated for a new melody (`progression_picker`), nothing picked."""
-    label, choices = progression_picker(midi_file)
-    return gr.update(choices=choices, value=None, label=label)
-
-
-def chords_from_picker(choice: str | None) -> Any:
-    """The chords box filled with the progression picked (left as it is when the choice is cleared)."""
-    return choice if choice else gr.skip()
+def chords_from_picker(choice: str | None, midi_file: str | None = None) -> Any:
+    """The chords box filled with the progression picked, spelt in the key of the melody in use (C major
+    before one is chosen, or when its file cannot be read: the preview says why); left as it is when
+    the choice is cleared."""
+    if not choice:
+        return gr.skip()
+    try:
+        return progression_for_melody(choice, Path(midi_file) if midi_file else None) or gr.skip()
+    except StudioError:
+        return progression_for_melody(choice, None) or gr.skip()
 
 
 @user_errors

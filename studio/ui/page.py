@@ -199,7 +199,7 @@ def _chord_controls(first: str) -> tuple[gr.Group, gr.Textbox, gr.Dropdown, gr.B
             interactive=True,
             elem_id="chords",
         )
-        label, choices = act.progression_picker(None)
+        label, choices = act.progression_picker()
         progressions = gr.Dropdown(choices=choices, value=None, label=label, interactive=True, elem_id="progressions")
         copy = gr.Button("Copy this take's chords into the box", elem_id="copy-chords", size="sm")
     return group, chords, progressions, copy
@@ -397,7 +397,6 @@ def build_app() -> gr.Blocks:
             js="() => { if (window.studioKeyboard) window.studioKeyboard.clear(); return []; }",
         )
         melody_file.change(act.preview_for_page, inputs=melody_file, outputs=[melody_roll, melody_audio, melody_note], api_name=False)
-        melody_file.change(act.progressions_for_page, inputs=melody_file, outputs=progressions, api_name=False)
 
         # The chosen model: its card, its own controls, what the button says, and how it learned.
         model.change(act.on_model_change(list(groups)), inputs=model, outputs=[card, then_model, go, *groups.values()], api_name=False)
@@ -405,7 +404,7 @@ def build_app() -> gr.Blocks:
         model.change(act.chord_controls_visible, inputs=model, outputs=chord_controls, api_name=False)
 
         # Chords: a common progression fills the box; the take on show's chords come into it to edit.
-        progressions.input(act.chords_from_picker, inputs=progressions, outputs=chords, api_name=False)
+        progressions.input(act.chords_from_picker, inputs=[progressions, melody_file], outputs=chords, api_name=False)
         copy_chords.click(act.chords_of_take_for_page, inputs=current, outputs=[chords, status], api_name=False)
 
         shown = [audio, roll, downloads, note, takes_list, current]

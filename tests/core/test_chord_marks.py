@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from studio.core.chord_marks import ChordMark, chord_markers, chord_marks, marks_from_markers, progression_text
 from studio.core.chords import ChordSpan, parse_chord, parse_progression, progression_spans
-from studio.core.progressions import common_progressions
+from studio.core.progressions import NUMERALS, common_progressions, progression_in_key
 from studio.core.roll import Bar, Grid
 from studio.core.score import Marker
 from studio.core.theory import Key
@@ -68,3 +68,12 @@ def test_common_progressions_are_spelt_for_the_key_and_its_mode():
     for key in (Key(6, "major"), Key(1, "minor")):
         for _label, text in common_progressions(key):
             assert parse_progression(text)  # every one reads back
+
+
+def test_a_progression_is_spelt_in_the_key_or_its_relative():
+    assert progression_in_key("I V vi IV", Key(7, "major")) == "G D Em C"
+    assert progression_in_key("i iv V i", Key(9, "minor")) == "Am Dm E Am"
+    assert progression_in_key("I V vi IV", Key(9, "minor")) == "C G Am F"  # a major one in A minor: C major's
+    assert progression_in_key("i VI III VII", Key(0, "major")) == "Am F C G"  # a minor one in C major: A minor's
+    assert progression_in_key("IV V", Key(0, "major")) == ""
+    assert all(progression_in_key(n, Key(k, m)) for n in NUMERALS for k in range(12) for m in ("major", "minor"))

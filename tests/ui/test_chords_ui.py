@@ -39,17 +39,23 @@ def test_the_chord_controls_are_built_once_and_wired():
     assert ids(fns["generate_take"].inputs)[2:5] == ["seed", "keep-tracks", "chords"]
     assert ids(fns["chord_controls_visible"].outputs) == ["chord-controls"]
     assert ids(fns["chords_from_picker"].outputs) == ["chords"] and ids(fns["chords_of_take"].outputs) == ["chords", "status"]
-    assert ids(fns["progressions_for_page"].inputs) == ["midi-input"]
+    assert ids(fns["chords_from_picker"].inputs) == ["progressions", "midi-input"]
+    assert "progressions_for_page" not in fns  # the picker's choices never change (see progression_picker)
     assert ids(fns["accompany_endpoint"].inputs) == ["midi-input", "model", "seed", "chords"]
     assert act.chord_controls_visible("rules")["visible"] and not act.chord_controls_visible("gan-chorale")["visible"]
 
 
-def test_the_picker_offers_progressions_in_the_melodys_key_and_fills_the_box(tune_paths):
-    update = act.progressions_for_page(str(tune_paths["four_four.mid"]))  # G major
-    assert update["label"] == "Common progressions in G major"
-    assert ("I V vi IV: G D Em C", "G D Em C") in update["choices"]
-    assert act.progressions_for_page(None)["label"] == "Common progressions in C major"
-    assert act.chords_from_picker("G D Em C") == "G D Em C" and act.chords_from_picker(None) == gr.skip()
+def test_the_picker_fills_the_box_with_a_progression_in_the_melodys_key(tune_paths, tmp_path):
+    label, choices = act.progression_picker()
+    assert "I V vi IV" in choices and "i iv V i" in choices and "key" in label
+    g_major = str(tune_paths["four_four.mid"])
+    assert act.chords_from_picker("I V vi IV", g_major) == "G D Em C"
+    assert act.chords_from_picker("i VI III VII", g_major) == "Em C G D"  # a minor progression: the relative minor's
+    assert act.chords_from_picker("I V vi IV", None) == "C G Am F"  # no melody yet: C major
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not a midi file")
+    assert act.chords_from_picker("I V vi IV", str(bad)) == "C G Am F"  # the preview says why the file is bad
+    assert act.chords_from_picker(None, g_major) == gr.skip()
 
 
 @pytest.fixture
@@ -108,5 +114,7 @@ def test_the_api_takes_chords_and_refuses_what_it_cannot_use(tune_paths, silent)
     assert asked[-1].chords is None
     with pytest.raises(gr.Error, match='"chords" must be text'):
         act.generate_endpoint(midi, "rules", 0, '{"chords": 7}', **QUIET)
-    with pytest.raises(gr.Error, match="gan-chorale does not take chords: the models that follow them are rules"):
+    followers = ", ".join(default_registry().chord_followers())
+    assert "rules" in followers and "gan-chorale" not in followers
+    with pytest.raises(gr.Error, match=f"gan-chorale does not take chords: the models that follow them are {followers}"):
         act.generate_endpoint(midi, "gan-chorale", 0, '{"chords": "G C"}', **QUIET)
