@@ -298,30 +298,49 @@ _IN_KEY = 0.05  # share of the segment's weight a chord gains when all its tones
 _ANALYSED = ("", "m", "dim", "aug", "sus4", "7", "maj7", "m7", "m7b5", "dim7")
 
 
-def _weights(tracks: Sequence[RollTrack], start: int, end: int, beat: int) -> tuple[np.ndarray, int | None]:
-    """Pitch-class weights of what sounds in start..end (steps sounding, steps on a beat twice: a
-    passing note between beats weighs less than a chord tone on one), and the pitch class of the
-    lowest note sounding at the segment's first sounding step."""
-    weights = np.zeros(12)
-    lowest: tuple[int, int] | None = None  # (step, pitch)
-    on_beat = 1.0 + (np.arange(end - start) % max(1, beat) == 0)
+def _segment_weights(tracks: Sequence[RollTrack], segs: Sequence[Segment], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """For every segment at once: pitch-class weights of what sounds in it, shape=(S, 12) (steps
+    sounding, steps on a beat twice: a passing note between beats weighs less than a chord tone on
+    one; the lowest note heard first counts once more, as the mean of the sounding classes), and the
+    pitch class of the lowest note sounding at its first sounding step, shape=(S,) (-1: silent)."""
+    n_segs = len(segs)
+    if not n_segs:
+        return np.zeros((0, 12)), np.zeros(0, int)
+    n = max(seg.end for seg in segs)
+    starts = np.array([seg.start for seg in segs])
+    index = np.full(n, -1)  # the segment of each step
+    for i, seg in enumerate(segs):
+        index[seg.start : seg.end] = i
+    beats = np.array([grid.bars[seg.bar].beat_steps for seg in segs])
+    steps = np.arange(n)
+    inside = index >= 0
+    step_weight = np.where(inside, 1.0 + ((steps - starts[index]) % np.maximum(1, beats[index]) == 0), 0.0)
+    by_class = np.zeros((n, 12))
+    lowest = np.full(n, 128)  # the lowest pitch sounding at each step (128: none)
     for track in tracks:
         if track.is_drum:
             continue
-        sounding = track.velocity[start:end] > 0
+        sounding = track.velocity[:n] > 0
         if not sounding.any():
             continue
-        per_pitch = on_beat[: len(sounding)] @ sounding
-        for pitch in np.flatnonzero(per_pitch):
-            weights[pitch % 12] += per_pitch[pitch]
-        steps, pitches = np.nonzero(sounding)
-        first = int(steps.min())
-        low = int(pitches[steps == first].min())
-        if lowest is None or (first, low) < lowest:
-            lowest = (first, low)
-    bass = None if lowest is None else lowest[1] % 12
-    if bass is not None:
-        weights[bass] += _BASS_WEIGHT * weights.sum() / max(1, np.count_nonzero(weights))
+        width, pitches = sounding.shape
+        octaves = np.zeros((width, -(-pitches // 12) * 12))
+        octaves[:, :pitches] = sounding
+        by_class[:width] += octaves.reshape(width, -1, 12).sum(axis=1)  # pitch classes: the octaves summed
+        low = np.where(sounding.any(axis=1), sounding.argmax(axis=1), 128)
+        lowest[:width] = np.minimum(lowest[:width], low)
+    weights = np.zeros((n_segs, 12))
+    np.add.at(weights, index[inside], by_class[inside] * step_weight[inside, None])
+    # The first sounding step at or after each step, then each segment's (inside the segment only).
+    heard = np.where(lowest < 128, steps, n)
+    first = np.minimum.accumulate(heard[::-1])[::-1]
+    at = first[starts]
+    ends = np.array([seg.end for seg in segs])
+    bass = np.where(at < ends, lowest[np.minimum(at, n - 1)] % 12, -1)
+    sounded = np.count_nonzero(weights, axis=1)
+    bonus = _BASS_WEIGHT * weights.sum(axis=1) / np.maximum(1, sounded)
+    has = bass >= 0
+    weights[np.flatnonzero(has), bass[has]] += bonus[has]
     return weights, bass
 
 
@@ -345,25 +364,31 @@ def _templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[s
 _MEMBER, _ROOTS, _PRIORS, _SEVENTHS, _QUALITY_OF = _templates()
 
 
-def _best_chord(weights: np.ndarray, bass: int | None, key: Key | None) -> ChordSymbol | None:
-    """The chord whose tones best cover `weights` (chord tones gain, others cost); None if silent.
-    Scored for every root and quality at once (a segment costs microseconds, not a Python loop each)."""
-    total = weights.sum()
-    if total <= 0:
-        return None
-    inside = _MEMBER @ weights
-    score = (inside - _NON_CHORD * (total - inside)) / total + _PRIORS
-    score = score + _ROOT_IN_BASS * (bass == _ROOTS) - 0.5 * (weights[_ROOTS] == 0)  # a chord without its root is another chord
+def _best_chords(weights: np.ndarray, bass: np.ndarray, key: Key | None) -> list[ChordSymbol | None]:
+    """For each row of `weights` (S, 12), the chord whose tones best cover it (chord tones gain, others
+    cost), every root and quality scored at once; None for a silent row. `bass` (S,): the pitch class
+    heard lowest first (-1: none)."""
+    total = weights.sum(axis=1, keepdims=True)
+    safe = np.where(total > 0, total, 1.0)
+    inside = weights @ _MEMBER.T  # (S, N)
+    score = (inside - _NON_CHORD * (total - inside)) / safe + _PRIORS
+    score = score + _ROOT_IN_BASS * (bass[:, None] == _ROOTS) - 0.5 * (weights[:, _ROOTS] == 0)  # a chord without its root is another chord
     if key is not None:
         outside = np.ones(12, bool)
         outside[list(key.accepted)] = False
         score = score + _IN_KEY * ~(_MEMBER & outside).any(axis=1)
-    faint = (_SEVENTHS >= 0) & (weights[np.maximum(_SEVENTHS, 0)] < _SEVENTH_SHARE * total)
+    faint = (_SEVENTHS >= 0) & (weights[:, np.maximum(_SEVENTHS, 0)] < _SEVENTH_SHARE * total)
     score = np.where(faint, -np.inf, score)  # a seventh chord only where its seventh sounds
-    best = int(np.flatnonzero(score >= score.max() - 1e-9)[0])  # near-equal scores: the first in the templates' order
-    root = int(_ROOTS[best])
-    chord_bass = bass if bass is not None and bass != root and _MEMBER[best, bass] else None
-    return ChordSymbol(root, _QUALITY_OF[best], chord_bass)
+    best = np.argmax(score >= score.max(axis=1, keepdims=True) - 1e-9, axis=1)  # near-equal: the first in the templates' order
+    out: list[ChordSymbol | None] = []
+    for row, index in enumerate(best):
+        if total[row, 0] <= 0:
+            out.append(None)
+            continue
+        root, low = int(_ROOTS[index]), int(bass[row])
+        chord_bass = low if low >= 0 and low != root and _MEMBER[index, low] else None
+        out.append(ChordSymbol(root, _QUALITY_OF[index], chord_bass))
+    return out
 
 
 def analyse_chords(
@@ -374,9 +399,9 @@ def analyse_chords(
     `key`, when known, breaks near ties toward chords of the key. With `merge`, a segment whose chord
     equals the one before extends it. Silent segments have no span."""
     spans: list[ChordSpan] = []
-    for seg in harmonic_segments(grid, chords_per_bar):
-        weights, bass = _weights(tracks, seg.start, seg.end, grid.bars[seg.bar].beat_steps)
-        chord = _best_chord(weights, bass, key)
+    segs = harmonic_segments(grid, chords_per_bar)
+    weights, bass = _segment_weights(tracks, segs, grid)
+    for seg, chord in zip(segs, _best_chords(weights, bass, key), strict=True):
         if chord is None:
             continue
         if merge and spans and spans[-1].chord == chord and spans[-1].end == seg.start:
