@@ -851,3 +851,56 @@ def test_melody_edits_come_back_with_their_take(browser, server):
     assert _roll(page, "notes()") == before
     assert ui.problems == []
     page.close()
+
+
+def test_regenerating_bars_3_and_4_changes_only_them_for_every_accompanist(browser, server):
+    """For each of the other accompanists (gan-chorale is the test above): a take, bars 3-4 typed as the
+    roll's loop, 'Regenerate these bars' with every track: the new take's downloaded MIDI differs from
+    the take's inside bars 3-4 and is the take's note for note outside them."""
+    from studio.core.midi import read_midi
+    from studio.serving.registry import default_registry, family_info
+
+    accompanists = [
+        c.name
+        for c in default_registry().cards()
+        if not c.disabled and (info := family_info(c.family)) and info.regenerates and c.name != "gan-chorale"
+    ]
+    assert {"rules", "arcnn-chorale", "diffusion-chorale", "gan-quartet", "gan-renaissance"} <= set(accompanists)
+    ui = Page(browser, server)
+    page = ui.page
+    ui.sample("Bobby Shaftoe")  # 16 bars of 2/4
+    take = 0
+    for model in accompanists:
+        ui.pick_model(model)
+        take += 1
+        old = ui.downloads()
+        ui.generate(take)
+        page.wait_for_function("(old) => [...document.querySelectorAll('#downloads a[href]')].some(a => !old.includes(a.href))", arg=old)
+        page.wait_for_selector("#regenerate", state="visible", timeout=30_000)
+        before = read_midi(ui.midi_download()).score
+        for field, bar in ((".lr-loop-from", "3"), (".lr-loop-to", "4")):
+            page.fill(f"#live-roll {field}", bar)
+            page.press(f"#live-roll {field}", "Tab")
+        assert _roll(page, "bars()") == "3-4"
+        old = ui.downloads()
+        page.click("#regenerate")
+        take += 1
+        page.wait_for_function(
+            "(n) => { const t = document.querySelector('#takes'); return t && t.innerText.includes(`Take ${n} `); }",
+            arg=take,
+            timeout=120_000,
+        )
+        page.wait_for_function("(old) => [...document.querySelectorAll('#downloads a[href]')].some(a => !old.includes(a.href))", arg=old)
+        after = read_midi(ui.midi_download()).score
+        bar = 2 * before.ticks_per_beat
+        first, last = 2 * bar, 4 * bar  # bars 3-4 in ticks: a note belongs to the bar it starts in
+        changed = False
+        for old_track, new_track in zip(before.tracks, after.tracks, strict=True):
+            notes = [{(n.start, n.end, n.pitch, n.velocity) for n in t.notes} for t in (old_track, new_track)]
+            kept = [{n for n in these if not first <= n[0] < last} for these in notes]
+            assert kept[0] == kept[1], (model, old_track.name)
+            written = [{(n[0], n[2]) for n in these if first <= n[0] < last} for these in notes]
+            changed |= written[0] != written[1]
+        assert changed, model
+    assert ui.problems == []
+    page.close()
