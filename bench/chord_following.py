@@ -36,6 +36,7 @@ from studio.core.metrics import melody_key
 from studio.core.roll import Grid, RollTrack
 from studio.serving.process import apply_process_settings
 from studio.serving.registry import ModelRegistry
+from studio.training.musicianship import format_table as musicianship_table
 from studio.training.musicianship import generated_rates, genre_ranges, record
 from studio.training.tunes import corpus_tunes, tune_roll
 
@@ -138,17 +139,8 @@ def _cell(value: Any, key: str) -> str:
 
 
 def format_table(columns: dict[str, dict[str, Any]], markdown: bool = False) -> str:
-    """`ROWS` (rows) by `columns`."""
-    names = list(columns)
-    rows = [[label, *(_cell(columns[c].get(key), key) for c in names)] for key, label in ROWS.items()]
-    if markdown:
-        head = "| | " + " | ".join(names) + " |"
-        return "\n".join([head, "|---" * (len(names) + 1) + "|", *("| " + " | ".join(r) + " |" for r in rows)])
-    width = max(len(label) for label in ROWS.values())
-    cols = [max(8, len(n)) for n in names]
-    lines = [" " * width + "  " + "  ".join(n.rjust(w) for n, w in zip(names, cols, strict=True))]
-    lines += [r[0].ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(r[1:], cols, strict=True)) for r in rows]
-    return "\n".join(lines)
+    """`ROWS` (rows) by `columns`, laid out as the musicianship tables are."""
+    return musicianship_table(columns, markdown, ROWS, _cell)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ Used by `studio.training.evaluate` (the ``musicianship`` part of its report) and
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,14 +124,21 @@ def _cell(value: Any, key: str) -> str:
     return f"{value:.1f}" if key == "accompaniment_span" else f"{value:.3f}"
 
 
-def format_table(columns: Mapping[str, Mapping[str, Any]], markdown: bool = False) -> str:
-    """A table of `FIGURES` (rows) by `columns` (name -> figures; a missing figure prints as -)."""
+def format_table(
+    columns: Mapping[str, Mapping[str, Any]],
+    markdown: bool = False,
+    figures: Mapping[str, str] = FIGURES,
+    cell: Callable[[Any, str], str] | None = None,
+) -> str:
+    """A table of `figures` (rows: key -> label; default `FIGURES`) by `columns` (name -> figures; a
+    missing figure prints as -); `cell` writes one value (default: three decimals)."""
+    cell = cell or _cell
     names = list(columns)
-    rows = [[label, *(_cell(columns[c].get(key), key) for c in names)] for key, label in FIGURES.items()]
+    rows = [[label, *(cell(columns[c].get(key), key) for c in names)] for key, label in figures.items()]
     if markdown:
         head = "| | " + " | ".join(names) + " |"
         return "\n".join([head, "|---" * (len(names) + 1) + "|", *("| " + " | ".join(r) + " |" for r in rows)])
-    width = max(len(label) for label in FIGURES.values())
+    width = max(len(label) for label in figures.values())
     cols = [max(8, len(n)) for n in names]
     lines = [" " * width + "  " + "  ".join(n.rjust(w) for n, w in zip(names, cols, strict=True))]
     lines += [r[0].ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(r[1:], cols, strict=True)) for r in rows]
