@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import shutil
 import struct
@@ -433,6 +434,54 @@ def test_sounds_like_the_fluidsynth_cli(tmp_path):
     assert scale == pytest.approx(1.0, abs=0.01)
     assert np.abs(x * scale - y).max() < 0.01 * 32767  # same samples at the same instants
     assert np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y)) > 0.999
+
+
+def _dense_notes(seconds: float, per_second: int = 400) -> bytes:
+    """`per_second` very short piano notes a second for `seconds`: each note's release keeps sounding,
+    so hundreds of voices sound at once (issue 23's 20,000 notes in 50 s)."""
+    step = 2.0 / per_second  # beats at 120 qpm
+    notes = [(i * step, step / 2, 48 + i % 36, 90) for i in range(int(seconds * per_second))]
+    return _midi_bytes({0: notes})
+
+
+def test_the_voice_limit_shrinks_with_the_length_of_the_music():
+    config = SynthConfig()
+    assert config.polyphony_for(10.0) == 256  # a short take may use FluidSynth's every voice
+    assert config.polyphony_for(50.0) == 76
+    assert config.polyphony_for(600.0) == config.polyphony_for(60.0) == 64  # never under the floor
+    assert config.polyphony_for(None) == 64  # length unknown: the floor
+    with pytest.raises(ValueError):
+        SynthConfig(min_polyphony=300)
+    with pytest.raises(ValueError):
+        SynthConfig(voice_seconds=0.0)
+
+
+@needs_synth
+def test_dense_music_sounds_at_most_the_voice_limit(monkeypatch):
+    """Issue 23: 20,000 notes in 50 s kept 256 voices sounding on each engine (4.5 s to render where
+    a take of that length takes under 1 s); an engine now sounds at most `polyphony_for` voices."""
+    lib = fluid.get_fluid().fs._fl
+    active = lib.fluid_synth_get_active_voice_count
+    active.argtypes, active.restype = [ctypes.c_void_p], ctypes.c_int
+    seen: list[int] = []
+    real_render = fluid.Fluid.render
+
+    def counting(self, synth, frames, address):
+        status = real_render(self, synth, frames, address)
+        seen.append(active(synth))
+        return status
+
+    monkeypatch.setattr(fluid.Fluid, "render", counting)
+    data = _dense_notes(6.0)
+    render_midi(data, SynthConfig(loudness_lufs=None))
+    assert max(seen) > 100  # unbounded, this music keeps well over a hundred voices sounding
+    seen.clear()
+    limited = SynthConfig(loudness_lufs=None, voice_seconds=60.0, min_polyphony=24)  # 6 s: 24 voices
+    audio = render_midi(data, limited)
+    # FluidSynth counts a stolen voice until the end of the block: the count may pass the limit
+    # by one note's voices (two, a stereo sample) at the block a note is started on
+    assert 0 < max(seen) <= 24 + 2
+    assert audio_stats(audio)["duration_s"] < 6 + 3  # every note still played, to the music's end
 
 
 def test_config_validation():

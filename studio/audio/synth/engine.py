@@ -107,8 +107,9 @@ class Engine:
                 f"(set STUDIO_SOUNDFONT, or put one in soundfonts/)"
             )
 
-    def reset(self, config: SynthConfig) -> None:
-        """Silence and reset everything a previous render may have left, then apply `config`."""
+    def reset(self, config: SynthConfig, music_seconds: float | None = None) -> None:
+        """Silence and reset everything a previous render may have left, then apply `config` (its
+        voice limit for music `music_seconds` long, `SynthConfig.polyphony_for`)."""
         synth = self.synth.synth
         self.fluid.all_sounds_off(synth, -1)
         # system_reset: all voices off, every channel's program/bank/controllers/pitch bend back
@@ -120,6 +121,8 @@ class Engine:
             # depends on how much audio was rendered before. All voices are off, so nothing clicks.
             self.fluid.set_sample_rate(synth, float(self.sample_rate))
         self.fluid.set_gain(synth, config.gain)
+        if self.fluid.set_polyphony(synth, config.polyphony_for(music_seconds)) != 0:
+            raise SynthUnavailable("FluidSynth refused to set its polyphony (fluid_synth_set_polyphony)")
         self.fluid.reverb_on(synth, -1, int(config.reverb))
         self.fluid.chorus_on(synth, -1, int(config.chorus))
         # Render (and drop) two silent blocks: the mixer applies the queued resets and hands the

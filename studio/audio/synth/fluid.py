@@ -15,6 +15,7 @@ prototypes of our own (`Fluid`), because the public API lacks it or does it too 
 3. The GIL: pyfluidsynth builds its prototypes with `ctypes.CFUNCTYPE`, which gives the GIL away on
    every call. Calls of a few microseconds made after every block must keep it (see `Fluid`).
 4. Resets between renders (``fluid_synth_set_sample_rate``, ``fluid_synth_set_gain``,
+   ``fluid_synth_set_polyphony``,
    ``fluid_synth_reverb_on``/``chorus_on``) and the library's version, which pyfluidsynth does not
    wrap; these keep the GIL as in 3.
 
@@ -114,6 +115,7 @@ class Fluid:
         self.all_sounds_off = proto("fluid_synth_all_sounds_off", c_int, void_p, c_int)
         self.system_reset = proto("fluid_synth_system_reset", c_int, void_p)
         self.set_gain = proto("fluid_synth_set_gain", None, void_p, ctypes.c_float)
+        self.set_polyphony = proto("fluid_synth_set_polyphony", c_int, void_p, c_int)
         self.reverb_on = proto("fluid_synth_reverb_on", c_int, void_p, c_int, c_int)
         self.chorus_on = proto("fluid_synth_chorus_on", c_int, void_p, c_int, c_int)
         # Deprecated since 2.1 but still exported by libfluidsynth.so.3; used only while silent.

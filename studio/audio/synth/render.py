@@ -349,12 +349,12 @@ class _Mix:
 def _render_single(engine: Engine, data: bytes, config: SynthConfig, music_seconds: float | None = None) -> _FloatFrames:
     block, window = _block_and_window(config)
     frames = _FloatFrames(max(block, window) * _CHUNK_CALLS)
-    engine.reset(config)
+    engine.reset(config, music_seconds)
     try:
         _play(engine, data, config, frames, music_seconds=music_seconds)
     except _Overshot:  # the tempo map misjudged the end: block by block from the start
         frames = _FloatFrames(max(block, window) * _CHUNK_CALLS)
-        engine.reset(config)
+        engine.reset(config, music_seconds)
         _play(engine, data, config, frames)
     return frames
 
@@ -380,7 +380,7 @@ def _render_groups(
     def run(i: int) -> None:
         for j in range(i, len(datas), len(engines)):
             try:
-                engines[i].reset(config)
+                engines[i].reset(config, music_seconds)
                 tail = tails[j] if tails is not None else "whole"
                 results[j] = _play(engines[i], datas[j], config, frames[j], tail=tail, music_seconds=music_seconds)
                 frames[j].flush()
