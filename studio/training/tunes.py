@@ -9,8 +9,11 @@ model trained on folk melodies must exclude them itself (see `held_out_only`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from studio.core.meter import estimate_pickup
 from studio.core.roll import Grid, RollTrack, make_grid, notes_to_roll, to_model_range
@@ -43,14 +46,42 @@ class Tune:
         return f"{sig.numerator}/{sig.denominator}"
 
 
-def corpus_tunes(limit: int | None = None, collections: tuple[str, ...] = UNSEEN_COLLECTIONS, min_notes: int = 8) -> Iterator[Tune]:
-    """Single-meter, single-line tunes of `collections`, in corpus order (at most `limit`)."""
+def _reference_numbers(path: str) -> list[int] | None:
+    """The ``X:`` reference numbers of an ABC collection in file order; None when they repeat (or the
+    work is not ABC): then only the whole collection can be parsed tune by tune in order."""
+    from music21 import corpus
+
+    found = corpus.getWork(path)
+    file = found[0] if isinstance(found, list) else found
+    if not str(file).endswith(".abc"):
+        return None
+    numbers = [int(m.group(1)) for m in re.finditer(r"^X:\s*(\d+)", Path(file).read_text(encoding="utf-8", errors="replace"), re.M)]
+    return numbers if len(set(numbers)) == len(numbers) else None
+
+
+def _collection_scores(path: str) -> Iterator[Any]:
+    """The scores of a corpus collection in order, each parsed only when it is asked for.
+
+    music21 parses an ABC file's tunes one at a time when given a tune's reference number, and a
+    whole collection (313 tunes in the first, 12-23 s on 2 cores the first time, before music21
+    caches it) only to hand the first few to a caller that wants a handful; the scores are the
+    same either way (every tune of the first 100 compared note for note, title and meter)."""
     from music21 import corpus  # music21 loads on first use (start-up speed)
 
+    numbers = _reference_numbers(path)
+    if numbers is None:
+        opus = corpus.parse(path)
+        yield from getattr(opus, "scores", [opus])
+        return
+    for number in numbers:
+        yield corpus.parse(path, number=number)
+
+
+def corpus_tunes(limit: int | None = None, collections: tuple[str, ...] = UNSEEN_COLLECTIONS, min_notes: int = 8) -> Iterator[Tune]:
+    """Single-meter, single-line tunes of `collections`, in corpus order (at most `limit`)."""
     count = 0
     for path in collections:
-        opus = corpus.parse(path)
-        for number, score in enumerate(getattr(opus, "scores", [opus])):
+        for number, score in enumerate(_collection_scores(path)):
             if not score.parts:
                 continue
             part = score.parts[0]

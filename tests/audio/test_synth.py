@@ -447,7 +447,7 @@ def _dense_notes(seconds: float, per_second: int = 400) -> bytes:
 def test_the_voice_limit_shrinks_with_the_length_of_the_music():
     config = SynthConfig()
     assert config.polyphony_for(10.0) == 256  # a short take may use FluidSynth's every voice
-    assert config.polyphony_for(50.0) == 76
+    assert config.polyphony_for(25.0) == 128
     assert config.polyphony_for(600.0) == config.polyphony_for(60.0) == 64  # never under the floor
     assert config.polyphony_for(None) == 64  # length unknown: the floor
     with pytest.raises(ValueError):

@@ -70,13 +70,15 @@ def test_compare_applies_the_acceptance_bounds():
 def test_rules_evaluation_report(tmp_path, monkeypatch):
     monkeypatch.setenv("STUDIO_CACHE", str(tmp_path))
     from studio.training import data
+    from studio.training import evaluate as evaluation
 
     original = data.DatasetConfig
 
     def few_pieces(genre, **kw):  # a small, real chorale dataset: the same code path, fewer pieces
         return original(genre, max_pieces=30, workers=1, **kw)
 
-    monkeypatch.setattr(data, "DatasetConfig", few_pieces)
+    # the name `evaluate` calls (it imported the class; patching `data` alone built all 365 chorales)
+    monkeypatch.setattr(evaluation, "DatasetConfig", few_pieces)
     report = evaluate("rules", EvaluationConfig(n=3, unseen=4), progress=False)
     held = report["held_out"]
     assert report["data"] == "chorale" and held["pieces"] == 3

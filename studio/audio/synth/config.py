@@ -67,9 +67,9 @@ class SynthConfig:
         Rendering costs about the voices sounding times the music's length, so the limit shrinks
         with the length, ``voice_seconds / seconds``, but never under `min_polyphony` (64, what a
         Sound Canvas SC-88 sounds; the studio's own takes peak at 64 on one engine, a dense jig
-        with the choir) nor over `polyphony` (FluidSynth's default, 256). A one-minute take may use
-        all 256; music 60 s or longer at most 64. Without it, notes packed densely enough to keep
-        256 voices sounding (20,000 notes in 50 s) took 4.5 s to render instead of 1.3 s.
+        with the choir) nor over `polyphony` (FluidSynth's default, 256): a take of 12 s may use
+        all 256, one of 25 s 128, music of 50 s or longer 64. Without it, notes packed densely
+        enough to keep 256 voices sounding (20,000 notes in 50 s) took 4.5 s to render, 1.3 s with it.
     parallel_min_seconds
         Music at least this long (by the MIDI file's tempo map, to its end of track) is rendered
         on several engines at once, its channels split between them; shorter music, or music with
@@ -102,7 +102,7 @@ class SynthConfig:
     parallel_min_seconds: float = 60.0
     polyphony: int = 256
     min_polyphony: int = 64
-    voice_seconds: float = 3840.0
+    voice_seconds: float = 3200.0
 
     def __post_init__(self) -> None:
         if self.sample_rate < 8000 or self.sample_rate > 192000:
