@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from roll_checks import melody_end_step, starts_a_note_after
 
+from studio.core.config import REPO_ROOT
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
 from studio.core.metrics import bar_coverage, consonance, in_key_rate, melody_key, used_pitch_classes
@@ -49,6 +50,28 @@ def test_checkpoint_and_card(name):
         "polyphony",
     }
     assert (CHECKPOINTS / "training" / f"{name}.json").is_file()
+
+
+@pytest.mark.parametrize("name", GANS)
+def test_trained_on_its_train_list_and_chosen_on_its_validation_list(name):
+    """Held out means held out (issue 26): a shipped GAN trained on its pinned split's train list
+    alone, and the validation list (never trained on) chose both its checkpoint and its sampling
+    defaults, so no decision rests on the held-out pieces its card reports."""
+    card = json.loads((CHECKPOINTS / f"{name}.json").read_text())
+    training = card["training"]
+    split = json.loads((REPO_ROOT / training["split_file"]).read_text())
+    assert training["split_lists"] == {
+        "train": len(split["train"]),
+        "validation": len(split["validation"]),
+        "held_out": len(split["held_out"]),
+    }
+    assert training["train_pieces"] == len(split["train"]) and training["validation_pieces"] == len(split["validation"])
+    assert "validation pieces" in training["selected"]["how"]
+    tuned = training["tuned_defaults"]
+    defaults = {p["name"]: p["default"] for p in card["params"]}
+    assert {k: tuned[k]["chosen"] for k in ("temperature", "steadiness")} == {k: defaults[k] for k in ("temperature", "steadiness")}
+    for k in ("temperature", "steadiness"):  # the chosen value is the lowest validation score
+        assert tuned[k]["scores"][str(tuned[k]["chosen"])] == min(tuned[k]["scores"].values())
 
 
 @pytest.mark.parametrize("name", GANS)
