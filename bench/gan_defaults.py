@@ -1,6 +1,6 @@
 """A shipped GAN's sampling defaults chosen again on its validation pieces only, as training chooses
 them (`studio.training.train.tune_on_validation`): one parameter at a time in `models.gan.TUNABLE`'s
-order (temperature, then steadiness), each value's validation score over the pieces accompanied at
+order (temperature, then steadiness, then variety), each value's validation score over the pieces accompanied at
 seeds 0, 1, 2 (`studio.training.evaluate.validation_score`: the mean distance of the metrics from
 the real accompaniments', in units of the acceptance bounds; lower is better), the lowest kept.
 
@@ -52,7 +52,8 @@ def measure(model: str, progress: bool = True) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 1),
         "how": f"python -m bench.gan_defaults --model {model}: the {len(pieces)} validation pieces of "
         f"models/checkpoints/splits/{card.genre}.json, each accompanied at seeds {', '.join(map(str, TUNING_SEEDS))}; "
-        "studio.training.train.tune_on_validation (temperature, then steadiness at the chosen temperature; lowest score kept)",
+        "studio.training.train.tune_on_validation (temperature, then steadiness, then variety, each at the values chosen "
+        "before it; lowest score kept)",
     }
 
 

@@ -590,8 +590,14 @@ GUIDE_STREAM = 1  # the guide's random stream: numpy's, seeded by (seed, this), 
 # Defaults that training chooses on its validation pieces, per genre (`studio.training.train._tune_defaults`):
 # how far a genre's accompaniment strays from the generator's likeliest note is a matter of style.
 # Tuned in this order, each at the values chosen before it: temperature sets how far the voices stray
-# (rhythm and pitch alike), steadiness then how much a voice's pitch draws hang together in a bar.
-TUNABLE = {"temperature": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0), "steadiness": (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)}
+# (rhythm and pitch alike), steadiness then how much a voice's pitch draws hang together in a bar, and
+# variety last how far the random inputs may go (the truncation trick; below 1 plainer, more typical music,
+# the seeds still differing through the sampling).
+TUNABLE = {
+    "temperature": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "steadiness": (0.0, 0.25, 0.5, 0.75, 0.9, 1.0),
+    "variety": (0.0, 0.5, 1.0, 1.5, 2.0),
+}
 
 
 class GANAccompanist:

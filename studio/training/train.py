@@ -546,7 +546,7 @@ def tune_on_validation(
 
 def _tune_defaults(config: TrainConfig, family: Any, card: dict, pieces: list, real: Mapping[str, float], progress: bool) -> dict:
     """Choose the defaults of the family's `TUNABLE` parameters (the GAN's sampling temperature, then
-    its steadiness) for the selected weights, on the same validation pieces (never the held-out
+    its steadiness, then its variety) for the selected weights, on the same validation pieces (never the held-out
     ones): one parameter at a time, in `TUNABLE`'s order and at the values already chosen, each
     listed value in turn, the one whose metrics over the pieces accompanied at `TUNING_SEEDS` are
     nearest the real accompaniments' (`validation_score`, ties to the earlier value). The card

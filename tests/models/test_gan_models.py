@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from roll_checks import melody_end_step, starts_a_note_after
 
+from models.gan import TUNABLE
 from studio.core.config import REPO_ROOT
 from studio.core.melody import extract_melody
 from studio.core.meter import estimate_pickup
@@ -69,8 +70,9 @@ def test_trained_on_its_train_list_and_chosen_on_its_validation_list(name):
     assert "validation pieces" in training["selected"]["how"]
     tuned = training["tuned_defaults"]
     defaults = {p["name"]: p["default"] for p in card["params"]}
-    assert {k: tuned[k]["chosen"] for k in ("temperature", "steadiness")} == {k: defaults[k] for k in ("temperature", "steadiness")}
-    for k in ("temperature", "steadiness"):  # the chosen value is the lowest validation score
+    assert {k: tuned[k]["chosen"] for k in TUNABLE} == {k: defaults[k] for k in TUNABLE}
+    for k in TUNABLE:  # the chosen value is the lowest validation score, among every value training tries
+        assert set(tuned[k]["scores"]) == {str(v) for v in TUNABLE[k]}
         assert tuned[k]["scores"][str(tuned[k]["chosen"])] == min(tuned[k]["scores"].values())
 
 
