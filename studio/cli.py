@@ -268,6 +268,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         evaluate_unseen=args.unseen,
         max_pieces=args.max_pieces,
         threads=args.threads,
+        reduction=args.reduction,
     )
     try:
         card = run_training(config)
@@ -394,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-evaluate", action="store_true", help="skip the evaluation at the end")
     p.add_argument("--max-pieces", type=int, help="use only the first N pieces (quick runs)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 on a shared machine)")
+    p.add_argument(
+        "--reduction",
+        choices=("highest", "bass"),
+        help="how a piece of five or more voices becomes four: its four highest voices, or the top voice, two folded middle lines "
+        "and the bass (default: the genre's)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a model's samples vs held-out real music")
