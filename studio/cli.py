@@ -295,6 +295,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         copy_check=not args.no_copy_check,
         data=args.data,
         pieces=pieces,
+        split=args.split,
     )
     report = evaluate(args.model, config, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -414,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unseen", type=int, default=100, help="unseen folk tunes to accompany (default 100, 0 to skip)")
     p.add_argument("--seed", type=int, default=0, help="seed of every sample (default 0)")
     p.add_argument("--data", help="dataset genre to evaluate on (default: the model's genre; chorale for 'any')")
+    p.add_argument(
+        "--split",
+        choices=("held_out", "validation"),
+        default="held_out",
+        help="the pinned split's pieces to accompany: held_out (the test, default) or validation (to choose between models)",
+    )
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="a model parameter (repeatable)")
     p.add_argument("--no-copy-check", action="store_true", help="skip the check against training bars")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -753,7 +753,7 @@ def genre_reduction(genre: str, reduction: str | None = None) -> str:
     return reduction or GENRE_REDUCTION.get(genre, "highest")
 
 
-def _corpus_piece(genre: str, pid: str, source: str, path: Path, fast_kern: bool, related: bool, reduction: str) -> Piece:
+def _corpus_piece(genre: str, pid: str, source: str, path: Path, fast_kern: bool, related: bool, reduction: str = "highest") -> Piece:
     parts, sigs, bars = _read_source(path, fast_kern)
     if genre in ("chorale", "quartet"):
         if len(parts) != 4:
