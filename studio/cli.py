@@ -297,7 +297,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         pieces=pieces,
         split=args.split,
     )
-    report = evaluate(args.model, config, progress=not args.json)
+    registry = None
+    if args.checkpoints:
+        from studio.serving.registry import ModelRegistry  # loaded when the command runs
+
+        if not Path(args.checkpoints).is_dir():
+            raise InputError(
+                f"--checkpoints {args.checkpoints}: no such folder (give the folder that holds NAME.json and NAME.safetensors)"
+            )
+        registry = ModelRegistry(args.checkpoints)
+    report = evaluate(args.model, config, registry, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -420,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("held_out", "validation"),
         default="held_out",
         help="the pinned split's pieces to accompany: held_out (the test, default) or validation (to choose between models)",
+    )
+    p.add_argument(
+        "--checkpoints", help="the folder of the model's card and weights (default: models/checkpoints), e.g. a train --out folder"
     )
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="a model parameter (repeatable)")
     p.add_argument("--no-copy-check", action="store_true", help="skip the check against training bars")
