@@ -35,7 +35,7 @@ def measure(model: str, progress: bool = True) -> dict[str, Any]:
     registry = default_registry()
     card = registry.card(model)
     split = read_split(split_path(card.genre))
-    pieces = read_pieces(card.genre, split.validation)
+    pieces = read_pieces(card.genre, split.validation, reduction=card.training.get("reduction"))
     real = real_summary(pieces)
     loaded = registry.get(model)
     shipped = card.resolve_params({})

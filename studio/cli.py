@@ -268,6 +268,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         evaluate_unseen=args.unseen,
         max_pieces=args.max_pieces,
         threads=args.threads,
+        reduction=args.reduction,
     )
     try:
         card = run_training(config)
@@ -294,8 +295,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         copy_check=not args.no_copy_check,
         data=args.data,
         pieces=pieces,
+        split=args.split,
     )
-    report = evaluate(args.model, config, progress=not args.json)
+    registry = None
+    if args.checkpoints:
+        from studio.serving.registry import ModelRegistry  # loaded when the command runs
+
+        if not Path(args.checkpoints).is_dir():
+            raise InputError(
+                f"--checkpoints {args.checkpoints}: no such folder (give the folder that holds NAME.json and NAME.safetensors)"
+            )
+        registry = ModelRegistry(args.checkpoints)
+    report = evaluate(args.model, config, registry, progress=not args.json)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
@@ -394,6 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-evaluate", action="store_true", help="skip the evaluation at the end")
     p.add_argument("--max-pieces", type=int, help="use only the first N pieces (quick runs)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 on a shared machine)")
+    p.add_argument(
+        "--reduction",
+        choices=("highest", "bass"),
+        help="how a piece of five or more voices becomes four: its four highest voices, or the top voice, two folded middle lines "
+        "and the bass (default: the genre's)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a model's samples vs held-out real music")
@@ -407,6 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unseen", type=int, default=100, help="unseen folk tunes to accompany (default 100, 0 to skip)")
     p.add_argument("--seed", type=int, default=0, help="seed of every sample (default 0)")
     p.add_argument("--data", help="dataset genre to evaluate on (default: the model's genre; chorale for 'any')")
+    p.add_argument(
+        "--split",
+        choices=("held_out", "validation"),
+        default="held_out",
+        help="the pinned split's pieces to accompany: held_out (the test, default) or validation (to choose between models)",
+    )
+    p.add_argument(
+        "--checkpoints", help="the folder of the model's card and weights (default: models/checkpoints), e.g. a train --out folder"
+    )
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="a model parameter (repeatable)")
     p.add_argument("--no-copy-check", action="store_true", help="skip the check against training bars")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

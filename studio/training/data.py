@@ -6,8 +6,9 @@ Genres (no downloads: the corpora ship inside the music21 wheel)
   chorale). Soprano = melody; Alto, Tenor, Bass = accompaniment, in score order. Only pieces with
   exactly four parts: a chorale with instrumental parts (horns, violins, continuo) is skipped.
 - ``renaissance``: Palestrina's mass movements (Humdrum) and Josquin's chansons (ABC, one voice per
-  tune) with at least four voices: the four highest voices by mean pitch, highest first
-  (Cantus = melody; Altus, Tenor, Bassus).
+  tune) with at least four voices, ordered by mean pitch, highest first (Cantus = melody; Altus, Tenor,
+  Bassus): a piece with more voices is reduced to four by `GENRE_REDUCTION` (``DatasetConfig.reduction``,
+  `studio.training.voice_reduction`: the four highest voices, or the top voice, two folded middle lines and the bass).
 - ``quartet``: the string quartets of Haydn (op. 1 no. 1, op. 74 no. 1), Mozart (K. 80, 155, 156, 458)
   and Beethoven (op. 18 nos. 1, 3, 4, 5; op. 59 nos. 1-3; op. 74; op. 132; op. 133) in the corpus
   (``QUARTET_COMPOSERS``; a file with other than four parts, such as the K. 545 piano sonata, is
@@ -95,11 +96,13 @@ from studio.core.roll import (
 )
 from studio.core.score import Note, Score, TimeSignature, Track
 from studio.training.splits import assign, read_split, split_path, split_pieces
+from studio.training.voice_reduction import REDUCTIONS, reduce_voices
 
 __all__ = [
     "CORPUS_GENRES",
     "DATA_FORMAT_VERSION",
     "FOLDER_ROLES",
+    "GENRE_REDUCTION",
     "GENRE_TRACKS",
     "QUARTET_COMPOSERS",
     "TICKS_PER_BEAT",
@@ -111,6 +114,7 @@ __all__ = [
     "dataset_stats",
     "default_cache_dir",
     "folder_role",
+    "genre_reduction",
     "list_sources",
     "load_cached_dataset",
     "pinned_split_file",
@@ -132,6 +136,8 @@ GENRE_TRACKS: dict[str, tuple[tuple[str, int, bool], ...]] = {
     "renaissance": (("Cantus", 52, False), ("Altus", 52, False), ("Tenor", 52, False), ("Bassus", 52, False)),
     "quartet": (("Violin I", 40, False), ("Violin II", 40, False), ("Viola", 41, False), ("Cello", 42, False)),
 }
+# How a piece with more than four voices becomes four (`studio.training.voice_reduction`); other genres: "highest".
+GENRE_REDUCTION: dict[str, str] = {"renaissance": "highest"}
 # Accompaniment roles of a folder of MIDI files (LPD-5's five instruments), in track order after the melody.
 FOLDER_ROLES: tuple[tuple[str, int, bool], ...] = (
     ("Piano", 0, False),
@@ -185,6 +191,10 @@ class DatasetConfig:
         seeded draw (`split_pieces`); a path: that file (a folder's split beside its checkpoint).
     add_unlisted : bool
         Pieces in no list of the pinned split train (default: left out, with a warning); never held out.
+    reduction : str or None
+        How a piece with more than four voices becomes four (`studio.training.voice_reduction.REDUCTIONS`:
+        ``highest`` or ``bass``); None: the genre's `GENRE_REDUCTION`. Pieces and split membership stay
+        the same; only the voices taken from a piece of five or more change.
     """
 
     genre: str = "chorale"
@@ -198,6 +208,7 @@ class DatasetConfig:
     fast_kern: bool = True
     split_file: str | None = None
     add_unlisted: bool = False
+    reduction: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.genre in CORPUS_GENRES or self.genre.startswith("folder:")):
@@ -206,6 +217,13 @@ class DatasetConfig:
             raise ValueError("held_out_fraction must be in [0, 1)")
         if self.transpose[0] > self.transpose[1]:
             raise ValueError("transpose must be (low, high) with low <= high")
+        if self.reduction is not None and self.reduction not in REDUCTIONS:
+            raise ValueError(f"unknown voice reduction {self.reduction!r}: use one of {', '.join(REDUCTIONS)}")
+
+    @property
+    def voice_reduction(self) -> str:
+        """The reduction in use: `reduction`, else the genre's `GENRE_REDUCTION` (``highest`` by default)."""
+        return genre_reduction(self.genre, self.reduction)
 
     @property
     def cache_path(self) -> Path:
@@ -730,7 +748,12 @@ def _group(genre: str, pid: str, path: Path, related: bool) -> str:
     return pid
 
 
-def _corpus_piece(genre: str, pid: str, source: str, path: Path, fast_kern: bool, related: bool) -> Piece:
+def genre_reduction(genre: str, reduction: str | None = None) -> str:
+    """`reduction` when given, else the genre's `GENRE_REDUCTION` (``highest`` for a genre not listed)."""
+    return reduction or GENRE_REDUCTION.get(genre, "highest")
+
+
+def _corpus_piece(genre: str, pid: str, source: str, path: Path, fast_kern: bool, related: bool, reduction: str = "highest") -> Piece:
     parts, sigs, bars = _read_source(path, fast_kern)
     if genre in ("chorale", "quartet"):
         if len(parts) != 4:
@@ -741,7 +764,7 @@ def _corpus_piece(genre: str, pid: str, source: str, path: Path, fast_kern: bool
         voices = [p for p in parts if p]
         if len(voices) < 4:
             raise _Skip(f"{len(voices)} voices (needs at least 4)")
-        chosen = sorted(voices, key=lambda p: (-_mean_pitch(p), -len(p)))[:4]
+        chosen = reduce_voices(sorted(voices, key=lambda p: (-_mean_pitch(p), -len(p))), reduction)
     if not all(chosen):
         raise _Skip("a part has no notes")
     return _make_piece(pid, source, genre, _group(genre, pid, path, related), GENRE_TRACKS[genre], chosen, sigs, bars)
@@ -813,9 +836,9 @@ def _folder_piece(pid: str, source: str, path: Path) -> tuple[Piece, list[str]]:
 # --------------------------------------------------------------------------- building
 
 
-def _build_one(task: tuple[str, str, str, str, bool, bool]) -> tuple[str, Piece | None, str]:
+def _build_one(task: tuple[str, str, str, str, bool, bool, str]) -> tuple[str, Piece | None, str]:
     """Worker: one source to (source, piece or None, note). Never raises for a bad file."""
-    genre, pid, source, path_str, fast_kern, related = task
+    genre, pid, source, path_str, fast_kern, related, reduction = task
     path = Path(path_str)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -823,7 +846,7 @@ def _build_one(task: tuple[str, str, str, str, bool, bool]) -> tuple[str, Piece 
             if genre.startswith("folder:"):
                 piece, notes = _folder_piece(pid, source, path)
                 return source, piece, "; ".join(notes)
-            return source, _corpus_piece(genre, pid, source, path, fast_kern, related), ""
+            return source, _corpus_piece(genre, pid, source, path, fast_kern, related, reduction), ""
         except (_Skip, InputError) as exc:
             return source, None, str(exc)
         except Exception as exc:  # noqa: BLE001 - a file the parser cannot read is skipped and reported
@@ -855,6 +878,8 @@ def _cache_key(config: DatasetConfig, fingerprint: str) -> tuple[str, dict[str, 
         "music21": metadata.version("music21"),
         "files": fingerprint,
     }
+    if config.voice_reduction != "highest":  # only then: the caches built before the reduction existed stay valid
+        identity["reduction"] = config.voice_reduction
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9]+", "-", genre.split(":", 1)[0] if ":" in genre else genre).strip("-")
     if genre.startswith("folder:"):
@@ -905,7 +930,10 @@ def _parse_all(
     """Parse the sources (in parallel when worth it): pieces, skipped (source, reason), notes (source, note)."""
     from tqdm import tqdm  # only while building a data set
 
-    tasks = [(config.genre, pid, source, str(path), config.fast_kern, config.group_related) for pid, source, path in sources]
+    tasks = [
+        (config.genre, pid, source, str(path), config.fast_kern, config.group_related, config.voice_reduction)
+        for pid, source, path in sources
+    ]
     limit = config.max_pieces
     pieces: list[Piece] = []
     skipped: list[tuple[str, str]] = []
@@ -1100,18 +1128,20 @@ def build_dataset(config: DatasetConfig, progress: bool = True, rebuild: bool = 
     return Dataset(config, train, held, skipped_list, info, validation)
 
 
-def read_pieces(genre: str, ids: Sequence[str], fast_kern: bool = True, group_related: bool = True) -> list[Piece]:
+def read_pieces(
+    genre: str, ids: Sequence[str], fast_kern: bool = True, group_related: bool = True, reduction: str | None = None
+) -> list[Piece]:
     """The pieces `ids` of a genre, each parsed alone as a build parses it (no cache, no split): a few
     held-out pieces in a second where a whole build takes a minute (`studio.training.evaluate`'s
     ``pieces``). In the order of `ids`; an id the genre does not have, or whose file makes no piece,
-    is an `InputError` that says why."""
+    is an `InputError` that says why. `reduction`: as `DatasetConfig.reduction`."""
     sources = {pid: (source, path) for pid, source, path in list_sources(genre)}
     pieces = []
     for pid in ids:
         if pid not in sources:
             raise InputError(f"no piece '{pid}' in the {genre} data: piece ids are listed in models/checkpoints/splits/")
         source, path = sources[pid]
-        _source, piece, note = _build_one((genre, pid, source, str(path), fast_kern, group_related))
+        _source, piece, note = _build_one((genre, pid, source, str(path), fast_kern, group_related, genre_reduction(genre, reduction)))
         if piece is None:
             raise InputError(f"the piece '{pid}' ({source}) makes no {genre} piece: {note}")
         pieces.append(piece)

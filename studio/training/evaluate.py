@@ -16,6 +16,12 @@
    generated and the real held-out accompaniments of the same pieces; the generated figures on the
    unseen tunes too.
 
+With ``EvaluationConfig.split = "validation"`` (``evaluate --split validation``) the pieces are the
+pinned split's validation list instead (training pieces kept out of training to choose checkpoints and
+settings: what a choice between models reads, never the held-out pieces), set beside their own real
+music; the copy check then reads the training pieces without them. The real music is read with the
+model's own voice reduction (the card's ``training.reduction``, `studio.training.data.DatasetConfig.reduction`).
+
 Every held-out piece's own figures are in the report too (``held_out.per_piece``, by piece id), so a
 card can be checked in seconds: ``EvaluationConfig.pieces`` (``evaluate --pieces ID,ID``) evaluates
 only the named held-out pieces, each read alone (`studio.training.data.read_pieces`), and gives them
@@ -60,6 +66,7 @@ __all__ = ["EvaluationConfig", "bound_gaps", "copied_bar_share", "evaluate", "fo
 SUMMARY_METRICS = ("in_key_rate", "consonance", *TRACK_METRICS, "accompaniment_polyphony")
 RATES = ("empty_bar_rate", "qualified_note_rate", "polyphony", "accompaniment_polyphony")
 TONAL_MARGIN = 0.05  # in-key and consonance at most this much under the real values
+SPLITS = ("held_out", "validation")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,11 @@ class EvaluationConfig:
     data: str | None = None  # dataset genre; default: the model's own genre (chorale for genre 'any')
     split_file: str | None = None  # the pinned split to read; default: the committed one of a corpus genre, the card's for a folder
     pieces: tuple[str, ...] | None = None  # only these held-out pieces, read alone (seconds; see `evaluate`)
+    split: str = "held_out"  # the pieces to accompany: "held_out" (the test) or "validation" (to choose between models)
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise InputError(f"unknown split '{self.split}': use one of {', '.join(SPLITS)}")
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -268,13 +280,15 @@ def evaluate(
     t0 = time.perf_counter()
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     split_file = _split_file(config, card, genre)
+    reduction = card.training.get("reduction")
     if config.pieces:
         return _evaluate_pieces(registry, card, genre, split_file, config, t0, say)
-    dataset = build_dataset(DatasetConfig(genre, split_file=split_file), progress=progress)
-    held = dataset.held_out[: config.n] if config.n else dataset.held_out
-    say(f"evaluating {model} on {len(held)} held-out {genre} pieces")
+    dataset = build_dataset(DatasetConfig(genre, split_file=split_file, reduction=reduction), progress=progress)
+    held, training = _evaluated_pieces(dataset, config.split)
+    held = held[: config.n] if config.n else held
+    say(f"evaluating {model} on {len(held)} {_SPLIT_WORDS[config.split]} {genre} pieces")
 
-    reference = genre_ranges(genre, dataset.train)
+    reference = genre_ranges(genre, training)
     generated_rows, real_rows, samples, heard_real, heard_generated = [], [], [], [], []
     for piece in held:
         tracks = piece.tracks
@@ -291,15 +305,16 @@ def evaluate(
         "data": genre,
         "seed": config.seed,
         "params": card.resolve_params(params),
-        "held_out": _held_out_section(held, generated_rows, real_rows),
+        **({"reduction": dataset.config.voice_reduction} if reduction else {}),
+        config.split: _held_out_section(held, generated_rows, real_rows),
     }
     report["musicianship"] = compare_sets(heard_real, heard_generated)
     report["musicianship"]["ranges"] = {name: list(bounds) for name, bounds in reference.items()}
 
     if config.copy_check:
         say("checking generated bars against every training bar (12 transpositions)")
-        training = [(p.tracks[1:], p.grid) for p in dataset.train]
-        report["copy"] = copied_bar_share(samples, training)
+        training_bars = [(p.tracks[1:], p.grid) for p in training]
+        report["copy"] = copied_bar_share(samples, training_bars)
 
     if config.unseen:
         say(f"accompanying {config.unseen} unseen folk tunes")
@@ -346,15 +361,36 @@ def evaluate(
     if nll:
         report["nll"] = nll
     report["seconds"] = round(time.perf_counter() - t0, 1)
+    which = (
+        "held-out pieces of " if config.split == "held_out" else "validation pieces (kept out of training, to choose between models) of "
+    )
     report["how"] = (
-        f"python -m studio evaluate --model {model}: seed {config.seed}, default parameters unless given; held-out pieces of "
-        f"'{genre}' (the pinned list {_split_label(dataset)}, never in training); means over pieces; unseen = the first {config.unseen} "
+        f"python -m studio evaluate --model {model}"
+        + (" --split validation" if config.split == "validation" else "")
+        + f": seed {config.seed}, default parameters unless given; {which}"
+        f"'{genre}' (the pinned list {_split_label(dataset)}, never in training)"
+        + (f", voices reduced by '{dataset.config.voice_reduction}' (the card's)" if reduction else "")
+        + "; means over pieces; unseen = the first {config.unseen} "
         "single-meter tunes of studio.training.tunes.UNSEEN_COLLECTIONS; musicianship: studio.training.musicianship (voices "
         "melody first then high to low; rates pooled over pieces; ranges: SATB for chorale voices, else the 1st-99th percentile "
         "of the genre's training pieces; JS = Jensen-Shannon divergence, log base 2, real's own = odd vs even pieces; "
         "classifier = L2 logistic regression, leave-one-piece-out, 0.5 = indistinguishable)"
     )
     return report
+
+
+_SPLIT_WORDS = {"held_out": "held-out", "validation": "validation"}
+
+
+def _evaluated_pieces(dataset: Any, split: str) -> tuple[list[Any], list[Any]]:
+    """(the pieces to accompany, the training pieces the copy check and the ranges read) for `split`:
+    the held-out pieces beside all the others, or the validation pieces beside the training ones."""
+    if split == "held_out":
+        return list(dataset.held_out), list(dataset.train)
+    ids = set(dataset.validation or ())
+    if not ids:
+        raise InputError("no validation list in this data's pinned split: --split validation needs one (models/checkpoints/splits/)")
+    return [p for p in dataset.train if p.id in ids], [p for p in dataset.train if p.id not in ids]
 
 
 def _figures(row: Mapping[str, float]) -> dict[str, float | None]:
@@ -381,7 +417,7 @@ def _held_out_section(held: Sequence[Any], generated_rows: Sequence[Mapping[str,
     return section
 
 
-def _named_held_out(genre: str, split_file: str | None, ids: Sequence[str]) -> tuple[list[Any], str]:
+def _named_held_out(genre: str, split_file: str | None, ids: Sequence[str], reduction: str | None = None) -> tuple[list[Any], str]:
     """The held-out pieces `ids` of `genre`, read alone, and the split file that holds them out; an
     id that is not on the pinned held-out list is an `InputError` (a training piece is no test)."""
     pinned = Path(split_file) if split_file else DatasetConfig(genre).pinned_split
@@ -391,7 +427,7 @@ def _named_held_out(genre: str, split_file: str | None, ids: Sequence[str]) -> t
     stray = [i for i in ids if i not in held_out]
     if stray:
         raise InputError(f"'{stray[0]}' is not a held-out piece of {_repo_relative(pinned)}: name pieces from its held_out list")
-    return read_pieces(genre, ids), _repo_relative(pinned)
+    return read_pieces(genre, ids, reduction=reduction), _repo_relative(pinned)
 
 
 def _evaluate_pieces(
@@ -399,7 +435,7 @@ def _evaluate_pieces(
 ) -> dict[str, Any]:
     """`evaluate` on the named held-out pieces alone (`EvaluationConfig.pieces`): their held-out
     figures, each piece's and their means, the same numbers a whole evaluation gives those pieces."""
-    held, pinned = _named_held_out(genre, split_file, list(dict.fromkeys(config.pieces or ())))
+    held, pinned = _named_held_out(genre, split_file, list(dict.fromkeys(config.pieces or ())), card.training.get("reduction"))
     say(f"evaluating {card.name} on {len(held)} named held-out {genre} pieces")
     params = dict(config.params or {})
     generated_rows, real_rows = [], []
@@ -488,8 +524,11 @@ def format_report(report: Mapping[str, Any]) -> str:
         return format_continuation(report)
     if writes == "variation":
         return format_variations(report)
-    held = report["held_out"]
-    lines = [f"{report['model']} on {held['pieces']} held-out {report['data']} pieces ({held['bars']} bars), seed {report['seed']}:"]
+    split = "validation" if "validation" in report else "held_out"
+    held = report[split]
+    lines = [
+        f"{report['model']} on {held['pieces']} {_SPLIT_WORDS[split]} {report['data']} pieces ({held['bars']} bars), seed {report['seed']}:"
+    ]
     lines.append(f"  {'metric':26s} {'generated':>10s} {'real':>8s}  bound")
     for metric, row in held["comparison"].items():
         mark = "ok" if row["ok"] else "MISSED"

@@ -103,6 +103,7 @@ class TrainConfig:
     validate_every_s: float = 90.0
     max_validation_pieces: int = 40
     split_file: str | None = None  # set by `run_training`: the pinned split it used (repo-relative when inside the repo)
+    reduction: str | None = None  # how a piece of 5+ voices becomes four (studio.training.data.DatasetConfig.reduction); None: the genre's
 
     @property
     def name(self) -> str:
@@ -418,7 +419,10 @@ def run_training(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         dataset = load_cached_dataset(genre.split(":", 1)[1], progress=progress and dist.main)
     else:
         split = str(split_file) if pinned else ("" if split_file is not None else None)
-        dataset = build_dataset(DatasetConfig(genre, max_pieces=config.max_pieces, split_file=split), progress=progress and dist.main)
+        dataset = build_dataset(
+            DatasetConfig(genre, max_pieces=config.max_pieces, split_file=split, reduction=config.reduction),
+            progress=progress and dist.main,
+        )
     if not dataset.train:
         raise InputError(f"no training pieces in {config.dataset_genre}")
     torch.manual_seed(config.seed + dist.rank)
@@ -643,6 +647,7 @@ def _write_checkpoint(
                 else {"step": step, "how": "the last step"}
             ),
             "split": "by piece, seed 0 (studio.training.data.split_pieces); related pieces kept together",
+            **({"reduction": dataset.config.voice_reduction} if config.reduction else {}),
             **(
                 {
                     "split_file": config.split_file,
@@ -664,6 +669,7 @@ def _write_checkpoint(
             else str(history_path(stem)),
             "command": f"python -m studio train --family {config.family} --genre {config.genre}"
             + (f" --data {config.data}" if config.data else "")
+            + (f" --reduction {config.reduction}" if config.reduction else "")
             + (f" --steps {config.steps}" if config.steps else f" --minutes {config.minutes:g}")
             + "".join(f" --set {k}={v}" for k, v in config.overrides.items()),
             "parameters": recipe.n_parameters(),

@@ -160,6 +160,7 @@ def test_bad_input_is_refused_before_any_heavy_library_loads(name, tmp_path):
         (["generate", "{tune}", "--model", "gan-chorale", "--chords", "C G"], "gan-chorale does not take chords: the models that follow"),
         (["generate"], "input"),
         (["frobnicate"], "invalid choice"),
+        (["evaluate", "--model", "gan-renaissance", "--checkpoints", "NO-SUCH-FOLDER"], "--checkpoints NO-SUCH-FOLDER: no such folder"),
     ],
 )
 def test_usage_mistakes_are_one_line(args, phrase, tune_paths):

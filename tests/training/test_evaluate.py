@@ -103,3 +103,19 @@ def test_rules_evaluation_report(tmp_path, monkeypatch):
     assert "leaps over an octave" in format_report(report) and "out_of_range" in report["unseen"]["musicianship"]
     json.dumps(heard, allow_nan=False)  # no nan reaches the JSON (None instead)
     assert np.isfinite(held["generated"]["used_pitch_classes"])
+
+
+def test_the_validation_split_accompanies_the_validation_pieces_beside_the_other_training_ones():
+    from types import SimpleNamespace
+
+    from studio.core.errors import InputError
+    from studio.training.evaluate import _evaluated_pieces
+
+    pieces = {i: SimpleNamespace(id=i) for i in ("a", "b", "c", "d")}
+    dataset = SimpleNamespace(train=[pieces["a"], pieces["b"], pieces["c"]], held_out=[pieces["d"]], validation=["b"])
+    assert _evaluated_pieces(dataset, "validation") == ([pieces["b"]], [pieces["a"], pieces["c"]])
+    assert _evaluated_pieces(dataset, "held_out") == ([pieces["d"]], [pieces["a"], pieces["b"], pieces["c"]])
+    with pytest.raises(InputError, match="no validation list"):
+        _evaluated_pieces(SimpleNamespace(train=dataset.train, held_out=[], validation=None), "validation")
+    with pytest.raises(InputError, match="unknown split"):
+        EvaluationConfig(split="test")
