@@ -35,11 +35,9 @@ __all__ = [
     "Normalized",
     "Spectra",
     "StemPowers",
-    "effects_gain",
     "integrated_loudness",
     "lead_gain",
     "limit",
-    "mixed",
     "normalize",
     "spectra",
     "stem_loudness",
@@ -174,24 +172,6 @@ class Spectra:
         """The stem's integrated loudness (LUFS; -inf for silence)."""
         return _gated(_block_means(self.energies(), self.frames, self.rate))
 
-    def energy(self) -> float:
-        """The stem's whole K-weighted energy (every hop, every channel, ungated)."""
-        flat = self.values.reshape(-1)
-        return float(np.dot(flat, flat))
-
-
-def mixed(parts: list[Spectra], gains: list[float]) -> Spectra:
-    """The `Spectra` of ``sum(gain * part)`` for stems of one length and rate, without measuring the
-    sum: the hops' spectra and their K-weighting are linear, so this is `spectra` of the sum to float
-    rounding."""
-    if len({(p.frames, p.rate, p.values.shape) for p in parts}) != 1:
-        raise ValueError("the parts of a mix must have one length and one rate")
-    values = np.multiply(parts[0].values, np.float32(gains[0]))
-    scratch = np.empty_like(values)
-    for part, gain in zip(parts[1:], gains[1:], strict=True):
-        values += np.multiply(part.values, np.float32(gain), out=scratch)
-    return Spectra(parts[0].frames, parts[0].rate, values)
-
 
 def _hops_for(frames: int, rate: int) -> int:
     """Hops `Spectra` holds for `frames`: every frame, and at least the hops the blocks cover."""
@@ -266,26 +246,6 @@ def lead_gain(lead_lufs: float, rest_lufs: float, lead_lu: float = LEAD_LU, lead
         return 1.0
     short = (lead_lufs - lead_db) - (rest_lufs - rest_db) - lead_lu
     return min(1.0, 10.0 ** (short / 20.0))
-
-
-def effects_gain(lead_energy: float, rest_energy: float, lead: float = 1.0, rest: float = 1.0) -> float:
-    """The gain of a reverb (and chorus) return that the melody and the accompaniment share, when the
-    two dry stems are mixed at gains `lead` and `rest`: the root of their power-weighted mean square,
-    ``sqrt((lead^2 E_lead + rest^2 E_rest) / (E_lead + E_rest))`` with `lead_energy` and `rest_energy`
-    the dry stems' energies.
-
-    Each channel sends a part of its dry signal to the reverb (its reverb send, CC 91, and the
-    SoundFont's instrument setting), so each stem feeds the reverb about in proportion to its energy,
-    and the two feeds are uncorrelated. Two reverbs, one per stem, each at its stem's gain, give a
-    return of power ``lead^2 R_lead + rest^2 R_rest``; one shared return at this gain gives the same
-    power. It lies between the two gains (the accompaniment, usually the louder stem, weighs most);
-    the accompaniment's gain alone would take the whole reverb down with it (up to 7 dB on the
-    studio's takes). 1 when both stems are silent.
-    """
-    total = lead_energy + rest_energy
-    if not total > 0.0:
-        return 1.0
-    return math.sqrt((lead * lead * lead_energy + rest * rest * rest_energy) / total)
 
 
 @cache

@@ -178,7 +178,7 @@ def test_stems_that_stop_their_tails_at_their_own_silence_change_nothing_audible
     play = render._play
 
     def whole_tails(*args, tail="cut", **kwargs):
-        return play(*args, tail="whole" if tail == "parts" else tail, **kwargs)
+        return play(*args, tail="whole" if tail == "stem" else tail, **kwargs)
 
     monkeypatch.setattr(render, "_play", whole_tails)
     whole = render_midi(song, SynthConfig(workers=2), Lead((0,)))

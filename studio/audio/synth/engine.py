@@ -9,13 +9,6 @@ pitch bend; the reverb and chorus buffers and LFOs), so one render cannot leak i
 same MIDI renders to the same samples, except that FluidSynth keeps a little DSP state in the
 voices it recycles, which can change a note's first milliseconds by a few LSB (below -54 dBFS)
 depending on what was played before.
-
-An engine made with ``groups=16`` (`CHANNEL_GROUPS`) keeps each MIDI channel's dry output apart
-(FluidSynth's ``synth.audio-groups``: channel c goes to group ``c % 16``, so every one of the 16
-channels, drums on channel 10 included, has its own) beside the return of its one reverb and chorus
-(``synth.effects-groups`` 1): the loudness step's engine (`studio.audio.synth.render`). Such an engine
-is rendered through ``fluid_synth_process`` only (``fluid_synth_write_float`` would give group 0
-alone), so the pool keeps it apart from the plain ones (its key holds the group count).
 """
 
 from __future__ import annotations
@@ -35,9 +28,7 @@ from studio.audio.synth.soundfont import (
     soundfont_problem,
 )
 
-__all__ = ["CHANNEL_GROUPS", "POOL", "Engine", "Pool", "synth_status"]
-
-CHANNEL_GROUPS = 16  # audio groups of an engine that keeps the channels apart: one per MIDI channel
+__all__ = ["POOL", "Engine", "Pool", "synth_status"]
 
 
 def synth_status() -> tuple[bool, str]:
@@ -78,18 +69,12 @@ _DYNAMIC_SAMPLE_LOADING = False
 
 
 class Engine:
-    """One synth with its SoundFont loaded; used by one render at a time (see `Pool`).
+    """One synth with its SoundFont loaded; used by one render at a time (see `Pool`)."""
 
-    `groups` is its count of audio groups: 1 (the whole mix in one stereo pair), or
-    `CHANNEL_GROUPS` (each MIDI channel's dry output apart, one shared reverb and chorus).
-    """
-
-    def __init__(self, fluid: Fluid, soundfont: Path, sample_rate: int, gain: float, groups: int = 1) -> None:
+    def __init__(self, fluid: Fluid, soundfont: Path, sample_rate: int, gain: float) -> None:
         self.fluid = fluid
-        self.key = (soundfont, sample_rate, groups)
+        self.key = (soundfont, sample_rate)
         self.sample_rate = sample_rate
-        self.groups = groups
-        grouping = {"synth.audio-groups": groups, "synth.audio-channels": groups, "synth.effects-groups": 1} if groups > 1 else {}
         # Settings as the fluidsynth CLI's fast render (-F) uses them: 16 MIDI channels, the player
         # clocked by rendered samples (not the wall clock), no memory locking.
         self.synth = fluid.new_synth(
@@ -103,16 +88,12 @@ class Engine:
                 "player.reset-synth": 0,
                 "synth.lock-memory": 0,
                 "synth.dynamic-sample-loading": int(_DYNAMIC_SAMPLE_LOADING),
-                **grouping,
             },
         )
         timing = self.synth.get_setting("player.timing-source")
         if timing != "sample":
             self.synth.delete()
             raise SynthUnavailable(f"FluidSynth refused player.timing-source=sample (got {timing!r})")
-        if groups > 1 and fluid.count_audio_groups(self.synth.synth) != groups:
-            self.synth.delete()
-            raise SynthUnavailable(f"FluidSynth refused synth.audio-groups={groups}")
         self._flush = np.zeros((2 * FLUID_BLOCK, 2), dtype=np.float32)
         problem = soundfont_problem(soundfont)
         if problem:
@@ -157,7 +138,7 @@ class Pool:
     """The engines of this process: lent to one render at a time, created when first needed.
 
     At most ``config.worker_count()`` engines exist for a render's config; idle engines for
-    another SoundFont, sample rate or count of audio groups are deleted to make room. A render asks for up to `want`
+    another SoundFont or sample rate are deleted to make room. A render asks for up to `want`
     engines and gets at least one: those free now (most recently used first, so renders one after
     another use the same engine) and new ones while there is room; it waits only when it would
     get none. Never waiting for a second engine while holding one keeps two long renders from
@@ -169,13 +150,12 @@ class Pool:
         self._idle: list[Engine] = []  # most recently released last
         self._lent = 0  # engines lent out, plus places kept for engines being created
 
-    def acquire(self, config: SynthConfig, want: int = 1, groups: int = 1) -> list[Engine]:
-        """Up to `want` engines (at least one) for `config`, each with `groups` audio groups."""
+    def acquire(self, config: SynthConfig, want: int = 1) -> list[Engine]:
         fluid = get_fluid()
         soundfont = find_soundfont(config)
         if soundfont is None:
             raise SynthUnavailable(no_soundfont_message(config))
-        key = (soundfont.resolve(), config.sample_rate, groups)
+        key = (soundfont.resolve(), config.sample_rate)
         capacity = config.worker_count()
         want = max(1, min(want, capacity))
         doomed: list[Engine] = []
@@ -186,7 +166,7 @@ class Pool:
                     self._idle.remove(engine)
                 missing = want - len(mine)
                 room = capacity - self._lent - len(self._idle) - len(mine)
-                if missing:  # then every idle engine left is for another font, rate or grouping
+                if missing:  # then every idle engine left is for another font or rate
                     while room < missing and self._idle:
                         doomed.append(self._idle.pop(0))
                         room += 1
@@ -200,7 +180,7 @@ class Pool:
         engines = list(mine)
         try:
             for _ in range(new):
-                engines.append(Engine(fluid, key[0], config.sample_rate, config.gain, groups))
+                engines.append(Engine(fluid, key[0], config.sample_rate, config.gain))
         except BaseException:
             with self._cond:
                 self._lent -= len(mine) + new - len(engines)  # the places never filled

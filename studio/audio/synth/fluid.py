@@ -14,13 +14,10 @@ prototypes of our own (`Fluid`), because the public API lacks it or does it too 
    the public `Synth.play_midi_file` takes only a file name and has no status or tick getters.
 3. The GIL: pyfluidsynth builds its prototypes with `ctypes.CFUNCTYPE`, which gives the GIL away on
    every call. Calls of a few microseconds made after every block must keep it (see `Fluid`).
-4. Output kept apart by MIDI channel: ``fluid_synth_process`` with one planar buffer pair per
-   audio group (FluidSynth sends MIDI channel c to group ``c % synth.audio-groups``) and one pair
-   for the effects units' return, which pyfluidsynth does not wrap (`Fluid.render_parts`).
-5. Resets between renders (``fluid_synth_set_sample_rate``, ``fluid_synth_set_gain``,
+4. Resets between renders (``fluid_synth_set_sample_rate``, ``fluid_synth_set_gain``,
    ``fluid_synth_set_polyphony``,
-   ``fluid_synth_reverb_on``/``chorus_on``), the synth's count of audio groups and the library's
-   version, which pyfluidsynth does not wrap; these keep the GIL as in 3.
+   ``fluid_synth_reverb_on``/``chorus_on``) and the library's version, which pyfluidsynth does not
+   wrap; these keep the GIL as in 3.
 
 If pyfluidsynth changes so that this no longer works, `Fluid` fails with one `SynthUnavailable`
 line starting "pyfluidsynth changed:" (the studio is tested with the pyfluidsynth of
@@ -107,10 +104,6 @@ class Fluid:
         write_float = ("fluid_synth_write_float", c_int, void_p, c_int, void_p, c_int, c_int, void_p, c_int, c_int)
         self.write_float = proto(*write_float, release_gil=True)
         self.write_float_held = proto(*write_float)
-        process = ("fluid_synth_process", c_int, void_p, c_int, c_int, void_p, c_int, void_p)
-        self.process = proto(*process, release_gil=True)
-        self.process_held = proto(*process)
-        self.count_audio_groups = proto("fluid_synth_count_audio_groups", c_int, void_p)
         self.new_player = proto("new_fluid_player", void_p, void_p)
         self.delete_player = proto("delete_fluid_player", None, void_p)
         self.player_add_mem = proto("fluid_player_add_mem", c_int, void_p, ctypes.c_char_p, ctypes.c_size_t)
@@ -140,14 +133,6 @@ class Fluid:
         """`frames` stereo float frames into interleaved memory at `address`; FluidSynth's status."""
         write = self.write_float if frames >= RELEASE_GIL_FRAMES else self.write_float_held
         return write(synth, frames, address, 0, 2, address, 1, 2)
-
-    def render_parts(self, synth: int, frames: int, effects: int, n_effects: int, outputs: int, n_outputs: int) -> int:
-        """`frames` frames *added* into planar float buffers (``fluid_synth_process``): `outputs` is
-        the address of `n_outputs` buffer addresses, left and right of each audio group in turn,
-        `effects` of `n_effects` (left and right of the reverb, then of the chorus); an address of
-        0 skips that buffer, and buffers may be shared (their audio adds up). FluidSynth's status."""
-        process = self.process if frames >= RELEASE_GIL_FRAMES else self.process_held
-        return process(synth, frames, n_effects, effects, n_outputs, outputs)
 
     def version(self) -> str:
         raw = self.version_str()

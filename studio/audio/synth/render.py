@@ -77,22 +77,16 @@ class _FloatFrames:
         frames.frames = sum(frames.used)
         return frames
 
-    def _new_chunk(self) -> np.ndarray:
-        return np.empty((self.chunk_frames, 2), dtype=np.float32)
-
-    def _write(self, fluid: Fluid, synth: int, chunk: np.ndarray, start: int, frames: int) -> None:
-        """FluidSynth's next `frames` frames into `chunk` from frame `start`."""
-        if fluid.render(synth, frames, chunk.ctypes.data + start * chunk.strides[0]) != 0:
-            raise SynthUnavailable("FluidSynth failed to render audio (fluid_synth_write_float)")
-
     def render(self, fluid: Fluid, synth: int, frames: int) -> np.ndarray:
         """Render `frames` (a multiple of 64, at most `chunk_frames`) and return them as a view."""
         if not self.chunks or not len(self.chunks[-1]) or self.used[-1] + frames > self.chunk_frames:
             self.flush()
-            self.chunks.append(self._new_chunk())
+            self.chunks.append(np.empty((self.chunk_frames, 2), dtype=np.float32))
             self.used.append(0)
         chunk, start = self.chunks[-1], self.used[-1]
-        self._write(fluid, synth, chunk, start, frames)
+        address = chunk.ctypes.data + start * chunk.strides[0]
+        if fluid.render(synth, frames, address) != 0:
+            raise SynthUnavailable("FluidSynth failed to render audio (fluid_synth_write_float)")
         self.used[-1] += frames
         self.frames += frames
         self.last = (len(self.chunks) - 1, start)
@@ -119,7 +113,7 @@ class _FloatFrames:
         if self.sink is not None and self.chunks and len(self.chunks[-1]):
             i = len(self.chunks) - 1
             self.sink(i, self.chunks[i][: self.used[i]])
-            self.chunks[i] = self.chunks[i][:0]
+            self.chunks[i] = np.empty((0, 2), dtype=np.float32)
             self.used[i] = 0
 
     def views(self) -> list[np.ndarray]:
@@ -142,38 +136,6 @@ class _FloatFrames:
             np.rint(view, out=out[start : start + len(view)], casting="unsafe")
             start += len(view)
         return out
-
-
-class _PartFrames(_FloatFrames):
-    """The take in three parts, each stereo, from an engine that keeps its channels apart
-    (`studio.audio.synth.engine.CHANNEL_GROUPS`): the melody's channels dry, the other channels
-    dry, and the return of the engine's one reverb and chorus. Each chunk is (chunk_frames, 6),
-    columns melody L, R, rest L, R, effects L, R, each column contiguous (FluidSynth writes planar
-    buffers), so `_FloatFrames`'s code sees frames as rows as it does for a stereo mix.
-    """
-
-    def __init__(
-        self, chunk_frames: int, melody: list[int], rest: list[int], sink: Callable[[int, np.ndarray], None] | None = None
-    ) -> None:
-        super().__init__(chunk_frames, sink)
-        # Column of each buffer FluidSynth is handed (-1: none): audio group c (= MIDI channel c) to
-        # the melody's or the rest's pair, a channel without notes to none; the reverb's and the
-        # chorus's returns (both on when `SynthConfig.chorus` is) to the effects pair.
-        groups = [0 if c in melody else 2 if c in rest else -1 for c in range(_engines.CHANNEL_GROUPS)]
-        columns = np.array([g + side if g >= 0 else -1 for g in groups for side in (0, 1)] + [4, 5, 4, 5])  # outputs, then effects
-        self._effects_at = 2 * len(groups)
-        self._used = (columns >= 0).astype(np.uint64)
-        self._column_bytes = np.maximum(columns, 0).astype(np.uint64) * np.uint64(4 * chunk_frames)  # a column's offset in a chunk
-        self._addresses = np.zeros(len(columns), np.uint64)  # the buffers' addresses handed to FluidSynth
-
-    def _new_chunk(self) -> np.ndarray:
-        return np.zeros((6, self.chunk_frames), dtype=np.float32).T  # zeros: FluidSynth adds into it
-
-    def _write(self, fluid: Fluid, synth: int, chunk: np.ndarray, start: int, frames: int) -> None:
-        np.multiply(self._column_bytes + np.uint64(chunk.ctypes.data + 4 * start), self._used, out=self._addresses)
-        table, n = self._addresses.ctypes.data, len(self._addresses)
-        if fluid.render_parts(synth, frames, table + 8 * self._effects_at, n - self._effects_at, table, self._effects_at) != 0:
-            raise SynthUnavailable("FluidSynth failed to render audio (fluid_synth_process)")
 
 
 def _read_midi(midi: bytes | str | os.PathLike[str]) -> bytes:
@@ -249,9 +211,9 @@ def _play(
 
     `tail` says where the release tail stops: ``"cut"`` at its first silent window, or its last
     window fades out; ``"whole"``: the whole tail, for `_cut_tail` to cut the sum of several
-    renders; ``"parts"``: at its first window where each of the three parts of `_PartFrames` is
-    under a third of the silence level, not faded (`_render_parts` mixes them at gains of at most
-    1, so the mix is silent there too, and `_cut_tail` then cuts the mix).
+    renders; ``"stem"``: at its first window under half the silence level, not faded (a stem of a
+    sum of two, which `_cut_tail` cuts: beyond that window the stem counts as silent, and the sum
+    of it and a stem gone as quiet is silent there, so the sum's cut lies within the longer stem).
 
     Returns
     -------
@@ -289,7 +251,7 @@ def _play(
         music = frames.frames
 
         # Release tail: stop at the first silent window, or fade out the last one at the limit.
-        silence = 10.0 ** (config.silence_dbfs / 20.0) / (3.0 if tail == "parts" else 1.0)
+        silence = 10.0 ** (config.silence_dbfs / 20.0) * (0.5 if tail == "stem" else 1.0)
         tail_windows = math.ceil(config.max_tail_seconds * config.sample_rate / window)
         group = max(1, min(round(_TAIL_GROUP_SECONDS * config.sample_rate / window), frames.chunk_frames // window))
         done = 0
@@ -440,7 +402,7 @@ def _render_groups(
 def _agreed(results: list[_Played | BaseException | None]) -> _Played | None:
     """The renders' common `_play` result, with the longest tail; None when one was refused or they
     ended apart (then the caller renders on one engine); an unexpected exception is raised. Tails
-    cut at their own silence (``"parts"``) may end apart: each must be a start of the longest."""
+    cut at their own silence (``"stem"``) may end apart: each must be a start of the longest."""
     for result in results:
         if isinstance(result, (StudioError, _Overshot)):
             return None
@@ -491,23 +453,17 @@ def _joined(chunks: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
 
 
-def _render_parts(engines: list[Engine], split: Split, data: bytes, lead: Lead, config: SynthConfig) -> tuple[np.ndarray, float] | None:
-    """The take rendered once, on engines that keep their channels apart, and mixed so that the melody
-    leads: the mix as one float32 array (N, 2), tail cut, and its integrated loudness. None when the
-    melody or the rest has no notes, or when the renders disagree (as `_render_parallel`).
+def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: SynthConfig) -> tuple[np.ndarray, float] | None:
+    """The melody's channels and the rest rendered apart (the rest on the other engines, summed), the
+    rest turned down so the melody leads (`studio.audio.loudness.lead_gain`), and the two summed:
+    the mix as one float32 array (N, 2), tail cut, and its integrated loudness. None when the renders
+    disagree (as `_render_parallel`).
 
-    1. Render: one engine plays the whole file into three parts (`_PartFrames`): the melody's
-       channels dry, the rest dry, and the return of its one reverb (and chorus), which both feed.
-       Long music (`SynthConfig.parallel_min_seconds`) on several engines: each plays a group of
-       channels (as `_render_parallel`) into its three parts, and the parts are summed.
-    2. Measure the three parts (`studio.audio.loudness.spectra`).
-    3. Balance: the rest's gain that sets the dry melody `SynthConfig.lead_lu` above the dry rest
-       (`loudness.lead_gain`, the mixer's volumes taken out), and the shared return's gain
-       (`loudness.effects_gain`: the reverb as loud as two reverbs, one per stem, each at its
-       stem's gain, would be).
-    4. Mix ``melody + g_rest * rest + g_fx * effects``, and its loudness from the three parts'
-       spectra at those gains (`loudness.mixed`: the mix's own measure, so the loudness step puts
-       the mix itself on target).
+    Each stem is measured (`studio.audio.loudness.spectra`) in the thread that rendered it, as soon
+    as it is done, so with two free cores the melody's measure runs while the accompaniment still
+    renders; an accompaniment rendered on several engines is measured once summed. A stem rendered
+    on one engine stops its release tail where it falls silent (`_play`'s ``"stem"`` tail) rather
+    than rendering the longest tail the sum could need; the shorter stem is then silent to the end.
     """
     from studio.audio import loudness
 
@@ -515,36 +471,49 @@ def _render_parts(engines: list[Engine], split: Split, data: bytes, lead: Lead, 
     if channels is None:
         return None
     melody, rest = channels
-    groups = split.groups(len(engines)) if len(engines) > 1 and split.seconds >= config.parallel_min_seconds else []
+    rest_split = Split(split.parts, {c: split.weights[c] for c in rest}, split.seconds)
+    groups = [melody, *rest_split.groups(max(1, len(engines) - 1))]
     block, window = _block_and_window(config)
     size = max(block, window) * _CHUNK_CALLS
-    mix = _Mix(len(groups)) if len(groups) > 1 else None
-    if mix is not None:  # summed: every group renders the whole tail, so the chunks line up
-        frames = [_PartFrames(size, melody, rest, sink=mix.sink(i)) for i in range(len(groups))]
-        played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames))
-    else:
-        frames = [_PartFrames(size, melody, rest)]
-        played = _agreed(_render_groups(engines[:1], [data], config, split.seconds, frames, tails=["parts"]))
-    chunks = mix.chunks() if mix is not None else frames[0].views()
-    if played is None or chunks is None:
+    mix = _Mix(len(groups) - 1)
+    frames = [_FloatFrames(size)] + [_FloatFrames(size, sink=mix.sink(i)) for i in range(len(groups) - 1)]
+    tails = ["stem"] * 2 if len(groups) == 2 else ["stem"] + ["whole"] * (len(groups) - 1)  # a spread one is summed: same lengths
+    measured: dict[int, loudness.Spectra] = {}
+
+    def measure(j: int) -> None:
+        if j == 0:
+            measured[0] = loudness.spectra(_joined(frames[0].views()), config.sample_rate)
+        elif len(groups) == 2 and (chunks := mix.chunks()) is not None:
+            measured[1] = loudness.spectra(_joined(chunks), config.sample_rate)
+
+    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, measure, tails))
+    rest_chunks = mix.chunks()
+    if played is None or rest_chunks is None:
         return None
-    frames.clear()  # the parts are held by `chunks` only (a long song's parts are large)
-    offsets = np.cumsum([0] + [len(c) for c in chunks])  # where each chunk starts, laid end to end
+    melody_chunks = frames[0].views()
+    frames.clear()  # the two stems are held by these arrays only (a long song's stems are large)
+    mix.sums.clear()
+    longer = max(melody_chunks, rest_chunks, key=lambda chunks: sum(len(c) for c in chunks))
+    offsets = np.cumsum([0] + [len(c) for c in longer])  # where each chunk starts, laid end to end (both stems alike)
     windows = [(0, int(offsets[index]) + start) for index, start in played[1]]
-    parts = _joined(chunks)  # (N, 6): melody, rest, effects, each L and R
-    del chunks
-    rate = config.sample_rate
-    melody_part, rest_part, effects_part = (loudness.spectra(parts[:, k : k + 2], rate) for k in (0, 2, 4))
-    gain = loudness.lead_gain(melody_part.loudness(), rest_part.loudness(), config.lead_lu, lead.lead_db, lead.rest_db)
-    effects = loudness.effects_gain(melody_part.energy(), rest_part.energy(), 1.0, gain)
-    measured = loudness.mixed([melody_part, rest_part, effects_part], [1.0, gain, effects]).loudness()
-    summed = np.multiply(parts[:, 2:4], np.float32(gain))
-    summed += parts[:, 0:2]
-    summed += parts[:, 4:6] * np.float32(effects)
-    del parts
-    out = [summed]
-    _cut_tail(out, windows, config)
-    return out[0], measured
+    melody_audio, rest_audio = _joined(melody_chunks), _joined(rest_chunks)
+    del melody_chunks, rest_chunks, longer
+    if 1 not in measured:
+        measured[1] = loudness.spectra(rest_audio, config.sample_rate)
+    powers = loudness.StemPowers(measured[0], measured[1])
+    gain = loudness.lead_gain(powers.lead_loudness(), powers.rest_loudness(), config.lead_lu, lead.lead_db, lead.rest_db)
+    if gain != 1.0:
+        rest_audio *= np.float32(gain)
+    if len(rest_audio) >= len(melody_audio):  # the shorter stem added into the longer
+        rest_audio[: len(melody_audio)] += melody_audio
+        summed = rest_audio
+    else:
+        melody_audio[: len(rest_audio)] += rest_audio
+        summed = melody_audio
+    del melody_audio, rest_audio
+    chunks = [summed]
+    _cut_tail(chunks, windows, config)
+    return chunks[0], powers.loudness(gain)
 
 
 def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None = None, lead: Lead | None = None) -> np.ndarray:
@@ -587,25 +556,24 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
     split = scan_midi(data)  # the music's length (to render ahead in large calls) and its channels
     if split is not None and split.seconds > config.max_music_seconds:
         raise _too_long(config)
+    stems = config.loudness_lufs is not None and lead is not None and split is not None and _lead_channels(split, lead) is not None
     want = 1
     if split is not None and split.seconds >= config.parallel_min_seconds:
         want = min(config.worker_count(), split.sounding_channels())
-    frames = mixed = None
-    if config.loudness_lufs is not None and lead is not None and split is not None and _lead_channels(split, lead) is not None:
-        engines = _engines.POOL.acquire(config, want, groups=_engines.CHANNEL_GROUPS)
-        try:
-            mixed = _render_parts(engines, split, data, lead, config)
-        finally:
-            _engines.POOL.release(engines)
-    if mixed is None:
-        engines = _engines.POOL.acquire(config, want)
-        try:
-            if len(engines) > 1 and split is not None and split.seconds >= config.parallel_min_seconds:
-                frames = _render_parallel(engines, split, config)
-            if frames is None:
-                frames = _render_single(engines[0], data, config, split.seconds if split is not None else None)
-        finally:
-            _engines.POOL.release(engines)
+    if stems:
+        want = max(2, want)
+    engines = _engines.POOL.acquire(config, want)
+    try:
+        frames = mixed = None
+        if stems:
+            assert split is not None and lead is not None
+            mixed = _render_stems(engines, split, lead, config)
+        if mixed is None and len(engines) > 1 and split is not None and split.seconds >= config.parallel_min_seconds:
+            frames = _render_parallel(engines, split, config)
+        if mixed is None and frames is None:
+            frames = _render_single(engines[0], data, config, split.seconds if split is not None else None)
+    finally:
+        _engines.POOL.release(engines)
     if config.loudness_lufs is None:
         assert frames is not None
         limit = 10.0 ** (config.peak_dbfs / 20.0)
