@@ -494,6 +494,7 @@ def _pinch(page, x: float, y: float, start: float, end: float) -> None:
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
+@needs_audio  # it checks that a pinch does not seek the take's audio
 def test_the_page_works_on_a_phone(browser, server, shots):
     """Play the on-screen keys with a finger, generate; the page never scrolls sideways; two fingers
     spread on the live roll zoom it in around them (and pinched together, out), without seeking."""
