@@ -19,6 +19,7 @@ from pathlib import Path
 from studio.core.errors import InputError, StudioError, one_line
 from studio.core.files import output_error, place_files
 from studio.serving.process import apply_process_settings
+from studio.training.voice_reduction import REDUCTIONS
 
 __all__ = ["main"]
 
@@ -407,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 on a shared machine)")
     p.add_argument(
         "--reduction",
-        choices=("highest", "bass"),
+        choices=REDUCTIONS,
         help="how a piece of five or more voices becomes four: its four highest voices, or the top voice, two folded middle lines "
         "and the bass (default: the genre's)",
     )

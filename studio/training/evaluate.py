@@ -370,7 +370,7 @@ def evaluate(
         + f": seed {config.seed}, default parameters unless given; {which}"
         f"'{genre}' (the pinned list {_split_label(dataset)}, never in training)"
         + (f", voices reduced by '{dataset.config.voice_reduction}' (the card's)" if reduction else "")
-        + "; means over pieces; unseen = the first {config.unseen} "
+        + f"; means over pieces; unseen = the first {config.unseen} "
         "single-meter tunes of studio.training.tunes.UNSEEN_COLLECTIONS; musicianship: studio.training.musicianship (voices "
         "melody first then high to low; rates pooled over pieces; ranges: SATB for chorale voices, else the 1st-99th percentile "
         "of the genre's training pieces; JS = Jensen-Shannon divergence, log base 2, real's own = odd vs even pieces; "

@@ -94,6 +94,7 @@ def test_rules_evaluation_report(tmp_path, monkeypatch):
     copy = report["copy"]
     assert copy["bars"] > 0 and copy["copied_share"] == copy["copied_bars"] / copy["bars"] and copy["threshold"] == 0.9
     assert report["unseen"]["tunes"] == 4 and not math.isnan(report["unseen"]["consonance_mean"])
+    assert "unseen = the first 4 single-meter tunes" in report["how"]  # the recipe names what was run
     assert "held-out chorale pieces" in format_report(report)
     heard = report["musicianship"]
     assert heard["pieces"] == 3 and heard["ranges"]["Bass"] == [40, 60]
