@@ -35,9 +35,10 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from studio.core.config import REPO_ROOT
 from studio.core.midi import _varlen_bytes as _vlq  # the writer's own variable-length quantity encoder
@@ -576,12 +577,14 @@ def run(
     hostile_every: int = HOSTILE_EVERY,
 ) -> Report:
     """Run `cases` cases; failures (other exceptions, over `max_cpu_s`, over `max_mb`) are collected.
-    Every `gan_every`-th case goes to `other_model` (1: all of them), the others to `rules`."""
+    Every `gan_every`-th case goes to `other_model` (1: all of them), the others to `rules`; several
+    models (comma-separated, or "all": every model with a card) take those cases in turn."""
     from studio.serving.registry import ModelRegistry
 
     registry = ModelRegistry()
+    others = other_models(other_model, registry)
     tmp = Path(tempfile.mkdtemp(prefix="studio-fuzz-"))
-    for model in ("rules", other_model):  # warm-up: weights and imports are not the fuzzed input's cost
+    for model in ("rules", *others):  # warm-up: weights and imports are not the fuzzed input's cost
         run_case(seed_files()[0][1], model, registry, want_png=True, out_dir=tmp)
     report = Report(baseline_mb=peak_rss_mb(), rss_start_mb=rss_mb())
     watchdog = _Watchdog(hang_s)
@@ -590,7 +593,7 @@ def run(
         name, data, mutations = case_data(seed, case, hostile_every)
         if name.startswith("hostile:"):
             report.models[name.rsplit(":", 1)[0] if name.count(":") > 1 else name] += 1
-        model = other_model if gan_every and case % gan_every == gan_every - 1 else "rules"
+        model = case_model(case, gan_every, others)
         want_png = bool(png_every) and case % png_every == png_every - 1
         watchdog.start(case)
         try:
@@ -637,12 +640,30 @@ def run(
     return report
 
 
+def other_models(names: str, registry: Any) -> tuple[str, ...]:
+    """The models named by `--other-model`: one name, several separated by commas, or "all" (every card)."""
+    if names.strip() == "all":
+        return tuple(registry.names())
+    return tuple(n.strip() for n in names.split(",") if n.strip())
+
+
+def case_model(case: int, every: int, others: Sequence[str]) -> str:
+    """The model of case number `case`: every `every`-th case goes to `others` in turn, the rest to rules."""
+    if not (every and others) or case % every != every - 1:
+        return "rules"
+    return others[(case // every) % len(others)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=10_000, help="how many cases (default 10,000)")
     parser.add_argument("--seed", type=int, default=0, help="the run's seed; case N of a seed is always the same file")
     parser.add_argument("--gan-every", type=int, default=20, help="every Nth case goes to --other-model (0: never, 1: all)")
-    parser.add_argument("--other-model", default="gan-chorale", help="the learned model fuzzed beside rules (default gan-chorale)")
+    parser.add_argument(
+        "--other-model",
+        default="gan-chorale",
+        help="the learned model(s) fuzzed beside rules: a name (default gan-chorale), names separated by commas, or 'all'",
+    )
     parser.add_argument("--png-every", type=int, default=500, help="every Nth case also draws the piano roll (0: never)")
     parser.add_argument("--max-cpu-s", type=float, default=2.0, help="CPU seconds a case may take")
     parser.add_argument("--max-mb", type=float, default=500.0, help="peak memory growth allowed over the warm process, MB")
@@ -653,8 +674,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.replay is not None:
         name, data, mutations = case_data(args.seed, args.replay, args.hostile_every)
-        every = args.gan_every
-        model = args.other_model if every and args.replay % every == every - 1 else "rules"
+        from studio.serving.registry import ModelRegistry
+
+        model = case_model(args.replay, args.gan_every, other_models(args.other_model, ModelRegistry()))
         print(f"case {args.replay}: {name} with {mutations} ({len(data):,} bytes), model {model}")
         print(run_case(data, model))
         return 0

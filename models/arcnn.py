@@ -82,6 +82,7 @@ FAMILY = FamilyInfo(
     regenerates="voices",
     follows_chords=True,
     chords_setting="chords",
+    cpu_max_beats=512,  # 128 bars of 4/4 in about 3.5 s on 2 cores (docs/reliability.md, "Long melodies")
 )
 N_VOICE_FEATURES = N_TOKENS + 12 + 1  # one-hot token, pitch class, erased?
 

@@ -125,6 +125,10 @@ class FamilyInfo:
     # loading the model; tests/models/test_family_contract.py checks it against the protocol.
     regenerates: Literal["", "bars", "voices"] = ""
     chords_setting: str = ""  # a card's `config` entry that says whether that card follows chords (empty: all the family's cards do)
+    # The longest melody, in quarter-note beats, its model writes on a CPU within the studio's answer time (a take in
+    # under 5 s on 2 cores, issue 23); the registry refuses a longer one with a line that names the models that take it.
+    # 0: no limit of its own (the studio's `Limits.max_beats` holds). On a GPU the family's limit is lifted.
+    cpu_max_beats: int = 0
 
     @property
     def writes_melody(self) -> bool:

@@ -87,6 +87,7 @@ FAMILY = FamilyInfo(
     order=5,
     flat_dynamics=True,
     regenerates="voices",
+    cpu_max_beats=256,  # 64 bars of 4/4 in about 3.5 s on 2 cores (docs/reliability.md, "Long melodies")
 )
 ROWS = N_TOKENS  # rows of the diffused roll per voice: rest and 84 pitches
 ONSET = N_TOKENS  # the network's output row that says a note starts (not diffused)

@@ -59,18 +59,37 @@ def _frames(x: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 1 else x
 
 
+K_WEIGHTING = (("high_shelf", 1500.0, 4.0, 1.0 / math.sqrt(2.0)), ("high_pass", 38.0, 0.0, 0.5))  # (shape, Hz, dB, Q)
+
+
 @cache
 def _k_weighting(rate: int) -> np.ndarray:
-    """BS.1770's K-weighting at `rate` as second-order sections: pyloudnorm's high shelf, then its high pass."""
-    import pyloudnorm  # the reference meter; only its filter design is used
+    """BS.1770's K-weighting at `rate` as second-order sections (rows ``b0 b1 b2 a0 a1 a2``, a0 = 1):
+    a high shelf of +4 dB at 1.5 kHz, then a high pass at 38 Hz, each an RBJ cookbook biquad with
+    pyloudnorm's parameters (the tests check the coefficients against `pyloudnorm.Meter`'s).
 
-    meter = pyloudnorm.Meter(rate)
+    Designed here rather than read from pyloudnorm, as before: importing it pulls in `scipy.signal`,
+    about half a second of every command's start (issue 23), for two biquads of closed form."""
     sections = []
-    for stage in ("high_shelf", "high_pass"):
-        f = meter._filters[stage]
-        b, a = np.asarray(f.b, float), np.asarray(f.a, float)
-        sections.append(np.concatenate([f.passband_gain * b / a[0], a / a[0]]))
+    for shape, hz, gain_db, q in K_WEIGHTING:
+        w0 = 2.0 * math.pi * hz / rate
+        cos, alpha = math.cos(w0), math.sin(w0) / (2.0 * q)
+        if shape == "high_shelf":
+            a = 10.0 ** (gain_db / 40.0)
+            root = 2.0 * math.sqrt(a) * alpha
+            b = [a * ((a + 1) + (a - 1) * cos + root), -2 * a * ((a - 1) + (a + 1) * cos), a * ((a + 1) + (a - 1) * cos - root)]
+            den = [(a + 1) - (a - 1) * cos + root, 2 * ((a - 1) - (a + 1) * cos), (a + 1) - (a - 1) * cos - root]
+        else:
+            b = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2]
+            den = [1 + alpha, -2 * cos, 1 - alpha]
+        sections.append(np.array([*b, *den]) / den[0])
     return np.array(sections)
+
+
+def _sos_response(sos: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The complex response of second-order sections `sos` at angular frequencies `w` (radians per sample)."""
+    z = np.exp(-1j * w)[:, None] ** np.arange(3)  # 1, z^-1, z^-2 at each frequency
+    return np.prod((z @ sos[:, :3].T) / (z @ sos[:, 3:].T), axis=1)
 
 
 def _k_weighted(x: np.ndarray, rate: int) -> np.ndarray:
@@ -125,10 +144,8 @@ def _gated(z: np.ndarray) -> float:
 def _spectral_weights(rate: int, hop: int) -> np.ndarray:
     """Per rfft bin of a `hop`-frame hop: the square root of the K-weighting's power gain times
     Parseval's factor, so that the sum of squares of a hop's scaled spectrum is its K-weighted energy."""
-    from scipy.signal import freqz_sos
-
     bins = hop // 2 + 1
-    _, response = freqz_sos(_k_weighting(rate), worN=2.0 * np.pi * np.arange(bins) / hop)
+    response = _sos_response(_k_weighting(rate), 2.0 * np.pi * np.arange(bins) / hop)
     weight = np.abs(response) ** 2 * 2.0 / hop
     weight[0] /= 2.0  # 0 Hz (and the Nyquist bin of an even hop) appear once in the full spectrum
     if hop % 2 == 0:
@@ -250,11 +267,15 @@ def lead_gain(lead_lufs: float, rest_lufs: float, lead_lu: float = LEAD_LU, lead
 
 @cache
 def _interpolator() -> np.ndarray:
-    """`scipy.signal.resample_poly(x, 4, 1)`'s filter: 2 * 10 * 4 + 1 taps, Kaiser window (beta 5), gain 4."""
-    from scipy.signal import firwin
+    """`scipy.signal.resample_poly(x, 4, 1)`'s filter: 2 * 10 * 4 + 1 taps, Kaiser window (beta 5), gain 4.
 
+    The window method written out (a sinc cut at a quarter of the rate, times the window, scaled
+    to unit gain at 0 Hz, as `scipy.signal.firwin` does; the tests compare the two) so that
+    rendering does not import `scipy.signal` (see `_k_weighting`)."""
     half = 10 * OVERSAMPLING
-    return firwin(2 * half + 1, 1.0 / OVERSAMPLING, window=("kaiser", 5.0)) * OVERSAMPLING
+    n = np.arange(-half, half + 1)
+    h = np.sinc(n / OVERSAMPLING) * np.kaiser(2 * half + 1, 5.0)
+    return h / h.sum() * OVERSAMPLING
 
 
 TRUE_PEAK_SEARCH_DB = 6.0  # `true_peak` looks between the samples that come this close to the sample peak

@@ -316,6 +316,12 @@ def family_info(name: str) -> FamilyInfo | None:
     return declarations().get(name)
 
 
+def _takes_beats(card: ModelCard, beats: float) -> bool:
+    """Whether the family of `card` declares no length limit of its own below `beats` (`FamilyInfo.cpu_max_beats`)."""
+    info = family_info(card.family)
+    return info is None or not info.cpu_max_beats or info.cpu_max_beats >= beats
+
+
 def follows_chords(card: ModelCard) -> bool:
     """Whether the model of `card` takes the user's chords: its family declares it
     (`models.base.FamilyInfo.follows_chords`) and, for a family that names a `chords_setting`, the
@@ -418,8 +424,33 @@ class ModelRegistry:
             card.disabled = f"its checkpoint could not be loaded ({_brief(exc)})"
             raise ModelError(f"model {card.name} is unavailable: {card.disabled}") from None
 
+    def check_length(self, name: str, *grids: Grid) -> None:
+        """Refuse (`InputError`) a melody on any of `grids` longer than model `name` writes in the studio's
+        answer time: its family's `cpu_max_beats`, when the model runs on the CPU. The message names
+        the available accompanists that take a melody that long."""
+        card = self.card(name)
+        info = family_info(card.family)
+        limit = info.cpu_max_beats if info is not None else 0
+        if not limit or (info is not None and info.uses_torch and self.device.startswith("cuda")):
+            return
+        beats = max((g.n_steps / g.steps_per_beat for g in grids), default=0.0)
+        if beats <= limit:
+            return
+        others = [
+            c.name
+            for c in self._cards.values()
+            if not c.disabled and c.name != name and family_writes(c.family) == "accompaniment" and _takes_beats(c, beats)
+        ]
+        raise InputError(
+            f"this melody is {beats:,.0f} beats long, and {name} writes up to {limit:,} beats ({limit // 4} bars of 4/4) "
+            f"on a CPU within the studio's answer time: choose a part of the melody"
+            + (f", or a faster model ({', '.join(others[:4])})" if others else "")
+        )
+
     def generate(self, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
-        """Run `name` on a melody with checked `params`, within the time-out; errors become `ModelError`."""
+        """Run `name` on a melody with checked `params`, within the time-out; errors become `ModelError`.
+        A melody longer than the model takes is an `InputError` (`check_length`)."""
+        self.check_length(name, grid)
         model = self.get(name)
         card = self.card(name)
         resolved = card.resolve_params({k: v for k, v in params.items() if k != CHORDS_PARAM})
@@ -435,7 +466,9 @@ class ModelRegistry:
 
     def call_method(self, name: str, method: str, *args: Any) -> Any:
         """The loaded model's `method(*args)` (e.g. the AR-CNN's `sampling_trace`) as `generate` runs
-        the model: under `torch.inference_mode()`, within the time-out, errors as one line."""
+        the model: under `torch.inference_mode()`, within the time-out, errors as one line; a melody on
+        any grid among `args` longer than the model takes is refused as `generate` refuses it."""
+        self.check_length(name, *(a for a in args if isinstance(a, Grid)))
         return self._call(name, _run, getattr(self.get(name), method), *args)
 
     def _call(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:

@@ -43,6 +43,43 @@ def _music(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
     return x
 
 
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000, 96000])
+def test_filters_are_the_references(rate):
+    """The K-weighting designed in closed form is pyloudnorm's (coefficients and response), and the
+    true peak's interpolator is `scipy.signal.firwin`'s: written out so that rendering does not import
+    scipy.signal (the test below)."""
+    from scipy.signal import firwin, freqz_sos
+
+    meter = pyloudnorm.Meter(rate)
+    for row, stage in zip(loudness._k_weighting(rate), ("high_shelf", "high_pass"), strict=True):
+        f = meter._filters[stage]
+        b, a = np.asarray(f.b, float), np.asarray(f.a, float)
+        assert row == pytest.approx(np.concatenate([f.passband_gain * b / a[0], a / a[0]]), rel=1e-12, abs=1e-15)
+    w = np.linspace(0.0, np.pi, 257)
+    _, want = freqz_sos(loudness._k_weighting(rate), worN=w)
+    assert np.abs(loudness._sos_response(loudness._k_weighting(rate), w) - want).max() < 1e-9
+    assert loudness._interpolator() == pytest.approx(firwin(81, 0.25, window=("kaiser", 5.0)) * 4, abs=1e-15)
+
+
+@needs_synth
+def test_a_take_is_rendered_without_scipy_signal(tmp_path):
+    """A command's start-up does not pay for `scipy.signal` (half a second, issue 23): `generate` in a
+    fresh process (a take measured, balanced and normalised) leaves it unimported. The limiter, for
+    the few takes that need it, may still import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['studio', 'generate', 'assets/melodies/chester.mid', '--model', 'rules', '--out-dir', {str(tmp_path)!r}]\n"
+        "try:\n    runpy.run_module('studio', run_name='__main__')\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "assert 'scipy.signal' not in sys.modules, 'scipy.signal imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.glob("*.wav"))
+
+
 def test_integrated_loudness_is_pyloudnorms():
     meter = pyloudnorm.Meter(RATE)
     rng = np.random.default_rng(1)

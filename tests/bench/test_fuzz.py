@@ -307,3 +307,14 @@ def test_hostile_files_are_answered_within_5_s(warm):
         assert result.peak_mb - baseline < MAX_GROWTH_MB, f"{name} (case {case}): peak memory {result.peak_mb:.0f} MB"
         assert all(_clean_line(w) for w in (result.message, *result.warnings)), (name, case, result)
     assert classes == {"after_music", "far_meter", "stacked", "wide_meter", "names"}
+
+
+def test_the_long_run_can_send_its_learned_cases_to_every_model_in_turn():
+    """`--other-model all` (or a comma list): every `--gan-every`-th case goes to the next model in turn."""
+    registry = ModelRegistry()
+    others = fuzz.other_models("all", registry)
+    assert set(others) == set(registry.names()) and len(others) >= 8
+    assert fuzz.other_models(" gan-chorale, diffusion-chorale ", registry) == ("gan-chorale", "diffusion-chorale")
+    picked = [fuzz.case_model(case, 4, ("a", "b", "c")) for case in range(16)]
+    assert picked == ["rules"] * 3 + ["a"] + ["rules"] * 3 + ["b"] + ["rules"] * 3 + ["c"] + ["rules"] * 3 + ["a"]
+    assert fuzz.case_model(3, 0, ("a",)) == "rules"

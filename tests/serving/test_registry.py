@@ -12,7 +12,7 @@ import pytest
 
 import models.rules
 from studio.core.errors import InputError, ModelError
-from studio.core.roll import RollTrack, make_grid
+from studio.core.roll import RollTrack, make_grid, notes_to_roll
 from studio.core.score import Note, Score, Track
 from studio.serving.registry import ModelRegistry, default_registry, parse_params_json, quoted
 
@@ -283,3 +283,40 @@ def test_models_on_cuda_are_served_in_full_float32(tmp_path, monkeypatch):
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     assert seen == {"device": "cuda", "cudnn": False, "matmul": False}
+
+
+def _long_melody(beats: int):
+    grid = make_grid(Score(480, [Track("m", notes=[Note(480 * b, 480 * (b + 1), 60 + b % 12) for b in range(beats)])]))
+    return notes_to_roll([Note(480 * b, 480 * (b + 1), 60 + b % 12) for b in range(beats)], grid, "Melody", 0), grid
+
+
+def test_a_melody_longer_than_a_family_writes_in_time_is_refused_before_the_model_runs(tmp_path, monkeypatch):
+    """A family's `cpu_max_beats` (issue 23: diffusion took 44 s on a 2,500-beat melody): a longer melody
+    is refused in one line that says the limit and names the accompanists that take it, before the
+    model loads, through `generate` and `call_method` alike; one at the limit is written; on a GPU
+    the limit is lifted."""
+    import models.diffusion
+    from models.base import declarations
+
+    for name in ("diffusion-chorale", "gan-chorale", "rules", "transformer-folk"):
+        shutil.copy(CHECKPOINTS / f"{name}.json", tmp_path / f"{name}.json")
+    limit = declarations()["diffusion"].cpu_max_beats
+    assert limit >= 64  # a chorale, and more
+    loads = []
+    monkeypatch.setattr(models.diffusion, "load", lambda *a: loads.append(a) or object())
+    registry = ModelRegistry(tmp_path, device="cpu")
+    long_roll, long_grid = _long_melody(limit + 1)  # whole bars of 4/4: 260 beats for a limit of 256
+    for call in (
+        lambda: registry.generate("diffusion-chorale", long_roll, long_grid, {}, 0),
+        lambda: registry.call_method("diffusion-chorale", "sampling_trace", long_roll, long_grid, {}, 0, [1]),
+    ):
+        with pytest.raises(InputError) as refused:
+            call()
+        message = str(refused.value)
+        assert f"{long_grid.n_steps // long_grid.steps_per_beat:,} beats long" in message and "\n" not in message
+        assert f"up to {limit:,} beats" in message
+        assert "faster model (gan-chorale, rules)" in message  # the accompanists without a lower limit; not the Transformer
+    assert loads == []
+    registry.check_length("diffusion-chorale", _long_melody(limit)[1])  # at the limit: taken
+    ModelRegistry(tmp_path, device="cuda").check_length("diffusion-chorale", long_grid)  # on a GPU: taken
+    registry.check_length("gan-chorale", _long_melody(4 * limit)[1])  # a family without a limit of its own
