@@ -56,7 +56,7 @@ from studio.core.voices import voice_piece
 from studio.serving.registry import ModelRegistry, default_registry, family_writes
 from studio.training.continuation import ContinuationConfig, evaluate_continuer, format_continuation
 from studio.training.data import CORPUS_GENRES, DatasetConfig, build_dataset, read_pieces
-from studio.training.musicianship import compare_sets, format_table, generated_rates, genre_ranges, record
+from studio.training.musicianship import check_bounds, compare_sets, format_table, generated_rates, genre_ranges, record
 from studio.training.splits import read_split
 from studio.training.tunes import corpus_tunes, tune_roll
 from studio.training.variation_eval import VariationConfig, evaluate_variations, format_variations
@@ -310,6 +310,8 @@ def evaluate(
     }
     report["musicianship"] = compare_sets(heard_real, heard_generated)
     report["musicianship"]["ranges"] = {name: list(bounds) for name, bounds in reference.items()}
+    heard_figures = dict(report["musicianship"]["generated"], classifier_accuracy=report["musicianship"]["classifier_accuracy"])
+    report["musicianship"]["bounds"] = check_bounds(heard_figures, report["musicianship"]["real"])
 
     if config.copy_check:
         say("checking generated bars against every training bar (12 transpositions)")
@@ -348,6 +350,7 @@ def evaluate(
             "parallel_fifths_octaves": round(sum(r["parallels"][0] for r in rows) / max(1, sum(r["parallels"][1] for r in rows)), 4),
             "moves_together": sum(r["parallels"][1] for r in rows),
             "musicianship": generated_rates(heard),
+            "musicianship_bounds": check_bounds(generated_rates(heard), report["musicianship"]["real"]),  # the genre's real held-out music
             "by_meter": {
                 meter: {
                     "tunes": sum(r["meter"] == meter for r in rows),
@@ -547,6 +550,13 @@ def format_report(report: Mapping[str, Any]) -> str:
             columns[f"unseen ({report['unseen']['tunes']})"] = report["unseen"]["musicianship"]
         lines.append("  what a musician hears (pooled over pieces; see studio.training.musicianship):")
         lines += ["    " + line for line in format_table(columns).splitlines()]
+        for where, checks in (("held-out", heard.get("bounds")), ("unseen", report.get("unseen", {}).get("musicianship_bounds"))):
+            if checks:
+                missed = [f"{k} {c['generated']:.3f} (bound {c['bound']})" for k, c in checks.items() if not c["ok"]]
+                lines.append(
+                    f"  issue 21's bounds, {where}: {len(checks) - len(missed)} of {len(checks)} met"
+                    + (f"; missed: {'; '.join(missed)}" if missed else "")
+                )
     if "copy" in report:
         c = report["copy"]
         lines.append(

@@ -102,6 +102,10 @@ def test_rules_evaluation_report(tmp_path, monkeypatch):
         assert set(heard[column]) >= {"parallel_fifths_octaves", "crossings_per_chord", "out_of_range", "leaps_over_octave", "interval_js"}
     assert 0.0 <= heard["generated"]["repeated_notes"] <= 1.0 and 0.0 <= heard["classifier_accuracy"] <= 1.0
     assert "leaps over an octave" in format_report(report) and "out_of_range" in report["unseen"]["musicianship"]
+    assert set(heard["bounds"]) >= {"parallel_fifths_octaves", "repeated_notes", "interval_js", "classifier_accuracy"}
+    assert heard["bounds"]["interval_js"]["ok"] == (heard["generated"]["interval_js"] <= 0.05)
+    assert "classifier_accuracy" not in report["unseen"]["musicianship_bounds"]  # no real counterpart for unseen tunes
+    assert "issue 21's bounds, held-out:" in format_report(report) and "issue 21's bounds, unseen:" in format_report(report)
     json.dumps(heard, allow_nan=False)  # no nan reaches the JSON (None instead)
     assert np.isfinite(held["generated"]["used_pitch_classes"])
 

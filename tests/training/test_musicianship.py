@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from studio.core.roll import RollTrack
-from studio.training.musicianship import FIGURES, compare_sets, format_table, genre_ranges, record
+from studio.training.musicianship import BOUNDS, FIGURES, check_bounds, compare_sets, format_table, genre_ranges, record
 
 SATB = {"Alto": (53, 74), "Tenor": (48, 67), "Bass": (40, 60)}
 
@@ -45,3 +45,30 @@ def test_generated_parallels_stand_beside_clean_real_music():
     table = format_table({"real": result["real"], "generated": dict(result["generated"], classifier_accuracy=1.0)})
     assert len(table.splitlines()) == len(FIGURES) + 1 and "1.000" in table.splitlines()[-1]
     assert format_table({"real": result["real"]}, markdown=True).startswith("| | real |")
+
+
+def test_issue_21s_bounds_are_raised_for_a_genre_whose_real_music_exceeds_them():
+    """At most 1% parallels, or twice the real genre's own figure where it exceeds that (real quartets);
+    repeated notes within 0.05 of the real share; each histogram at most 0.05 bits; a figure the
+    generated side lacks (unseen tunes: no classifier) or leaves undefined is left out."""
+    real = {"parallel_fifths_octaves": 0.004, "crossings_per_chord": 0.12, "repeated_notes": 0.15, "interval_js": 0.004}
+    checks = check_bounds(
+        {
+            "parallel_fifths_octaves": 0.011,
+            "crossings_per_chord": 0.2,
+            "repeated_notes": 0.21,
+            "interval_js": 0.049,
+            "out_of_range": float("nan"),
+        },
+        real,
+    )
+    assert set(checks) == {"parallel_fifths_octaves", "crossings_per_chord", "repeated_notes", "interval_js"}
+    assert not checks["parallel_fifths_octaves"]["ok"] and checks["parallel_fifths_octaves"]["bound"] == "<= 0.01"
+    assert checks["crossings_per_chord"]["ok"] and "twice real's 0.120" in checks["crossings_per_chord"]["bound"]
+    assert not check_bounds({"crossings_per_chord": 0.25}, real)["crossings_per_chord"]["ok"]
+    assert not checks["repeated_notes"]["ok"] and check_bounds({"repeated_notes": 0.10}, real)["repeated_notes"]["ok"]
+    assert not check_bounds({"repeated_notes": 0.09}, real)["repeated_notes"]["ok"]
+    assert checks["interval_js"]["ok"] and not check_bounds({"interval_js": 0.051}, real)["interval_js"]["ok"]
+    assert not check_bounds({"classifier_accuracy": 0.76}, {})["classifier_accuracy"]["ok"]
+    assert check_bounds({"classifier_accuracy": 0.75}, {})["classifier_accuracy"]["ok"]
+    assert set(BOUNDS) <= set(FIGURES)  # every bounded figure is one the table shows
