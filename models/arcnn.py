@@ -65,6 +65,7 @@ from studio.core.conditioning import (
 )
 from studio.core.metrics import melody_key
 from studio.core.part_writing import PartWritingGuide, chord_faults, guided_notes, key_preference, note_spans, voice_ranges
+from studio.core.restrikes import draw_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
@@ -101,6 +102,9 @@ class ARCNNConfig(ConfigMixin):
     weight_decay: float = 1e-4
     harmonize_share: float = 0.25  # share of each batch that erases the three lower voices entirely
     ranges: tuple[int, ...] = ()  # low, high MIDI pitch per voice for the part-writing guide (empty: SATB by name)
+    # How often a voice strikes a held pitch again, by situation (`studio.core.restrikes`), read from the training
+    # pieces when it trains; empty (a card from before): its voices hold every repeated pitch as one note.
+    restrikes: tuple[float, ...] = ()
     velocity: int = 80
     chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])
     chord_dropout: float = 0.4  # share of training windows shown without chords
@@ -482,6 +486,9 @@ class ARCNNAccompanist:
             chords = p.get(CHORDS_PARAM) if self.config.chords else None
             faults = chord_faults(chords, grid, PartWritingGuide(strength=float(p["guide"]))) if chords else None
             tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, melody_key(melody).accepted, faults=faults)
+        # Held pitches struck again where the genre's voices strike them (drawn last: the pitches are those drawn before).
+        sung = new_onsets if p["mode"] == "enhance" else mel_onsets
+        starts |= draw_restrikes(tokens, sung & (tokens[0] != REST), meter_features(grid)[:, 1] > 0, c.restrikes, rng)
         # The voices start nothing after the melody's last note: each holds what it sings then (a
         # held pitch is one note here) to the end of the song.
         end = melody_end(tokens[0])
@@ -555,7 +562,7 @@ class ARCNNAccompanist:
         chosen = select_voices(accompaniment, grid, Selection(*bars, None if voices is None else tuple(voices)))
         gen = torch.Generator().manual_seed(int(seed))
         rng = np.random.default_rng(int(seed))
-        mel_tokens, _ = track_to_tokens(melody)
+        mel_tokens, mel_onsets = track_to_tokens(melody)
         lo, hi = context_window(grid, chosen.start, chosen.end, REGENERATION_CONTEXT_STEPS)
         chords = p.get(CHORDS_PARAM) if c.chords else None
         context = self.context(grid, mel_tokens, chords)[lo:hi]  # the chords given, if the card follows them
@@ -577,6 +584,8 @@ class ARCNNAccompanist:
             faults = chord_faults(chords, grid, PartWritingGuide(strength=float(p["guide"])))[lo:hi] if chords else None
             accepted = melody_key(melody).accepted
             tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, accepted, restrikes, free, faults)
+        sung = (mel_onsets & (mel_tokens != REST))[lo:hi]
+        starts = starts | (draw_restrikes(tokens, sung, meter_features(grid)[lo:hi, 1] > 0, c.restrikes, rng) & free)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
             line, onsets = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)

@@ -60,6 +60,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from models.weights import exported, parameter_count
 from studio.core.part_writing import training_ranges
+from studio.core.restrikes import restrike_odds
 from studio.core.voice_leading import SATB_RANGES
 from studio.core.voices import VoiceWindows, voice_piece
 
@@ -475,6 +476,8 @@ def voice_setup(
     windows = VoiceWindows([voice_piece(p, pitched) for p in dataset.train], config.window, dataset.config.transpose)
     if not len(windows):
         raise ValueError(f"no training windows of {config.window} steps in the data")
+    if hasattr(config, "restrikes") and not config.restrikes:  # where the genre's voices strike a held pitch again
+        config = dataclasses.replace(config, restrikes=restrike_odds(windows.pieces))
     return config, windows
 
 

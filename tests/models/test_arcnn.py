@@ -237,3 +237,51 @@ def test_no_note_starts_after_the_tune():
         tracks = default_registry().generate("arcnn-chorale", melody, grid, {"mode": mode}, 0)
         for track in tracks[1:] if mode == "enhance" else tracks:
             assert not starts_a_note_after(track, end), f"{mode}: {track.name} starts a note after the tune"
+
+
+def test_held_pitches_are_struck_again_where_bachs_voices_strike_them(tune, tmp_path):
+    """The card's re-strike odds (read from the training chorales): the same pitches, step by step, as
+    the card without them, but a held pitch struck again at most beats where the melody starts a note
+    (Bach: 0.77 of such places), and almost nowhere else."""
+    import shutil
+
+    from studio.core.conditioning import meter_features
+    from studio.serving.registry import ModelRegistry
+
+    melody, grid = tune
+    card = json.loads((CHECKPOINTS / "arcnn-chorale.json").read_text())
+    assert len(card["config"]["restrikes"]) == 4 and card["config"]["restrikes"][0] > 0.5
+    card["config"]["restrikes"] = []
+    (tmp_path / "arcnn-chorale.json").write_text(json.dumps(card))
+    shutil.copy(CHECKPOINTS / "arcnn-chorale.safetensors", tmp_path)
+    with_odds = default_registry().generate("arcnn-chorale", melody, grid, {}, 0)
+    without = ModelRegistry(tmp_path).generate("arcnn-chorale", melody, grid, {}, 0)
+    melody_tokens, melody_starts = track_to_tokens(melody)
+    beats = meter_features(grid)[:, 1] > 0
+    struck_on_beats = held_on_beats = struck_elsewhere = held_elsewhere = 0
+    for a, b in zip(with_odds, without, strict=True):
+        (ta, sa), (tb, sb) = track_to_tokens(a), track_to_tokens(b)
+        assert np.array_equal(ta, tb)  # the pitches are the model's: only re-strikes are added
+        assert not (sb & ~sa).any()
+        held = np.zeros_like(ta, bool)
+        held[1:] = (ta[1:] == ta[:-1]) & (ta[1:] != 0)
+        there = held & beats & melody_starts & (melody_tokens != 0)
+        struck_on_beats, held_on_beats = struck_on_beats + (sa & there).sum(), held_on_beats + there.sum()
+        struck_elsewhere, held_elsewhere = struck_elsewhere + (sa & held & ~there).sum(), held_elsewhere + (held & ~there).sum()
+    assert held_on_beats >= 5 and struck_on_beats / held_on_beats > 0.5
+    assert struck_elsewhere <= 0.05 * max(1, held_elsewhere)
+
+
+def test_training_reads_the_restrike_odds_from_its_own_pieces():
+    """A new AR-CNN's card carries where its genre's voices strike a held pitch again, read from the
+    pieces it trains on (as its voice ranges are); a `--set restrikes=...` given is kept."""
+    from models.arcnn import training
+    from studio.core.restrikes import restrike_odds
+    from studio.training.data import DatasetConfig, build_dataset
+
+    dataset = build_dataset(DatasetConfig("chorale", max_pieces=8), progress=False)
+    recipe = training(dataset, {"hidden": 8, "dilations": (1,)})
+    odds = recipe.config.restrikes
+    assert odds == restrike_odds(recipe.windows.pieces)
+    assert odds[0] > 0.3 and odds[3] < 0.05  # struck again where the melody starts a note on a beat, seldom elsewhere
+    assert training(dataset, {"hidden": 8, "dilations": (1,), "restrikes": (0.1, 0.0, 0.0, 0.0)}).config.restrikes == (0.1, 0.0, 0.0, 0.0)

@@ -4,7 +4,7 @@ what `tests/data/same_music.json` recorded (SHA-256 of the file `accompany` writ
 A change that should leave the music alone (moving code, a faster kernel, a tidier loop) must keep
 every hash. A change that means to change the music records the new hashes on purpose:
 
-    STUDIO_RECORD_SAME_MUSIC=1 .venv/bin/python -m pytest tests/test_same_music.py
+    STUDIO_RECORD_SAME_MUSIC=1 .venv/bin/python -m pytest tests/serving/test_same_music.py
 
 and says in its commit which models' music changed and why.
 """

@@ -1,0 +1,74 @@
+"""Where a voice strikes a held pitch again, as the genre's own music does (issue 21: repeated notes).
+
+A voice model that writes one pitch per step (the AR-CNN) cannot tell a note held over a beat from
+the same pitch struck again: its output holds every repeated pitch as one long note. Real inner
+voices re-strike: in Bach's chorales an alto, tenor or bass that keeps its pitch where the melody
+starts a note on a beat strikes it again about three times in four, and almost never elsewhere
+(the 295 training chorales, as `arcnn-chorale`'s card holds them: 0.768 on a beat, 0.006 off it,
+0.015 where the melody holds on a beat, 0.0002 off it). Without them the AR-CNN's voices re-struck
+in 7% of their moves against Bach's 15%, and their notes were too long (docs/models/arcnn-chorale.md).
+
+`restrike_odds` reads that table from a genre's training pieces (it is stored in the model's card,
+like its voice ranges); `draw_restrikes` draws a take's re-strikes from it with the take's seed.
+The four situations of a held pitch (a voice sounding the same pitch as at the step before):
+
+0. the melody starts a note there, on a beat;  1. the melody starts a note there, off the beat;
+2. the melody holds (or rests), on a beat;     3. the melody holds, off the beat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from studio.core.conditioning import REST
+
+__all__ = ["SITUATIONS", "draw_restrikes", "held_situations", "restrike_odds"]
+
+SITUATIONS = ("melody starts, on a beat", "melody starts, off the beat", "melody holds, on a beat", "melody holds, off the beat")
+
+
+def held_situations(tokens: np.ndarray, melody_starts: np.ndarray, on_beat: np.ndarray) -> np.ndarray:
+    """For voices (V, T) of tokens (row 0 the melody): at each step where an accompanying voice
+    sounds the pitch it sounded at the step before, the situation's index (0-3, `SITUATIONS`);
+    -1 elsewhere (a new pitch, a rest, the first step, the melody's own row)."""
+    tokens = np.asarray(tokens)
+    out = np.full(tokens.shape, -1, np.int64)
+    if tokens.shape[1] < 2:
+        return out
+    held = np.zeros(tokens.shape, bool)
+    held[1:, 1:] = (tokens[1:, 1:] == tokens[1:, :-1]) & (tokens[1:, 1:] != REST)
+    kind = np.where(np.asarray(melody_starts, bool), 0, 2) + np.where(np.asarray(on_beat, bool), 0, 1)
+    out[held] = np.broadcast_to(kind, tokens.shape)[held]
+    return out
+
+
+def restrike_odds(pieces: Iterable[object]) -> tuple[float, float, float, float]:
+    """The share of held pitches struck again in each situation, over `pieces` (each with `tokens`
+    and `onsets` (V, T), the melody first, and `meter` (T, F) whose column 1 marks the beats, as
+    `studio.core.voices.VoicePiece`); 0 for a situation that never occurs."""
+    struck, seen = np.zeros(4), np.zeros(4)
+    for piece in pieces:
+        tokens, onsets = np.asarray(piece.tokens), np.asarray(piece.onsets, bool)
+        melody_starts = onsets[0] & (tokens[0] != REST)
+        situation = held_situations(tokens, melody_starts, np.asarray(piece.meter)[:, 1] > 0)
+        for k in range(4):
+            at = situation == k
+            seen[k] += at.sum()
+            struck[k] += (at & onsets).sum()
+    return tuple(round(float(s / n), 4) if n else 0.0 for s, n in zip(struck, seen, strict=True))  # type: ignore[return-value]
+
+
+def draw_restrikes(
+    tokens: np.ndarray, melody_starts: np.ndarray, on_beat: np.ndarray, odds: tuple[float, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Re-strikes (V, T) bool for the voices `tokens` (row 0, the melody, never): each held pitch is
+    struck again with the probability `odds` gives its situation (`restrike_odds`). No odds (an empty
+    tuple): none, as before the card had them."""
+    out = np.zeros(np.shape(tokens), bool)
+    if len(odds) != 4:
+        return out
+    situation = held_situations(tokens, melody_starts, on_beat)
+    chance = np.where(situation >= 0, np.asarray(odds, float)[np.maximum(situation, 0)], 0.0)
+    return rng.random(chance.shape) < chance
