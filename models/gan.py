@@ -76,6 +76,7 @@ from studio.core.conditioning import (
 )
 from studio.core.metrics import CONSONANT_INTERVALS, RATE_SLACK, RELATIVE_TOLERANCE, melody_key
 from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
+from studio.core.restrikes import thin_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
@@ -126,6 +127,9 @@ class GANConfig(ConfigMixin):
     gumbel_tau: float = 1.0
     consonance_match: float = 10.0  # weight of the consonance feature match (0 = off; see `dissonance_share`)
     ranges: tuple[int, ...] = ()  # low, high MIDI pitch per voice for the part-writing guide (empty: SATB by name)
+    # The share of its re-strikes of a held pitch kept, by situation (`studio.core.restrikes.keep_shares`, measured by
+    # `bench/restrikes.py` on training melodies); empty: all kept.
+    restrike_keep: tuple[float, ...] = ()
     texture_match: float = 0.0  # weight of the empty-bar and pitch-class feature match (0 = off; see `bar_texture`)
     velocity: int = 72  # of generated notes
 
@@ -586,6 +590,7 @@ REGENERATION_CONTEXT_STEPS = (
     64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the generator reads
 )
 GUIDE_STREAM = 1  # the guide's random stream: numpy's, seeded by (seed, this), apart from the decoder's
+RESTRIKE_STREAM = 2  # the thinning of re-strikes (`GANAccompanist._thinned`): numpy's, seeded by (seed, this)
 
 # Defaults that training chooses on its validation pieces, per genre (`studio.training.train._tune_defaults`):
 # how far a genre's accompaniment strays from the generator's likeliest note is a matter of style.
@@ -653,6 +658,7 @@ class GANAccompanist:
                 tokens, onsets = self.guided(
                     melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3], in_key
                 )
+            onsets = self._thinned(requests[i][0], requests[i][1], tokens, onsets, requests[i][3])
             out.append(
                 [
                     tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity)
@@ -701,6 +707,19 @@ class GANAccompanist:
         return pitches_to_tokens(new[1:]), onsets
 
     @torch.inference_mode()
+    def _thinned(
+        self, melody: RollTrack, grid: Grid, tokens: np.ndarray, onsets: np.ndarray, seed: int, where: np.ndarray | None = None, lo: int = 0
+    ) -> np.ndarray:
+        """`onsets` with the card's share of re-strikes of held pitches kept (`studio.core.restrikes.thin_restrikes`),
+        drawn from the request's seed alone (so batching changes nothing); `melody` and `tokens` start at step `lo`."""
+        if not self.config.restrike_keep:
+            return onsets
+        melody_tokens, melody_onsets = track_to_tokens(melody)
+        beats = meter_features(grid)[lo : lo + tokens.shape[1], 1] > 0
+        starts = melody_onsets & (melody_tokens != REST)
+        rng = np.random.default_rng([int(seed), RESTRIKE_STREAM])
+        return thin_restrikes(tokens, onsets, melody_tokens, starts, beats, self.config.restrike_keep, rng, where)
+
     def regenerate(
         self,
         melody: RollTrack,
@@ -738,6 +757,9 @@ class GANAccompanist:
             tokens, onsets = self.guided(
                 mel_tokens[lo:hi], tokens, onsets, logits[0], end, float(p["guide"]), temperature, seed, melody_key(melody).accepted, free
             )
+        if c.restrike_keep:
+            window = RollTrack(melody.name, melody.program, melody.is_drum, melody.velocity[lo:hi], melody.onset[lo:hi])
+            onsets = self._thinned(window, grid, tokens, onsets, seed, free, lo)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):
             line, starts = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)

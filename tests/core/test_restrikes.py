@@ -58,3 +58,33 @@ def test_draws_follow_the_odds_and_leave_the_melody_alone():
     again = draw_restrikes(tokens, starts, beats, (0.75, 0.25, 0.0, 0.0), np.random.default_rng(0))
     assert np.array_equal(drawn, again)  # the seed decides
     assert not draw_restrikes(tokens, starts, beats, (), np.random.default_rng(0)).any()  # a card without odds: none
+
+
+def test_a_model_that_strikes_too_often_keeps_the_genres_share():
+    """`keep_shares`: the genre's rate over the model's, at most 1; `thin_restrikes` keeps about that
+    share of the re-strikes in each situation, never a start of a new pitch, and only inside `where`."""
+    from studio.core.restrikes import keep_shares, thin_restrikes
+
+    assert keep_shares((0.3, 0.01, 0.1, 0.0), (0.6, 0.05, 0.05, 0.0)) == (0.5, 0.2, 1.0, 1.0)
+    n = 8000
+    melody = np.repeat(np.arange(n // 4) % 20 + 1, 4)
+    starts = np.zeros(n, bool)
+    starts[::4] = True
+    beats = np.zeros(n, bool)
+    beats[::8] = True
+    tokens = np.full((2, n), 40)
+    tokens[1, ::16] = 41  # voice 2 changes pitch every 16 steps: those starts are never dropped
+    onsets = np.ones((2, n), bool)  # every step struck
+    kept = thin_restrikes(tokens, onsets, melody, starts, beats, (0.5, 0.25, 1.0, 0.0), np.random.default_rng(0))
+    assert abs(kept[0, 8::8].mean() - 0.5) < 0.05 and abs(kept[0, 4::8].mean() - 0.25) < 0.05  # the voice that only holds
+    assert kept[0, 2::4].sum() == 0 and kept[0, 1::4].sum() == 0  # melody holding, off the beat: 0 kept
+    changed = np.zeros((2, n), bool)
+    changed[1, ::16] = True
+    changed[1, 1::16] = True  # the step after a change is a new pitch too (41 -> 40)
+    changed[:, 0] = True
+    assert kept[changed].all()
+    inside = np.zeros((2, n), bool)
+    inside[:, : n // 2] = True
+    limited = thin_restrikes(tokens, onsets, melody, starts, beats, (0.5, 0.25, 1.0, 0.0), np.random.default_rng(0), inside)
+    assert limited[:, n // 2 :].all() and not limited[:, : n // 2].all()
+    assert thin_restrikes(tokens, onsets, melody, starts, beats, (), np.random.default_rng(0)).all()  # no shares: as it was

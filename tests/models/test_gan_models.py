@@ -170,3 +170,34 @@ def test_history_has_losses_and_samples():
         assert len(history["losses"]) > 100 and {"generator", "critic", "wasserstein"} <= set(history["losses"][-1])
         steps = [s["step"] for s in history["samples"]]
         assert steps[0] == 0 and len(steps) >= 4 and steps == sorted(steps)
+
+
+def test_gan_renaissance_strikes_held_pitches_again_as_seldom_as_palestrina(tmp_path):
+    """Its card's `restrike_keep` (bench/restrikes.py: it struck held pitches again about twice as often as
+    the real voices): the same pitch at every step as the card without it, fewer note starts, none new;
+    batched or alone, the same music."""
+    import shutil
+
+    from studio.core.conditioning import track_to_tokens
+    from studio.serving.registry import ModelRegistry
+
+    card = json.loads((CHECKPOINTS / "gan-renaissance.json").read_text())
+    assert len(card["config"]["restrike_keep"]) == 4 and max(card["config"]["restrike_keep"]) < 1
+    card["config"]["restrike_keep"] = []
+    (tmp_path / "gan-renaissance.json").write_text(json.dumps(card))
+    shutil.copy(CHECKPOINTS / "gan-renaissance.safetensors", tmp_path)
+    score = Score(480, [Track("m", notes=[Note(480 * i, 480 * (i + 1), 67 + (i * 5) % 7) for i in range(32)])])
+    grid = make_grid(score)
+    melody = notes_to_roll(score.tracks[0].notes, grid, "Melody", 0)
+    thinned = default_registry().generate("gan-renaissance", melody, grid, {}, 3)
+    alone = ModelRegistry(tmp_path).generate("gan-renaissance", melody, grid, {}, 3)
+    fewer = 0
+    for a, b in zip(thinned, alone, strict=True):
+        (ta, sa), (tb, sb) = track_to_tokens(a), track_to_tokens(b)
+        assert np.array_equal(ta, tb)
+        assert not (sa & ~sb).any()
+        fewer += int(sb.sum() - sa.sum())
+    assert fewer > 0
+    params = default_registry().card("gan-renaissance").resolve_params({})
+    batched = default_registry().get("gan-renaissance").generate_batch([(melody, grid, params, 3), (melody, grid, params, 4)])[0]
+    assert all(np.array_equal(x.onset, y.onset) and np.array_equal(x.velocity, y.velocity) for x, y in zip(batched, thinned, strict=True))

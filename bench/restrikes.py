@@ -1,0 +1,131 @@
+"""How often a voice model strikes a held pitch again, beside its genre's real voices (issue 21: repeated
+notes), and the GAN's thinning of its re-strikes (`studio.core.restrikes`).
+
+For a model's card: the first ``--pieces`` pieces of its genre's training list (never a validation or
+held-out piece) are accompanied at the card's defaults, seed 0, with the card's thinning switched off;
+in each situation of a held pitch (the melody starting a note or not, on a beat or not) the share
+struck again is counted in the model's voices and in the real ones, and `keep_shares` gives the share
+of the model's re-strikes to keep. ``--write`` stores it in the card (``config.restrike_keep``);
+``--compare`` then evaluates the card's validation pieces (`studio evaluate --split validation`, seed
+0, no unseen tunes) without the thinning and with it, side by side.
+
+    python -m bench.restrikes --model gan-renaissance [--pieces 60] [--write] [--compare]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studio.core.config import REPO_ROOT
+
+__all__ = ["compare", "measure"]
+
+CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
+
+
+def _counts(melody: Any, voices: list[Any], grid: Any) -> np.ndarray:
+    """Re-strikes and held pitches per situation, shape (2, 4), of `voices` under `melody`."""
+    from studio.core.conditioning import REST, meter_features, track_to_tokens
+    from studio.core.restrikes import held_situations
+
+    melody_tokens, melody_onsets = track_to_tokens(melody)
+    rows = [track_to_tokens(v) for v in voices]
+    tokens = np.array([melody_tokens, *(t for t, _ in rows)])
+    onsets = np.array([melody_onsets, *(o for _, o in rows)])
+    situation = held_situations(tokens, melody_onsets & (melody_tokens != REST), meter_features(grid)[:, 1] > 0)
+    return np.array([[onsets[situation == k].sum() for k in range(4)], [(situation == k).sum() for k in range(4)]], float)
+
+
+def _card_without_thinning(model: str, folder: Path) -> Path:
+    """A copy of `model`'s card and weights in `folder` with ``restrike_keep`` emptied."""
+    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
+    card["config"]["restrike_keep"] = []
+    (folder / f"{model}.json").write_text(json.dumps(card))
+    shutil.copy(CHECKPOINTS / f"{model}.safetensors", folder / f"{model}.safetensors")
+    return folder
+
+
+def measure(model: str, pieces: int = 60) -> dict[str, Any]:
+    """The genre's and the model's re-strike rates per situation on training pieces, and the shares to keep."""
+    from studio.core.restrikes import SITUATIONS, keep_shares
+    from studio.serving.batching import BatchConfig
+    from studio.serving.registry import ModelRegistry
+    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
+    from studio.training.evaluate import _model_melody
+    from studio.training.train import _split_validation
+
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = ModelRegistry(_card_without_thinning(model, Path(tmp)), batching=BatchConfig(window_s=0))
+        genre = registry.card(model).genre
+        dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
+        fit, _ = _split_validation(dataset, 0.1, 40)
+        real, generated = np.zeros((2, 4)), np.zeros((2, 4))
+        for piece in fit.train[:pieces]:
+            tracks = piece.tracks
+            voices = registry.generate(model, _model_melody(tracks[0]), piece.grid, {}, 0)
+            real += _counts(tracks[0], tracks[1:], piece.grid)
+            generated += _counts(tracks[0], voices, piece.grid)
+    genre_odds = tuple(float(x) for x in real[0] / np.maximum(real[1], 1))
+    model_odds = tuple(float(x) for x in generated[0] / np.maximum(generated[1], 1))
+    return {
+        "model": model,
+        "pieces": min(pieces, len(fit.train)),
+        "situations": list(SITUATIONS),
+        "genre": [round(x, 4) for x in genre_odds],
+        "model_alone": [round(x, 4) for x in model_odds],
+        "held_places": [int(x) for x in real[1]],
+        "keep": list(keep_shares(genre_odds, model_odds)),
+    }
+
+
+def compare(model: str) -> dict[str, dict[str, Any]]:
+    """The card's validation figures without its thinning and with it (seed 0, no unseen tunes)."""
+    from studio.serving.registry import ModelRegistry
+    from studio.training.evaluate import EvaluationConfig, bound_gaps, evaluate
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, registry in (("without", ModelRegistry(_card_without_thinning(model, Path(tmp)))), ("with", ModelRegistry())):
+            report = evaluate(model, EvaluationConfig(split="validation", unseen=0, copy_check=False), registry, progress=False)
+            table, heard = report["validation"], report["musicianship"]
+            gaps = bound_gaps(table["generated"], table["real"])
+            out[label] = {
+                "validation_score": round(sum(gaps.values()) / len(gaps), 4),
+                "qualified_note_rate": table["generated"]["qualified_note_rate"],
+                **{k: heard["generated"][k] for k in ("repeated_notes", "interval_js", "duration_js", "parallel_fifths_octaves")},
+                "classifier_accuracy": heard["classifier_accuracy"],
+                "real": {"qualified_note_rate": table["real"]["qualified_note_rate"], "repeated_notes": heard["real"]["repeated_notes"]},
+            }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.restrikes", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a GAN's card, e.g. gan-renaissance")
+    parser.add_argument("--pieces", type=int, default=60, help="training pieces to measure on (default 60)")
+    parser.add_argument("--write", action="store_true", help="store the shares to keep in the card (config.restrike_keep)")
+    parser.add_argument("--compare", action="store_true", help="then evaluate the validation pieces without and with them")
+    args = parser.parse_args(argv)
+    found = measure(args.model, args.pieces)
+    print(json.dumps(found, indent=1))
+    if args.write:
+        path = CHECKPOINTS / f"{args.model}.json"
+        card = json.loads(path.read_text())
+        card["config"]["restrike_keep"] = found["keep"]
+        path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote config.restrike_keep = {found['keep']} into {path.name}")
+    if args.compare:
+        print(json.dumps(compare(args.model), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
