@@ -706,7 +706,6 @@ class GANAccompanist:
         )
         return pitches_to_tokens(new[1:]), onsets
 
-    @torch.inference_mode()
     def _thinned(
         self, melody: RollTrack, grid: Grid, tokens: np.ndarray, onsets: np.ndarray, seed: int, where: np.ndarray | None = None, lo: int = 0
     ) -> np.ndarray:
@@ -720,6 +719,7 @@ class GANAccompanist:
         rng = np.random.default_rng([int(seed), RESTRIKE_STREAM])
         return thin_restrikes(tokens, onsets, melody_tokens, starts, beats, self.config.restrike_keep, rng, where)
 
+    @torch.inference_mode()
     def regenerate(
         self,
         melody: RollTrack,
