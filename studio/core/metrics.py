@@ -14,6 +14,7 @@ Drum tracks never count as accompaniment for the tonal metrics.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -87,16 +88,21 @@ def in_key_rate(accompaniment: Sequence[RollTrack], key: Key) -> float:
 
 def consonance(melody: RollTrack, accompaniment: Sequence[RollTrack]) -> float:
     """Share of (melody onset, sounding accompaniment note) pairs that are consonant (nan if none)."""
-    onsets = _onsets(melody)
+    steps, mel_pitches = np.nonzero(_onsets(melody))
+    consonant = _consonant_pairs()[mel_pitches]  # (onsets, 128): which accompaniment pitch is consonant with each onset's
     good = total = 0
-    steps, mel_pitches = np.nonzero(onsets)
-    acc = [t.velocity > 0 for t in _pitched(accompaniment)]
-    for step, m in zip(steps.tolist(), mel_pitches.tolist(), strict=True):
-        for sounding in acc:
-            for a in np.flatnonzero(sounding[step]).tolist():
-                total += 1
-                good += ((m - a) % 12) in CONSONANT_INTERVALS
+    for track in _pitched(accompaniment):
+        sounding = track.velocity[steps] > 0  # (onsets, 128): what sounds at each melody onset
+        total += int(sounding.sum())
+        good += int((sounding & consonant).sum())
     return good / total if total else float("nan")
+
+
+@functools.cache
+def _consonant_pairs() -> np.ndarray:
+    """(128, 128) bool: melody pitch m against accompaniment pitch a is a consonant interval class."""
+    m, a = np.meshgrid(np.arange(128), np.arange(128), indexing="ij")
+    return np.isin((m - a) % 12, list(CONSONANT_INTERVALS))
 
 
 def _bar_slices(grid: Grid) -> list[slice]:
