@@ -1,7 +1,13 @@
 """How often a voice model strikes a held pitch again, beside its genre's real voices (issue 21: repeated
 notes), and the GAN's thinning of its re-strikes (`studio.core.restrikes`).
 
-For a model's card: the first ``--pieces`` pieces of its genre's training list (never a validation or
+An AR-CNN draws its re-strikes from its genre's table (``config.restrikes``, read from the training
+pieces when it trains); because it holds a pitch where the real voices move more often than they do,
+the table as read overshoots the real repeated-note share. ``--scale`` (its family's mode) measures on
+the same training pieces the share of repeated notes without re-strikes, with the table, and the real
+one, and scales the table so that the share comes out as the real one (``--write`` stores it).
+
+For a GAN's card: the first ``--pieces`` pieces of its genre's training list (never a validation or
 held-out piece) are accompanied at the card's defaults, seed 0, with the card's thinning switched off;
 in each situation of a held pitch (the melody starting a note or not, on a beat or not) the share
 struck again is counted in the model's voices and in the real ones, and `keep_shares` gives the share
@@ -10,6 +16,7 @@ of the model's re-strikes to keep. ``--write`` stores it in the card (``config.r
 0, no unseen tunes) without the thinning and with it, side by side.
 
     python -m bench.restrikes --model gan-renaissance [--pieces 60] [--write] [--compare]
+    python -m bench.restrikes --model arcnn-chorale --scale --pieces 40 [--write]
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import numpy as np
 
 from studio.core.config import REPO_ROOT
 
-__all__ = ["compare", "measure"]
+__all__ = ["compare", "measure", "scale_table"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 
@@ -86,6 +93,45 @@ def measure(model: str, pieces: int = 60) -> dict[str, Any]:
     }
 
 
+def scale_table(model: str, pieces: int = 40) -> dict[str, Any]:
+    """An AR-CNN's re-strike table scaled so that its repeated-note share on training pieces is the real one's."""
+    from studio.serving.registry import ModelRegistry
+    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
+    from studio.training.evaluate import _model_melody
+    from studio.training.musicianship import generated_rates, genre_ranges, record
+    from studio.training.train import _split_validation
+
+    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
+    table = [float(x) for x in card["config"]["restrikes"]]
+    genre = card["genre"]
+    dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
+    fit, _ = _split_validation(dataset, 0.1, 40)
+    chosen = fit.train[:pieces]
+    reference = genre_ranges(genre, fit.train)
+
+    def repeated(registry: Any) -> float:
+        heard = [record(p.tracks[0], registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0), reference) for p in chosen]
+        return generated_rates(heard)["repeated_notes"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = json.loads(json.dumps(card))
+        bare["config"]["restrikes"] = []
+        (Path(tmp) / f"{model}.json").write_text(json.dumps(bare))
+        shutil.copy(CHECKPOINTS / f"{model}.safetensors", Path(tmp) / f"{model}.safetensors")
+        without = repeated(ModelRegistry(tmp))
+    with_table = repeated(ModelRegistry())
+    real = generated_rates([record(p.tracks[0], p.tracks[1:], reference) for p in chosen])["repeated_notes"]
+    factor = (real - without) / (with_table - without) if with_table != without else 1.0
+    return {
+        "model": model,
+        "pieces": len(chosen),
+        "repeated_notes": {"without": without, "with_table": with_table, "real": real},
+        "factor": round(factor, 3),
+        "table": table,
+        "scaled": [round(min(1.0, max(0.0, q * factor)), 4) for q in table],
+    }
+
+
 def compare(model: str) -> dict[str, dict[str, Any]]:
     """The card's validation figures without its thinning and with it (seed 0, no unseen tunes)."""
     from studio.serving.registry import ModelRegistry
@@ -113,16 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pieces", type=int, default=60, help="training pieces to measure on (default 60)")
     parser.add_argument("--write", action="store_true", help="store the shares to keep in the card (config.restrike_keep)")
     parser.add_argument("--compare", action="store_true", help="then evaluate the validation pieces without and with them")
+    parser.add_argument("--scale", action="store_true", help="an AR-CNN: scale its table to the real repeated-note share")
     args = parser.parse_args(argv)
-    found = measure(args.model, args.pieces)
+    found = scale_table(args.model, args.pieces) if args.scale else measure(args.model, args.pieces)
     print(json.dumps(found, indent=1))
     if args.write:
+        key, value = ("restrikes", found["scaled"]) if args.scale else ("restrike_keep", found["keep"])
         path = CHECKPOINTS / f"{args.model}.json"
         card = json.loads(path.read_text())
-        card["config"]["restrike_keep"] = found["keep"]
+        card["config"][key] = value
         path.write_text(json.dumps(card, indent=2) + "\n")
-        print(f"wrote config.restrike_keep = {found['keep']} into {path.name}")
-    if args.compare:
+        print(f"wrote config.{key} = {value} into {path.name}")
+    if args.compare and not args.scale:
         print(json.dumps(compare(args.model), indent=1))
     return 0
 

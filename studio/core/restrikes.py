@@ -9,7 +9,10 @@ starts a note on a beat strikes it again about three times in four, and almost n
 in 7% of their moves against Bach's 15%, and their notes were too long (docs/models/arcnn-chorale.md).
 
 `restrike_odds` reads that table from a genre's training pieces (it is stored in the model's card,
-like its voice ranges); `draw_restrikes` draws a take's re-strikes from it with the take's seed.
+like its voice ranges); `draw_restrikes` draws a take's re-strikes from it with the take's seed. A
+model that holds a pitch where the real voices move more often than they do would then repeat notes
+too often: `bench/restrikes.py --scale` scales the card's table so that its repeated-note share on
+training pieces is the real one's (arcnn-chorale's by 0.5).
 
 A model that writes its own note starts (the GAN) can strike held pitches again too often instead:
 gan-renaissance did so in 21% of its voices' moves against Palestrina's 11%. `keep_shares` compares

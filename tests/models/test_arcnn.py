@@ -240,9 +240,9 @@ def test_no_note_starts_after_the_tune():
 
 
 def test_held_pitches_are_struck_again_where_bachs_voices_strike_them(tune, tmp_path):
-    """The card's re-strike odds (read from the training chorales): the same pitches, step by step, as
-    the card without them, but a held pitch struck again at most beats where the melody starts a note
-    (Bach: 0.77 of such places), and almost nowhere else."""
+    """The card's re-strike odds (read from the training chorales, scaled to Bach's repeated-note share:
+    bench/restrikes.py): the same pitches, step by step, as the card without them, but a held pitch
+    struck again at many beats where the melody starts a note (0.38 of such places), and almost nowhere else."""
     import shutil
 
     from studio.core.conditioning import meter_features
@@ -250,7 +250,7 @@ def test_held_pitches_are_struck_again_where_bachs_voices_strike_them(tune, tmp_
 
     melody, grid = tune
     card = json.loads((CHECKPOINTS / "arcnn-chorale.json").read_text())
-    assert len(card["config"]["restrikes"]) == 4 and card["config"]["restrikes"][0] > 0.5
+    assert len(card["config"]["restrikes"]) == 4 and card["config"]["restrikes"][0] > 0.2
     card["config"]["restrikes"] = []
     (tmp_path / "arcnn-chorale.json").write_text(json.dumps(card))
     shutil.copy(CHECKPOINTS / "arcnn-chorale.safetensors", tmp_path)
@@ -268,7 +268,7 @@ def test_held_pitches_are_struck_again_where_bachs_voices_strike_them(tune, tmp_
         there = held & beats & melody_starts & (melody_tokens != 0)
         struck_on_beats, held_on_beats = struck_on_beats + (sa & there).sum(), held_on_beats + there.sum()
         struck_elsewhere, held_elsewhere = struck_elsewhere + (sa & held & ~there).sum(), held_elsewhere + (held & ~there).sum()
-    assert held_on_beats >= 5 and struck_on_beats / held_on_beats > 0.5
+    assert held_on_beats >= 10 and 0.15 < struck_on_beats / held_on_beats < 0.7
     assert struck_elsewhere <= 0.05 * max(1, held_elsewhere)
 
 
