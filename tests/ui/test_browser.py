@@ -798,9 +798,13 @@ def test_a_take_transposed_and_faster_is_a_new_take_of_the_same_notes(browser, s
     first = read_midi(ui.midi_download()).score
     melody_before = _roll(page, "notes()")
     page.click("#key-and-tempo button:has-text('Transpose and tempo'), #key-and-tempo .label-wrap")
+    page.wait_for_selector("#transpose input[type=range]", state="visible")
     box = page.locator("#transpose input[type=number]")
     box.fill("3")
     box.press("Tab")
+    # what a person sees before going on: the slider's handle moved to the number typed (on a loaded
+    # machine the accordion's slider was once typed into before it was ready, and the 3 was lost)
+    page.wait_for_function("document.querySelector('#transpose input[type=range]').value === '3'", timeout=10_000)
     assert ui.drag("tempo", 1.0) == 200
     page.click("#change-key-and-tempo")
     page.wait_for_function(
