@@ -51,10 +51,10 @@ def _counts(melody: Any, voices: list[Any], grid: Any) -> np.ndarray:
     return np.array([[onsets[situation == k].sum() for k in range(4)], [(situation == k).sum() for k in range(4)]], float)
 
 
-def _card_without_thinning(model: str, folder: Path) -> Path:
-    """A copy of `model`'s card and weights in `folder` with ``restrike_keep`` emptied."""
+def _card_without(model: str, folder: Path, key: str = "restrike_keep") -> Path:
+    """A copy of `model`'s card and weights in `folder` with its config's `key` emptied."""
     card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
-    card["config"]["restrike_keep"] = []
+    card["config"][key] = []
     (folder / f"{model}.json").write_text(json.dumps(card))
     shutil.copy(CHECKPOINTS / f"{model}.safetensors", folder / f"{model}.safetensors")
     return folder
@@ -70,7 +70,7 @@ def measure(model: str, pieces: int = 60) -> dict[str, Any]:
     from studio.training.train import _split_validation
 
     with tempfile.TemporaryDirectory() as tmp:
-        registry = ModelRegistry(_card_without_thinning(model, Path(tmp)), batching=BatchConfig(window_s=0))
+        registry = ModelRegistry(_card_without(model, Path(tmp)), batching=BatchConfig(window_s=0))
         genre = registry.card(model).genre
         dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
         fit, _ = _split_validation(dataset, 0.1, 40)
@@ -114,11 +114,7 @@ def scale_table(model: str, pieces: int = 40) -> dict[str, Any]:
         return generated_rates(heard)["repeated_notes"]
 
     with tempfile.TemporaryDirectory() as tmp:
-        bare = json.loads(json.dumps(card))
-        bare["config"]["restrikes"] = []
-        (Path(tmp) / f"{model}.json").write_text(json.dumps(bare))
-        shutil.copy(CHECKPOINTS / f"{model}.safetensors", Path(tmp) / f"{model}.safetensors")
-        without = repeated(ModelRegistry(tmp))
+        without = repeated(ModelRegistry(_card_without(model, Path(tmp), "restrikes")))
     with_table = repeated(ModelRegistry())
     real = generated_rates([record(p.tracks[0], p.tracks[1:], reference) for p in chosen])["repeated_notes"]
     factor = (real - without) / (with_table - without) if with_table != without else 1.0
@@ -139,7 +135,7 @@ def compare(model: str) -> dict[str, dict[str, Any]]:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, registry in (("without", ModelRegistry(_card_without_thinning(model, Path(tmp)))), ("with", ModelRegistry())):
+        for label, registry in (("without", ModelRegistry(_card_without(model, Path(tmp)))), ("with", ModelRegistry())):
             report = evaluate(model, EvaluationConfig(split="validation", unseen=0, copy_check=False), registry, progress=False)
             table, heard = report["validation"], report["musicianship"]
             gaps = bound_gaps(table["generated"], table["real"])

@@ -627,13 +627,15 @@ class GANAccompanist:
         melody = np.zeros((len(requests), length, N_MELODY_FEATURES), np.float32)
         context = np.zeros((len(requests), length, N_CONTEXT_FEATURES), np.float32)
         mask = np.zeros((len(requests), 1, length), np.float32)
-        generators, parts, ends = [], [], []
+        generators, parts, ends, sung = [], [], [], []
         n_bars = max(len(g.bars) for _, g, _, _ in requests) + 1
         for i, (track, grid, params, seed) in enumerate(requests):
             tokens, onsets = track_to_tokens(track)
             ends.append(melody_end(tokens))
             melody[i, : grid.n_steps] = melody_features(tokens, onsets)
-            context[i, : grid.n_steps] = context_features(meter_features(grid), pitch_class_profile(tokens))
+            meter = meter_features(grid)
+            context[i, : grid.n_steps] = context_features(meter, pitch_class_profile(tokens))
+            sung.append((tokens, onsets, meter[:, 1] > 0))  # the melody's notes and the beats, for `_thinned`
             mask[i, :, : grid.n_steps] = 1.0
             gen = torch.Generator().manual_seed(int(seed))
             part = Noise.sample(c, 1, len(grid.bars) + 1, gen, "cpu", float(params.get("variety", DEFAULTS["variety"])))
@@ -658,7 +660,7 @@ class GANAccompanist:
                 tokens, onsets = self.guided(
                     melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3], in_key
                 )
-            onsets = self._thinned(requests[i][0], requests[i][1], tokens, onsets, requests[i][3])
+            onsets = self._thinned(*sung[i], tokens, onsets, requests[i][3])
             out.append(
                 [
                     tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity)
@@ -707,14 +709,20 @@ class GANAccompanist:
         return pitches_to_tokens(new[1:]), onsets
 
     def _thinned(
-        self, melody: RollTrack, grid: Grid, tokens: np.ndarray, onsets: np.ndarray, seed: int, where: np.ndarray | None = None, lo: int = 0
+        self,
+        melody_tokens: np.ndarray,
+        melody_onsets: np.ndarray,
+        beats: np.ndarray,
+        tokens: np.ndarray,
+        onsets: np.ndarray,
+        seed: int,
+        where: np.ndarray | None = None,
     ) -> np.ndarray:
-        """`onsets` with the card's share of re-strikes of held pitches kept (`studio.core.restrikes.thin_restrikes`),
-        drawn from the request's seed alone (so batching changes nothing); `melody` and `tokens` start at step `lo`."""
+        """`onsets` of the voices `tokens` with the card's share of re-strikes of held pitches kept
+        (`studio.core.restrikes.thin_restrikes`), drawn from the request's seed alone (so batching changes
+        nothing); the melody's tokens and onsets and the beats (T,) over the same steps."""
         if not self.config.restrike_keep:
             return onsets
-        melody_tokens, melody_onsets = track_to_tokens(melody)
-        beats = meter_features(grid)[lo : lo + tokens.shape[1], 1] > 0
         starts = melody_onsets & (melody_tokens != REST)
         rng = np.random.default_rng([int(seed), RESTRIKE_STREAM])
         return thin_restrikes(tokens, onsets, melody_tokens, starts, beats, self.config.restrike_keep, rng, where)
@@ -741,7 +749,8 @@ class GANAccompanist:
         n = hi - lo
         mel_tokens, mel_onsets = track_to_tokens(melody)
         features = torch.from_numpy(melody_features(mel_tokens, mel_onsets)[lo:hi][None])
-        context = torch.from_numpy(context_features(meter_features(grid), pitch_class_profile(mel_tokens))[lo:hi][None])
+        meter = meter_features(grid)
+        context = torch.from_numpy(context_features(meter, pitch_class_profile(mel_tokens))[lo:hi][None])
         gen = torch.Generator().manual_seed(int(seed))
         n_bars = grid.bar_index(hi - 1) - grid.bar_index(lo) + 2
         noise = Noise.sample(c, 1, n_bars, gen, self.device, float(p["variety"]))
@@ -757,9 +766,7 @@ class GANAccompanist:
             tokens, onsets = self.guided(
                 mel_tokens[lo:hi], tokens, onsets, logits[0], end, float(p["guide"]), temperature, seed, melody_key(melody).accepted, free
             )
-        if c.restrike_keep:
-            window = RollTrack(melody.name, melody.program, melody.is_drum, melody.velocity[lo:hi], melody.onset[lo:hi])
-            onsets = self._thinned(window, grid, tokens, onsets, seed, free, lo)
+        onsets = self._thinned(mel_tokens[lo:hi], mel_onsets[lo:hi], meter[lo:hi, 1] > 0, tokens, onsets, seed, free)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):
             line, starts = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)
