@@ -103,7 +103,8 @@ class ARCNNConfig(ConfigMixin):
     harmonize_share: float = 0.25  # share of each batch that erases the three lower voices entirely
     ranges: tuple[int, ...] = ()  # low, high MIDI pitch per voice for the part-writing guide (empty: SATB by name)
     # How often a voice strikes a held pitch again, by situation (`studio.core.restrikes`), read from the training
-    # pieces when it trains; empty (a card from before): its voices hold every repeated pitch as one note.
+    # pieces when it trains (`bench/restrikes.py --scale` then fits it to the genre's repeated-note share); empty (a
+    # card from before): its voices hold every repeated pitch as one note.
     restrikes: tuple[float, ...] = ()
     velocity: int = 80
     chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])

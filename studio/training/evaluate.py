@@ -338,6 +338,7 @@ def evaluate(
                 }
             )
         meters = sorted({r["meter"] for r in rows})
+        unseen_heard = generated_rates(heard)
         report["unseen"] = {
             "tunes": len(rows),
             "meters": meters,
@@ -349,8 +350,8 @@ def evaluate(
             # pooled over the tunes: parallel fifths/octaves among all the moments two parts move together
             "parallel_fifths_octaves": round(sum(r["parallels"][0] for r in rows) / max(1, sum(r["parallels"][1] for r in rows)), 4),
             "moves_together": sum(r["parallels"][1] for r in rows),
-            "musicianship": generated_rates(heard),
-            "musicianship_bounds": check_bounds(generated_rates(heard), report["musicianship"]["real"]),  # the genre's real held-out music
+            "musicianship": unseen_heard,
+            "musicianship_bounds": check_bounds(unseen_heard, report["musicianship"]["real"]),  # the genre's real held-out music
             "by_meter": {
                 meter: {
                     "tunes": sum(r["meter"] == meter for r in rows),
