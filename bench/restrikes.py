@@ -40,15 +40,11 @@ CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 
 def _counts(melody: Any, voices: list[Any], grid: Any) -> np.ndarray:
     """Re-strikes and held pitches per situation, shape (2, 4), of `voices` under `melody`."""
-    from studio.core.conditioning import REST, meter_features, track_to_tokens
-    from studio.core.restrikes import held_situations
+    from studio.core.conditioning import meter_features, track_to_tokens
+    from studio.core.restrikes import situation_counts
 
-    melody_tokens, melody_onsets = track_to_tokens(melody)
-    rows = [track_to_tokens(v) for v in voices]
-    tokens = np.array([melody_tokens, *(t for t, _ in rows)])
-    onsets = np.array([melody_onsets, *(o for _, o in rows)])
-    situation = held_situations(tokens, melody_onsets & (melody_tokens != REST), meter_features(grid)[:, 1] > 0)
-    return np.array([[onsets[situation == k].sum() for k in range(4)], [(situation == k).sum() for k in range(4)]], float)
+    rows = [track_to_tokens(t) for t in (melody, *voices)]
+    return situation_counts(np.array([t for t, _ in rows]), np.array([o for _, o in rows]), meter_features(grid)[:, 1] > 0)
 
 
 def _card_without(model: str, folder: Path, key: str = "restrike_keep") -> Path:

@@ -33,7 +33,7 @@ import numpy as np
 
 from studio.core.conditioning import REST
 
-__all__ = ["SITUATIONS", "draw_restrikes", "held_situations", "keep_shares", "restrike_odds", "thin_restrikes"]
+__all__ = ["SITUATIONS", "draw_restrikes", "held_situations", "keep_shares", "restrike_odds", "situation_counts", "thin_restrikes"]
 
 SITUATIONS = ("melody starts, on a beat", "melody starts, off the beat", "melody holds, on a beat", "melody holds, off the beat")
 
@@ -53,19 +53,19 @@ def held_situations(tokens: np.ndarray, melody_starts: np.ndarray, on_beat: np.n
     return out
 
 
+def situation_counts(tokens: np.ndarray, onsets: np.ndarray, on_beat: np.ndarray) -> np.ndarray:
+    """Shape (2, 4): per situation, the held pitches struck again (row 0) and all held pitches (row 1)
+    of voices `tokens` and their note starts `onsets` (V, T), the melody first, beats `on_beat` (T,)."""
+    tokens, onsets = np.asarray(tokens), np.asarray(onsets, bool)
+    situation = held_situations(tokens, onsets[0] & (tokens[0] != REST), on_beat)
+    return np.array([[(onsets & (situation == k)).sum() for k in range(4)], [(situation == k).sum() for k in range(4)]], float)
+
+
 def restrike_odds(pieces: Iterable[object]) -> tuple[float, float, float, float]:
     """The share of held pitches struck again in each situation, over `pieces` (each with `tokens`
     and `onsets` (V, T), the melody first, and `meter` (T, F) whose column 1 marks the beats, as
     `studio.core.voices.VoicePiece`); 0 for a situation that never occurs."""
-    struck, seen = np.zeros(4), np.zeros(4)
-    for piece in pieces:
-        tokens, onsets = np.asarray(piece.tokens), np.asarray(piece.onsets, bool)
-        melody_starts = onsets[0] & (tokens[0] != REST)
-        situation = held_situations(tokens, melody_starts, np.asarray(piece.meter)[:, 1] > 0)
-        for k in range(4):
-            at = situation == k
-            seen[k] += at.sum()
-            struck[k] += (at & onsets).sum()
+    struck, seen = sum((situation_counts(p.tokens, p.onsets, np.asarray(p.meter)[:, 1] > 0) for p in pieces), np.zeros((2, 4)))
     return tuple(round(float(s / n), 4) if n else 0.0 for s, n in zip(struck, seen, strict=True))  # type: ignore[return-value]
 
 
