@@ -655,7 +655,7 @@ class GANAccompanist:
         for i, (tokens, onsets) in enumerate(decoded):
             strength = float(requests[i][2].get("guide", DEFAULTS["guide"]))
             if strength > 0:
-                melody_tokens = track_to_tokens(requests[i][0])[0]
+                melody_tokens = sung[i][0]
                 in_key = melody_key(requests[i][0]).accepted
                 tokens, onsets = self.guided(
                     melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3], in_key
