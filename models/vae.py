@@ -329,13 +329,15 @@ class MelodyVAE(nn.Module):
     @torch.inference_mode()
     def decode_greedy(self, z: torch.Tensor, w: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The likeliest token at every step, each fed back (B, L); PAD past each window's length.
-        A HOLD is never written after a rest (there is nothing to hold)."""
-        b, length = w["tokens"].shape
+        A HOLD is never written after a rest (there is nothing to hold). The loop stops at the
+        batch's longest window: a meter of very short bars (1/128) has windows of a step or two,
+        and decoding all L steps of each would take 16 times as long for nothing."""
+        b, width = w["tokens"].shape
         zc, h = self._start(z, w["context"])
         meter = self.meter(w["pos"], w["bar_len"], w["beat"])  # (B, L, E)
         prev = torch.full((b,), START, dtype=torch.long, device=z.device)
-        out = torch.full((b, length), PAD, dtype=torch.long, device=z.device)
-        for t in range(length):
+        out = torch.full((b, width), PAD, dtype=torch.long, device=z.device)
+        for t in range(int(w["length"].max()) if b else 0):
             check_cancelled()  # a call the studio stopped waiting for ends here
             x = torch.cat([self.tok(prev) + meter[:, t], zc], dim=-1)[:, None]  # (B, 1, E + Z + 12)
             o, h = self.decoder(x, h)

@@ -8,6 +8,7 @@ carries them (its MIDI's marker events, the page's chord lane) and back as text 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,8 +85,13 @@ def progression_text(marks: Sequence[ChordMark], bar_ticks: Sequence[int], end_t
         bars = bars[1:]  # the pickup
     out: list[str] = []
     previous = marks[0].name
+    mark_starts = [m.start for m in marks]
+    ended = 0  # marks before this one (in start order) have ended by the bar's start: bars only move on
     for a, b in bars:
-        names = [m.name for m in marks if m.start <= a < m.end][:1] + [m.name for m in marks if a < m.start < b]
+        begun = bisect.bisect_right(mark_starts, a)
+        while ended < begun and marks[ended].end <= a:
+            ended += 1
+        names = ([marks[ended].name] if ended < begun else []) + [m.name for m in marks[begun : bisect.bisect_left(mark_starts, b)]]
         names = [n for i, n in enumerate(names) if i == 0 or n != names[i - 1]] or [previous]
         previous = names[-1]
         out.append(" ".join(names))

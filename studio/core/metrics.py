@@ -105,38 +105,45 @@ def _consonant_pairs() -> np.ndarray:
     return np.isin((m - a) % 12, list(CONSONANT_INTERVALS))
 
 
-def _bar_slices(grid: Grid) -> list[slice]:
-    return [slice(b.start, min(b.end, grid.n_steps)) for b in grid.bars if b.start < grid.n_steps]
+def _bar_pitches(track: RollTrack, grid: Grid) -> np.ndarray:
+    """Which pitches sound in each bar, shape=(bars, 128) bool, over the bars that start within the
+    grid (cut at its end). From running counts of sounding steps rather than a slice per bar:
+    a meter of very short bars (1/128) has tens of thousands of them."""
+    bars = [(b.start, min(b.end, grid.n_steps)) for b in grid.bars if b.start < grid.n_steps]
+    if not bars:
+        return np.zeros((0, track.velocity.shape[1]), bool)
+    starts, ends = np.minimum(np.array(bars).T, len(track.velocity))
+    counts = np.zeros((len(track.velocity) + 1, track.velocity.shape[1]), np.int32)
+    np.cumsum(track.velocity > 0, axis=0, out=counts[1:])
+    return counts[ends] > counts[starts]
 
 
 def bar_coverage(track: RollTrack, grid: Grid, melody: RollTrack | None = None) -> float:
     """Share of bars in which `track` sounds, over the bars from the melody's first to last note
     (over all bars when no melody is given)."""
-    bars = _bar_slices(grid)
+    sounding = _bar_pitches(track, grid).any(axis=1)
     if melody is not None:
-        with_melody = [i for i, s in enumerate(bars) if melody.velocity[s].any()]
-        if not with_melody:
+        with_melody = np.flatnonzero(_bar_pitches(melody, grid).any(axis=1))
+        if not len(with_melody):
             return float("nan")
-        bars = bars[with_melody[0] : with_melody[-1] + 1]
-    if not bars:
-        return float("nan")
-    return sum(bool(track.velocity[s].any()) for s in bars) / len(bars)
+        sounding = sounding[with_melody[0] : with_melody[-1] + 1]
+    return float(sounding.mean()) if len(sounding) else float("nan")
 
 
 def empty_bar_rate(track: RollTrack, grid: Grid) -> float:
     """EB: share of bars in which the track is silent."""
-    bars = _bar_slices(grid)
-    return sum(not track.velocity[s].any() for s in bars) / len(bars) if bars else float("nan")
+    sounding = _bar_pitches(track, grid).any(axis=1)
+    return float(1.0 - sounding.mean()) if len(sounding) else float("nan")
 
 
 def used_pitch_classes(track: RollTrack, grid: Grid) -> float:
     """UPC: mean number of distinct pitch classes per non-empty bar."""
-    counts = []
-    for s in _bar_slices(grid):
-        pitches = np.flatnonzero(track.velocity[s].any(axis=0))
-        if len(pitches):
-            counts.append(len(set((pitches % 12).tolist())))
-    return float(np.mean(counts)) if counts else float("nan")
+    pitches = _bar_pitches(track, grid)
+    octaves = np.zeros((len(pitches), -(-pitches.shape[1] // 12) * 12), bool)
+    octaves[:, : pitches.shape[1]] = pitches
+    classes = octaves.reshape(len(pitches), -1, 12).any(axis=1).sum(axis=1)
+    played = classes[classes > 0]
+    return float(played.mean()) if len(played) else float("nan")
 
 
 def qualified_note_rate(track: RollTrack, grid: Grid, min_steps: int = 3) -> float:

@@ -20,7 +20,7 @@ from studio.core.metrics import (
     qualified_note_rate,
     used_pitch_classes,
 )
-from studio.core.roll import RollTrack, make_grid
+from studio.core.roll import Bar, Grid, RollTrack, make_grid
 from studio.core.score import Note, Score, Track
 from studio.core.theory import Key, estimate_key, key_correlations, pitch_class_histogram
 from studio.serving.service import AccompanyRequest, read_melody
@@ -77,6 +77,46 @@ def test_bar_metrics():
     assert used_pitch_classes(acc, grid) == 3
     assert qualified_note_rate(acc, grid) == 2 / 3
     assert polyphony(acc) == 4 / 6
+
+
+def test_bar_metrics_read_every_bar_of_any_meter_as_a_bar_by_bar_count_does():
+    """EB, UPC and coverage, counted at once over all bars (a 1/128 meter has tens of thousands),
+    agree with the literal per-bar count on random bars (pickups, odd lengths, the grid ending
+    inside a bar) and random notes."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        bars, start = [], int(rng.integers(0, 3))
+        if start:
+            bars.append(Bar(0, start, 3, 4))
+        while start < 60:
+            length = int(rng.integers(1, 20))
+            bars.append(Bar(start, length, 4, 4))
+            start += length
+        n = int(rng.integers(1, 70))
+        grid = Grid(4, n, bars)
+        acc = _track(
+            [
+                (a := int(rng.integers(0, n)), min(n, a + int(rng.integers(1, 9))), int(rng.integers(0, 128)))
+                for _ in range(rng.integers(0, 8))
+            ],
+            n,
+        )
+        melody = _track([(a := int(rng.integers(0, n)), min(n, a + int(rng.integers(1, 9))), 60) for _ in range(rng.integers(0, 4))], n)
+        spans = [(b.start, min(b.end, n)) for b in bars if b.start < n]
+        sounds = [acc.velocity[a:b].any() for a, b in spans]
+        with_melody = [i for i, (a, b) in enumerate(spans) if melody.velocity[a:b].any()]
+        classes = [len({p % 12 for p in np.flatnonzero(acc.velocity[a:b].any(axis=0))}) for a, b in spans]
+        assert empty_bar_rate(acc, grid) == pytest.approx(1 - np.mean(sounds))
+        assert (
+            used_pitch_classes(acc, grid) == pytest.approx(np.mean([c for c in classes if c]), nan_ok=True)
+            if any(classes)
+            else math.isnan(used_pitch_classes(acc, grid))
+        )
+        covered = sounds[with_melody[0] : with_melody[-1] + 1] if with_melody else []
+        assert (
+            bar_coverage(acc, grid, melody) == pytest.approx(np.mean(covered)) if covered else math.isnan(bar_coverage(acc, grid, melody))
+        )
+        assert bar_coverage(acc, grid) == pytest.approx(np.mean(sounds))
 
 
 def test_melody_key_from_roll():

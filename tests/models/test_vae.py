@@ -152,6 +152,38 @@ def test_the_loss_trains_and_the_greedy_decoder_respects_lengths(untrained):
     assert loss.requires_grad and {"recon", "kl", "accuracy"} <= set(report)
 
 
+def test_the_greedy_decoder_steps_only_as_far_as_the_longest_window(untrained):
+    """A meter of very short bars (1/128: a step each) makes windows of two steps: decoding them
+    takes two decoder steps, not the window width's 32 (the fuzzer's 80,000-bar file took seconds)."""
+    bars = [Bar(i, 1, 1, 128) for i in range(40)]
+    notes = [(i, i + 1, 60 + i % 5) for i in range(40)]
+    tokens = melody_tokens(notes, 40)
+    windows = Windows.cut(tokens, step_features(Grid(4, 40, bars)), V.key_profile(tokens), window_spans(bars), TINY.max_steps)
+    assert len(windows) == 20 and set(windows.length) == {2}
+    steps = []
+    hook = untrained.network.decoder.register_forward_hook(lambda *_: steps.append(1))
+    try:
+        decoded = untrained.reconstruct(windows)
+    finally:
+        hook.remove()
+    assert len(steps) == 2 and decoded.shape == (20, 32)
+    assert (decoded[:, 2:] == V.PAD).all() and (decoded[:, :2] != V.PAD).all()
+    # the same windows beside one full window decode alike: stopping early changes no token
+    full = Windows.join(
+        [
+            windows,
+            Windows.cut(
+                melody_tokens(PICKUP_NOTES, 52),
+                step_features(Grid(4, 52, PICKUP_BARS)),
+                V.key_profile(melody_tokens(PICKUP_NOTES, 52)),
+                window_spans(PICKUP_BARS),
+                TINY.max_steps,
+            ),
+        ]
+    )
+    assert (untrained.reconstruct(full)[:20] == decoded).all()
+
+
 # --------------------------------------------------------------------------- a tiny VAE that learned a few tunes
 
 
