@@ -1,0 +1,127 @@
+"""The genre's own melodic motion in a GAN's part-writing guide (issue 21: melodic intervals), chosen on
+validation by the rule docs/models/README.md settles ("Which figures decide a change").
+
+The costs come from the genre's training voices (`studio.core.part_writing.motion_costs` of their
+`interval_histogram`, never a validation or held-out piece); each weight in ``--weights`` is tried on
+the card's validation list (`studio evaluate --split validation`, seed 0, no unseen tunes), the
+weight 0 (no motion costs) beside them. A weight passes when no figure of the held-out table that is
+within its bound (`bound_gaps` <= 1) at weight 0 leaves it and none outside it moves further out (by
+over 0.05 of its bound), it meets at least one of issue 21's bounds the model missed
+without it and misses none it met, and the classifier's accuracy rises by at most 0.05; of those
+that pass, the one missing fewest bounds, then the lowest validation score, is chosen. ``--write``
+stores the chosen weight's costs in the card (``config.motion``), or empties it when none passes.
+
+    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from studio.core.config import REPO_ROOT
+
+__all__ = ["choose", "sweep", "training_costs"]
+
+CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
+CLASSIFIER_SLACK = 0.05
+TABLE_SLACK = 0.05  # a table figure already outside its bound may move out by this much of its bound
+
+
+def training_costs(model: str, weight: float) -> tuple[float, ...]:
+    """`motion_costs` of the training voices of `model`'s genre (the training list, less validation), at `weight`."""
+    from studio.core.part_writing import motion_costs
+    from studio.core.voice_leading import interval_histogram
+    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
+    from studio.training.train import _split_validation
+
+    genre = json.loads((CHECKPOINTS / f"{model}.json").read_text())["genre"]
+    dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
+    fit, _ = _split_validation(dataset, 0.1, 40)
+    return motion_costs(sum(interval_histogram(p.tracks[1:]) for p in fit.train), weight)
+
+
+def _figures(model: str, motion: tuple[float, ...]) -> dict[str, Any]:
+    """The validation figures of `model`'s card with `config.motion` set to `motion`."""
+    from studio.serving.registry import ModelRegistry
+    from studio.training.evaluate import EvaluationConfig, bound_gaps, evaluate
+
+    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
+    card["config"]["motion"] = list(motion)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / f"{model}.json").write_text(json.dumps(card))
+        shutil.copy(CHECKPOINTS / f"{model}.safetensors", Path(tmp) / f"{model}.safetensors")
+        report = evaluate(model, EvaluationConfig(split="validation", unseen=0, copy_check=False), ModelRegistry(tmp), progress=False)
+    table, heard = report["validation"], report["musicianship"]
+    gaps = bound_gaps(table["generated"], table["real"])
+    return {
+        "validation_score": round(sum(gaps.values()) / len(gaps), 4),
+        "worst_table_gap": max(gaps, key=gaps.get),
+        "gaps": {k: round(v, 3) for k, v in gaps.items()},
+        "missed": sorted(k for k, b in heard["bounds"].items() if not b["ok"]),
+        "classifier_accuracy": heard["classifier_accuracy"],
+        **{
+            k: heard["generated"][k]
+            for k in ("interval_js", "duration_js", "repeated_notes", "parallel_fifths_octaves", "leaps_over_octave")
+        },
+        "used_pitch_classes": table["generated"]["used_pitch_classes"],
+        "in_key_rate": table["generated"]["in_key_rate"],
+    }
+
+
+def sweep(model: str, weights: list[float]) -> dict[float, dict[str, Any]]:
+    """The validation figures at weight 0 and at each of `weights`, each with its costs."""
+    out = {}
+    for weight in [0.0, *weights]:
+        costs = training_costs(model, weight) if weight > 0 else ()
+        out[weight] = {"motion": list(costs), **_figures(model, costs)}
+        print(json.dumps({"weight": weight, **out[weight]}), flush=True)
+    return out
+
+
+def _table_kept(base: dict[str, float], row: dict[str, float]) -> bool:
+    """No table figure within its bound (gap <= 1) leaves it, and none outside it moves further out
+    (its gap larger by over `TABLE_SLACK`)."""
+    return all(row.get(k, 0.0) <= (1.0 if g <= 1.0 else g + TABLE_SLACK) for k, g in base.items())
+
+
+def choose(rows: dict[float, dict[str, Any]]) -> float:
+    """The weight the rule picks (0 when none passes)."""
+    base = rows[0.0]
+    passing = []
+    for weight, row in rows.items():
+        if weight == 0.0:
+            continue
+        newly_met = set(base["missed"]) - set(row["missed"])
+        newly_missed = set(row["missed"]) - set(base["missed"])
+        clf_ok = row["classifier_accuracy"] <= base["classifier_accuracy"] + CLASSIFIER_SLACK
+        if _table_kept(base["gaps"], row["gaps"]) and newly_met and not newly_missed and clf_ok:
+            passing.append((len(row["missed"]), row["validation_score"], weight))
+    return min(passing)[2] if passing else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.motion", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a GAN's card, e.g. gan-chorale")
+    parser.add_argument("--weights", default="0.25,0.5", help="weights to try beside 0 (default 0.25,0.5)")
+    parser.add_argument("--write", action="store_true", help="store the chosen weight's costs in the card (config.motion)")
+    args = parser.parse_args(argv)
+    rows = sweep(args.model, [float(w) for w in args.weights.split(",") if w.strip()])
+    chosen = choose(rows)
+    print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: no motion costs)"))
+    if args.write:
+        path = CHECKPOINTS / f"{args.model}.json"
+        card = json.loads(path.read_text())
+        card["config"]["motion"] = rows[chosen]["motion"]
+        path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote config.motion = {rows[chosen]['motion']} into {path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

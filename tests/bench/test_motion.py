@@ -1,0 +1,42 @@
+"""bench/motion.py: the rule that chooses the weight of the genre's motion in a GAN's guide (docs/models/README.md,
+"Which figures decide a change"), on made-up validation rows."""
+
+from __future__ import annotations
+
+from bench.motion import choose
+
+
+def _row(missed, score=0.05, classifier=0.98, gaps=None):
+    gaps = gaps or {"used_pitch_classes": 0.3, "empty_bar_rate": 0.2}
+    return {"missed": missed, "validation_score": score, "classifier_accuracy": classifier, "gaps": gaps}
+
+
+def test_a_weight_must_meet_a_missed_bound_and_keep_the_rest():
+    base = _row(["classifier_accuracy", "interval_js"])
+    assert choose({0.0: base, 0.25: _row(["classifier_accuracy"], 0.09)}) == 0.25
+    assert choose({0.0: base, 0.25: _row(["classifier_accuracy", "interval_js"], 0.01)}) == 0.0  # a better score alone is not enough
+    assert choose({0.0: base, 0.25: _row(["classifier_accuracy", "repeated_notes"])}) == 0.0  # one met, another missed
+    assert (
+        choose({0.0: base, 0.25: _row(["classifier_accuracy"], gaps={"used_pitch_classes": 1.1, "empty_bar_rate": 0.2})}) == 0.0
+    )  # a table bound broken
+    assert choose({0.0: base, 0.25: _row(["classifier_accuracy"], classifier=1.04)}) == 0.0  # easier to tell apart
+    assert choose({0.0: base, 0.25: _row(["classifier_accuracy"], classifier=1.03)}) == 0.25
+
+
+def test_of_the_weights_that_pass_the_fewest_missed_then_the_lowest_score():
+    base = _row(["classifier_accuracy", "interval_js", "repeated_notes"])
+    rows = {
+        0.0: base,
+        0.25: _row(["classifier_accuracy", "repeated_notes"], 0.06),
+        0.5: _row(["classifier_accuracy"], 0.2),
+        1.0: _row(["classifier_accuracy"], 0.1),
+    }
+    assert choose(rows) == 1.0
+
+
+def test_a_table_figure_already_outside_its_bound_may_not_move_further_out():
+    base = _row(["classifier_accuracy", "interval_js"], gaps={"used_pitch_classes": 0.4, "empty_bar_rate": 2.0})
+    same = _row(["classifier_accuracy"], gaps={"used_pitch_classes": 0.45, "empty_bar_rate": 2.0})
+    further = _row(["classifier_accuracy"], gaps={"used_pitch_classes": 0.45, "empty_bar_rate": 2.2})
+    assert choose({0.0: base, 0.25: same}) == 0.25
+    assert choose({0.0: base, 0.25: further}) == 0.0
