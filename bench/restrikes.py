@@ -1,5 +1,6 @@
 """How often a voice model strikes a held pitch again, beside its genre's real voices (issue 21: repeated
-notes), and the GAN's thinning of its re-strikes (`studio.core.restrikes`).
+notes), and the thinning of the re-strikes of a model that writes its own note starts (the GAN, the
+diffusion model: `studio.core.restrikes`).
 
 An AR-CNN draws its re-strikes from its genre's table (``config.restrikes``, read from the training
 pieces when it trains); because it holds a pitch where the real voices move more often than they do,
@@ -7,7 +8,7 @@ the table as read overshoots the real repeated-note share. ``--scale`` (its fami
 the same training pieces the share of repeated notes without re-strikes, with the table, and the real
 one, and scales the table so that the share comes out as the real one (``--write`` stores it).
 
-For a GAN's card: the first ``--pieces`` pieces of its genre's training list (never a validation or
+For a GAN's or a diffusion model's card: the first ``--pieces`` pieces of its genre's training list (never a validation or
 held-out piece) are accompanied at the card's defaults, seed 0, with the card's thinning switched off;
 in each situation of a held pitch (the melody starting a note or not, on a beat or not) the share
 struck again is counted in the model's voices and in the real ones, and `keep_shares` gives the share
@@ -16,6 +17,7 @@ of the model's re-strikes to keep. ``--write`` stores it in the card (``config.r
 0, no unseen tunes) without the thinning and with it, side by side.
 
     python -m bench.restrikes --model gan-renaissance [--pieces 60] [--write] [--compare]
+    python -m bench.restrikes --model diffusion-chorale [--pieces 60] [--write] [--compare]
     python -m bench.restrikes --model arcnn-chorale --scale --pieces 40 [--write]
 """
 
@@ -147,7 +149,7 @@ def compare(model: str) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.restrikes", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a GAN's card, e.g. gan-renaissance")
+    parser.add_argument("--model", required=True, help="a GAN's or diffusion model's card (gan-renaissance), or an AR-CNN's with --scale")
     parser.add_argument("--pieces", type=int, default=60, help="training pieces to measure on (default 60)")
     parser.add_argument("--write", action="store_true", help="store the shares to keep in the card (config.restrike_keep)")
     parser.add_argument("--compare", action="store_true", help="then evaluate the validation pieces without and with them")

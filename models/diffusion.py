@@ -63,6 +63,7 @@ from studio.core.conditioning import (
 )
 from studio.core.metrics import melody_key
 from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
+from studio.core.restrikes import thin_for_seed
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
@@ -113,6 +114,9 @@ class DiffusionConfig(ConfigMixin):
     # Choir ranges (MIDI, inclusive) the voices are kept in when sampling: low, high per voice.
     ranges: tuple[int, ...] = (52, 77, 45, 72, 34, 65)
     velocity: int = 80
+    # The share of its re-strikes of a held pitch kept, by situation (`studio.core.restrikes.keep_shares`, measured by
+    # `bench/restrikes.py` on training melodies); empty: all kept.
+    restrike_keep: tuple[float, ...] = ()
 
     @property
     def n_voices(self) -> int:
@@ -480,23 +484,12 @@ class DiffusionAccompanist:
                     x_t = torch.where(given, math.sqrt(a_s) * kept + math.sqrt(1 - a_s) * fresh, x_t)
                 yield i + 1, s, x_t, logits
 
-    def _voices(
-        self, rows: torch.Tensor, logits: torch.Tensor, melody_tokens: np.ndarray | None = None, guide: float = 0.0
-    ) -> list[RollTrack]:
-        """A roll (1, V, >= 85, T) of logits or noisy values read as voices: the highest of the 85
-        rows per voice and step; a note starts where the pitch changes, after a rest, or where the
-        `logits`' onset row (1, V, 86, T) says so (probability above one half). With `guide` > 0
-        (and the melody's tokens), each note's pitch is then chosen by the part-writing guide
-        (`studio.core.part_writing.guided_notes`, the best pitch for each note: as the argmax here)
-        from the rows' log-odds summed over the note, the rhythm kept."""
-        c = self.config
-        tokens, onsets = self._read(rows, logits)
-        if guide > 0 and melody_tokens is not None:
-            tokens, onsets = self._guided(tokens, onsets, rows, melody_tokens, guide)
-        return [
-            tokens_to_track(tokens[v], onsets[v], name, program, c.velocity)
-            for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True))
-        ]
+    def _voices(self, rows: torch.Tensor, logits: torch.Tensor) -> list[RollTrack]:
+        """A roll (1, V, >= 85, T) of logits or noisy values read as voices (a step of the run, as the
+        step-by-step view shows it): the highest of the 85 rows per voice and step; a note starts where
+        the pitch changes, after a rest, or where the `logits`' onset row (1, V, 86, T) says so
+        (probability above one half). The run's end is read by `_take` (the guide, the re-strikes)."""
+        return self._tracks(*self._read(rows, logits))
 
     @staticmethod
     def _read(rows: torch.Tensor, logits: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -544,8 +537,27 @@ class DiffusionAccompanist:
         last = None
         for last in self._run(melody, grid, params, seed):  # noqa: B007 - the run's last item is the result
             pass
+        return self._take(last[3], melody, grid, params, seed)
+
+    def _take(self, logits: torch.Tensor, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
+        """The voices of a whole run's last `logits` (1, V, 86, T), read as `_voices` reads a roll; with
+        the `guide` > 0 each note's pitch is then chosen by the part-writing guide
+        (`studio.core.part_writing.guided_notes`) from the rows' log-odds summed over the note, the
+        rhythm kept; then the card's share of re-strikes of held pitches is kept (`thin_for_seed`)."""
+        mel_tokens, mel_onsets = track_to_tokens(melody)
+        tokens, onsets = self._read(logits, logits)
         guide = float({**DEFAULTS, **params}["guide"])
-        return self._voices(last[3], last[3], track_to_tokens(melody)[0], guide)
+        if guide > 0:
+            tokens, onsets = self._guided(tokens, onsets, logits, mel_tokens, guide)
+        beats = meter_features(grid)[: len(mel_tokens), 1] > 0
+        return self._tracks(tokens, thin_for_seed(tokens, onsets, mel_tokens, mel_onsets, beats, self.config.restrike_keep, seed))
+
+    def _tracks(self, tokens: np.ndarray, onsets: np.ndarray) -> list[RollTrack]:
+        c = self.config
+        return [
+            tokens_to_track(tokens[v], onsets[v], name, program, c.velocity)
+            for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True))
+        ]
 
     def regenerate(
         self,
@@ -575,12 +587,14 @@ class DiffusionAccompanist:
             pass
         guide = float({**DEFAULTS, **params}["guide"])
         tokens, onsets = self._read(last[3], last[3])
-        mel_tokens = track_to_tokens(melody)[0][lo:hi]
+        mel_tokens, mel_onsets = (a[lo:hi] for a in track_to_tokens(melody))
         if guide > 0:
             tokens, onsets = self._guided(tokens, onsets, last[3], mel_tokens, guide, inpaint)
         else:
             tokens = np.where(inpaint.free, tokens, inpaint.tokens)
             onsets = np.where(inpaint.free, onsets, inpaint.onsets) | run_starts(inpaint.free)
+        beats = meter_features(grid)[lo:hi, 1] > 0
+        onsets = thin_for_seed(tokens, onsets, mel_tokens, mel_onsets, beats, self.config.restrike_keep, seed, inpaint.free)
         c = self.config
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):
@@ -605,13 +619,11 @@ class DiffusionAccompanist:
         does (same seed): noise at first, music at the end (the last is exactly `generate`'s output)."""
         wanted = {int(i) for i in at}
         c = self.config
-        guide = float({**DEFAULTS, **params}["guide"])
-        melody_tokens = track_to_tokens(melody)[0]
         out = []
         for step, _level, x_t, logits in self._run(melody, grid, params, seed):
             if step in wanted:
                 if step == int({**DEFAULTS, **params}["steps"]):
-                    out.append((step, self._voices(logits, logits, melody_tokens, guide)))
+                    out.append((step, self._take(logits, melody, grid, params, seed)))
                 else:
                     out.append((step, self._voices(x_t.view(1, c.n_voices, ROWS, -1), logits)))
         return out

@@ -76,7 +76,7 @@ from studio.core.conditioning import (
 )
 from studio.core.metrics import CONSONANT_INTERVALS, RATE_SLACK, RELATIVE_TOLERANCE, melody_key
 from studio.core.part_writing import PartWritingGuide, guided_notes, key_preference, note_spans, voice_ranges
-from studio.core.restrikes import thin_restrikes
+from studio.core.restrikes import thin_for_seed
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
 
@@ -130,6 +130,9 @@ class GANConfig(ConfigMixin):
     # The share of its re-strikes of a held pitch kept, by situation (`studio.core.restrikes.keep_shares`, measured by
     # `bench/restrikes.py` on training melodies); empty: all kept.
     restrike_keep: tuple[float, ...] = ()
+    # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
+    # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
+    motion: tuple[float, ...] = ()
     texture_match: float = 0.0  # weight of the empty-bar and pitch-class feature match (0 = off; see `bar_texture`)
     velocity: int = 72  # of generated notes
 
@@ -590,7 +593,6 @@ REGENERATION_CONTEXT_STEPS = (
     64  # steps of the take (4 bars of 4/4, out to bar lines) on each side of a regenerated selection that the generator reads
 )
 GUIDE_STREAM = 1  # the guide's random stream: numpy's, seeded by (seed, this), apart from the decoder's
-RESTRIKE_STREAM = 2  # the thinning of re-strikes (`GANAccompanist._thinned`): numpy's, seeded by (seed, this)
 
 # Defaults that training chooses on its validation pieces, per genre (`studio.training.train._tune_defaults`):
 # how far a genre's accompaniment strays from the generator's likeliest note is a matter of style.
@@ -699,7 +701,7 @@ class GANAccompanist:
                 owner[f:e] = f
             odds[voice, owner >= 0] = odds[voice, owner[owner >= 0]]
         free = np.arange(v + 1) > 0
-        guide = PartWritingGuide(strength=strength)
+        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion))
         rng = np.random.default_rng([int(seed), GUIDE_STREAM])
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
         movable = None if movable is None else np.concatenate([np.zeros((1, n), bool), movable])
@@ -719,13 +721,9 @@ class GANAccompanist:
         where: np.ndarray | None = None,
     ) -> np.ndarray:
         """`onsets` of the voices `tokens` with the card's share of re-strikes of held pitches kept
-        (`studio.core.restrikes.thin_restrikes`), drawn from the request's seed alone (so batching changes
-        nothing); the melody's tokens and onsets and the beats (T,) over the same steps."""
-        if not self.config.restrike_keep:
-            return onsets
-        starts = melody_onsets & (melody_tokens != REST)
-        rng = np.random.default_rng([int(seed), RESTRIKE_STREAM])
-        return thin_restrikes(tokens, onsets, melody_tokens, starts, beats, self.config.restrike_keep, rng, where)
+        (`studio.core.restrikes.thin_for_seed`); the melody's tokens and onsets and the beats (T,) over
+        the same steps."""
+        return thin_for_seed(tokens, onsets, melody_tokens, melody_onsets, beats, self.config.restrike_keep, seed, where)
 
     @torch.inference_mode()
     def regenerate(

@@ -44,6 +44,8 @@ __all__ = [
     "chord_faults",
     "guided_notes",
     "key_preference",
+    "motion_costs",
+    "motion_penalties",
     "note_penalties",
     "note_spans",
     "training_ranges",
@@ -67,6 +69,10 @@ class PartWritingGuide:
     parallel: float = 8.0  # per pair and per move
     out_of_key: float = 2.0  # a redrawn note outside the melody's key (not a fault: a note the model chose stays)
     off_chord: float = 4.0  # a note sounding on a strong beat outside the chord given there (a fault; only with chords)
+    # Nats per move to or from a neighbour by its size (0..12 semitones, then over an octave): the genre's
+    # own melodic motion (`motion_costs`, read from its training voices); empty: none. A note whose moves
+    # are not the genre's commonest is then at fault and redrawn.
+    motion: tuple[float, ...] = ()
 
 
 def voice_ranges(names: Sequence[str], configured: Sequence[int] = ()) -> list[tuple[int, int] | None]:
@@ -93,6 +99,24 @@ def training_ranges(pieces: Sequence, tracks: Sequence[int], low: float = 1.0, h
         else:
             out.append((0, 127))
     return out
+
+
+def motion_costs(histogram: np.ndarray, weight: float = 1.0) -> tuple[float, ...]:
+    """`PartWritingGuide.motion` from the real voices' melodic intervals (`studio.core.voice_leading
+    .interval_histogram`, 27 bins: over an octave down, -12..+12, over an octave up): per move size
+    (0..12 semitones, then over an octave), `weight` x -log of its share against the commonest size's
+    (0 for the commonest; a size never seen costs as much as one seen once in the histogram's moves)."""
+    counts = np.asarray(histogram, float)
+    sizes = np.zeros(14)
+    sizes[:13] = counts[13:26]
+    sizes[1:13] += counts[12:0:-1]
+    sizes[13] = counts[0] + counts[26]
+    total = sizes.sum()
+    if total <= 0 or weight <= 0:
+        return ()
+    floor = 1.0 / total  # a move never seen: as rare as one seen once
+    shares = np.maximum(sizes / total, floor)
+    return tuple(round(float(weight * np.log(shares.max() / q)), 3) for q in shares)
 
 
 def key_preference(in_key: frozenset[int] | set[int], guide: PartWritingGuide) -> np.ndarray:
@@ -164,11 +188,7 @@ def note_penalties(
         low, high = ranges[voice]
         outside = np.maximum(low - cand, 0) + np.maximum(cand - high, 0)
         out += np.where(outside > 0, guide.out_of_range + guide.per_semitone_out * (outside - 1), 0.0)
-    sounding_at = np.flatnonzero(line >= 0)
-    k = np.searchsorted(sounding_at, first) - 1  # last sounding step before each note
-    previous = np.where(k >= 0, line[sounding_at[np.maximum(k, 0)]], -1)
-    k = np.searchsorted(sounding_at, end)  # first sounding step at or after its end
-    following = np.where(k < len(sounding_at), line[sounding_at[np.minimum(k, len(sounding_at) - 1)]], -1)
+    previous, following = _neighbours(line, first, end)
     for neighbour in (previous, following):
         distance = np.where(neighbour[:, None] >= 0, np.abs(cand - neighbour[:, None]), 0)
         out += guide.leap_over_octave * (distance > 12) + guide.per_semitone_leapt * np.maximum(distance - 2, 0)
@@ -193,6 +213,30 @@ def note_penalties(
         u_last = other[end - 1]
         u_next = np.where(end < n, other[np.minimum(end, n - 1)], -1)
         out += guide.parallel * _kept_perfect(own_after, u_last, u_next, cand, into_candidate=False)
+    return out * guide.strength
+
+
+def _neighbours(line: np.ndarray, first: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pitch `line` (T,) sounds last before each note [first, end) and first at or after its end (-1: none)."""
+    sounding_at = np.flatnonzero(line >= 0)
+    k = np.searchsorted(sounding_at, first) - 1
+    previous = np.where(k >= 0, line[sounding_at[np.maximum(k, 0)]], -1)
+    k = np.searchsorted(sounding_at, end)
+    following = np.where(k < len(sounding_at), line[sounding_at[np.minimum(k, len(sounding_at) - 1)]], -1)
+    return previous, following
+
+
+def motion_penalties(pitches: np.ndarray, voice: int, first: np.ndarray, end: np.ndarray, guide: PartWritingGuide) -> np.ndarray:
+    """(len(first), 128): the cost of each note's moves from its previous and to its next note in
+    `voice` for every pitch it could take (`PartWritingGuide.motion`); zeros without motion costs."""
+    out = np.zeros((len(first), 128))
+    if guide.strength <= 0 or not guide.motion or len(first) == 0:
+        return out
+    motion = np.asarray(guide.motion, float)
+    cand = np.arange(128)[None, :]
+    for neighbour in _neighbours(pitches[voice], first, end):
+        distance = np.minimum(np.abs(cand - neighbour[:, None]), len(motion) - 1)
+        out += np.where(neighbour[:, None] >= 0, motion[distance], 0.0)
     return out * guide.strength
 
 
@@ -262,13 +306,16 @@ def guided_notes(
                 if step_faults is not None:
                     penalties = penalties + step_faults[e] - step_faults[f]
                 current = pitches[voice, f]
-                faulty = penalties[np.arange(len(f)), current] > 0  # a note that breaks no rule keeps its pitch
+                ruled = penalties[np.arange(len(f)), current] > 0  # a note that breaks no rule keeps its pitch,
+                moves = motion_penalties(pitches, voice, f, e, guide)
+                faulty = ruled | (moves[np.arange(len(f)), current] > 0)  # unless it moves as the genre seldom does
                 if not faulty.any():
                     continue
-                f, e, penalties = f[faulty], e[faulty], penalties[faulty]
+                f, e, ruled = f[faulty], e[faulty], ruled[faulty]
+                penalties = penalties[faulty] + moves[faulty]
                 score = (cumulative[voice, e] - cumulative[voice, f]) / (e - f)[:, None] - penalties
-                if preference is not None:
-                    score = score - preference[None, :]
+                if preference is not None:  # the key is preferred for a note redrawn for a fault, not for its motion alone
+                    score = score - ruled[:, None] * preference[None, :]
                 possible = (score > IMPOSSIBLE / 2).any(axis=1)
                 if temperature <= 1e-3:
                     pick = np.argmax(score, axis=1)

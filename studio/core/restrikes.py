@@ -33,8 +33,19 @@ import numpy as np
 
 from studio.core.conditioning import REST
 
-__all__ = ["SITUATIONS", "draw_restrikes", "held_situations", "keep_shares", "restrike_odds", "situation_counts", "thin_restrikes"]
+__all__ = [
+    "RESTRIKE_STREAM",
+    "SITUATIONS",
+    "draw_restrikes",
+    "held_situations",
+    "keep_shares",
+    "restrike_odds",
+    "situation_counts",
+    "thin_for_seed",
+    "thin_restrikes",
+]
 
+RESTRIKE_STREAM = 2  # a take's thinning draws from numpy's generator seeded by (the take's seed, this)
 SITUATIONS = ("melody starts, on a beat", "melody starts, off the beat", "melody holds, on a beat", "melody holds, off the beat")
 
 
@@ -111,3 +122,22 @@ def thin_restrikes(
     if where is not None:
         drop &= np.asarray(where, bool)
     return onsets & ~drop
+
+
+def thin_for_seed(
+    tokens: np.ndarray,
+    onsets: np.ndarray,
+    melody_tokens: np.ndarray,
+    melody_onsets: np.ndarray,
+    on_beat: np.ndarray,
+    keep: tuple[float, ...],
+    seed: int,
+    where: np.ndarray | None = None,
+) -> np.ndarray:
+    """`thin_restrikes` for a take: the melody's note starts read from its tokens and onsets (T,), the
+    draws from the take's `seed` alone (so batching or the device changes nothing). No shares: unchanged."""
+    if not keep:
+        return np.asarray(onsets, bool)
+    starts = np.asarray(melody_onsets, bool) & (np.asarray(melody_tokens) != REST)
+    rng = np.random.default_rng([int(seed), RESTRIKE_STREAM])
+    return thin_restrikes(tokens, onsets, melody_tokens, starts, on_beat, keep, rng, where)

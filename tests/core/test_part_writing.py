@@ -12,6 +12,8 @@ from studio.core.part_writing import (
     chord_faults,
     guided_notes,
     key_preference,
+    motion_costs,
+    motion_penalties,
     note_penalties,
     note_spans,
     training_ranges,
@@ -192,3 +194,40 @@ def test_with_chords_a_note_off_the_chord_on_a_strong_beat_is_a_fault():
     assert out[1, 0] % 12 in (0, 4, 7) and out[1, 8] % 12 in (0, 4, 7) and out[1, 24] % 12 in (7, 11, 2)  # into the chord
     unchanged = [t for t in range(32) if t // 4 not in (0, 2, 6)]
     assert (out[1, unchanged] == pitches[1, unchanged]).all()  # weak beats, and the bar without a chord, stay
+
+
+def test_motion_costs_fold_moves_up_and_down_by_size_against_the_commonest():
+    histogram = np.zeros(27)
+    histogram[13] = 10  # repeats
+    histogram[11], histogram[15] = 20, 20  # whole steps down and up: the commonest size
+    histogram[18] = 5  # a fourth up
+    histogram[0] = 1  # a leap down over an octave
+    costs = motion_costs(histogram)
+    assert len(costs) == 14 and costs[2] == 0.0
+    assert costs[0] == pytest.approx(np.log(40 / 10), abs=1e-3) and costs[5] == pytest.approx(np.log(40 / 5), abs=1e-3)
+    assert costs[13] == pytest.approx(np.log(40), abs=1e-3) and costs[7] == costs[13]  # never seen: as rare as one seen once
+    assert motion_costs(histogram, 0.5) == pytest.approx([c / 2 for c in costs], abs=1e-3)
+    assert motion_costs(np.zeros(27)) == () and motion_costs(histogram, 0.0) == ()
+
+
+def test_a_note_that_moves_as_the_genre_seldom_does_is_redrawn_without_the_key_preference():
+    """With motion costs a note at no other fault, but leaping where the genre steps, is redrawn to
+    the move the genre makes (the model having no preference); the key is not preferred for it, so
+    a chromatic step the model's odds favour can be taken; without the costs nothing changes."""
+    costs = (1.0, 0.5, 0.0, *[3.0] * 11)  # whole steps cheapest, then half steps, then repeats
+    guide = PartWritingGuide(motion=costs)
+    pitches = _lines([79, 79, 79], [60, 67, 62])  # the bass C4 - G4 - D4: a fifth up, a fourth down
+    first, end = note_spans(pitches[1])
+    moves = motion_penalties(pitches, 1, first[1:2], end[1:2], guide)
+    assert moves[0, 67] == 6.0 and moves[0, 61] == 1.0 and moves[0, 62] == 1.0  # G4: two leaps; C#4: two half steps; D4: a step, a repeat
+    odds = np.full((2, pitches.shape[1], 128), -np.inf)
+    odds[1, :, 55:70] = 0.0
+    odds[1, :4, 60], odds[1, 8:, 62] = 100.0, 100.0  # the outer notes stay C4 and D4
+    odds[1, 4:8, 61] = 0.5  # the model leans a little to C#4 for the middle note
+    c_major = frozenset({0, 2, 4, 5, 7, 9, 11})
+    args = (np.array([False, True]), NO_RANGES[:2])
+    plain = guided_notes(pitches, odds, *args, GUIDE, np.random.default_rng(0), 2, 0.0, None, key_preference(c_major, GUIDE))
+    assert (plain == pitches).all()  # no rule broken: the model's notes stay
+    moved = guided_notes(pitches, odds, *args, guide, np.random.default_rng(0), 2, 0.0, None, key_preference(c_major, guide))
+    assert moved[1, 4] == 61  # C#4 (out of the key): as cheap a motion as D4, and the model leans to it
+    assert motion_penalties(pitches, 1, first, end, PartWritingGuide()).sum() == 0

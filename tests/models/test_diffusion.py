@@ -132,6 +132,47 @@ def test_the_trace_shows_the_asked_steps_of_the_same_run(small, tunes):
     assert small.trace_caption(1, 10) == "step 1 of 10: noise level t = 0.90"
 
 
+def test_the_cards_share_of_restrikes_is_kept_in_the_take_the_trace_and_regenerations(small, tunes):
+    """With `restrike_keep` none of the held pitches struck again are kept (0 in every situation): the
+    same pitch at every step as without it, no note start added, none left on a held pitch; the
+    trace's last picture is that take; a regeneration thins only the bars it writes again."""
+    from dataclasses import replace
+
+    from studio.core.conditioning import meter_features
+    from studio.core.restrikes import held_situations
+    from studio.core.selection import Selection
+
+    melody, grid = tunes["four_four.mid"]
+    params = {"steps": 4, "guide": 0.0}
+    plain = small.generate(melody, grid, params, 2)
+    none_kept = DiffusionAccompanist(replace(TINY, restrike_keep=(0.0, 0.0, 0.0, 0.0)), small.network)
+    thinned = none_kept.generate(melody, grid, params, 2)
+    mel_tokens, mel_onsets = track_to_tokens(melody)
+    beats = meter_features(grid)[:, 1] > 0
+    voices = [track_to_tokens(t) for t in thinned]
+    situation = held_situations(np.stack([mel_tokens] + [tok for tok, _ in voices]), mel_onsets & (mel_tokens != REST), beats)[1:]
+    assert not (np.stack([on for _, on in voices]) & (situation >= 0)).any()  # no held pitch struck again
+    dropped = 0
+    for (tokens, onsets), (plain_tokens, plain_onsets) in zip(voices, (track_to_tokens(t) for t in plain), strict=True):
+        assert np.array_equal(tokens, plain_tokens) and not (onsets & ~plain_onsets).any()
+        dropped += int(plain_onsets.sum() - onsets.sum())
+    assert dropped > 0  # the untrained network strikes some held pitches again, which are now held on
+    assert _same(none_kept.sampling_trace(melody, grid, params, 2, [4])[-1][1], thinned)
+    # regenerating bars 1-2 (the page's numbers) of the plain take (its re-strikes kept around them): as without the shares
+    # but for re-strikes dropped inside the bars; the plain take's re-strikes elsewhere stay
+    again = none_kept.regenerate(melody, grid, plain, params, 5, (1, 2))
+    plain_again = small.regenerate(melody, grid, plain, params, 5, (1, 2))
+    inside = np.zeros(grid.n_steps, bool)
+    inside[slice(*Selection(1, 2).steps(grid))] = True
+    dropped = 0
+    for new, old in zip(again, plain_again, strict=True):
+        (tokens, onsets), (old_tokens, old_onsets) = track_to_tokens(new), track_to_tokens(old)
+        assert np.array_equal(tokens, old_tokens) and not (onsets & ~old_onsets).any()
+        assert np.array_equal(onsets[~inside], old_onsets[~inside])
+        dropped += int(old_onsets.sum() - onsets.sum())
+    assert dropped > 0
+
+
 def test_one_pass_over_any_length_has_no_seams(small):
     """No windows, no statistics over the whole piece: what the network says at a step depends only
     on the steps within its receptive field, however long the piece (so a 64-bar melody is treated
