@@ -48,7 +48,7 @@ def compare_genres(models: list[str], unseen: int = 100) -> dict[str, Any]:
         }
     tunes = [tune_roll(t.score) for t in corpus_tunes(unseen)]
     for name in models:
-        rows = [piece_metrics(melody, registry.generate(name, melody, grid, {}, 0), grid) for melody, grid in tunes]
+        rows = [piece_metrics(melody, registry.generate(name, melody, grid, {}, 0, limit_length=False), grid) for melody, grid in tunes]
         out["same_tunes"][name] = {m: round(_mean(r[m] for r in rows), 4) for m in SUMMARY_METRICS}
     return out
 

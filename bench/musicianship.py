@@ -63,13 +63,15 @@ def measure(
         known = {p.name for p in registry.card(name).params}
         asked = {k: v for k, v in (params or {}).items() if k in known}
         generated = [
-            record(tracks[0], registry.generate(name, _model_melody(tracks[0]), grid, asked, seed), reference)
+            record(tracks[0], registry.generate(name, _model_melody(tracks[0]), grid, asked, seed, limit_length=False), reference)
             for _id, tracks, grid in pieces
         ]
         compared = compare_sets(real, generated)
         out["held_out"].setdefault("real", compared["real"])
         out["held_out"][name] = dict(compared["generated"], classifier_accuracy=compared["classifier_accuracy"])
-        heard = [record(melody, registry.generate(name, melody, grid, asked, seed), reference) for melody, grid in melodies]
+        heard = [
+            record(melody, registry.generate(name, melody, grid, asked, seed, limit_length=False), reference) for melody, grid in melodies
+        ]
         out["unseen"][name] = generated_rates(heard)
         out["seconds"][name] = round(time.perf_counter() - t0, 1)
         print(f"{name}: {out['seconds'][name]} s", file=sys.stderr, flush=True)

@@ -75,7 +75,7 @@ def measure(model: str, pieces: int = 60) -> dict[str, Any]:
         real, generated = np.zeros((2, 4)), np.zeros((2, 4))
         for piece in fit.train[:pieces]:
             tracks = piece.tracks
-            voices = registry.generate(model, _model_melody(tracks[0]), piece.grid, {}, 0)
+            voices = registry.generate(model, _model_melody(tracks[0]), piece.grid, {}, 0, limit_length=False)
             real += _counts(tracks[0], tracks[1:], piece.grid)
             generated += _counts(tracks[0], voices, piece.grid)
     genre_odds = tuple(float(x) for x in real[0] / np.maximum(real[1], 1))
@@ -108,7 +108,8 @@ def scale_table(model: str, pieces: int = 40) -> dict[str, Any]:
     reference = genre_ranges(genre, fit.train)
 
     def repeated(registry: Any) -> float:
-        heard = [record(p.tracks[0], registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0), reference) for p in chosen]
+        voices = [registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0, limit_length=False) for p in chosen]
+        heard = [record(p.tracks[0], v, reference) for p, v in zip(chosen, voices, strict=True)]
         return generated_rates(heard)["repeated_notes"]
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -447,10 +447,15 @@ class ModelRegistry:
             + (f", or a faster model ({', '.join(others[:4])})" if others else "")
         )
 
-    def generate(self, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
+    def generate(
+        self, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int, limit_length: bool = True
+    ) -> list[RollTrack]:
         """Run `name` on a melody with checked `params`, within the time-out; errors become `ModelError`.
-        A melody longer than the model takes is an `InputError` (`check_length`)."""
-        self.check_length(name, grid)
+        A melody longer than the model takes is an `InputError` (`check_length`), unless `limit_length`
+        is False: an evaluation or a benchmark waits for every piece however long (nobody is waiting
+        for an answer), so that a model's figures cover its whole held-out list."""
+        if limit_length:
+            self.check_length(name, grid)
         model = self.get(name)
         card = self.card(name)
         resolved = card.resolve_params({k: v for k, v in params.items() if k != CHORDS_PARAM})

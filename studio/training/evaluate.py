@@ -184,7 +184,7 @@ def copied_bar_share(
 
 
 def _generate(registry: ModelRegistry, name: str, melody: RollTrack, grid: Grid, params: Mapping[str, Any], seed: int) -> list[RollTrack]:
-    return registry.generate(name, _model_melody(melody), grid, params, seed)
+    return registry.generate(name, _model_melody(melody), grid, params, seed, limit_length=False)  # every piece, however long
 
 
 def _summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:

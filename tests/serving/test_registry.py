@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -303,9 +304,10 @@ def test_a_melody_longer_than_a_family_writes_in_time_is_refused_before_the_mode
     limit = declarations()["diffusion"].cpu_max_beats
     assert limit >= 64  # a chorale, and more
     loads = []
-    monkeypatch.setattr(models.diffusion, "load", lambda *a: loads.append(a) or object())
-    registry = ModelRegistry(tmp_path, device="cpu")
     long_roll, long_grid = _long_melody(limit + 1)  # whole bars of 4/4: 260 beats for a limit of 256
+    model = SimpleNamespace(generate=lambda melody, *_: [melody])  # writes the melody back
+    monkeypatch.setattr(models.diffusion, "load", lambda *a: loads.append(a) or model)
+    registry = ModelRegistry(tmp_path, device="cpu")
     for call in (
         lambda: registry.generate("diffusion-chorale", long_roll, long_grid, {}, 0),
         lambda: registry.call_method("diffusion-chorale", "sampling_trace", long_roll, long_grid, {}, 0, [1]),
@@ -317,6 +319,8 @@ def test_a_melody_longer_than_a_family_writes_in_time_is_refused_before_the_mode
         assert f"up to {limit:,} beats" in message
         assert "faster model (gan-chorale, rules)" in message  # the accompanists without a lower limit; not the Transformer
     assert loads == []
+    assert registry.generate("diffusion-chorale", long_roll, long_grid, {}, 0, limit_length=False) == [long_roll]  # an evaluation
+    assert len(loads) == 1
     registry.check_length("diffusion-chorale", _long_melody(limit)[1])  # at the limit: taken
     ModelRegistry(tmp_path, device="cuda").check_length("diffusion-chorale", long_grid)  # on a GPU: taken
     registry.check_length("gan-chorale", _long_melody(4 * limit)[1])  # a family without a limit of its own
