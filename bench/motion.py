@@ -11,7 +11,7 @@ without it and misses none it met, and the classifier's accuracy rises by at mos
 that pass, the one missing fewest bounds, then the lowest validation score, is chosen. ``--write``
 stores the chosen weight's costs in the card (``config.motion``), or empties it when none passes.
 
-    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--write]
+    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--write]
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def training_costs(model: str, weight: float) -> tuple[float, ...]:
     return motion_costs(sum(interval_histogram(p.tracks[1:]) for p in fit.train), weight)
 
 
-def _figures(model: str, motion: tuple[float, ...]) -> dict[str, Any]:
-    """The validation figures of `model`'s card with `config.motion` set to `motion`."""
+def _figures(model: str, motion: tuple[float, ...], seed: int = 0) -> dict[str, Any]:
+    """The validation figures of `model`'s card with `config.motion` set to `motion`, at `seed`."""
     from studio.serving.registry import ModelRegistry
     from studio.training.evaluate import EvaluationConfig, bound_gaps, evaluate
 
@@ -56,7 +56,9 @@ def _figures(model: str, motion: tuple[float, ...]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / f"{model}.json").write_text(json.dumps(card))
         shutil.copy(CHECKPOINTS / f"{model}.safetensors", Path(tmp) / f"{model}.safetensors")
-        report = evaluate(model, EvaluationConfig(split="validation", unseen=0, copy_check=False), ModelRegistry(tmp), progress=False)
+        report = evaluate(
+            model, EvaluationConfig(split="validation", seed=seed, unseen=0, copy_check=False), ModelRegistry(tmp), progress=False
+        )
     table, heard = report["validation"], report["musicianship"]
     gaps = bound_gaps(table["generated"], table["real"])
     return {
@@ -74,12 +76,12 @@ def _figures(model: str, motion: tuple[float, ...]) -> dict[str, Any]:
     }
 
 
-def sweep(model: str, weights: list[float]) -> dict[float, dict[str, Any]]:
+def sweep(model: str, weights: list[float], seed: int = 0) -> dict[float, dict[str, Any]]:
     """The validation figures at weight 0 and at each of `weights`, each with its costs."""
     out = {}
     for weight in [0.0, *weights]:
         costs = training_costs(model, weight) if weight > 0 else ()
-        out[weight] = {"motion": list(costs), **_figures(model, costs)}
+        out[weight] = {"motion": list(costs), **_figures(model, costs, seed)}
         print(json.dumps({"weight": weight, **out[weight]}), flush=True)
     return out
 
@@ -109,9 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.motion", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a GAN's card, e.g. gan-chorale")
     parser.add_argument("--weights", default="0.25,0.5", help="weights to try beside 0 (default 0.25,0.5)")
+    parser.add_argument("--seed", type=int, default=0, help="the evaluation's seed (default 0; another for a run again)")
     parser.add_argument("--write", action="store_true", help="store the chosen weight's costs in the card (config.motion)")
     args = parser.parse_args(argv)
-    rows = sweep(args.model, [float(w) for w in args.weights.split(",") if w.strip()])
+    rows = sweep(args.model, [float(w) for w in args.weights.split(",") if w.strip()], args.seed)
     chosen = choose(rows)
     print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: no motion costs)"))
     if args.write:
