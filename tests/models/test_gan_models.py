@@ -201,3 +201,34 @@ def test_gan_renaissance_strikes_held_pitches_again_as_seldom_as_palestrina(tmp_
     params = default_registry().card("gan-renaissance").resolve_params({})
     batched = default_registry().get("gan-renaissance").generate_batch([(melody, grid, params, 3), (melody, grid, params, 4)])[0]
     assert all(np.array_equal(x.onset, y.onset) and np.array_equal(x.velocity, y.velocity) for x, y in zip(batched, thinned, strict=True))
+
+
+def test_gan_chorale_s_guide_moves_its_voices_as_bachs_move(tmp_path, tune_paths):
+    """Its card's `motion` (bench/motion.py: the chorale voices' own move sizes, weighed on validation):
+    on unseen tunes its voices move by step (at most a whole tone) more often than the card without it,
+    with the same note starts (the guide changes pitches, not the rhythm)."""
+    import shutil
+
+    from studio.core.conditioning import track_to_tokens
+    from studio.serving.registry import ModelRegistry
+
+    card = json.loads((CHECKPOINTS / "gan-chorale.json").read_text())
+    assert len(card["config"]["motion"]) == 14 and min(card["config"]["motion"]) == 0.0
+    card["config"]["motion"] = []
+    (tmp_path / "gan-chorale.json").write_text(json.dumps(card))
+    shutil.copy(CHECKPOINTS / "gan-chorale.safetensors", tmp_path)
+    steps = {"card": [0, 0], "without": [0, 0]}  # moves by step, all moves
+    for name in ("four_four.mid", "three_four_pickup.mid", "six_eight_minor.mid"):
+        melody, grid = tune_roll(read_midi(tune_paths[name]).score)
+        for label, registry in (("card", default_registry()), ("without", ModelRegistry(tmp_path))):
+            voices = [track_to_tokens(t) for t in registry.generate("gan-chorale", melody, grid, {}, 0)]
+            if label == "card":
+                starts = [onsets for _, onsets in voices]
+            else:
+                assert all(np.array_equal(a, b) for a, b in zip(starts, (onsets for _, onsets in voices), strict=True)), name
+            for tokens, onsets in voices:
+                pitches = tokens[onsets & (tokens > 0)]
+                moves = np.abs(np.diff(pitches))
+                steps[label][0] += int(((moves > 0) & (moves <= 2)).sum())
+                steps[label][1] += len(moves)
+    assert steps["card"][0] / steps["card"][1] > steps["without"][0] / steps["without"][1] + 0.05, steps
