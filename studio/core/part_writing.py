@@ -52,6 +52,7 @@ __all__ = [
     "voice_ranges",
 ]
 
+MOTION_SIZES = 14  # move sizes the motion costs distinguish: 0..12 semitones, then over an octave
 IMPOSSIBLE = -1e9  # log-odds of a pitch the model cannot write (finite, so that sums over steps subtract)
 PERFECT = (0, 7)  # interval classes of octaves (and unisons) and fifths
 
@@ -71,7 +72,8 @@ class PartWritingGuide:
     off_chord: float = 4.0  # a note sounding on a strong beat outside the chord given there (a fault; only with chords)
     # Nats per move to or from a neighbour by its size (0..12 semitones, then over an octave): the genre's
     # own melodic motion (`motion_costs`, read from its training voices); empty: none. A note whose moves
-    # are not the genre's commonest is then at fault and redrawn.
+    # are not the genre's commonest is then at fault and redrawn. MOTION_SIZES costs for every voice, or
+    # MOTION_SIZES per accompaniment voice, high to low, one after the other (each voice its own motion).
     motion: tuple[float, ...] = ()
 
 
@@ -232,10 +234,11 @@ def motion_penalties(pitches: np.ndarray, voice: int, first: np.ndarray, end: np
     out = np.zeros((len(first), 128))
     if guide.strength <= 0 or not guide.motion or len(first) == 0:
         return out
-    motion = np.asarray(guide.motion, float)
+    motion = np.asarray(guide.motion, float).reshape(-1, MOTION_SIZES)
+    motion = motion[min(max(voice - 1, 0), len(motion) - 1)] if len(motion) > 1 else motion[0]  # the voice's own, when per voice
     cand = np.arange(128)[None, :]
     for neighbour in _neighbours(pitches[voice], first, end):
-        distance = np.minimum(np.abs(cand - neighbour[:, None]), len(motion) - 1)
+        distance = np.minimum(np.abs(cand - neighbour[:, None]), MOTION_SIZES - 1)
         out += np.where(neighbour[:, None] >= 0, motion[distance], 0.0)
     return out * guide.strength
 

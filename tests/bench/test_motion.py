@@ -40,3 +40,11 @@ def test_a_table_figure_already_outside_its_bound_may_not_move_further_out():
     further = _row(["classifier_accuracy"], gaps={"used_pitch_classes": 0.45, "empty_bar_rate": 2.2})
     assert choose({0.0: base, 0.25: same}) == 0.25
     assert choose({0.0: base, 0.25: further}) == 0.0
+
+
+def test_a_weight_that_meets_nothing_new_passes_when_the_classifier_falls_by_005():
+    base = _row(["classifier_accuracy"], classifier=0.98)
+    assert choose({0.0: base, 0.25: _row(["classifier_accuracy"], classifier=0.95)}) == 0.0
+    rows = {0.0: base, 0.25: _row(["classifier_accuracy"], classifier=0.93), 0.5: _row(["classifier_accuracy"], classifier=0.90, score=0.3)}
+    assert choose(rows) == 0.5  # the lower accuracy, though its score is worse
+    assert choose({0.0: base, 0.25: _row(["classifier_accuracy", "repeated_notes"], classifier=0.80)}) == 0.0  # a bound newly missed

@@ -231,3 +231,18 @@ def test_a_note_that_moves_as_the_genre_seldom_does_is_redrawn_without_the_key_p
     moved = guided_notes(pitches, odds, *args, guide, np.random.default_rng(0), 2, 0.0, None, key_preference(c_major, guide))
     assert moved[1, 4] == 61  # C#4 (out of the key): as cheap a motion as D4, and the model leans to it
     assert motion_penalties(pitches, 1, first, end, PartWritingGuide()).sum() == 0
+
+
+def test_motion_costs_per_voice_charge_each_voice_its_own_moves():
+    """Costs for every accompaniment voice one after the other (MOTION_SIZES each): a repeat costs the
+    first voice nothing and the second voice much; a single row serves every voice."""
+    from studio.core.part_writing import MOTION_SIZES
+
+    first_voice = (0.0, *[2.0] * (MOTION_SIZES - 1))
+    second_voice = (5.0, *[0.0] * (MOTION_SIZES - 1))
+    pitches = _lines([79, 79], [60, 60], [48, 48])
+    per_voice = PartWritingGuide(motion=first_voice + second_voice)
+    second_note = np.array([4]), np.array([8])  # each voice strikes its pitch again at step 4: a repeat
+    for voice, cost in ((1, 0.0), (2, 5.0)):
+        assert motion_penalties(pitches, voice, *second_note, per_voice)[0, pitches[voice, -1]] == cost
+    assert motion_penalties(pitches, 2, *second_note, PartWritingGuide(motion=first_voice))[0, 48] == 0.0
