@@ -176,28 +176,14 @@ def test_gan_renaissance_strikes_held_pitches_again_as_seldom_as_palestrina(tmp_
     """Its card's `restrike_keep` (bench/restrikes.py: it struck held pitches again about twice as often as
     the real voices): the same pitch at every step as the card without it, fewer note starts, none new;
     batched or alone, the same music."""
-    import shutil
-
-    from studio.core.conditioning import track_to_tokens
-    from studio.serving.registry import ModelRegistry
+    from roll_checks import registry_without, starts_dropped, wandering_melody
 
     card = json.loads((CHECKPOINTS / "gan-renaissance.json").read_text())
     assert len(card["config"]["restrike_keep"]) == 4 and max(card["config"]["restrike_keep"]) < 1
-    card["config"]["restrike_keep"] = []
-    (tmp_path / "gan-renaissance.json").write_text(json.dumps(card))
-    shutil.copy(CHECKPOINTS / "gan-renaissance.safetensors", tmp_path)
-    score = Score(480, [Track("m", notes=[Note(480 * i, 480 * (i + 1), 67 + (i * 5) % 7) for i in range(32)])])
-    grid = make_grid(score)
-    melody = notes_to_roll(score.tracks[0].notes, grid, "Melody", 0)
+    melody, grid = wandering_melody(32, 480)
     thinned = default_registry().generate("gan-renaissance", melody, grid, {}, 3)
-    alone = ModelRegistry(tmp_path).generate("gan-renaissance", melody, grid, {}, 3)
-    fewer = 0
-    for a, b in zip(thinned, alone, strict=True):
-        (ta, sa), (tb, sb) = track_to_tokens(a), track_to_tokens(b)
-        assert np.array_equal(ta, tb)
-        assert not (sa & ~sb).any()
-        fewer += int(sb.sum() - sa.sum())
-    assert fewer > 0
+    alone = registry_without("gan-renaissance", "restrike_keep", tmp_path).generate("gan-renaissance", melody, grid, {}, 3)
+    assert starts_dropped(thinned, alone) > 0
     params = default_registry().card("gan-renaissance").resolve_params({})
     batched = default_registry().get("gan-renaissance").generate_batch([(melody, grid, params, 3), (melody, grid, params, 4)])[0]
     assert all(np.array_equal(x.onset, y.onset) and np.array_equal(x.velocity, y.velocity) for x, y in zip(batched, thinned, strict=True))
@@ -207,20 +193,17 @@ def test_gan_chorale_s_guide_moves_its_voices_as_bachs_move(tmp_path, tune_paths
     """Its card's `motion` (bench/motion.py: the chorale voices' own move sizes, weighed on validation):
     on unseen tunes its voices move by step (at most a whole tone) more often than the card without it,
     with the same note starts (the guide changes pitches, not the rhythm)."""
-    import shutil
+    from roll_checks import registry_without
 
     from studio.core.conditioning import track_to_tokens
-    from studio.serving.registry import ModelRegistry
 
     card = json.loads((CHECKPOINTS / "gan-chorale.json").read_text())
     assert len(card["config"]["motion"]) == 14 and min(card["config"]["motion"]) == 0.0
-    card["config"]["motion"] = []
-    (tmp_path / "gan-chorale.json").write_text(json.dumps(card))
-    shutil.copy(CHECKPOINTS / "gan-chorale.safetensors", tmp_path)
+    without = registry_without("gan-chorale", "motion", tmp_path)
     steps = {"card": [0, 0], "without": [0, 0]}  # moves by step, all moves
     for name in ("four_four.mid", "three_four_pickup.mid", "six_eight_minor.mid"):
         melody, grid = tune_roll(read_midi(tune_paths[name]).score)
-        for label, registry in (("card", default_registry()), ("without", ModelRegistry(tmp_path))):
+        for label, registry in (("card", default_registry()), ("without", without)):
             voices = [track_to_tokens(t) for t in registry.generate("gan-chorale", melody, grid, {}, 0)]
             if label == "card":
                 starts = [onsets for _, onsets in voices]
