@@ -11,10 +11,11 @@ lowers the classifier's accuracy by at least 0.05, misses none it met, and the c
 rises by at most 0.05; of those that pass, the one missing fewest bounds, then the lowest classifier
 accuracy, then the lowest validation score, is chosen. With ``--against-card`` the card's own costs
 stand for weight 0 (a variant, e.g. ``--per-voice``: each voice its own motion, is weighed against
-them). ``--write`` stores the chosen weight's costs in the card (``config.motion``), or those compared
-with when none passes.
+them); with ``--relative`` only the move sizes the model overdoes are charged (its own moves on the
+first 60 training melodies against the real voices', `excess_motion_costs`). ``--write`` stores the
+chosen weight's costs in the card (``config.motion``), or those compared with when none passes.
 
-    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice] [--against-card] [--write]
+    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice | --relative] [--against-card] [--write]
 """
 
 from __future__ import annotations
@@ -55,6 +56,33 @@ def training_costs(model: str, weight: float, per_voice: bool = False) -> tuple[
     return tuple(c for v in range(1, voices + 1) for c in motion_costs(sum(interval_histogram([p.tracks[v]]) for p in fit.train), weight))
 
 
+def excess_costs(model: str, weight: float, pieces: int = 60) -> tuple[float, ...]:
+    """`excess_motion_costs` of `model` (its card without motion costs, its defaults, seed 0) against its
+    genre's real voices, both on the first `pieces` melodies of the training list (never validation)."""
+    import tempfile
+
+    from studio.core.part_writing import excess_motion_costs
+    from studio.core.voice_leading import interval_histogram
+    from studio.serving.registry import ModelRegistry
+    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
+    from studio.training.evaluate import _model_melody
+    from studio.training.train import _split_validation
+
+    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
+    dataset = build_dataset(DatasetConfig(card["genre"], reduction=genre_reduction(card["genre"])), progress=False)
+    fit, _ = _split_validation(dataset, 0.1, 40)
+    chosen = fit.train[:pieces]
+    card["config"]["motion"] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / f"{model}.json").write_text(json.dumps(card))
+        shutil.copy(CHECKPOINTS / f"{model}.safetensors", Path(tmp) / f"{model}.safetensors")
+        registry = ModelRegistry(tmp)
+        generated = sum(
+            interval_histogram(registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0, limit_length=False)) for p in chosen
+        )
+    return excess_motion_costs(generated, sum(interval_histogram(p.tracks[1:]) for p in chosen), weight)
+
+
 def _figures(model: str, motion: tuple[float, ...], seed: int = 0) -> dict[str, Any]:
     """The validation figures of `model`'s card with `config.motion` set to `motion`, at `seed`."""
     from studio.serving.registry import ModelRegistry
@@ -86,13 +114,16 @@ def _figures(model: str, motion: tuple[float, ...], seed: int = 0) -> dict[str, 
 
 
 def sweep(
-    model: str, weights: list[float], seed: int = 0, per_voice: bool = False, base: tuple[float, ...] = ()
+    model: str, weights: list[float], seed: int = 0, per_voice: bool = False, base: tuple[float, ...] = (), relative: bool = False
 ) -> dict[float, dict[str, Any]]:
     """The validation figures of `base` (weight 0: no motion costs, or the card's own) and of each of
-    `weights`, each with its costs."""
+    `weights`, each with its costs (`relative`: `excess_costs`)."""
     out = {}
     for weight in [0.0, *weights]:
-        costs = training_costs(model, weight, per_voice) if weight > 0 else base
+        if weight <= 0:
+            costs = base
+        else:
+            costs = excess_costs(model, weight) if relative else training_costs(model, weight, per_voice)
         out[weight] = {"motion": list(costs), **_figures(model, costs, seed)}
         print(json.dumps({"weight": weight, **out[weight]}), flush=True)
     return out
@@ -126,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default="0.25,0.5", help="weights to try beside 0 (default 0.25,0.5)")
     parser.add_argument("--seed", type=int, default=0, help="the evaluation's seed (default 0; another for a run again)")
     parser.add_argument("--per-voice", action="store_true", help="each voice its own motion (default: all voices together)")
+    parser.add_argument("--relative", action="store_true", help="charge only the move sizes the model overdoes (excess_motion_costs)")
     parser.add_argument("--against-card", action="store_true", help="compare with the card's own motion costs, not with none")
     parser.add_argument("--write", action="store_true", help="store the chosen weight's costs in the card (config.motion)")
     args = parser.parse_args(argv)
     base = tuple(json.loads((CHECKPOINTS / f"{args.model}.json").read_text())["config"].get("motion", ())) if args.against_card else ()
-    rows = sweep(args.model, [float(w) for w in args.weights.split(",") if w.strip()], args.seed, args.per_voice, base)
+    rows = sweep(args.model, [float(w) for w in args.weights.split(",") if w.strip()], args.seed, args.per_voice, base, args.relative)
     chosen = choose(rows)
     print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: the costs compared with stay)"))
     if args.write:

@@ -42,6 +42,7 @@ from studio.core.voice_leading import SATB_RANGES
 __all__ = [
     "PartWritingGuide",
     "chord_faults",
+    "excess_motion_costs",
     "guided_notes",
     "key_preference",
     "motion_costs",
@@ -108,17 +109,35 @@ def motion_costs(histogram: np.ndarray, weight: float = 1.0) -> tuple[float, ...
     .interval_histogram`, 27 bins: over an octave down, -12..+12, over an octave up): per move size
     (0..12 semitones, then over an octave), `weight` x -log of its share against the commonest size's
     (0 for the commonest; a size never seen costs as much as one seen once in the histogram's moves)."""
+    shares = _size_shares(histogram)
+    if shares is None or weight <= 0:
+        return ()
+    return tuple(round(float(weight * np.log(shares.max() / q)), 3) for q in shares)
+
+
+def excess_motion_costs(model_histogram: np.ndarray, genre_histogram: np.ndarray, weight: float = 1.0) -> tuple[float, ...]:
+    """`PartWritingGuide.motion` that charges only what a model overdoes: per move size, `weight` x the
+    log of the model's share over the genre's where the model moves so more often, 0 where it moves so
+    as often or less (both `interval_histogram`s, the model's of its own voices on the same melodies).
+    Unlike `motion_costs` it does not pull every note toward the genre's commonest move."""
+    model, genre = _size_shares(model_histogram), _size_shares(genre_histogram)
+    if model is None or genre is None or weight <= 0:
+        return ()
+    return tuple(round(float(weight * max(0.0, np.log(m / g))), 3) for m, g in zip(model, genre, strict=True))
+
+
+def _size_shares(histogram: np.ndarray) -> np.ndarray | None:
+    """An `interval_histogram` folded to move sizes (0..12 semitones, then over an octave), as shares; a
+    size never seen counts as seen once. None for an empty histogram."""
     counts = np.asarray(histogram, float)
-    sizes = np.zeros(14)
+    sizes = np.zeros(MOTION_SIZES)
     sizes[:13] = counts[13:26]
     sizes[1:13] += counts[12:0:-1]
     sizes[13] = counts[0] + counts[26]
     total = sizes.sum()
-    if total <= 0 or weight <= 0:
-        return ()
-    floor = 1.0 / total  # a move never seen: as rare as one seen once
-    shares = np.maximum(sizes / total, floor)
-    return tuple(round(float(weight * np.log(shares.max() / q)), 3) for q in shares)
+    if total <= 0:
+        return None
+    return np.maximum(sizes / total, 1.0 / total)
 
 
 def key_preference(in_key: frozenset[int] | set[int], guide: PartWritingGuide) -> np.ndarray:

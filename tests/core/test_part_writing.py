@@ -10,6 +10,7 @@ from studio.core.chords import ChordSpan, ChordSymbol
 from studio.core.part_writing import (
     PartWritingGuide,
     chord_faults,
+    excess_motion_costs,
     guided_notes,
     key_preference,
     motion_costs,
@@ -246,3 +247,15 @@ def test_motion_costs_per_voice_charge_each_voice_its_own_moves():
     for voice, cost in ((1, 0.0), (2, 5.0)):
         assert motion_penalties(pitches, voice, *second_note, per_voice)[0, pitches[voice, -1]] == cost
     assert motion_penalties(pitches, 2, *second_note, PartWritingGuide(motion=first_voice))[0, 48] == 0.0
+
+
+def test_excess_motion_costs_charge_only_what_the_model_overdoes():
+    genre = np.zeros(27)
+    genre[13], genre[11], genre[15], genre[17] = 30, 20, 20, 30  # repeats 30, whole steps 40, thirds 30 of 100
+    model = np.zeros(27)
+    model[13], model[11], model[15], model[17] = 15, 20, 20, 45  # fewer repeats, the same steps, more thirds
+    costs = excess_motion_costs(model, genre)
+    assert len(costs) == 14 and costs[0] == 0.0 and costs[2] == 0.0  # under- and equally-used sizes are free
+    assert costs[4] == pytest.approx(np.log(45 / 30), abs=1e-3)  # thirds: the model's share over the genre's
+    assert excess_motion_costs(model, genre, 2.0)[4] == pytest.approx(2 * costs[4], abs=2e-3)
+    assert excess_motion_costs(np.zeros(27), genre) == () and excess_motion_costs(model, genre, 0.0) == ()
