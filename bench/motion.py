@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.restrikes import _card_without
 from studio.core.config import REPO_ROOT
 
 __all__ = ["choose", "sweep", "training_costs"]
@@ -38,45 +38,41 @@ CLASSIFIER_GAIN = 0.05  # or, meeting no bound it missed, the classifier's accur
 TABLE_SLACK = 0.05  # a table figure already outside its bound may move out by this much of its bound
 
 
+def _training_pieces(model: str) -> list[Any]:
+    """The training list of `model`'s genre, less its validation pieces."""
+    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
+    from studio.training.train import _split_validation
+
+    genre = json.loads((CHECKPOINTS / f"{model}.json").read_text())["genre"]
+    dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
+    return _split_validation(dataset, 0.1, 40)[0].train
+
+
 def training_costs(model: str, weight: float, per_voice: bool = False) -> tuple[float, ...]:
     """`motion_costs` of the training voices of `model`'s genre (the training list, less validation), at
     `weight`: of all voices together, or (`per_voice`) of each accompaniment voice on its own, one after
     the other (`PartWritingGuide.motion`)."""
     from studio.core.part_writing import motion_costs
     from studio.core.voice_leading import interval_histogram
-    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
-    from studio.training.train import _split_validation
 
-    genre = json.loads((CHECKPOINTS / f"{model}.json").read_text())["genre"]
-    dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
-    fit, _ = _split_validation(dataset, 0.1, 40)
+    train = _training_pieces(model)
     if not per_voice:
-        return motion_costs(sum(interval_histogram(p.tracks[1:]) for p in fit.train), weight)
-    voices = len(fit.train[0].tracks) - 1
-    return tuple(c for v in range(1, voices + 1) for c in motion_costs(sum(interval_histogram([p.tracks[v]]) for p in fit.train), weight))
+        return motion_costs(sum(interval_histogram(p.tracks[1:]) for p in train), weight)
+    voices = len(train[0].tracks) - 1
+    return tuple(c for v in range(1, voices + 1) for c in motion_costs(sum(interval_histogram([p.tracks[v]]) for p in train), weight))
 
 
 def excess_costs(model: str, weight: float, pieces: int = 60) -> tuple[float, ...]:
     """`excess_motion_costs` of `model` (its card without motion costs, its defaults, seed 0) against its
     genre's real voices, both on the first `pieces` melodies of the training list (never validation)."""
-    import tempfile
-
     from studio.core.part_writing import excess_motion_costs
     from studio.core.voice_leading import interval_histogram
     from studio.serving.registry import ModelRegistry
-    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
     from studio.training.evaluate import _model_melody
-    from studio.training.train import _split_validation
 
-    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
-    dataset = build_dataset(DatasetConfig(card["genre"], reduction=genre_reduction(card["genre"])), progress=False)
-    fit, _ = _split_validation(dataset, 0.1, 40)
-    chosen = fit.train[:pieces]
-    card["config"]["motion"] = []
+    chosen = _training_pieces(model)[:pieces]
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / f"{model}.json").write_text(json.dumps(card))
-        shutil.copy(CHECKPOINTS / f"{model}.safetensors", Path(tmp) / f"{model}.safetensors")
-        registry = ModelRegistry(tmp)
+        registry = ModelRegistry(_card_without(model, Path(tmp), "motion"))
         generated = sum(
             interval_histogram(registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0, limit_length=False)) for p in chosen
         )
@@ -88,14 +84,9 @@ def _figures(model: str, motion: tuple[float, ...], seed: int = 0) -> dict[str, 
     from studio.serving.registry import ModelRegistry
     from studio.training.evaluate import EvaluationConfig, bound_gaps, evaluate
 
-    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
-    card["config"]["motion"] = list(motion)
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / f"{model}.json").write_text(json.dumps(card))
-        shutil.copy(CHECKPOINTS / f"{model}.safetensors", Path(tmp) / f"{model}.safetensors")
-        report = evaluate(
-            model, EvaluationConfig(split="validation", seed=seed, unseen=0, copy_check=False), ModelRegistry(tmp), progress=False
-        )
+        registry = ModelRegistry(_card_without(model, Path(tmp), "motion", motion))
+        report = evaluate(model, EvaluationConfig(split="validation", seed=seed, unseen=0, copy_check=False), registry, progress=False)
     table, heard = report["validation"], report["musicianship"]
     gaps = bound_gaps(table["generated"], table["real"])
     return {

@@ -49,10 +49,10 @@ def _counts(melody: Any, voices: list[Any], grid: Any) -> np.ndarray:
     return situation_counts(np.array([t for t, _ in rows]), np.array([o for _, o in rows]), meter_features(grid)[:, 1] > 0)
 
 
-def _card_without(model: str, folder: Path, key: str = "restrike_keep") -> Path:
-    """A copy of `model`'s card and weights in `folder` with its config's `key` emptied."""
+def _card_without(model: str, folder: Path, key: str = "restrike_keep", value: Any = ()) -> Path:
+    """A copy of `model`'s card and weights in `folder` with its config's `key` emptied (or set to `value`)."""
     card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
-    card["config"][key] = []
+    card["config"][key] = list(value)
     (folder / f"{model}.json").write_text(json.dumps(card))
     shutil.copy(CHECKPOINTS / f"{model}.safetensors", folder / f"{model}.safetensors")
     return folder
