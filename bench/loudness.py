@@ -180,7 +180,7 @@ def bench_cost_parts(repeats: int = 15) -> dict[str, Any]:
 
     ``whole``: the take rendered on one engine without the step (what a request without it
     renders); ``melody`` and ``accompaniment``: the two stems the step renders instead (on two
-    engines, each with its own reverb); ``measure_stems``: `loudness.spectra` of both stems;
+    engines, each with its own reverb); ``measure_stems``: `loudness.StemPowers` of both stems;
     ``true_peak``: `loudness.true_peak` of the mix; ``render_with`` / ``render_without``: the CPU
     time of the process for `render_midi` with the step (every thread) and without.
     """
@@ -203,6 +203,7 @@ def bench_cost_parts(repeats: int = 15) -> dict[str, Any]:
     audio = {name: synth.render_midi(stem, raw).astype(np.float32) / 32767.0 for name, stem in stems.items()}
     n = min(len(a) for a in audio.values())
     mix = audio["melody"][:n] + audio["accompaniment"][:n]
+    rate = synth.SynthConfig().sample_rate
 
     def cpu(work: Any, clock: Any = time.thread_time) -> float:
         start = clock()
@@ -215,7 +216,7 @@ def bench_cost_parts(repeats: int = 15) -> dict[str, Any]:
             ("whole", lambda: synth.render_midi(data, raw), time.thread_time),
             ("melody", lambda: synth.render_midi(stems["melody"], raw), time.thread_time),
             ("accompaniment", lambda: synth.render_midi(stems["accompaniment"], raw), time.thread_time),
-            ("measure_stems", lambda: [loudness.spectra(a[:n], synth.SynthConfig().sample_rate) for a in audio.values()], time.thread_time),
+            ("measure_stems", lambda: loudness.StemPowers(audio["melody"][:n], audio["accompaniment"][:n], rate), time.thread_time),
             ("true_peak", lambda: loudness.true_peak(mix), time.thread_time),
             ("render_with", lambda: synth.render_midi(data, synth.SynthConfig(), lead), time.process_time),
             ("render_without", lambda: synth.render_midi(data, raw), time.process_time),

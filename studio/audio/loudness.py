@@ -9,9 +9,10 @@ here renders or writes files (`studio.audio.synth.render` calls it on its float 
    blocks every 100 ms, an absolute gate at -70 LUFS and a relative gate 10 LU under the
    absolutely gated loudness (BS.1770-4, eqs. 1-7). The blocks are summed from 100 ms hops. For
    the two stems of a take (melody, accompaniment) each hop is K-weighted in the frequency domain
-   instead (`spectra`: half the cost, within a few thousandths of a LU), so that the loudness of
-   a sum ``melody + a * accompaniment`` follows from the two stems' hop energies and their cross
-   term for any gain `a` without measuring again (`StemPowers`).
+   instead (`hop_energies`: a fraction of the cost, within a few thousandths of a LU; a few hops at
+   a time, so any length is measured in a few MB), so that the loudness of a sum
+   ``melody + a * accompaniment`` follows from the two stems' hop energies and their cross term for
+   any gain `a` without measuring again (`StemPowers`).
 2. True peak is the peak of the signal oversampled 4x (BS.1770-4, Annex 2), with
    `scipy.signal.resample_poly`'s interpolator; it is computed only between the samples that could
    reach the peak (`true_peak`), which gives the whole file's figure at a fraction of the cost.
@@ -23,6 +24,7 @@ here renders or writes files (`studio.audio.synth.render` calls it on its float 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -33,13 +35,13 @@ __all__ = [
     "LEAD_LU",
     "TARGET_LUFS",
     "Normalized",
-    "Spectra",
     "StemPowers",
+    "hop_energies",
+    "hop_loudness",
     "integrated_loudness",
     "lead_gain",
     "limit",
     "normalize",
-    "spectra",
     "stem_loudness",
     "true_peak",
 ]
@@ -153,81 +155,86 @@ def _spectral_weights(rate: int, hop: int) -> np.ndarray:
     return np.sqrt(weight).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class Spectra:
-    """A stem cut into BS.1770's 100 ms hops (zeros past its end), each hop's spectrum scaled by the
-    K-weighting (`spectra`): what `StemPowers` needs of one stem, computed on its own (in the thread
-    that rendered it).
+_CHUNK_HOPS = 128  # hops K-weighted per FFT call (12.8 s): any length is measured in a few MB
+_FFT_WORKERS = 2  # the stems are measured once both are rendered: both cores are free
 
-    Attributes
-    ----------
-    frames : int
-        The stem's length in frames.
-    rate : int
-        Its sample rate.
-    values : numpy.ndarray
-        Shape (C, hops, 2 * bins), float32: each hop's `rfft`, real and imaginary parts side by
-        side, scaled per bin by `_spectral_weights`. The sum of squares along the last axis is the
-        hop's K-weighted energy (Parseval), and the sum of products with another stem's values the
-        cross term of their sum.
-    """
 
-    frames: int
-    rate: int
-    values: np.ndarray
+def _segments(x: np.ndarray | Sequence[np.ndarray], hop: int, hops: int) -> Iterator[np.ndarray]:
+    """The first `hops` hops of `x` (N, C), or of chunks (each (n, C)) laid end to end, `_CHUNK_HOPS`
+    hops at a time: each segment (C, k, hop) float32, zeros past the end. Chunks are read in place
+    (a long stem is never joined into one array to be measured)."""
+    chunks = [_frames(x)] if isinstance(x, np.ndarray) else [_frames(c) for c in x]
+    channels = chunks[0].shape[1] if chunks else 1
+    index, offset = 0, 0  # the chunk and frame the next segment starts at
+    for first in range(0, hops, _CHUNK_HOPS):
+        k = min(_CHUNK_HOPS, hops - first)
+        cut = np.zeros((channels, k * hop), np.float32)
+        filled = 0
+        while filled < k * hop and index < len(chunks):
+            chunk = chunks[index]
+            n = min(len(chunk) - offset, k * hop - filled)
+            cut[:, filled : filled + n] = chunk[offset : offset + n].T
+            filled, offset = filled + n, offset + n
+            if offset == len(chunk):
+                index, offset = index + 1, 0
+        yield cut.reshape(channels, k, hop)
 
-    def energies(self, other: Spectra | None = None, hops: int | None = None) -> np.ndarray:
-        """K-weighted energy of each hop, shape (C, hops), or with `other` the sum over each hop of
-        the product of the two K-weighted signals; zeros past the end of either (up to `hops`)."""
-        values = self.values if other is None else other.values
-        common = min(self.values.shape[1], values.shape[1])
-        out = np.zeros((self.values.shape[0], max(common, hops or 0)))
-        out[:, :common] = np.einsum("chb,chb->ch", self.values[:, :common], values[:, :common])
-        return out
 
-    def loudness(self) -> float:
-        """The stem's integrated loudness (LUFS; -inf for silence)."""
-        return _gated(_block_means(self.energies(), self.frames, self.rate))
+def _weighted(segment: np.ndarray, rate: int) -> np.ndarray:
+    """Each hop of `segment` (C, k, hop) as its `rfft` scaled per bin by `_spectral_weights`, real and
+    imaginary parts side by side (C, k, 2 * bins) float32: the sum of squares along the last axis is
+    the hop's K-weighted energy (Parseval), the sum of products with another signal's its cross term."""
+    import scipy.fft
+
+    spectrum = scipy.fft.rfft(segment, axis=2, workers=_FFT_WORKERS)
+    spectrum *= _spectral_weights(int(rate), segment.shape[2])
+    return spectrum.view(np.float32)
+
+
+def _length(x: np.ndarray | Sequence[np.ndarray]) -> int:
+    return len(x) if isinstance(x, np.ndarray) else sum(len(c) for c in x)
+
+
+def hop_energies(x: np.ndarray | Sequence[np.ndarray], rate: int) -> np.ndarray:
+    """K-weighted energy of every 100 ms hop of `x` (N, C), or of chunks laid end to end, shape
+    (C, hops): each hop K-weighted on its own in the frequency domain (a circular filter), which
+    over 400 ms blocks gives the integrated loudness within a few thousandths of a LU of
+    pyloudnorm's on the studio's takes (the tests and bench check it), at a fraction of the cost of
+    the two biquads run over the whole signal."""
+    frames = _length(x)
+    hop, hops = round(HOP_S * rate), _hops_for(frames, rate)
+    parts = []
+    for segment in _segments(x, hop, hops):
+        weighted = _weighted(segment, rate)
+        parts.append(np.einsum("chb,chb->ch", weighted, weighted))
+    return np.concatenate(parts, axis=1) if parts else np.zeros((1, 0))
+
+
+def hop_loudness(x: np.ndarray | Sequence[np.ndarray], rate: int) -> float:
+    """Integrated loudness (LUFS; -inf for silence) from `hop_energies`."""
+    return _gated(_block_means(hop_energies(x, rate), _length(x), rate))
 
 
 def _hops_for(frames: int, rate: int) -> int:
-    """Hops `Spectra` holds for `frames`: every frame, and at least the hops the blocks cover."""
+    """Hops measured for `frames`: every frame, and at least the hops the blocks cover."""
     hop, block, blocks = _layout(frames, rate)
     return max(-(-frames // hop), blocks + round(block / hop) - 1)
 
 
-def spectra(x: np.ndarray, rate: int) -> Spectra:
-    """`x` (N, C) as `Spectra`: every 100 ms hop K-weighted in the frequency domain.
-
-    The K-weighting is applied to each hop on its own (a circular filter) rather than to the whole
-    signal, so a hop's energy differs from the time-domain filter's by what the filter carries
-    over a hop's edges; over 400 ms blocks the integrated loudness comes out within a few
-    thousandths of a LU of pyloudnorm's on the studio's takes (the tests and bench check it), at
-    about half the cost of the two biquads run over the whole signal.
-    """
-    import scipy.fft
-
-    data = _frames(x)
-    hop = round(HOP_S * rate)
-    hops = _hops_for(len(data), rate)
-    cut = np.zeros((data.shape[1], hop * hops), np.float32)
-    cut[:, : len(data)] = data.T
-    spectrum = scipy.fft.rfft(cut.reshape(data.shape[1], hops, hop), axis=2)
-    spectrum *= _spectral_weights(int(rate), hop)
-    return Spectra(len(data), int(rate), spectrum.view(np.float32))
-
-
 class StemPowers:
-    """K-weighted hop energies of two stems, `lead` and `rest` (as `Spectra`; the shorter one
-    followed by silence), and of their product: the BS.1770 loudness of ``lead + a * rest`` for any
-    gain `a` without measuring again (the K-weighting is linear)."""
+    """K-weighted hop energies of two stems, `lead` and `rest` (each (N, C), or chunks laid end to end;
+    the shorter one followed by silence), and of their product: the BS.1770 loudness of
+    ``lead + a * rest`` for any gain `a` without measuring again (the K-weighting is linear).
+    Measured `_CHUNK_HOPS` hops at a time, so a ten-minute take needs a few MB, not a copy of itself."""
 
-    def __init__(self, lead: Spectra, rest: Spectra) -> None:
-        if lead.rate != rest.rate:
-            raise ValueError(f"stems at {lead.rate} and {rest.rate} Hz do not add up")
-        self.frames, self.rate = max(lead.frames, rest.frames), lead.rate
-        hops = _hops_for(self.frames, self.rate)
-        self.ll, self.rr, self.lr = lead.energies(hops=hops), rest.energies(hops=hops), lead.energies(rest, hops)
+    def __init__(self, lead: np.ndarray | Sequence[np.ndarray], rest: np.ndarray | Sequence[np.ndarray], rate: int) -> None:
+        self.frames, self.rate = max(_length(lead), _length(rest)), int(rate)
+        hop, hops = round(HOP_S * rate), _hops_for(self.frames, rate)
+        parts = []
+        for a, b in zip(_segments(lead, hop, hops), _segments(rest, hop, hops), strict=True):
+            wa, wb = _weighted(a, rate), _weighted(b, rate)
+            parts.append([np.einsum("chb,chb->ch", u, v) for u, v in ((wa, wa), (wb, wb), (wa, wb))])
+        self.ll, self.rr, self.lr = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
 
     def _blocks(self, hops: np.ndarray) -> np.ndarray:
         return _block_means(hops, self.frames, self.rate)
@@ -280,6 +287,8 @@ def _interpolator() -> np.ndarray:
 
 TRUE_PEAK_SEARCH_DB = 6.0  # `true_peak` looks between the samples that come this close to the sample peak
 _TP_ROWS = 2048  # ... in stacks of this many frames (a product small enough for BLAS to keep to one thread)
+_TP_STACKS = 32  # ... this many stacks at a time (22 MB of windows for stereo)
+_TP_CHUNK = 1 << 20  # frames read at a time to find the loud ones
 
 
 @cache
@@ -338,29 +347,32 @@ def true_peak(x: np.ndarray, search_db: float = TRUE_PEAK_SEARCH_DB) -> float:
         return 0.0
     if not math.isfinite(search_db):
         return _true_peak_whole(data)
-    magnitude = np.abs(data)
-    peak = float(magnitude.max())
+    # Read in pieces of _TP_CHUNK frames, so that a long take needs no copy of itself (magnitudes,
+    # masks, windows): the same values as the whole at once.
+    pieces = range(0, len(data), _TP_CHUNK)
+    peak = max(float(np.abs(data[i : i + _TP_CHUNK]).max()) for i in pieces)
     if not peak > 0:
         return 0.0
-    loud_samples = magnitude >= peak * 10.0 ** (-search_db / 20.0)
-    del magnitude
-    loud = loud_samples[:, 0].copy()  # frames with a loud sample in any channel
-    for c in range(1, data.shape[1]):
-        loud |= loud_samples[:, c]
-    near = loud.copy()  # the frames each side of a loud sample: the values between them and it
-    near[:-1] |= loud[1:]
+    threshold = peak * 10.0 ** (-search_db / 20.0)
+    loud = np.concatenate([np.flatnonzero((np.abs(data[i : i + _TP_CHUNK]) >= threshold).any(axis=1)) + i for i in pieces])
+    # the frames each side of a loud sample (the values between them and it): the loud frames and those just before
+    frames = np.union1d(loud, loud[loud > 0] - 1)
     from numpy.lib.stride_tricks import sliding_window_view
 
     half = len(_phases()) // 2
-    frames = np.flatnonzero(near)
     if frames[0] < half or frames[-1] >= len(data) - half:  # near an end: zeros beyond it, as upfirdn pads
         data = np.pad(data, ((half, half), (0, 0)))
         frames = frames + half
     starts = np.zeros(-(-len(frames) // _TP_ROWS) * _TP_ROWS, np.int64)  # whole stacks (the last one padded)
     starts[: len(frames)] = frames - half
-    windows = sliding_window_view(data, 2 * half + 1, axis=0)[starts].astype(np.float64, order="C")  # (K, C, 21)
-    values = windows.reshape(-1, _TP_ROWS, windows.shape[1] * windows.shape[2]) @ _channel_phases(data.shape[1])
-    return float(np.abs(values).max())  # (stacks, rows, C * 4): the four phases after each frame, every channel
+    views = sliding_window_view(data, 2 * half + 1, axis=0)  # (N - 20, C, 21), no copy
+    phases = _channel_phases(data.shape[1])
+    best = 0.0
+    for first in range(0, len(starts), _TP_ROWS * _TP_STACKS):
+        windows = views[starts[first : first + _TP_ROWS * _TP_STACKS]].astype(np.float64, order="C")  # (K, C, 21)
+        values = windows.reshape(-1, _TP_ROWS, windows.shape[1] * windows.shape[2]) @ phases
+        best = max(best, float(np.abs(values).max()))  # (stacks, rows, C * 4): the four phases after each frame, every channel
+    return best
 
 
 _LOOKAHEAD_S = 0.040  # the limiter's gain reaches its lowest this long before a peak and holds it as long after

@@ -311,8 +311,12 @@ def guided_notes(
     pitches = pitches.copy()
     v_count, _n = pitches.shape
     spans = [note_spans(pitches[v], None if starts is None else starts[v]) for v in range(v_count)]
-    finite = np.maximum(np.asarray(odds, np.float64), IMPOSSIBLE)  # -inf as a large finite number, so sums can be subtracted
-    cumulative = np.concatenate([np.zeros((v_count, 1, odds.shape[-1])), np.cumsum(finite, axis=1)], axis=1)  # sums over spans
+    # Sums over spans of the odds, -inf as a large finite number so that sums can be subtracted: for
+    # the free voices only, a voice at a time (a long melody's odds are tens of MB per voice).
+    rows = {int(v): i for i, v in enumerate(np.flatnonzero(free))}
+    cumulative = np.zeros((len(rows), pitches.shape[1] + 1, odds.shape[-1]))
+    for voice, row in rows.items():
+        np.cumsum(np.maximum(np.asarray(odds[voice], np.float64), IMPOSSIBLE), axis=0, out=cumulative[row, 1:])
     step_faults = None if faults is None else np.concatenate([np.zeros((1, 128)), np.cumsum(faults, axis=0)])  # sums over spans
     for _ in range(max(0, sweeps)):
         for voice in np.flatnonzero(free):
@@ -335,7 +339,7 @@ def guided_notes(
                     continue
                 f, e, ruled = f[faulty], e[faulty], ruled[faulty]
                 penalties = penalties[faulty] + moves[faulty]
-                score = (cumulative[voice, e] - cumulative[voice, f]) / (e - f)[:, None] - penalties
+                score = (cumulative[rows[voice], e] - cumulative[rows[voice], f]) / (e - f)[:, None] - penalties
                 if preference is not None:  # the key is preferred for a note redrawn for a fault, not for its motion alone
                     score = score - ruled[:, None] * preference[None, :]
                 possible = (score > IMPOSSIBLE / 2).any(axis=1)

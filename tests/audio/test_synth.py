@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import itertools
 import shutil
 import struct
 import subprocess
@@ -754,3 +755,30 @@ def test_parallel_config_validation():
         SynthConfig(parallel_min_seconds=-1.0)
     assert 1 <= SynthConfig().worker_count() <= 4
     assert SynthConfig(workers=3).worker_count() == 3
+
+
+@pytest.mark.parametrize(
+    "melody_cuts, rest_cuts",
+    [
+        ([0, 5000], [0, 7000]),  # one chunk each, the accompaniment longer: summed into it
+        ([0, 9000], [0, 4000]),  # the melody longer: the accompaniment added into it
+        ([0, 3000, 6500, 9000], [0, 2000, 8000]),  # several chunks: one new array
+        ([0, 1000], [0, 4000, 8000]),
+    ],
+)
+def test_the_stems_are_summed_as_one_array_whatever_their_chunks(melody_cuts, rest_cuts):
+    """`_summed`: melody + gain * accompaniment, the shorter silent to the end, from chunk lists it
+    empties (a long take's stems are freed as they are added), the same floats as a plain sum."""
+    rng = np.random.default_rng(7)
+    melody = rng.normal(size=(melody_cuts[-1], 2)).astype(np.float32)
+    rest = rng.normal(size=(rest_cuts[-1], 2)).astype(np.float32)
+    n = max(len(melody), len(rest))
+    expected = np.zeros((n, 2), np.float32)
+    expected[: len(rest)] = rest * np.float32(0.6)
+    expected[: len(melody)] += melody
+    melody_chunks = [melody[a:b].copy() for a, b in itertools.pairwise(melody_cuts)]
+    rest_chunks = [rest[a:b].copy() for a, b in itertools.pairwise(rest_cuts)]
+    out = render._summed(melody_chunks, rest_chunks, 0.6)
+    assert out.dtype == np.float32 and out.shape == (n, 2)
+    assert np.array_equal(out, expected)
+    assert melody_chunks == [] and rest_chunks == []

@@ -25,8 +25,8 @@ cores: on a machine whose cores are busy it is no faster.
 
 The loudness step (`studio.audio.loudness`) brings the float mix to the studio's loudness before
 int16. With a melody to lead, the melody and the accompaniment are rendered apart, on two engines
-at once, each stem measured in its own thread as soon as it is rendered (`loudness.spectra`), and
-the take is mixed from the two stems (never rendered a third time). What it costs beyond the one
+at once, both stems are measured a few seconds at a time (`loudness.StemPowers`), and the take is
+mixed from the two stems (never rendered a third time). What it costs beyond the one
 render it replaces: the second engine's reverb, measuring the two stems, and the true peak of the
 mix (`docs/benchmarks.md`, "Loudness").
 """
@@ -368,13 +368,11 @@ def _render_groups(
     config: SynthConfig,
     music_seconds: float,
     frames: list[_FloatFrames],
-    then: Callable[[int], None] | None = None,
     tails: list[str] | None = None,
 ) -> list[_Played | BaseException | None]:
     """Play `datas[j]` into `frames[j]` with the tail `tails[j]` (`_play`; default: whole tails), on
     `engines` at once: engine i plays files i, i + len(engines), ... (one after the other when there
-    are fewer engines than files), and then calls ``then(j)`` in the same thread. Returns each
-    file's `_play` result, or the exception it (or `then`) raised."""
+    are fewer engines than files). Returns each file's `_play` result, or the exception it raised."""
     results: list[_Played | BaseException | None] = [None] * len(datas)
 
     def run(i: int) -> None:
@@ -384,8 +382,6 @@ def _render_groups(
                 tail = tails[j] if tails is not None else "whole"
                 results[j] = _play(engines[i], datas[j], config, frames[j], tail=tail, music_seconds=music_seconds)
                 frames[j].flush()
-                if then is not None:
-                    then(j)
             except BaseException as exc:  # noqa: BLE001 - re-raised (or answered) by the caller
                 results[j] = exc
 
@@ -453,17 +449,51 @@ def _joined(chunks: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
 
 
+def _summed(melody: list[np.ndarray], rest: list[np.ndarray], gain: float) -> np.ndarray:
+    """``melody + gain * rest`` as one float32 array (N, 2), N the longer stem's length (the shorter one
+    silent to its end), each from its chunks laid end to end. The lists are emptied as the chunks
+    are added (they must hold the only references), so a long take needs about one copy of itself
+    rather than its two stems, their joined copies and their sum; a take of one chunk (24 s) is
+    summed into its longer stem, without a copy."""
+    lengths = sum(len(c) for c in melody), sum(len(c) for c in rest)
+    if len(rest) == 1 and lengths[1] >= lengths[0]:
+        out = rest.pop()
+        out *= np.float32(gain)
+    elif len(melody) == 1 and lengths[0] > lengths[1]:
+        out = melody.pop()
+        at = 0
+        while rest:
+            chunk = rest.pop(0)
+            out[at : at + len(chunk)] += chunk * np.float32(gain)
+            at += len(chunk)
+        return out
+    else:
+        out = np.empty((max(lengths), 2), np.float32)
+        at = 0
+        while rest:
+            chunk = rest.pop(0)
+            np.multiply(chunk, np.float32(gain), out=out[at : at + len(chunk)])
+            at += len(chunk)
+        out[at:] = 0.0
+    at = 0
+    while melody:
+        chunk = melody.pop(0)
+        np.add(out[at : at + len(chunk)], chunk, out=out[at : at + len(chunk)])
+        at += len(chunk)
+    return out
+
+
 def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: SynthConfig) -> tuple[np.ndarray, float] | None:
     """The melody's channels and the rest rendered apart (the rest on the other engines, summed), the
     rest turned down so the melody leads (`studio.audio.loudness.lead_gain`), and the two summed:
     the mix as one float32 array (N, 2), tail cut, and its integrated loudness. None when the renders
     disagree (as `_render_parallel`).
 
-    Each stem is measured (`studio.audio.loudness.spectra`) in the thread that rendered it, as soon
-    as it is done, so with two free cores the melody's measure runs while the accompaniment still
-    renders; an accompaniment rendered on several engines is measured once summed. A stem rendered
-    on one engine stops its release tail where it falls silent (`_play`'s ``"stem"`` tail) rather
-    than rendering the longest tail the sum could need; the shorter stem is then silent to the end.
+    The stems are measured once both are rendered (`studio.audio.loudness.StemPowers`, a few hops at
+    a time from their chunks) and summed chunk by chunk, so the memory a take needs grows with one
+    copy of it. A stem rendered on one engine stops its release tail where it falls silent
+    (`_play`'s ``"stem"`` tail) rather than rendering the longest tail the sum could need; the
+    shorter stem is then silent to the end.
     """
     from studio.audio import loudness
 
@@ -478,40 +508,20 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
     mix = _Mix(len(groups) - 1)
     frames = [_FloatFrames(size)] + [_FloatFrames(size, sink=mix.sink(i)) for i in range(len(groups) - 1)]
     tails = ["stem"] * 2 if len(groups) == 2 else ["stem"] + ["whole"] * (len(groups) - 1)  # a spread one is summed: same lengths
-    measured: dict[int, loudness.Spectra] = {}
-
-    def measure(j: int) -> None:
-        if j == 0:
-            measured[0] = loudness.spectra(_joined(frames[0].views()), config.sample_rate)
-        elif len(groups) == 2 and (chunks := mix.chunks()) is not None:
-            measured[1] = loudness.spectra(_joined(chunks), config.sample_rate)
-
-    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, measure, tails))
+    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, tails))
     rest_chunks = mix.chunks()
     if played is None or rest_chunks is None:
         return None
     melody_chunks = frames[0].views()
-    frames.clear()  # the two stems are held by these arrays only (a long song's stems are large)
+    frames.clear()  # the two stems are held by these lists only (a long song's stems are large)
     mix.sums.clear()
     longer = max(melody_chunks, rest_chunks, key=lambda chunks: sum(len(c) for c in chunks))
     offsets = np.cumsum([0] + [len(c) for c in longer])  # where each chunk starts, laid end to end (both stems alike)
     windows = [(0, int(offsets[index]) + start) for index, start in played[1]]
-    melody_audio, rest_audio = _joined(melody_chunks), _joined(rest_chunks)
-    del melody_chunks, rest_chunks, longer
-    if 1 not in measured:
-        measured[1] = loudness.spectra(rest_audio, config.sample_rate)
-    powers = loudness.StemPowers(measured[0], measured[1])
+    powers = loudness.StemPowers(melody_chunks, rest_chunks, config.sample_rate)
     gain = loudness.lead_gain(powers.lead_loudness(), powers.rest_loudness(), config.lead_lu, lead.lead_db, lead.rest_db)
-    if gain != 1.0:
-        rest_audio *= np.float32(gain)
-    if len(rest_audio) >= len(melody_audio):  # the shorter stem added into the longer
-        rest_audio[: len(melody_audio)] += melody_audio
-        summed = rest_audio
-    else:
-        melody_audio[: len(rest_audio)] += rest_audio
-        summed = melody_audio
-    del melody_audio, rest_audio
-    chunks = [summed]
+    del longer
+    chunks = [_summed(melody_chunks, rest_chunks, gain)]
     _cut_tail(chunks, windows, config)
     return chunks[0], powers.loudness(gain)
 
@@ -523,10 +533,10 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
     rendered on several engines at once (see the module's notes); the audio is the same.
 
     The float mix is then scaled to `SynthConfig.loudness_lufs` (BS.1770 integrated loudness, by
-    `studio.audio.loudness.spectra`) with its true peak at most `SynthConfig.true_peak_dbtp`
+    `studio.audio.loudness.hop_energies`) with its true peak at most `SynthConfig.true_peak_dbtp`
     (`studio.audio.loudness.normalize`), and quantised to int16. With a `lead`, the melody's
-    channels and the rest are rendered apart (on two engines at once when two are free, each stem
-    measured in its render thread) and the rest is turned down, when needed, so that the melody is
+    channels and the rest are rendered apart (on two engines at once when two are free; the two
+    stems measured once rendered) and the rest is turned down, when needed, so that the melody is
     `SynthConfig.lead_lu` louder than the accompaniment together; then they are summed.
 
     Parameters
@@ -591,7 +601,7 @@ def _loudness_step(mixed: tuple[np.ndarray, float] | None, frames: _FloatFrames 
     else:
         assert frames is not None
         audio = _joined(frames.views())
-        measured = loudness.spectra(audio, config.sample_rate).loudness()
+        measured = loudness.hop_loudness(audio, config.sample_rate)
     assert config.loudness_lufs is not None
     audio, _ = loudness.normalize(audio, config.sample_rate, config.loudness_lufs, config.true_peak_dbtp, measured)
     # No clip needed: the true peak is at most the ceiling, <= 0 dBTP (or, for silence, nothing was
