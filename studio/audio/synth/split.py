@@ -25,6 +25,7 @@ would change.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass
 
 from studio.core.errors import InputError
@@ -94,7 +95,7 @@ def scan_track(
     engine, exactly as FluidSynth reads them.
     """
     events: list[tuple[int, int, bytes]] = []
-    sounding: dict[tuple[int, int], list[int]] = {}
+    sounding: dict[tuple[int, int], deque[int]] = {}  # a queue per key: stacked note-ons are released first in, first out
     pos, tick, running, end = 0, 0, 0, len(body)
     while pos < end:
         delta, pos = _varlen(body, pos)
@@ -145,9 +146,9 @@ def scan_track(
                 weights.setdefault(channel, 0)
                 key = (channel, raw[1])
                 if kind == 0x90 and raw[2]:
-                    sounding.setdefault(key, []).append(tick)
+                    sounding.setdefault(key, deque()).append(tick)
                 elif sounding.get(key):
-                    weights[channel] += tick - sounding[key].pop(0) + allowance
+                    weights[channel] += tick - sounding[key].popleft() + allowance
                 events.append((tick, channel, raw))
             else:
                 events.append((tick, -1, raw))
