@@ -117,6 +117,9 @@ class DiffusionConfig(ConfigMixin):
     # The share of its re-strikes of a held pitch kept, by situation (`studio.core.restrikes.keep_shares`, measured by
     # `bench/restrikes.py` on training melodies); empty: all kept.
     restrike_keep: tuple[float, ...] = ()
+    # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
+    # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
+    motion: tuple[float, ...] = ()
 
     @property
     def n_voices(self) -> int:
@@ -526,7 +529,7 @@ class DiffusionAccompanist:
             starts[voice, first] = True
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
         free = np.arange(n_voices + 1) > 0
-        guide = PartWritingGuide(strength=strength)
+        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion))
         in_key = melody_key(tokens_to_track(melody_tokens, np.zeros(len(melody_tokens), bool), "Melody", 0)).accepted
         preference = key_preference(in_key, guide)
         new = guided_notes(pitches, odds, free, ranges, guide, np.random.default_rng(0), GUIDE_SWEEPS, 0.0, starts, preference, movable)
