@@ -555,6 +555,11 @@ def test_split_keeps_every_event_but_the_other_channels_notes():
     assert sorted(split.weights) == [0, 1, 2] and split.sounding_channels() == 3
     groups = split.groups(2)
     assert sorted(ch for g in groups for ch in g) == [0, 1, 2] and len(groups) == 2
+    # a group that starts loaded (its engine plays the melody first) gets less: the heaviest channel
+    # goes to the other, and a load over everything leaves it empty (dropped)
+    heaviest = max(split.weights, key=lambda c: split.weights[c])
+    assert heaviest in split.groups(2, [0, split.weights[heaviest]])[0]
+    assert split.groups(2, [0, sum(split.weights.values()) * 2]) == [[0, 1, 2]]
 
     def events(data: bytes) -> list[tuple[int, str]]:
         out, now = [], 0

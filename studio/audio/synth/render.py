@@ -25,8 +25,9 @@ cores: on a machine whose cores are busy it is no faster.
 
 The loudness step (`studio.audio.loudness`) brings the float mix to the studio's loudness before
 int16. With a melody to lead, the melody and the accompaniment are rendered apart, on two engines
-at once, both stems are measured a few seconds at a time (`loudness.StemPowers`), and the take is
-mixed from the two stems (never rendered a third time). What it costs beyond the one
+at once (long music: the melody's engine also plays a share of the accompaniment after the melody,
+the load balanced by note weight), both stems are measured a few seconds at a time
+(`loudness.StemPowers`), and the take is mixed from the two stems (never rendered a third time). What it costs beyond the one
 render it replaces: the second engine's reverb, measuring the two stems, and the true peak of the
 mix (`docs/benchmarks.md`, "Loudness").
 """
@@ -502,7 +503,16 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
         return None
     melody, rest = channels
     rest_split = Split(split.parts, {c: split.weights[c] for c in rest}, split.seconds)
-    groups = [melody, *rest_split.groups(max(1, len(engines) - 1))]
+    if len(engines) > 1 and split.seconds >= config.parallel_min_seconds:
+        # Long music: the melody is one light line, so its engine also plays a share of the rest
+        # after it (engine i plays files i, i + len(engines), ...: rest group k on engine k + 1),
+        # the shares balanced with the melody's weight counted on its engine. A 9-minute take's
+        # choir rendered on one engine while the melody's sat idle after a sixth of the time.
+        n = len(engines)
+        preload = [sum(split.weights[c] for c in melody) if (k + 1) % n == 0 else 0 for k in range(n)]
+        groups = [melody, *rest_split.groups(n, preload)]
+    else:
+        groups = [melody, *rest_split.groups(max(1, len(engines) - 1))]
     block, window = _block_and_window(config)
     size = max(block, window) * _CHUNK_CALLS
     mix = _Mix(len(groups) - 1)

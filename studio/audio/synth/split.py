@@ -48,9 +48,10 @@ class Split:
     weights: dict[int, int]  # channel -> note ticks (plus an allowance per note for its release)
     seconds: float  # the music's length by the tempo map, to the last end of track
 
-    def groups(self, n: int) -> list[list[int]]:
-        """The note channels in at most `n` groups of about equal weight (greedy, heaviest first)."""
-        loads = [0] * n
+    def groups(self, n: int, loads: list[int] | None = None) -> list[list[int]]:
+        """The note channels in at most `n` groups of about equal weight (greedy, heaviest first); with
+        `loads`, group i starts with that weight already (work its engine does besides)."""
+        loads = list(loads) if loads is not None else [0] * n
         groups: list[list[int]] = [[] for _ in range(n)]
         for channel in sorted(self.weights, key=lambda c: (-self.weights[c], c)):
             i = min(range(n), key=lambda g: (loads[g], g))
