@@ -159,12 +159,17 @@ _CHUNK_HOPS = 128  # hops K-weighted per FFT call (12.8 s): any length is measur
 _FFT_WORKERS = 2  # the stems are measured once both are rendered: both cores are free
 
 
-def _segments(x: np.ndarray | Sequence[np.ndarray], hop: int, hops: int) -> Iterator[np.ndarray]:
+def _channels(x: np.ndarray | Sequence[np.ndarray]) -> int:
+    chunks = [x] if isinstance(x, np.ndarray) else list(x)
+    return _frames(chunks[0]).shape[1] if chunks else 1
+
+
+def _segments(x: np.ndarray | Sequence[np.ndarray], hop: int, hops: int, channels: int | None = None) -> Iterator[np.ndarray]:
     """The first `hops` hops of `x` (N, C), or of chunks (each (n, C)) laid end to end, `_CHUNK_HOPS`
-    hops at a time: each segment (C, k, hop) float32, zeros past the end. Chunks are read in place
-    (a long stem is never joined into one array to be measured)."""
+    hops at a time: each segment (C, k, hop) float32, zeros past the end (`channels` of them for
+    no chunks at all). Chunks are read in place (a long stem is never joined into one array)."""
     chunks = [_frames(x)] if isinstance(x, np.ndarray) else [_frames(c) for c in x]
-    channels = chunks[0].shape[1] if chunks else 1
+    channels = _channels(x) if channels is None else channels
     index, offset = 0, 0  # the chunk and frame the next segment starts at
     for first in range(0, hops, _CHUNK_HOPS):
         k = min(_CHUNK_HOPS, hops - first)
@@ -231,7 +236,8 @@ class StemPowers:
         self.frames, self.rate = max(_length(lead), _length(rest)), int(rate)
         hop, hops = round(HOP_S * rate), _hops_for(self.frames, rate)
         parts = []
-        for a, b in zip(_segments(lead, hop, hops), _segments(rest, hop, hops), strict=True):
+        channels = max(_channels(lead), _channels(rest))
+        for a, b in zip(_segments(lead, hop, hops, channels), _segments(rest, hop, hops, channels), strict=True):
             wa, wb = _weighted(a, rate), _weighted(b, rate)
             parts.append([np.einsum("chb,chb->ch", u, v) for u, v in ((wa, wa), (wb, wb), (wa, wb))])
         self.ll, self.rr, self.lr = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))

@@ -114,6 +114,7 @@ def test_the_loudness_of_a_sum_follows_from_the_stems():
     for a in (1.0, 0.3):
         assert chunked.loudness(a) == pytest.approx(uneven.loudness(a), abs=1e-9)
     assert np.allclose(loudness.hop_energies([lead[:777], lead[777:]], RATE), loudness.hop_energies(lead, RATE))
+    assert loudness.StemPowers(lead, [], RATE).loudness(0.5) == pytest.approx(powers.lead_loudness(), abs=1e-9)  # a stem of nothing
 
 
 def test_true_peak_is_the_whole_signal_oversampled():
