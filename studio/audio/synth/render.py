@@ -25,11 +25,11 @@ cores: on a machine whose cores are busy it is no faster.
 
 The loudness step (`studio.audio.loudness`) brings the float mix to the studio's loudness before
 int16. With a melody to lead, the melody and the accompaniment are rendered apart, on two engines
-at once (long music: the melody's engine also plays a share of the accompaniment after the melody,
-the load balanced by note weight), both stems are measured a few seconds at a time
-(`loudness.StemPowers`), and the take is mixed from the two stems (never rendered a third time). What it costs beyond the one
-render it replaces: the second engine's reverb, measuring the two stems, and the true peak of the
-mix (`docs/benchmarks.md`, "Loudness").
+at once (on long music the melody's engine also plays a share of the accompaniment after the
+melody, the load balanced by note weight), both stems are measured a few seconds at a time
+(`loudness.StemPowers`), and the take is mixed from the two stems (never rendered a third time).
+What it costs beyond the one render it replaces: the second engine's reverb, measuring the two
+stems, and the true peak of the mix (`docs/benchmarks.md`, "Loudness").
 """
 
 from __future__ import annotations
@@ -485,10 +485,11 @@ def _summed(melody: list[np.ndarray], rest: list[np.ndarray], gain: float) -> np
 
 
 def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: SynthConfig) -> tuple[np.ndarray, float] | None:
-    """The melody's channels and the rest rendered apart (the rest on the other engines, summed), the
-    rest turned down so the melody leads (`studio.audio.loudness.lead_gain`), and the two summed:
-    the mix as one float32 array (N, 2), tail cut, and its integrated loudness. None when the renders
-    disagree (as `_render_parallel`).
+    """The melody's channels and the rest rendered apart (the rest on the other engines, summed; on
+    music of `SynthConfig.parallel_min_seconds` or more, a share of it on the melody's engine too,
+    after the melody), the rest turned down so the melody leads (`studio.audio.loudness.lead_gain`),
+    and the two summed: the mix as one float32 array (N, 2), tail cut, and its integrated loudness.
+    None when the renders disagree (as `_render_parallel`).
 
     The stems are measured once both are rendered (`studio.audio.loudness.StemPowers`, a few hops at
     a time from their chunks) and summed chunk by chunk, so the memory a take needs grows with one
