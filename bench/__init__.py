@@ -23,12 +23,14 @@ STEPS = (
     "overhead",
     "regeneration",
     "loudness",
+    "long",
 )
 """The suite's benchmarks in the order they run. `loading`, the web server-less twin of `startup`,
-runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth. So does `loudness`
-(every shipped model on every sample melody, measured: minutes)."""
+runs only when asked for (`--only`): the GPU machine has no Gradio or FluidSynth. So do `loudness`
+(every shipped model on every sample melody, measured: minutes) and `long` (takes of 1 and 9
+minutes through the command, each in a process of its own)."""
 
-DEFAULT_STEPS = tuple(s for s in STEPS if s not in ("loading", "loudness"))
+DEFAULT_STEPS = tuple(s for s in STEPS if s not in ("loading", "loudness", "long"))
 
 
 def run_all(
@@ -163,4 +165,9 @@ def run_all(
 
         results["loudness"] = bench_loudness(tunes=3 if quick else None, repeats=3 if quick else 7)
         print(format_loudness(results["loudness"]), file=out, flush=True)
+    if "long" in steps:
+        from bench.long_take import bench_long_take, format_long_take
+
+        results["long"] = bench_long_take(repeats=1 if quick else 2)
+        print(format_long_take(results["long"]), file=out, flush=True)
     return results

@@ -100,3 +100,18 @@ def test_real_coverage_counts_windows_as_the_coverage_line_does():
     assert [(whole, ok) for whole, ok, _ in rows] == [(True, True), (True, False), (False, True)]
     assert np.isclose(rows[0][2], 1 / 48) and np.isclose(rows[1][2], 2 / 48) and rows[2][2] == 0
     assert window_coverage(melody[: 15 * bar], voices[:, : 15 * bar], bar) == []  # shorter than a window
+
+
+def test_the_long_take_bench_repeats_its_tune_to_the_minutes_asked():
+    """`bench.long_take.repeated_tune`: whole repeats of the sample tune, as near the minutes asked as
+    whole repeats go, its length said right (the bench's per-minute figures rest on it), readable by
+    the studio within its limits."""
+    from bench.long_take import repeated_tune
+    from studio.core.midi import read_midi
+
+    (short, short_s), (long, long_s) = (repeated_tune(m) for m in (1.0, 9.0))
+    one, nine = read_midi(short).score, read_midi(long).score
+    assert len(nine.tracks[0].notes) % len(one.tracks[0].notes) == 0  # whole repeats of the same notes
+    repeats = len(nine.tracks[0].notes) // len(one.tracks[0].notes)
+    assert long_s == pytest.approx(nine.tick_to_seconds(nine.end_tick), abs=0.01)
+    assert abs(long_s - 9 * 60) <= short_s / 2 and repeats > 1  # the nearest whole repeat of nine minutes
