@@ -34,10 +34,12 @@ stems, and the true peak of the mix (`docs/benchmarks.md`, "Loudness").
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -370,10 +372,13 @@ def _render_groups(
     music_seconds: float,
     frames: list[_FloatFrames],
     tails: list[str] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[_Played | BaseException | None]:
     """Play `datas[j]` into `frames[j]` with the tail `tails[j]` (`_play`; default: whole tails), on
     `engines` at once: engine i plays files i, i + len(engines), ... (one after the other when there
-    are fewer engines than files). Returns each file's `_play` result, or the exception it raised."""
+    are fewer engines than files); `meanwhile` is called in the calling thread once engine 0's files
+    are played, while the others may still play (work that would otherwise wait for them). Returns
+    each file's `_play` result, or the exception it raised."""
     results: list[_Played | BaseException | None] = [None] * len(datas)
 
     def run(i: int) -> None:
@@ -391,6 +396,8 @@ def _render_groups(
     for thread in threads:
         thread.start()
     run(0)
+    if meanwhile is not None:
+        meanwhile()
     for thread in threads:
         thread.join()
     return results
@@ -519,7 +526,10 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
     mix = _Mix(len(groups) - 1)
     frames = [_FloatFrames(size)] + [_FloatFrames(size, sink=mix.sink(i)) for i in range(len(groups) - 1)]
     tails = ["stem"] * 2 if len(groups) == 2 else ["stem"] + ["whole"] * (len(groups) - 1)  # a spread one is summed: same lengths
-    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, tails))
+    # The stems' measure needs scipy.fft (0.2 s to import in a fresh process): imported by the melody's
+    # engine's thread once its files are played, while the accompaniment is still rendering.
+    meanwhile = partial(importlib.import_module, "scipy.fft")
+    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, tails, meanwhile))
     rest_chunks = mix.chunks()
     if played is None or rest_chunks is None:
         return None
