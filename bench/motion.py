@@ -1,4 +1,4 @@
-"""The genre's own melodic motion in a GAN's part-writing guide (issue 21: melodic intervals), chosen on
+"""The genre's own melodic motion in a model's part-writing guide (issue 21: melodic intervals), chosen on
 validation by the rule docs/models/README.md settles ("Which figures decide a change").
 
 The costs come from the genre's training voices (`studio.core.part_writing.motion_costs` of their
@@ -144,7 +144,7 @@ def choose(rows: dict[float, dict[str, Any]]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.motion", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a GAN's card, e.g. gan-chorale")
+    parser.add_argument("--model", required=True, help="a card whose config takes motion costs (a GAN, arcnn-chorale, diffusion-chorale)")
     parser.add_argument("--weights", default="0.25,0.5", help="weights to try beside 0 (default 0.25,0.5)")
     parser.add_argument("--seed", type=int, default=0, help="the evaluation's seed (default 0; another for a run again)")
     parser.add_argument("--per-voice", action="store_true", help="each voice its own motion (default: all voices together)")
