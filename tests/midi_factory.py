@@ -433,6 +433,13 @@ def events_after_music(kind: str = "time_signature", delay: int = 3600 * 192, ti
     return midi_from_tracks([track], ticks_per_beat)
 
 
+def dense_melody(minutes: float = 3.0, per_beat: int = 32) -> bytes:
+    """`per_beat` short notes a beat at 120 qpm for `minutes` (11,520 for 3 minutes): each note's
+    release sounds on, so the synthesizer sounds its voice limit the whole time."""
+    step = 1 / per_beat
+    return melody([(i * step, step / 2, 48 + (i * 7) % 36) for i in range(round(minutes * 120 * per_beat))])
+
+
 def far_meter_change() -> bytes:
     """8 notes at 1 tick per beat, then a 3/4 time signature MAX_DELTA ticks later (about 10^9 16ths)."""
     notes = _note_events([(i, 1, 60 + i) for i in range(8)], 1)

@@ -326,12 +326,13 @@ def preview_melody(
         atomic_write_bytes(midi_out, midi.write_midi(alone, title=f"{name} (melody)"))
         wav: Path | None = None
         heard: Path | None = None
+        cut: list[str] = []
         try:
             config = synth.SynthConfig()
-            audio = synth.render_midi(midi_out, config)
+            audio = synth.render_midi(midi_out, config, warnings=cut)
             wav = synth.write_wav(out / f"{stem}.wav", audio, config.sample_rate)
             heard = listen.listen_copy(wav, audio, config.sample_rate)
         except synth.SynthUnavailable:
             pass
         png = plot.plot_score(alone, out / f"{stem}.png", bar_ticks, 0, f"{melody.name}: the melody alone")
-    return MelodyPreview(png, wav, heard, (*parsed.warnings, *choice.warnings))
+    return MelodyPreview(png, wav, heard, (*parsed.warnings, *choice.warnings, *cut))

@@ -556,7 +556,7 @@ def _write_results(
                 written.append(out_dir / f"{stem}.wav")
                 config = synth.SynthConfig()
                 melody = synth.Lead((midi.track_channels(score.tracks)[0],)) if lead and score.tracks else None
-                audio = synth.render_midi(midi_path, config, melody)
+                audio = synth.render_midi(midi_path, config, melody, warnings)
                 wav_path = listen_path = synth.write_wav(written[-1], audio, config.sample_rate)
                 if getattr(request, "want_listen", True):
                     written.append(wav_path.with_suffix(".mp3"))
@@ -712,8 +712,9 @@ def render(
         data = bytes(midi_source)
     else:
         data = Path(midi_source).read_bytes()
+    warnings = list(parsed.warnings)
     try:
-        return synth.render_to_wav(data, out_wav), parsed.warnings
+        return synth.render_to_wav(data, out_wav, warnings=warnings), warnings
     except OSError as exc:
         raise output_error(exc) from None
 

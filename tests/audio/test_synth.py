@@ -787,3 +787,110 @@ def test_the_stems_are_summed_as_one_array_whatever_their_chunks(melody_cuts, re
     assert out.dtype == np.float32 and out.shape == (n, 2)
     assert np.array_equal(out, expected)
     assert melody_chunks == [] and rest_chunks == []
+
+
+def _tempo_changes() -> bytes:
+    """Four bars of quarter notes whose tempo changes three times (twice at one tick), type 1."""
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500_000, time=0)])
+    for i in range(16):
+        if i in (4, 9):
+            track.append(mido.MetaMessage("set_tempo", tempo=300_000 if i == 4 else 900_000, time=0))
+        if i == 9:
+            track.append(mido.MetaMessage("set_tempo", tempo=750_000, time=0))  # the later one holds
+        track.append(mido.Message("note_on", note=60 + i, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=60 + i, time=TPB))
+    track.append(mido.MetaMessage("end_of_track", time=0))
+    buf = io.BytesIO()
+    mido.MidiFile(type=1, ticks_per_beat=TPB, tracks=[track]).save(file=buf)
+    return buf.getvalue()
+
+
+def test_the_split_times_notes_by_the_tempo_map_as_the_reader_does():
+    from studio.core.midi import read_midi
+
+    data = _tempo_changes()
+    split = scan_midi(data)
+    score = read_midi(data).score
+    ticks = np.array([0, 1, TPB * 4, TPB * 4 + 7, TPB * 9, TPB * 9 + 100, TPB * 16, TPB * 40])
+    assert np.allclose(split.seconds_at(ticks), [score.tick_to_seconds(int(t)) for t in ticks])
+    for seconds in (0.0, 1.3, 2.5, 6.0, 30.0):
+        tick = split.tick_at(seconds)
+        assert score.tick_to_seconds(tick) <= seconds + 1e-9 < score.tick_to_seconds(tick + 1)
+    assert len(split.notes) == 16
+    assert all(end == start + TPB + TPB // 2 for _, start, end in split.notes)  # its length plus the release allowance
+
+
+def test_a_cut_file_ends_at_the_cut_with_every_note_released():
+    data = _midi_bytes(
+        {0: [(b, 3, 60 + b % 12, 80) for b in range(0, 40, 2)], 1: [(0, 40, 48, 70)]},
+        controls=[(0, mido.Message("control_change", channel=0, control=64, value=127))],
+    )
+    split = scan_midi(data)
+    until = 10 * TPB + 3
+    cut = split.cut(until)
+    read = mido.MidiFile(file=io.BytesIO(cut.midi(list(cut.weights))))
+    now, events = 0, []
+    for msg in read.tracks[0]:
+        now += msg.time
+        events.append((now, msg))
+    assert max(t for t, _ in events) == until
+    assert all(t < until for t, m in events if m.type == "note_on")
+    last = [m for t, m in events if t == until]
+    for channel in range(16):  # the pedal lifted and every note released, on every channel
+        assert any(m.type == "control_change" and m.channel == channel and (m.control, m.value) == (64, 0) for m in last)
+        assert any(m.type == "control_change" and m.channel == channel and m.control == 123 for m in last)
+    assert last[-1].type == "end_of_track"
+    assert cut.seconds == pytest.approx(until / TPB * 0.5)
+
+
+def test_the_budget_cuts_only_what_would_take_too_long():
+    from studio.audio.synth.budget import audio_cut
+
+    sparse = scan_midi(_midi_bytes({0: [(b, 1, 60 + b % 12, 80) for b in range(600)]}))  # 5 minutes of one voice
+    assert audio_cut(sparse, 2, 1, SynthConfig()) is None
+    dense = scan_midi(_dense_notes(240.0, per_second=40))  # 40 notes a second, each sounding on in its release
+    tick = audio_cut(dense, 2, 1, SynthConfig())
+    assert tick is not None and 60.0 < dense.seconds_at(np.array([tick]))[0] < 180.0
+    assert audio_cut(dense, 2, 1, SynthConfig(render_budget=None)) is None
+    smaller = audio_cut(dense, 2, 1, SynthConfig(render_budget=1000.0))
+    assert smaller is not None and smaller < tick  # a smaller budget cuts earlier
+    assert audio_cut(dense, 2, 2, SynthConfig()) < tick  # an engine playing two files has less for each
+    with pytest.raises(ValueError):
+        SynthConfig(render_budget=0.0)
+
+
+@needs_synth
+def test_music_over_the_budget_is_cut_where_it_is_spent_and_said():
+    data = _dense_notes(40.0, per_second=40)
+    config = SynthConfig(render_budget=400.0)
+    said: list[str] = []
+    audio = render_midi(data, config, warnings=said)
+    tick = __import__("studio.audio.synth.budget", fromlist=["audio_cut"]).audio_cut(scan_midi(data), 1, 1, config)
+    cut_seconds = scan_midi(data).seconds_at(np.array([tick]))[0]
+    seconds = audio_stats(audio)["duration_s"]
+    assert cut_seconds < 20.0 and cut_seconds <= seconds <= cut_seconds + config.max_tail_seconds + 0.1
+    assert len(said) == 1 and "the audio stops at 0:" in said[0] and "of 0:40" in said[0]
+    tail = audio[-int(0.05 * config.sample_rate) :].astype(np.float64)
+    assert np.abs(tail).max() < 0.05 * 32767  # released and faded, not stopped mid-note
+    whole: list[str] = []
+    assert audio_stats(render_midi(_song(), config, warnings=whole))["duration_s"] > 4.0 and whole == []
+
+
+@needs_synth
+def test_the_cut_is_the_same_when_the_engines_are_busy():
+    """The budget counts the engines a render would get on a free machine, so a take is cut at the
+    same place whether or not another render holds an engine (the same music, the same audio)."""
+    from studio.audio.synth import Lead
+
+    # two busy channels: their work together on one engine is more than the busiest's alone
+    both = _midi_bytes(
+        {0: [(i * 0.05, 0.025, 48 + i % 36, 90) for i in range(1200)], 1: [(i * 0.1, 0.05, 40 + i % 12, 70) for i in range(600)]}
+    )
+    config = SynthConfig(render_budget=300.0, workers=2)
+    free = render_midi(both, config, Lead((0,)))
+    held = engine.POOL.acquire(config, 1)
+    try:
+        busy = render_midi(both, config, Lead((0,)))
+    finally:
+        engine.POOL.release(held)
+    assert len(free) == len(busy) and len(free) < 25 * config.sample_rate

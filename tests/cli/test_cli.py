@@ -202,6 +202,23 @@ def test_events_an_hour_after_the_music_give_the_music_alone(tmp_path):
         assert len(audio) / rate <= 8.0 + 2.0 + 3.0, wav.name  # the music, its final bar, the release
 
 
+@pytest.mark.skipif(not HAVE_SYNTH, reason="FluidSynth or a soundfont is missing")
+def test_music_too_dense_to_synthesize_in_time_is_heard_in_part_and_kept_whole(tmp_path):
+    """Issue 23: 20,000 overlapping notes in ten minutes took 13-17 s to synthesize; the audio now
+    stops where the synthesizer's budget is spent, the MIDI keeps every note, and the user is told."""
+    path = tmp_path / "dense.mid"
+    path.write_bytes(mf.dense_melody(minutes=3.0))
+    done = studio("generate", str(path), "--model", "rules", "--out-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    cut = [line for line in done.stderr.splitlines() if "the audio stops at" in line]
+    assert len(cut) == 1 and cut[0].startswith("warning: ") and "of 3:00" in cut[0], done.stderr
+    audio, rate = _wav(tmp_path / "dense-rules-seed0.wav")
+    assert 30.0 < len(audio) / rate < 150.0
+    source = read_midi(path).score.tracks[0].notes
+    take = read_midi(tmp_path / "dense-rules-seed0.mid").score
+    assert take.tracks[0].notes[-1].start == source[-1].start  # the melody to its last note, in the MIDI
+
+
 @pytest.mark.parametrize("value", ["inf", "1e400", "9" * 5000])
 def test_a_parameter_that_overflows_exits_2_with_one_short_line(value, tune_paths):
     """Issue 23: `--param iterations=inf` gave exit 1, "internal error (OverflowError)"."""

@@ -70,6 +70,15 @@ class SynthConfig:
         with the choir) nor over `polyphony` (FluidSynth's default, 256): a take of 12 s may use
         all 256, one of 25 s 128, music of 50 s or longer 64. Without it, notes packed densely
         enough to keep 256 voices sounding (20,000 notes in 50 s) took 4.5 s to render, 1.3 s with it.
+    render_budget
+        Most work an engine does for one render, in estimated voice-seconds (one voice sounding
+        for a second; an engine's reverb counts as ten voices; `studio.audio.synth.budget`): the
+        audio of music that would need more is cut where the budget is spent, every note released
+        there, and the render says so. About 2.5 s of rendering an engine on the project's 2-core
+        machine (with what follows the render, a take answers within about 5 s): a tune of ten
+        minutes on one channel stays within it, a take of four voices in two stems is cut after
+        five to six minutes, a file of thousands of overlapping notes after a minute or two. None:
+        no budget.
     parallel_min_seconds
         Music at least this long (by the MIDI file's tempo map, to its end of track) is rendered
         on several engines at once, its channels split between them; shorter music, or music with
@@ -103,6 +112,7 @@ class SynthConfig:
     polyphony: int = 256
     min_polyphony: int = 64
     voice_seconds: float = 3200.0
+    render_budget: float | None = 9000.0
 
     def __post_init__(self) -> None:
         if self.sample_rate < 8000 or self.sample_rate > 192000:
@@ -127,6 +137,8 @@ class SynthConfig:
             raise ValueError(f"parallel_min_seconds must be >= 0, got {self.parallel_min_seconds}")
         if not 1 <= self.min_polyphony <= self.polyphony <= 65535:
             raise ValueError(f"need 1 <= min_polyphony <= polyphony <= 65535, got {self.min_polyphony} and {self.polyphony}")
+        if self.render_budget is not None and not self.render_budget > 0.0:
+            raise ValueError(f"render_budget must be > 0 or None, got {self.render_budget}")
         if not self.voice_seconds > 0.0:
             raise ValueError(f"voice_seconds must be > 0, got {self.voice_seconds}")
 

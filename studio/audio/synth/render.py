@@ -30,6 +30,11 @@ melody, the load balanced by note weight), both stems are measured a few seconds
 (`loudness.StemPowers`), and the take is mixed from the two stems (never rendered a third time).
 What it costs beyond the one render it replaces: the second engine's reverb, measuring the two
 stems, and the true peak of the mix (`docs/benchmarks.md`, "Loudness").
+
+Before anything is rendered, the work each engine would do is estimated from the notes
+(`studio.audio.synth.budget`); music that would take more than `SynthConfig.render_budget` (thousands
+of overlapping notes, or a long take of several voices) is cut where the budget is spent, every note
+released there (`Split.cut`), and the caller is told through `warnings`.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 import studio.audio.synth.engine as _engines  # its POOL is looked up at each render (tests swap it)
+from studio.audio.synth import budget
 from studio.audio.synth.config import FLUID_BLOCK, FULL_SCALE, Lead, SynthConfig, SynthUnavailable
 from studio.audio.synth.engine import Engine
 from studio.audio.synth.fluid import Fluid
@@ -547,7 +553,12 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
     return chunks[0], powers.loudness(gain)
 
 
-def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None = None, lead: Lead | None = None) -> np.ndarray:
+def render_midi(
+    midi: bytes | str | os.PathLike[str],
+    config: SynthConfig | None = None,
+    lead: Lead | None = None,
+    warnings: list[str] | None = None,
+) -> np.ndarray:
     """Render a MIDI file to 16-bit stereo audio, as the FluidSynth CLI plays it, at the studio's loudness.
 
     Music of at least `SynthConfig.parallel_min_seconds` with notes on several channels is
@@ -568,12 +579,16 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
         Rendering settings (`SynthConfig()` when None).
     lead
         The melody's channels (and the mixer's gains), or None: the file's own balance.
+    warnings
+        Where a line is added when the audio is cut short to keep within `SynthConfig.render_budget`
+        (`studio.audio.synth.budget`): music that would take too long to synthesize.
 
     Returns
     -------
     numpy.ndarray
-        Shape (N, 2), int16, at ``config.sample_rate``: the music to the MIDI file's end, then
-        at most ``config.max_tail_seconds`` of release. Never at full scale (no clipping).
+        Shape (N, 2), int16, at ``config.sample_rate``: the music to the MIDI file's end (or to the
+        budget's cut), then at most ``config.max_tail_seconds`` of release. Never at full scale (no
+        clipping).
 
     Raises
     ------
@@ -588,11 +603,23 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
     if split is not None and split.seconds > config.max_music_seconds:
         raise _too_long(config)
     stems = config.loudness_lufs is not None and lead is not None and split is not None and _lead_channels(split, lead) is not None
-    want = 1
-    if split is not None and split.seconds >= config.parallel_min_seconds:
-        want = min(config.worker_count(), split.sounding_channels())
-    if stems:
-        want = max(2, want)
+    want = _engines_wanted(split, stems, config)
+    if split is not None:
+        # The budget counts the engines a render gets on a free machine (`want`), not those free now,
+        # so the same music is cut at the same place under load; engine 0 plays the melody and then a
+        # share of the rest when a long take's stems are apart.
+        files = 2 if stems and want > 1 and split.seconds >= config.parallel_min_seconds else 1
+        cut = budget.audio_cut(split, want, files, config)
+        if cut is not None:
+            whole = split.seconds
+            split = split.cut(cut)
+            data = split.midi(list(split.weights))
+            want = _engines_wanted(split, stems, config)
+            if warnings is not None:
+                warnings.append(
+                    f"the audio stops at {_clock(split.seconds)} of {_clock(whole)}: the notes are too many to "
+                    f"synthesize in the studio's answer time; the MIDI file and the piano roll have the whole take"
+                )
     engines = _engines.POOL.acquire(config, want)
     try:
         frames = mixed = None
@@ -611,6 +638,21 @@ def render_midi(midi: bytes | str | os.PathLike[str], config: SynthConfig | None
         peak = frames.peak()
         return frames.to_int16(limit / peak if peak > limit else 1.0)
     return _loudness_step(mixed, frames, config)
+
+
+def _engines_wanted(split: Split | None, stems: bool, config: SynthConfig) -> int:
+    """How many engines a render of `split` uses when they are free: one per sounding channel (at
+    most `SynthConfig.worker_count`) for long music, two for a melody and its accompaniment apart."""
+    want = 1
+    if split is not None and split.seconds >= config.parallel_min_seconds:
+        want = min(config.worker_count(), split.sounding_channels())
+    return max(2, want) if stems else want
+
+
+def _clock(seconds: float) -> str:
+    """`seconds` as minutes:seconds, to the nearest second (``4:07``)."""
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def _loudness_step(mixed: tuple[np.ndarray, float] | None, frames: _FloatFrames | None, config: SynthConfig) -> np.ndarray:

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from studio.core.errors import InputError
 from studio.core.midi import _DATA_BYTES, _varlen, _varlen_bytes, read_division
@@ -47,6 +49,45 @@ class Split:
     parts: list[bytes | list[tuple[int, int, bytes]]]
     weights: dict[int, int]  # channel -> note ticks (plus an allowance per note for its release)
     seconds: float  # the music's length by the tempo map, to the last end of track
+    # every note as (channel, start tick, end tick plus the release allowance), in release order
+    notes: list[tuple[int, int, int]] = field(default_factory=list)
+    # the tempo map as points (tick, seconds), ticks increasing; the last tempo goes on past the last point
+    time_map: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.array([0.0, 1.0]), np.array([0.0, 0.5 / 480])))
+
+    def seconds_at(self, ticks: np.ndarray) -> np.ndarray:
+        """The times of `ticks` by the file's tempo map (the arithmetic of `Score.tick_to_seconds`)."""
+        at, seconds = self.time_map
+        ticks = np.asarray(ticks, dtype=np.float64)
+        rate = (seconds[-1] - seconds[-2]) / (at[-1] - at[-2])  # the last tempo, past the last point
+        return np.where(ticks <= at[-1], np.interp(ticks, at, seconds), seconds[-1] + (ticks - at[-1]) * rate)
+
+    def tick_at(self, seconds: float) -> int:
+        """The last tick at or before `seconds` (the inverse of `seconds_at`)."""
+        at, times = self.time_map
+        if seconds >= times[-1]:
+            rate = (times[-1] - times[-2]) / (at[-1] - at[-2])
+            return int(at[-1] + (seconds - times[-1]) / rate)
+        return int(np.interp(seconds, times, at))
+
+    def cut(self, until: int) -> Split:
+        """The file's music up to tick `until`, where every note is released: the events before
+        `until` kept, then, on every channel, the sustain pedal lifted and all notes off (their
+        releases sound, as at the end of a song), and each track's end there."""
+        parts: list[bytes | list[tuple[int, int, bytes]]] = []
+        first = True
+        for part in self.parts:
+            if isinstance(part, bytes):
+                parts.append(part)
+                continue
+            kept = [event for event in part if event[0] < until and event[2] != b"\xff\x2f\x00"]
+            if first:
+                kept += [(until, -1, bytes([0xB0 | c, cc, 0])) for c in range(16) for cc in (64, 123)]
+                first = False
+            kept.append((until, -1, b"\xff\x2f\x00"))
+            parts.append(kept)
+        seconds = float(self.seconds_at(np.array([until]))[0])
+        notes = [(c, s, min(e, until)) for c, s, e in self.notes if s < until]
+        return Split(parts, dict(self.weights), seconds, notes, self.time_map)
 
     def groups(self, n: int, loads: list[int] | None = None) -> list[list[int]]:
         """The note channels in at most `n` groups of about equal weight (greedy, heaviest first); with
@@ -86,7 +127,11 @@ class Split:
 
 
 def scan_track(
-    body: bytes, allowance: int, tempos: list[tuple[int, int]], weights: dict[int, int]
+    body: bytes,
+    allowance: int,
+    tempos: list[tuple[int, int]],
+    weights: dict[int, int],
+    notes: list[tuple[int, int, int]] | None = None,
 ) -> tuple[list[tuple[int, int, bytes]], int] | None:
     """The events of one MTrk body and its end tick, or None when FluidSynth might read it otherwise.
 
@@ -121,6 +166,8 @@ def scan_track(
                 events.append((tick, -1, b"\xff\x2f\x00"))
                 for (channel, _), starts in sounding.items():  # notes never released
                     weights[channel] += sum(tick - t + allowance for t in starts)
+                    if notes is not None:
+                        notes.extend((channel, t, tick + allowance) for t in starts)
                 return events, tick
             if kind == 0x51 and length == 3:
                 tempos.append((tick, int.from_bytes(body[pos - 3 : pos], "big")))
@@ -149,7 +196,10 @@ def scan_track(
                 if kind == 0x90 and raw[2]:
                     sounding.setdefault(key, deque()).append(tick)
                 elif sounding.get(key):
-                    weights[channel] += tick - sounding[key].popleft() + allowance
+                    start = sounding[key].popleft()
+                    weights[channel] += tick - start + allowance
+                    if notes is not None:
+                        notes.append((channel, start, tick + allowance))
                 events.append((tick, channel, raw))
             else:
                 events.append((tick, -1, raw))
@@ -175,6 +225,7 @@ def scan_midi(data: bytes) -> Split | None:
     parts: list[bytes | list[tuple[int, int, bytes]]] = [data[:pos]]
     tempos: list[tuple[int, int]] = []
     weights: dict[int, int] = {}
+    notes: list[tuple[int, int, int]] = []
     end_tick = 0
     tracks = 0
     try:
@@ -184,7 +235,7 @@ def scan_midi(data: bytes) -> Split | None:
                 return None
             if data[pos : pos + 4] == b"MTrk" and tracks < n_tracks:
                 tracks += 1
-                scanned = scan_track(data[pos + 8 : pos + 8 + length], allowance, tempos, weights)
+                scanned = scan_track(data[pos + 8 : pos + 8 + length], allowance, tempos, weights, notes)
                 if scanned is None:
                     return None
                 parts.append(scanned[0])
@@ -198,8 +249,28 @@ def scan_midi(data: bytes) -> Split | None:
         parts.append(data[pos:])
     if ticks_per_second:
         seconds = end_tick / ticks_per_second
+        time_map = (np.array([0.0, 1.0]), np.array([0.0, 1.0 / ticks_per_second]))
     else:  # the tempo map's arithmetic is the studio's (`Score.tick_to_seconds`)
-        changes = [TempoChange(at, us) for at, us in sorted(t for t in tempos if t[0] < end_tick)]
+        # in file order at a tick (a later change there holds, as in the reader), not by value
+        changes = [TempoChange(at, us) for at, us in sorted((t for t in tempos if t[0] < end_tick), key=lambda t: t[0])]
         tempo_map = Score(ticks_per_beat, [], [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT), *changes])
         seconds = tempo_map.tick_to_seconds(end_tick)
-    return Split(parts, weights, seconds)
+        time_map = _time_map(tempo_map)
+    return Split(parts, weights, seconds, notes, time_map)
+
+
+def _time_map(tempo_map: Score) -> tuple[np.ndarray, np.ndarray]:
+    """`tempo_map`'s tempo changes as (tick, seconds) points, and one a beat after the last."""
+    ticks: list[float] = []
+    seconds: list[float] = []
+    elapsed = 0.0
+    for i, tempo in enumerate(tempo_map.tempos):
+        if i and tempo.tick == ticks[-1]:  # a later change at the same tick replaces the earlier one
+            ticks.pop(), seconds.pop()
+        ticks.append(float(tempo.tick))
+        seconds.append(elapsed)
+        nxt = tempo_map.tempos[i + 1].tick if i + 1 < len(tempo_map.tempos) else tempo.tick + tempo_map.ticks_per_beat
+        elapsed += (nxt - tempo.tick) * tempo.microseconds_per_beat / 1e6 / tempo_map.ticks_per_beat
+    ticks.append(float(tempo_map.tempos[-1].tick + tempo_map.ticks_per_beat))
+    seconds.append(elapsed)
+    return np.array(ticks), np.array(seconds)

@@ -64,10 +64,11 @@ def render_to_wav(
     midi: bytes | str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     config: SynthConfig | None = None,
+    warnings: list[str] | None = None,
 ) -> Path:
-    """`render_midi` then `write_wav`; returns the WAV's path."""
+    """`render_midi` then `write_wav`; returns the WAV's path (`warnings` as `render_midi`'s)."""
     config = config or SynthConfig()
-    return write_wav(out_path, render_midi(midi, config), config.sample_rate)
+    return write_wav(out_path, render_midi(midi, config, warnings=warnings), config.sample_rate)
 
 
 def audio_stats(audio: np.ndarray, sample_rate: int = 44100) -> dict[str, float | int]:

@@ -1,0 +1,76 @@
+"""How much of a file the studio synthesizes: a budget of work per engine, decided before rendering.
+
+Rendering costs each engine about the voices it sounds times the length of the music, plus its
+reverb for every file it plays. Real music keeps a few voices sounding (a take of four voices:
+4-30, FluidSynth's voice count); a file of thousands of overlapping or rapid notes keeps an
+engine at its voice limit for minutes (20,000 notes in ten minutes: 12 s of rendering, against
+0.7-1.4 s for four minutes of a chorale take). The budget bounds that work: the audio is cut where
+an engine's estimated work would pass `SynthConfig.render_budget`, every note released there
+(`Split.cut`), and the caller says so. The MIDI and the roll keep the whole take.
+
+The estimate is made from the notes alone, before any audio, so the cut is the same on every run
+and every machine: each note sounds from its start to its end plus its release allowance and
+`_RELEASE_SECONDS` more (a SoundFont's release, which a short note's allowance misses), as
+`_VOICES_PER_NOTE` voices, at most the engine's voice limit at once; each file an engine plays adds
+`_REVERB_VOICES` for its reverb. An engine's channels are not known before the render splits
+them, so an engine is charged the larger of the busiest channel's work and an equal share of all
+channels' (the split balances the channels by weight, and a channel is never split).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from studio.audio.synth.config import SynthConfig
+from studio.audio.synth.split import Split
+
+__all__ = ["audio_cut"]
+
+# Measured on the project's 2-core machine, FluidSynth 2.3 with FluidR3_GM (2026-12-07): a voice
+# costs 0.12-0.35 ms per second of music (a choir's voices the least, a piano's the most), an
+# engine's reverb 2-3 ms per second, whatever sounds.
+_VOICES_PER_NOTE = 2  # a note of FluidR3_GM is mostly a stereo pair of samples
+_RELEASE_SECONDS = 0.5
+_REVERB_VOICES = 10
+_STEP_SECONDS = 0.1  # the time grid the voices are counted on
+
+
+def _voices(split: Split, seconds: float, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per step of `_STEP_SECONDS` up to `seconds`: the estimated voices of the busiest channel at
+    that step's channel weights (its running total's leader), and of all channels together."""
+    steps = max(1, int(np.ceil(seconds / _STEP_SECONDS)))
+    if not split.notes:
+        return np.zeros(steps), np.zeros(steps)
+    notes = np.array(split.notes, dtype=np.int64)
+    starts = split.seconds_at(notes[:, 1])
+    ends = split.seconds_at(notes[:, 2]) + _RELEASE_SECONDS
+    first = np.clip((starts / _STEP_SECONDS).astype(np.int64), 0, steps)
+    last = np.clip(np.ceil(ends / _STEP_SECONDS).astype(np.int64), 0, steps)
+    per_channel = []
+    for channel in np.unique(notes[:, 0]):
+        mine = notes[:, 0] == channel
+        change = np.zeros(steps + 1)
+        np.add.at(change, first[mine], 1.0)
+        np.add.at(change, last[mine], -1.0)
+        per_channel.append(np.minimum(np.cumsum(change[:-1]) * _VOICES_PER_NOTE, limit))
+    counts = np.array(per_channel)
+    return counts.max(axis=0), counts.sum(axis=0)
+
+
+def audio_cut(split: Split, engines: int, files_per_engine: int, config: SynthConfig) -> int | None:
+    """The tick where the audio of `split` is cut to keep each engine's work within the budget
+    (`SynthConfig.render_budget`, in voice-seconds), or None when the whole file fits.
+
+    `engines` engines render it, each playing at most `files_per_engine` files one after another
+    (each with its reverb). The cut falls on a step of `_STEP_SECONDS`, never before the first.
+    """
+    if config.render_budget is None or split.seconds <= 0.0:
+        return None
+    limit = config.polyphony_for(split.seconds)
+    busiest, together = _voices(split, split.seconds, limit)
+    per_step = np.maximum(busiest, together / max(1, engines)) + _REVERB_VOICES * files_per_engine
+    work = np.cumsum(per_step) * _STEP_SECONDS
+    over = int(np.searchsorted(work, config.render_budget, side="right"))
+    if over >= len(work):
+        return None
+    return split.tick_at(max(1, over) * _STEP_SECONDS)
