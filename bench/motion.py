@@ -12,10 +12,13 @@ rises by at most 0.05; of those that pass, the one missing fewest bounds, then t
 accuracy, then the lowest validation score, is chosen. With ``--against-card`` the card's own costs
 stand for weight 0 (a variant, e.g. ``--per-voice``: each voice its own motion, is weighed against
 them); with ``--relative`` only the move sizes the model overdoes are charged (its own moves on the
-first 60 training melodies against the real voices', `excess_motion_costs`). ``--write`` stores the
+first 60 training melodies against the real voices', `excess_motion_costs`), and ``--recalibrate N``
+moves those costs N times toward the genre's shares from the moves the model makes with them on the
+same melodies (`recalibrated_motion_costs`: a size the guided model now overdoes, a repeat its
+redrawn notes fall to, is charged too). ``--write`` stores the
 chosen weight's costs in the card (``config.motion``), or those compared with when none passes.
 
-    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice | --relative] [--against-card] [--write]
+    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice | --relative [--recalibrate N]] [--against-card] [--write]
 """
 
 from __future__ import annotations
@@ -62,21 +65,34 @@ def training_costs(model: str, weight: float, per_voice: bool = False) -> tuple[
     return tuple(c for v in range(1, voices + 1) for c in motion_costs(sum(interval_histogram([p.tracks[v]]) for p in train), weight))
 
 
-def excess_costs(model: str, weight: float, pieces: int = 60) -> tuple[float, ...]:
-    """`excess_motion_costs` of `model` (its card without motion costs, its defaults, seed 0) against its
-    genre's real voices, both on the first `pieces` melodies of the training list (never validation)."""
-    from studio.core.part_writing import excess_motion_costs
+def _moves(model: str, motion: tuple[float, ...], pieces: list[Any]) -> Any:
+    """The `interval_histogram` of `model`'s voices (its card with `config.motion` = `motion`, its
+    defaults, seed 0) on the melodies of `pieces`."""
     from studio.core.voice_leading import interval_histogram
     from studio.serving.registry import ModelRegistry
     from studio.training.evaluate import _model_melody
 
-    chosen = _training_pieces(model)[:pieces]
     with tempfile.TemporaryDirectory() as tmp:
-        registry = ModelRegistry(_card_without(model, Path(tmp), "motion"))
-        generated = sum(
-            interval_histogram(registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0, limit_length=False)) for p in chosen
+        registry = ModelRegistry(_card_without(model, Path(tmp), "motion", motion))
+        return sum(
+            interval_histogram(registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0, limit_length=False)) for p in pieces
         )
-    return excess_motion_costs(generated, sum(interval_histogram(p.tracks[1:]) for p in chosen), weight)
+
+
+def excess_costs(model: str, weight: float, pieces: int = 60, rounds: int = 0) -> tuple[float, ...]:
+    """`excess_motion_costs` of `model` (its card without motion costs, its defaults, seed 0) against its
+    genre's real voices, both on the first `pieces` melodies of the training list (never validation);
+    then, `rounds` times, `recalibrated_motion_costs` from the model's moves sampled with the costs so
+    far on the same melodies."""
+    from studio.core.part_writing import excess_motion_costs, recalibrated_motion_costs
+    from studio.core.voice_leading import interval_histogram
+
+    chosen = _training_pieces(model)[:pieces]
+    genre = sum(interval_histogram(p.tracks[1:]) for p in chosen)
+    costs = excess_motion_costs(_moves(model, (), chosen), genre, weight)
+    for _ in range(rounds):
+        costs = recalibrated_motion_costs(costs, _moves(model, costs, chosen), genre, weight)
+    return costs
 
 
 def _figures(model: str, motion: tuple[float, ...], seed: int = 0) -> dict[str, Any]:
@@ -105,16 +121,22 @@ def _figures(model: str, motion: tuple[float, ...], seed: int = 0) -> dict[str, 
 
 
 def sweep(
-    model: str, weights: list[float], seed: int = 0, per_voice: bool = False, base: tuple[float, ...] = (), relative: bool = False
+    model: str,
+    weights: list[float],
+    seed: int = 0,
+    per_voice: bool = False,
+    base: tuple[float, ...] = (),
+    relative: bool = False,
+    rounds: int = 0,
 ) -> dict[float, dict[str, Any]]:
     """The validation figures of `base` (weight 0: no motion costs, or the card's own) and of each of
-    `weights`, each with its costs (`relative`: `excess_costs`)."""
+    `weights`, each with its costs (`relative`: `excess_costs`, recalibrated `rounds` times)."""
     out = {}
     for weight in [0.0, *weights]:
         if weight <= 0:
             costs = base
         else:
-            costs = excess_costs(model, weight) if relative else training_costs(model, weight, per_voice)
+            costs = excess_costs(model, weight, rounds=rounds) if relative else training_costs(model, weight, per_voice)
         out[weight] = {"motion": list(costs), **_figures(model, costs, seed)}
         print(json.dumps({"weight": weight, **out[weight]}), flush=True)
     return out
@@ -149,11 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the evaluation's seed (default 0; another for a run again)")
     parser.add_argument("--per-voice", action="store_true", help="each voice its own motion (default: all voices together)")
     parser.add_argument("--relative", action="store_true", help="charge only the move sizes the model overdoes (excess_motion_costs)")
+    parser.add_argument(
+        "--recalibrate", type=int, default=0, metavar="N", help="with --relative: recalibrate the costs N times on the training melodies"
+    )
     parser.add_argument("--against-card", action="store_true", help="compare with the card's own motion costs, not with none")
     parser.add_argument("--write", action="store_true", help="store the chosen weight's costs in the card (config.motion)")
     args = parser.parse_args(argv)
     base = tuple(json.loads((CHECKPOINTS / f"{args.model}.json").read_text())["config"].get("motion", ())) if args.against_card else ()
-    rows = sweep(args.model, [float(w) for w in args.weights.split(",") if w.strip()], args.seed, args.per_voice, base, args.relative)
+    weights = [float(w) for w in args.weights.split(",") if w.strip()]
+    rows = sweep(args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate)
     chosen = choose(rows)
     print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: the costs compared with stay)"))
     if args.write:

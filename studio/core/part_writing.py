@@ -49,6 +49,7 @@ __all__ = [
     "motion_penalties",
     "note_penalties",
     "note_spans",
+    "recalibrated_motion_costs",
     "training_ranges",
     "voice_ranges",
 ]
@@ -124,6 +125,22 @@ def excess_motion_costs(model_histogram: np.ndarray, genre_histogram: np.ndarray
     if model is None or genre is None or weight <= 0:
         return ()
     return tuple(round(float(weight * max(0.0, np.log(m / g))), 3) for m, g in zip(model, genre, strict=True))
+
+
+def recalibrated_motion_costs(
+    costs: Sequence[float], model_histogram: np.ndarray, genre_histogram: np.ndarray, weight: float = 1.0
+) -> tuple[float, ...]:
+    """`costs` (`PartWritingGuide.motion`, one per move size) moved toward the genre's motion, given how
+    the model moved when sampled with them (`model_histogram`): per size, plus `weight` x the log of the
+    model's share over the genre's, never under 0. A size the guided model still overdoes costs more,
+    one it now underdoes costs less; a size the costs pushed it to (a repeat, when a redrawn note takes
+    its neighbour's pitch) is charged once it is overdone. Repeated, it is a multiplicative-weights
+    step toward the genre's shares. `costs` unchanged when either histogram is empty."""
+    model, genre = _size_shares(model_histogram), _size_shares(genre_histogram)
+    start = np.zeros(MOTION_SIZES) if not costs else np.asarray(costs, float)
+    if model is None or genre is None or weight <= 0 or len(start) != MOTION_SIZES:
+        return tuple(costs)
+    return tuple(round(float(max(0.0, c + weight * np.log(m / g))), 3) for c, m, g in zip(start, model, genre, strict=True))
 
 
 def _size_shares(histogram: np.ndarray) -> np.ndarray | None:

@@ -17,6 +17,7 @@ from studio.core.part_writing import (
     motion_penalties,
     note_penalties,
     note_spans,
+    recalibrated_motion_costs,
     training_ranges,
     voice_ranges,
 )
@@ -259,3 +260,18 @@ def test_excess_motion_costs_charge_only_what_the_model_overdoes():
     assert costs[4] == pytest.approx(np.log(45 / 30), abs=1e-3)  # thirds: the model's share over the genre's
     assert excess_motion_costs(model, genre, 2.0)[4] == pytest.approx(2 * costs[4], abs=2e-3)
     assert excess_motion_costs(np.zeros(27), genre) == () and excess_motion_costs(model, genre, 0.0) == ()
+
+
+def test_recalibrated_motion_costs_charge_what_the_guided_model_now_overdoes():
+    genre = np.zeros(27)
+    genre[13], genre[11], genre[15], genre[17] = 30, 20, 20, 30  # repeats 30, whole steps 40, thirds 30 of 100
+    first = excess_motion_costs(np.array([0] * 11 + [20, 0, 15, 0, 20, 0, 45] + [0] * 9), genre)  # thirds overdone
+    guided = np.zeros(27)
+    guided[13], guided[11], guided[15], guided[17] = 45, 20, 20, 15  # with those costs: repeats overdone, thirds under
+    costs = recalibrated_motion_costs(first, guided, genre)
+    assert costs[0] == pytest.approx(np.log(45 / 30), abs=1e-3)  # the repeat, free before, now costs
+    assert costs[4] == pytest.approx(max(0.0, first[4] + np.log(15 / 30)), abs=1e-3) and costs[4] < first[4]
+    assert costs[2] == pytest.approx(0.0, abs=1e-3)  # steps as often as the genre's: unchanged
+    assert min(costs) >= 0.0 and len(costs) == 14
+    assert recalibrated_motion_costs((), guided, genre)[0] == costs[0]  # from no costs: the same step
+    assert recalibrated_motion_costs(first, np.zeros(27), genre) == tuple(first)
