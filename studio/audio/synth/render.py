@@ -617,7 +617,7 @@ def render_midi(
             want = _engines_wanted(split, stems, config)
             if warnings is not None:
                 warnings.append(
-                    f"the audio stops at {_clock(split.seconds)} of {_clock(whole)}: the notes are too many to "
+                    f"the audio stops at {_clock(split.seconds)} of {_clock(whole)}: the music is too long or dense to "
                     f"synthesize in the studio's answer time; the MIDI file and the piano roll have the whole take"
                 )
     engines = _engines.POOL.acquire(config, want)
