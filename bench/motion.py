@@ -15,7 +15,7 @@ them); with ``--relative`` only the move sizes the model overdoes are charged (i
 first 60 training melodies against the real voices', `excess_motion_costs`), and ``--recalibrate N``
 moves those costs N times toward the genre's shares from the moves the model makes with them on the
 same melodies (`recalibrated_motion_costs`: a size the guided model now overdoes, a repeat its
-redrawn notes fall to, is charged too). ``--write`` stores the
+redrawn notes fall to, is charged too; ``--decay``: the step halved each round). ``--write`` stores the
 chosen weight's costs in the card (``config.motion``), or those compared with when none passes.
 
     python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice | --relative [--recalibrate N]] [--against-card] [--write]
@@ -79,19 +79,21 @@ def _moves(model: str, motion: tuple[float, ...], pieces: list[Any]) -> Any:
         )
 
 
-def excess_costs(model: str, weight: float, pieces: int = 60, rounds: int = 0) -> tuple[float, ...]:
+def excess_costs(model: str, weight: float, pieces: int = 60, rounds: int = 0, decay: bool = False) -> tuple[float, ...]:
     """`excess_motion_costs` of `model` (its card without motion costs, its defaults, seed 0) against its
     genre's real voices, both on the first `pieces` melodies of the training list (never validation);
     then, `rounds` times, `recalibrated_motion_costs` from the model's moves sampled with the costs so
-    far on the same melodies."""
+    far on the same melodies, with a step of `weight` (`decay`: halved each round, so that the costs
+    settle where a step would swing past the genre's share)."""
     from studio.core.part_writing import excess_motion_costs, recalibrated_motion_costs
     from studio.core.voice_leading import interval_histogram
 
     chosen = _training_pieces(model)[:pieces]
     genre = sum(interval_histogram(p.tracks[1:]) for p in chosen)
     costs = excess_motion_costs(_moves(model, (), chosen), genre, weight)
-    for _ in range(rounds):
-        costs = recalibrated_motion_costs(costs, _moves(model, costs, chosen), genre, weight)
+    for k in range(rounds):
+        step = weight * 0.5 ** (k + 1) if decay else weight
+        costs = recalibrated_motion_costs(costs, _moves(model, costs, chosen), genre, step)
     return costs
 
 
@@ -128,15 +130,16 @@ def sweep(
     base: tuple[float, ...] = (),
     relative: bool = False,
     rounds: int = 0,
+    decay: bool = False,
 ) -> dict[float, dict[str, Any]]:
     """The validation figures of `base` (weight 0: no motion costs, or the card's own) and of each of
-    `weights`, each with its costs (`relative`: `excess_costs`, recalibrated `rounds` times)."""
+    `weights`, each with its costs (`relative`: `excess_costs`, recalibrated `rounds` times, the step halved each round with `decay`)."""
     out = {}
     for weight in [0.0, *weights]:
         if weight <= 0:
             costs = base
         else:
-            costs = excess_costs(model, weight, rounds=rounds) if relative else training_costs(model, weight, per_voice)
+            costs = excess_costs(model, weight, rounds=rounds, decay=decay) if relative else training_costs(model, weight, per_voice)
         out[weight] = {"motion": list(costs), **_figures(model, costs, seed)}
         print(json.dumps({"weight": weight, **out[weight]}), flush=True)
     return out
@@ -174,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recalibrate", type=int, default=0, metavar="N", help="with --relative: recalibrate the costs N times on the training melodies"
     )
+    parser.add_argument("--decay", action="store_true", help="with --recalibrate: halve the step each round (weight/2, weight/4, ...)")
     parser.add_argument("--against-card", action="store_true", help="compare with the card's own motion costs, not with none")
     parser.add_argument("--write", action="store_true", help="store the chosen weight's costs in the card (config.motion)")
     args = parser.parse_args(argv)
     base = tuple(json.loads((CHECKPOINTS / f"{args.model}.json").read_text())["config"].get("motion", ())) if args.against_card else ()
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
-    rows = sweep(args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate)
+    rows = sweep(args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate, args.decay)
     chosen = choose(rows)
     print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: the costs compared with stay)"))
     if args.write:
