@@ -440,6 +440,21 @@ def dense_melody(minutes: float = 3.0, per_beat: int = 32) -> bytes:
     return melody([(i * step, step / 2, 48 + (i * 7) % 36) for i in range(round(minutes * 120 * per_beat))])
 
 
+def dense_after_meta(minutes: float = 3.0, per_beat: int = 32) -> bytes:
+    """`dense_melody`'s notes in one track whose second note keeps the running status across a text
+    event: the studio's reader takes it as a note, FluidSynth's would not, so the file is played as
+    the studio read it (`studio.audio.synth.split.scan_midi` gives up on such a file)."""
+    tpb = 480
+    step = tpb // per_beat
+    body = bytearray(_vlq(0) + _tempo(500_000) + _vlq(0) + b"\x90" + bytes([48, 90]))
+    body += _vlq(0) + _meta(0x01, b"x") + _vlq(step) + bytes([55, 90])  # running status after a meta event
+    for i in range(2, round(minutes * 120 * per_beat)):
+        body += _vlq(step if i > 2 else 0) + b"\x90" + bytes([48 + (i * 7) % 36, 90])
+        body += _vlq(0) + b"\x80" + bytes([48 + ((i - 2) * 7) % 36, 0])
+    body += _vlq(step) + _END_OF_TRACK
+    return _header(0, 1, tpb) + _chunk(b"MTrk", bytes(body))
+
+
 def far_meter_change() -> bytes:
     """8 notes at 1 tick per beat, then a 3/4 time signature MAX_DELTA ticks later (about 10^9 16ths)."""
     notes = _note_events([(i, 1, 60 + i) for i in range(8)], 1)

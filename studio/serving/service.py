@@ -703,15 +703,19 @@ def render(
 ) -> tuple[Path, list[str]]:
     """MIDI -> WAV with the studio's synthesizer, nothing generated (the file is validated first)."""
     from studio.audio import synth  # after validation, as in `accompany`
+    from studio.audio.synth.split import scan_midi
 
     config = config or ServiceConfig()
     parsed = midi.read_midi(midi_source, config.limits)
-    if parsed.cut or parsed.trimmed or parsed.repaired:
-        data = midi.write_midi(parsed.score)  # play only what the studio accepted (FluidSynth plays to the last event)
-    elif isinstance(midi_source, (bytes, bytearray)):
+    if isinstance(midi_source, (bytes, bytearray)):
         data = bytes(midi_source)
     else:
         data = Path(midi_source).read_bytes()
+    # Play only what the studio accepted (FluidSynth plays to the last event), and as the studio read
+    # it where FluidSynth would read the file otherwise (the scan gives up on such a file, and with it
+    # the synthesis budget: `studio.audio.synth.budget`).
+    if parsed.cut or parsed.trimmed or parsed.repaired or scan_midi(data) is None:
+        data = midi.write_midi(parsed.score)
     warnings = list(parsed.warnings)
     try:
         return synth.render_to_wav(data, out_wav, warnings=warnings), warnings

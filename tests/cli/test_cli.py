@@ -219,6 +219,19 @@ def test_music_too_dense_to_synthesize_in_time_is_heard_in_part_and_kept_whole(t
     assert take.tracks[0].notes[-1].start == source[-1].start  # the melody to its last note, in the MIDI
 
 
+@pytest.mark.skipif(not HAVE_SYNTH, reason="FluidSynth or a soundfont is missing")
+def test_a_dense_file_fluidsynth_would_read_otherwise_is_rendered_as_read_and_cut(tmp_path):
+    """`render` plays a file's own bytes; one that FluidSynth would read otherwise than the studio
+    (running status across a meta event) is played as the studio read it, so the budget holds."""
+    path = tmp_path / "quirky.mid"
+    path.write_bytes(mf.dense_after_meta(minutes=3.0))
+    done = studio("render", str(path), "--out-wav", str(tmp_path / "q.wav"))
+    assert done.returncode == 0, done.stderr
+    assert any(line.startswith("warning: the audio stops at") for line in done.stderr.splitlines()), done.stderr
+    audio, rate = _wav(tmp_path / "q.wav")
+    assert 30.0 < len(audio) / rate < 150.0
+
+
 @pytest.mark.parametrize("value", ["inf", "1e400", "9" * 5000])
 def test_a_parameter_that_overflows_exits_2_with_one_short_line(value, tune_paths):
     """Issue 23: `--param iterations=inf` gave exit 1, "internal error (OverflowError)"."""
