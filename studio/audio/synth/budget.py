@@ -13,8 +13,9 @@ and every machine: each note sounds from its start to its end plus its release a
 `_RELEASE_SECONDS` more (a SoundFont's release, which a short note's allowance misses), as
 `_VOICES_PER_NOTE` voices, at most the engine's voice limit at once; each file an engine plays adds
 `_REVERB_VOICES` for its reverb. An engine's channels are not known before the render splits
-them, so an engine is charged the larger of the busiest channel's work and an equal share of all
-channels' (the split balances the channels by weight, and a channel is never split).
+them, so at each moment an engine is charged the larger of the most voices one channel sounds and
+an equal share of all channels' voices (the split balances the channels by weight, and a channel
+is never split).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ _STEP_SECONDS = 0.1  # the time grid the voices are counted on
 
 
 def _voices(split: Split, seconds: float, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per step of `_STEP_SECONDS` up to `seconds`: the estimated voices of the busiest channel at
-    that step's channel weights (its running total's leader), and of all channels together."""
+    """Per step of `_STEP_SECONDS` up to `seconds`: the most voices one channel sounds then (each
+    channel at most `limit`), and all channels' voices together (estimated, see the module's notes)."""
     steps = max(1, int(np.ceil(seconds / _STEP_SECONDS)))
     if not split.notes:
         return np.zeros(steps), np.zeros(steps)
