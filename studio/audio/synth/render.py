@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 import studio.audio.synth.engine as _engines  # its POOL is looked up at each render (tests swap it)
-from studio.audio.synth import budget
+from studio.audio.synth.budget import audio_cut
 from studio.audio.synth.config import FLUID_BLOCK, FULL_SCALE, Lead, SynthConfig, SynthUnavailable
 from studio.audio.synth.engine import Engine
 from studio.audio.synth.fluid import Fluid
@@ -609,7 +609,7 @@ def render_midi(
         # so the same music is cut at the same place under load; engine 0 plays the melody and then a
         # share of the rest when a long take's stems are apart.
         files = 2 if stems and want > 1 and split.seconds >= config.parallel_min_seconds else 1
-        cut = budget.audio_cut(split, want, files, config)
+        cut = audio_cut(split, want, files, config)
         if cut is not None:
             whole = split.seconds
             split = split.cut(cut)
