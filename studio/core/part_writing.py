@@ -120,11 +120,9 @@ def excess_motion_costs(model_histogram: np.ndarray, genre_histogram: np.ndarray
     """`PartWritingGuide.motion` that charges only what a model overdoes: per move size, `weight` x the
     log of the model's share over the genre's where the model moves so more often, 0 where it moves so
     as often or less (both `interval_histogram`s, the model's of its own voices on the same melodies).
-    Unlike `motion_costs` it does not pull every note toward the genre's commonest move."""
-    model, genre = _size_shares(model_histogram), _size_shares(genre_histogram)
-    if model is None or genre is None or weight <= 0:
-        return ()
-    return tuple(round(float(weight * max(0.0, np.log(m / g))), 3) for m, g in zip(model, genre, strict=True))
+    Unlike `motion_costs` it does not pull every note toward the genre's commonest move. (The first
+    step of `recalibrated_motion_costs`, from no costs.)"""
+    return recalibrated_motion_costs((), model_histogram, genre_histogram, weight)
 
 
 def recalibrated_motion_costs(

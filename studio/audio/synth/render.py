@@ -517,7 +517,7 @@ def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: Synth
         return None
     melody, rest = channels
     rest_split = Split(split.parts, {c: split.weights[c] for c in rest}, split.seconds)
-    if len(engines) > 1 and split.seconds >= config.parallel_min_seconds:
+    if _melody_engine_shares(split, len(engines), config):
         # Long music: the melody is one light line, so its engine also plays a share of the rest
         # after it (engine i plays files i, i + len(engines), ...: rest group k on engine k + 1),
         # the shares balanced with the melody's weight counted on its engine. A 9-minute take's
@@ -606,9 +606,8 @@ def render_midi(
     want = _engines_wanted(split, stems, config)
     if split is not None:
         # The budget counts the engines a render gets on a free machine (`want`), not those free now,
-        # so the same music is cut at the same place under load; engine 0 plays the melody and then a
-        # share of the rest when a long take's stems are apart.
-        files = 2 if stems and want > 1 and split.seconds >= config.parallel_min_seconds else 1
+        # so the same music is cut at the same place under load.
+        files = 2 if stems and _melody_engine_shares(split, want, config) else 1
         cut = audio_cut(split, want, files, config)
         if cut is not None:
             whole = split.seconds
@@ -638,6 +637,12 @@ def render_midi(
         peak = frames.peak()
         return frames.to_int16(limit / peak if peak > limit else 1.0)
     return _loudness_step(mixed, frames, config)
+
+
+def _melody_engine_shares(split: Split, engines: int, config: SynthConfig) -> bool:
+    """Whether, with the stems apart on `engines` engines, the melody's engine also plays a share of
+    the rest after the melody (`_render_stems`): on long music with more than one engine."""
+    return engines > 1 and split.seconds >= config.parallel_min_seconds
 
 
 def _engines_wanted(split: Split | None, stems: bool, config: SynthConfig) -> int:
