@@ -179,13 +179,16 @@ def bench_cost_parts(repeats: int = 15) -> dict[str, Any]:
     medians of each part's CPU time (one thread each, so none overlaps another), in seconds.
 
     ``whole``: the take rendered on one engine without the step (what a request without it
-    renders); ``melody`` and ``accompaniment``: the two stems the step renders instead (on two
-    engines, each with its own reverb); ``measure_stems``: `loudness.StemPowers` of both stems;
-    ``true_peak``: `loudness.true_peak` of the mix; ``render_with`` / ``render_without``: the CPU
-    time of the process for `render_midi` with the step (every thread) and without.
+    renders); ``predict``: the melody's and the accompaniment's loudness predicted from the notes
+    and the accompaniment's gain (`studio.audio.synth.balance.rest_gain`, the notes' envelopes
+    known); ``measure_mix``: `loudness.hop_loudness` of the take; ``true_peak``: `loudness.true_peak`
+    of it; ``render_with`` / ``render_without``: the CPU time of the process for `render_midi` with
+    the step (every thread) and without.
     """
     from bench.models import melody_of_bars
     from studio.audio import loudness, synth
+    from studio.audio.synth import engine
+    from studio.audio.synth.balance import rest_gain
     from studio.audio.synth.split import scan_midi
     from studio.core import midi
     from studio.serving.service import AccompanyRequest, accompany
@@ -197,33 +200,35 @@ def bench_cost_parts(repeats: int = 15) -> dict[str, Any]:
     lead = synth.Lead((midi.track_channels(score.tracks)[0],))
     split = scan_midi(data)
     assert split is not None
-    others = [c for c, w in split.weights.items() if w > 0 and c not in lead.channels]
-    stems = {"melody": split.midi(list(lead.channels)), "accompaniment": split.midi(others)}
     raw = _raw_config()
-    audio = {name: synth.render_midi(stem, raw).astype(np.float32) / 32767.0 for name, stem in stems.items()}
-    n = min(len(a) for a in audio.values())
-    mix = audio["melody"][:n] + audio["accompaniment"][:n]
-    rate = synth.SynthConfig().sample_rate
+    config = synth.SynthConfig()
+    mix = synth.render_midi(data, raw).astype(np.float32) / 32767.0
+    rate = config.sample_rate
 
     def cpu(work: Any, clock: Any = time.thread_time) -> float:
         start = clock()
         work()
         return clock() - start
 
+    def predict() -> float:
+        engines = engine.POOL.acquire(config)
+        try:
+            return rest_gain(split, lead, engines[0], config)
+        finally:
+            engine.POOL.release(engines)
+
     parts: dict[str, list[float]] = {}
     for _ in range(repeats):
         for name, work, clock in (
             ("whole", lambda: synth.render_midi(data, raw), time.thread_time),
-            ("melody", lambda: synth.render_midi(stems["melody"], raw), time.thread_time),
-            ("accompaniment", lambda: synth.render_midi(stems["accompaniment"], raw), time.thread_time),
-            ("measure_stems", lambda: loudness.StemPowers(audio["melody"][:n], audio["accompaniment"][:n], rate), time.thread_time),
+            ("predict", predict, time.thread_time),
+            ("measure_mix", lambda: loudness.hop_loudness(mix, rate), time.thread_time),
             ("true_peak", lambda: loudness.true_peak(mix), time.thread_time),
-            ("render_with", lambda: synth.render_midi(data, synth.SynthConfig(), lead), time.process_time),
+            ("render_with", lambda: synth.render_midi(data, config, lead), time.process_time),
             ("render_without", lambda: synth.render_midi(data, raw), time.process_time),
         ):
             parts.setdefault(name, []).append(cpu(work, clock))
     out = {name: round(statistics.median(times), 4) for name, times in parts.items()}
-    out["stems_minus_whole"] = round(out["melody"] + out["accompaniment"] - out["whole"], 4)
     out["repeats"] = repeats
     return out
 
@@ -285,9 +290,8 @@ def format_cost(cost: dict[str, Any]) -> str:
     if parts:
         line += (
             f"\n  its CPU time (s, median of {parts['repeats']}): render_midi {parts['render_with']:.4f} with the step, "
-            f"{parts['render_without']:.4f} without; melody {parts['melody']:.4f} + accompaniment {parts['accompaniment']:.4f} "
-            f"rendered apart, whole {parts['whole']:.4f} (+{parts['stems_minus_whole']:.4f}); measuring both stems "
-            f"{parts['measure_stems']:.4f}; true peak {parts['true_peak']:.4f}"
+            f"{parts['render_without']:.4f} without; the take rendered {parts['whole']:.4f}; the balance predicted "
+            f"{parts['predict']:.4f}; measuring the mix {parts['measure_mix']:.4f}; true peak {parts['true_peak']:.4f}"
         )
     return line
 

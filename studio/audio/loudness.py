@@ -7,12 +7,11 @@ here renders or writes files (`studio.audio.synth.render` calls it on its float 
 1. Integrated loudness is BS.1770-4's: K-weighting (`pyloudnorm`'s two biquads, so the figure is
    `pyloudnorm.Meter(rate).integrated_loudness`'s to a thousandth of a LU), mean squares of 400 ms
    blocks every 100 ms, an absolute gate at -70 LUFS and a relative gate 10 LU under the
-   absolutely gated loudness (BS.1770-4, eqs. 1-7). The blocks are summed from 100 ms hops. For
-   the two stems of a take (melody, accompaniment) each hop is K-weighted in the frequency domain
-   instead (`hop_energies`: a fraction of the cost, within a few thousandths of a LU; a few hops at
-   a time, so any length is measured in a few MB), so that the loudness of a sum
-   ``melody + a * accompaniment`` follows from the two stems' hop energies and their cross term for
-   any gain `a` without measuring again (`StemPowers`).
+   absolutely gated loudness (BS.1770-4, eqs. 1-7). The blocks are summed from 100 ms hops. A
+   render's mix is measured with each hop K-weighted in the frequency domain instead
+   (`hop_energies`: a fraction of the cost, within a few thousandths of a LU; a few hops at a time,
+   so any length is measured in a few MB); `hops_loudness` gives the loudness of hop energies
+   however they were found (`studio.audio.synth.balance` predicts them from notes).
 2. True peak is the peak of the signal oversampled 4x (BS.1770-4, Annex 2), with
    `scipy.signal.resample_poly`'s interpolator; it is computed only between the samples that could
    reach the peak (`true_peak`), which gives the whole file's figure at a fraction of the cost.
@@ -35,9 +34,9 @@ __all__ = [
     "LEAD_LU",
     "TARGET_LUFS",
     "Normalized",
-    "StemPowers",
     "hop_energies",
     "hop_loudness",
+    "hops_loudness",
     "integrated_loudness",
     "lead_gain",
     "limit",
@@ -156,7 +155,7 @@ def _spectral_weights(rate: int, hop: int) -> np.ndarray:
 
 
 _CHUNK_HOPS = 128  # hops K-weighted per FFT call (12.8 s): any length is measured in a few MB
-_FFT_WORKERS = 2  # the stems are measured once both are rendered: both cores are free
+_FFT_WORKERS = 2  # the mix is measured once it is rendered: both cores are free
 
 
 def _channels(x: np.ndarray | Sequence[np.ndarray]) -> int:
@@ -220,40 +219,20 @@ def hop_loudness(x: np.ndarray | Sequence[np.ndarray], rate: int) -> float:
     return _gated(_block_means(hop_energies(x, rate), _length(x), rate))
 
 
+def hops_loudness(hops: np.ndarray, rate: int) -> float:
+    """Integrated loudness (LUFS; -inf for silence) from the K-weighted energies of 100 ms hops
+    (C, hops), as `hop_loudness` sums them from audio (`studio.audio.synth.balance` predicts them)."""
+    hops = np.asarray(hops, np.float64)
+    per = round(BLOCK_S / HOP_S)
+    if hops.shape[1] < per:  # shorter than one block: silence after it, as audio that short is measured
+        hops = np.pad(hops, ((0, 0), (0, per - hops.shape[1])))
+    return _gated(_block_means(hops, hops.shape[1] * round(HOP_S * rate), rate))
+
+
 def _hops_for(frames: int, rate: int) -> int:
     """Hops measured for `frames`: every frame, and at least the hops the blocks cover."""
     hop, block, blocks = _layout(frames, rate)
     return max(-(-frames // hop), blocks + round(block / hop) - 1)
-
-
-class StemPowers:
-    """K-weighted hop energies of two stems, `lead` and `rest` (each (N, C), or chunks laid end to end;
-    the shorter one followed by silence), and of their product: the BS.1770 loudness of
-    ``lead + a * rest`` for any gain `a` without measuring again (the K-weighting is linear).
-    Measured `_CHUNK_HOPS` hops at a time, so a ten-minute take needs a few MB, not a copy of itself."""
-
-    def __init__(self, lead: np.ndarray | Sequence[np.ndarray], rest: np.ndarray | Sequence[np.ndarray], rate: int) -> None:
-        self.frames, self.rate = max(_length(lead), _length(rest)), int(rate)
-        hop, hops = round(HOP_S * rate), _hops_for(self.frames, rate)
-        parts = []
-        channels = max(_channels(lead), _channels(rest))
-        for a, b in zip(_segments(lead, hop, hops, channels), _segments(rest, hop, hops, channels), strict=True):
-            wa, wb = _weighted(a, rate), _weighted(b, rate)
-            parts.append([np.einsum("chb,chb->ch", u, v) for u, v in ((wa, wa), (wb, wb), (wa, wb))])
-        self.ll, self.rr, self.lr = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
-
-    def _blocks(self, hops: np.ndarray) -> np.ndarray:
-        return _block_means(hops, self.frames, self.rate)
-
-    def loudness(self, a: float = 1.0, lead: float = 1.0) -> float:
-        """Integrated loudness (LUFS) of ``lead * lead_stem + a * rest_stem``."""
-        return _gated(self._blocks(lead * lead * self.ll + a * a * self.rr + 2.0 * a * lead * self.lr))
-
-    def lead_loudness(self) -> float:
-        return _gated(self._blocks(self.ll))
-
-    def rest_loudness(self) -> float:
-        return _gated(self._blocks(self.rr))
 
 
 def integrated_loudness(x: np.ndarray, rate: int) -> float:
@@ -360,9 +339,16 @@ def true_peak(x: np.ndarray, search_db: float = TRUE_PEAK_SEARCH_DB) -> float:
     if not peak > 0:
         return 0.0
     threshold = peak * 10.0 ** (-search_db / 20.0)
-    loud = np.concatenate([np.flatnonzero((np.abs(data[i : i + _TP_CHUNK]) >= threshold).any(axis=1)) + i for i in pieces])
-    # the frames each side of a loud sample (the values between them and it): the loud frames and those just before
-    frames = np.union1d(loud, loud[loud > 0] - 1)
+    channels = data.shape[1]
+    # the frames each side of a loud sample (the values between them and it): the loud frames and
+    # those just before, marked in a mask (samples compared flat: a reduction along the two channels,
+    # or a sorted union, costs several times as much on a take)
+    near = np.zeros(len(data), bool)
+    for i in pieces:
+        loud = np.flatnonzero(np.abs(data[i : i + _TP_CHUNK]).ravel() >= threshold) // channels + i
+        near[loud] = True
+        near[loud[loud > 0] - 1] = True
+    frames = np.flatnonzero(near)
     from numpy.lib.stride_tricks import sliding_window_view
 
     half = len(_phases()) // 2

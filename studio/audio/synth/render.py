@@ -24,12 +24,12 @@ engine runs its own reverb (about a fifth of the work), and two renders in paral
 cores: on a machine whose cores are busy it is no faster.
 
 The loudness step (`studio.audio.loudness`) brings the float mix to the studio's loudness before
-int16. With a melody to lead, the melody and the accompaniment are rendered apart, on two engines
-at once (on long music the melody's engine also plays a share of the accompaniment after the
-melody, the load balanced by note weight), both stems are measured a few seconds at a time
-(`loudness.StemPowers`), and the take is mixed from the two stems (never rendered a third time).
-What it costs beyond the one render it replaces: the second engine's reverb, measuring the two
-stems, and the true peak of the mix (`docs/benchmarks.md`, "Loudness").
+int16. With a melody to lead, the balance is set before the render: each part's loudness is
+predicted from its notes (`studio.audio.synth.balance`) and the accompaniment's channel volumes are
+turned down by the gain that asks (`Split.with_volume`), so the take renders once, as any file,
+and only the mix is measured. What it costs beyond the render (`docs/benchmarks.md`, "Loudness"):
+the prediction (a millisecond or two once the notes' envelopes are known; a few milliseconds a new
+note the first time, `studio.audio.synth.note_energy`), measuring the mix, and its true peak.
 
 Before anything is rendered, the work each engine would do is estimated from the notes
 (`studio.audio.synth.budget`); music that would take more than `SynthConfig.render_budget` (thousands
@@ -42,14 +42,15 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 import studio.audio.synth.engine as _engines  # its POOL is looked up at each render (tests swap it)
+from studio.audio.synth.balance import rest_gain
 from studio.audio.synth.budget import audio_cut
 from studio.audio.synth.config import FLUID_BLOCK, FULL_SCALE, Lead, SynthConfig, SynthUnavailable
 from studio.audio.synth.engine import Engine
@@ -220,9 +221,7 @@ def _play(
 
     `tail` says where the release tail stops: ``"cut"`` at its first silent window, or its last
     window fades out; ``"whole"``: the whole tail, for `_cut_tail` to cut the sum of several
-    renders; ``"stem"``: at its first window under half the silence level, not faded (a stem of a
-    sum of two, which `_cut_tail` cuts: beyond that window the stem counts as silent, and the sum
-    of it and a stem gone as quiet is silent there, so the sum's cut lies within the longer stem).
+    renders.
 
     Returns
     -------
@@ -260,7 +259,7 @@ def _play(
         music = frames.frames
 
         # Release tail: stop at the first silent window, or fade out the last one at the limit.
-        silence = 10.0 ** (config.silence_dbfs / 20.0) * (0.5 if tail == "stem" else 1.0)
+        silence = 10.0 ** (config.silence_dbfs / 20.0)
         tail_windows = math.ceil(config.max_tail_seconds * config.sample_rate / window)
         group = max(1, min(round(_TAIL_GROUP_SECONDS * config.sample_rate / window), frames.chunk_frames // window))
         done = 0
@@ -377,22 +376,17 @@ def _render_groups(
     config: SynthConfig,
     music_seconds: float,
     frames: list[_FloatFrames],
-    tails: list[str] | None = None,
-    meanwhile: Callable[[], object] | None = None,
 ) -> list[_Played | BaseException | None]:
-    """Play `datas[j]` into `frames[j]` with the tail `tails[j]` (`_play`; default: whole tails), on
-    `engines` at once: engine i plays files i, i + len(engines), ... (one after the other when there
-    are fewer engines than files); `meanwhile` is called in the calling thread once engine 0's files
-    are played, while the others may still play (work that would otherwise wait for them). Returns
-    each file's `_play` result, or the exception it raised."""
+    """Play `datas[j]` into `frames[j]` with its whole tail (`_play`), on `engines` at once: engine i
+    plays files i, i + len(engines), ... (one after the other when there are fewer engines than
+    files). Returns each file's `_play` result, or the exception it raised."""
     results: list[_Played | BaseException | None] = [None] * len(datas)
 
     def run(i: int) -> None:
         for j in range(i, len(datas), len(engines)):
             try:
                 engines[i].reset(config, music_seconds)
-                tail = tails[j] if tails is not None else "whole"
-                results[j] = _play(engines[i], datas[j], config, frames[j], tail=tail, music_seconds=music_seconds)
+                results[j] = _play(engines[i], datas[j], config, frames[j], tail="whole", music_seconds=music_seconds)
                 frames[j].flush()
             except BaseException as exc:  # noqa: BLE001 - re-raised (or answered) by the caller
                 results[j] = exc
@@ -402,8 +396,6 @@ def _render_groups(
     for thread in threads:
         thread.start()
     run(0)
-    if meanwhile is not None:
-        meanwhile()
     for thread in threads:
         thread.join()
     return results
@@ -411,8 +403,7 @@ def _render_groups(
 
 def _agreed(results: list[_Played | BaseException | None]) -> _Played | None:
     """The renders' common `_play` result, with the longest tail; None when one was refused or they
-    ended apart (then the caller renders on one engine); an unexpected exception is raised. Tails
-    cut at their own silence (``"stem"``) may end apart: each must be a start of the longest."""
+    ended apart (then the caller renders on one engine); an unexpected exception is raised."""
     for result in results:
         if isinstance(result, (StudioError, _Overshot)):
             return None
@@ -448,111 +439,6 @@ def _render_parallel(engines: list[Engine], split: Split, config: SynthConfig) -
     return _FloatFrames.of(chunks)
 
 
-def _lead_channels(split: Split, lead: Lead) -> tuple[list[int], list[int]] | None:
-    """The sounding channels of the melody and of the rest; None unless both have notes."""
-    sounding = sorted(c for c, w in split.weights.items() if w > 0)
-    melody = [c for c in sounding if c in lead.channels]
-    rest = [c for c in sounding if c not in lead.channels]
-    return (melody, rest) if melody and rest else None
-
-
-def _joined(chunks: list[np.ndarray]) -> np.ndarray:
-    """Float chunks (each (n, 2)) as one array: the chunk itself when there is one (no copy)."""
-    if len(chunks) == 1:
-        return chunks[0]
-    return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
-
-
-def _summed(melody: list[np.ndarray], rest: list[np.ndarray], gain: float) -> np.ndarray:
-    """``melody + gain * rest`` as one float32 array (N, 2), N the longer stem's length (the shorter one
-    silent to its end), each from its chunks laid end to end. The lists are emptied as the chunks
-    are added (they must hold the only references), so a long take needs about one copy of itself
-    rather than its two stems, their joined copies and their sum; a take of one chunk (24 s) is
-    summed into its longer stem, without a copy."""
-    lengths = sum(len(c) for c in melody), sum(len(c) for c in rest)
-    if len(rest) == 1 and lengths[1] >= lengths[0]:
-        out = rest.pop()
-        out *= np.float32(gain)
-    elif len(melody) == 1 and lengths[0] > lengths[1]:
-        out = melody.pop()
-        at = 0
-        while rest:
-            chunk = rest.pop(0)
-            out[at : at + len(chunk)] += chunk * np.float32(gain)
-            at += len(chunk)
-        return out
-    else:
-        out = np.empty((max(lengths), 2), np.float32)
-        at = 0
-        while rest:
-            chunk = rest.pop(0)
-            np.multiply(chunk, np.float32(gain), out=out[at : at + len(chunk)])
-            at += len(chunk)
-        out[at:] = 0.0
-    at = 0
-    while melody:
-        chunk = melody.pop(0)
-        np.add(out[at : at + len(chunk)], chunk, out=out[at : at + len(chunk)])
-        at += len(chunk)
-    return out
-
-
-def _render_stems(engines: list[Engine], split: Split, lead: Lead, config: SynthConfig) -> tuple[np.ndarray, float] | None:
-    """The melody's channels and the rest rendered apart (the rest on the other engines, summed; on
-    music of `SynthConfig.parallel_min_seconds` or more, a share of it on the melody's engine too,
-    after the melody), the rest turned down so the melody leads (`studio.audio.loudness.lead_gain`),
-    and the two summed: the mix as one float32 array (N, 2), tail cut, and its integrated loudness.
-    None when the renders disagree (as `_render_parallel`).
-
-    The stems are measured once both are rendered (`studio.audio.loudness.StemPowers`, a few hops at
-    a time from their chunks) and summed chunk by chunk, so the memory a take needs grows with one
-    copy of it. A stem rendered on one engine stops its release tail where it falls silent
-    (`_play`'s ``"stem"`` tail) rather than rendering the longest tail the sum could need; the
-    shorter stem is then silent to the end.
-    """
-    from studio.audio import loudness
-
-    channels = _lead_channels(split, lead)
-    if channels is None:
-        return None
-    melody, rest = channels
-    rest_split = Split(split.parts, {c: split.weights[c] for c in rest}, split.seconds)
-    if _melody_engine_shares(split, len(engines), config):
-        # Long music: the melody is one light line, so its engine also plays a share of the rest
-        # after it (engine i plays files i, i + len(engines), ...: rest group k on engine k + 1),
-        # the shares balanced with the melody's weight counted on its engine. A 9-minute take's
-        # choir rendered on one engine while the melody's sat idle after a sixth of the time.
-        n = len(engines)
-        preload = [sum(split.weights[c] for c in melody) if (k + 1) % n == 0 else 0 for k in range(n)]
-        groups = [melody, *rest_split.groups(n, preload)]
-    else:
-        groups = [melody, *rest_split.groups(max(1, len(engines) - 1))]
-    block, window = _block_and_window(config)
-    size = max(block, window) * _CHUNK_CALLS
-    mix = _Mix(len(groups) - 1)
-    frames = [_FloatFrames(size)] + [_FloatFrames(size, sink=mix.sink(i)) for i in range(len(groups) - 1)]
-    tails = ["stem"] * 2 if len(groups) == 2 else ["stem"] + ["whole"] * (len(groups) - 1)  # a spread one is summed: same lengths
-    # The stems' measure needs scipy.fft (0.2 s to import in a fresh process): imported by the melody's
-    # engine's thread once its files are played, while the accompaniment is still rendering.
-    meanwhile = partial(importlib.import_module, "scipy.fft")
-    played = _agreed(_render_groups(engines, [split.midi(g) for g in groups], config, split.seconds, frames, tails, meanwhile))
-    rest_chunks = mix.chunks()
-    if played is None or rest_chunks is None:
-        return None
-    melody_chunks = frames[0].views()
-    frames.clear()  # the two stems are held by these lists only (a long song's stems are large)
-    mix.sums.clear()
-    longer = max(melody_chunks, rest_chunks, key=lambda chunks: sum(len(c) for c in chunks))
-    offsets = np.cumsum([0] + [len(c) for c in longer])  # where each chunk starts, laid end to end (both stems alike)
-    windows = [(0, int(offsets[index]) + start) for index, start in played[1]]
-    powers = loudness.StemPowers(melody_chunks, rest_chunks, config.sample_rate)
-    gain = loudness.lead_gain(powers.lead_loudness(), powers.rest_loudness(), config.lead_lu, lead.lead_db, lead.rest_db)
-    del longer
-    chunks = [_summed(melody_chunks, rest_chunks, gain)]
-    _cut_tail(chunks, windows, config)
-    return chunks[0], powers.loudness(gain)
-
-
 def render_midi(
     midi: bytes | str | os.PathLike[str],
     config: SynthConfig | None = None,
@@ -566,10 +452,9 @@ def render_midi(
 
     The float mix is then scaled to `SynthConfig.loudness_lufs` (BS.1770 integrated loudness, by
     `studio.audio.loudness.hop_energies`) with its true peak at most `SynthConfig.true_peak_dbtp`
-    (`studio.audio.loudness.normalize`), and quantised to int16. With a `lead`, the melody's
-    channels and the rest are rendered apart (on two engines at once when two are free; the two
-    stems measured once rendered) and the rest is turned down, when needed, so that the melody is
-    `SynthConfig.lead_lu` louder than the accompaniment together; then they are summed.
+    (`studio.audio.loudness.normalize`), and quantised to int16. With a `lead`, the rest's channel
+    volumes are first turned down, when needed, so that the melody is `SynthConfig.lead_lu` louder
+    than the accompaniment together, as predicted from the notes (`studio.audio.synth.balance`).
 
     Parameters
     ----------
@@ -602,18 +487,18 @@ def render_midi(
     split = scan_midi(data)  # the music's length (to render ahead in large calls) and its channels
     if split is not None and split.seconds > config.max_music_seconds:
         raise _too_long(config)
-    stems = config.loudness_lufs is not None and lead is not None and split is not None and _lead_channels(split, lead) is not None
-    want = _engines_wanted(split, stems, config)
+    if config.loudness_lufs is not None:
+        _import_meanwhile("scipy.fft")  # the mix's measure needs it (0.2 s in a fresh process)
+    want = _engines_wanted(split, config)
     if split is not None:
         # The budget counts the engines a render gets on a free machine (`want`), not those free now,
         # so the same music is cut at the same place under load.
-        files = 2 if stems and _melody_engine_shares(split, want, config) else 1
-        cut = audio_cut(split, want, files, config)
+        cut = audio_cut(split, want, 1, config)
         if cut is not None:
             whole = split.seconds
             split = split.cut(cut)
             data = split.midi(list(split.weights))
-            want = _engines_wanted(split, stems, config)
+            want = _engines_wanted(split, config)
             if warnings is not None:
                 warnings.append(
                     f"the audio stops at {_clock(split.seconds)} of {_clock(whole)}: the music is too long or dense to "
@@ -621,37 +506,38 @@ def render_midi(
                 )
     engines = _engines.POOL.acquire(config, want)
     try:
-        frames = mixed = None
-        if stems:
-            assert split is not None and lead is not None
-            mixed = _render_stems(engines, split, lead, config)
-        if mixed is None and len(engines) > 1 and split is not None and split.seconds >= config.parallel_min_seconds:
+        if config.loudness_lufs is not None and lead is not None and split is not None:
+            gain = rest_gain(split, lead, engines[0], config)
+            if gain < 1.0:
+                split = split.with_volume([c for c in split.weights if c not in lead.channels], gain)
+                data = split.midi(list(split.weights))
+        frames = None
+        if len(engines) > 1 and split is not None and split.seconds >= config.parallel_min_seconds:
             frames = _render_parallel(engines, split, config)
-        if mixed is None and frames is None:
+        if frames is None:
             frames = _render_single(engines[0], data, config, split.seconds if split is not None else None)
     finally:
         _engines.POOL.release(engines)
     if config.loudness_lufs is None:
-        assert frames is not None
         limit = 10.0 ** (config.peak_dbfs / 20.0)
         peak = frames.peak()
         return frames.to_int16(limit / peak if peak > limit else 1.0)
-    return _loudness_step(mixed, frames, config)
+    return _loudness_step(frames, config)
 
 
-def _melody_engine_shares(split: Split, engines: int, config: SynthConfig) -> bool:
-    """Whether, with the stems apart on `engines` engines, the melody's engine also plays a share of
-    the rest after the melody (`_render_stems`): on long music with more than one engine."""
-    return engines > 1 and split.seconds >= config.parallel_min_seconds
+def _import_meanwhile(module: str) -> None:
+    """Import `module` in a thread of its own unless it is imported: it loads while FluidSynth
+    renders (its calls release the GIL), and whoever needs it first waits for the import to end."""
+    if module not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=(module,), name="studio-import", daemon=True).start()
 
 
-def _engines_wanted(split: Split | None, stems: bool, config: SynthConfig) -> int:
+def _engines_wanted(split: Split | None, config: SynthConfig) -> int:
     """How many engines a render of `split` uses when they are free: one per sounding channel (at
-    most `SynthConfig.worker_count`) for long music, two for a melody and its accompaniment apart."""
-    want = 1
+    most `SynthConfig.worker_count`) for long music, else one."""
     if split is not None and split.seconds >= config.parallel_min_seconds:
-        want = min(config.worker_count(), split.sounding_channels())
-    return max(2, want) if stems else want
+        return max(1, min(config.worker_count(), split.sounding_channels()))
+    return 1
 
 
 def _clock(seconds: float) -> str:
@@ -660,17 +546,14 @@ def _clock(seconds: float) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
-def _loudness_step(mixed: tuple[np.ndarray, float] | None, frames: _FloatFrames | None, config: SynthConfig) -> np.ndarray:
+def _loudness_step(frames: _FloatFrames, config: SynthConfig) -> np.ndarray:
     """The float mix at the studio's loudness and true-peak ceiling, as int16 (`studio.audio.loudness`)."""
     from studio.audio import loudness
 
-    if mixed is not None:
-        audio, measured = mixed
-    else:
-        assert frames is not None
-        audio = _joined(frames.views())
-        measured = loudness.hop_loudness(audio, config.sample_rate)
+    chunks = frames.views()
+    audio = chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
     assert config.loudness_lufs is not None
+    measured = loudness.hop_loudness(audio, config.sample_rate)
     audio, _ = loudness.normalize(audio, config.sample_rate, config.loudness_lufs, config.true_peak_dbtp, measured)
     # No clip needed: the true peak is at most the ceiling, <= 0 dBTP (or, for silence, nothing was
     # scaled up), and it is at least 1.0006 times the sample peak (`loudness.true_peak`'s phase 0),

@@ -24,6 +24,7 @@ would change.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import deque
 from dataclasses import dataclass, field
@@ -34,7 +35,12 @@ from studio.core.errors import InputError
 from studio.core.midi import _DATA_BYTES, _varlen, _varlen_bytes, read_division
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Score, TempoChange
 
-__all__ = ["Split", "scan_midi"]
+__all__ = ["DEFAULT_VOLUME", "PROGRAM", "Split", "scan_midi"]
+
+PROGRAM = 128  # `Split.controls`' number for a program change (controllers are 0-127)
+DEFAULT_VOLUME = 100  # a channel's volume (CC7) before any is set: General MIDI's, and FluidSynth's
+# the controllers that choose a channel's instrument or set its level: bank select, volume, expression
+_LEVEL_CONTROLLERS = frozenset((0, 7, 11))
 
 
 @dataclass
@@ -49,10 +55,14 @@ class Split:
     parts: list[bytes | list[tuple[int, int, bytes]]]
     weights: dict[int, int]  # channel -> note ticks (plus an allowance per note for its release)
     seconds: float  # the music's length by the tempo map, to the last end of track
-    # every note as (channel, start tick, end tick plus the release allowance), in release order
-    notes: list[tuple[int, int, int]] = field(default_factory=list)
+    # every note as (channel, start tick, end tick plus the release allowance, key, velocity), in release order
+    notes: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     # the tempo map as points (tick, seconds), ticks increasing; the last tempo goes on past the last point
     time_map: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.array([0.0, 1.0]), np.array([0.0, 0.5 / 480])))
+    allowance: int = 0  # the release allowance in ticks, added to every note's end
+    # what sets a channel's instrument and level, in file order (track by track) as (tick, channel,
+    # number, value): `PROGRAM` for a program change, else the controller (bank select, volume, expression)
+    controls: list[tuple[int, int, int, int]] = field(default_factory=list)
 
     def seconds_at(self, ticks: np.ndarray) -> np.ndarray:
         """The times of `ticks` by the file's tempo map (the arithmetic of `Score.tick_to_seconds`)."""
@@ -86,8 +96,43 @@ class Split:
             kept.append((until, -1, b"\xff\x2f\x00"))
             parts.append(kept)
         seconds = float(self.seconds_at(np.array([until]))[0])
-        notes = [(c, s, min(e, until)) for c, s, e in self.notes if s < until]
-        return Split(parts, dict(self.weights), seconds, notes, self.time_map)
+        notes = [(c, s, min(e, until), k, v) for c, s, e, k, v in self.notes if s < until]
+        controls = [c for c in self.controls if c[0] < until]
+        return Split(parts, dict(self.weights), seconds, notes, self.time_map, self.allowance, controls)
+
+    def with_volume(self, channels: list[int], gain: float) -> Split:
+        """The file with `channels` played at `gain` times their amplitude: each of their channel
+        volumes (control change 7) scaled by ``sqrt(gain)`` (FluidSynth's amplitude goes as CC7
+        squared, the SoundFont 2 default modulator), and their default volume (100) set so at the
+        start of the first track. Every other event is kept byte for byte."""
+        if gain == 1.0:
+            return self
+        scale = math.sqrt(gain)
+        mine = frozenset(channels)
+
+        def volume(value: int) -> int:
+            return 0 if value == 0 else max(1, min(127, round(value * scale)))
+
+        parts: list[bytes | list[tuple[int, int, bytes]]] = []
+        first = True
+        for part in self.parts:
+            if isinstance(part, bytes):
+                parts.append(part)
+                continue
+            events = [
+                (tick, -1, bytes([raw[0], 7, volume(raw[2])]))
+                if channel < 0 and len(raw) == 3 and raw[0] & 0xF0 == 0xB0 and raw[1] == 7 and raw[0] & 0x0F in mine
+                else (tick, channel, raw)
+                for tick, channel, raw in part
+            ]
+            if first:
+                events = [(0, -1, bytes([0xB0 | c, 7, volume(DEFAULT_VOLUME)])) for c in sorted(mine)] + events
+                first = False
+            parts.append(events)
+        controls = [(0, c, 7, volume(DEFAULT_VOLUME)) for c in sorted(mine)] + [
+            (tick, c, number, volume(value) if number == 7 and c in mine else value) for tick, c, number, value in self.controls
+        ]
+        return Split(parts, dict(self.weights), self.seconds, self.notes, self.time_map, self.allowance, controls)
 
     def groups(self, n: int, loads: list[int] | None = None) -> list[list[int]]:
         """The note channels in at most `n` groups of about equal weight (greedy, heaviest first); with
@@ -131,7 +176,8 @@ def scan_track(
     allowance: int,
     tempos: list[tuple[int, int]],
     weights: dict[int, int],
-    notes: list[tuple[int, int, int]] | None = None,
+    notes: list[tuple[int, int, int, int, int]] | None = None,
+    controls: list[tuple[int, int, int, int]] | None = None,
 ) -> tuple[list[tuple[int, int, bytes]], int] | None:
     """The events of one MTrk body and its end tick, or None when FluidSynth might read it otherwise.
 
@@ -141,7 +187,7 @@ def scan_track(
     engine, exactly as FluidSynth reads them.
     """
     events: list[tuple[int, int, bytes]] = []
-    sounding: dict[tuple[int, int], deque[int]] = {}  # a queue per key: stacked note-ons are released first in, first out
+    sounding: dict[tuple[int, int], deque[tuple[int, int]]] = {}  # (start, velocity) per key, released first in, first out
     pos, tick, running, end = 0, 0, 0, len(body)
     while pos < end:
         delta, pos = _varlen(body, pos)
@@ -164,10 +210,10 @@ def scan_track(
                 if length:
                     return None
                 events.append((tick, -1, b"\xff\x2f\x00"))
-                for (channel, _), starts in sounding.items():  # notes never released
-                    weights[channel] += sum(tick - t + allowance for t in starts)
+                for (channel, key), starts in sounding.items():  # notes never released
+                    weights[channel] += sum(tick - t + allowance for t, _ in starts)
                     if notes is not None:
-                        notes.extend((channel, t, tick + allowance) for t in starts)
+                        notes.extend((channel, t, tick + allowance, key, v) for t, v in starts)
                 return events, tick
             if kind == 0x51 and length == 3:
                 tempos.append((tick, int.from_bytes(body[pos - 3 : pos], "big")))
@@ -194,14 +240,19 @@ def scan_track(
                 weights.setdefault(channel, 0)
                 key = (channel, raw[1])
                 if kind == 0x90 and raw[2]:
-                    sounding.setdefault(key, deque()).append(tick)
+                    sounding.setdefault(key, deque()).append((tick, raw[2]))
                 elif sounding.get(key):
-                    start = sounding[key].popleft()
+                    start, velocity = sounding[key].popleft()
                     weights[channel] += tick - start + allowance
                     if notes is not None:
-                        notes.append((channel, start, tick + allowance))
+                        notes.append((channel, start, tick + allowance, raw[1], velocity))
                 events.append((tick, channel, raw))
             else:
+                if controls is not None:
+                    if kind == 0xC0:
+                        controls.append((tick, channel, PROGRAM, raw[1]))
+                    elif kind == 0xB0 and raw[1] in _LEVEL_CONTROLLERS:
+                        controls.append((tick, channel, raw[1], raw[2]))
                 events.append((tick, -1, raw))
     return None  # no end of track
 
@@ -225,7 +276,8 @@ def scan_midi(data: bytes) -> Split | None:
     parts: list[bytes | list[tuple[int, int, bytes]]] = [data[:pos]]
     tempos: list[tuple[int, int]] = []
     weights: dict[int, int] = {}
-    notes: list[tuple[int, int, int]] = []
+    notes: list[tuple[int, int, int, int, int]] = []
+    controls: list[tuple[int, int, int, int]] = []
     end_tick = 0
     tracks = 0
     try:
@@ -235,7 +287,7 @@ def scan_midi(data: bytes) -> Split | None:
                 return None
             if data[pos : pos + 4] == b"MTrk" and tracks < n_tracks:
                 tracks += 1
-                scanned = scan_track(data[pos + 8 : pos + 8 + length], allowance, tempos, weights, notes)
+                scanned = scan_track(data[pos + 8 : pos + 8 + length], allowance, tempos, weights, notes, controls)
                 if scanned is None:
                     return None
                 parts.append(scanned[0])
@@ -256,7 +308,7 @@ def scan_midi(data: bytes) -> Split | None:
         tempo_map = Score(ticks_per_beat, [], [TempoChange(0, DEFAULT_MICROSECONDS_PER_BEAT), *changes])
         seconds = tempo_map.tick_to_seconds(end_tick)
         time_map = _time_map(tempo_map)
-    return Split(parts, weights, seconds, notes, time_map)
+    return Split(parts, weights, seconds, notes, time_map, allowance, controls)
 
 
 def _time_map(tempo_map: Score) -> tuple[np.ndarray, np.ndarray]:
