@@ -36,6 +36,7 @@ from studio.audio.synth import (
     synth_status,
     write_wav,
 )
+from studio.audio.synth.budget import audio_cut
 from studio.audio.synth.split import scan_midi
 from studio.core.errors import InputError, StudioError
 
@@ -698,6 +699,22 @@ def test_single_channel_and_short_music_use_one_engine(parallel_calls):
     render_midi(_song(), SynthConfig(workers=2))  # 4 s, under parallel_min_seconds
     render_midi(_song(), SynthConfig(parallel_min_seconds=0.0, workers=1))  # one worker
     assert parallel_calls == []
+
+
+@needs_synth
+def test_short_music_too_dense_for_one_engine_renders_on_several(parallel_calls, fresh_pool):
+    """Under `parallel_min_seconds`, music whose work on one engine is over the budget renders on
+    several (its channels split), so that it is not cut where two engines have the time."""
+    busy = _midi_bytes(
+        {0: [(i * 0.1, 0.05, 48 + i % 36, 90) for i in range(200)], 1: [(i * 0.1, 0.05, 40 + i % 24, 80) for i in range(200)]}
+    )
+    split = scan_midi(busy)
+    config = SynthConfig(workers=2, render_budget=600.0)  # between one engine's work and a half of it
+    assert audio_cut(split, 1, 1, config) is not None and audio_cut(split, 2, 1, config) is None
+    said: list[str] = []
+    audio = render_midi(busy, config, warnings=said)
+    assert parallel_calls == [True] and said == []
+    _assert_nearly_equal(audio, render_midi(busy, SynthConfig(workers=1, render_budget=None)))
 
 
 @needs_synth

@@ -83,7 +83,8 @@ class SynthConfig:
         Music at least this long (by the MIDI file's tempo map, to its end of track) is rendered
         on several engines at once, its channels split between them; shorter music, or music with
         notes on one channel only, renders on one engine (starting the threads and summing the
-        buffers is not worth it for a short song).
+        buffers is not worth it for a short song), unless it is too dense for one engine's
+        `render_budget` (thousands of notes in a minute): then on several too.
     """
 
     sample_rate: int = 44100

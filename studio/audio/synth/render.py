@@ -9,9 +9,10 @@ silence), and the floats become int16 with a peak limit (see `SynthConfig`). Up 
 before the end of the music (known from the file's tempo map) the render goes in a few long calls
 that release the GIL, so that it runs beside Python work in other threads (see `_play`).
 
-Long music (`SynthConfig.parallel_min_seconds`) is rendered on several engines at once, one CPU
-core each: synthesis is linear (every voice is rendered on its own and FluidSynth's reverb and
-chorus are linear filters that start empty), so the MIDI's channels are split into groups balanced
+Long music (`SynthConfig.parallel_min_seconds`), and shorter music too dense for one engine's
+synthesis budget, is rendered on several engines at once, one CPU core each: synthesis is linear
+(every voice is rendered on its own and FluidSynth's reverb and chorus are linear filters that
+start empty), so the MIDI's channels are split into groups balanced
 by note duration (`studio.audio.synth.split`), each group's MIDI keeps every event of the file but
 the notes of the other groups' channels, the groups render in threads (long render calls release
 the GIL, see `Fluid`), and their float buffers are summed before the tail and the peak limit are
@@ -447,8 +448,9 @@ def render_midi(
 ) -> np.ndarray:
     """Render a MIDI file to 16-bit stereo audio, as the FluidSynth CLI plays it, at the studio's loudness.
 
-    Music of at least `SynthConfig.parallel_min_seconds` with notes on several channels is
-    rendered on several engines at once (see the module's notes); the audio is the same.
+    Music of at least `SynthConfig.parallel_min_seconds` (or too dense for one engine's budget) with
+    notes on several channels is rendered on several engines at once (see the module's notes); the
+    audio is the same.
 
     The float mix is then scaled to `SynthConfig.loudness_lufs` (BS.1770 integrated loudness, by
     `studio.audio.loudness.hop_energies`) with its true peak at most `SynthConfig.true_peak_dbtp`
@@ -512,7 +514,7 @@ def render_midi(
                 split = split.with_volume([c for c in split.weights if c not in lead.channels], gain)
                 data = split.midi(list(split.weights))
         frames = None
-        if len(engines) > 1 and split is not None and split.seconds >= config.parallel_min_seconds:
+        if len(engines) > 1 and split is not None:  # long or dense music (`_engines_wanted`)
             frames = _render_parallel(engines, split, config)
         if frames is None:
             frames = _render_single(engines[0], data, config, split.seconds if split is not None else None)
@@ -534,9 +536,13 @@ def _import_meanwhile(module: str) -> None:
 
 def _engines_wanted(split: Split | None, config: SynthConfig) -> int:
     """How many engines a render of `split` uses when they are free: one per sounding channel (at
-    most `SynthConfig.worker_count`) for long music, else one."""
-    if split is not None and split.seconds >= config.parallel_min_seconds:
-        return max(1, min(config.worker_count(), split.sounding_channels()))
+    most `SynthConfig.worker_count`) for long music, and for shorter music too dense for one engine's
+    budget (`studio.audio.synth.budget`: 20,000 notes in 50 s); else one."""
+    if split is None:
+        return 1
+    many = max(1, min(config.worker_count(), split.sounding_channels()))
+    if split.seconds >= config.parallel_min_seconds or (many > 1 and audio_cut(split, 1, 1, config) is not None):
+        return many
     return 1
 
 
