@@ -110,13 +110,13 @@ class Envelopes:
                 for code in missing[: most if self._known else max(1, most)]:  # something to borrow from
                     self._known[code] = _render_note(engine, code, self.sample_rate, self.gain)
                 self._write()
-            table = np.stack([self._known[c] if c in self._known else self._nearest(c) for c in wanted.tolist()])
+            known = np.fromiter(self._known, np.int64, len(self._known))
+            table = np.stack([self._known[c] if c in self._known else self._nearest(c, known) for c in wanted.tolist()])
         return table[np.searchsorted(wanted, codes)]
 
-    def _nearest(self, code: int) -> np.ndarray:
-        """The envelope of the known note nearest to `code` by key: of its instrument and velocity, else
-        of its velocity, else any."""
-        known = np.fromiter(self._known, np.int64, len(self._known))
+    def _nearest(self, code: int, known: np.ndarray) -> np.ndarray:
+        """The envelope of the `known` note nearest to `code` by key: of its instrument and velocity,
+        else of its velocity, else any."""
         velocity, key = code % 128, code // 128 % 128
         instrument = code // (128 * 128)
         for mine in (known // (128 * 128) == instrument) & (known % 128 == velocity), known % 128 == velocity, np.ones(len(known), bool):
