@@ -155,7 +155,7 @@ def _spectral_weights(rate: int, hop: int) -> np.ndarray:
 
 
 _CHUNK_HOPS = 128  # hops K-weighted per FFT call (12.8 s): any length is measured in a few MB
-_FFT_WORKERS = 2  # the mix is measured once it is rendered: both cores are free
+_FFT_WORKERS = 2  # the mix is measured once it is rendered, its engines done
 
 
 def _channels(x: np.ndarray | Sequence[np.ndarray]) -> int:
@@ -163,12 +163,12 @@ def _channels(x: np.ndarray | Sequence[np.ndarray]) -> int:
     return _frames(chunks[0]).shape[1] if chunks else 1
 
 
-def _segments(x: np.ndarray | Sequence[np.ndarray], hop: int, hops: int, channels: int | None = None) -> Iterator[np.ndarray]:
+def _segments(x: np.ndarray | Sequence[np.ndarray], hop: int, hops: int) -> Iterator[np.ndarray]:
     """The first `hops` hops of `x` (N, C), or of chunks (each (n, C)) laid end to end, `_CHUNK_HOPS`
-    hops at a time: each segment (C, k, hop) float32, zeros past the end (`channels` of them for
-    no chunks at all). Chunks are read in place (a long stem is never joined into one array)."""
+    hops at a time: each segment (C, k, hop) float32, zeros past the end (one channel for no chunks
+    at all). Chunks are read in place (a long take is never joined into one array)."""
     chunks = [_frames(x)] if isinstance(x, np.ndarray) else [_frames(c) for c in x]
-    channels = _channels(x) if channels is None else channels
+    channels = _channels(x)
     index, offset = 0, 0  # the chunk and frame the next segment starts at
     for first in range(0, hops, _CHUNK_HOPS):
         k = min(_CHUNK_HOPS, hops - first)

@@ -76,8 +76,8 @@ class SynthConfig:
         audio of music that would need more is cut where the budget is spent, every note released
         there, and the render says so. About 2.5 s of rendering an engine on the project's 2-core
         machine (with what follows the render, a take answers within about 5 s): a tune of ten
-        minutes on one channel stays within it, a take of four voices in two stems is cut after
-        five to six minutes, a file of thousands of overlapping notes after a minute or two. None:
+        minutes on one channel stays within it, a take of four voices on two engines is cut after
+        seven to eight minutes, a file of thousands of overlapping notes after a minute or two. None:
         no budget.
     parallel_min_seconds
         Music at least this long (by the MIDI file's tempo map, to its end of track) is rendered
