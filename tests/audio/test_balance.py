@@ -91,6 +91,18 @@ def _hymn() -> bytes:
             ),
             [0],
         ),
+        (
+            "electric piano, keys struck again",  # a soft electric piano fades out within its measured hold;
+            # the piano strikes keys it still holds (each new note-on releases the old)
+            _song(
+                {
+                    0: (73, [(b, 1.0, 72 + b % 5, 96) for b in range(16)]),
+                    1: (2, [(b * 0.5, 0.5, 50 + b % 7, 70) for b in range(32)]),
+                    2: (0, [(b, 2.5, k, 80) for b in range(16) for k in (43, 55)] + [(b, 2.5, 55, 60) for b in range(0, 16, 4)]),
+                }
+            ),
+            [0],
+        ),
     ],
 )
 def test_each_part_is_predicted_as_it_renders(name, data, melody):
@@ -212,3 +224,33 @@ def test_a_render_measures_a_bounded_number_of_new_notes(monkeypatch, tmp_path):
         assert len(rendered) == 40  # the other 37 keys measured by the next render
     finally:
         engine.POOL.release(engines)
+
+
+def test_notes_of_a_key_struck_again_end_as_fluidsynth_plays_them():
+    """A note-on releases the note of its key and channel still sounding; a note-off releases every
+    note of that key; two struck at one tick sound as one, to the earlier note-off."""
+    from studio.audio.synth.balance import _as_played
+
+    a = 10  # the release allowance, added to every end
+    notes = np.array(
+        [
+            [0, 0, 400 + a, 60, 90],  # released at 100 by the next note-on ...
+            [0, 100, 300 + a, 60, 90],  # ... which ends at its own note-off (300 < 400)
+            [0, 500, 700 + a, 60, 90],  # struck after: its own
+            [0, 600, 650 + a, 60, 90],  # the first is released at 600; this one by its own note-off at 650
+            [1, 0, 200 + a, 60, 90],  # struck together on another channel: one voice, to the earlier end
+            [1, 0, 300 + a, 60, 90],
+            [1, 0, 300 + a, 62, 90],  # another key: untouched
+        ]
+    )
+    played = sorted(map(tuple, _as_played(notes, a).tolist()))
+    assert played == [
+        (0, 0, 100 + a, 60, 90),
+        (0, 100, 300 + a, 60, 90),
+        (0, 500, 600 + a, 60, 90),
+        (0, 600, 650 + a, 60, 90),
+        (1, 0, 200 + a, 60, 90),
+        (1, 0, 300 + a, 62, 90),
+    ]
+    overlapping = np.array([[0, 0, 200 + a, 60, 90], [0, 100, 300 + a, 60, 90]])  # the first's note-off releases the second
+    assert sorted(map(tuple, _as_played(overlapping, a).tolist())) == [(0, 0, 100 + a, 60, 90), (0, 100, 200 + a, 60, 90)]

@@ -38,6 +38,8 @@ from studio.audio.synth.split import DEFAULT_VOLUME, PROGRAM, Split
 __all__ = ["part_hops", "part_loudness", "rest_gain"]
 
 _DRUM_CHANNEL = 9  # FluidSynth plays MIDI channel 10 from the drum kits
+_FADED = 1e-5  # a measured note this far under its loudest hop (-50 dB) by the end of its hold has faded ...
+_FALL = 0.1  # ... and its release is taken to fall 10 dB a hop (FluidR3's pianos and guitars: 5-25 dB)
 # each control's value before a file sets it: bank select (FluidSynth's default "gs" mode reads the
 # MSB alone), the program, volume and expression
 _DEFAULTS = {0: 0, PROGRAM: 0, 7: DEFAULT_VOLUME, 11: 127}
@@ -79,12 +81,36 @@ def _envelopes(instrument: np.ndarray, velocity: np.ndarray, engine: Engine, con
     return np.where((lower > 0) & (upper > 0), mixed, (1.0 - weight) * lower + weight * upper)
 
 
+def _as_played(notes: np.ndarray, allowance: int) -> np.ndarray:
+    """`notes` (`Split.notes` rows) as FluidSynth sounds them when one channel strikes a key that is
+    still sounding: the new note-on releases the note already there, and a note-off releases every
+    note of that key on that channel. So a note ends at the next note-on of its key and channel, a
+    note struck after another ends by the other's note-off at the latest, and of two struck at one
+    tick one sounds, to the earlier note-off. The studio's own takes never do this; a song kept
+    beside an accompaniment may (a piano's chords strike a key held in another hand)."""
+    if len(notes) < 2:
+        return notes
+    notes = notes[np.lexsort((notes[:, 2], notes[:, 1], notes[:, 3], notes[:, 0]))]  # by channel, key, start, end
+    same = (notes[1:, 0] == notes[:-1, 0]) & (notes[1:, 3] == notes[:-1, 3])  # the next note is of this key and channel
+    if not same.any():
+        return notes
+    notes = notes.copy()
+    ends = notes[:, 2].copy()  # (each end has the release allowance added, as `Split.notes` keeps it)
+    twin = same & (notes[1:, 1] == notes[:-1, 1])  # struck at the tick of the one before: one voice, to the earlier end
+    first = np.flatnonzero(same & ~twin)  # a note with a later one of its key and channel
+    second = first + 1
+    notes[first, 2] = np.minimum(ends[first], notes[second, 1] + allowance)  # released by the next note-on
+    released = ends[first] > notes[second, 1] + allowance  # the first's note-off comes once the second sounds
+    notes[second, 2] = np.where(released, np.minimum(notes[second, 2], ends[first]), notes[second, 2])  # (it may be a first too)
+    return notes[np.concatenate([[True], ~twin])]
+
+
 def part_hops(split: Split, channels: list[int] | tuple[int, ...], engine: Engine, config: SynthConfig) -> np.ndarray:
     """The predicted K-weighted energy of every 100 ms hop of the notes on `channels` (both audio
     channels together), from the start of the music to the last release; notes not measured yet are
     rendered on `engine` (`note_energy`)."""
     notes = np.array(split.notes, np.int64).reshape(-1, 5)
-    notes = notes[np.isin(notes[:, 0], np.asarray(channels, np.int64))]
+    notes = _as_played(notes[np.isin(notes[:, 0], np.asarray(channels, np.int64))], split.allowance)
     if not len(notes):
         return np.zeros(0)
     channel, start, end, key, velocity = notes.T
@@ -130,11 +156,15 @@ def part_hops(split: Split, channels: list[int] | tuple[int, ...], engine: Engin
         out += np.cumsum(steady)[:hops]
         np.add.at(out, first[longer] + whole[longer], last * part[longer])
     # the release, from the level the note left at (the measured one left at the end of its hold),
-    # starting part of the way into the hop it is released in
+    # starting part of the way into the hop it is released in, never louder than that level; a note
+    # that had faded under `_FADED` of its loudest by the end of its measured hold (a soft electric
+    # piano: -97 dB) left no release to scale, so its release falls `_FALL` a hop
     left_at = held[np.arange(len(held)), np.minimum(whole, HOLD_HOPS - 1)]
+    measured = held[:, -1] > _FADED * held.max(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(held[:, -1] > 0, left_at / held[:, -1], 0.0)
-    tail = release * ratio[:, None]
+        ratio = np.where(measured, left_at / held[:, -1], 0.0)
+    fall = left_at[:, None] * _FALL ** np.arange(1, release.shape[1] + 1)[None, :]
+    tail = np.minimum(np.where(measured[:, None], release * ratio[:, None], fall), left_at[:, None])
     at = (first + whole)[:, None] + np.arange(tail.shape[1])[None, :]
     out += np.bincount(at.ravel(), (tail * (1.0 - part)[:, None]).ravel(), minlength=hops)[:hops]
     out += np.bincount((at + 1).ravel(), (tail * part[:, None]).ravel(), minlength=hops)[:hops]

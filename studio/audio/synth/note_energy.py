@@ -78,7 +78,7 @@ class Envelopes:
         except (OSError, ValueError, KeyError):
             return
         if energies.ndim == 2 and energies.shape[1] == ENVELOPE_HOPS and len(codes) == len(energies):
-            self._known.update(zip(codes.tolist(), energies, strict=True))
+            self._known.update(zip(codes.tolist(), energies.astype(np.float32), strict=True))
 
     def _write(self) -> None:
         codes = np.array(sorted(self._known), np.int64)
@@ -96,14 +96,14 @@ class Envelopes:
             pass  # a cache that cannot be written: the notes are rendered again next time
 
     def of(self, codes: np.ndarray, engine: Engine, most: int = MOST_NEW_NOTES) -> np.ndarray:
-        """The envelopes of `codes` (K,), shape (K, `ENVELOPE_HOPS`), float64. Notes not known yet are
+        """The envelopes of `codes` (K,), shape (K, `ENVELOPE_HOPS`), float32. Notes not known yet are
         rendered on `engine` (which the caller resets before its next render), at most `most` of
         them, those most asked for first; any others borrow the envelope of the nearest key known of
         the same instrument at the same velocity (else of any instrument), until a later call
         measures them. A file of every key of sixteen instruments costs no more than `most` notes."""
         wanted, counts = np.unique(codes, return_counts=True)
         if not len(wanted):
-            return np.zeros((0, ENVELOPE_HOPS))
+            return np.zeros((0, ENVELOPE_HOPS), np.float32)
         with self._lock:
             missing = [int(c) for c in wanted[np.argsort(-counts, kind="stable")].tolist() if c not in self._known]
             if missing:
@@ -154,7 +154,7 @@ def _render_note(engine: Engine, code: int, sample_rate: int, gain: float) -> np
         if np.abs(audio[at - n : at]).max() < _SILENT:
             break
     energies = loudness.hop_energies(audio[: hop * ENVELOPE_HOPS], sample_rate).sum(axis=0)
-    out = np.zeros(ENVELOPE_HOPS)
+    out = np.zeros(ENVELOPE_HOPS, np.float32)  # kept for every note a SoundFont played: half the room of float64
     out[: len(energies)] = energies[:ENVELOPE_HOPS]
     return out
 
