@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,8 @@ from studio.core.midi import _DATA_BYTES, _varlen, _varlen_bytes, read_division
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Score, TempoChange
 
 __all__ = ["DEFAULT_VOLUME", "PROGRAM", "Split", "scan_midi"]
+
+Event = tuple[int, int, bytes]  # an MTrk event of `Split.parts`: (absolute tick, channel of a note-on/off else -1, bytes)
 
 PROGRAM = 128  # `Split.controls`' number for a program change (controllers are 0-127)
 DEFAULT_VOLUME = 100  # a channel's volume (CC7) before any is set: General MIDI's, and FluidSynth's
@@ -52,7 +55,7 @@ class Split:
     the event's bytes with an explicit status byte).
     """
 
-    parts: list[bytes | list[tuple[int, int, bytes]]]
+    parts: list[bytes | list[Event]]
     weights: dict[int, int]  # channel -> note ticks (plus an allowance per note for its release)
     seconds: float  # the music's length by the tempo map, to the last end of track
     # every note as (channel, start tick, end tick plus the release allowance, key, velocity), in release order
@@ -79,22 +82,30 @@ class Split:
             return int(at[-1] + (seconds - times[-1]) / rate)
         return int(np.interp(seconds, times, at))
 
-    def cut(self, until: int) -> Split:
-        """The file's music up to tick `until`, where every note is released: the events before
-        `until` kept, then, on every channel, the sustain pedal lifted and all notes off (their
-        releases sound, as at the end of a song), and each track's end there."""
-        parts: list[bytes | list[tuple[int, int, bytes]]] = []
-        first = True
+    def _rewritten(
+        self, each: Callable[[list[Event]], list[Event]], first: Callable[[list[Event]], list[Event]]
+    ) -> list[bytes | list[Event]]:
+        """The parts with every MTrk's events passed through `each`, the first MTrk's then through `first`."""
+        parts: list[bytes | list[Event]] = []
+        seen = False
         for part in self.parts:
             if isinstance(part, bytes):
                 parts.append(part)
                 continue
-            kept = [event for event in part if event[0] < until and event[2] != b"\xff\x2f\x00"]
-            if first:
-                kept += [(until, -1, bytes([0xB0 | c, cc, 0])) for c in range(16) for cc in (64, 123)]
-                first = False
-            kept.append((until, -1, b"\xff\x2f\x00"))
-            parts.append(kept)
+            parts.append(each(part) if seen else first(each(part)))
+            seen = True
+        return parts
+
+    def cut(self, until: int) -> Split:
+        """The file's music up to tick `until`, where every note is released: the events before
+        `until` kept, then, on every channel, the sustain pedal lifted and all notes off (their
+        releases sound, as at the end of a song), and each track's end there."""
+        end = (until, -1, b"\xff\x2f\x00")
+        released = [(until, -1, bytes([0xB0 | c, cc, 0])) for c in range(16) for cc in (64, 123)]
+        parts = self._rewritten(
+            lambda events: [e for e in events if e[0] < until and e[2] != end[2]] + [end],
+            lambda events: events[:-1] + released + events[-1:],
+        )
         seconds = float(self.seconds_at(np.array([until]))[0])
         notes = [(c, s, min(e, until), k, v) for c, s, e, k, v in self.notes if s < until]
         controls = [c for c in self.controls if c[0] < until]
@@ -113,22 +124,16 @@ class Split:
         def volume(value: int) -> int:
             return 0 if value == 0 else max(1, min(127, round(value * scale)))
 
-        parts: list[bytes | list[tuple[int, int, bytes]]] = []
-        first = True
-        for part in self.parts:
-            if isinstance(part, bytes):
-                parts.append(part)
-                continue
-            events = [
+        def scaled(events: list[Event]) -> list[Event]:
+            return [
                 (tick, -1, bytes([raw[0], 7, volume(raw[2])]))
                 if channel < 0 and len(raw) == 3 and raw[0] & 0xF0 == 0xB0 and raw[1] == 7 and raw[0] & 0x0F in mine
                 else (tick, channel, raw)
-                for tick, channel, raw in part
+                for tick, channel, raw in events
             ]
-            if first:
-                events = [(0, -1, bytes([0xB0 | c, 7, volume(DEFAULT_VOLUME)])) for c in sorted(mine)] + events
-                first = False
-            parts.append(events)
+
+        defaults = [(0, -1, bytes([0xB0 | c, 7, volume(DEFAULT_VOLUME)])) for c in sorted(mine)]
+        parts = self._rewritten(scaled, lambda events: defaults + events)
         controls = [(0, c, 7, volume(DEFAULT_VOLUME)) for c in sorted(mine)] + [
             (tick, c, number, volume(value) if number == 7 and c in mine else value) for tick, c, number, value in self.controls
         ]
@@ -178,7 +183,7 @@ def scan_track(
     weights: dict[int, int],
     notes: list[tuple[int, int, int, int, int]] | None = None,
     controls: list[tuple[int, int, int, int]] | None = None,
-) -> tuple[list[tuple[int, int, bytes]], int] | None:
+) -> tuple[list[Event], int] | None:
     """The events of one MTrk body and its end tick, or None when FluidSynth might read it otherwise.
 
     None for what FluidSynth's reader treats differently from the standard (running status after
@@ -186,7 +191,7 @@ def scan_track(
     in a file (0xF1-0xFE, 0xF7) and for a track without an end-of-track: such files render on one
     engine, exactly as FluidSynth reads them.
     """
-    events: list[tuple[int, int, bytes]] = []
+    events: list[Event] = []
     sounding: dict[tuple[int, int], deque[tuple[int, int]]] = {}  # (start, velocity) per key, released first in, first out
     pos, tick, running, end = 0, 0, 0, len(body)
     while pos < end:
@@ -273,7 +278,7 @@ def scan_midi(data: bytes) -> Split | None:
         return None
     # a release allowance per note: half a beat, or a quarter of a second in SMPTE time
     allowance = round(ticks_per_second / 4) if ticks_per_second else ticks_per_beat // 2
-    parts: list[bytes | list[tuple[int, int, bytes]]] = [data[:pos]]
+    parts: list[bytes | list[Event]] = [data[:pos]]
     tempos: list[tuple[int, int]] = []
     weights: dict[int, int] = {}
     notes: list[tuple[int, int, int, int, int]] = []
