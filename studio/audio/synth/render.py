@@ -403,20 +403,17 @@ def _render_groups(
 
 
 def _agreed(results: list[_Played | BaseException | None]) -> _Played | None:
-    """The renders' common `_play` result, with the longest tail; None when one was refused or they
-    ended apart (then the caller renders on one engine); an unexpected exception is raised."""
+    """The renders' common `_play` result; None when one was refused or they ended apart (then the
+    caller renders on one engine); an unexpected exception is raised."""
     for result in results:
         if isinstance(result, (StudioError, _Overshot)):
             return None
         if isinstance(result, BaseException):
             raise result
     played = [r for r in results if r is not None]
-    if len(played) != len(results):
+    if len(played) != len(results) or any(r != played[0] for r in played):
         return None
-    longest = max(played, key=lambda r: len(r[1]))
-    if any(r[0] != longest[0] or r[1] != longest[1][: len(r[1])] for r in played):
-        return None
-    return longest
+    return played[0]
 
 
 def _render_parallel(engines: list[Engine], split: Split, config: SynthConfig) -> _FloatFrames | None:
@@ -552,12 +549,18 @@ def _clock(seconds: float) -> str:
     return f"{whole // 60}:{whole % 60:02d}"
 
 
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    """Float chunks (each (n, 2)) as one array: the chunk itself when there is one (no copy)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+
+
 def _loudness_step(frames: _FloatFrames, config: SynthConfig) -> np.ndarray:
     """The float mix at the studio's loudness and true-peak ceiling, as int16 (`studio.audio.loudness`)."""
     from studio.audio import loudness
 
-    chunks = frames.views()
-    audio = chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+    audio = _joined(frames.views())
     assert config.loudness_lufs is not None
     measured = loudness.hop_loudness(audio, config.sample_rate)
     audio, _ = loudness.normalize(audio, config.sample_rate, config.loudness_lufs, config.true_peak_dbtp, measured)
