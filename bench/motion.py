@@ -15,10 +15,15 @@ them); with ``--relative`` only the move sizes the model overdoes are charged (i
 first 60 training melodies against the real voices', `excess_motion_costs`), and ``--recalibrate N``
 moves those costs N times toward the genre's shares from the moves the model makes with them on the
 same melodies (`recalibrated_motion_costs`: a size the guided model now overdoes, a repeat its
-redrawn notes fall to, is charged too; ``--decay``: the step halved each round). ``--write`` stores the
-chosen weight's costs in the card (``config.motion``), or those compared with when none passes.
+redrawn notes fall to, is charged too; ``--decay``: the step halved each round; with ``--per-voice``
+each voice's moves against the same voice's). ``--harmony`` charges, the same way, the vertical interval
+classes the model sounds more often than the genre's voices (`recalibrated_harmony_costs` of the
+`vertical_histogram`s: ``config.harmony``), alone (the card's motion costs kept) or, with ``--relative``,
+recalibrated together with the motion costs from the same takes. ``--write`` stores the chosen
+weight's costs in the card (``config.motion``, ``config.harmony``), or those compared with when none passes.
 
-    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice | --relative [--recalibrate N]] [--against-card] [--write]
+    python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice]
+        [--relative [--recalibrate N [--decay]]] [--harmony] [--against-card] [--write]
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.restrikes import _card_without
+from bench.restrikes import _card_with
 from studio.core.config import REPO_ROOT
 
 __all__ = ["choose", "sweep", "training_costs"]
@@ -65,45 +70,88 @@ def training_costs(model: str, weight: float, per_voice: bool = False) -> tuple[
     return tuple(c for v in range(1, voices + 1) for c in motion_costs(sum(interval_histogram([p.tracks[v]]) for p in train), weight))
 
 
-def _moves(model: str, motion: tuple[float, ...], pieces: list[Any]) -> Any:
-    """The `interval_histogram` of `model`'s voices (its card with `config.motion` = `motion`, its
-    defaults, seed 0) on the melodies of `pieces`."""
-    from studio.core.voice_leading import interval_histogram
+def _histograms(model: str, config: dict[str, tuple[float, ...]], pieces: list[Any], per_voice: bool = False) -> dict[str, Any]:
+    """What `model` writes (its card with `config`'s costs, its defaults, seed 0) on the melodies of
+    `pieces`: ``motion``, the `interval_histogram` of its voices (`per_voice`: one per voice, high to
+    low) and ``harmony``, the `vertical_histogram` of the melody and its voices."""
     from studio.serving.registry import ModelRegistry
     from studio.training.evaluate import _model_melody
 
     with tempfile.TemporaryDirectory() as tmp:
-        registry = ModelRegistry(_card_without(model, Path(tmp), "motion", motion))
-        return sum(
-            interval_histogram(registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0, limit_length=False)) for p in pieces
-        )
+        registry = ModelRegistry(_card_with(model, Path(tmp), config))
+        takes = []
+        for p in pieces:
+            melody = _model_melody(p.tracks[0])
+            takes.append([melody, *registry.generate(model, melody, p.grid, {}, 0, limit_length=False)])
+    return _voice_histograms(takes, per_voice)
 
 
-def excess_costs(model: str, weight: float, pieces: int = 60, rounds: int = 0, decay: bool = False) -> tuple[float, ...]:
-    """`excess_motion_costs` of `model` (its card without motion costs, its defaults, seed 0) against its
-    genre's real voices, both on the first `pieces` melodies of the training list (never validation);
-    then, `rounds` times, `recalibrated_motion_costs` from the model's moves sampled with the costs so
-    far on the same melodies, with a step of `weight` (`decay`: halved each round, so that the costs
-    settle where a step would swing past the genre's share)."""
-    from studio.core.part_writing import excess_motion_costs, recalibrated_motion_costs
-    from studio.core.voice_leading import interval_histogram
+def _voice_histograms(pieces: list[list[Any]], per_voice: bool) -> dict[str, Any]:
+    """``motion`` and ``harmony`` histograms of pieces given as voices (the melody first), as `_histograms`."""
+    from studio.core.voice_leading import interval_histogram, vertical_histogram
+
+    voices = min(len(p) for p in pieces) - 1
+    motion = (
+        [sum(interval_histogram([p[v]]) for p in pieces) for v in range(1, voices + 1)]
+        if per_voice
+        else sum(interval_histogram(p[1:]) for p in pieces)
+    )
+    return {"motion": motion, "harmony": sum(vertical_histogram(p) for p in pieces)}
+
+
+def excess_costs(
+    model: str,
+    weight: float,
+    pieces: int = 60,
+    rounds: int = 0,
+    decay: bool = False,
+    kinds: tuple[str, ...] = ("motion",),
+    per_voice: bool = False,
+) -> dict[str, tuple[float, ...]]:
+    """Costs that charge what `model` overdoes against its genre's real voices, both on the first
+    `pieces` melodies of the training list (never validation): for each of `kinds`, ``motion``
+    (`excess_motion_costs` of the move sizes; `per_voice`: each voice's own, one after the other) and
+    ``harmony`` (the vertical interval classes), from the model without them (its card's other costs
+    kept); then, `rounds` times, recalibrated together from the model's takes with the costs so far
+    on the same melodies, with a step of `weight` (`decay`: halved each round, so that the costs settle
+    where a step would swing past the genre's share)."""
+    from studio.core.part_writing import MOTION_SIZES, recalibrated_harmony_costs, recalibrated_motion_costs
 
     chosen = _training_pieces(model)[:pieces]
-    genre = sum(interval_histogram(p.tracks[1:]) for p in chosen)
-    costs = excess_motion_costs(_moves(model, (), chosen), genre, weight)
+    genre = _voice_histograms([list(p.tracks) for p in chosen], per_voice)
+    costs: dict[str, tuple[float, ...]] = {kind: () for kind in kinds}
+
+    def moved(step: float) -> dict[str, tuple[float, ...]]:
+        seen = _histograms(model, costs, chosen, per_voice)
+        out = dict(costs)
+        if "harmony" in costs:
+            out["harmony"] = recalibrated_harmony_costs(costs["harmony"], seen["harmony"], genre["harmony"], step)
+        if "motion" in costs:
+            if per_voice:
+                whole = costs["motion"] or (0.0,) * (MOTION_SIZES * len(genre["motion"]))  # from none: zeros, one row per voice
+                rows = [whole[MOTION_SIZES * v : MOTION_SIZES * (v + 1)] for v in range(len(genre["motion"]))]
+                out["motion"] = tuple(
+                    c
+                    for row, m, g in zip(rows, seen["motion"], genre["motion"], strict=True)
+                    for c in recalibrated_motion_costs(row, m, g, step)
+                )
+            else:
+                out["motion"] = recalibrated_motion_costs(costs["motion"], seen["motion"], genre["motion"], step)
+        return out
+
+    costs = moved(weight)
     for k in range(rounds):
-        step = weight * 0.5 ** (k + 1) if decay else weight
-        costs = recalibrated_motion_costs(costs, _moves(model, costs, chosen), genre, step)
+        costs = moved(weight * 0.5 ** (k + 1) if decay else weight)
     return costs
 
 
-def _figures(model: str, motion: tuple[float, ...], seed: int = 0) -> dict[str, Any]:
-    """The validation figures of `model`'s card with `config.motion` set to `motion`, at `seed`."""
+def _figures(model: str, config: dict[str, tuple[float, ...]], seed: int = 0) -> dict[str, Any]:
+    """The validation figures of `model`'s card with its config's costs set as `config` says, at `seed`."""
     from studio.serving.registry import ModelRegistry
     from studio.training.evaluate import EvaluationConfig, bound_gaps, evaluate
 
     with tempfile.TemporaryDirectory() as tmp:
-        registry = ModelRegistry(_card_without(model, Path(tmp), "motion", motion))
+        registry = ModelRegistry(_card_with(model, Path(tmp), config))
         report = evaluate(model, EvaluationConfig(split="validation", seed=seed, unseen=0, copy_check=False), registry, progress=False)
     table, heard = report["validation"], report["musicianship"]
     gaps = bound_gaps(table["generated"], table["real"])
@@ -131,16 +179,26 @@ def sweep(
     relative: bool = False,
     rounds: int = 0,
     decay: bool = False,
+    harmony: bool = False,
 ) -> dict[float, dict[str, Any]]:
-    """The validation figures of `base` (weight 0: no motion costs, or the card's own) and of each of
-    `weights`, each with its costs (`relative`: `excess_costs`, recalibrated `rounds` times, the step halved each round with `decay`)."""
+    """The validation figures of `base` (weight 0: no motion costs, or the card's own; no harmony costs)
+    and of each of `weights`, each with its costs (`relative`: `excess_costs`, recalibrated `rounds`
+    times, the step halved each round with `decay`; `harmony`: with harmony costs, the motion
+    costs `base` unless `relative`)."""
+    kinds = ("motion",) * relative + ("harmony",) * harmony
     out = {}
     for weight in [0.0, *weights]:
         if weight <= 0:
-            costs = base
+            costs = {"motion": base, "harmony": ()}
+        elif kinds:
+            costs = {
+                "motion": base,
+                "harmony": (),
+                **excess_costs(model, weight, rounds=rounds, decay=decay, kinds=kinds, per_voice=per_voice),
+            }
         else:
-            costs = excess_costs(model, weight, rounds=rounds, decay=decay) if relative else training_costs(model, weight, per_voice)
-        out[weight] = {"motion": list(costs), **_figures(model, costs, seed)}
+            costs = {"motion": training_costs(model, weight, per_voice), "harmony": ()}
+        out[weight] = {**{k: list(v) for k, v in costs.items()}, **_figures(model, costs, seed)}
         print(json.dumps({"weight": weight, **out[weight]}), flush=True)
     return out
 
@@ -178,20 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         "--recalibrate", type=int, default=0, metavar="N", help="with --relative: recalibrate the costs N times on the training melodies"
     )
     parser.add_argument("--decay", action="store_true", help="with --recalibrate: halve the step each round (weight/2, weight/4, ...)")
+    parser.add_argument("--harmony", action="store_true", help="charge the vertical interval classes the model overdoes (config.harmony)")
     parser.add_argument("--against-card", action="store_true", help="compare with the card's own motion costs, not with none")
     parser.add_argument("--write", action="store_true", help="store the chosen weight's costs in the card (config.motion)")
     args = parser.parse_args(argv)
     base = tuple(json.loads((CHECKPOINTS / f"{args.model}.json").read_text())["config"].get("motion", ())) if args.against_card else ()
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
-    rows = sweep(args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate, args.decay)
+    rows = sweep(args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate, args.decay, args.harmony)
     chosen = choose(rows)
     print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: the costs compared with stay)"))
     if args.write:
         path = CHECKPOINTS / f"{args.model}.json"
         card = json.loads(path.read_text())
-        card["config"]["motion"] = rows[chosen]["motion"]
+        card["config"]["motion"], card["config"]["harmony"] = rows[chosen]["motion"], rows[chosen]["harmony"]
         path.write_text(json.dumps(card, indent=2) + "\n")
-        print(f"wrote config.motion = {rows[chosen]['motion']} into {path.name}")
+        print(f"wrote config.motion = {rows[chosen]['motion']}, config.harmony = {rows[chosen]['harmony']} into {path.name}")
     return 0
 
 

@@ -28,6 +28,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,13 @@ def _counts(melody: Any, voices: list[Any], grid: Any) -> np.ndarray:
 
 def _card_without(model: str, folder: Path, key: str = "restrike_keep", value: Any = ()) -> Path:
     """A copy of `model`'s card and weights in `folder` with its config's `key` emptied (or set to `value`)."""
+    return _card_with(model, folder, {key: value})
+
+
+def _card_with(model: str, folder: Path, values: Mapping[str, Any]) -> Path:
+    """A copy of `model`'s card and weights in `folder` with its config's keys set to `values` (sequences, as lists)."""
     card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
-    card["config"][key] = list(value)
+    card["config"].update({key: list(value) for key, value in values.items()})
     (folder / f"{model}.json").write_text(json.dumps(card))
     shutil.copy(CHECKPOINTS / f"{model}.safetensors", folder / f"{model}.safetensors")
     return folder

@@ -109,6 +109,9 @@ class ARCNNConfig(ConfigMixin):
     # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
     # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
     motion: tuple[float, ...] = ()
+    # The guide's cost of each vertical interval class the model sounds more often than its genre
+    # (`studio.core.part_writing.recalibrated_harmony_costs`, chosen on validation by `bench/motion.py --harmony`); empty: none.
+    harmony: tuple[float, ...] = ()
     velocity: int = 80
     chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])
     chord_dropout: float = 0.4  # share of training windows shown without chords
@@ -530,7 +533,7 @@ class ARCNNAccompanist:
         for voice in range(1, tokens.shape[0]):
             starts[voice, note_spans(pitches[voice], None if given is None else given[voice])[0]] = True
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
-        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion))
+        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion), harmony=tuple(self.config.harmony))
         n_voices, n = tokens.shape
         for _ in range(GUIDE_SWEEPS):
             for voice in range(1, n_voices):

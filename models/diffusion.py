@@ -120,6 +120,9 @@ class DiffusionConfig(ConfigMixin):
     # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
     # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
     motion: tuple[float, ...] = ()
+    # The guide's cost of each vertical interval class the model sounds more often than its genre
+    # (`studio.core.part_writing.recalibrated_harmony_costs`, chosen on validation by `bench/motion.py --harmony`); empty: none.
+    harmony: tuple[float, ...] = ()
 
     @property
     def n_voices(self) -> int:
@@ -529,7 +532,7 @@ class DiffusionAccompanist:
             starts[voice, first] = True
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
         free = np.arange(n_voices + 1) > 0
-        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion))
+        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion), harmony=tuple(self.config.harmony))
         in_key = melody_key(tokens_to_track(melody_tokens, np.zeros(len(melody_tokens), bool), "Melody", 0)).accepted
         preference = key_preference(in_key, guide)
         new = guided_notes(pitches, odds, free, ranges, guide, np.random.default_rng(0), GUIDE_SWEEPS, 0.0, starts, preference, movable)

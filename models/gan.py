@@ -133,6 +133,9 @@ class GANConfig(ConfigMixin):
     # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
     # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
     motion: tuple[float, ...] = ()
+    # The guide's cost of each vertical interval class the model sounds more often than its genre
+    # (`studio.core.part_writing.recalibrated_harmony_costs`, chosen on validation by `bench/motion.py --harmony`); empty: none.
+    harmony: tuple[float, ...] = ()
     texture_match: float = 0.0  # weight of the empty-bar and pitch-class feature match (0 = off; see `bar_texture`)
     velocity: int = 72  # of generated notes
 
@@ -701,7 +704,7 @@ class GANAccompanist:
                 owner[f:e] = f
             odds[voice, owner >= 0] = odds[voice, owner[owner >= 0]]
         free = np.arange(v + 1) > 0
-        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion))
+        guide = PartWritingGuide(strength=strength, motion=tuple(self.config.motion), harmony=tuple(self.config.harmony))
         rng = np.random.default_rng([int(seed), GUIDE_STREAM])
         ranges = voice_ranges(self.config.voice_names, self.config.ranges)
         movable = None if movable is None else np.concatenate([np.zeros((1, n), bool), movable])

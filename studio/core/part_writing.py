@@ -12,6 +12,9 @@ pitch would make with what is around it:
 - *crossing*: above a voice written above it, or below one written below it, at that step;
 - *parallel fifth / octave*: the voice and another both change pitch into (or out of) the same
   perfect interval class (0 or 7) they had (counted for every pair, the melody included);
+- *the genre's motion and harmony* (only when a card sets them): a move to or from a neighbour by a
+  size, or a vertical interval class with another voice at a chord onset, that the genre's voices
+  make less often than the model does (`PartWritingGuide.motion`, `PartWritingGuide.harmony`);
 - *off the chord* (only when a person gave chords, `chord_faults`): sounding on a strong beat (a bar's
   first beat or its middle) a pitch class outside the chord given there. Not a rule of part writing
   but the person's wish, and the measure `studio.core.chords.chord_tone_share` reads; declared here
@@ -44,17 +47,20 @@ __all__ = [
     "chord_faults",
     "excess_motion_costs",
     "guided_notes",
+    "harmony_penalties",
     "key_preference",
     "motion_costs",
     "motion_penalties",
     "note_penalties",
     "note_spans",
+    "recalibrated_harmony_costs",
     "recalibrated_motion_costs",
     "training_ranges",
     "voice_ranges",
 ]
 
 MOTION_SIZES = 14  # move sizes the motion costs distinguish: 0..12 semitones, then over an octave
+INTERVAL_CLASSES = 12  # vertical interval classes the harmony costs distinguish: |upper - lower| mod 12
 IMPOSSIBLE = -1e9  # log-odds of a pitch the model cannot write (finite, so that sums over steps subtract)
 PERFECT = (0, 7)  # interval classes of octaves (and unisons) and fifths
 
@@ -77,6 +83,10 @@ class PartWritingGuide:
     # are not the genre's commonest is then at fault and redrawn. MOTION_SIZES costs for every voice, or
     # MOTION_SIZES per accompaniment voice, high to low, one after the other (each voice its own motion).
     motion: tuple[float, ...] = ()
+    # Nats per vertical interval class (|upper - lower| mod 12, 0..11) a note makes with another voice at each
+    # chord onset it sounds at (`studio.core.voice_leading.vertical_histogram` counts them so): what the genre's
+    # voices sound together less often than the model's (`recalibrated_harmony_costs`); empty: none.
+    harmony: tuple[float, ...] = ()
 
 
 def voice_ranges(names: Sequence[str], configured: Sequence[int] = ()) -> list[tuple[int, int] | None]:
@@ -110,7 +120,7 @@ def motion_costs(histogram: np.ndarray, weight: float = 1.0) -> tuple[float, ...
     .interval_histogram`, 27 bins: over an octave down, -12..+12, over an octave up): per move size
     (0..12 semitones, then over an octave), `weight` x -log of its share against the commonest size's
     (0 for the commonest; a size never seen costs as much as one seen once in the histogram's moves)."""
-    shares = _size_shares(histogram)
+    shares = _shares(_folded_sizes(histogram))
     if shares is None or weight <= 0:
         return ()
     return tuple(round(float(weight * np.log(shares.max() / q)), 3) for q in shares)
@@ -134,25 +144,45 @@ def recalibrated_motion_costs(
     one it now underdoes costs less; a size the costs pushed it to (a repeat, when a redrawn note takes
     its neighbour's pitch) is charged once it is overdone. Repeated, it is a multiplicative-weights
     step toward the genre's shares. `costs` unchanged when either histogram is empty."""
-    model, genre = _size_shares(model_histogram), _size_shares(genre_histogram)
-    start = np.zeros(MOTION_SIZES) if not costs else np.asarray(costs, float)
-    if model is None or genre is None or weight <= 0 or len(start) != MOTION_SIZES:
+    return _recalibrated(costs, _shares(_folded_sizes(model_histogram)), _shares(_folded_sizes(genre_histogram)), weight)
+
+
+def recalibrated_harmony_costs(
+    costs: Sequence[float], model_histogram: np.ndarray, genre_histogram: np.ndarray, weight: float = 1.0
+) -> tuple[float, ...]:
+    """`costs` (`PartWritingGuide.harmony`, one per vertical interval class; empty: none yet) moved
+    toward the genre's harmony as `recalibrated_motion_costs` moves motion costs, from the
+    `vertical_histogram`s of the model's voices sampled with them and of the genre's real voices."""
+    return _recalibrated(costs, _shares(model_histogram), _shares(genre_histogram), weight)
+
+
+def _recalibrated(costs: Sequence[float], model: np.ndarray | None, genre: np.ndarray | None, weight: float) -> tuple[float, ...]:
+    """Per bin, `costs` (zeros when empty) plus `weight` x log(model share / genre share), never under 0."""
+    if model is None or genre is None or weight <= 0:
+        return tuple(costs)
+    start = np.zeros(len(model)) if not costs else np.asarray(costs, float)
+    if len(start) != len(model):
         return tuple(costs)
     return tuple(round(float(max(0.0, c + weight * np.log(m / g))), 3) for c, m, g in zip(start, model, genre, strict=True))
 
 
-def _size_shares(histogram: np.ndarray) -> np.ndarray | None:
-    """An `interval_histogram` folded to move sizes (0..12 semitones, then over an octave), as shares; a
-    size never seen counts as seen once. None for an empty histogram."""
+def _folded_sizes(histogram: np.ndarray) -> np.ndarray:
+    """An `interval_histogram` (27 bins) folded to move sizes: 0..12 semitones, then over an octave."""
     counts = np.asarray(histogram, float)
     sizes = np.zeros(MOTION_SIZES)
     sizes[:13] = counts[13:26]
     sizes[1:13] += counts[12:0:-1]
     sizes[13] = counts[0] + counts[26]
-    total = sizes.sum()
+    return sizes
+
+
+def _shares(counts: np.ndarray) -> np.ndarray | None:
+    """Counts as shares; a bin never seen counts as seen once. None for an empty histogram."""
+    counts = np.asarray(counts, float)
+    total = counts.sum()
     if total <= 0:
         return None
-    return np.maximum(sizes / total, 1.0 / total)
+    return np.maximum(counts / total, 1.0 / total)
 
 
 def key_preference(in_key: frozenset[int] | set[int], guide: PartWritingGuide) -> np.ndarray:
@@ -277,6 +307,32 @@ def motion_penalties(pitches: np.ndarray, voice: int, first: np.ndarray, end: np
     return out * guide.strength
 
 
+def harmony_penalties(
+    pitches: np.ndarray, voice: int, first: np.ndarray, end: np.ndarray, onsets: np.ndarray, guide: PartWritingGuide
+) -> np.ndarray:
+    """(len(first), 128): the cost of the vertical interval classes each note [first, end) of `voice`
+    would make, for every pitch it could take, with each other voice of `pitches` (V, T) sounding at each
+    chord onset within the note (`onsets`, (T,) bool: some voice starts a note there), summed
+    (`PartWritingGuide.harmony`); zeros without harmony costs."""
+    out = np.zeros((len(first), 128))
+    if guide.strength <= 0 or not guide.harmony or len(first) == 0:
+        return out
+    costs = np.asarray(guide.harmony, float)
+    at = np.flatnonzero(onsets)
+    low, high = np.searchsorted(at, first), np.searchsorted(at, end)
+    counts = high - low
+    note = np.repeat(np.arange(len(first)), counts)  # one row per (note, onset within it)
+    steps = at[np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+    cand = np.arange(128)[None, :]
+    for u in range(pitches.shape[0]):
+        if u == voice:
+            continue
+        other = pitches[u, steps]
+        sounding = other >= 0
+        np.add.at(out, note[sounding], costs[np.abs(cand - other[sounding, None]) % INTERVAL_CLASSES])
+    return out * guide.strength
+
+
 def _kept_perfect(own: np.ndarray, u_from: np.ndarray, u_to: np.ndarray, cand: np.ndarray, into_candidate: bool) -> np.ndarray:
     """(notes, 128) bool: the voice moving between its fixed pitch `own` and a candidate while the other
     voice moves `u_from` -> `u_to` keeps a perfect interval class (a parallel fifth or octave).
@@ -326,6 +382,9 @@ def guided_notes(
     pitches = pitches.copy()
     v_count, _n = pitches.shape
     spans = [note_spans(pitches[v], None if starts is None else starts[v]) for v in range(v_count)]
+    onsets = np.zeros(pitches.shape[1], bool)  # chord onsets: where some voice starts a note (the rhythm stays)
+    for first, _end in spans:
+        onsets[first] = True
     # Sums over spans of the odds, -inf as a large finite number so that sums can be subtracted: for
     # the free voices only, a voice at a time (a long melody's odds are tens of MB per voice).
     rows = {int(v): i for i, v in enumerate(np.flatnonzero(free))}
@@ -348,8 +407,8 @@ def guided_notes(
                     penalties = penalties + step_faults[e] - step_faults[f]
                 current = pitches[voice, f]
                 ruled = penalties[np.arange(len(f)), current] > 0  # a note that breaks no rule keeps its pitch,
-                moves = motion_penalties(pitches, voice, f, e, guide)
-                faulty = ruled | (moves[np.arange(len(f)), current] > 0)  # unless it moves as the genre seldom does
+                moves = motion_penalties(pitches, voice, f, e, guide) + harmony_penalties(pitches, voice, f, e, onsets, guide)
+                faulty = ruled | (moves[np.arange(len(f)), current] > 0)  # unless it moves or sounds as the genre seldom does
                 if not faulty.any():
                     continue
                 f, e, ruled = f[faulty], e[faulty], ruled[faulty]

@@ -60,6 +60,7 @@ __all__ = [
     "piece_features",
     "pooled_rates",
     "ranges_for",
+    "vertical_histogram",
     "voice_line",
     "voice_notes",
 ]
@@ -293,6 +294,23 @@ def duration_histogram(voices: Sequence[RollTrack]) -> np.ndarray:
     return hist
 
 
+def vertical_histogram(voices: Sequence[RollTrack]) -> np.ndarray:
+    """Counts of the vertical interval classes (|upper - lower| mod 12, 0..11), shape=(12,): between
+    every two sounding voices (the melody included) at each chord onset (a step where some voice
+    starts a note)."""
+    vertical = np.zeros(12, np.int64)
+    lines = [voice_line(t) for t in voices]
+    if not lines:
+        return vertical
+    pitch = np.stack([p for p, _ in lines])
+    chord = np.stack([s for _, s in lines]).any(axis=0)
+    for i in range(len(lines)):
+        for j in range(i + 1, len(lines)):
+            both = chord & (pitch[i] >= 0) & (pitch[j] >= 0)
+            np.add.at(vertical, np.abs(pitch[i][both] - pitch[j][both]) % 12, 1)
+    return vertical
+
+
 def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
     """Jensen-Shannon divergence of two histograms (normalized here), log base 2: 0 for the same
     distribution, 1 for disjoint ones; nan when either is empty."""
@@ -323,8 +341,7 @@ def piece_features(voices: Sequence[RollTrack], n_voices: int) -> np.ndarray:
     """Simple features of one piece's accompaniment, shape=(6 * n_voices + 9 + 12 + 12,), shares:
     per accompaniment voice (voices[1:], high to low, zeros past the last) its |melodic intervals|
     in 6 bins (repeat, step, third, 4th-5th, 6th-octave, larger); the voices' note lengths
-    (`duration_histogram`); the vertical interval classes (mod 12) between every two sounding voices
-    at each chord, the melody included; the accompaniment's duration-weighted pitch classes relative
+    (`duration_histogram`); the vertical interval classes (`vertical_histogram`); the accompaniment's duration-weighted pitch classes relative
     to the melody's key tonic."""
     parts = []
     for v in range(1, n_voices + 1):
@@ -335,16 +352,7 @@ def piece_features(voices: Sequence[RollTrack], n_voices: int) -> np.ndarray:
                 hist[next(i for i, (lo, hi) in enumerate(_COARSE) if lo <= step <= hi)] += 1
         parts.append(_share(hist))
     parts.append(_share(duration_histogram(voices[1:]).astype(float)))
-    lines = [voice_line(t) for t in voices]
-    vertical = np.zeros(12)
-    if lines:
-        pitch = np.stack([p for p, _ in lines])
-        chord = np.stack([s for _, s in lines]).any(axis=0)
-        for i in range(len(lines)):
-            for j in range(i + 1, len(lines)):
-                both = chord & (pitch[i] >= 0) & (pitch[j] >= 0)
-                np.add.at(vertical, np.abs(pitch[i][both] - pitch[j][both]) % 12, 1)
-    parts.append(_share(vertical))
+    parts.append(_share(vertical_histogram(voices).astype(float)))
     tonic = melody_key(voices[0]).tonic if voices else 0
     pcs = np.zeros(12)
     for track in voices[1:]:

@@ -48,3 +48,24 @@ def test_a_weight_that_meets_nothing_new_passes_when_the_classifier_falls_by_005
     rows = {0.0: base, 0.25: _row(["classifier_accuracy"], classifier=0.93), 0.5: _row(["classifier_accuracy"], classifier=0.90, score=0.3)}
     assert choose(rows) == 0.5  # the lower accuracy, though its score is worse
     assert choose({0.0: base, 0.25: _row(["classifier_accuracy", "repeated_notes"], classifier=0.80)}) == 0.0  # a bound newly missed
+
+
+def test_the_histograms_the_costs_are_fitted_to_count_each_voice_and_the_harmony():
+    """`_voice_histograms`: the moves of all accompaniment voices or of each, and the vertical intervals of
+    every pair at every chord onset, the melody included (what the classifier reads)."""
+    import numpy as np
+
+    from bench.motion import _voice_histograms
+    from studio.core.roll import RollTrack
+
+    def voice(pitches):
+        track = RollTrack.empty("v", 0, 4 * len(pitches))
+        for i, p in enumerate(pitches):
+            track.add_note(4 * i, 4 * i + 4, p)
+        return track
+
+    piece = [voice([72, 74]), voice([64, 64]), voice([48, 43])]  # the alto repeats, the bass falls a fourth
+    shared, apart = _voice_histograms([piece, piece], False), _voice_histograms([piece, piece], True)
+    assert shared["motion"][13] == 2 and shared["motion"][13 - 5] == 2 and shared["motion"].sum() == 4
+    assert [h.sum() for h in apart["motion"]] == [2, 2] and apart["motion"][0][13] == 2 and apart["motion"][1][8] == 2
+    assert shared["harmony"].sum() == 2 * 6 and np.array_equal(shared["harmony"], apart["harmony"])

@@ -12,11 +12,13 @@ from studio.core.part_writing import (
     chord_faults,
     excess_motion_costs,
     guided_notes,
+    harmony_penalties,
     key_preference,
     motion_costs,
     motion_penalties,
     note_penalties,
     note_spans,
+    recalibrated_harmony_costs,
     recalibrated_motion_costs,
     training_ranges,
     voice_ranges,
@@ -275,3 +277,49 @@ def test_recalibrated_motion_costs_charge_what_the_guided_model_now_overdoes():
     assert min(costs) >= 0.0 and len(costs) == 14
     assert recalibrated_motion_costs((), guided, genre)[0] == costs[0]  # from no costs: the same step
     assert recalibrated_motion_costs(first, np.zeros(27), genre) == tuple(first)
+
+
+def test_harmony_costs_charge_each_interval_class_with_each_voice_at_each_onset():
+    """A note is charged its interval class with every other sounding voice at every chord onset it
+    sounds through: the alto's long note under a soprano that moves once meets it at two onsets."""
+    seconds = (0.0, 2.0, 1.0, *[0.0] * 9)  # a minor second costs 2, a major second 1 (also as a ninth)
+    guide = PartWritingGuide(harmony=seconds)
+    pitches = np.array([[72] * 4 + [74] * 4, [60] * 8])  # soprano C5 then D5 over the alto's C4
+    onsets = np.zeros(8, bool)
+    onsets[[0, 4]] = True
+    first, end = note_spans(pitches[1])
+    costs = harmony_penalties(pitches, 1, first, end, onsets, guide)
+    assert costs.shape == (1, 128)
+    assert costs[0, 60] == 1.0  # C4: an octave (free), then a major ninth (class 2)
+    assert costs[0, 61] == 2.0  # C#4: a major seventh under C5 (11: free), a minor ninth under D5 (13: class 1)
+    assert costs[0, 73] == 2.0 + 2.0  # C#5: a minor second with C5, then with D5
+    assert harmony_penalties(pitches, 1, first, end, onsets, PartWritingGuide()).sum() == 0
+    assert harmony_penalties(pitches, 1, first, end, np.zeros(8, bool), guide).sum() == 0  # no onset, no chord
+
+
+def test_a_note_that_sounds_as_the_genre_seldom_does_is_redrawn():
+    """With harmony costs the alto's note a second under the soprano is redrawn, its rhythm kept, to
+    the pitch the model's odds give most among those that cost nothing; without them it stays."""
+    seconds = (0.0, 3.0, 3.0, *[0.0] * 9)
+    pitches = np.array([[72] * 8, [70] * 4 + [67] * 4])  # the alto's B-flat 4 a major second under C5
+    odds = np.full((2, 8, 128), -np.inf)
+    odds[1, :, 60:72] = 0.0
+    odds[1, :4, 70], odds[1, :4, 69] = 1.0, 0.5  # the model likes B-flat 4, then A4
+    args = (odds, np.array([False, True]), NO_RANGES[:2])
+    kept = guided_notes(pitches, *args, GUIDE, np.random.default_rng(0), 2, 0.0)
+    assert (kept == pitches).all()
+    moved = guided_notes(pitches, *args, PartWritingGuide(harmony=seconds), np.random.default_rng(0), 2, 0.0)
+    assert (moved[1, :4] == 69).all() and (moved[1, 4:] == 67).all()  # A4 (a minor third); the G stays
+
+
+def test_recalibrated_harmony_costs_charge_the_classes_the_model_overdoes():
+    genre = np.array([10, 1, 4, 16, 13, 12, 4, 17, 9, 10, 3, 1], float)
+    model = genre.copy()
+    model[2], model[4] = 8, 9  # major seconds twice the genre's, major thirds fewer
+    costs = recalibrated_harmony_costs((), model, genre)
+    total_m, total_g = model.sum(), genre.sum()
+    assert len(costs) == 12 and costs[4] == 0.0
+    assert costs[2] == pytest.approx(np.log((8 / total_m) / (4 / total_g)), abs=1e-3)
+    again = recalibrated_harmony_costs(costs, genre, genre, 0.5)  # the model now sounds as the genre: unchanged
+    assert again == pytest.approx(costs, abs=2e-3)
+    assert recalibrated_harmony_costs(costs, np.zeros(12), genre) == tuple(costs)

@@ -20,6 +20,7 @@ from studio.core.voice_leading import (
     piece_features,
     pooled_rates,
     ranges_for,
+    vertical_histogram,
     voice_notes,
 )
 
@@ -163,6 +164,19 @@ def test_histograms_and_their_distance():
     assert js_divergence([1, 0], [0, 1]) == 1.0
     assert 0.0 < js_divergence([1, 1], [1, 3]) < 1.0
     assert math.isnan(js_divergence([0, 0], [1, 0]))
+
+
+def test_the_vertical_histogram_counts_every_pair_at_every_chord_onset():
+    """C5 over E4 held while the bass moves C3 -> G3 (an onset of the bass only): at step 0 the pairs
+    make a minor sixth (72 - 64 = 8), two octaves (24: class 0) and a major third (16: 4); at step 4
+    the sixth again, a fourth (72 - 55 = 17: class 5) and a major sixth (64 - 55 = 9)."""
+    soprano, alto = _voice([72], "Soprano", length=8), _voice([64], "Alto", length=8)
+    bass = _voice([48, 55], "Bass", length=4)
+    hist = vertical_histogram([soprano, alto, bass])
+    assert hist.sum() == 6 and hist.tolist() == [1, 0, 0, 0, 1, 1, 0, 0, 2, 1, 0, 0]
+    assert vertical_histogram([soprano]).sum() == 0 and vertical_histogram([]).sum() == 0
+    rest = _voice([None, 55], "Bass", length=4)  # a voice that is silent at an onset makes no pair there
+    assert vertical_histogram([soprano, rest]).tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
 
 
 def test_features_have_a_fixed_size_whatever_the_voices():
