@@ -51,8 +51,10 @@ __all__ = [
     "INTERVAL_BINS",
     "SATB_RANGES",
     "classifier_accuracy",
+    "classifier_by_group",
     "derive_ranges",
     "duration_histogram",
+    "feature_groups",
     "interval_histogram",
     "js_divergence",
     "order_voices",
@@ -363,6 +365,18 @@ def piece_features(voices: Sequence[RollTrack], n_voices: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def feature_groups(n_voices: int) -> dict[str, slice]:
+    """Where each group of `piece_features` lies: the voices' melodic intervals, the durations, the
+    vertical intervals and the pitch classes."""
+    k = 6 * n_voices
+    return {
+        "intervals": slice(0, k),
+        "durations": slice(k, k + 9),
+        "vertical": slice(k + 9, k + 21),
+        "pitch_classes": slice(k + 21, k + 33),
+    }
+
+
 def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 50) -> np.ndarray:
     """Weights (bias last) of an L2-penalized logistic regression by Newton's method (IRLS); the bias is not penalized."""
     xb = np.hstack([x, np.ones((len(x), 1))])
@@ -404,3 +418,21 @@ def classifier_accuracy(real: np.ndarray, generated: np.ndarray, l2: float = 1.0
         scores = ((x[test] - mean) / std) @ w[:-1] + w[-1]
         correct += int(scores[0] <= 0) + int(scores[1] > 0)  # real scored as real, generated as generated
     return correct / (2 * n)
+
+
+def classifier_by_group(real: np.ndarray, generated: np.ndarray, n_voices: int) -> dict[str, dict[str, float]]:
+    """What gives generated pieces away, group by group of `piece_features` (`feature_groups`): the
+    classifier's accuracy on that group ``alone``, and on all features with that group ``made_real``
+    (each generated piece's group replaced by the next real piece's, so by real music, not its own
+    piece's). A group whose ``made_real`` accuracy falls far is one the generator gets wrong; one
+    whose ``alone`` accuracy is near 0.5 is one it gets right."""
+    real, generated = np.asarray(real, float), np.asarray(generated, float)
+    out = {}
+    for name, where in feature_groups(n_voices).items():
+        swapped = generated.copy()
+        swapped[:, where] = np.roll(real[:, where], 1, axis=0)
+        out[name] = {
+            "alone": classifier_accuracy(real[:, where], generated[:, where]),
+            "made_real": classifier_accuracy(real, swapped),
+        }
+    return out

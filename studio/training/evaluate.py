@@ -558,6 +558,9 @@ def format_report(report: Mapping[str, Any]) -> str:
                     f"  issue 21's bounds, {where}: {len(checks) - len(missed)} of {len(checks)} met"
                     + (f"; missed: {'; '.join(missed)}" if missed else "")
                 )
+        if heard.get("classifier_by_group"):
+            groups = "; ".join(f"{name} {row['alone']:.2f} / {row['made_real']:.2f}" for name, row in heard["classifier_by_group"].items())
+            lines.append(f"  what gives it away (the classifier on each group alone / with that group made real): {groups}")
     if "copy" in report:
         c = report["copy"]
         lines.append(

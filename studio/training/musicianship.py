@@ -39,6 +39,7 @@ from studio.core.roll import RollTrack
 from studio.core.voice_leading import (
     SATB_RANGES,
     classifier_accuracy,
+    classifier_by_group,
     js_divergence,
     order_voices,
     piece_counts,
@@ -181,8 +182,11 @@ def compare_sets(real: Sequence[PieceRecord], generated: Sequence[PieceRecord]) 
     out["generated"]["interval_histogram"] = _pooled(generated, "interval_histogram").tolist()
     out["real"]["duration_histogram"] = _pooled(real, "duration_histogram").tolist()
     out["generated"]["duration_histogram"] = _pooled(generated, "duration_histogram").tolist()
-    accuracy = classifier_accuracy(np.array([r.features for r in real]), np.array([g.features for g in generated]))
-    out["classifier_accuracy"] = _round(accuracy)
+    real_features, generated_features = np.array([r.features for r in real]), np.array([g.features for g in generated])
+    out["classifier_accuracy"] = _round(classifier_accuracy(real_features, generated_features))
+    if len(real) >= 2:  # what gives it away, group by group (alone; made real)
+        by_group = classifier_by_group(real_features, generated_features, FEATURE_VOICES)
+        out["classifier_by_group"] = {name: {k: _round(v) for k, v in row.items()} for name, row in by_group.items()}
     return out
 
 

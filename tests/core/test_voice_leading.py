@@ -11,8 +11,10 @@ from studio.core.voice_leading import (
     FALLBACK_RANGE,
     SATB_RANGES,
     classifier_accuracy,
+    classifier_by_group,
     derive_ranges,
     duration_histogram,
+    feature_groups,
     interval_histogram,
     js_divergence,
     order_voices,
@@ -194,3 +196,17 @@ def test_the_classifier_tells_apart_what_differs_and_not_what_does_not():
     same = classifier_accuracy(real, rng.normal(0, 1, (12, 5)))
     assert same <= 0.75
     assert math.isnan(classifier_accuracy(real[:1], real[:1]))
+
+
+def test_the_groups_say_which_features_give_a_generator_away():
+    """Generated pieces whose durations alone differ: the durations alone tell them apart and, made real,
+    hide them; the other groups alone cannot tell them apart."""
+    rng = np.random.default_rng(0)
+    real = rng.dirichlet(np.ones(6), (16, 51))[:, :, 0]  # 16 pieces of 51 features (6 x 3 + 9 + 12 + 12)
+    generated = rng.dirichlet(np.ones(6), (16, 51))[:, :, 0]
+    groups = feature_groups(3)
+    generated[:, groups["durations"]] += 0.5
+    out = classifier_by_group(real, generated, 3)
+    assert set(out) == {"intervals", "durations", "vertical", "pitch_classes"}
+    assert out["durations"]["alone"] == 1.0 and out["durations"]["made_real"] <= 0.75
+    assert all(out[g]["alone"] <= 0.75 and out[g]["made_real"] == 1.0 for g in ("intervals", "vertical", "pitch_classes"))

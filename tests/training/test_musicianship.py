@@ -42,6 +42,7 @@ def test_generated_parallels_stand_beside_clean_real_music():
     assert result["real"]["interval_js"] == 0.0  # odd and even real pieces have the same intervals
     assert result["generated"]["interval_js"] > 0.0
     assert result["classifier_accuracy"] == 1.0
+    assert set(result["classifier_by_group"]) == {"intervals", "durations", "vertical", "pitch_classes"}
     table = format_table({"real": result["real"], "generated": dict(result["generated"], classifier_accuracy=1.0)})
     assert len(table.splitlines()) == len(FIGURES) + 1 and "1.000" in table.splitlines()[-1]
     assert format_table({"real": result["real"]}, markdown=True).startswith("| | real |")
