@@ -12,9 +12,16 @@ from pathlib import Path
 
 from studio.core.errors import InputError
 
-__all__ = ["REPO_ROOT", "Limits", "ServiceConfig"]
+__all__ = ["REPO_ROOT", "Limits", "ServiceConfig", "cache_dir"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # where models/, assets/ and soundfonts/ live
+
+
+def cache_dir(name: str) -> Path:
+    """The studio's cache folder `name` (datasets, training runs, note energies): under ``$STUDIO_CACHE``
+    when it is set, else under ``~/.cache/music-studio``. Not created here."""
+    root = os.environ.get("STUDIO_CACHE")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "music-studio") / name
 
 
 @dataclass(frozen=True)

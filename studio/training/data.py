@@ -78,6 +78,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.config import cache_dir
 from studio.core.errors import InputError
 from studio.core.melody import extract_melody, skyline
 from studio.core.meter import estimate_pickup
@@ -155,9 +156,7 @@ _FORMAT_RANK = {".mxl": 0, ".xml": 1, ".musicxml": 1, ".krn": 2, ".abc": 3}
 
 def default_cache_dir() -> Path:
     """``$STUDIO_CACHE/datasets`` when ``STUDIO_CACHE`` is set, else ``~/.cache/music-studio/datasets``."""
-    root = os.environ.get("STUDIO_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "music-studio"
-    return base / "datasets"
+    return cache_dir("datasets")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import numpy as np
 
 from models.base import SelfScoring, TrainableFamily, TunableFamily, declarations
 from models.base import family as family_module
-from studio.core.config import REPO_ROOT
+from studio.core.config import REPO_ROOT, cache_dir
 from studio.core.errors import InputError
 from studio.core.roll import Grid, RollTrack, extend_grid, roll_to_notes
 from studio.serving.registry import ModelRegistry
@@ -71,10 +71,8 @@ def history_path(checkpoint_stem: Path) -> Path:
 def default_run_dir(stem: Path) -> Path:
     """Resumable state of the run that writes checkpoint `stem`: ``runs/<name>-<hash of the path>``
     under ``$STUDIO_CACHE`` or ``~/.cache/music-studio`` (two runs never share one)."""
-    root = os.environ.get("STUDIO_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "music-studio"
     digest = hashlib.sha256(str(Path(stem).expanduser().resolve()).encode()).hexdigest()[:10]
-    return base / "runs" / f"{Path(stem).name}-{digest}"
+    return cache_dir("runs") / f"{Path(stem).name}-{digest}"
 
 
 @dataclass

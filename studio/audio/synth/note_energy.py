@@ -31,6 +31,7 @@ import numpy as np
 
 from studio.audio.synth.config import FLUID_BLOCK, SynthConfig
 from studio.audio.synth.engine import Engine
+from studio.core.config import cache_dir
 
 __all__ = ["ENVELOPE_HOPS", "HOLD_HOPS", "HOP_SECONDS", "VELOCITIES", "Envelopes", "envelopes_for", "instrument_code"]
 
@@ -52,11 +53,6 @@ def instrument_code(
     return (((np.asarray(drum, np.int64) * 128 + bank) * 128 + program) * 128 + key) * 128 + velocity
 
 
-def _cache_root() -> Path:
-    root = os.environ.get("STUDIO_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "music-studio") / "note-energies"
-
-
 class Envelopes:
     """The note envelopes of one SoundFont at one sample rate and gain: `of(codes, engine)` gives
     each code's (`instrument_code`) `ENVELOPE_HOPS` hop energies, rendering those not known yet."""
@@ -65,7 +61,7 @@ class Envelopes:
         self.gain = gain
         stat = soundfont.stat()
         ident = f"{_FORMAT}|{soundfont.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample_rate}|{gain!r}|{version}"
-        self.path = _cache_root() / f"{hashlib.sha256(ident.encode()).hexdigest()[:24]}.npz"
+        self.path = cache_dir("note-energies") / f"{hashlib.sha256(ident.encode()).hexdigest()[:24]}.npz"
         self.sample_rate = sample_rate
         self._lock = threading.Lock()
         self._known: dict[int, np.ndarray] = {}
