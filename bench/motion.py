@@ -19,11 +19,14 @@ redrawn notes fall to, is charged too; ``--decay``: the step halved each round; 
 each voice's moves against the same voice's). ``--harmony`` charges, the same way, the vertical interval
 classes the model sounds more often than the genre's voices (`recalibrated_harmony_costs` of the
 `vertical_histogram`s: ``config.harmony``), alone (the card's motion costs kept) or, with ``--relative``,
-recalibrated together with the motion costs from the same takes. ``--write`` stores the chosen
-weight's costs in the card (``config.motion``, ``config.harmony``), or those compared with when none passes.
+recalibrated together with the motion costs from the same takes. ``--gibbs`` (an AR-CNN, with
+``--relative``) charges the motion costs inside its Gibbs sampling (``config.gibbs_motion``: the network
+writes around an overdone move, its rhythm too) instead of redrawing notes after it. ``--write`` stores
+the chosen weight's costs in the card (``config.motion``, ``config.harmony``, ``config.gibbs_motion``), or
+those compared with when none passes.
 
     python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice]
-        [--relative [--recalibrate N [--decay]]] [--harmony] [--against-card] [--write]
+        [--relative [--recalibrate N [--decay]] [--gibbs]] [--harmony] [--against-card] [--write]
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 CLASSIFIER_SLACK = 0.05
 CLASSIFIER_GAIN = 0.05  # or, meeting no bound it missed, the classifier's accuracy falls by this much
 TABLE_SLACK = 0.05  # a table figure already outside its bound may move out by this much of its bound
+MOTION_KINDS = ("motion", "gibbs_motion")  # the guide's move-size costs, and the AR-CNN's inside its Gibbs sampling
 
 
 def _training_pieces(model: str) -> list[Any]:
@@ -126,17 +130,17 @@ def excess_costs(
         out = dict(costs)
         if "harmony" in costs:
             out["harmony"] = recalibrated_harmony_costs(costs["harmony"], seen["harmony"], genre["harmony"], step)
-        if "motion" in costs:
+        for kind in (k for k in costs if k in MOTION_KINDS):
             if per_voice:
-                whole = costs["motion"] or (0.0,) * (MOTION_SIZES * len(genre["motion"]))  # from none: zeros, one row per voice
+                whole = costs[kind] or (0.0,) * (MOTION_SIZES * len(genre["motion"]))  # from none: zeros, one row per voice
                 rows = [whole[MOTION_SIZES * v : MOTION_SIZES * (v + 1)] for v in range(len(genre["motion"]))]
-                out["motion"] = tuple(
+                out[kind] = tuple(
                     c
                     for row, m, g in zip(rows, seen["motion"], genre["motion"], strict=True)
                     for c in recalibrated_motion_costs(row, m, g, step)
                 )
             else:
-                out["motion"] = recalibrated_motion_costs(costs["motion"], seen["motion"], genre["motion"], step)
+                out[kind] = recalibrated_motion_costs(costs[kind], seen["motion"], genre["motion"], step)
         return out
 
     costs = moved(weight)
@@ -180,24 +184,23 @@ def sweep(
     rounds: int = 0,
     decay: bool = False,
     harmony: bool = False,
+    gibbs: bool = False,
 ) -> dict[float, dict[str, Any]]:
     """The validation figures of `base` (weight 0: no motion costs, or the card's own; no harmony costs)
     and of each of `weights`, each with its costs (`relative`: `excess_costs`, recalibrated `rounds`
     times, the step halved each round with `decay`; `harmony`: with harmony costs, the motion
-    costs `base` unless `relative`)."""
-    kinds = ("motion",) * relative + ("harmony",) * harmony
+    costs `base` unless `relative`; `gibbs`: the relative motion costs charged inside an AR-CNN's Gibbs
+    sampling, ``config.gibbs_motion``, instead of in its guide)."""
+    kinds = ("gibbs_motion" if gibbs else "motion",) * relative + ("harmony",) * harmony
+    empty = {"motion": base, "harmony": (), **({"gibbs_motion": ()} if gibbs else {})}
     out = {}
     for weight in [0.0, *weights]:
         if weight <= 0:
-            costs = {"motion": base, "harmony": ()}
+            costs = dict(empty)
         elif kinds:
-            costs = {
-                "motion": base,
-                "harmony": (),
-                **excess_costs(model, weight, rounds=rounds, decay=decay, kinds=kinds, per_voice=per_voice),
-            }
+            costs = {**empty, **excess_costs(model, weight, rounds=rounds, decay=decay, kinds=kinds, per_voice=per_voice)}
         else:
-            costs = {"motion": training_costs(model, weight, per_voice), "harmony": ()}
+            costs = {**empty, "motion": training_costs(model, weight, per_voice)}
         out[weight] = {**{k: list(v) for k, v in costs.items()}, **_figures(model, costs, seed)}
         print(json.dumps({"weight": weight, **out[weight]}), flush=True)
     return out
@@ -237,20 +240,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--decay", action="store_true", help="with --recalibrate: halve the step each round (weight/2, weight/4, ...)")
     parser.add_argument("--harmony", action="store_true", help="charge the vertical interval classes the model overdoes (config.harmony)")
+    parser.add_argument(
+        "--gibbs", action="store_true", help="with --relative: an AR-CNN's motion costs inside its Gibbs sampling (config.gibbs_motion)"
+    )
     parser.add_argument("--against-card", action="store_true", help="compare with the card's own motion costs, not with none")
     parser.add_argument("--write", action="store_true", help="store the chosen weight's costs in the card (config.motion)")
     args = parser.parse_args(argv)
     base = tuple(json.loads((CHECKPOINTS / f"{args.model}.json").read_text())["config"].get("motion", ())) if args.against_card else ()
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
-    rows = sweep(args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate, args.decay, args.harmony)
+    rows = sweep(
+        args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate, args.decay, args.harmony, args.gibbs
+    )
     chosen = choose(rows)
     print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: the costs compared with stay)"))
     if args.write:
         path = CHECKPOINTS / f"{args.model}.json"
         card = json.loads(path.read_text())
-        card["config"]["motion"], card["config"]["harmony"] = rows[chosen]["motion"], rows[chosen]["harmony"]
+        written = {k: rows[chosen][k] for k in ("motion", "harmony", "gibbs_motion") if k in rows[chosen]}
+        card["config"].update(written)
         path.write_text(json.dumps(card, indent=2) + "\n")
-        print(f"wrote config.motion = {rows[chosen]['motion']}, config.harmony = {rows[chosen]['harmony']} into {path.name}")
+        print(f"wrote {', '.join(f'config.{k} = {v}' for k, v in written.items())} into {path.name}")
     return 0
 
 

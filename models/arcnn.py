@@ -64,7 +64,15 @@ from studio.core.conditioning import (
     track_to_tokens,
 )
 from studio.core.metrics import melody_key
-from studio.core.part_writing import PartWritingGuide, chord_faults, guided_notes, key_preference, note_spans, voice_ranges
+from studio.core.part_writing import (
+    MOTION_SIZES,
+    PartWritingGuide,
+    chord_faults,
+    guided_notes,
+    key_preference,
+    note_spans,
+    voice_ranges,
+)
 from studio.core.restrikes import draw_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
@@ -112,6 +120,11 @@ class ARCNNConfig(ConfigMixin):
     # The guide's cost of each vertical interval class the model sounds more often than its genre
     # (`studio.core.part_writing.recalibrated_harmony_costs`, chosen on validation by `bench/motion.py --harmony`); empty: none.
     harmony: tuple[float, ...] = ()
+    # The same kind of costs (per move size, one row or one per voice) charged inside the Gibbs sampling
+    # itself (`gibbs_motion_penalties`): a cell that would start a note by a move its voice overdoes
+    # costs that much, so the network writes around it (its rhythm too) rather than a note being
+    # redrawn afterwards with its rhythm kept. Chosen on validation by `bench/motion.py --gibbs`; empty: none.
+    gibbs_motion: tuple[float, ...] = ()
     velocity: int = 80
     chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])
     chord_dropout: float = 0.4  # share of training windows shown without chords
@@ -351,6 +364,29 @@ def melody_notes(tokens: np.ndarray, onsets: np.ndarray) -> set[tuple[int, int]]
     return {(int(t), int(tokens[t])) for t in np.flatnonzero(starts)}
 
 
+def gibbs_motion_penalties(tokens: np.ndarray, cells: np.ndarray, costs: Sequence[float]) -> np.ndarray:
+    """(cells.sum(), N_TOKENS) nats against each token of each cell (v, t) of `cells` (V, T) bool, in
+    `np.nonzero` order: for each side, the cost (`costs`, MOTION_SIZES per move size: 0..12 semitones,
+    then over an octave; one row for every voice or one per accompaniment voice, high to low) of the
+    move from the neighbouring cell's pitch of the same voice to the token's. Holding the neighbour's
+    pitch (the same token: one note) and a rest on either side cost nothing."""
+    v_idx, t_idx = np.nonzero(cells)
+    out = np.zeros((len(v_idx), N_TOKENS))
+    rows = np.asarray(costs, float).reshape(-1, MOTION_SIZES)
+    if len(v_idx) == 0 or len(rows) == 0:
+        return out
+    per_cell = rows[np.clip(v_idx - 1, 0, len(rows) - 1)]  # each cell's voice's row (a single row serves all)
+    cand = np.arange(N_TOKENS)[None, :]
+    for side in (-1, 1):
+        at = t_idx + side
+        inside = (at >= 0) & (at < tokens.shape[1])
+        neighbour = np.where(inside, tokens[v_idx, np.clip(at, 0, tokens.shape[1] - 1)], REST)[:, None]
+        moves = (neighbour != REST) & (cand != REST) & (cand != neighbour)
+        size = np.minimum(np.abs(cand - neighbour), MOTION_SIZES - 1)  # token and pitch distances agree
+        out += np.where(moves, np.take_along_axis(per_cell, size, axis=1), 0.0)
+    return out
+
+
 def annealed_share(i: int, n: int, high: float = 0.9, low: float = 0.05, eta: float = 0.75) -> float:
     """Coconet's schedule: the share of cells erased at iteration i of n falls linearly from `high`
     to `low` over the first `eta` of the iterations, then stays at `low`."""
@@ -383,11 +419,18 @@ class ARCNNAccompanist:
 
     @staticmethod
     def _sample(
-        logits: torch.Tensor, cells: np.ndarray, temperature: float, gen: torch.Generator, no_rest: np.ndarray | None = None
+        logits: torch.Tensor,
+        cells: np.ndarray,
+        temperature: float,
+        gen: torch.Generator,
+        no_rest: np.ndarray | None = None,
+        penalty: np.ndarray | None = None,
     ) -> np.ndarray:
         """Tokens for the `cells` (V, T) bool from logits (V, 85, T); cells marked in `no_rest` (V, T)
-        may not be a rest."""
+        may not be a rest; `penalty` (cells.sum(), 85): nats against each token of each cell."""
         chosen = logits.permute(0, 2, 1)[torch.from_numpy(cells)]  # (n, 85): only the cells asked for, copied
+        if penalty is not None:
+            chosen -= torch.from_numpy(penalty).to(chosen.dtype)
         if no_rest is not None:
             chosen[torch.from_numpy(no_rest[cells]), REST] = float("-inf")
         if temperature <= 1e-3:
@@ -404,9 +447,11 @@ class ARCNNAccompanist:
         gen: torch.Generator,
         rng: np.random.Generator,
         trace: dict[int, np.ndarray] | None = None,
+        motion: Sequence[float] = (),
     ) -> np.ndarray:
         """Annealed blocked Gibbs sampling of the `free` cells (V, T) bool of `tokens` (V, T). When
-        `trace` is given, its keys are iteration numbers (1-based) and get the tokens after them."""
+        `trace` is given, its keys are iteration numbers (1-based) and get the tokens after them.
+        `motion`: move-size costs charged to each cell's draw (`gibbs_motion_penalties`); empty: none."""
         tokens = tokens.copy()
         if not free.any():
             return tokens
@@ -418,7 +463,8 @@ class ARCNNAccompanist:
                 # where the melody rests). Without this a melody unlike a chorale soprano (runs of 16th
                 # notes) can leave the voices silent for bars.
                 no_rest = free & (tokens[0] != REST)[None, :]
-                tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest)
+                penalty = gibbs_motion_penalties(tokens, erased, motion) if motion else None
+                tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest, penalty)
             if trace is not None and i + 1 in trace:
                 trace[i + 1] = tokens.copy()
         return tokens
@@ -478,13 +524,14 @@ class ARCNNAccompanist:
         free[1:] = True
         iterations = int(p["iterations"])
         temperature = float(p["creative_risk"])
-        tokens = self.gibbs(tokens, free, context, iterations, temperature, gen, rng, trace)
+        motion = tuple(float(p["guide"]) * cost for cost in c.gibbs_motion)  # the model alone at guide 0
+        tokens = self.gibbs(tokens, free, context, iterations, temperature, gen, rng, trace, motion)
         out: list[RollTrack] = []
         if p["mode"] == "enhance":
             new_melody, new_onsets = self._enhance(tokens, onsets, context, p, gen, rng)
             if not np.array_equal(new_melody, tokens[0]):
                 tokens[0] = new_melody
-                tokens = self.gibbs(tokens, free, context, max(1, iterations // 2), temperature, gen, rng)  # voices follow the new melody
+                tokens = self.gibbs(tokens, free, context, max(1, iterations // 2), temperature, gen, rng, None, motion)  # voices follow it
             track = tokens_to_track(new_melody, new_onsets, melody.name, melody.program, c.velocity)
             track.role = "melody"
             out.append(track)
@@ -579,7 +626,8 @@ class ARCNNAccompanist:
         restrikes = np.concatenate([np.zeros((1, grid.n_steps), bool), *(on[None] for _, on in kept)])[:, lo:hi] & ~free
         restrikes |= run_starts(free)  # the new music starts its own notes
         temperature = float(p["creative_risk"])
-        tokens = self.gibbs(tokens, free, context, int(p["iterations"]), temperature, gen, rng)
+        motion = tuple(float(p["guide"]) * cost for cost in c.gibbs_motion)
+        tokens = self.gibbs(tokens, free, context, int(p["iterations"]), temperature, gen, rng, None, motion)
         # After the melody's last note the new cells hold what sounds then (as `generate` ends a song).
         end = melody_end(mel_tokens) - lo
         if 0 < end < tokens.shape[1]:
