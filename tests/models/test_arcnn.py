@@ -15,6 +15,7 @@ from models.arcnn import (
     ARCNNAccompanist,
     ARCNNConfig,
     annealed_share,
+    gibbs_motion_penalties,
     masked_cross_entropy,
     melody_notes,
     random_erasure,
@@ -285,3 +286,58 @@ def test_training_reads_the_restrike_odds_from_its_own_pieces():
     assert odds == restrike_odds(recipe.windows.pieces)
     assert odds[0] > 0.3 and odds[3] < 0.05  # struck again where the melody starts a note on a beat, seldom elsewhere
     assert training(dataset, {"hidden": 8, "dilations": (1,), "restrikes": (0.1, 0.0, 0.0, 0.0)}).config.restrikes == (0.1, 0.0, 0.0, 0.0)
+
+
+def test_gibbs_motion_costs_charge_a_cell_that_starts_a_note_by_an_overdone_move():
+    """Each side's move from the neighbouring cell's pitch costs what its size costs; holding the
+    neighbour's pitch (one note) and a rest on either side cost nothing; a row per voice."""
+    from studio.core.conditioning import REST
+    from studio.core.part_writing import MOTION_SIZES
+
+    thirds = (0.0, 0.0, 0.0, 1.0, 2.0, *[5.0] * (MOTION_SIZES - 5))
+    tokens = np.array([[50, 50, 50, 50], [40, 40, 42, 42], [30, REST, 33, 33]])
+    cells = np.zeros(tokens.shape, bool)
+    cells[1, 1] = cells[2, 2] = True  # an alto cell between 40 and 42; a tenor cell after a rest, before 33
+    costs = gibbs_motion_penalties(tokens, cells, thirds)
+    assert costs.shape == (2, 85)
+    assert costs[0, [40, 41, 42, 43, 44, REST]].tolist() == [0.0, 0.0, 0.0, 1.0, 2.0, 0.0]
+    assert costs[1, [33, 30, 36, 45, REST]].tolist() == [0.0, 1.0, 1.0, 5.0, 0.0]
+    per_voice = (0.0,) * MOTION_SIZES + thirds  # the alto free, the tenor charged
+    both = gibbs_motion_penalties(tokens, cells, per_voice)
+    assert both[0].sum() == 0.0 and both[1].tolist() == costs[1].tolist()
+    assert not gibbs_motion_penalties(tokens, cells, ()).any()
+
+
+def test_gibbs_motion_costs_move_the_draws_and_guide_0_is_the_model_alone(tune):
+    """With heavy costs on every leap the small network's Gibbs draws leap far less than without; at
+    guide 0 the costs are off and the take is the model's own, note for note."""
+    from dataclasses import replace
+
+    from studio.core.conditioning import REST
+
+    melody, grid = tune
+    torch.manual_seed(0)
+    config = ARCNNConfig(hidden=16, dilations=(1, 2))
+    network = ARCNN(config)
+    plain = ARCNNAccompanist(config, network)
+    stepwise = (0.0, 0.0, 0.0, *[4.0] * 11)  # every move of a third or more
+    steps = ARCNNAccompanist(replace(config, gibbs_motion=stepwise), network)
+    params = {"iterations": 16, "guide": 0.0}
+    pairs = zip(plain.generate(melody, grid, params, 0), steps.generate(melody, grid, params, 0), strict=True)
+    assert all(_notes(a) == _notes(b) for a, b in pairs)
+
+    mel_tokens, _ = track_to_tokens(melody)
+    tokens = np.zeros((4, len(mel_tokens)), np.int64)
+    tokens[0] = mel_tokens
+    free = np.zeros(tokens.shape, bool)
+    free[1:] = True
+    context = plain.context(grid, mel_tokens)
+
+    def leaps(motion) -> float:
+        drawn = plain.gibbs(tokens, free, context, 32, 0.7, torch.Generator().manual_seed(0), np.random.default_rng(0), None, motion)
+        a, b = drawn[1:, :-1], drawn[1:, 1:]
+        moves = (a != b) & (a != REST) & (b != REST)
+        return float((np.abs(a - b)[moves] >= 3).mean())
+
+    free_leaps, charged = leaps(()), leaps(stepwise)
+    assert charged < free_leaps / 2, (free_leaps, charged)
