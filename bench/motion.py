@@ -26,7 +26,7 @@ the chosen weight's costs in the card (``config.motion``, ``config.harmony``, ``
 those compared with when none passes.
 
     python -m bench.motion --model gan-chorale [--weights 0.25,0.5] [--seed 0] [--per-voice]
-        [--relative [--recalibrate N [--decay]] [--gibbs]] [--harmony] [--against-card] [--write]
+        [--relative [--recalibrate N [--decay]] [--gibbs]] [--harmony] [--against-card] [--classifier-seeds N] [--write]
 """
 
 from __future__ import annotations
@@ -149,22 +149,36 @@ def excess_costs(
     return costs
 
 
-def _figures(model: str, config: dict[str, tuple[float, ...]], seed: int = 0) -> dict[str, Any]:
-    """The validation figures of `model`'s card with its config's costs set as `config` says, at `seed`."""
+def _figures(model: str, config: dict[str, tuple[float, ...]], seed: int = 0, classifier_seeds: int = 1) -> dict[str, Any]:
+    """The validation figures of `model`'s card with its config's costs set as `config` says, at `seed`;
+    the classifier's accuracy the mean of its readings at `classifier_seeds` seeds from `seed` on (on
+    the 33 validation chorales one seed's reading varies by about +-0.03 from another's), its bound
+    judged on that mean."""
     from studio.serving.registry import ModelRegistry
     from studio.training.evaluate import EvaluationConfig, bound_gaps, evaluate
+    from studio.training.musicianship import check_bounds
 
+    readings = []
     with tempfile.TemporaryDirectory() as tmp:
         registry = ModelRegistry(_card_with(model, Path(tmp), config))
-        report = evaluate(model, EvaluationConfig(split="validation", seed=seed, unseen=0, copy_check=False), registry, progress=False)
+        for k in range(max(1, classifier_seeds)):
+            evaluation = EvaluationConfig(split="validation", seed=seed + k, unseen=0, copy_check=False)
+            readings.append(evaluate(model, evaluation, registry, progress=False))
+    report = readings[0]
     table, heard = report["validation"], report["musicianship"]
     gaps = bound_gaps(table["generated"], table["real"])
+    by_seed = [r["musicianship"]["classifier_accuracy"] for r in readings]
+    classifier = round(sum(by_seed) / len(by_seed), 4)
+    missed = {k for k, b in heard["bounds"].items() if not b["ok"] and k != "classifier_accuracy"}
+    if not check_bounds({"classifier_accuracy": classifier}, {})["classifier_accuracy"]["ok"]:
+        missed.add("classifier_accuracy")
     return {
         "validation_score": round(sum(gaps.values()) / len(gaps), 4),
         "worst_table_gap": max(gaps, key=gaps.get),
         "gaps": {k: round(v, 3) for k, v in gaps.items()},
-        "missed": sorted(k for k, b in heard["bounds"].items() if not b["ok"]),
-        "classifier_accuracy": heard["classifier_accuracy"],
+        "missed": sorted(missed),
+        "classifier_accuracy": classifier,
+        **({"classifier_by_seed": by_seed} if len(by_seed) > 1 else {}),
         **{
             k: heard["generated"][k]
             for k in ("interval_js", "duration_js", "repeated_notes", "parallel_fifths_octaves", "leaps_over_octave")
@@ -185,6 +199,7 @@ def sweep(
     decay: bool = False,
     harmony: bool = False,
     gibbs: bool = False,
+    classifier_seeds: int = 1,
 ) -> dict[float, dict[str, Any]]:
     """The validation figures of `base` (weight 0: no motion costs, or the card's own; no harmony costs)
     and of each of `weights`, each with its costs (`relative`: `excess_costs`, recalibrated `rounds`
@@ -201,7 +216,7 @@ def sweep(
             costs = {**empty, **excess_costs(model, weight, rounds=rounds, decay=decay, kinds=kinds, per_voice=per_voice)}
         else:
             costs = {**empty, "motion": training_costs(model, weight, per_voice)}
-        out[weight] = {**{k: list(v) for k, v in costs.items()}, **_figures(model, costs, seed)}
+        out[weight] = {**{k: list(v) for k, v in costs.items()}, **_figures(model, costs, seed, classifier_seeds)}
         print(json.dumps({"weight": weight, **out[weight]}), flush=True)
     return out
 
@@ -233,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="a card whose config takes motion costs (a GAN, arcnn-chorale, diffusion-chorale)")
     parser.add_argument("--weights", default="0.25,0.5", help="weights to try beside 0 (default 0.25,0.5)")
     parser.add_argument("--seed", type=int, default=0, help="the evaluation's seed (default 0; another for a run again)")
+    parser.add_argument(
+        "--classifier-seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the classifier's accuracy averaged over N seeds from --seed on (default 1)",
+    )
     parser.add_argument("--per-voice", action="store_true", help="each voice its own motion (default: all voices together)")
     parser.add_argument("--relative", action="store_true", help="charge only the move sizes the model overdoes (excess_motion_costs)")
     parser.add_argument(
@@ -249,7 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     base = tuple(json.loads((CHECKPOINTS / f"{args.model}.json").read_text())["config"].get("motion", ())) if args.against_card else ()
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
     rows = sweep(
-        args.model, weights, args.seed, args.per_voice, base, args.relative, args.recalibrate, args.decay, args.harmony, args.gibbs
+        args.model,
+        weights,
+        args.seed,
+        args.per_voice,
+        base,
+        args.relative,
+        args.recalibrate,
+        args.decay,
+        args.harmony,
+        args.gibbs,
+        args.classifier_seeds,
     )
     chosen = choose(rows)
     print(f"chosen weight: {chosen:g}" + ("" if chosen else " (none passes the rule: the costs compared with stay)"))
