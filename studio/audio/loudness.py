@@ -172,6 +172,13 @@ def _segments(x: np.ndarray | Sequence[np.ndarray], hop: int, hops: int) -> Iter
     index, offset = 0, 0  # the chunk and frame the next segment starts at
     for first in range(0, hops, _CHUNK_HOPS):
         k = min(_CHUNK_HOPS, hops - first)
+        if index < len(chunks) and offset + k * hop <= len(chunks[index]) and chunks[index].dtype == np.float32:
+            # within one float32 chunk: a view of it, channels first (the FFT reads it strided, no copy here)
+            yield chunks[index][offset : offset + k * hop].T.reshape(channels, k, hop)
+            offset += k * hop
+            if offset == len(chunks[index]):
+                index, offset = index + 1, 0
+            continue
         cut = np.zeros((channels, k * hop), np.float32)
         filled = 0
         while filled < k * hop and index < len(chunks):

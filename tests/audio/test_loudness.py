@@ -108,6 +108,9 @@ def test_the_hop_measure_is_pyloudnorms_from_any_chunks():
     cuts = [0, 1, 4410 * 3 + 17, RATE, len(lead) - 5, len(lead)]
     chunked = loudness.hop_energies([lead[a:b] for a, b in itertools.pairwise(cuts)], RATE)
     assert np.allclose(chunked, loudness.hop_energies(lead, RATE))
+    # float32 audio is read in place (views of it), float64 copied: the same energies, over many segments too
+    long = np.tile(lead, (-(-RATE * 30 // len(lead)), 1))[: RATE * 30 + 123]
+    assert np.array_equal(loudness.hop_energies(long.astype(np.float32), RATE), loudness.hop_energies(long, RATE))
 
 
 def test_true_peak_is_the_whole_signal_oversampled():
