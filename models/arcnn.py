@@ -37,6 +37,7 @@ Uses (`generate`):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,8 @@ class ARCNNConfig(ConfigMixin):
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    decay_steps: int = 0  # the learning rate falls along a half cosine to lr * lr_floor over this many steps (0: constant)
+    lr_floor: float = 0.05
     harmonize_share: float = 0.25  # share of each batch that erases the three lower voices entirely
     ranges: tuple[int, ...] = ()  # low, high MIDI pitch per voice for the part-writing guide (empty: SATB by name)
     # How often a voice strikes a held pitch again, by situation (`studio.core.restrikes`), read from the training
@@ -269,7 +272,18 @@ class ARCNNTraining(TrainingRecipe):
         """The network is trained by likelihood: the last step ships (no selection by samples)."""
         return False
 
+    def learning_rate(self, step: int) -> float:
+        """The learning rate at `step`: `lr`, or with `decay_steps` a half cosine from `lr` down to
+        `lr * lr_floor` at that step, and the floor after it."""
+        c = self.config
+        if c.decay_steps <= 0:
+            return c.lr
+        done = min(1.0, step / c.decay_steps)
+        return c.lr * (c.lr_floor + (1.0 - c.lr_floor) * 0.5 * (1.0 + math.cos(math.pi * done)))
+
     def step(self, step: int, rng: np.random.Generator) -> dict[str, float]:
+        for group in self.optimizers["network"].param_groups:
+            group["lr"] = self.learning_rate(step)
         batch = self.windows.sample(self.config.batch_size, rng)
         tokens = torch.from_numpy(batch.tokens).to(self.device)
         context = batch.context
