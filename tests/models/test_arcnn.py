@@ -66,6 +66,20 @@ def test_training_masks_and_loss():
     assert annealed_share(0, 100) == pytest.approx(0.9) and annealed_share(99, 100) == pytest.approx(0.05)
 
 
+def test_the_learning_rate_falls_along_a_half_cosine_when_asked():
+    from types import SimpleNamespace
+
+    from models.arcnn import ARCNNTraining
+
+    def rate(step: int, **config) -> float:
+        return ARCNNTraining.learning_rate(SimpleNamespace(config=ARCNNConfig(**config)), step)
+
+    assert rate(0) == rate(10_000) == 1e-3  # constant by default (the shipped card's training)
+    assert rate(0, decay_steps=100) == pytest.approx(1e-3)
+    assert rate(50, decay_steps=100) == pytest.approx(1e-3 * (0.05 + 0.95 / 2))
+    assert rate(100, decay_steps=100) == rate(500, decay_steps=100) == pytest.approx(5e-5)
+
+
 def test_the_network_input_is_what_its_docstring_says():
     """`ARCNN.features` writes its input in place; it must equal the definition built the plain way:
     per voice the token's one-hot and its pitch class (zero where erased) and the erased flag, then the context."""
