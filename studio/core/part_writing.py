@@ -13,8 +13,9 @@ pitch would make with what is around it:
 - *parallel fifth / octave*: the voice and another both change pitch into (or out of) the same
   perfect interval class (0 or 7) they had (counted for every pair, the melody included);
 - *the genre's motion and harmony* (only when a card sets them): a move to or from a neighbour by a
-  size, or a vertical interval class with another voice at a chord onset, that the genre's voices
-  make less often than the model does (`PartWritingGuide.motion`, `PartWritingGuide.harmony`);
+  size the genre's voices seldom make, or make less often than the model does
+  (`PartWritingGuide.motion`), or a vertical interval class with another voice at a chord onset that
+  they sound less often than the model does (`PartWritingGuide.harmony`);
 - *off the chord* (only when a person gave chords, `chord_faults`): sounding on a strong beat (a bar's
   first beat or its middle) a pitch class outside the chord given there. Not a rule of part writing
   but the person's wish, and the measure `studio.core.chords.chord_tone_share` reads; declared here
@@ -407,7 +408,9 @@ def guided_notes(
                     penalties = penalties + step_faults[e] - step_faults[f]
                 current = pitches[voice, f]
                 ruled = penalties[np.arange(len(f)), current] > 0  # a note that breaks no rule keeps its pitch,
-                moves = motion_penalties(pitches, voice, f, e, guide) + harmony_penalties(pitches, voice, f, e, onsets, guide)
+                moves = motion_penalties(pitches, voice, f, e, guide)
+                if guide.harmony:
+                    moves += harmony_penalties(pitches, voice, f, e, onsets, guide)
                 faulty = ruled | (moves[np.arange(len(f)), current] > 0)  # unless it moves or sounds as the genre seldom does
                 if not faulty.any():
                     continue
