@@ -422,6 +422,10 @@ class ARCNNAccompanist:
         context = context_features(meter_features(grid), pitch_class_profile(melody_tokens)).astype(np.float32)
         return with_chords(context, self.config, chord_channels(chords, len(melody_tokens)) if self.config.chords else None)
 
+    def gibbs_costs(self, guide: float) -> tuple[float, ...]:
+        """The card's `gibbs_motion` costs scaled by the `guide` parameter (0: none, the model alone)."""
+        return tuple(guide * cost for cost in self.config.gibbs_motion)
+
     def _logits(self, tokens: np.ndarray, erased: np.ndarray, context: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
             out = self.network(
@@ -538,7 +542,7 @@ class ARCNNAccompanist:
         free[1:] = True
         iterations = int(p["iterations"])
         temperature = float(p["creative_risk"])
-        motion = tuple(float(p["guide"]) * cost for cost in c.gibbs_motion)  # the model alone at guide 0
+        motion = self.gibbs_costs(float(p["guide"]))
         tokens = self.gibbs(tokens, free, context, iterations, temperature, gen, rng, trace, motion)
         out: list[RollTrack] = []
         if p["mode"] == "enhance":
@@ -640,7 +644,7 @@ class ARCNNAccompanist:
         restrikes = np.concatenate([np.zeros((1, grid.n_steps), bool), *(on[None] for _, on in kept)])[:, lo:hi] & ~free
         restrikes |= run_starts(free)  # the new music starts its own notes
         temperature = float(p["creative_risk"])
-        motion = tuple(float(p["guide"]) * cost for cost in c.gibbs_motion)
+        motion = self.gibbs_costs(float(p["guide"]))
         tokens = self.gibbs(tokens, free, context, int(p["iterations"]), temperature, gen, rng, None, motion)
         # After the melody's last note the new cells hold what sounds then (as `generate` ends a song).
         end = melody_end(mel_tokens) - lo
