@@ -1,7 +1,7 @@
 """Long takes: what a take costs per minute of music, in time and memory, through the command.
 
 The studio accepts up to ten minutes of music (`studio.core.config.Limits`). A sample tune
-(``assets/melodies/chester.mid``, 77 s) repeated to about 1 and 5 minutes is accompanied by
+(``assets/melodies/chester.mid``, 77 s) repeated to about 1 and 4 minutes is accompanied by
 ``python -m studio generate`` (MIDI, WAV and piano roll, as a person runs it), each run a fresh
 process, the two lengths interleaved; the process's peak resident memory is read from the kernel
 (``os.wait4``'s ``ru_maxrss``). Reported: the medians, and per minute of music beyond the first what
@@ -10,8 +10,8 @@ holds its two stems while it mixes them and one copy after (`studio.audio.synth.
 40-60 MB a minute is what the audio needs (2026-12-07: 1.6-1.7 GB for 9 minutes before the stems
 were measured and summed in pieces, 0.70 GB after; docs/reliability.md). The longer take stays
 within the synthesis budget (`SynthConfig.render_budget`, which cuts the audio of a four-voice take
-after 5-6 minutes), so every minute measured is a minute rendered (the figures of 2026-12-07 used 9
-minutes, before the budget).
+after about four minutes, `rules`' after 4:44), so every minute measured is a minute rendered (the
+first figures of 2026-12-07 used 9 minutes, before the budget; then 5, before it was lowered).
 
 Run ``python -m bench.long_take [--model rules] [--repeats 2] [--json]``, or
 ``python -m studio bench --only long``.
@@ -35,7 +35,7 @@ from studio.core.config import REPO_ROOT
 __all__ = ["bench_long_take", "format_long_take", "repeated_tune"]
 
 TUNE = REPO_ROOT / "assets" / "melodies" / "chester.mid"
-MINUTES = (1.0, 5.0)
+MINUTES = (1.0, 4.0)
 
 
 def repeated_tune(minutes: float, source: Path = TUNE) -> tuple[bytes, float]:

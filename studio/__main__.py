@@ -1,5 +1,5 @@
 """`python -m studio ...`: see `studio.cli`."""
 
-from studio.cli import main
+from studio.cli import run
 
-raise SystemExit(main())
+run()

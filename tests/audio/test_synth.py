@@ -836,7 +836,7 @@ def test_a_cut_file_ends_at_the_cut_with_every_note_released():
 def test_the_budget_cuts_only_what_would_take_too_long():
     from studio.audio.synth.budget import audio_cut
 
-    sparse = scan_midi(_midi_bytes({0: [(b, 1, 60 + b % 12, 80) for b in range(600)]}))  # 5 minutes of one voice
+    sparse = scan_midi(_midi_bytes({0: [(b, 1, 60 + b % 12, 80) for b in range(540)]}))  # 4.5 minutes of one voice
     assert audio_cut(sparse, 2, 1, SynthConfig()) is None
     dense = scan_midi(_dense_notes(240.0, per_second=40))  # 40 notes a second, each sounding on in its release
     tick = audio_cut(dense, 2, 1, SynthConfig())
@@ -847,6 +847,21 @@ def test_the_budget_cuts_only_what_would_take_too_long():
     assert audio_cut(dense, 2, 2, SynthConfig()) < tick  # an engine playing two files has less for each
     with pytest.raises(ValueError):
         SynthConfig(render_budget=0.0)
+
+
+def test_the_budget_counts_what_follows_the_render(monkeypatch):
+    """Issue 23: every second of audio costs the same after the render whatever sounds (the mix
+    measured and limited, the WAV written), so a long take is cut where its synthesis and that work
+    together pass the budget: ten minutes of one voice, which its synthesis alone would allow, are
+    cut after four to seven minutes."""
+    from studio.audio.synth import budget
+
+    ten = scan_midi(_midi_bytes({0: [(b, 1, 60 + b % 12, 80) for b in range(1200)]}))  # 10 minutes of one voice
+    tick = budget.audio_cut(ten, 1, 1, SynthConfig())
+    assert tick is not None and 4 * 60 < ten.seconds_at(np.array([tick]))[0] < 7 * 60
+    monkeypatch.setattr(budget, "_AFTER_VOICES", 0)
+    synthesis_alone = budget.audio_cut(ten, 1, 1, SynthConfig())
+    assert synthesis_alone is None or synthesis_alone > tick
 
 
 @needs_synth

@@ -102,6 +102,24 @@ def test_real_coverage_counts_windows_as_the_coverage_line_does():
     assert window_coverage(melody[: 15 * bar], voices[:, : 15 * bar], bar) == []  # shorter than a window
 
 
+def test_the_answer_time_bench_makes_its_files_and_reads_each_answer(tmp_path):
+    """`bench.answer_time`: every file it sends is one the studio lets in (within the upload limit),
+    it reads a cut from a take's warnings, and a run times the command and the server alike."""
+    from bench.answer_time import _outcome, bench_answer_time, heavy_files
+    from studio.core.config import Limits
+
+    files = heavy_files()
+    assert {"tune-9min", "dense-10min", "wide-meter", "event-1h-after", "far-meter", "stacked-2MB"} == set(files)
+    assert all(0 < len(data) <= Limits().max_upload_bytes for data in files.values())
+    said = "the audio stops at 4:04 of 8:58: the music is too long or dense to synthesize in the studio's answer time"
+    assert _outcome(["melody taken from track 'Lead'", said]) == "cut at 4:04 of 8:58"
+    assert _outcome(["melody taken from track 'Lead'"]) == "whole"
+    result = bench_answer_time(("rules",), 1, ("event-1h-after",))
+    row = result["files"]["event-1h-after"]
+    assert row["answers"] == {"rules": "whole"}
+    assert all(0.0 < row[way]["median_s"] <= row[way]["max_s"] for way in ("command", "server"))
+
+
 def test_the_long_take_bench_repeats_its_tune_to_the_minutes_asked():
     """`bench.long_take.repeated_tune`: whole repeats of the sample tune, as near the minutes asked as
     whole repeats go, its length said right (the bench's per-minute figures rest on it), readable by

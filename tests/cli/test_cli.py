@@ -258,6 +258,33 @@ def test_a_track_name_cannot_forge_an_error_line_or_send_escape_codes(tmp_path):
     assert "\x1b" not in done.stderr + done.stdout and not any(line.startswith("error") for line in done.stderr.splitlines())
 
 
+def test_the_command_ends_at_once_with_mains_status_and_its_output_flushed(monkeypatch):
+    """`studio.cli.run` (the `studio` script and ``python -m studio``) ends the process with
+    `os._exit` after `main` returns, skipping Python's teardown (0.5-0.7 s once torch is loaded,
+    issue 23); what was printed is flushed first, and the status is `main`'s."""
+    import io
+    import tomllib
+
+    import studio.cli as cli
+
+    class Recording(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            Recording.flushes += 1
+            super().flush()
+
+    out, ended = Recording(), []
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(cli, "main", lambda: (print("wrote take.mid"), 2)[1])
+    monkeypatch.setattr(cli.os, "_exit", ended.append)
+    cli.run()
+    assert ended == [2] and out.getvalue() == "wrote take.mid\n" and Recording.flushes >= 1
+    assert (REPO / "studio" / "__main__.py").read_text().count("run()") == 1
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["studio"] == "studio.cli:run"
+
+
 def test_models_lists_rules_and_json_cards():
     done = studio("models")
     names = [line.split()[0] for line in done.stdout.splitlines()]

@@ -8,6 +8,15 @@ engine at its voice limit for minutes (20,000 notes in ten minutes: 12 s of rend
 an engine's estimated work would pass `SynthConfig.render_budget`, every note released there
 (`Split.cut`), and the caller says so. The MIDI and the roll keep the whole take.
 
+What follows the render is paid for every second of audio, whatever sounds, on one core after the
+engines end: their stems summed, the mix measured, limited and made int16, and the WAV written. It
+is counted as `_AFTER_VOICES` more voices of every engine at every moment, so that the budget bounds
+the answer's time, not only its synthesis (issue 23: a take answered within 5 s on the project's
+2-core machine). The budget is set for the command, which first spends about 2 s starting Python,
+torch and a model, and writes no MP3; the page's MP3 copy (about 4 ms a second of audio) is paid
+for by the start the server does not have. A take is cut at the same place from either, so that it
+sounds the same.
+
 The estimate is made from the notes alone, before any audio, so the cut is the same on every run
 and every machine: each note sounds from its start to its end plus its release allowance and
 `_RELEASE_SECONDS` more (a SoundFont's release, which a short note's allowance misses), as
@@ -34,6 +43,9 @@ _VOICES_PER_NOTE = 2  # a note of FluidR3_GM is mostly a stereo pair of samples
 _RELEASE_SECONDS = 0.5
 _REVERB_VOICES = 10
 _STEP_SECONDS = 0.1  # the time grid the voices are counted on
+# What follows the render, per second of audio (same machine and day): 1.6 ms, as much as 5 voices
+# of an engine (a voice-second costs about 0.34 ms of a render that reaches the budget).
+_AFTER_VOICES = 5
 
 
 def _voices(split: Split, seconds: float, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +71,9 @@ def _voices(split: Split, seconds: float, limit: int) -> tuple[np.ndarray, np.nd
 
 
 def audio_cut(split: Split, engines: int, files_per_engine: int, config: SynthConfig) -> int | None:
-    """The tick where the audio of `split` is cut to keep each engine's work within the budget
-    (`SynthConfig.render_budget`, in voice-seconds), or None when the whole file fits.
+    """The tick where the audio of `split` is cut to keep each engine's work, and what follows the
+    render, within the budget (`SynthConfig.render_budget`, in voice-seconds), or None when the
+    whole file fits.
 
     `engines` engines render it, each playing at most `files_per_engine` files one after another
     (each with its reverb). The cut falls on a step of `_STEP_SECONDS`, never before the first.
@@ -69,7 +82,7 @@ def audio_cut(split: Split, engines: int, files_per_engine: int, config: SynthCo
         return None
     limit = config.polyphony_for(split.seconds)
     busiest, together = _voices(split, split.seconds, limit)
-    per_step = np.maximum(busiest, together / max(1, engines)) + _REVERB_VOICES * files_per_engine
+    per_step = np.maximum(busiest, together / max(1, engines)) + _REVERB_VOICES * files_per_engine + _AFTER_VOICES
     work = np.cumsum(per_step) * _STEP_SECONDS
     over = int(np.searchsorted(work, config.render_budget, side="right"))
     if over >= len(work):

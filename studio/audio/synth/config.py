@@ -72,13 +72,13 @@ class SynthConfig:
         enough to keep 256 voices sounding (20,000 notes in 50 s) took 4.5 s to render, 1.3 s with it.
     render_budget
         Most work an engine does for one render, in estimated voice-seconds (one voice sounding
-        for a second; an engine's reverb counts as ten voices; `studio.audio.synth.budget`): the
-        audio of music that would need more is cut where the budget is spent, every note released
-        there, and the render says so. About 2.5 s of rendering an engine on the project's 2-core
-        machine (with what follows the render, a take answers within about 5 s): a tune of ten
-        minutes on one channel stays within it, a take of four voices on two engines is cut after
-        seven to eight minutes, a file of thousands of overlapping notes after a minute or two. None:
-        no budget.
+        for a second; an engine's reverb counts as ten voices and what follows the render as five;
+        `studio.audio.synth.budget`): the audio of music that would need more is cut where the
+        budget is spent, every note released there, and the render says so. Set so that a take is
+        answered within 5 s through the command on the project's 2-core machine (issue 23; measured
+        2026-12-07): a take of four voices plays whole to about four minutes and is cut there when
+        longer, one voice alone after about five minutes, a file of thousands of overlapping notes
+        after a minute or so. None: no budget.
     parallel_min_seconds
         Music at least this long (by the MIDI file's tempo map, to its end of track) is rendered
         on several engines at once, its channels split between them; shorter music, or music with
@@ -113,7 +113,7 @@ class SynthConfig:
     polyphony: int = 256
     min_polyphony: int = 64
     voice_seconds: float = 3200.0
-    render_budget: float | None = 9000.0
+    render_budget: float | None = 6000.0
 
     def __post_init__(self) -> None:
         if self.sample_rate < 8000 or self.sample_rate > 192000:
