@@ -422,8 +422,10 @@ def normalize(
     target_lufs: float = TARGET_LUFS,
     ceiling_dbtp: float = CEILING_DBTP,
     loudness: float | None = None,
+    full_scale: float = 1.0,
 ) -> tuple[np.ndarray, Normalized]:
-    """`x` (N, C) scaled to `target_lufs` with its true peak at most `ceiling_dbtp`.
+    """`x` (N, C) scaled to `target_lufs` with its true peak at most `ceiling_dbtp`, then multiplied by
+    `full_scale` (32767 for int16 samples to follow: in the same pass as the gain, most often).
 
     1. The gain that puts the integrated loudness (`loudness` when the caller measured it) on target.
     2. If the true peak would then pass the ceiling, the look-ahead limiter (`limit`) takes the
@@ -432,17 +434,21 @@ def normalize(
     3. A last trim scales the whole down to the ceiling if a true peak between samples still
        passes it (a fraction of a dB at most).
 
-    Silence (loudness -inf) is returned as it is. `x` may be changed in place (float32 stays float32).
+    Silence (loudness -inf) is returned as it is (times `full_scale`). `x` may be changed in place
+    (float32 stays float32). The figures returned are at full scale 1.0 whatever `full_scale` is.
     """
     data = _frames(x)
     before = integrated_loudness(data, rate) if loudness is None else loudness
     if not math.isfinite(before):
-        return data, Normalized(before, before, 0.0, _db(true_peak(data)), 0.0)
+        peak = true_peak(data)
+        if full_scale != 1.0:
+            np.multiply(data, np.asarray(full_scale, data.dtype), out=data, casting="unsafe")
+        return data, Normalized(before, before, 0.0, _db(peak), 0.0)
     ceiling = 10.0 ** (ceiling_dbtp / 20.0)
     gain = 10.0 ** ((target_lufs - before) / 20.0)
     peak = true_peak(data) * gain
     if peak <= ceiling:  # 1. the gain alone
-        np.multiply(data, np.asarray(gain, data.dtype), out=data, casting="unsafe")
+        np.multiply(data, np.asarray(gain * full_scale, data.dtype), out=data, casting="unsafe")
         return data, Normalized(before, target_lufs, _db(gain), _db(peak), 0.0)
     limited = _db(peak / ceiling) + _MARGIN_DB
     out = limit(data * np.asarray(gain, data.dtype), ceiling, rate)  # 2. the limiter
@@ -452,10 +458,13 @@ def normalize(
         out = limit(data * np.asarray(gain, data.dtype), ceiling, rate)
         after = integrated_loudness(out, rate)
     peak = true_peak(out)
+    trim = 1.0
     if peak > ceiling:  # 3. inter-sample peaks the limiter could not see
-        out *= np.asarray(ceiling / peak, out.dtype)
-        after += _db(ceiling / peak)
+        trim = ceiling / peak
+        after += _db(trim)
         peak = ceiling
+    if trim * full_scale != 1.0:
+        out *= np.asarray(trim * full_scale, out.dtype)
     return out, Normalized(before, after, after - before, _db(peak), limited)
 
 

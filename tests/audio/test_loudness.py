@@ -148,6 +148,17 @@ def test_normalize_hits_the_target_under_the_ceiling(scale):
     assert not silent.any() and info.loudness == -math.inf
 
 
+@pytest.mark.parametrize("scale", [0.01, 3.0])
+def test_normalize_scales_to_a_full_scale_in_the_same_pass(scale):
+    """`full_scale` (int16's 32767 for the render) multiplies the normalised audio, on the gain's path
+    and the limiter's alike; the figures it returns are those at full scale 1.0."""
+    for x in (_music()[: round(2 * RATE)] * scale, _music() * scale):  # the gain alone, then the limiter
+        plain, info = loudness.normalize(x.astype(np.float32), RATE)
+        scaled, same = loudness.normalize(x.astype(np.float32), RATE, full_scale=32767.0)
+        assert same == info and scaled.dtype == np.float32
+        np.testing.assert_allclose(scaled, plain * np.float32(32767.0), rtol=1e-5, atol=1e-3)
+
+
 # --- the takes `accompany` writes (FluidSynth and a SoundFont needed) ------------------------------
 
 MODELS = ("rules", "gan-chorale", "arcnn-chorale")

@@ -849,6 +849,54 @@ def test_the_budget_cuts_only_what_would_take_too_long():
         SynthConfig(render_budget=0.0)
 
 
+@needs_synth
+def test_a_render_on_one_engine_fills_one_buffer_the_loudness_step_reads_without_a_copy(fresh_pool):
+    """A render of known length on one engine goes into one float buffer sized for the music and
+    its longest tail, so the loudness step reads it whole (no chunks joined, no copy of the take)."""
+    from studio.audio.synth import render as rendering
+
+    fresh_pool()
+    config = SynthConfig(workers=1)
+    data = _midi_bytes({0: [(b, 1, 60 + b % 12, 80) for b in range(80)]})  # 40 s: over one default chunk (24 s)
+    split = scan_midi(data)
+    engines = engine.POOL.acquire(config, 1)
+    try:
+        frames = rendering._render_single(engines[0], data, config, split.seconds)
+    finally:
+        engine.POOL.release(engines)
+    views = frames.views()
+    assert len(views) == 1 and 40.0 <= len(views[0]) / config.sample_rate <= 40.0 + config.max_tail_seconds + 0.1
+    assert rendering._joined(views) is views[0]
+
+
+def test_the_mix_of_several_renders_is_summed_into_one_buffer_or_where_it_lies():
+    """`_Mix` sums each chunk of every render into one buffer at its place, so the mix is read
+    whole without a copy; a chunk that does not fit is summed where it lies, and the sums agree."""
+    from studio.audio.synth.render import _Mix
+
+    rng = np.random.default_rng(0)
+    parts = [[rng.standard_normal((n, 2)).astype(np.float32) for n in (8, 8, 5)] for _ in range(3)]
+    for capacity, whole_expected in ((30, True), (16, False)):
+        mix = _Mix(3, capacity)
+        for p in (2, 0, 1):  # in any order of the renders, chunk by chunk
+            start = 0
+            for index, chunk in enumerate(parts[p]):
+                mix.sink(p)(index, start, chunk.copy())
+                start += len(chunk)
+        chunks = mix.chunks()
+        expected = np.concatenate([parts[0][i] + parts[1][i] + parts[2][i] for i in range(3)])
+        np.testing.assert_allclose(np.concatenate(chunks), expected, rtol=1e-6)
+        whole = mix.whole(chunks)
+        assert (whole is not None) == whole_expected
+        if whole is not None:
+            assert np.shares_memory(whole, mix.buffer) and len(whole) == 21
+            assert mix.whole(chunks[:1] + [chunks[2]]) is None  # not back to back
+    mismatched = _Mix(2, 30)
+    mismatched.sink(0)(0, 0, parts[0][0])
+    mismatched.sink(1)(0, 3, parts[1][0])  # the renders disagree on where the chunk starts
+    assert mismatched.mismatch and mismatched.chunks() is None
+
+
 def test_the_budget_counts_what_follows_the_render(monkeypatch):
     """Issue 23: every second of audio costs the same after the render whatever sounds (the mix
     measured and limited, the WAV written), so a long take is cut where its synthesis and that work
