@@ -229,12 +229,15 @@ def note_spans(line: np.ndarray, starts: np.ndarray | None = None) -> tuple[np.n
 def _span_extreme(line: np.ndarray, first: np.ndarray, end: np.ndarray, highest: bool) -> np.ndarray:
     """The highest (or lowest) pitch `line` (T,) sounds within each span [first, end); -1 where it is silent throughout."""
     fill = -1 if highest else 10_000
-    values = np.where(line >= 0, line, fill)
-    out = (np.maximum if highest else np.minimum).reduceat(values, first) if len(first) else np.zeros(0, np.int64)
-    # reduceat runs to the next index: spans of one voice never overlap, but a span may end before the next begins
-    for i in np.flatnonzero(np.concatenate([first[1:], [len(line)]]) != end):
-        segment = values[first[i] : end[i]]
-        out[i] = segment.max() if highest else segment.min()
+    if not len(first):
+        return np.zeros(0, np.int64)
+    # reduceat runs from each index to the next: with every span's start and end as indices (a span
+    # may end before the next begins), the even rows are the spans; one filler at the end lets a span
+    # end at the line's end (in one call: a staccato line has as many gaps as notes)
+    values = np.append(np.where(line >= 0, line, fill), fill)
+    bounds = np.empty(2 * len(first), np.int64)
+    bounds[0::2], bounds[1::2] = first, end
+    out = (np.maximum if highest else np.minimum).reduceat(values, bounds)[0::2]
     return np.where(out == fill, -1, out)
 
 

@@ -323,3 +323,25 @@ def test_recalibrated_harmony_costs_charge_the_classes_the_model_overdoes():
     again = recalibrated_harmony_costs(costs, genre, genre, 0.5)  # the model now sounds as the genre: unchanged
     assert again == pytest.approx(costs, abs=2e-3)
     assert recalibrated_harmony_costs(costs, np.zeros(12), genre) == tuple(costs)
+
+
+def test_the_extreme_pitch_of_another_voice_over_each_note_is_its_highest_or_lowest_there():
+    """`_span_extreme`: over each span [first, end) of a voice's notes (touching, apart, up to the
+    line's end), the highest or lowest pitch another line sounds there, -1 where it is silent
+    throughout: the same as reading each span on its own."""
+    from studio.core.part_writing import _span_extreme
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        length = int(rng.integers(1, 60))
+        line = np.where(rng.random(length) < 0.3, -1, rng.integers(30, 90, length))
+        cuts = np.sort(rng.choice(np.arange(length + 1), size=min(length + 1, 2 * int(rng.integers(1, 10))), replace=False))
+        first, end = cuts[0::2], cuts[1::2]
+        first = first[: len(end)]
+        for highest in (True, False):
+            expected = []
+            for a, b in zip(first, end, strict=True):
+                sounding = line[a:b][line[a:b] >= 0]
+                expected.append(-1 if not len(sounding) else (sounding.max() if highest else sounding.min()))
+            assert _span_extreme(line, first, end, highest).tolist() == expected
+    assert _span_extreme(np.array([60, 62]), np.zeros(0, np.int64), np.zeros(0, np.int64), True).tolist() == []
