@@ -11,7 +11,8 @@ and what it answered (whole, the audio cut, or refused), against `BOUND_S`.
 
 The files are made here: a sample tune repeated to nine minutes (real music at the length limit),
 four tracks of 5,000 notes each in ten minutes (as many notes as the limit allows, as long as it
-allows), 19,999 notes under a 255/1 meter in 50 s, a tune followed by a meter change an hour later,
+allows), 19,999 notes under a 255/1 meter in 50 s and in 75 s (the most notes the synthesis budget
+played whole before it charged each note, 2026-12-07), a tune followed by a meter change an hour later,
 a meter change 10^9 bars away, and 2 MB of one note struck over and over (`tests/midi_factory.py`).
 
 Run ``python -m bench.answer_time [--models all] [--repeats 2] [--json]``, or
@@ -63,6 +64,7 @@ def heavy_files() -> dict[str, bytes]:
         "tune-9min": repeated_tune(9.0)[0],
         "dense-10min": _dense(),
         "wide-meter": mf.wide_meter(),
+        "wide-meter-75s": mf.wide_meter(microseconds_per_beat=30_000),
         "event-1h-after": mf.events_after_music(),
         "far-meter": mf.far_meter_change(),
         "stacked-2MB": mf.stacked_note_ons(),

@@ -469,10 +469,10 @@ def stacked_note_ons(size: int = 2 * 1024 * 1024 - 200) -> bytes:
     return _header(0, 1, 96) + _chunk(b"MTrk", body + b"\x00" + _END_OF_TRACK)
 
 
-def wide_meter(n_notes: int = 19_999, numerator: int = 255, denominator: int = 1) -> bytes:
+def wide_meter(n_notes: int = 19_999, numerator: int = 255, denominator: int = 1, microseconds_per_beat: int = 20_000) -> bytes:
     """`n_notes` short notes under a 255/1 meter at 960 ticks per beat (2,040 eighth-note bar shifts
-    for the pickup search to try), fast enough to stay under 10 minutes."""
+    for the pickup search to try), fast enough to stay under 10 minutes (50 s at the default tempo)."""
     tpb = 960
-    conductor = [(0, _time_signature(numerator, denominator)), (0, _tempo(20_000))]
+    conductor = [(0, _time_signature(numerator, denominator)), (0, _tempo(microseconds_per_beat))]
     notes = _note_events([(i / 8, 0.125, 60 + i % 12) for i in range(n_notes)], tpb)
     return midi_from_tracks([conductor, [(0, _track_name("Melody")), *notes]], tpb)

@@ -912,6 +912,41 @@ def test_the_budget_counts_what_follows_the_render(monkeypatch):
     assert synthesis_alone is None or synthesis_alone > tick
 
 
+def test_the_budget_charges_every_note_of_the_take(monkeypatch):
+    """Issue 23: reading, guiding, writing and drawing a note cost the answer time whatever it
+    sounds like, so of two files of the same synthesis work the one of more notes is cut earlier,
+    and 20,000 rapid notes in 75 s (answered in 5.2-5.9 s when only their voices counted) are cut."""
+    from studio.audio.synth import budget
+
+    rapid = scan_midi(_dense_notes(75.0, per_second=266))  # 19,950 notes
+    tick = budget.audio_cut(rapid, 2, 1, SynthConfig())
+    assert tick is not None and rapid.seconds_at(np.array([tick]))[0] < 60.0
+    monkeypatch.setattr(budget, "_NOTE_VOICE_SECONDS", 0.0)
+    voices_alone = budget.audio_cut(rapid, 2, 1, SynthConfig())
+    assert voices_alone is None or voices_alone > tick
+
+
+def test_the_budget_never_cuts_the_last_second(monkeypatch):
+    """A take the budget would cut within `_MIN_CUT_SECONDS` of its end plays whole (no "the audio
+    stops at 1:15 of 1:15")."""
+    from studio.audio.synth import budget
+
+    split = scan_midi(_dense_notes(20.0, per_second=40))
+    whole_work = budget.audio_cut(split, 1, 1, SynthConfig(render_budget=1e9))
+    assert whole_work is None
+    # a budget that runs out 0.3 s before the end: whole; 3 s before: cut
+    monkeypatch.setattr(budget, "_NOTE_VOICE_SECONDS", 0.0)
+    limit = SynthConfig().polyphony_for(split.seconds)
+    busiest, together = budget._voices(split, split.seconds, limit)
+    per_step = np.maximum(busiest, together) + budget._REVERB_VOICES + budget._AFTER_VOICES
+    work = np.cumsum(per_step) * budget._STEP_SECONDS
+    near_end = float(work[int((split.seconds - 0.3) / budget._STEP_SECONDS)])
+    assert budget.audio_cut(split, 1, 1, SynthConfig(render_budget=near_end)) is None
+    earlier = float(work[int((split.seconds - 3.0) / budget._STEP_SECONDS)])
+    tick = budget.audio_cut(split, 1, 1, SynthConfig(render_budget=earlier))
+    assert tick is not None and split.seconds - 3.5 < split.seconds_at(np.array([tick]))[0] < split.seconds - 2.5
+
+
 @needs_synth
 def test_music_over_the_budget_is_cut_where_it_is_spent_and_said():
     data = _dense_notes(40.0, per_second=40)

@@ -109,7 +109,7 @@ def test_the_answer_time_bench_makes_its_files_and_reads_each_answer(tmp_path):
     from studio.core.config import Limits
 
     files = heavy_files()
-    assert {"tune-9min", "dense-10min", "wide-meter", "event-1h-after", "far-meter", "stacked-2MB"} == set(files)
+    assert {"tune-9min", "dense-10min", "wide-meter", "wide-meter-75s", "event-1h-after", "far-meter", "stacked-2MB"} == set(files)
     assert all(0 < len(data) <= Limits().max_upload_bytes for data in files.values())
     said = "the audio stops at 4:04 of 8:58: the music is too long or dense to synthesize in the studio's answer time"
     assert _outcome(["melody taken from track 'Lead'", said]) == "cut at 4:04 of 8:58"

@@ -17,6 +17,14 @@ torch and a model, and writes no MP3; the page's MP3 copy (about 4 ms a second o
 for by the start the server does not have. A take is cut at the same place from either, so that it
 sounds the same.
 
+The take's notes are paid for too, whatever their audio: reading the melody, the model's part-writing
+guide, writing the MIDI, scanning it for the render and drawing the roll cost about 40 us a note on
+the same machine, as much as `_NOTE_VOICE_SECONDS` of an engine's voice-seconds. A file of 20,000
+notes spends 2,400 of the budget that way before a voice sounds (a take of four minutes of a
+chorale, about 2,000 notes, 240); without it 20,000 notes in 75 s were answered in 5.2-5.9 s.
+The budget is not spent on less than `_MIN_CUT_SECONDS` of music: a take that would lose less is
+played whole (that much more work is within the measurements' noise).
+
 The estimate is made from the notes alone, before any audio, so the cut is the same on every run
 and every machine: each note sounds from its start to its end plus its release allowance and
 `_RELEASE_SECONDS` more (a SoundFont's release, which a short note's allowance misses), as
@@ -46,6 +54,11 @@ _STEP_SECONDS = 0.1  # the time grid the voices are counted on
 # What follows the render, per second of audio (same machine and day): 1.6 ms, as much as 5 voices
 # of an engine (a voice-second costs about 0.34 ms of a render that reaches the budget).
 _AFTER_VOICES = 5
+# What each note of the take costs outside the render, in an engine's voice-seconds (same machine and
+# day; `python -m bench.answer_time`): the command's time without audio rose by 36 us a note from
+# 2,400 to 24,000 notes with `gan-chorale` (25-50 us with `rules`), 0.12 voice-seconds at 0.34 ms each.
+_NOTE_VOICE_SECONDS = 0.12
+_MIN_CUT_SECONDS = 1.0
 
 
 def _voices(split: Split, seconds: float, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,15 +89,18 @@ def audio_cut(split: Split, engines: int, files_per_engine: int, config: SynthCo
     whole file fits.
 
     `engines` engines render it, each playing at most `files_per_engine` files one after another
-    (each with its reverb). The cut falls on a step of `_STEP_SECONDS`, never before the first.
+    (each with its reverb); the take's notes are charged first (`_NOTE_VOICE_SECONDS` each). The cut
+    falls on a step of `_STEP_SECONDS`, never before the first, and never within `_MIN_CUT_SECONDS`
+    of the end.
     """
     if config.render_budget is None or split.seconds <= 0.0:
         return None
     limit = config.polyphony_for(split.seconds)
     busiest, together = _voices(split, split.seconds, limit)
     per_step = np.maximum(busiest, together / max(1, engines)) + _REVERB_VOICES * files_per_engine + _AFTER_VOICES
-    work = np.cumsum(per_step) * _STEP_SECONDS
+    work = len(split.notes) * _NOTE_VOICE_SECONDS + np.cumsum(per_step) * _STEP_SECONDS
     over = int(np.searchsorted(work, config.render_budget, side="right"))
-    if over >= len(work):
+    seconds = max(1, over) * _STEP_SECONDS
+    if over >= len(work) or seconds > split.seconds - _MIN_CUT_SECONDS:
         return None
-    return split.tick_at(max(1, over) * _STEP_SECONDS)
+    return split.tick_at(seconds)

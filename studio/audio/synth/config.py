@@ -72,13 +72,14 @@ class SynthConfig:
         enough to keep 256 voices sounding (20,000 notes in 50 s) took 4.5 s to render, 1.3 s with it.
     render_budget
         Most work an engine does for one render, in estimated voice-seconds (one voice sounding
-        for a second; an engine's reverb counts as ten voices and what follows the render as five;
+        for a second; an engine's reverb counts as ten voices, what follows the render as five, and
+        each note of the take 0.12 voice-seconds for its reading, drawing and writing;
         `studio.audio.synth.budget`): the audio of music that would need more is cut where the
         budget is spent, every note released there, and the render says so. Set so that a take is
         answered within 5 s through the command on the project's 2-core machine (issue 23; measured
-        2026-12-07): a take of four voices plays whole to about four minutes and is cut there when
-        longer, one voice alone after about five minutes, a file of thousands of overlapping notes
-        after a minute or so. None: no budget.
+        2026-12-07): a take of four voices plays whole to about four minutes (a longer one is cut
+        at about 3:45, its every note read and drawn), one voice alone to about five minutes, 20,000
+        notes after 35-45 s. None: no budget.
     parallel_min_seconds
         Music at least this long (by the MIDI file's tempo map, to its end of track) is rendered
         on several engines at once, its channels split between them; shorter music, or music with
