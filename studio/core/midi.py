@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from studio.core.config import Limits
 from studio.core.errors import InputError, one_line
 from studio.core.score import DEFAULT_MICROSECONDS_PER_BEAT, Marker, Note, Score, TempoChange, TimeSignature, Track
@@ -222,8 +224,12 @@ def _read_track(chunk: bytes) -> tuple[list[_Event], int]:
     events: list[_Event] = []
     pos, tick, running, end = 0, 0, 0, len(chunk)
     while pos < end:
-        delta, pos = _varlen(chunk, pos)
-        tick += delta
+        if chunk[pos] < 0x80:  # a one-byte delta, as most are (a call fewer per event)
+            tick += chunk[pos]
+            pos += 1
+        else:
+            delta, pos = _varlen(chunk, pos)
+            tick += delta
         status = chunk[pos]
         if status < 0x80:
             if not running:
@@ -552,6 +558,52 @@ def _track_chunk(events: list[tuple[int, int, bytes]]) -> bytes:
     return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 
+def _note_track_chunk(head: list[tuple[int, int, bytes]], notes: Sequence[Note], channel: int) -> bytes:
+    """`_track_chunk` of `head`'s events and `notes` as note-on/note-off pairs on `channel`, the
+    same bytes, encoded with numpy: a track of 20,000 notes took 0.1 s one event at a time.
+
+    The events are sorted as `_track_chunk` sorts them (by tick, then order, then as given; head
+    first); a gap over `MAX_DELTA` is bridged there (`_track_chunk` itself writes the track)."""
+    if not notes:
+        return _track_chunk(head)
+    table = np.array([(n.start, n.end, n.pitch, n.velocity) for n in notes], np.int64).reshape(-1, 4)
+    n = len(table)
+    # rows: the head's events, then each note's on (order 1) and off (order 0), interleaved as given
+    ticks = np.concatenate([[e[0] for e in head], np.column_stack([table[:, 0], table[:, 1]]).ravel()]).astype(np.int64)
+    orders = np.concatenate([[e[1] for e in head], np.tile([1, 0], n)]).astype(np.int64)
+    order = np.lexsort((orders, ticks))  # stable: equal (tick, order) keep their place, as `sorted` does
+    ticks = ticks[order]
+    deltas = np.diff(ticks, prepend=0)
+    if len(deltas) and int(deltas.max()) > MAX_DELTA:
+        on = [(int(s), 1, bytes([0x90 | channel, int(p), max(1, min(127, int(v)))])) for s, _e, p, v in table]
+        off = [(int(e), 0, bytes([0x80 | channel, int(p), 0])) for _s, e, p, _v in table]
+        return _track_chunk(head + [x for pair in zip(on, off, strict=True) for x in pair])
+    fixed = np.zeros((len(head) + 2 * n, 3), np.uint8)  # a note event's three bytes
+    fixed[len(head) :: 2] = np.column_stack([np.full(n, 0x90 | channel), table[:, 2], np.clip(table[:, 3], 1, 127)])
+    fixed[len(head) + 1 :: 2] = np.column_stack([np.full(n, 0x80 | channel), table[:, 2], np.zeros(n, np.int64)])
+    fixed = fixed[order]
+    head_at = np.flatnonzero(order < len(head))  # where the head's events went
+    sizes = np.full(len(order), 3)
+    sizes[head_at] = [len(head[int(order[i])][2]) for i in head_at]
+    widths = 1 + (deltas >= 1 << 7) + (deltas >= 1 << 14) + (deltas >= 1 << 21)  # the delta's bytes
+    starts = np.concatenate([[0], np.cumsum(widths + sizes)[:-1]])
+    out = np.zeros(int((widths + sizes).sum()), np.uint8)
+    for j in range(4):  # the delta's j-th byte, most significant first, continuation bit on all but the last
+        has = widths > j
+        shift = 7 * (widths[has] - 1 - j)
+        out[starts[has] + j] = ((deltas[has] >> shift) & 0x7F) | np.where(widths[has] - 1 > j, 0x80, 0)
+    payload = starts + widths
+    notes_at = np.ones(len(order), bool)
+    notes_at[head_at] = False
+    for k in range(3):
+        out[payload[notes_at] + k] = fixed[notes_at, k]
+    body = bytearray(out.tobytes())
+    for i in head_at:
+        body[payload[i] : payload[i] + sizes[i]] = head[int(order[i])][2]
+    body += b"\x00\xff\x2f\x00"
+    return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
+
+
 def _meta(kind: int, payload: bytes) -> bytes:
     return bytes([0xFF, kind]) + _varlen_bytes(len(payload)) + payload
 
@@ -589,9 +641,6 @@ def write_midi(score: Score, title: str = "", volumes: Sequence[int | None] | No
             events.append((0, -1, bytes([0xC0 | channel, track.program & 0x7F])))
         if volumes is not None and volumes[i] is not None:
             events.append((0, -1, bytes([0xB0 | channel, 7, max(0, min(127, int(volumes[i])))])))
-        for note in track.notes:  # note-offs sort before note-ons at the same tick (order 0 < 1)
-            events.append((note.start, 1, bytes([0x90 | channel, note.pitch, max(1, min(127, note.velocity))])))
-            events.append((note.end, 0, bytes([0x80 | channel, note.pitch, 0])))
-        chunks.append(_track_chunk(events))
+        chunks.append(_note_track_chunk(events, track.notes, channel))  # note-offs before note-ons at a tick
     header = b"MThd" + struct.pack(">IHHH", 6, 1, len(chunks), score.ticks_per_beat)
     return header + b"".join(chunks)

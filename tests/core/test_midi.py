@@ -305,3 +305,34 @@ def test_markers_are_written_as_clean_lines_and_read_back():
     assert read[0].text == "chord: C" and read[1].text == "chord: G/B [31mred" and read[2].text == "x" * 60
     assert [m.text for m in mido.MidiFile(file=io.BytesIO(data)).tracks[0] if m.type == "marker"] == [m.text for m in read]
     assert read_midi(write_midi(Score(480, [Track("Melody", 0, False, 0, [Note(0, 1920, 60)])]))).score.markers == []
+
+
+def test_a_track_of_notes_is_written_as_the_event_by_event_encoder_writes_it():
+    """`_note_track_chunk` (numpy) gives the bytes `_track_chunk` gives for the same events, one at a
+    time: overlapping and zero-length notes, equal ticks (note-offs first, then as given), deltas of
+    every width, velocities out of range (clipped), a gap past `MAX_DELTA` (bridged), and no notes."""
+    import numpy as np
+
+    from studio.core.midi import MAX_DELTA, _meta, _note_track_chunk, _text, _track_chunk
+
+    def by_events(head, notes, channel):
+        events = list(head)
+        for n in notes:
+            events.append((n.start, 1, bytes([0x90 | channel, n.pitch, max(1, min(127, n.velocity))])))
+            events.append((n.end, 0, bytes([0x80 | channel, n.pitch, 0])))
+        return _track_chunk(events)
+
+    rng = np.random.default_rng(0)
+    head = [(0, -2, _meta(0x03, _text("Alto \u00e9"))), (0, -1, bytes([0xC3, 52])), (0, -1, bytes([0xB3, 7, 90]))]
+    for case in range(60):
+        count = int(rng.integers(0, 300))
+        scale = int(rng.choice([1, 10, 200, 20_000, 3_000_000]))
+        starts = np.sort(rng.integers(0, scale * 50 + 1, count)) if case % 2 else rng.integers(0, scale * 50 + 1, count)
+        notes = [
+            Note(int(s), int(s + rng.integers(0, scale * 3 + 1)), int(rng.integers(0, 128)), int(rng.integers(-5, 140))) for s in starts
+        ]
+        channel = int(rng.integers(0, 16))
+        mine = head[: int(rng.integers(0, 4))]
+        assert _note_track_chunk(mine, notes, channel) == by_events(mine, notes, channel), case
+    far = [Note(0, 5, 60, 90), Note(MAX_DELTA * 2 + 7, MAX_DELTA * 2 + 9, 62, 80)]
+    assert _note_track_chunk(head, far, 0) == by_events(head, far, 0)
