@@ -17,10 +17,12 @@ chord labels, the piano roll's chord line, the metric):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -226,20 +228,57 @@ def _bar_cuts(bar: Bar, chords_per_bar: int) -> list[int]:
     return []  # 3/4, 9/8, 3/8: one chord per bar
 
 
+class _Segments(NamedTuple):
+    """`harmonic_segments` as arrays, shape=(S,) each, and the felt beat (steps) of each one's bar."""
+
+    start: np.ndarray
+    end: np.ndarray
+    bar: np.ndarray
+    downbeat: np.ndarray
+    strong: np.ndarray
+    beat: np.ndarray
+
+
+def _segment_arrays(grid: Grid, chords_per_bar: int) -> _Segments:
+    """`harmonic_segments` of all bars at once. A bar's cuts depend only on its meter and whether it is
+    complete, so `_bar_cuts` runs once per such kind of bar (a 1/128 meter has tens of thousands of
+    bars and one kind), and the kinds' cuts are laid on every bar together."""
+    bars = grid.bars
+    meters: dict[tuple[int, int], int] = {}
+    meter = np.fromiter((meters.setdefault((b.numerator, b.denominator), len(meters)) for b in bars), np.int64, len(bars))
+    start = np.fromiter((b.start for b in bars), np.int64, len(bars))
+    length = np.fromiter((b.length for b in bars), np.int64, len(bars))
+    shapes = [Bar(0, 0, numerator, denominator) for numerator, denominator in meters]
+    full = np.array([b.full_length for b in shapes], np.int64)
+    beat_steps = np.array([b.beat_steps for b in shapes], np.int64)
+    kind = 2 * meter + (length >= full[meter])  # a bar of each meter: cut short (a pickup, the end), complete
+    kinds = [Bar(0, b.full_length if complete else 0, b.numerator, b.denominator) for b in shapes for complete in (False, True)]
+    cuts = [[c for c in _bar_cuts(b, chords_per_bar) if 0 < c < b.length] for b in kinds]  # all before a full bar's end
+    middle = np.array([halves[0] if (halves := _bar_cuts(b, 2)) else -1 for b in kinds], np.int64)
+    n_cuts = np.array([len(c) for c in cuts], np.int64)
+    begins = np.zeros((len(kinds), 1 + int(n_cuts.max(initial=0))), np.int64)  # where each kind's segments begin
+    for row, offsets in zip(begins, cuts, strict=True):
+        row[1 : 1 + len(offsets)] = offsets
+    per_bar = n_cuts[kind] + 1
+    bar = np.repeat(np.arange(len(bars)), per_bar)  # every segment's bar, and its place in the bar
+    place = np.arange(len(bar)) - np.repeat(np.cumsum(per_bar) - per_bar, per_bar)
+    k = kind[bar]
+    begin = begins[k, place]
+    following = begins[k, np.minimum(place + 1, begins.shape[1] - 1)]
+    end = np.where(place == n_cuts[k], length[bar], following)  # the next segment's begin, or the bar's end
+    seg_start, seg_end = start[bar] + begin, np.minimum(start[bar] + end, grid.n_steps)
+    keep = seg_end > seg_start
+    strong = (begin == 0) | (begin == middle[k])
+    return _Segments(seg_start[keep], seg_end[keep], bar[keep], (begin == 0)[keep], strong[keep], beat_steps[meter[bar[keep]]])
+
+
 def harmonic_segments(grid: Grid, chords_per_bar: int = 2) -> list[Segment]:
     """The segments of every bar, following the meter's felt beats: half bars in duple meters (4/4 ->
     2 x 2 beats, 6/8 -> 2 dotted quarters), whole bars in triple ones (3/4, 9/8), 3+2 / 4+3 beats in
     5 and 7; `chords_per_bar` 1: whole bars, above 2: every beat."""
-    out: list[Segment] = []
-    for i, bar in enumerate(grid.bars):
-        edges = [bar.start] + [bar.start + c for c in _bar_cuts(bar, chords_per_bar) if 0 < c < bar.length] + [bar.end]
-        halves = _bar_cuts(bar, 2)
-        middle = bar.start + halves[0] if halves else None
-        for a, b in itertools.pairwise(edges):
-            b = min(b, grid.n_steps)
-            if b > a:
-                out.append(Segment(a, b, i, a == bar.start, a in (bar.start, middle)))
-    return out
+    segs = _segment_arrays(grid, chords_per_bar)
+    columns = (segs.start, segs.end, segs.bar, segs.downbeat, segs.strong)
+    return [Segment(*row) for row in zip(*(c.tolist() for c in columns), strict=True)]
 
 
 @dataclass(frozen=True)
@@ -298,23 +337,23 @@ _IN_KEY = 0.05  # share of the segment's weight a chord gains when all its tones
 _ANALYSED = ("", "m", "dim", "aug", "sus4", "7", "maj7", "m7", "m7b5", "dim7")
 
 
-def _segment_weights(tracks: Sequence[RollTrack], segs: Sequence[Segment], grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+def _segment_weights(tracks: Sequence[RollTrack], segs: _Segments) -> tuple[np.ndarray, np.ndarray]:
     """For every segment at once: pitch-class weights of what sounds in it, shape=(S, 12) (steps
     sounding, steps on a beat twice: a passing note between beats weighs less than a chord tone on
     one; the lowest note heard first counts once more, as the mean of the sounding classes), and the
     pitch class of the lowest note sounding at its first sounding step, shape=(S,) (-1: silent)."""
-    n_segs = len(segs)
+    n_segs = len(segs.start)
     if not n_segs:
         return np.zeros((0, 12)), np.zeros(0, int)
-    n = max(seg.end for seg in segs)
-    starts = np.array([seg.start for seg in segs])
+    n = int(segs.end.max())
+    starts, ends = segs.start, segs.end
+    sizes = ends - starts
+    owner = np.repeat(np.arange(n_segs), sizes)
     index = np.full(n, -1)  # the segment of each step
-    for i, seg in enumerate(segs):
-        index[seg.start : seg.end] = i
-    beats = np.array([grid.bars[seg.bar].beat_steps for seg in segs])
+    index[starts[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(sizes) - sizes, sizes)] = owner
     steps = np.arange(n)
     inside = index >= 0
-    step_weight = np.where(inside, 1.0 + ((steps - starts[index]) % np.maximum(1, beats[index]) == 0), 0.0)
+    step_weight = np.where(inside, 1.0 + ((steps - starts[index]) % np.maximum(1, segs.beat[index]) == 0), 0.0)
     by_class = np.zeros((n, 12))
     lowest = np.full(n, 128)  # the lowest pitch sounding at each step (128: none)
     for track in tracks:
@@ -324,18 +363,19 @@ def _segment_weights(tracks: Sequence[RollTrack], segs: Sequence[Segment], grid:
         if not sounding.any():
             continue
         width, pitches = sounding.shape
-        octaves = np.zeros((width, -(-pitches // 12) * 12))
-        octaves[:, :pitches] = sounding
-        by_class[:width] += octaves.reshape(width, -1, 12).sum(axis=1)  # pitch classes: the octaves summed
+        for low in range(0, pitches, 12):  # pitch classes: the octaves summed (whole numbers, in any order)
+            octave = sounding[:, low : low + 12]
+            by_class[:width, : octave.shape[1]] += octave
         low = np.where(sounding.any(axis=1), sounding.argmax(axis=1), 128)
         lowest[:width] = np.minimum(lowest[:width], low)
-    weights = np.zeros((n_segs, 12))
-    np.add.at(weights, index[inside], by_class[inside] * step_weight[inside, None])
+    # Each segment's sum from running sums: whole numbers, so as exact as adding step by step.
+    running = np.zeros((n + 1, 12))
+    np.cumsum(by_class * step_weight[:, None], axis=0, out=running[1:])
+    weights = running[ends] - running[starts]
     # The first sounding step at or after each step, then each segment's (inside the segment only).
     heard = np.where(lowest < 128, steps, n)
     first = np.minimum.accumulate(heard[::-1])[::-1]
     at = first[starts]
-    ends = np.array([seg.end for seg in segs])
     bass = np.where(at < ends, lowest[np.minimum(at, n - 1)] % 12, -1)
     sounded = np.count_nonzero(weights, axis=1)
     bonus = _BASS_WEIGHT * weights.sum(axis=1) / np.maximum(1, sounded)
@@ -364,31 +404,35 @@ def _templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[s
 _MEMBER, _ROOTS, _PRIORS, _SEVENTHS, _QUALITY_OF = _templates()
 
 
-def _best_chords(weights: np.ndarray, bass: np.ndarray, key: Key | None) -> list[ChordSymbol | None]:
+def _best_chords(weights: np.ndarray, bass: np.ndarray, key: Key | None) -> tuple[np.ndarray, np.ndarray]:
     """For each row of `weights` (S, 12), the chord whose tones best cover it (chord tones gain, others
-    cost), every root and quality scored at once; None for a silent row. `bass` (S,): the pitch class
-    heard lowest first (-1: none)."""
+    cost), every root and quality scored at once: its index in the templates (-1 for a silent row), and
+    its slash bass (-1: the root in the bass), shape=(S,) each. `bass` (S,): the pitch class heard
+    lowest first (-1: none)."""
     total = weights.sum(axis=1, keepdims=True)
     safe = np.where(total > 0, total, 1.0)
     inside = weights @ _MEMBER.T  # (S, N)
-    score = (inside - _NON_CHORD * (total - inside)) / safe + _PRIORS
-    score = score + _ROOT_IN_BASS * (bass[:, None] == _ROOTS) - 0.5 * (weights[:, _ROOTS] == 0)  # a chord without its root is another chord
+    # (inside - _NON_CHORD * (total - inside)) / safe + _PRIORS, in place: a piece of 10,000 segments
+    # scores 1.2 million cells, and a new array for every operation costs more than the arithmetic.
+    score = total - inside
+    score *= _NON_CHORD
+    np.subtract(inside, score, out=score)
+    score /= safe
+    score += _PRIORS
+    by_root = score.reshape(len(score), len(_ANALYSED), 12)  # (S, qualities, roots): the templates go root by root
+    by_root += _ROOT_IN_BASS * (bass[:, None] == np.arange(12))[:, None, :]
+    by_root -= 0.5 * (weights == 0)[:, None, :]  # a chord without its root is another chord
     if key is not None:
         outside = np.ones(12, bool)
         outside[list(key.accepted)] = False
-        score = score + _IN_KEY * ~(_MEMBER & outside).any(axis=1)
-    faint = (_SEVENTHS >= 0) & (weights[:, np.maximum(_SEVENTHS, 0)] < _SEVENTH_SHARE * total)
-    score = np.where(faint, -np.inf, score)  # a seventh chord only where its seventh sounds
+        score += _IN_KEY * ~(_MEMBER & outside).any(axis=1)
+    quiet = weights < _SEVENTH_SHARE * total
+    sevenths = _SEVENTHS.reshape(-1, 12)
+    for quality in np.flatnonzero(sevenths[:, 0] >= 0):  # a seventh chord only where its seventh sounds
+        np.copyto(by_root[:, quality], -np.inf, where=quiet[:, sevenths[quality]])
     best = np.argmax(score >= score.max(axis=1, keepdims=True) - 1e-9, axis=1)  # near-equal: the first in the templates' order
-    out: list[ChordSymbol | None] = []
-    for row, index in enumerate(best):
-        if total[row, 0] <= 0:
-            out.append(None)
-            continue
-        root, low = int(_ROOTS[index]), int(bass[row])
-        chord_bass = low if low >= 0 and low != root and _MEMBER[index, low] else None
-        out.append(ChordSymbol(root, _QUALITY_OF[index], chord_bass))
-    return out
+    slash = (bass >= 0) & (bass != _ROOTS[best]) & _MEMBER[best, np.maximum(bass, 0)]  # a chord tone other than the root
+    return np.where(total[:, 0] > 0, best, -1), np.where(slash, bass, -1)
 
 
 def analyse_chords(
@@ -398,17 +442,27 @@ def analyse_chords(
 
     `key`, when known, breaks near ties toward chords of the key. With `merge`, a segment whose chord
     equals the one before extends it. Silent segments have no span."""
-    spans: list[ChordSpan] = []
-    segs = harmonic_segments(grid, chords_per_bar)
-    weights, bass = _segment_weights(tracks, segs, grid)
-    for seg, chord in zip(segs, _best_chords(weights, bass, key), strict=True):
-        if chord is None:
-            continue
-        if merge and spans and spans[-1].chord == chord and spans[-1].end == seg.start:
-            spans[-1] = ChordSpan(spans[-1].start, seg.end, chord)
-        else:
-            spans.append(ChordSpan(seg.start, seg.end, chord))
-    return spans
+    segs = _segment_arrays(grid, chords_per_bar)
+    template, slash = _best_chords(*_segment_weights(tracks, segs), key)
+    heard = np.flatnonzero(template >= 0)
+    template, slash, starts, ends = template[heard], slash[heard], segs.start[heard], segs.end[heard]
+    opens = np.ones(len(heard), bool)  # where a span begins: not the chord before, or not right after it
+    if merge:
+        opens[1:] = (template[1:] != template[:-1]) | (slash[1:] != slash[:-1]) | (ends[:-1] != starts[1:])
+    closes = np.ones(len(heard), bool)  # where a span ends: before the next one begins
+    closes[:-1] = opens[1:]
+    first, last = np.flatnonzero(opens), np.flatnonzero(closes)
+    return [
+        ChordSpan(a, b, _chord(t, low))
+        for a, b, t, low in zip(starts[first].tolist(), ends[last].tolist(), template[first].tolist(), slash[first].tolist(), strict=True)
+    ]
+
+
+@functools.cache
+def _chord(template: int, slash: int) -> ChordSymbol:
+    """The chord of the template at index `template` over the pitch class `slash` (-1: its root), made
+    once: a piece's thousands of spans share a few frozen symbols."""
+    return ChordSymbol(int(_ROOTS[template]), _QUALITY_OF[template], None if slash < 0 else slash)
 
 
 def chord_tone_share(tracks: Sequence[RollTrack], grid: Grid, spans: Sequence[ChordSpan]) -> tuple[float, int]:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from studio.core.roll import Grid, RollTrack, roll_to_notes
+from studio.core.roll import Grid, RollTrack
 from studio.core.theory import Key, estimate_key
 
 __all__ = [
@@ -105,54 +105,105 @@ def _consonant_pairs() -> np.ndarray:
     return np.isin((m - a) % 12, list(CONSONANT_INTERVALS))
 
 
-def _bar_pitches(track: RollTrack, grid: Grid) -> np.ndarray:
-    """Which pitches sound in each bar, shape=(bars, 128) bool, over the bars that start within the
-    grid (cut at its end). From running counts of sounding steps rather than a slice per bar:
-    a meter of very short bars (1/128) has tens of thousands of them."""
-    bars = [(b.start, min(b.end, grid.n_steps)) for b in grid.bars if b.start < grid.n_steps]
-    if not bars:
-        return np.zeros((0, track.velocity.shape[1]), bool)
-    starts, ends = np.minimum(np.array(bars).T, len(track.velocity))
-    counts = np.zeros((len(track.velocity) + 1, track.velocity.shape[1]), np.int32)
-    np.cumsum(track.velocity > 0, axis=0, out=counts[1:])
+def _bar_edges(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end steps of the bars that start within the grid (cut at its end), shape=(bars,) each."""
+    starts = np.fromiter((b.start for b in grid.bars), np.int64, len(grid.bars))
+    lengths = np.fromiter((b.length for b in grid.bars), np.int64, len(grid.bars))
+    within = starts < grid.n_steps
+    return starts[within], np.minimum(starts + lengths, grid.n_steps)[within]
+
+
+def _in_bars(per_step: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Which columns of `per_step` (T, k) bool are true somewhere in each bar of `edges` (cut at T),
+    shape=(bars, k). From running counts rather than a slice per bar: a meter of very short bars
+    (1/128) has tens of thousands of them."""
+    starts, ends = (np.minimum(e, len(per_step)) for e in edges)
+    counts = np.zeros((len(per_step) + 1, per_step.shape[1]), np.int32)
+    np.cumsum(per_step, axis=0, out=counts[1:])
     return counts[ends] > counts[starts]
 
 
-def bar_coverage(track: RollTrack, grid: Grid, melody: RollTrack | None = None) -> float:
-    """Share of bars in which `track` sounds, over the bars from the melody's first to last note
-    (over all bars when no melody is given)."""
-    sounding = _bar_pitches(track, grid).any(axis=1)
-    if melody is not None:
-        with_melody = np.flatnonzero(_bar_pitches(melody, grid).any(axis=1))
+def _sounding_bars(track: RollTrack, edges: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Whether `track` sounds in each bar of `edges`, shape=(bars,) bool."""
+    return _in_bars((track.velocity > 0).any(axis=1, keepdims=True), edges)[:, 0]
+
+
+def _coverage(sounding: np.ndarray, melody_sounding: np.ndarray | None) -> float:
+    """`bar_coverage` from which bars the track (and the melody) sound in."""
+    if melody_sounding is not None:
+        with_melody = np.flatnonzero(melody_sounding)
         if not len(with_melody):
             return float("nan")
         sounding = sounding[with_melody[0] : with_melody[-1] + 1]
     return float(sounding.mean()) if len(sounding) else float("nan")
 
 
-def empty_bar_rate(track: RollTrack, grid: Grid) -> float:
-    """EB: share of bars in which the track is silent."""
-    sounding = _bar_pitches(track, grid).any(axis=1)
+def _empty_rate(sounding: np.ndarray) -> float:
+    """`empty_bar_rate` from which bars the track sounds in."""
     return float(1.0 - sounding.mean()) if len(sounding) else float("nan")
 
 
-def used_pitch_classes(track: RollTrack, grid: Grid) -> float:
-    """UPC: mean number of distinct pitch classes per non-empty bar."""
-    pitches = _bar_pitches(track, grid)
-    octaves = np.zeros((len(pitches), -(-pitches.shape[1] // 12) * 12), bool)
-    octaves[:, : pitches.shape[1]] = pitches
-    classes = octaves.reshape(len(pitches), -1, 12).any(axis=1).sum(axis=1)
+def _classes_per_bar(track: RollTrack, edges: tuple[np.ndarray, np.ndarray]) -> float:
+    """`used_pitch_classes` over the bars of `edges`: the octaves of each step folded into its pitch classes first."""
+    sounding = track.velocity > 0
+    octaves = np.zeros((len(sounding), -(-sounding.shape[1] // 12) * 12), bool)
+    octaves[:, : sounding.shape[1]] = sounding
+    classes = _in_bars(octaves.reshape(len(sounding), octaves.shape[1] // 12, 12).any(axis=1), edges).sum(axis=1)
     played = classes[classes > 0]
     return float(played.mean()) if len(played) else float("nan")
 
 
+def bar_coverage(track: RollTrack, grid: Grid, melody: RollTrack | None = None) -> float:
+    """Share of bars in which `track` sounds, over the bars from the melody's first to last note
+    (over all bars when no melody is given)."""
+    edges = _bar_edges(grid)
+    return _coverage(_sounding_bars(track, edges), None if melody is None else _sounding_bars(melody, edges))
+
+
+def empty_bar_rate(track: RollTrack, grid: Grid) -> float:
+    """EB: share of bars in which the track is silent."""
+    return _empty_rate(_sounding_bars(track, _bar_edges(grid)))
+
+
+def used_pitch_classes(track: RollTrack, grid: Grid) -> float:
+    """UPC: mean number of distinct pitch classes per non-empty bar."""
+    return _classes_per_bar(track, _bar_edges(grid))
+
+
+def _note_steps(track: RollTrack, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) in steps of the notes `roll_to_notes` reads, all at once rather than note by note:
+    a note runs from its onset while its pitch sounds and starts no new note, at most to the grid's
+    end (one starting past it keeps one step). Pitch by pitch, the k-th note ends at the k-th step
+    where a sounding pitch stops (falls silent, starts again, or meets the grid's end)."""
+    onsets = _onsets(track)
+    m = min(len(onsets), grid.n_steps)
+    sounding = track.velocity[:m] > 0
+    stops = np.zeros((m + 1, onsets.shape[1]), bool)  # stops[e]: a note sounding at step e - 1 ends at e
+    stops[1:] = sounding
+    stops[1:m] &= ~sounding[1:] | onsets[1:m]
+    _, starts = np.nonzero(onsets[:m].T)  # pitch by pitch, in time
+    _, ends = np.nonzero(stops.T)
+    late = np.nonzero(onsets[m:])[0] + m
+    return np.concatenate([starts, late]), np.concatenate([ends, late + 1])
+
+
+def _through_ticks(steps: np.ndarray, grid: Grid) -> np.ndarray:
+    """`grid.tick_to_step(grid.step_to_tick(step))` of every step (>= 0), as exactly: numpy's rint rounds
+    halves to even as Python's round does, on the same quotients of integers exact in float64 (steps
+    too far for that go one by one)."""
+    if len(steps) and (int(steps.max()) + 1) * (grid.ticks_per_beat + grid.steps_per_beat) >= 2**53:
+        return np.array([grid.tick_to_step(grid.step_to_tick(step)) for step in steps.tolist()])
+    ticks = np.rint(steps * grid.ticks_per_beat / grid.steps_per_beat)
+    return np.rint(ticks * grid.steps_per_beat / grid.ticks_per_beat)
+
+
 def qualified_note_rate(track: RollTrack, grid: Grid, min_steps: int = 3) -> float:
-    """QN: share of notes lasting at least `min_steps` sixteenths."""
-    notes = roll_to_notes(track, grid)
-    if not notes:
+    """QN: share of notes lasting at least `min_steps` sixteenths (their lengths as read back from ticks)."""
+    starts, ends = _note_steps(track, grid)
+    if not len(starts):
         return float("nan")
-    lengths = [grid.tick_to_step(n.end) - grid.tick_to_step(n.start) for n in notes]
-    return sum(length >= min_steps for length in lengths) / len(lengths)
+    lengths = _through_ticks(ends, grid) - _through_ticks(starts, grid)
+    return int(np.count_nonzero(lengths >= min_steps)) / len(lengths)
 
 
 def polyphony(track: RollTrack) -> float:
@@ -165,20 +216,25 @@ def polyphony(track: RollTrack) -> float:
 def summarize(melody: RollTrack, accompaniment: Sequence[RollTrack], grid: Grid) -> dict:
     """Every metric of one result, as plain floats (JSON-ready)."""
     key = melody_key(melody)
+    edges = _bar_edges(grid)  # read once: a grid may have tens of thousands of bars
+    with_melody = _sounding_bars(melody, edges)
     return {
         "key": str(key),
         "in_key": in_key_rate(accompaniment, key),
         "consonance": consonance(melody, accompaniment),
-        "tracks": {
-            t.name: {
-                "coverage": bar_coverage(t, grid, melody),
-                "empty_bars": empty_bar_rate(t, grid),
-                "pitch_classes_per_bar": used_pitch_classes(t, grid),
-                "qualified_notes": qualified_note_rate(t, grid),
-                "polyphony": polyphony(t),
-            }
-            for t in accompaniment
-        },
+        "tracks": {t.name: _track_summary(t, grid, edges, with_melody) for t in accompaniment},
+    }
+
+
+def _track_summary(track: RollTrack, grid: Grid, edges: tuple[np.ndarray, np.ndarray], with_melody: np.ndarray) -> dict:
+    """One track's metrics in `summarize`, on the grid's bar `edges` and the bars the melody sounds in."""
+    sounding = _sounding_bars(track, edges)
+    return {
+        "coverage": _coverage(sounding, with_melody),
+        "empty_bars": _empty_rate(sounding),
+        "pitch_classes_per_bar": _classes_per_bar(track, edges),
+        "qualified_notes": qualified_note_rate(track, grid),
+        "polyphony": polyphony(track),
     }
 
 
@@ -198,10 +254,11 @@ def piece_metrics(melody: RollTrack, accompaniment: Sequence[RollTrack], grid: G
     ``accompaniment_polyphony``: the polyphony of all pitched accompaniment tracks heard together.
     """
     sounding = [t for t in accompaniment if t.velocity.any()]
+    edges = _bar_edges(grid)
     per_track = {
         t.name: {
-            "empty_bar_rate": empty_bar_rate(t, grid),
-            "used_pitch_classes": used_pitch_classes(t, grid),
+            "empty_bar_rate": _empty_rate(_sounding_bars(t, edges)),
+            "used_pitch_classes": _classes_per_bar(t, edges),
             "qualified_note_rate": qualified_note_rate(t, grid),
             "polyphony": polyphony(t),
         }

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from studio.core.chords import (
+    _IN_KEY,
+    _MEMBER,
+    _NON_CHORD,
+    _PRIORS,
+    _QUALITY_OF,
+    _ROOT_IN_BASS,
+    _ROOTS,
+    _SEVENTH_SHARE,
+    _SEVENTHS,
+    QUALITIES,
     ChordSpan,
     ChordSymbol,
+    Segment,
+    _bar_cuts,
     analyse_chords,
     chord_tone_share,
     harmonic_segments,
@@ -174,3 +189,110 @@ def test_the_share_counts_strong_beat_notes_in_the_given_chord():
 def test_chord_symbols_compare_by_what_they_sound():
     assert parse_chord("Cmaj") == ChordSymbol(0, "")
     assert parse_chord("G/B") != parse_chord("G")
+
+
+# --------------------------------------------------------------------------- against a bar-by-bar reading
+
+METERS = [(4, 4), (3, 4), (2, 2), (6, 8), (9, 8), (12, 8), (5, 4), (7, 8), (5, 8), (1, 16), (1, 128), (2, 128), (255, 1), (7, 4), (3, 8)]
+
+
+def random_grid(rng: np.random.Generator) -> Grid:
+    """Bars of random meters (one-step 1/128 bars among them), some cut short, the grid ending before,
+    inside or after its last bar."""
+    bars, start = [], 0
+    for _ in range(int(rng.integers(0, 12))):
+        numerator, denominator = METERS[int(rng.integers(len(METERS)))]
+        full = Bar(0, 0, numerator, denominator).full_length
+        length = full if rng.random() < 0.7 else int(rng.integers(0, full + 3))
+        bars.append(Bar(start, length, numerator, denominator))
+        start += length
+    return Grid(480, max(0, start + int(rng.integers(-5, 4))), bars)
+
+
+def random_tracks(rng: np.random.Generator, n: int) -> list[RollTrack]:
+    """Tracks of chord tones, passing notes and overlaps (a drum track among them), with silences."""
+    tracks = []
+    for i in range(int(rng.integers(1, 4))):
+        track = RollTrack.empty(f"t{i}", 0, n + int(rng.integers(-2, 3)) if n > 2 else n, is_drum=rng.random() < 0.15)
+        for _ in range(int(rng.integers(0, 25))):
+            root, quality = int(rng.integers(12)), list(QUALITIES)[int(rng.integers(len(QUALITIES)))]
+            start = int(rng.integers(0, max(1, n)))
+            end = start + int(rng.integers(1, 12))
+            for interval in QUALITIES[quality][: int(rng.integers(1, 5))]:
+                track.add_note(start, end, 36 + 12 * int(rng.integers(0, 5)) + (root + interval) % 12)
+        tracks.append(track)
+    return tracks
+
+
+def reference_segments(grid: Grid, chords_per_bar: int) -> list[Segment]:
+    """`harmonic_segments` bar by bar."""
+    out = []
+    for i, bar in enumerate(grid.bars):
+        edges = [bar.start] + [bar.start + c for c in _bar_cuts(bar, chords_per_bar) if 0 < c < bar.length] + [bar.end]
+        halves = _bar_cuts(bar, 2)
+        middle = bar.start + halves[0] if halves else None
+        for a, b in itertools.pairwise(edges):
+            b = min(b, grid.n_steps)
+            if b > a:
+                out.append(Segment(a, b, i, a == bar.start, a in (bar.start, middle)))
+    return out
+
+
+def reference_analysis(tracks: list[RollTrack], grid: Grid, key: Key | None, chords_per_bar: int, merge: bool) -> list[ChordSpan]:
+    """`analyse_chords` segment by segment: each segment's weights from its own steps, its chord scored
+    template by template, spans merged one by one."""
+    segs = reference_segments(grid, chords_per_bar)
+    n = max((s.end for s in segs), default=0)
+    by_class, lowest = np.zeros((n, 12)), np.full(n, 128)
+    for track in tracks:
+        if track.is_drum:
+            continue
+        for step, pitch in zip(*np.nonzero(track.velocity[:n]), strict=True):
+            by_class[step, pitch % 12] += 1
+            lowest[step] = min(lowest[step], pitch)
+    spans: list[ChordSpan] = []
+    for seg in segs:
+        beat = max(1, grid.bars[seg.bar].beat_steps)
+        weights = sum((by_class[t] * (2.0 if (t - seg.start) % beat == 0 else 1.0) for t in range(seg.start, seg.end)), np.zeros(12))
+        heard = [t for t in range(seg.start, seg.end) if lowest[t] < 128]
+        bass = int(lowest[heard[0]]) % 12 if heard else -1
+        if bass >= 0:
+            weights[bass] += weights.sum() / max(1, np.count_nonzero(weights))
+        total = weights.sum()
+        if total <= 0:
+            continue
+        scores = []
+        for member, root, prior, seventh in zip(_MEMBER, _ROOTS, _PRIORS, _SEVENTHS, strict=True):
+            inside = weights @ member
+            score = (inside - _NON_CHORD * (total - inside)) / total + prior + _ROOT_IN_BASS * (bass == root) - 0.5 * (weights[root] == 0)
+            if key is not None:
+                score += _IN_KEY * all(pc in key.accepted for pc in np.flatnonzero(member))
+            scores.append(-np.inf if seventh >= 0 and weights[seventh] < _SEVENTH_SHARE * total else score)
+        index = next(i for i, s in enumerate(scores) if s >= max(scores) - 1e-9)
+        root = int(_ROOTS[index])
+        chord = ChordSymbol(root, _QUALITY_OF[index], bass if bass >= 0 and bass != root and _MEMBER[index, bass] else None)
+        if merge and spans and spans[-1].chord == chord and spans[-1].end == seg.start:
+            spans[-1] = ChordSpan(spans[-1].start, seg.end, chord)
+        else:
+            spans.append(ChordSpan(seg.start, seg.end, chord))
+    return spans
+
+
+def test_segments_of_all_bars_at_once_are_the_bar_by_bar_ones():
+    """Any meters, one-step bars, bars cut short, and a grid ending anywhere."""
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        grid = random_grid(rng)
+        for chords_per_bar in (1, 2, 3, 4):
+            assert harmonic_segments(grid, chords_per_bar) == reference_segments(grid, chords_per_bar)
+
+
+def test_analysis_of_all_segments_at_once_is_the_segment_by_segment_one():
+    """The chords, their spans and their merging, on random music over random bars."""
+    rng = np.random.default_rng(11)
+    for _ in range(150):
+        grid = random_grid(rng)
+        tracks = random_tracks(rng, grid.n_steps)
+        key = Key(int(rng.integers(12)), "major" if rng.random() < 0.5 else "minor") if rng.random() < 0.7 else None
+        chords_per_bar, merge = int(rng.integers(1, 5)), rng.random() < 0.7
+        assert analyse_chords(tracks, grid, key, chords_per_bar, merge) == reference_analysis(tracks, grid, key, chords_per_bar, merge)

@@ -16,11 +16,13 @@ from studio.core.metrics import (
     final_pitch_class,
     in_key_rate,
     melody_key,
+    piece_metrics,
     polyphony,
     qualified_note_rate,
+    summarize,
     used_pitch_classes,
 )
-from studio.core.roll import Bar, Grid, RollTrack, make_grid
+from studio.core.roll import Bar, Grid, RollTrack, make_grid, roll_to_notes
 from studio.core.score import Note, Score, Track
 from studio.core.theory import Key, estimate_key, key_correlations, pitch_class_histogram
 from studio.serving.service import AccompanyRequest, read_melody
@@ -117,6 +119,88 @@ def test_bar_metrics_read_every_bar_of_any_meter_as_a_bar_by_bar_count_does():
             bar_coverage(acc, grid, melody) == pytest.approx(np.mean(covered)) if covered else math.isnan(bar_coverage(acc, grid, melody))
         )
         assert bar_coverage(acc, grid) == pytest.approx(np.mean(sounds))
+
+
+def _random_bars(rng: np.random.Generator) -> Grid:
+    """Bars of odd meters and lengths (one-step 1/128 bars, pickups, bars cut short, the odd gap or
+    overlap), the grid ending before, inside or after the last bar, at an odd tick resolution."""
+    bars, start = [], 0
+    for _ in range(int(rng.integers(0, 14))):
+        numerator, denominator = [(4, 4), (1, 128), (5, 8), (7, 4), (3, 4), (9, 2)][int(rng.integers(6))]
+        length = int(rng.integers(0, 3)) if rng.random() < 0.3 else Bar(0, 0, numerator, denominator).full_length
+        bars.append(Bar(start, length, numerator, denominator))
+        start += length + (int(rng.integers(-1, 2)) if rng.random() < 0.1 else 0)
+    ticks_per_beat = [1, 2, 3, 5, 7, 25, 96, 100, 480, 1000][int(rng.integers(10))]
+    return Grid(ticks_per_beat, max(1, start + int(rng.integers(-4, 5))), bars)
+
+
+def _random_roll(rng: np.random.Generator, n: int, name: str, low: int = 0, high: int = 128) -> RollTrack:
+    """Notes of random lengths, overlapping (a pitch struck again while it sounds), with silences."""
+    track = RollTrack.empty(name, 0, n)
+    for _ in range(int(rng.integers(0, 30))):
+        start = int(rng.integers(0, n))
+        track.add_note(start, start + int(rng.integers(1, 9)), int(rng.integers(low, high)))
+    return track
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def _bar_by_bar(track: RollTrack, grid: Grid, melody: RollTrack) -> tuple[float, float, float, float]:
+    """(EB, UPC, coverage, coverage of all bars) from a slice of `track` per bar, with the metrics' own float operations."""
+    spans = [(b.start, min(b.end, grid.n_steps)) for b in grid.bars if b.start < grid.n_steps]
+    sounds = np.array([track.velocity[a:b].any() for a, b in spans], bool)
+    classes = np.array([len({int(p) % 12 for p in np.flatnonzero(track.velocity[a:b].any(axis=0))}) for a, b in spans], int)
+    played = classes[classes > 0]
+    with_melody = np.flatnonzero([melody.velocity[a:b].any() for a, b in spans])
+    covered = sounds[with_melody[0] : with_melody[-1] + 1] if len(with_melody) else sounds[:0]
+    return (
+        float(1.0 - sounds.mean()) if len(sounds) else math.nan,
+        float(played.mean()) if len(played) else math.nan,
+        float(covered.mean()) if len(covered) else math.nan,
+        float(sounds.mean()) if len(sounds) else math.nan,
+    )
+
+
+def test_bar_metrics_are_exactly_a_bar_by_bar_count():
+    """EB, UPC and coverage, alone and in `summarize` and `piece_metrics`, are the very floats a slice
+    per bar gives, on random bars and tracks (alone, some shorter or longer than the grid)."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        grid = _random_bars(rng)
+        n = grid.n_steps
+        melody = _random_roll(rng, n, "melody", 60, 80)
+        tracks = [_random_roll(rng, n, f"t{i}") for i in range(int(rng.integers(1, 4)))]
+        short = _random_roll(rng, max(1, n - int(rng.integers(1, 4))), "short")
+        long = _random_roll(rng, n + int(rng.integers(1, 4)), "long")
+        summary, piece = summarize(melody, tracks, grid)["tracks"], piece_metrics(melody, tracks, grid)["tracks"]
+        for track in [*tracks, short, long]:
+            empty, upc, coverage, everywhere = _bar_by_bar(track, grid, melody)
+            assert _same(empty_bar_rate(track, grid), empty) and _same(used_pitch_classes(track, grid), upc)
+            assert _same(bar_coverage(track, grid, melody), coverage)
+            assert _same(bar_coverage(track, grid), everywhere)
+            if track.name in summary:
+                assert _same(summary[track.name]["empty_bars"], empty) and _same(summary[track.name]["coverage"], coverage)
+                assert _same(summary[track.name]["pitch_classes_per_bar"], upc)
+            if track.name in piece:
+                assert _same(piece[track.name]["empty_bar_rate"], empty) and _same(piece[track.name]["used_pitch_classes"], upc)
+
+
+def test_qualified_notes_are_counted_from_the_notes_read_back_from_ticks():
+    """QN from every note's steps at once is the share `roll_to_notes` and `tick_to_step` give note by
+    note: restruck and overlapping notes, notes past the grid's end, tick resolutions that do not
+    round-trip a step."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        grid = _random_bars(rng)
+        track = _random_roll(rng, grid.n_steps + int(rng.integers(0, 4)), "t")
+        notes = roll_to_notes(track, grid)
+        lengths = [grid.tick_to_step(note.end) - grid.tick_to_step(note.start) for note in notes]
+        for min_steps in (1, 2, 3, 4):
+            expected = sum(length >= min_steps for length in lengths) / len(lengths) if lengths else math.nan
+            assert _same(qualified_note_rate(track, grid, min_steps), expected)
+        assert _same(summarize(track, [track], grid)["tracks"]["t"]["qualified_notes"], qualified_note_rate(track, grid))
 
 
 def test_melody_key_from_roll():
