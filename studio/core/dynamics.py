@@ -16,11 +16,12 @@ serving layer shapes them with this (`studio.serving.service`), the family decla
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
-from studio.core.roll import Grid, RollTrack
+from studio.core.roll import Bar, Grid, RollTrack
 
 __all__ = ["DynamicsConfig", "metric_accents", "phrase_swell", "shaped"]
 
@@ -38,17 +39,36 @@ class DynamicsConfig:
 
 def metric_accents(grid: Grid, config: DynamicsConfig = DynamicsConfig()) -> np.ndarray:
     """The metric accent of a note starting at each step, shape=(T,) int."""
-    out = np.full(grid.n_steps, config.offbeat, np.int64)
-    for i, bar in enumerate(grid.bars):
-        shift = bar.full_length - bar.length if i == 0 and bar.length < bar.full_length else 0  # a pickup: the bar's end
-        beat = max(1, bar.beat_steps)
-        for step in range(bar.start, min(bar.end, grid.n_steps)):
-            position = step - bar.start + shift
-            if position == 0:
-                out[step] = config.downbeat
-            elif position % beat == 0:
-                out[step] = config.beat
+    n = grid.n_steps
+    out = np.full(n, config.offbeat, np.int64)
+    if not grid.bars:
+        return out
+    bars = grid.bars
+    start = np.fromiter((b.start for b in bars), np.int64, len(bars))
+    length = np.fromiter((b.length for b in bars), np.int64, len(bars))
+    beat = np.fromiter((_beat(b.numerator, b.denominator) for b in bars), np.int64, len(bars))
+    first = bars[0]
+    shift = np.zeros(len(start), np.int64)
+    shift[0] = first.full_length - first.length if first.length < first.full_length else 0  # a pickup: the bar's end
+    count = np.maximum(np.minimum(start + length, n) - start, 0)  # the bar's steps on the grid
+    bar = np.repeat(np.arange(len(start)), count)
+    step = np.arange(len(bar)) + np.repeat(start - np.cumsum(count) + count, count)
+    position = step - start[bar] + shift[bar]
+    accented = position % beat[bar] == 0
+    step, value = step[accented], np.where(position[accented] == 0, config.downbeat, config.beat)
+    if len(step) and (step[0] < 0 or (step[1:] <= step[:-1]).any()):
+        # Bars out of order or overlapping (never on a grid from `make_grid`): the later bar's accent wins,
+        # as written bar by bar.
+        _, last = np.unique(np.where(step < 0, step + n, step)[::-1], return_index=True)
+        step, value = step[::-1][last], value[::-1][last]
+    out[step] = value
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _beat(numerator: int, denominator: int) -> int:
+    """Steps per felt beat of a meter (`Bar.beat_steps`, at least 1)."""
+    return max(1, Bar(0, 0, numerator, denominator).beat_steps)
 
 
 def phrase_swell(melody: RollTrack, grid: Grid, config: DynamicsConfig = DynamicsConfig()) -> np.ndarray:
@@ -77,14 +97,19 @@ def shaped(track: RollTrack, grid: Grid, melody: RollTrack, config: DynamicsConf
     out = RollTrack(track.name, track.program, track.is_drum, track.velocity.copy(), track.onset.copy(), track.role)
     n = min(track.n_steps, grid.n_steps)
     change = metric_accents(grid, config)[:n] + np.rint(phrase_swell(melody, grid, config)[:n]).astype(np.int64)
-    sounding = out.velocity[:n] > 0
-    for pitch in np.flatnonzero(sounding.any(axis=0)):
-        column = sounding[:, pitch]
-        starts = column & (out.onset[:n, pitch] | ~np.concatenate([[False], column[:-1]]))
-        note = np.cumsum(starts) - 1  # which note of this pitch each step belongs to
-        begin = np.flatnonzero(starts)
-        delta = change[begin][np.maximum(note, 0)]
-        steps = np.flatnonzero(column)
-        new = out.velocity[steps, pitch].astype(np.int64) + delta[steps]
-        out.velocity[steps, pitch] = np.clip(new, 1, 127)
+    if n == 0:
+        return out
+    heard = np.flatnonzero((out.velocity[:n] > 0).any(axis=0))
+    if not heard.size:
+        return out
+    low, high = int(heard[0]), int(heard[-1]) + 1
+    velocity = out.velocity[:n, low:high]  # a view of the pitches from the lowest to the highest that sounds
+    sounding = velocity > 0
+    starts = sounding & out.onset[:n, low:high]
+    starts[0] |= sounding[0]
+    starts[1:] |= sounding[1:] & ~sounding[:-1]
+    column, step = np.divmod(np.flatnonzero(sounding.T), n)  # the sounding cells, pitch by pitch
+    # Each pitch's first sounding cell starts a note, so carrying the last start forward stays within the pitch.
+    begin = step[np.maximum.accumulate(np.where(starts[step, column], np.arange(len(step)), 0))]
+    velocity[step, column] = np.clip(velocity[step, column].astype(np.int64) + change[begin], 1, 127)
     return out

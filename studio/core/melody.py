@@ -31,25 +31,43 @@ class MelodyChoice:
 def skyline(notes: list[Note], tolerance: int = 0) -> list[Note]:
     """Keep the highest note of each onset and end each kept note where the next one starts.
 
-    Notes whose onsets differ by at most `tolerance` ticks count as one chord. A monophonic line
-    comes back unchanged (notes that end before the next one starts keep their ends).
+    Notes whose onsets differ by at most `tolerance` ticks count as one chord (onsets measured from the
+    chord's first, kept note). A monophonic line comes back unchanged (notes that end before the next
+    one starts keep their ends).
     """
     if not notes:
         return []
-    ordered = sorted(notes, key=lambda n: (n.start, -n.pitch))
-    tops: list[Note] = []
-    for note in ordered:
-        if tops and note.start - tops[-1].start <= tolerance:
-            continue  # same onset (chord): the first is the highest
-        tops.append(note)
-    line = []
-    for i, note in enumerate(tops):
-        end = note.end
-        if i + 1 < len(tops):
-            end = min(end, tops[i + 1].start)
-        if end > note.start:
-            line.append(Note(note.start, end, note.pitch, note.velocity))
-    return line
+    n = len(notes)
+    start = np.fromiter((note.start for note in notes), np.int64, n)
+    pitch = np.fromiter((note.pitch for note in notes), np.int64, n)
+    order = np.argsort(-pitch, kind="stable")
+    order = order[np.argsort(start[order], kind="stable")]  # by (start, -pitch), ties in input order
+    tops = order[_chord_heads(start[order], tolerance)]
+    line = [notes[i] for i in tops.tolist()]
+    end = np.fromiter((note.end for note in line), np.int64, len(line))
+    cut = end.copy()
+    cut[:-1] = np.minimum(end[:-1], start[tops[1:]])
+    for i in np.flatnonzero(cut < end).tolist():  # notes are frozen: the uncut ones come back as they are
+        note = line[i]
+        line[i] = Note(note.start, int(cut[i]), note.pitch, note.velocity)
+    return [note for note, sounds in zip(line, (cut > start[tops]).tolist(), strict=True) if sounds]
+
+
+def _chord_heads(start: np.ndarray, tolerance: int) -> np.ndarray:
+    """Indices of the notes that begin a chord among sorted onsets `start`: the first note, then each
+    first note more than `tolerance` after the last chord's first note (the chain of "next chord"
+    links from note 0, followed by pointer doubling: O(n log n))."""
+    n = len(start)
+    following = np.maximum(np.searchsorted(start, start + tolerance, side="right"), np.arange(1, n + 1))
+    jump = np.append(following, n)  # from each note, the first note of the next chord (n: none)
+    heads = np.zeros(1, np.int64)  # the chain's first 2**k links, in order
+    while True:
+        more = jump[heads]
+        more = more[more < n]
+        if not more.size:
+            return heads
+        heads = np.concatenate([heads, more])
+        jump = jump[jump]
 
 
 def _monophony(notes: list[Note]) -> float:

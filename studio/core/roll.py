@@ -9,6 +9,7 @@ Models see the 84 pitches 24..107 (as MuseGAN); `to_model_range` folds other pit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,20 @@ STEPS_PER_BEAT = 4  # steps per quarter note: a 16th-note grid
 MODEL_PITCH_LOW = 24  # C1, lowest pitch a model sees
 MODEL_PITCH_HIGH = 107  # B7, highest pitch a model sees
 N_MODEL_PITCHES = MODEL_PITCH_HIGH - MODEL_PITCH_LOW + 1  # 84
+
+
+_EXACT_IN_FLOAT = 2**53  # integers below this are exact in float64
+
+
+def _scaled(values: np.ndarray, num: int, den: int, one: Callable[[int], int]) -> np.ndarray:
+    """`round(value * num / den)` of every value, shape=(n,) int64, as `one` computes it for one value:
+    the product is exact in float64 and a division of exact values rounds as Python's int / int does,
+    and `np.rint` rounds halves to even as `round` does. Values too large for that go through `one`."""
+    values = np.asarray(values, np.int64)
+    bound = _EXACT_IN_FLOAT // max(1, abs(num))
+    if values.size and (values.max() >= bound or values.min() <= -bound):
+        return np.array([one(v) for v in values.tolist()], np.int64)
+    return np.rint(values * num / den).astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +98,14 @@ class Grid:
 
     def step_to_tick(self, step: int) -> int:
         return int(round(step * self.ticks_per_beat / self.steps_per_beat))
+
+    def ticks_to_steps(self, ticks: np.ndarray) -> np.ndarray:
+        """`tick_to_step` of every tick, shape=(n,) int64."""
+        return _scaled(ticks, self.steps_per_beat, self.ticks_per_beat, self.tick_to_step)
+
+    def steps_to_ticks(self, steps: np.ndarray) -> np.ndarray:
+        """`step_to_tick` of every step, shape=(n,) int64."""
+        return _scaled(steps, self.ticks_per_beat, self.steps_per_beat, self.step_to_tick)
 
     @property
     def pickup_steps(self) -> int:
@@ -209,32 +232,110 @@ def extend_grid(grid: Grid, n_steps: int) -> Grid:
 
 
 def notes_to_roll(notes: list[Note], grid: Grid, name: str, program: int, is_drum: bool = False) -> RollTrack:
-    """Quantize `notes` (ticks) onto `grid` (nearest 16th); every note keeps at least one step."""
+    """Quantize `notes` (ticks) onto `grid` (nearest 16th); every note keeps at least one step.
+
+    Notes are laid down in (start, pitch) order, as `RollTrack.add_note` one by one: where notes of one
+    pitch overlap, each step sounds with the velocity of the last note laid over it."""
     track = RollTrack.empty(name, program, grid.n_steps, is_drum)
-    for note in sorted(notes, key=lambda n: (n.start, n.pitch)):
-        start = grid.tick_to_step(note.start)
-        end = max(start + 1, grid.tick_to_step(note.end))
-        if start >= grid.n_steps:
-            continue
-        track.add_note(start, end, note.pitch, note.velocity)
+    if not notes:
+        return track
+    tick_start, tick_end, pitch, velocity = _note_arrays(notes)
+    order = _stable_order(tick_start, pitch)
+    tick_start, tick_end, pitch, velocity = tick_start[order], tick_end[order], pitch[order], velocity[order]
+    start = grid.ticks_to_steps(tick_start)
+    end = np.minimum(np.maximum(start + 1, grid.ticks_to_steps(tick_end)), grid.n_steps)
+    start = np.maximum(start, 0)
+    keep = (start < end) & (pitch >= 0) & (pitch < 128)
+    start, end, pitch, velocity = start[keep], end[keep], pitch[keep], np.clip(velocity[keep], 1, 127)
+    cell, last = _last_over(start, end, pitch, grid.n_steps)
+    track.velocity.reshape(-1)[cell] = velocity[last]
+    track.onset.reshape(-1)[start * 128 + pitch] = True
     return track
+
+
+def _note_arrays(notes: list[Note]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, pitch, velocity) of `notes`, each shape=(n,) int64."""
+    n = len(notes)
+    return (
+        np.fromiter((note.start for note in notes), np.int64, n),
+        np.fromiter((note.end for note in notes), np.int64, n),
+        np.fromiter((note.pitch for note in notes), np.int64, n),
+        np.fromiter((note.velocity for note in notes), np.int64, n),
+    )
+
+
+def _stable_order(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """The order that sorts by (`first`, `then`), ties kept in input order (as Python's `sorted`)."""
+    order = np.argsort(then, kind="stable")
+    return order[np.argsort(first[order], kind="stable")]
+
+
+def _last_over(start: np.ndarray, end: np.ndarray, pitch: np.ndarray, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell (step * 128 + pitch) that some note [start, end) covers, and the last note (index) that covers it.
+
+    Each pitch's time line is cut at the notes' starts and ends into pieces that one set of notes
+    covers; a segment tree over the pieces of all pitches finds the last note over each piece."""
+    width = n_steps + 1  # a key pitch * width + step orders the bounds by pitch, then step
+    bounds = np.sort(np.concatenate([pitch * width + start, pitch * width + end]))
+    first = np.ones(len(bounds), bool)
+    first[1:] = bounds[1:] != bounds[:-1]
+    bounds = bounds[first]  # np.unique, which takes 4 times longer
+    last = _last_cover(np.searchsorted(bounds, pitch * width + start), np.searchsorted(bounds, pitch * width + end), len(bounds))
+    piece = np.flatnonzero(last >= 0)  # never the last bound of a pitch: no note covers past it
+    lengths = bounds[piece + 1] - bounds[piece]
+    step = np.repeat(bounds[piece] % width - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+    return step * 128 + np.repeat(bounds[piece] // width, lengths), np.repeat(last[piece], lengths)
+
+
+def _last_cover(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """For each cell 0..n-1 the largest i with lo[i] <= cell < hi[i], or -1 (a segment tree of maxima)."""
+    size = 1 << max(0, n - 1).bit_length()
+    best = np.full(2 * size, -1, np.int64)
+    index = np.arange(len(lo))
+    live = lo < hi
+    left, right, index = lo[live] + size, hi[live] + size, index[live]
+    while index.size:  # each range marks the O(log n) nodes that tile it, as a bottom-up segment tree does
+        odd = left % 2 == 1
+        np.maximum.at(best, left[odd], index[odd])
+        left = left + odd
+        odd = right % 2 == 1
+        right = right - odd
+        np.maximum.at(best, right[odd], index[odd])
+        left, right = left // 2, right // 2
+        live = left < right
+        left, right, index = left[live], right[live], index[live]
+    level = 2
+    while level < 2 * size:  # push each node's mark down to its leaves
+        best[level : 2 * level] = np.maximum(best[level : 2 * level], np.repeat(best[level // 2 : level], 2))
+        level *= 2
+    return best[size : size + n]
 
 
 def roll_to_notes(track: RollTrack, grid: Grid) -> list[Note]:
     """Notes (ticks) of a roll track: a note runs from an onset (or a rise from silence) while the pitch sounds."""
+    step, end, pitch = _spans(track, grid.n_steps)
+    start_tick, end_tick = grid.steps_to_ticks(step), grid.steps_to_ticks(end)
+    velocity = track.velocity[step, pitch]
+    order = _stable_order(start_tick, pitch)
+    columns = (start_tick[order], end_tick[order], pitch[order], velocity[order])
+    return list(map(Note, *(c.tolist() for c in columns)))
+
+
+def _spans(track: RollTrack, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, pitch) in steps of a roll track's notes, in (start, pitch) order: a note runs from
+    an onset (or a rise from silence) while the pitch sounds, ending at `limit` at the latest (but
+    keeping one step)."""
     sounding = track.velocity > 0  # (T, 128)
     starts = track.onset & sounding
     starts[0] |= sounding[0]
     starts[1:] |= sounding[1:] & ~sounding[:-1]
-    notes: list[Note] = []
-    steps, pitches = np.nonzero(starts)
-    for step, pitch in zip(steps.tolist(), pitches.tolist(), strict=True):
-        end = step + 1
-        while end < grid.n_steps and sounding[end, pitch] and not starts[end, pitch]:
-            end += 1
-        notes.append(Note(grid.step_to_tick(step), grid.step_to_tick(end), pitch, int(track.velocity[step, pitch])))
-    notes.sort(key=lambda n: (n.start, n.pitch))
-    return notes
+    step, pitch = np.divmod(np.flatnonzero(starts), 128)  # np.nonzero on 2-D takes 10 times longer
+    # A note ends on the first step after it that is silent or starts a note (or at the roll's end).
+    n = track.n_steps
+    stop_step, stop_pitch = np.divmod(np.flatnonzero(sounding[:-1] & (starts[1:] | ~sounding[1:])), 128)
+    stops = np.sort(np.concatenate([stop_pitch * (n + 1) + stop_step + 1, np.arange(128) * (n + 1) + n]))
+    end = stops[np.searchsorted(stops, pitch * (n + 1) + step, side="right")] - pitch * (n + 1)
+    return step, np.maximum(step + 1, np.minimum(end, limit)), pitch
 
 
 def score_to_roll(score: Score, grid: Grid, tracks: list[Track] | None = None) -> Roll:
@@ -254,15 +355,6 @@ def to_model_range(pitch: int) -> int:
 
 def track_notes(track: RollTrack) -> list[tuple[int, int, int]]:
     """(start, end, pitch) in steps of a roll track's notes, top note per start."""
-    sounding = track.velocity > 0
-    starts = track.onset & sounding
-    starts[0] |= sounding[0]
-    starts[1:] |= sounding[1:] & ~sounding[:-1]
-    out = []
-    for step, pitch in zip(*np.nonzero(starts), strict=True):
-        end = step + 1
-        while end < track.n_steps and sounding[end, pitch] and not starts[end, pitch]:
-            end += 1
-        out.append((int(step), int(end), int(pitch)))
-    out.sort()
-    return out
+    step, end, pitch = _spans(track, track.n_steps)
+    order = np.lexsort((pitch, end, step))
+    return list(zip(step[order].tolist(), end[order].tolist(), pitch[order].tolist(), strict=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from studio.core.melody import extract_melody, skyline
 from studio.core.midi import read_midi
 from studio.core.score import Note, Score, Track
@@ -43,3 +45,35 @@ def test_explicit_track_index_is_honoured():
     a = Track("a", notes=[Note(0, 480, 60)])
     b = Track("b", notes=[Note(0, 480, 70)])
     assert extract_melody(Score(480, [a, b]), 0).track.notes == [Note(0, 480, 60)]
+
+
+def _loop_skyline(notes: list[Note], tolerance: int = 0) -> list[Note]:
+    """The note-by-note `skyline` that the vectorized one replaced (issue 23): it must give exactly this."""
+    if not notes:
+        return []
+    tops: list[Note] = []
+    for note in sorted(notes, key=lambda n: (n.start, -n.pitch)):
+        if tops and note.start - tops[-1].start <= tolerance:
+            continue
+        tops.append(note)
+    line = []
+    for i, note in enumerate(tops):
+        end = min(note.end, tops[i + 1].start) if i + 1 < len(tops) else note.end
+        if end > note.start:
+            line.append(Note(note.start, end, note.pitch, note.velocity))
+    return line
+
+
+def test_skyline_keeps_what_the_note_by_note_loop_kept():
+    """Unsorted chords, onsets a few ticks apart (a chord is measured from its kept first note, so
+    onsets 0, 5, 10 with tolerance 7 make two chords), equal notes, notes that last no time."""
+    rng = np.random.default_rng(5)
+    for _ in range(3000):
+        notes = []
+        for _ in range(int(rng.integers(0, 30))):
+            start = int(rng.choice([0, 10, 20, rng.integers(-20, 200), 5 * rng.integers(0, 8)]))
+            end = start + int(rng.choice([0, -3, 5, 30, rng.integers(0, 100)]))
+            notes.append(Note(start, end, int(rng.choice([60, 64, rng.integers(0, 128)])), int(rng.integers(1, 128))))
+        for tolerance in (0, 1, 7, 15, 60, -1):
+            assert skyline(notes, tolerance) == _loop_skyline(notes, tolerance), (notes, tolerance)
+    assert skyline([Note(0, 9, 60), Note(5, 9, 62), Note(10, 20, 64)], 7) == [Note(0, 9, 60), Note(10, 20, 64)]

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from studio.core.midi import read_midi, write_midi
-from studio.core.roll import RollTrack, make_grid, notes_to_roll, roll_to_notes, score_to_roll, to_model_range
+from studio.core.roll import Bar, Grid, RollTrack, make_grid, notes_to_roll, roll_to_notes, score_to_roll, to_model_range, track_notes
 from studio.core.score import Note, Score, TempoChange, TimeSignature, Track
 
 
@@ -84,3 +84,102 @@ def test_a_meter_change_far_past_the_music_builds_no_bars_up_to_it():
     grid = make_grid(score)
     assert time.perf_counter() - start < 5  # a wide margin: it takes microseconds (about 10 s before)
     assert [(b.start, b.length) for b in grid.bars] == [(0, 16), (16, 16)] and grid.n_steps == 32
+
+
+# The per-note loops that `notes_to_roll`, `roll_to_notes` and `track_notes` replaced (issue 23): the
+# vectorized functions must give exactly what these give.
+
+
+def _loop_notes_to_roll(notes: list[Note], grid: Grid) -> RollTrack:
+    track = RollTrack.empty("x", 0, grid.n_steps)
+    for note in sorted(notes, key=lambda n: (n.start, n.pitch)):
+        start = grid.tick_to_step(note.start)
+        end = max(start + 1, grid.tick_to_step(note.end))
+        if start >= grid.n_steps:
+            continue
+        track.add_note(start, end, note.pitch, note.velocity)
+    return track
+
+
+def _loop_spans(track: RollTrack, limit: int) -> list[tuple[int, int, int, int]]:
+    sounding = track.velocity > 0
+    starts = track.onset & sounding
+    starts[0] |= sounding[0]
+    starts[1:] |= sounding[1:] & ~sounding[:-1]
+    out = []
+    for step, pitch in zip(*np.nonzero(starts), strict=True):
+        end = step + 1
+        while end < limit and sounding[end, pitch] and not starts[end, pitch]:
+            end += 1
+        out.append((int(step), int(end), int(pitch), int(track.velocity[step, pitch])))
+    return out
+
+
+def _loop_roll_to_notes(track: RollTrack, grid: Grid) -> list[Note]:
+    notes = [Note(grid.step_to_tick(s), grid.step_to_tick(e), p, v) for s, e, p, v in _loop_spans(track, grid.n_steps)]
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    return notes
+
+
+def _loop_track_notes(track: RollTrack) -> list[tuple[int, int, int]]:
+    return sorted((s, e, p) for s, e, p, _ in _loop_spans(track, track.n_steps))
+
+
+def _random_notes(rng: np.random.Generator, grid: Grid) -> list[Note]:
+    """Unsorted notes that overlap on one pitch, restrike at one tick, last no time, start before the
+    grid or past it, and carry pitches and velocities out of range."""
+    tpb, n = grid.ticks_per_beat, grid.n_steps
+    span = max(1, (n + 4) * tpb // grid.steps_per_beat)
+    notes = []
+    for _ in range(int(rng.integers(0, 40))):
+        start = int(rng.choice([rng.integers(-tpb, span), rng.integers(0, 4) * tpb]))
+        end = start + int(rng.choice([0, 1, tpb // 2, rng.integers(0, 6 * tpb + 1), -tpb]))
+        pitch = int(rng.choice([60, 60, 61, rng.integers(-3, 131)]))
+        notes.append(Note(start, end, pitch, int(rng.choice([90, rng.integers(-10, 300)]))))
+    return notes
+
+
+def _random_grid(rng: np.random.Generator) -> Grid:
+    tpb = int(rng.choice([1, 2, 3, 4, 5, 7, 96, 120, 480, 10080]))
+    return Grid(tpb, int(rng.integers(0, 48)), [Bar(0, 16, 4, 4)], int(rng.choice([4, 4, 1, 3, 8])))
+
+
+def test_notes_to_roll_lays_notes_down_as_the_loop_did():
+    rng = np.random.default_rng(23)
+    for _ in range(1500):
+        grid = _random_grid(rng)
+        notes = _random_notes(rng, grid)
+        got, want = notes_to_roll(notes, grid, "x", 0), _loop_notes_to_roll(notes, grid)
+        assert got.velocity.dtype == np.uint8 and got.onset.dtype == np.bool_
+        assert (got.velocity == want.velocity).all() and (got.onset == want.onset).all(), (notes, grid)
+
+
+def test_notes_to_roll_keeps_the_last_velocity_where_notes_of_one_pitch_overlap():
+    grid = Grid(4, 16, [Bar(0, 16, 4, 4)])
+    notes = [Note(2, 4, 60, 50), Note(0, 12, 60, 100), Note(2, 6, 60, 30), Note(2, 3, 60, 70)]  # sorted: 100, 50, 30, 70
+    assert notes_to_roll(notes, grid, "x", 0).velocity[:13, 60].tolist() == [100, 100, 70, 30, 30, 30, *[100] * 6, 0]
+
+
+def test_roll_to_notes_and_track_notes_read_notes_as_the_loop_did():
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        grid = _random_grid(rng)
+        n = max(1, grid.n_steps + int(rng.integers(0, 3)))
+        velocity = np.where(rng.random((n, 128)) < rng.random(), rng.integers(0, 128, (n, 128)), 0).astype(np.uint8)
+        velocity[:, rng.random(128) < 0.5] = 0
+        velocity[-1] = 0  # a note running off a roll shorter than its grid is an error, in the loop too
+        track = RollTrack("x", 0, False, velocity, rng.random((n, 128)) < rng.random())
+        assert roll_to_notes(track, grid) == _loop_roll_to_notes(track, grid)
+        assert track_notes(track) == _loop_track_notes(track)
+        quantized = notes_to_roll(_random_notes(rng, grid), grid, "x", 0) if grid.n_steps else track
+        assert roll_to_notes(quantized, grid) == _loop_roll_to_notes(quantized, grid)
+        assert track_notes(quantized) == _loop_track_notes(quantized)
+
+
+def test_ticks_to_steps_rounds_as_tick_to_step():
+    for tpb, spb in ((480, 4), (96, 4), (3, 4), (1, 4), (7, 3), (10080, 4), (4, 4)):
+        grid = Grid(tpb, 16, [Bar(0, 16, 4, 4)], spb)
+        ticks = np.concatenate([np.arange(-3 * tpb, 3 * tpb + 1), [2**50 + 1, 2**51 - 1, 2**51 + 3, -(2**52) - 5, 2**60]])
+        assert grid.ticks_to_steps(ticks).tolist() == [grid.tick_to_step(t) for t in ticks.tolist()]
+        steps = np.concatenate([np.arange(-3 * tpb, 3 * tpb + 1), [2**38 + 1, 2**40 + 3, -(2**41) - 1]])  # past 2**53 / tpb: exact too
+        assert grid.steps_to_ticks(steps).tolist() == [grid.step_to_tick(s) for s in steps.tolist()]
