@@ -259,6 +259,18 @@ def _rects_path(x0: np.ndarray, x1: np.ndarray, y0: np.ndarray, y1: np.ndarray) 
     return MplPath(verts.reshape(-1, 2), codes.ravel())
 
 
+def _vlines(ax: Axes, xs: Sequence[float], color: str, linewidth: float, zorder: float) -> None:
+    """Vertical lines at `xs` (data) across the axes, as one path (see `_rects_path`): `Axes.vlines`
+    builds a `Path` per line, 0.4 s for the 10,000 bar lines of 10,000 one-step bars of 1/128."""
+    if not len(xs):
+        return
+    x = np.asarray(xs, float)
+    verts = np.stack([np.column_stack([x, np.zeros_like(x)]), np.column_stack([x, np.ones_like(x)])], axis=1)
+    codes = np.tile(np.array([MplPath.MOVETO, MplPath.LINETO], dtype=MplPath.code_type), len(x))
+    path = MplPath(verts.reshape(-1, 2), codes)
+    _add(ax, PathPatch(path, fill=False, edgecolor=color, linewidth=linewidth, transform=ax.get_xaxis_transform(), zorder=zorder))
+
+
 def _add(ax: Axes, patch: PathPatch) -> None:
     """Add `patch` without the per-segment data-limit update of `add_patch` (we set the limits)."""
     ax.add_artist(patch)
@@ -324,15 +336,17 @@ def _text_size(renderer, text: str, size: float) -> tuple[float, float]:
 
 def _draw_grid(ax: Axes, bars: _Bars, numbers: list[int], lo: float, hi: float, px_per_tick: float, cfg: PlotConfig) -> None:
     """Beat lines (where far enough apart), bar lines, and the end line, between ticks `lo` and `hi`."""
-    inside = [t for t in [*bars.starts, bars.end] if lo <= t <= hi]
-    ax.vlines(inside, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.bar_line_color, linewidths=1.0, zorder=1.5)
+    inside = np.array([t for t in [*bars.starts, bars.end] if lo <= t <= hi], float)
+    # one line per half pixel: bars closer than that (10,000 one-step bars of 1/128) are one band
+    # either way, and Agg strokes every line it is given (0.25 s for 10,000)
+    _, first = np.unique(np.round(inside * px_per_tick * 2.0), return_index=True)
+    _vlines(ax, inside[np.sort(first)], cfg.bar_line_color, 1.0, 1.5)
     beats: list[int] = []
     bar_ends = [*bars.starts[1:], bars.end]
     for start, stop, beat in zip(bars.starts, bar_ends, bars.beats, strict=True):
         if lo <= start < hi and beat * px_per_tick >= 8:  # only where beats are far enough apart to read
             beats.extend(range(stop - beat, start, -beat))  # counted back from the bar end: fits pickups
-    if beats:
-        ax.vlines(beats, 0, 1, transform=ax.get_xaxis_transform(), colors=cfg.beat_line_color, linewidths=0.7, zorder=1.2)
+    _vlines(ax, beats, cfg.beat_line_color, 0.7, 1.2)
 
 
 def _set_bar_ticks(ax: Axes, bars: _Bars, numbers: list[int], row: list[int], px_per_tick: float, label_px: float) -> None:
