@@ -9,8 +9,9 @@ the longer take adds: seconds and MB. Float audio is 10.6 MB a minute a stereo s
 holds its two stems while it mixes them and one copy after (`studio.audio.synth.render`), so about
 40-60 MB a minute is what the audio needs (2026-12-07: 1.6-1.7 GB for 9 minutes before the stems
 were measured and summed in pieces, 0.70 GB after; docs/reliability.md). The longer take stays
-within the synthesis budget (`SynthConfig.render_budget`, which cuts the audio of a four-voice take
-after about four minutes, `rules`' after 4:44), so every minute measured is a minute rendered (the
+within the synthesis budget (`SynthConfig.render_budget`, which cuts the nine-minute tune's audio
+after 3:46-3:47 with a four-voice GAN, 4:30 with `rules`; the 3:50 one is whole), so every minute
+measured is a minute rendered (the
 first figures of 2026-12-07 used 9 minutes, before the budget; then 5, before it was lowered).
 
 Run ``python -m bench.long_take [--model rules] [--repeats 2] [--json]``, or
