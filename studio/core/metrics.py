@@ -187,22 +187,12 @@ def _note_steps(track: RollTrack, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([starts, late]), np.concatenate([ends, late + 1])
 
 
-def _through_ticks(steps: np.ndarray, grid: Grid) -> np.ndarray:
-    """`grid.tick_to_step(grid.step_to_tick(step))` of every step (>= 0), as exactly: numpy's rint rounds
-    halves to even as Python's round does, on the same quotients of integers exact in float64 (steps
-    too far for that go one by one)."""
-    if len(steps) and (int(steps.max()) + 1) * (grid.ticks_per_beat + grid.steps_per_beat) >= 2**53:
-        return np.array([grid.tick_to_step(grid.step_to_tick(step)) for step in steps.tolist()])
-    ticks = np.rint(steps * grid.ticks_per_beat / grid.steps_per_beat)
-    return np.rint(ticks * grid.steps_per_beat / grid.ticks_per_beat)
-
-
 def qualified_note_rate(track: RollTrack, grid: Grid, min_steps: int = 3) -> float:
     """QN: share of notes lasting at least `min_steps` sixteenths (their lengths as read back from ticks)."""
     starts, ends = _note_steps(track, grid)
     if not len(starts):
         return float("nan")
-    lengths = _through_ticks(ends, grid) - _through_ticks(starts, grid)
+    lengths = grid.ticks_to_steps(grid.steps_to_ticks(ends)) - grid.ticks_to_steps(grid.steps_to_ticks(starts))
     return int(np.count_nonzero(lengths >= min_steps)) / len(lengths)
 
 
