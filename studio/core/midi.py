@@ -196,6 +196,8 @@ def _walk_chunks(data: bytes, limits: Limits) -> _Layout:
 
 def _varlen(chunk: bytes, pos: int) -> tuple[int, int]:
     """A MIDI variable-length number at `pos` (at most 4 bytes); returns (value, next position)."""
+    if pos < len(chunk) and chunk[pos] < 0x80:  # one byte, as most delta times are
+        return chunk[pos], pos + 1
     value = 0
     for i in range(4):
         if pos + i >= len(chunk):
@@ -224,12 +226,8 @@ def _read_track(chunk: bytes) -> tuple[list[_Event], int]:
     events: list[_Event] = []
     pos, tick, running, end = 0, 0, 0, len(chunk)
     while pos < end:
-        if chunk[pos] < 0x80:  # a one-byte delta, as most are (a call fewer per event)
-            tick += chunk[pos]
-            pos += 1
-        else:
-            delta, pos = _varlen(chunk, pos)
-            tick += delta
+        delta, pos = _varlen(chunk, pos)
+        tick += delta
         status = chunk[pos]
         if status < 0x80:
             if not running:
@@ -571,16 +569,14 @@ def _note_track_chunk(head: list[tuple[int, int, bytes]], notes: Sequence[Note],
     # rows: the head's events, then each note's on (order 1) and off (order 0), interleaved as given
     ticks = np.concatenate([[e[0] for e in head], np.column_stack([table[:, 0], table[:, 1]]).ravel()]).astype(np.int64)
     orders = np.concatenate([[e[1] for e in head], np.tile([1, 0], n)]).astype(np.int64)
-    order = np.lexsort((orders, ticks))  # stable: equal (tick, order) keep their place, as `sorted` does
-    ticks = ticks[order]
-    deltas = np.diff(ticks, prepend=0)
-    if len(deltas) and int(deltas.max()) > MAX_DELTA:
-        on = [(int(s), 1, bytes([0x90 | channel, int(p), max(1, min(127, int(v)))])) for s, _e, p, v in table]
-        off = [(int(e), 0, bytes([0x80 | channel, int(p), 0])) for _s, e, p, _v in table]
-        return _track_chunk(head + [x for pair in zip(on, off, strict=True) for x in pair])
     fixed = np.zeros((len(head) + 2 * n, 3), np.uint8)  # a note event's three bytes
     fixed[len(head) :: 2] = np.column_stack([np.full(n, 0x90 | channel), table[:, 2], np.clip(table[:, 3], 1, 127)])
     fixed[len(head) + 1 :: 2] = np.column_stack([np.full(n, 0x80 | channel), table[:, 2], np.zeros(n, np.int64)])
+    order = np.lexsort((orders, ticks))  # stable: equal (tick, order) keep their place, as `sorted` does
+    deltas = np.diff(ticks[order], prepend=0)
+    if len(deltas) and int(deltas.max()) > MAX_DELTA:
+        notes_events = zip(ticks[len(head) :].tolist(), orders[len(head) :].tolist(), map(bytes, fixed[len(head) :]), strict=True)
+        return _track_chunk(head + list(notes_events))
     fixed = fixed[order]
     head_at = np.flatnonzero(order < len(head))  # where the head's events went
     sizes = np.full(len(order), 3)

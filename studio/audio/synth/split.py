@@ -195,12 +195,8 @@ def scan_track(
     sounding: dict[tuple[int, int], deque[tuple[int, int]]] = {}  # (start, velocity) per key, released first in, first out
     pos, tick, running, end = 0, 0, 0, len(body)
     while pos < end:
-        if body[pos] < 0x80:  # a one-byte delta, as most are (a call fewer per event)
-            tick += body[pos]
-            pos += 1
-        else:
-            delta, pos = _varlen(body, pos)
-            tick += delta
+        delta, pos = _varlen(body, pos)
+        tick += delta
         start = pos
         status = body[pos]
         if status < 0x80:
