@@ -246,8 +246,7 @@ def _segment_arrays(grid: Grid, chords_per_bar: int) -> _Segments:
     bars = grid.bars
     meters: dict[tuple[int, int], int] = {}
     meter = np.fromiter((meters.setdefault((b.numerator, b.denominator), len(meters)) for b in bars), np.int64, len(bars))
-    start = np.fromiter((b.start for b in bars), np.int64, len(bars))
-    length = np.fromiter((b.length for b in bars), np.int64, len(bars))
+    start, length = grid.bar_extents()
     shapes = [Bar(0, 0, numerator, denominator) for numerator, denominator in meters]
     full = np.array([b.full_length for b in shapes], np.int64)
     beat_steps = np.array([b.beat_steps for b in shapes], np.int64)

@@ -44,8 +44,7 @@ def metric_accents(grid: Grid, config: DynamicsConfig = DynamicsConfig()) -> np.
     if not grid.bars:
         return out
     bars = grid.bars
-    start = np.fromiter((b.start for b in bars), np.int64, len(bars))
-    length = np.fromiter((b.length for b in bars), np.int64, len(bars))
+    start, length = grid.bar_extents()
     beat = np.fromiter((_beat(b.numerator, b.denominator) for b in bars), np.int64, len(bars))
     first = bars[0]
     shift = np.zeros(len(start), np.int64)

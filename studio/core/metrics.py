@@ -107,8 +107,7 @@ def _consonant_pairs() -> np.ndarray:
 
 def _bar_edges(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Start and end steps of the bars that start within the grid (cut at its end), shape=(bars,) each."""
-    starts = np.fromiter((b.start for b in grid.bars), np.int64, len(grid.bars))
-    lengths = np.fromiter((b.length for b in grid.bars), np.int64, len(grid.bars))
+    starts, lengths = grid.bar_extents()
     within = starts < grid.n_steps
     return starts[within], np.minimum(starts + lengths, grid.n_steps)[within]
 

@@ -107,6 +107,11 @@ class Grid:
         """`step_to_tick` of every step, shape=(n,) int64."""
         return _scaled(steps, self.ticks_per_beat, self.steps_per_beat, self.step_to_tick)
 
+    def bar_extents(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every bar's start and length in steps, shape=(bars,) int64 each: for work over all bars at once."""
+        n = len(self.bars)
+        return np.fromiter((b.start for b in self.bars), np.int64, n), np.fromiter((b.length for b in self.bars), np.int64, n)
+
     @property
     def pickup_steps(self) -> int:
         """Length of the pickup bar in steps (0 when the music starts on a downbeat)."""
