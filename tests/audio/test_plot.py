@@ -311,3 +311,43 @@ def test_bar_lines_closer_than_half_a_pixel_are_drawn_once(plot):
     drawn = bar_lines(dense, width_px / (dense[-1] + 15))
     assert 500 <= drawn <= 2 * width_px + 2
     assert bar_lines(list(range(0, 32 * 1920, 1920)), 1000.0 / (33 * 1920)) == 33  # 32 bars and the end line
+
+
+@pytest.mark.parametrize("n_tracks", [1, 3, 8, 65])
+def test_the_legend_takes_the_most_columns_that_fit_beside_the_buttons(plot, n_tracks):
+    """The legend's columns are found by bisection (65 kept tracks took 2 s one column at a time):
+    the legend fits left of the page's image buttons, and one column more would not."""
+    tracks = [
+        Track(
+            ("Vn" if i % 3 else "Violoncello") + f" {i}",
+            40 + i % 8,
+            channel=(i % 15) + (i % 15 >= 9),
+            notes=[Note(i * BEAT, (i + 1) * BEAT, 60 + i % 24)],
+        )
+        for i in range(n_tracks)
+    ]
+    cfg = plot.PlotConfig()
+    fig = plot._figure(*plot._score_input(Score(TPB, tracks), None), 0, "A title", cfg)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0]
+    assert len(legend.get_texts()) == n_tracks
+    room = fig.bbox.width - 2 * plot._PAD_PT * fig.dpi / 72 * cfg.scale - cfg.toolbar_px * cfg.scale
+    assert legend.get_window_extent(renderer).width <= room
+    columns = legend._ncols
+    if columns < n_tracks:
+        wider = fig.legend(
+            handles=legend.legend_handles,
+            labels=[t.get_text() for t in legend.get_texts()],
+            loc="upper left",
+            frameon=False,
+            fontsize=legend.get_texts()[0].get_fontsize(),
+            ncols=columns + 1,
+            borderaxespad=legend.borderaxespad,
+            borderpad=legend.borderpad,
+            columnspacing=legend.columnspacing,
+            handlelength=legend.handlelength,
+        )
+        assert wider.get_window_extent(renderer).width > room
+    else:
+        assert n_tracks in (1, 3)
