@@ -23,7 +23,7 @@ here renders or writes files (`studio.audio.synth.render` calls it on its float 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -389,15 +389,38 @@ def limit(x: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
     taken over a window at least as wide (so no sample is left over the aim); true peaks between
     samples may still pass by a little, which `normalize` measures and trims.
     """
+    return _limit_in_place(np.array(_frames(x)), ceiling, rate)
+
+
+_LIMIT_CHUNK = 1 << 18  # frames looked at a time for samples over the aim (no copy of a long take)
+
+
+def _limit_in_place(data: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
+    """`limit`, changing `data` (N, C) itself. The gain is 1 farther than the hold and the ramp from
+    every frame over the aim, so it is computed only around those (each stretch of them with the
+    frames it reaches, and as far again, where the gain is 1, so that the filters' edges see what
+    the whole signal has there): the same gain as over the whole take, at the cost of the stretches
+    (a solo piano's 6 minutes, limited twice by `normalize`, took 2.6 s over the whole take)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    data = _frames(x)
     aim = ceiling * 10.0 ** (-_MARGIN_DB / 20.0)
-    level = np.abs(data).max(axis=1).astype(np.float64)
-    need = np.minimum(1.0, aim / np.maximum(level, 1e-12))
-    hold = minimum_filter1d(need, size=2 * round(_LOOKAHEAD_S * rate) + 1, mode="nearest")
-    gain = uniform_filter1d(hold, size=2 * round(_RAMP_S * rate) + 1, mode="nearest")
-    return data * gain[:, None].astype(data.dtype)
+    hold, ramp = round(_LOOKAHEAD_S * rate), round(_RAMP_S * rate)
+    reach = hold + ramp  # a frame over the aim lowers the gain this far either side of it
+    # the frames over the aim, samples compared flat (a reduction along the two channels costs several
+    # times as much); a frame with both channels over it comes twice, which the stretches below ignore
+    channels = data.shape[1]
+    loud = [np.flatnonzero(np.abs(data[i : i + _LIMIT_CHUNK]).ravel() > aim) // channels + i for i in range(0, len(data), _LIMIT_CHUNK)]
+    over = np.concatenate(loud) if loud else np.zeros(0, np.int64)
+    if not len(over):
+        return data
+    breaks = np.flatnonzero(np.diff(over) > 4 * reach) + 1  # stretches whose reaches (and margins) never meet
+    for first, last in zip(over[np.r_[0, breaks]], over[np.r_[breaks - 1, len(over) - 1]], strict=True):
+        lo, hi = max(0, first - 2 * reach), min(len(data), last + 2 * reach + 1)
+        level = np.abs(data[lo:hi]).max(axis=1).astype(np.float64)
+        need = np.minimum(1.0, aim / np.maximum(level, 1e-12))
+        gain = uniform_filter1d(minimum_filter1d(need, size=2 * hold + 1, mode="nearest"), size=2 * ramp + 1, mode="nearest")
+        data[lo:hi] *= gain[:, None].astype(data.dtype)
+    return data
 
 
 @dataclass(frozen=True)
@@ -423,6 +446,7 @@ def normalize(
     ceiling_dbtp: float = CEILING_DBTP,
     loudness: float | None = None,
     full_scale: float = 1.0,
+    measure: Callable[[np.ndarray, int], float] = integrated_loudness,
 ) -> tuple[np.ndarray, Normalized]:
     """`x` (N, C) scaled to `target_lufs` with its true peak at most `ceiling_dbtp`, then multiplied by
     `full_scale` (32767 for int16 samples to follow: in the same pass as the gain, most often).
@@ -436,9 +460,11 @@ def normalize(
 
     Silence (loudness -inf) is returned as it is (times `full_scale`). `x` may be changed in place
     (float32 stays float32). The figures returned are at full scale 1.0 whatever `full_scale` is.
+    `measure` finds the loudness (`integrated_loudness`; a render's mix, `hop_loudness`, which
+    agrees within a few thousandths of a LU at a fraction of the cost).
     """
     data = _frames(x)
-    before = integrated_loudness(data, rate) if loudness is None else loudness
+    before = measure(data, rate) if loudness is None else loudness
     if not math.isfinite(before):
         peak = true_peak(data)
         if full_scale != 1.0:
@@ -451,12 +477,12 @@ def normalize(
         np.multiply(data, np.asarray(gain * full_scale, data.dtype), out=data, casting="unsafe")
         return data, Normalized(before, target_lufs, _db(gain), _db(peak), 0.0)
     limited = _db(peak / ceiling) + _MARGIN_DB
-    out = limit(data * np.asarray(gain, data.dtype), ceiling, rate)  # 2. the limiter
-    after = integrated_loudness(out, rate)
+    out = _limit_in_place(data * np.asarray(gain, data.dtype), ceiling, rate)  # 2. the limiter
+    after = measure(out, rate)
     if math.isfinite(after) and abs(after - target_lufs) > 0.05:
         gain *= 10.0 ** ((target_lufs - after) / 20.0)
-        out = limit(data * np.asarray(gain, data.dtype), ceiling, rate)
-        after = integrated_loudness(out, rate)
+        out = _limit_in_place(np.multiply(data, np.asarray(gain, data.dtype), out=out), ceiling, rate)
+        after = measure(out, rate)
     peak = true_peak(out)
     trim = 1.0
     if peak > ceiling:  # 3. inter-sample peaks the limiter could not see

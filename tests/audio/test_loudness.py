@@ -216,3 +216,42 @@ def test_a_lead_take_spread_over_engines_is_the_take_on_one(monkeypatch, request
     difference = spread - one
     assert 20 * math.log10(np.sqrt(np.mean(difference**2)) / np.sqrt(np.mean(one**2))) < -45
     assert np.mean(np.abs(difference) > 10 / 32767) < 0.01
+
+
+def _limit_over_the_whole_take(x: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
+    """The limiter's gain computed over every frame (what `loudness.limit` did before it looked only
+    around the frames over its aim), the reference it must equal."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    aim = ceiling * 10.0 ** (-loudness._MARGIN_DB / 20.0)
+    need = np.minimum(1.0, aim / np.maximum(np.abs(x).max(axis=1).astype(np.float64), 1e-12))
+    hold = minimum_filter1d(need, size=2 * round(loudness._LOOKAHEAD_S * rate) + 1, mode="nearest")
+    gain = uniform_filter1d(hold, size=2 * round(loudness._RAMP_S * rate) + 1, mode="nearest")
+    return x * gain[:, None].astype(x.dtype)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_limiter_looks_only_around_its_peaks_and_gives_the_whole_takes_gain(seed, monkeypatch):
+    """Peaks alone, in clusters, at both ends and close enough that their reaches meet: the same
+    gain as computed over the whole take, also when the take is read in small chunks."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(RATE // 2, 4 * RATE))
+    x = (rng.normal(size=(n, 2)) * 0.05).astype(np.float32 if seed % 2 else np.float64)
+    reach = round((loudness._LOOKAHEAD_S + loudness._RAMP_S) * RATE)
+    spots = [0, n - 1, *rng.integers(0, n, size=int(rng.integers(1, 40)))]
+    spots += [spots[-1] + d for d in (reach, 2 * reach, 4 * reach + 1) if spots[-1] + d < n]
+    for at in spots:
+        x[at, int(rng.integers(0, 2))] = float(rng.choice([-1.0, 1.0])) * rng.uniform(0.5, 3.0)
+    if seed == 5:
+        monkeypatch.setattr(loudness, "_LIMIT_CHUNK", 1000)
+    ceiling = 10 ** (-1 / 20)
+    expected = _limit_over_the_whole_take(x, ceiling, RATE)
+    got = loudness.limit(x, ceiling, RATE)
+    assert got.dtype == x.dtype
+    if x.dtype == np.float32:  # a render's mix: the very same samples
+        assert np.array_equal(got, expected)
+    else:  # the moving average's running sum starts elsewhere: the last bits of a float64 gain differ
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    assert not np.array_equal(got, x)
+    quiet = x * 0.1
+    assert np.array_equal(loudness.limit(quiet, ceiling, RATE), quiet)

@@ -606,7 +606,15 @@ def _loudness_step(frames: _FloatFrames, config: SynthConfig) -> np.ndarray:
     # Scaled to the loudness and to int16's full scale in one pass. No clip needed: the true peak is
     # at most the ceiling, <= 0 dBTP (or, for silence, nothing was scaled up), and it is at least
     # 1.0006 times the sample peak (`loudness.true_peak`'s phase 0), so every sample lies within +-32767.
-    scaled, _ = loudness.normalize(audio, config.sample_rate, config.loudness_lufs, config.true_peak_dbtp, measured, full_scale=FULL_SCALE)
+    scaled, _ = loudness.normalize(
+        audio,
+        config.sample_rate,
+        config.loudness_lufs,
+        config.true_peak_dbtp,
+        measured,
+        full_scale=FULL_SCALE,
+        measure=loudness.hop_loudness,
+    )
     out = np.empty(scaled.shape, dtype=np.int16)
     np.rint(scaled, out=out, casting="unsafe")
     return out
