@@ -130,6 +130,10 @@ class FamilyInfo:
     # under 5 s on 2 cores, issue 23); the registry refuses a longer one with a line that names the models that take it.
     # 0: no limit of its own (the studio's `Limits.max_beats` holds). On a GPU the family's limit is lifted.
     cpu_max_beats: int = 0
+    # What its model takes per beat of melody on a CPU (the project's 2-core machine, one torch thread, the command's
+    # first call), seconds: the synthesis budget is what the answer time leaves after it
+    # (`studio.audio.synth.budget.after_model`). 0: about as fast as the GANs, which the budget was set with.
+    cpu_seconds_per_beat: float = 0.0
 
     @property
     def writes_melody(self) -> bool:

@@ -69,6 +69,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from studio.serving.registry import default_registry
     from studio.serving.service import (  # loaded when the command runs (a bad argument is answered first)
         AccompanyRequest,
         accompany,
@@ -96,7 +97,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             keep_tracks=args.keep_tracks,
             chords=args.chords,
         )
-        result = accompany(request)
+        registry = default_registry()
+        one_shot, registry.one_shot = registry.one_shot, True  # this answer also starts torch and loads the model
+        try:
+            result = accompany(request, registry)
+        finally:
+            registry.one_shot = one_shot  # a test that runs commands in its own process keeps a server's registry
         written = _place_outputs(result, outs)
     for warning in result.warnings:
         _say("warning", warning)

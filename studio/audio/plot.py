@@ -85,6 +85,7 @@ class PlotConfig:
     one_row_bars: int = 6  # a piece of at most this many bars stays one row
     px_per_semitone: float = 9.0  # row height per semitone of the pitch range, up to `height`
     min_row_px: float = 150.0  # least height of a row's pitch roll, in pixels
+    legend_entries: int = 16  # a take with more tracks names the first 15 and counts the others
     toolbar_px: float = 120.0  # kept clear at the top right (the page's image buttons), when shown `display_px` wide
     empty_pitch_range: tuple[int, int] = (48, 72)  # pitch axis of a score with no melodic notes
 
@@ -511,8 +512,10 @@ def _figure(
                 label=legend_label(parts[i].name, parts[i].program, parts[i].is_drum, i == melody)
                 + ("" if parts[i].n_notes else " (silent)"),
             )
-            for i in order
+            for i in order[: cfg.legend_entries if len(order) > cfg.legend_entries else None]
         ]
+        if len(order) > cfg.legend_entries:  # the rest in one line: a legend of 65 tracks filled the header and took 0.6 s to draw
+            handles[-1] = Patch(facecolor="none", edgecolor="none", label=f"and {len(order) - cfg.legend_entries + 1} more tracks")
         if given_until is not None:
             handles.append(Patch(facecolor=cfg.added_color, edgecolor=cfg.boundary_color, linewidth=0.8, label="added by the model"))
         room = fig_w - 2 * pad - cfg.toolbar_px * cfg.scale

@@ -335,12 +335,6 @@ def family_info(name: str) -> FamilyInfo | None:
     return declarations().get(name)
 
 
-def _takes_beats(card: ModelCard, beats: float) -> bool:
-    """Whether the family of `card` declares no length limit of its own below `beats` (`FamilyInfo.cpu_max_beats`)."""
-    info = family_info(card.family)
-    return info is None or not info.cpu_max_beats or info.cpu_max_beats >= beats
-
-
 def follows_chords(card: ModelCard) -> bool:
     """Whether the model of `card` takes the user's chords: its family declares it
     (`models.base.FamilyInfo.follows_chords`) and, for a family that names a `chords_setting`, the
@@ -372,6 +366,9 @@ class ModelRegistry:
         self._locks: dict[str, threading.Lock] = {}
         self._registry_lock = threading.Lock()
         self._abandoned: dict[str, int] = {}  # per model: calls past the time-out that have not finished yet
+        # A command that answers one request and ends (`studio generate`): the answer's time also pays for starting
+        # torch and loading the model, which a server has done before its requests (`check_length`, `cpu_seconds`).
+        self.one_shot = False
         self.problems: list[str] = []
         self.discover()
 
@@ -445,14 +442,38 @@ class ModelRegistry:
             card.disabled = f"its checkpoint could not be loaded ({_brief(exc)})"
             raise ModelError(f"model {card.name} is unavailable: {card.disabled}") from None
 
+    def cpu_seconds(self, name: str, grid: Grid) -> float:
+        """The seconds of the answer model `name` is expected to take on a melody on `grid` beyond what
+        the synthesis budget was set with (`studio.audio.synth.after_model`): its family's
+        `cpu_seconds_per_beat` on a CPU, less `START_UP_S` in a server (the budget was set for the
+        command, which spends them starting torch and the model); 0 for a torch model on a GPU."""
+        info = family_info(self.card(name).family)
+        if info is None or not info.cpu_seconds_per_beat or (info.uses_torch and self.device.startswith("cuda")):
+            return 0.0
+        seconds = info.cpu_seconds_per_beat * grid.n_steps / grid.steps_per_beat
+        return seconds if self.one_shot else max(0.0, seconds - START_UP_S)
+
+    def max_beats(self, name: str) -> int:
+        """The longest melody (beats) model `name` writes on this registry's device within the answer
+        time: its family's `cpu_max_beats` on a CPU (0: no limit of its own), less the beats it would
+        write in `START_UP_S` in a one-shot command."""
+        info = family_info(self.card(name).family)
+        if info is None or not info.cpu_max_beats or (info.uses_torch and self.device.startswith("cuda")):
+            return 0
+        if self.one_shot and info.cpu_seconds_per_beat:
+            return max(1, info.cpu_max_beats - int(START_UP_S / info.cpu_seconds_per_beat))
+        return info.cpu_max_beats
+
+    def _takes_beats(self, name: str, beats: float) -> bool:
+        limit = self.max_beats(name)
+        return not limit or limit >= beats
+
     def check_length(self, name: str, *grids: Grid) -> None:
         """Refuse (`InputError`) a melody on any of `grids` longer than model `name` writes in the studio's
         answer time: its family's `cpu_max_beats`, when the model runs on the CPU. The message names
         the available accompanists that take a melody that long."""
-        card = self.card(name)
-        info = family_info(card.family)
-        limit = info.cpu_max_beats if info is not None else 0
-        if not limit or (info is not None and info.uses_torch and self.device.startswith("cuda")):
+        limit = self.max_beats(name)
+        if not limit:
             return
         beats = max((g.n_steps / g.steps_per_beat for g in grids), default=0.0)
         if beats <= limit:
@@ -460,11 +481,11 @@ class ModelRegistry:
         others = [
             c.name
             for c in self._cards.values()
-            if not c.disabled and c.name != name and family_writes(c.family) == "accompaniment" and _takes_beats(c, beats)
+            if not c.disabled and c.name != name and family_writes(c.family) == "accompaniment" and self._takes_beats(c.name, beats)
         ]
         raise InputError(
             f"this melody is {beats:,.0f} beats long, and {name} writes up to {limit:,} beats ({limit // 4} bars of 4/4) "
-            f"on a CPU within the studio's answer time: choose a part of the melody"
+            f"on a CPU within the studio's answer time{' in one command' if self.one_shot else ''}: choose a part of the melody"
             + (f", or a faster model ({', '.join(others[:4])})" if others else "")
         )
 
@@ -546,6 +567,9 @@ def _brief(exc: BaseException, limit: int = 200) -> str:
 
 
 MAX_ABANDONED = 4  # a model with this many calls still running past the time-out takes no new ones
+# What a one-shot command spends of its answer starting torch and loading a model, which a server has done before
+# (the project's 2-core machine: 1.2-1.6 s; `ModelRegistry.one_shot`).
+START_UP_S = 1.5
 
 
 class _Call:

@@ -475,6 +475,7 @@ def accompany(
         lap,
         given_until,
         lead=True,
+        model_seconds=registry.cpu_seconds(card.name, grid) + (registry.cpu_seconds(then_card.name, grid) if then_card else 0.0),
     )
     report(1.0, desc="done")
     return AccompanyResult(
@@ -524,6 +525,7 @@ def _write_results(
     lap: Any,
     given_until_tick: int | None = None,
     lead: bool = False,
+    model_seconds: float = 0.0,
 ) -> tuple[Path, Path | None, Path | None, Path | None]:
     """MIDI, then the piano roll (drawn in a thread) while FluidSynth renders the WAV and LAME
     encodes its MP3 copy, into the request's `out_dir` (default: a fresh temp folder), as
@@ -531,7 +533,8 @@ def _write_results(
     paths (the listen path is the MP3, or the WAV without an encoder or when not wanted).
     `given_until_tick` marks on the roll where the student's bars end (after a continuation).
     With `lead`, the first track is the melody, which the WAV's mix sets above the others.
-    A full or read-only disk is `output_error`'s one line, and what was written is removed."""
+    `model_seconds`: what the models were expected to take of the answer time, which the synthesis
+    budget then lacks (`synth.after_model`). A full or read-only disk is `output_error`'s one line, and what was written is removed."""
     # Imported here, after the input is validated, so that bad input fails in a fraction of a second
     # (matplotlib and FluidSynth take longer to import than a bad file takes to refuse).
     from studio.audio import listen, synth
@@ -554,7 +557,7 @@ def _write_results(
         try:
             if request.want_wav:
                 written.append(out_dir / f"{stem}.wav")
-                config = synth.SynthConfig()
+                config = synth.after_model(synth.SynthConfig(), model_seconds)
                 melody = synth.Lead((midi.track_channels(score.tracks)[0],)) if lead and score.tracks else None
                 audio = synth.render_midi(midi_path, config, melody, warnings)
                 wav_path = listen_path = synth.write_wav(written[-1], audio, config.sample_rate)

@@ -947,6 +947,23 @@ def test_the_budget_never_cuts_the_last_second(monkeypatch):
     assert tick is not None and split.seconds - 3.5 < split.seconds_at(np.array([tick]))[0] < split.seconds - 2.5
 
 
+def test_a_slow_models_time_comes_off_the_synthesis_budget():
+    """The answer's time is shared: a model slower than the GANs the budget was set with leaves the
+    render less (the diffusion model on 112 beats and 63 kept tracks of dense notes answered in
+    5.4-5.8 s), at least a fifth of it; the same file is then cut earlier, and a fast model changes nothing."""
+    from studio.audio.synth import budget
+
+    config = SynthConfig()
+    assert budget.after_model(config, 0.0) == config == budget.after_model(config, budget._MODEL_ALLOWANCE_S)
+    slow = budget.after_model(config, budget._MODEL_ALLOWANCE_S + 1.0)
+    assert slow.render_budget == pytest.approx(config.render_budget - 1.0 / budget._VOICE_SECOND_S)
+    assert budget.after_model(config, 60.0).render_budget == pytest.approx(budget._MIN_BUDGET_SHARE * config.render_budget)
+    assert budget.after_model(SynthConfig(render_budget=None), 5.0).render_budget is None
+    split = scan_midi(_dense_notes(120.0, per_second=100))
+    fast_cut, slow_cut = budget.audio_cut(split, 1, 1, config), budget.audio_cut(split, 1, 1, slow)
+    assert fast_cut is not None and slow_cut is not None and slow_cut < fast_cut
+
+
 @needs_synth
 def test_a_cut_render_keeps_the_voice_limit_the_budget_counted(monkeypatch, fresh_pool):
     """The budget counts the voices of the whole music's limit (64 for a minute); the render of the

@@ -284,6 +284,39 @@ def test_torch_models_on_a_cpu_are_served_with_one_thread_unless_the_environment
         torch.set_num_threads(before)
 
 
+def test_a_one_shot_command_leaves_a_slow_model_less_of_the_answer_than_a_server(tmp_path):
+    """A command pays for starting torch and the model within its answer (`START_UP_S`), a server
+    has paid before: the command's length limit is lower by the beats the model writes in that time,
+    and the seconds it charges to the synthesis budget (`cpu_seconds`) higher by that time. A family
+    that declares no cost (the GANs, rules) is charged nothing; on a GPU nothing is limited or charged."""
+    from models.base import declarations
+    from studio.serving.registry import START_UP_S
+
+    for name in ("diffusion-chorale", "gan-chorale", "rules"):
+        shutil.copy(CHECKPOINTS / f"{name}.json", tmp_path / f"{name}.json")
+    info = declarations()["diffusion"]
+    assert info.cpu_seconds_per_beat > 0 and info.cpu_max_beats > 0
+    _, grid = _long_melody(160)
+    server = ModelRegistry(tmp_path, device="cpu")
+    command = ModelRegistry(tmp_path, device="cpu")
+    command.one_shot = True
+    assert server.max_beats("diffusion-chorale") == info.cpu_max_beats
+    assert command.max_beats("diffusion-chorale") == info.cpu_max_beats - int(START_UP_S / info.cpu_seconds_per_beat) >= 64
+    assert command.cpu_seconds("diffusion-chorale", grid) == pytest.approx(160 * info.cpu_seconds_per_beat)
+    assert server.cpu_seconds("diffusion-chorale", grid) == pytest.approx(160 * info.cpu_seconds_per_beat - START_UP_S)
+    for registry in (server, command):
+        assert registry.cpu_seconds("gan-chorale", grid) == registry.cpu_seconds("rules", grid) == 0.0
+        assert registry.max_beats("gan-chorale") == registry.max_beats("rules") == 0
+    # a melody between the two limits: the server writes it, the command refuses it in one line
+    _, between_grid = _long_melody(command.max_beats("diffusion-chorale") + 4)
+    server.check_length("diffusion-chorale", between_grid)
+    with pytest.raises(InputError, match="in one command: choose a part of the melody"):
+        command.check_length("diffusion-chorale", between_grid)
+    gpu = ModelRegistry(tmp_path, device="cuda")
+    gpu.one_shot = True
+    assert gpu.cpu_seconds("diffusion-chorale", grid) == 0.0 and gpu.max_beats("diffusion-chorale") == 0
+
+
 def test_models_on_cuda_are_served_in_full_float32(tmp_path, monkeypatch):
     """TF32 rounds differently for different batch sizes (a batched request's music differed from
     the same request alone on an H100), so a model loaded on CUDA finds TF32 off."""
@@ -326,7 +359,7 @@ def test_a_melody_longer_than_a_family_writes_in_time_is_refused_before_the_mode
     limit = declarations()["diffusion"].cpu_max_beats
     assert limit >= 64  # a chorale, and more
     loads = []
-    long_roll, long_grid = _long_melody(limit + 1)  # whole bars of 4/4: 260 beats for a limit of 256
+    long_roll, long_grid = _long_melody(limit + 1)  # whole bars of 4/4: 116 beats for a limit of 112
     model = SimpleNamespace(generate=lambda melody, *_: [melody])  # writes the melody back
     monkeypatch.setattr(models.diffusion, "load", lambda *a: loads.append(a) or model)
     registry = ModelRegistry(tmp_path, device="cpu")

@@ -15,6 +15,7 @@ The public names are listed here; each module holds one part:
 
 from __future__ import annotations
 
+from studio.audio.synth.budget import after_model
 from studio.audio.synth.config import Lead, SynthConfig, SynthUnavailable
 from studio.audio.synth.engine import synth_status
 from studio.audio.synth.render import render_midi
@@ -25,6 +26,7 @@ __all__ = [
     "Lead",
     "SynthConfig",
     "SynthUnavailable",
+    "after_model",
     "audio_stats",
     "find_soundfont",
     "render_midi",

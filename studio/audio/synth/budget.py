@@ -37,12 +37,14 @@ is never split).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from studio.audio.synth.config import SynthConfig
 from studio.audio.synth.split import Split
 
-__all__ = ["audio_cut"]
+__all__ = ["after_model", "audio_cut"]
 
 # Measured on the project's 2-core machine, FluidSynth 2.3 with FluidR3_GM (2026-12-07): a voice
 # costs 0.12-0.35 ms per second of music (a choir's voices the least, a piano's the most), an
@@ -59,6 +61,23 @@ _AFTER_VOICES = 5
 # 2,400 to 24,000 notes with `gan-chorale` (25-50 us with `rules`), 0.12 voice-seconds at 0.34 ms each.
 _NOTE_VOICE_SECONDS = 0.12
 _MIN_CUT_SECONDS = 1.0
+# A model slower than the GANs takes its time from the same answer (`after_model`): each second of it beyond
+# `_MODEL_ALLOWANCE_S` (a GAN's first call in the command, which the budget was set with) is taken off the
+# budget at a voice-second's cost in a render that reaches it (same machine and day).
+_VOICE_SECOND_S = 0.34e-3
+_MODEL_ALLOWANCE_S = 0.3
+_MIN_BUDGET_SHARE = 0.2  # ... leaving at least this share of the budget (a slow model's longest melody plays on)
+
+
+def after_model(config: SynthConfig, model_seconds: float) -> SynthConfig:
+    """`config` with the render budget the answer has left after a model expected to take
+    `model_seconds` (its family's `cpu_seconds_per_beat` on a CPU): the diffusion model on its longest
+    melody (112 beats, about 1.7 s) and 63 kept tracks of dense notes answered in 5.4-5.8 s with the
+    whole budget, the same file with a GAN in 3.6 s."""
+    if config.render_budget is None or model_seconds <= _MODEL_ALLOWANCE_S:
+        return config
+    spent = (model_seconds - _MODEL_ALLOWANCE_S) / _VOICE_SECOND_S
+    return replace(config, render_budget=max(_MIN_BUDGET_SHARE * config.render_budget, config.render_budget - spent))
 
 
 def _voices(split: Split, seconds: float, limit: int) -> tuple[np.ndarray, np.ndarray]:
