@@ -13,7 +13,10 @@ The files are made here: a sample tune repeated to nine minutes (real music at t
 four tracks of 5,000 notes each in ten minutes (as many notes as the limit allows, as long as it
 allows), 19,999 notes under a 255/1 meter in 50 s and in 75 s (the most notes the synthesis budget
 played whole before it charged each note, 2026-12-07), a tune followed by a meter change an hour later,
-a meter change 10^9 bars away, and 2 MB of one note struck over and over (`tests/midi_factory.py`).
+a meter change 10^9 bars away, and 2 MB of one note struck over and over (`tests/midi_factory.py`);
+and for the models that take time in proportion to the melody (``--models all``): a real melody as long
+as the diffusion model (92 beats) and the AR-CNN (170) take through the command, and 19,840 notes
+stacked in 160 beats.
 
 Run ``python -m bench.answer_time [--models all] [--repeats 2] [--json]``, or
 ``python -m studio bench --only answer``. The machine's load moves single readings by +-0.5 s:
@@ -57,10 +60,31 @@ def _dense(minutes: float = 9.8, tracks: int = 4, per_track: int = 5_000) -> byt
     return mf.midi_from_tracks([mf._conductor(), *parts], 480)
 
 
+def _melody_of_beats(beats: int) -> bytes:
+    """Yankee Doodle (2/4, 110 qpm) repeated to `beats` beats: a real melody at a slow model's limit."""
+    from bench.models import melody_of_bars
+    from studio.core.midi import write_midi
+
+    return write_midi(melody_of_bars(beats // 2))
+
+
+def _stacked(beats: int = 160, notes: int = 19_840) -> bytes:
+    """`notes` sixteenths stacked in chords of equal size over `beats` beats of 4/4 in 75 s: the most notes
+    the studio takes, in a melody as long as the AR-CNN takes through the command."""
+    mf = _factory()
+    per = -(-notes // (beats * 4))
+    events = mf._note_events([((i // per) / 4, 0.25, 30 + (i % per) * 2 % 80) for i in range(notes)], 960)
+    conductor = [(0, mf._time_signature(4, 4)), (0, mf._tempo(round(75e6 / beats)))]
+    return mf.midi_from_tracks([conductor, [(0, mf._track_name("Melody")), *events]], 960)
+
+
 def heavy_files() -> dict[str, bytes]:
     """The files the bench answers, by name."""
     mf = _factory()
     return {
+        "melody-92-beats": _melody_of_beats(92),
+        "melody-170-beats": _melody_of_beats(170),
+        "stacked-160-beats": _stacked(),
         "tune-9min": repeated_tune(9.0)[0],
         "dense-10min": _dense(),
         "wide-meter": mf.wide_meter(),
