@@ -15,8 +15,8 @@ allows), 19,999 notes under a 255/1 meter in 50 s and in 75 s (the most notes th
 played whole before it charged each note, 2026-12-07), a tune followed by a meter change an hour later,
 a meter change 10^9 bars away, and 2 MB of one note struck over and over (`tests/midi_factory.py`);
 and for the models that take time in proportion to the melody (``--models all``): a real melody as long
-as the diffusion model (92 beats) and the AR-CNN (170) take through the command, and 19,840 notes
-stacked in 160 beats.
+as the diffusion model (76 beats) and the AR-CNN (140) take through the command, and 19,840 notes
+stacked in 140 beats.
 
 Run ``python -m bench.answer_time [--models all] [--repeats 2] [--json]``, or
 ``python -m studio bench --only answer``. The machine's load moves single readings by +-0.5 s:
@@ -68,7 +68,7 @@ def _melody_of_beats(beats: int) -> bytes:
     return write_midi(melody_of_bars(beats // 2))
 
 
-def _stacked(beats: int = 160, notes: int = 19_840) -> bytes:
+def _stacked(beats: int = 140, notes: int = 19_840) -> bytes:
     """`notes` sixteenths stacked in chords of equal size over `beats` beats of 4/4 in 75 s: the most notes
     the studio takes, in a melody as long as the AR-CNN takes through the command."""
     mf = _factory()
@@ -82,9 +82,9 @@ def heavy_files() -> dict[str, bytes]:
     """The files the bench answers, by name."""
     mf = _factory()
     return {
-        "melody-92-beats": _melody_of_beats(92),
-        "melody-170-beats": _melody_of_beats(170),
-        "stacked-160-beats": _stacked(),
+        "melody-76-beats": _melody_of_beats(76),
+        "melody-140-beats": _melody_of_beats(140),
+        "stacked-140-beats": _stacked(),
         "tune-9min": repeated_tune(9.0)[0],
         "dense-10min": _dense(),
         "wide-meter": mf.wide_meter(),

@@ -92,7 +92,7 @@ FAMILY = FamilyInfo(
     regenerates="voices",
     follows_chords=True,
     chords_setting="chords",
-    cpu_max_beats=320,  # 80 bars of 4/4 in a server within 5 s on 2 cores, 170 in a command (docs/reliability.md, "Long melodies")
+    cpu_max_beats=290,  # 72 bars of 4/4 in a server within 5 s on 2 cores, 140 in a command (docs/reliability.md, "Long melodies")
     cpu_seconds_per_beat=0.010,
 )
 N_VOICE_FEATURES = N_TOKENS + 12 + 1  # one-hot token, pitch class, erased?

@@ -88,7 +88,7 @@ FAMILY = FamilyInfo(
     order=5,
     flat_dynamics=True,
     regenerates="voices",
-    cpu_max_beats=192,  # 48 bars of 4/4 in a server within 5 s on 2 cores, 92 in a command (docs/reliability.md, "Long melodies")
+    cpu_max_beats=176,  # 44 bars of 4/4 in a server within 5 s on 2 cores, 76 in a command (docs/reliability.md, "Long melodies")
     cpu_seconds_per_beat=0.015,
 )
 ROWS = N_TOKENS  # rows of the diffused roll per voice: rest and 84 pitches

@@ -118,9 +118,9 @@ def test_the_answer_time_bench_makes_its_files_and_reads_each_answer(tmp_path):
     command = ModelRegistry(device="cpu")
     command.one_shot = True
     for name, model in (
-        ("melody-92-beats", "diffusion-chorale"),
-        ("melody-170-beats", "arcnn-chorale"),
-        ("stacked-160-beats", "arcnn-chorale"),
+        ("melody-76-beats", "diffusion-chorale"),
+        ("melody-140-beats", "arcnn-chorale"),
+        ("stacked-140-beats", "arcnn-chorale"),
     ):
         grid = read_melody(AccompanyRequest(files[name], model=model)).grid
         assert grid.n_steps / grid.steps_per_beat <= command.max_beats(model) < grid.n_steps / grid.steps_per_beat + 16, name
