@@ -442,13 +442,19 @@ class ModelRegistry:
             card.disabled = f"its checkpoint could not be loaded ({_brief(exc)})"
             raise ModelError(f"model {card.name} is unavailable: {card.disabled}") from None
 
+    def _on_cpu(self, name: str) -> FamilyInfo | None:
+        """The declaration of model `name`'s family when the model runs on a CPU here (None for a torch
+        model on a GPU, or a family nobody declares)."""
+        info = family_info(self.card(name).family)
+        return None if info is None or (info.uses_torch and self.device.startswith("cuda")) else info
+
     def cpu_seconds(self, name: str, grid: Grid) -> float:
         """The seconds of the answer model `name` is expected to take on a melody on `grid` beyond what
         the synthesis budget was set with (`studio.audio.synth.after_model`): its family's
         `cpu_seconds_per_beat` on a CPU, less `START_UP_S` in a server (the budget was set for the
         command, which spends them starting torch and the model); 0 for a torch model on a GPU."""
-        info = family_info(self.card(name).family)
-        if info is None or not info.cpu_seconds_per_beat or (info.uses_torch and self.device.startswith("cuda")):
+        info = self._on_cpu(name)
+        if info is None or not info.cpu_seconds_per_beat:
             return 0.0
         seconds = info.cpu_seconds_per_beat * grid.n_steps / grid.steps_per_beat
         return seconds if self.one_shot else max(0.0, seconds - START_UP_S)
@@ -457,8 +463,8 @@ class ModelRegistry:
         """The longest melody (beats) model `name` writes on this registry's device within the answer
         time: its family's `cpu_max_beats` on a CPU (0: no limit of its own), less the beats it would
         write in `START_UP_S` in a one-shot command."""
-        info = family_info(self.card(name).family)
-        if info is None or not info.cpu_max_beats or (info.uses_torch and self.device.startswith("cuda")):
+        info = self._on_cpu(name)
+        if info is None or not info.cpu_max_beats:
             return 0
         if self.one_shot and info.cpu_seconds_per_beat:
             return max(1, info.cpu_max_beats - int(START_UP_S / info.cpu_seconds_per_beat))

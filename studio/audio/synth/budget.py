@@ -71,9 +71,9 @@ _MIN_BUDGET_SHARE = 0.2  # ... leaving at least this share of the budget (a slow
 
 def after_model(config: SynthConfig, model_seconds: float) -> SynthConfig:
     """`config` with the render budget the answer has left after a model expected to take
-    `model_seconds` (its family's `cpu_seconds_per_beat` on a CPU): the diffusion model on its longest
-    melody (112 beats, about 1.7 s) and 63 kept tracks of dense notes answered in 5.4-5.8 s with the
-    whole budget, the same file with a GAN in 3.6 s."""
+    `model_seconds` (its family's `cpu_seconds_per_beat` on a CPU): the diffusion model on 110 beats
+    (about 1.7 s) with 63 kept tracks of dense notes answered in 5.4-5.8 s through the command with
+    the whole budget, the same file with a GAN in 3.6 s."""
     if config.render_budget is None or model_seconds <= _MODEL_ALLOWANCE_S:
         return config
     spent = (model_seconds - _MODEL_ALLOWANCE_S) / _VOICE_SECOND_S
