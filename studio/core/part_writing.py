@@ -343,9 +343,11 @@ def _kept_perfect(own: np.ndarray, u_from: np.ndarray, u_to: np.ndarray, cand: n
     `into_candidate`: the voice moves own -> candidate (else candidate -> own)."""
     ok = (own >= 0) & (u_from >= 0) & (u_to >= 0) & (u_from != u_to)
     fixed = np.abs(own - (u_from if into_candidate else u_to)) % 12
-    moving = np.abs(cand - (u_to if into_candidate else u_from)[:, None]) % 12
-    perfect = (fixed == PERFECT[0]) | (fixed == PERFECT[1])
-    return (ok & perfect)[:, None] & (moving == fixed[:, None]) & (cand != own[:, None])
+    rows = np.flatnonzero(ok & ((fixed == PERFECT[0]) | (fixed == PERFECT[1])))  # the other notes cannot keep one
+    out = np.zeros((len(own), cand.shape[-1]), bool)
+    moving = np.abs(cand - (u_to if into_candidate else u_from)[rows, None]) % 12
+    out[rows] = (moving == fixed[rows, None]) & (cand != own[rows, None])
+    return out
 
 
 def guided_notes(

@@ -345,3 +345,27 @@ def test_the_extreme_pitch_of_another_voice_over_each_note_is_its_highest_or_low
                 expected.append(-1 if not len(sounding) else (sounding.max() if highest else sounding.min()))
             assert _span_extreme(line, first, end, highest).tolist() == expected
     assert _span_extreme(np.array([60, 62]), np.zeros(0, np.int64), np.zeros(0, np.int64), True).tolist() == []
+
+
+def test_kept_perfect_intervals_match_their_definition_note_by_note():
+    """`_kept_perfect` (computed only for the notes that can keep a fifth or an octave) against its
+    definition, one note and one candidate at a time, on random voices with rests and held pitches."""
+    from studio.core.part_writing import PERFECT, _kept_perfect
+
+    rng = np.random.default_rng(7)
+    cand = np.arange(128)[None, :]
+    for trial in range(40):
+        n = int(rng.integers(0, 30))
+        own, u_from, u_to = (np.where(rng.random(n) < 0.15, -1, rng.integers(36, 84, n)) for _ in range(3))
+        if trial % 2:
+            u_to = np.where(rng.random(n) < 0.4, u_from, u_to)  # the other voice holds: no parallel
+        for into in (True, False):
+            got = _kept_perfect(own, u_from, u_to, cand, into_candidate=into)
+            assert got.shape == (n, 128) and got.dtype == bool
+            for i in range(n):
+                sounding = own[i] >= 0 and u_from[i] >= 0 and u_to[i] >= 0 and u_from[i] != u_to[i]
+                fixed = abs(int(own[i]) - int(u_from[i] if into else u_to[i])) % 12
+                for c in range(128):
+                    moving = abs(c - int(u_to[i] if into else u_from[i])) % 12
+                    expected = sounding and fixed in PERFECT and moving == fixed and c != own[i]
+                    assert got[i, c] == expected, (trial, i, c, into)
