@@ -533,22 +533,19 @@ def _figure(
                 handlelength=1.2,
             )
 
+        def width(ncols: int) -> float:
+            tried = laid_out(ncols)
+            measured = tried.get_window_extent(renderer).width
+            tried.remove()
+            return measured
+
         # The most columns that fit, by bisection: fewer columns make a narrower legend (a song of 65
         # tracks took 64 layouts of 65 entries, 2 s, trying one column fewer at a time).
-        fits, too_wide, laid_cols = 1, len(handles) + 1, 0
+        fits, too_wide = 1, len(handles) + 1
         while too_wide - fits > 1:
             middle = (fits + too_wide) // 2
-            if legend is not None:
-                legend.remove()
-            legend, laid_cols = laid_out(middle), middle
-            if legend.get_window_extent(renderer).width <= room:
-                fits = middle
-            else:
-                too_wide = middle
-        if laid_cols != fits:
-            if legend is not None:
-                legend.remove()
-            legend = laid_out(fits)
+            fits, too_wide = (middle, too_wide) if width(middle) <= room else (fits, middle)
+        legend = laid_out(fits)
     legend_h = legend.get_window_extent(renderer).height + gap if legend is not None else 0.0
 
     # 5. Rows, top down: the boundary's labels above its row, the pitch roll, the drum band, bar numbers.
