@@ -19,6 +19,7 @@ of the model's re-strikes to keep. ``--write`` stores it in the card (``config.r
     python -m bench.restrikes --model gan-renaissance [--pieces 60] [--write] [--compare]
     python -m bench.restrikes --model diffusion-chorale [--pieces 60] [--write] [--compare]
     python -m bench.restrikes --model arcnn-chorale --scale --pieces 40 [--write]
+    python -m bench.restrikes --model arcnn-chorale --scale --per-voice --pieces 40 [--write] [--out FOLDER]
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 
 from studio.core.config import REPO_ROOT
 
-__all__ = ["compare", "measure", "scale_table"]
+__all__ = ["compare", "measure", "scale_table", "scale_voice_table"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 
@@ -55,12 +56,13 @@ def _card_without(model: str, folder: Path, key: str = "restrike_keep", value: A
     return _card_with(model, folder, {key: value})
 
 
-def _card_with(model: str, folder: Path, values: Mapping[str, Any]) -> Path:
-    """A copy of `model`'s card and weights in `folder` with its config's keys set to `values` (sequences, as lists)."""
-    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
-    card["config"].update({key: list(value) for key, value in values.items()})
+def _card_with(model: str, folder: Path, values: Mapping[str, Any], source: Path = CHECKPOINTS) -> Path:
+    """A copy of `model`'s card and weights (from `source`) in `folder` with its config's keys set to
+    `values` (sequences as lists, numbers as they are)."""
+    card = json.loads((source / f"{model}.json").read_text())
+    card["config"].update({key: value if isinstance(value, (int, float)) else list(value) for key, value in values.items()})
     (folder / f"{model}.json").write_text(json.dumps(card))
-    shutil.copy(CHECKPOINTS / f"{model}.safetensors", folder / f"{model}.safetensors")
+    shutil.copy(source / f"{model}.safetensors", folder / f"{model}.safetensors")
     return folder
 
 
@@ -133,6 +135,71 @@ def scale_table(model: str, pieces: int = 40) -> dict[str, Any]:
     }
 
 
+def _voice_repeats(takes: list[list[Any]]) -> np.ndarray:
+    """Each accompanying voice's share of moves that repeat its pitch, over `takes` (voices high to low)."""
+    from studio.core.voice_leading import voice_notes
+
+    counts = np.zeros((len(takes[0]) if takes else 0, 2))
+    for voices in takes:
+        for v, track in enumerate(voices):
+            steps = np.diff([p for _s, _e, p in voice_notes(track)])
+            counts[v] += ((steps == 0).sum(), len(steps))
+    return counts[:, 0] / np.maximum(counts[:, 1], 1)
+
+
+def scale_voice_table(model: str, pieces: int = 40, out: Path | None = None) -> dict[str, Any]:
+    """An AR-CNN's re-strike table read per voice from all its genre's training pieces, each voice's
+    four odds scaled so that the voice's repeated-note share on the first `pieces` training pieces is
+    the real voice's (`scale_table`, voice by voice); written with the card's weights into `out` when given."""
+    from studio.core.conditioning import meter_features, track_to_tokens
+    from studio.core.restrikes import voice_situation_counts
+    from studio.serving.batching import BatchConfig
+    from studio.serving.registry import ModelRegistry
+    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
+    from studio.training.evaluate import _model_melody
+    from studio.training.train import _split_validation
+
+    card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
+    genre = card["genre"]
+    dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
+    fit, _ = _split_validation(dataset, 0.1, 40)
+
+    def counts(piece: Any) -> np.ndarray:
+        rows = [track_to_tokens(t) for t in piece.tracks]
+        tokens, onsets = np.array([t for t, _ in rows]), np.array([o for _, o in rows])
+        return voice_situation_counts(tokens, onsets, meter_features(piece.grid)[:, 1] > 0)
+
+    total = sum(counts(p) for p in fit.train)
+    table = total[:, 0] / np.maximum(total[:, 1], 1)  # (voices, 4)
+    chosen = fit.train[:pieces]
+
+    def repeats(restrikes: list[float]) -> np.ndarray:
+        with tempfile.TemporaryDirectory() as tmp:
+            registry = ModelRegistry(_card_with(model, Path(tmp), {"restrikes": restrikes}), batching=BatchConfig(window_s=0))
+            return _voice_repeats([registry.generate(model, _model_melody(p.tracks[0]), p.grid, {}, 0, limit_length=False) for p in chosen])
+
+    real = _voice_repeats([p.tracks[1:] for p in chosen])
+    without, with_table = repeats([]), repeats(table.ravel().tolist())
+    factor = np.where(with_table != without, (real - without) / np.where(with_table != without, with_table - without, 1.0), 1.0)
+    scaled = np.clip(table * factor[:, None], 0.0, 1.0).round(4).ravel().tolist()
+    if out is not None:
+        card["config"]["restrikes"] = scaled
+        (out / f"{model}.json").write_text(json.dumps(card, indent=2) + "\n")
+        shutil.copy(CHECKPOINTS / f"{model}.safetensors", out / f"{model}.safetensors")
+    return {
+        "model": model,
+        "pieces": len(chosen),
+        "per_voice_table": table.round(4).tolist(),
+        "repeated_notes": {
+            "without": without.round(4).tolist(),
+            "with_table": with_table.round(4).tolist(),
+            "real": real.round(4).tolist(),
+        },
+        "factor": factor.round(3).tolist(),
+        "scaled": scaled,
+    }
+
+
 def compare(model: str) -> dict[str, dict[str, Any]]:
     """The card's validation figures without its thinning and with it (seed 0, no unseen tunes)."""
     from studio.serving.registry import ModelRegistry
@@ -161,8 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="store the shares to keep in the card (config.restrike_keep)")
     parser.add_argument("--compare", action="store_true", help="then evaluate the validation pieces without and with them")
     parser.add_argument("--scale", action="store_true", help="an AR-CNN: scale its table to the real repeated-note share")
+    parser.add_argument("--per-voice", action="store_true", help="with --scale: a table per voice, each scaled to its voice's share")
+    parser.add_argument("--out", type=Path, help="with --per-voice: write the card with the scaled table (and the weights) here")
     args = parser.parse_args(argv)
-    found = scale_table(args.model, args.pieces) if args.scale else measure(args.model, args.pieces)
+    if args.scale and args.per_voice:
+        found = scale_voice_table(args.model, args.pieces, args.out)
+    else:
+        found = scale_table(args.model, args.pieces) if args.scale else measure(args.model, args.pieces)
     print(json.dumps(found, indent=1))
     if args.write:
         key, value = ("restrikes", found["scaled"]) if args.scale else ("restrike_keep", found["keep"])

@@ -64,6 +64,7 @@ from studio.core.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
+from studio.core.eighth_grid import snap_for_seed
 from studio.core.metrics import melody_key
 from studio.core.part_writing import (
     MOTION_SIZES,
@@ -74,6 +75,7 @@ from studio.core.part_writing import (
     note_spans,
     voice_ranges,
 )
+from studio.core.passing_notes import fill_for_seed
 from studio.core.restrikes import draw_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
@@ -118,6 +120,13 @@ class ARCNNConfig(ConfigMixin):
     # pieces when it trains (`bench/restrikes.py --scale` then fits it to the genre's repeated-note share); empty (a
     # card from before): its voices hold every repeated pitch as one note.
     restrikes: tuple[float, ...] = ()
+    # How often an unfilled third into a beat gets a passing note, by situation (`studio.core.passing_notes`),
+    # set by `bench/passing.py` so that the model's filled share on training melodies becomes the genre's;
+    # empty (a card from before): none.
+    passing: tuple[float, ...] = ()
+    # The share of its notes starting between the eighths that are moved onto them (`studio.core.eighth_grid`), set
+    # by `bench/eighth_grid.py` so that the model's share on training melodies becomes the genre's; 0: none moved.
+    snap: float = 0.0
     # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
     # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
     motion: tuple[float, ...] = ()
@@ -561,7 +570,14 @@ class ARCNNAccompanist:
             tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, melody_key(melody).accepted, faults=faults)
         # Held pitches struck again where the genre's voices strike them (drawn last: the pitches are those drawn before).
         sung = new_onsets if p["mode"] == "enhance" else mel_onsets
-        starts |= draw_restrikes(tokens, sung & (tokens[0] != REST), meter_features(grid)[:, 1] > 0, c.restrikes, rng)
+        beats = meter_features(grid)[:, 1] > 0
+        starts |= draw_restrikes(tokens, sung & (tokens[0] != REST), beats, c.restrikes, rng)
+        if c.snap or c.passing:  # the genre's rhythm: starts on the eighths, thirds into a beat passed through
+            pitches, starts = snap_for_seed(tokens_to_pitches(tokens), starts, c.snap, seed)
+            pitches, starts = fill_for_seed(
+                pitches, starts, sung & (tokens[0] != REST), beats, c.passing, melody_key(melody).accepted, seed
+            )
+            tokens = pitches_to_tokens(pitches)
         # The voices start nothing after the melody's last note: each holds what it sings then (a
         # held pitch is one note here) to the end of the song.
         end = melody_end(tokens[0])
@@ -659,7 +675,12 @@ class ARCNNAccompanist:
             accepted = melody_key(melody).accepted
             tokens, starts = self.guided(tokens, context, float(p["guide"]), temperature, rng, accepted, restrikes, free, faults)
         sung = (mel_onsets & (mel_tokens != REST))[lo:hi]
-        starts = starts | (draw_restrikes(tokens, sung, meter_features(grid)[lo:hi, 1] > 0, c.restrikes, rng) & free)
+        beats = meter_features(grid)[lo:hi, 1] > 0
+        starts = starts | (draw_restrikes(tokens, sung, beats, c.restrikes, rng) & free)
+        if c.snap or c.passing:  # only where the new music is: the kept notes stay as they are
+            pitches, changed = snap_for_seed(tokens_to_pitches(tokens), starts | restrikes, c.snap, seed, free)
+            pitches, changed = fill_for_seed(pitches, changed, sung, beats, c.passing, melody_key(melody).accepted, seed, free)
+            tokens, starts = pitches_to_tokens(pitches), np.where(free, changed, starts)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
             line, onsets = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)

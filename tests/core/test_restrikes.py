@@ -88,3 +88,30 @@ def test_a_model_that_strikes_too_often_keeps_the_genres_share():
     limited = thin_restrikes(tokens, onsets, melody, starts, beats, (0.5, 0.25, 1.0, 0.0), np.random.default_rng(0), inside)
     assert limited[:, n // 2 :].all() and not limited[:, : n // 2].all()
     assert thin_restrikes(tokens, onsets, melody, starts, beats, (), np.random.default_rng(0)).all()  # no shares: as it was
+
+
+def test_per_voice_odds_and_draws():
+    """Read per voice, each accompanying voice has its own four odds; a table of four per voice is drawn
+    row by row (the bass that seldom strikes again keeps its held pitch)."""
+    meter = np.zeros((8, 11))
+    meter[:, 1] = BEATS
+    onsets = np.zeros((3, 8), bool)
+    onsets[0] = MELODY_STARTS
+    onsets[1:, 0] = True
+    onsets[1, 4] = True  # the alto strikes its held pitch again on the beat, the bass does not
+    piece = SimpleNamespace(tokens=np.array([MELODY, [5] * 8, [3] * 8]), onsets=onsets, meter=meter)
+    odds = restrike_odds([piece], per_voice=True)
+    assert len(odds) == 8 and odds[0] == 1.0 and odds[4] == 0.0
+    assert restrike_odds([piece]) == (0.5, 0.0, 0.0, 0.0)  # pooled, as before
+    n = 4000
+    tokens = np.zeros((3, n), np.int64)
+    tokens[0] = np.repeat(np.arange(n // 4) % 30 + 1, 4)
+    tokens[1:] = 40
+    starts = np.zeros(n, bool)
+    starts[::4] = True
+    beats = np.zeros(n, bool)
+    beats[::8] = True
+    drawn = draw_restrikes(tokens, starts, beats, (0.8, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0), np.random.default_rng(0))
+    assert abs(drawn[1, 8::8].mean() - 0.8) < 0.05 and abs(drawn[2, 8::8].mean() - 0.1) < 0.03
+    pooled = draw_restrikes(tokens, starts, beats, (0.8, 0.0, 0.0, 0.0), np.random.default_rng(0))
+    assert np.array_equal(pooled[1], drawn[1])  # the same draws: a pooled table's takes are unchanged

@@ -255,9 +255,10 @@ def test_no_note_starts_after_the_tune():
 
 
 def test_held_pitches_are_struck_again_where_bachs_voices_strike_them(tune, tmp_path):
-    """The card's re-strike odds (read from the training chorales, scaled to Bach's repeated-note share:
-    bench/restrikes.py): the same pitches, step by step, as the card without them, but a held pitch
-    struck again at many beats where the melody starts a note (0.38 of such places), and almost nowhere else."""
+    """The card's re-strike odds (read per voice from the training chorales, each scaled to its voice's
+    repeated-note share in Bach: bench/restrikes.py): the same pitches, step by step, as the card without
+    them, but a held pitch struck again at many beats where the melody starts a note, and almost nowhere
+    else (the passing notes and the moves onto the eighths, which change pitches, off in both)."""
     import shutil
 
     from studio.core.conditioning import meter_features
@@ -265,12 +266,15 @@ def test_held_pitches_are_struck_again_where_bachs_voices_strike_them(tune, tmp_
 
     melody, grid = tune
     card = json.loads((CHECKPOINTS / "arcnn-chorale.json").read_text())
-    assert len(card["config"]["restrikes"]) == 4 and card["config"]["restrikes"][0] > 0.2
-    card["config"]["restrikes"] = []
-    (tmp_path / "arcnn-chorale.json").write_text(json.dumps(card))
-    shutil.copy(CHECKPOINTS / "arcnn-chorale.safetensors", tmp_path)
-    with_odds = default_registry().generate("arcnn-chorale", melody, grid, {}, 0)
-    without = ModelRegistry(tmp_path).generate("arcnn-chorale", melody, grid, {}, 0)
+    assert len(card["config"]["restrikes"]) == 12 and card["config"]["restrikes"][0] > 0.2
+    card["config"].update(passing=[], snap=0.0)
+    registries = []
+    for name, restrikes in (("with", card["config"]["restrikes"]), ("without", [])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "arcnn-chorale.json").write_text(json.dumps({**card, "config": {**card["config"], "restrikes": restrikes}}))
+        shutil.copy(CHECKPOINTS / "arcnn-chorale.safetensors", tmp_path / name)
+        registries.append(ModelRegistry(tmp_path / name))
+    with_odds, without = (r.generate("arcnn-chorale", melody, grid, {}, 0) for r in registries)
     melody_tokens, melody_starts = track_to_tokens(melody)
     beats = meter_features(grid)[:, 1] > 0
     struck_on_beats = held_on_beats = struck_elsewhere = held_elsewhere = 0
@@ -355,3 +359,39 @@ def test_gibbs_motion_costs_move_the_draws_and_guide_0_is_the_model_alone(tune):
 
     free_leaps, charged = leaps(()), leaps(stepwise)
     assert charged < free_leaps / 2, (free_leaps, charged)
+
+
+def test_passing_notes_fill_thirds_into_beats_and_change_nothing_else(tune, tmp_path):
+    """A card with passing-note odds (`config.passing`, bench/passing.py) writes the same voices as the
+    card without them but for the last eighth before some beats: each changed stretch is two sixteenths
+    ending on a beat, a pitch in the melody's key strictly between the notes either side, a step from
+    both; the melody is untouched."""
+    import shutil
+
+    from studio.core.conditioning import meter_features, tokens_to_pitches
+    from studio.serving.registry import ModelRegistry
+
+    melody, grid = tune
+    beats = meter_features(grid)[:, 1] > 0
+    key = melody_key(melody).accepted
+    takes = {}
+    for odds in ((), (1.0, 1.0, 1.0, 1.0)):
+        folder = tmp_path / f"odds{len(odds)}"
+        folder.mkdir()
+        card = json.loads((CHECKPOINTS / "arcnn-chorale.json").read_text())
+        card["config"]["passing"] = list(odds)
+        (folder / "arcnn-chorale.json").write_text(json.dumps(card))
+        shutil.copy(CHECKPOINTS / "arcnn-chorale.safetensors", folder)
+        takes[len(odds)] = ModelRegistry(folder).generate("arcnn-chorale", melody, grid, {}, 0)
+    fills = 0
+    for filled, plain in zip(takes[4], takes[0], strict=True):
+        a, b = tokens_to_pitches(track_to_tokens(filled)[0]), tokens_to_pitches(track_to_tokens(plain)[0])
+        changed = np.flatnonzero(a != b)
+        for start in changed[np.r_[True, np.diff(changed) > 1]]:
+            end = start + 2
+            assert changed[changed >= start][:2].tolist() == [start, start + 1] and end not in changed
+            assert beats[end] and a[start] == a[start + 1] and a[start] % 12 in key
+            before, after = b[start - 1], b[end]
+            assert min(before, after) < a[start] < max(before, after) and abs(int(after) - int(before)) in (3, 4)
+            fills += 1
+    assert fills >= 3
