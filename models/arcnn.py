@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import CHORDS_PARAM, GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, voice_setup
+from models.base import CHORDS_PARAM, GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_voices, voice_setup
 from models.weights import loaded
 from studio.core.chord_channels import N_CHORD_FEATURES, chord_channels, key_from_name, piece_chords
 from studio.core.conditioning import (
@@ -64,7 +64,6 @@ from studio.core.conditioning import (
     tokens_to_track,
     track_to_tokens,
 )
-from studio.core.eighth_grid import snap_for_seed
 from studio.core.metrics import melody_key
 from studio.core.part_writing import (
     MOTION_SIZES,
@@ -75,7 +74,6 @@ from studio.core.part_writing import (
     note_spans,
     voice_ranges,
 )
-from studio.core.passing_notes import fill_for_seed
 from studio.core.restrikes import draw_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
@@ -573,9 +571,8 @@ class ARCNNAccompanist:
         beats = meter_features(grid)[:, 1] > 0
         starts |= draw_restrikes(tokens, sung & (tokens[0] != REST), beats, c.restrikes, rng)
         if c.snap or c.passing:  # the genre's rhythm: starts on the eighths, thirds into a beat passed through
-            pitches, starts = snap_for_seed(tokens_to_pitches(tokens), starts, c.snap, seed)
-            pitches, starts = fill_for_seed(
-                pitches, starts, sung & (tokens[0] != REST), beats, c.passing, melody_key(melody).accepted, seed
+            pitches, starts = figured_voices(
+                tokens_to_pitches(tokens), starts, sung & (tokens[0] != REST), beats, c, melody_key(melody).accepted, seed
             )
             tokens = pitches_to_tokens(pitches)
         # The voices start nothing after the melody's last note: each holds what it sings then (a
@@ -678,8 +675,8 @@ class ARCNNAccompanist:
         beats = meter_features(grid)[lo:hi, 1] > 0
         starts = starts | (draw_restrikes(tokens, sung, beats, c.restrikes, rng) & free)
         if c.snap or c.passing:  # only where the new music is: the kept notes stay as they are
-            pitches, changed = snap_for_seed(tokens_to_pitches(tokens), starts | restrikes, c.snap, seed, free)
-            pitches, changed = fill_for_seed(pitches, changed, sung, beats, c.passing, melody_key(melody).accepted, seed, free)
+            accepted = melody_key(melody).accepted
+            pitches, changed = figured_voices(tokens_to_pitches(tokens), starts | restrikes, sung, beats, c, accepted, seed, free)
             tokens, starts = pitches_to_tokens(pitches), np.where(free, changed, starts)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):

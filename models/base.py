@@ -58,8 +58,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
+import numpy as np
+
 from models.weights import exported, parameter_count
+from studio.core.eighth_grid import snap_for_seed
 from studio.core.part_writing import training_ranges
+from studio.core.passing_notes import fill_for_seed
 from studio.core.restrikes import restrike_odds
 from studio.core.voice_leading import SATB_RANGES
 from studio.core.voices import VoiceWindows, voice_piece
@@ -94,6 +98,7 @@ __all__ = [
     "declarations",
     "families",
     "family",
+    "figured_voices",
     "voice_setup",
 ]
 
@@ -521,6 +526,28 @@ def cancellable(token: CancelToken) -> Iterator[CancelToken]:
         yield token
     finally:
         _CALL.reset(reset)
+
+
+def figured_voices(
+    pitches: np.ndarray,
+    starts: np.ndarray,
+    melody_starts: np.ndarray,
+    beats: np.ndarray,
+    config: Any,
+    in_key: frozenset[int],
+    seed: int,
+    where: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A voice model's take (pitches (V, T), -1 = rest, the melody first; `starts` (V, T)) with its
+    card's rhythm of the genre: starts between the eighths moved onto them (``config.snap``,
+    `studio.core.eighth_grid`), then thirds into a beat filled with passing notes (``config.passing``,
+    `studio.core.passing_notes`), each drawn from the take's `seed`; only inside `where` when given. A
+    card without them: unchanged."""
+    snap, passing = float(getattr(config, "snap", 0.0)), tuple(getattr(config, "passing", ()))
+    if not snap and not passing:
+        return pitches, starts
+    pitches, starts = snap_for_seed(pitches, starts, snap, seed, where)
+    return fill_for_seed(pitches, starts, melody_starts, beats, passing, in_key, seed, where)
 
 
 def check_cancelled() -> None:

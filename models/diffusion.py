@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_voices, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
@@ -118,6 +118,11 @@ class DiffusionConfig(ConfigMixin):
     # The share of its re-strikes of a held pitch kept, by situation (`studio.core.restrikes.keep_shares`, measured by
     # `bench/restrikes.py` on training melodies); empty: all kept.
     restrike_keep: tuple[float, ...] = ()
+    # How often an unfilled third into a beat gets a passing note, by situation (`studio.core.passing_notes`), and
+    # the share of its starts between the eighths moved onto them (`studio.core.eighth_grid`), set by
+    # `bench/passing.py` and `bench/eighth_grid.py` from training melodies; empty / 0: none.
+    passing: tuple[float, ...] = ()
+    snap: float = 0.0
     # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
     # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
     motion: tuple[float, ...] = ()
@@ -557,7 +562,31 @@ class DiffusionAccompanist:
         if guide > 0:
             tokens, onsets = self._guided(tokens, onsets, logits, mel_tokens, guide)
         beats = meter_features(grid)[: len(mel_tokens), 1] > 0
-        return self._tracks(tokens, thin_for_seed(tokens, onsets, mel_tokens, mel_onsets, beats, self.config.restrike_keep, seed))
+        onsets = thin_for_seed(tokens, onsets, mel_tokens, mel_onsets, beats, self.config.restrike_keep, seed)
+        return self._tracks(*self._figured(tokens, onsets, mel_tokens, mel_onsets, beats, melody, seed))
+
+    def _figured(
+        self,
+        tokens: np.ndarray,
+        onsets: np.ndarray,
+        mel_tokens: np.ndarray,
+        mel_onsets: np.ndarray,
+        beats: np.ndarray,
+        melody: RollTrack,
+        seed: int,
+        free: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The voices (tokens, onsets (V, T)) with the card's starts on the eighths and passing notes
+        (`models.base.figured_voices`; only in `free` when given)."""
+        c = self.config
+        if not c.snap and not c.passing:
+            return tokens, onsets
+        pitches = np.concatenate([tokens_to_pitches(mel_tokens)[None], tokens_to_pitches(tokens)])
+        starts = np.concatenate([np.zeros((1, len(mel_tokens)), bool), onsets])
+        where = None if free is None else np.concatenate([np.zeros((1, len(mel_tokens)), bool), free])
+        sung = np.asarray(mel_onsets, bool) & (np.asarray(mel_tokens) != REST)
+        pitches, starts = figured_voices(pitches, starts, sung, beats, c, melody_key(melody).accepted, seed, where)
+        return pitches_to_tokens(pitches[1:]), starts[1:]
 
     def _tracks(self, tokens: np.ndarray, onsets: np.ndarray) -> list[RollTrack]:
         c = self.config
@@ -602,6 +631,7 @@ class DiffusionAccompanist:
             onsets = np.where(inpaint.free, onsets, inpaint.onsets) | run_starts(inpaint.free)
         beats = meter_features(grid)[lo:hi, 1] > 0
         onsets = thin_for_seed(tokens, onsets, mel_tokens, mel_onsets, beats, self.config.restrike_keep, seed, inpaint.free)
+        tokens, onsets = self._figured(tokens, onsets, mel_tokens, mel_onsets, beats, melody, seed, inpaint.free)
         c = self.config
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):

@@ -32,8 +32,9 @@ def starts_dropped(thinned: list[RollTrack], alone: list[RollTrack]) -> int:
     return fewer
 
 
-def registry_without(model: str, key: str, folder):
-    """A registry of `model`'s shipped card and weights copied into `folder` with its config's `key` emptied."""
+def registry_without(model: str, key: str, folder, also: dict | None = None):
+    """A registry of `model`'s shipped card and weights copied into `folder` with its config's `key`
+    emptied (and the keys of `also` set to its values)."""
     import json
     import shutil
 
@@ -41,6 +42,7 @@ def registry_without(model: str, key: str, folder):
 
     card = json.loads((CHECKPOINTS / f"{model}.json").read_text())
     card["config"][key] = []
+    card["config"].update(also or {})
     (folder / f"{model}.json").write_text(json.dumps(card))
     shutil.copy(CHECKPOINTS / f"{model}.safetensors", folder)
     return ModelRegistry(folder)

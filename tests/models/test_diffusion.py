@@ -344,14 +344,49 @@ def test_guidance_pulls_the_voices_toward_the_melody(tunes):
 def test_diffusion_chorale_strikes_held_pitches_again_as_seldom_as_bach(tmp_path):
     """Its card's `restrike_keep` (bench/restrikes.py: off the beat it struck held pitches again 20 times
     as often as Bach's voices): the same pitch at every step as the card without it, fewer note
-    starts, none new."""
+    starts, none new (the passing notes and starts on the eighths, which change pitches, off in both)."""
     from roll_checks import registry_without, starts_dropped, wandering_melody
-
-    from studio.serving.registry import default_registry
 
     card = json.loads((CHECKPOINTS / "diffusion-chorale.json").read_text())
     assert len(card["config"]["restrike_keep"]) == 4 and min(card["config"]["restrike_keep"]) < 0.1
     melody, grid = wandering_melody(48, 240)
-    thinned = default_registry().generate("diffusion-chorale", melody, grid, {}, 3)
-    alone = registry_without("diffusion-chorale", "restrike_keep", tmp_path).generate("diffusion-chorale", melody, grid, {}, 3)
+    (tmp_path / "thinned").mkdir()
+    (tmp_path / "alone").mkdir()
+    thinned = registry_without("diffusion-chorale", "passing", tmp_path / "thinned", {"snap": 0.0})
+    thinned = thinned.generate("diffusion-chorale", melody, grid, {}, 3)
+    alone = registry_without("diffusion-chorale", "restrike_keep", tmp_path / "alone", {"passing": [], "snap": 0.0})
+    alone = alone.generate("diffusion-chorale", melody, grid, {}, 3)
     assert starts_dropped(thinned, alone) > 0
+
+
+@pytest.mark.skipif(not (CHECKPOINTS / "diffusion-chorale.safetensors").exists(), reason="diffusion-chorale is not trained yet")
+def test_the_cards_passing_notes_and_eighths_move_its_voices_by_step(tunes, tmp_path):
+    """The card's passing notes and starts on the eighths (`config.passing`, `config.snap`): against the
+    same card without them, the melody is untouched, the voices move by step more often, and no voice
+    crossing or parallel fifth or octave is added."""
+    import shutil
+
+    from studio.core.voice_leading import order_voices, piece_counts, voice_notes
+    from studio.serving.registry import ModelRegistry
+
+    card = json.loads((CHECKPOINTS / "diffusion-chorale.json").read_text())
+    assert len(card["config"]["passing"]) == 4 and card["config"]["snap"] > 0.5
+    registries = {}
+    for name, values in (("with", {}), ("without", {"passing": [], "snap": 0.0})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "diffusion-chorale.json").write_text(json.dumps({**card, "config": {**card["config"], **values}}))
+        shutil.copy(CHECKPOINTS / "diffusion-chorale.safetensors", tmp_path / name)
+        registries[name] = ModelRegistry(tmp_path / name)
+    steps = {"with": [0, 0], "without": [0, 0]}
+    faults = {"with": 0, "without": 0}
+    for melody, grid in tunes.values():
+        for name, registry in registries.items():
+            voices = registry.generate("diffusion-chorale", melody, grid, {}, 0)
+            for track in voices:
+                moves = np.abs(np.diff([p for _s, _e, p in voice_notes(track)]))
+                steps[name][0] += int(((moves >= 1) & (moves <= 2)).sum())
+                steps[name][1] += len(moves)
+            counts = piece_counts(order_voices(melody, voices))
+            faults[name] += counts["crossed_chords"] + counts["parallel_fifths"] + counts["parallel_octaves"]
+    assert steps["with"][0] / steps["with"][1] > steps["without"][0] / steps["without"][1]
+    assert faults["with"] <= faults["without"]

@@ -106,9 +106,11 @@ class _FloatFrames:
 
     def render_many(self, fluid: Fluid, synth: int, frames: int, step: int) -> None:
         """Render `frames` (a multiple of `step`, itself a multiple of 64) in as few calls as the
-        chunks allow, each call a multiple of `step`: the same samples as `frames // step` calls of
-        `step` (FluidSynth renders 64-frame blocks either way), with the GIL released for all but
-        a few Python steps."""
+        chunks allow, each call a multiple of `step`: the same music as `frames // step` calls of
+        `step`, with the GIL released for all but a few Python steps. FluidSynth's samples are not
+        quite independent of the calls' sizes (measured 2026-12-07 on chester.mid, one call against
+        calls of 4,096 frames: 3.4% of the samples differ, by at most -41 dB under the take's peak;
+        docs/benchmarks.md, "Loudness"), so a render is repeatable only with the same calls."""
         while frames > 0:
             room = self.chunk_frames - self.used[-1] if self.chunks and len(self.chunks[-1]) else self.chunk_frames
             n = min(frames, room // step * step) or step  # no room left: `render` starts a chunk
@@ -213,7 +215,8 @@ def _play(
 
     The end of the music is looked for after every block; when the music's length by its tempo map
     is known (`music_seconds`), everything up to a block and 0.1 s before it is rendered first in
-    as few calls as the buffer allows, then block by block as before: the same samples, but the
+    as few calls as the buffer allows, then block by block as before: the same music (FluidSynth's
+    samples differ a little with the calls' sizes, see `_FloatFrames.render_many`), but the
     GIL is taken a few times rather than three times a block, so a render in one thread and
     Python work in another (the piano roll drawn beside it, other requests) run at the same time
     instead of handing the GIL to each other hundreds of times (each hand-off waits up to 5 ms
