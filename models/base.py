@@ -61,6 +61,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from models.weights import exported, parameter_count
+from studio.core.conditioning import REST, pitches_to_tokens, tokens_to_pitches
 from studio.core.eighth_grid import snap_for_seed
 from studio.core.part_writing import training_ranges
 from studio.core.passing_notes import fill_for_seed
@@ -98,6 +99,7 @@ __all__ = [
     "declarations",
     "families",
     "family",
+    "figured_tokens",
     "figured_voices",
     "voice_setup",
 ]
@@ -548,6 +550,31 @@ def figured_voices(
         return pitches, starts
     pitches, starts = snap_for_seed(pitches, starts, snap, seed, where)
     return fill_for_seed(pitches, starts, melody_starts, beats, passing, in_key, seed, where)
+
+
+def figured_tokens(
+    tokens: np.ndarray,
+    onsets: np.ndarray,
+    melody_tokens: np.ndarray,
+    melody_onsets: np.ndarray,
+    beats: np.ndarray,
+    config: Any,
+    in_key: frozenset[int],
+    seed: int,
+    free: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`figured_voices` for a model that writes voice tokens and note starts (V, T) beside a melody's
+    (T,): the voices' tokens and onsets with the card's starts on the eighths and passing notes
+    (only in `free` (V, T) when given). A card without them: unchanged."""
+    if not float(getattr(config, "snap", 0.0)) and not tuple(getattr(config, "passing", ())):
+        return tokens, onsets
+    n = len(melody_tokens)
+    pitches = np.concatenate([tokens_to_pitches(melody_tokens)[None], tokens_to_pitches(tokens)])
+    starts = np.concatenate([np.zeros((1, n), bool), onsets])
+    where = None if free is None else np.concatenate([np.zeros((1, n), bool), free])
+    sung = np.asarray(melody_onsets, bool) & (np.asarray(melody_tokens) != REST)
+    pitches, starts = figured_voices(pitches, starts, sung, beats, config, in_key, seed, where)
+    return pitches_to_tokens(pitches[1:]), starts[1:]
 
 
 def check_cancelled() -> None:

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_voices, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_tokens, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
@@ -577,16 +577,11 @@ class DiffusionAccompanist:
         free: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The voices (tokens, onsets (V, T)) with the card's starts on the eighths and passing notes
-        (`models.base.figured_voices`; only in `free` when given)."""
+        (`models.base.figured_tokens`; only in `free` when given)."""
         c = self.config
         if not c.snap and not c.passing:
             return tokens, onsets
-        pitches = np.concatenate([tokens_to_pitches(mel_tokens)[None], tokens_to_pitches(tokens)])
-        starts = np.concatenate([np.zeros((1, len(mel_tokens)), bool), onsets])
-        where = None if free is None else np.concatenate([np.zeros((1, len(mel_tokens)), bool), free])
-        sung = np.asarray(mel_onsets, bool) & (np.asarray(mel_tokens) != REST)
-        pitches, starts = figured_voices(pitches, starts, sung, beats, c, melody_key(melody).accepted, seed, where)
-        return pitches_to_tokens(pitches[1:]), starts[1:]
+        return figured_tokens(tokens, onsets, mel_tokens, mel_onsets, beats, c, melody_key(melody).accepted, seed, free)
 
     def _tracks(self, tokens: np.ndarray, onsets: np.ndarray) -> list[RollTrack]:
         c = self.config

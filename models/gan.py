@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, figured_tokens, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     HOLD,
@@ -130,6 +130,11 @@ class GANConfig(ConfigMixin):
     # The share of its re-strikes of a held pitch kept, by situation (`studio.core.restrikes.keep_shares`, measured by
     # `bench/restrikes.py` on training melodies); empty: all kept.
     restrike_keep: tuple[float, ...] = ()
+    # How often an unfilled third into a beat gets a passing note, by situation (`studio.core.passing_notes`), and
+    # the share of its starts between the eighths moved onto them (`studio.core.eighth_grid`), set by
+    # `bench/passing.py` and `bench/eighth_grid.py` from training melodies; empty / 0: none.
+    passing: tuple[float, ...] = ()
+    snap: float = 0.0
     # The guide's cost of each move size, the genre's own melodic motion (`studio.core.part_writing.motion_costs`
     # of its training voices, times a weight chosen on validation by `bench/motion.py`); empty: none.
     motion: tuple[float, ...] = ()
@@ -666,6 +671,8 @@ class GANAccompanist:
                     melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3], in_key
                 )
             onsets = self._thinned(*sung[i], tokens, onsets, requests[i][3])
+            in_key = melody_key(requests[i][0]).accepted
+            tokens, onsets = figured_tokens(tokens, onsets, *sung[i], c, in_key, requests[i][3])
             out.append(
                 [
                     tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity)
@@ -768,6 +775,8 @@ class GANAccompanist:
                 mel_tokens[lo:hi], tokens, onsets, logits[0], end, float(p["guide"]), temperature, seed, melody_key(melody).accepted, free
             )
         onsets = self._thinned(mel_tokens[lo:hi], mel_onsets[lo:hi], meter[lo:hi, 1] > 0, tokens, onsets, seed, free)
+        in_key = melody_key(melody).accepted
+        tokens, onsets = figured_tokens(tokens, onsets, mel_tokens[lo:hi], mel_onsets[lo:hi], meter[lo:hi, 1] > 0, c, in_key, seed, free)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):
             line, starts = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)

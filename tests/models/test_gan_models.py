@@ -215,3 +215,33 @@ def test_gan_chorale_s_guide_moves_its_voices_as_bachs_move(tmp_path, tune_paths
                 steps[label][0] += int(((moves > 0) & (moves <= 2)).sum())
                 steps[label][1] += len(moves)
     assert steps["card"][0] / steps["card"][1] > steps["without"][0] / steps["without"][1] + 0.05, steps
+
+
+def test_a_gan_card_with_passing_notes_moves_its_voices_by_step(tmp_path):
+    """The GAN family reads `config.passing` and `config.snap` (the layers of `models.base.figured_tokens`):
+    with them the voices move by step more often than the same card without them, and no crossing or
+    parallel fifth or octave is added."""
+    import shutil
+
+    from roll_checks import wandering_melody
+
+    from studio.core.voice_leading import order_voices, piece_counts, voice_notes
+    from studio.serving.registry import ModelRegistry
+
+    card = json.loads((CHECKPOINTS / "gan-chorale.json").read_text())
+    registries = {}
+    for name, values in (("with", {"passing": [1.0, 1.0, 1.0, 1.0], "snap": 1.0}), ("without", {"passing": [], "snap": 0.0})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "gan-chorale.json").write_text(json.dumps({**card, "config": {**card["config"], **values}}))
+        shutil.copy(CHECKPOINTS / "gan-chorale.safetensors", tmp_path / name)
+        registries[name] = ModelRegistry(tmp_path / name)
+    melody, grid = wandering_melody(32, 480)
+    steps, faults = {}, {}
+    for name, registry in registries.items():
+        voices = registry.generate("gan-chorale", melody, grid, {}, 0)
+        moves = np.concatenate([np.abs(np.diff([p for _s, _e, p in voice_notes(t)])) for t in voices])
+        steps[name] = float(((moves >= 1) & (moves <= 2)).mean())
+        counts = piece_counts(order_voices(melody, voices))
+        faults[name] = counts["crossed_chords"] + counts["parallel_fifths"] + counts["parallel_octaves"]
+    assert steps["with"] > steps["without"]
+    assert faults["with"] <= faults["without"]
