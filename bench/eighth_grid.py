@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bench.passing import compare_cards
-from bench.restrikes import CHECKPOINTS, _card_with
+from bench.restrikes import CHECKPOINTS, _card_with, training_takes, write_config
 
 __all__ = ["measure", "snap_share"]
 
@@ -51,24 +51,18 @@ def measure(model: str, pieces: int = 40, share: float = 0.0, source: Path = CHE
     """The genre's and the model's (moving `share` of its starts) movable shares on training pieces."""
     from studio.serving.batching import BatchConfig
     from studio.serving.registry import ModelRegistry
-    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
-    from studio.training.evaluate import _model_melody
-    from studio.training.train import _split_validation
 
+    real, generated, seen = np.zeros(2), np.zeros(2), 0
     with tempfile.TemporaryDirectory() as tmp:
         registry = ModelRegistry(_card_with(model, Path(tmp), {"snap": share}, source), batching=BatchConfig(window_s=0))
-        genre = registry.card(model).genre
-        dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
-        fit, _ = _split_validation(dataset, 0.1, 40)
-        real, generated = np.zeros(2), np.zeros(2)
-        for piece in fit.train[:pieces]:
-            tracks = piece.tracks
-            real += _counts(tracks[1:])
-            generated += _counts(registry.generate(model, _model_melody(tracks[0]), piece.grid, {}, 0, limit_length=False))
+        for piece, voices in training_takes(registry, model, pieces):
+            real += _counts(piece.tracks[1:])
+            generated += _counts(voices)
+            seen += 1
     genre_share, model_share = float(real[0] / real[1]), float(generated[0] / generated[1])
     return {
         "model": model,
-        "pieces": min(pieces, len(fit.train)),
+        "pieces": seen,
         "share_used": share,
         "genre_share": round(genre_share, 4),
         "genre_notes": int(real[1]),
@@ -91,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     found = measure(args.model, args.pieces, source=args.checkpoints)
     print(json.dumps(found, indent=1))
     if args.write:
-        path = CHECKPOINTS / f"{args.model}.json"
-        card = json.loads(path.read_text())
-        card["config"]["snap"] = found["snap"]
-        path.write_text(json.dumps(card, indent=2) + "\n")
-        print(f"wrote config.snap = {found['snap']} into {path.name}")
+        write_config(args.model, "snap", found["snap"])
     if args.after:
         print(json.dumps(measure(args.model, args.pieces, found["snap"], args.checkpoints), indent=1))
     if args.compare:

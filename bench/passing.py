@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.restrikes import CHECKPOINTS, _card_with
+from bench.restrikes import CHECKPOINTS, _card_with, training_takes, write_config
 
 __all__ = ["compare", "compare_cards", "fill_odds", "measure"]
 
@@ -56,26 +56,20 @@ def measure(model: str, pieces: int = 40, odds: list[float] | None = None, sourc
     from studio.core.passing_notes import SITUATIONS
     from studio.serving.batching import BatchConfig
     from studio.serving.registry import ModelRegistry
-    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
-    from studio.training.evaluate import _model_melody
-    from studio.training.train import _split_validation
 
+    real, generated, seen = np.zeros((2, 4)), np.zeros((2, 4)), 0
     with tempfile.TemporaryDirectory() as tmp:
         registry = ModelRegistry(_card_with(model, Path(tmp), {"passing": odds or ()}, source), batching=BatchConfig(window_s=0))
-        genre = registry.card(model).genre
-        dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
-        fit, _ = _split_validation(dataset, 0.1, 40)
-        real, generated = np.zeros((2, 4)), np.zeros((2, 4))
-        for piece in fit.train[:pieces]:
+        for piece, voices in training_takes(registry, model, pieces):
             tracks = piece.tracks
-            voices = registry.generate(model, _model_melody(tracks[0]), piece.grid, {}, 0, limit_length=False)
             real += _counts(tracks[0], tracks[1:], piece.grid)
             generated += _counts(tracks[0], voices, piece.grid)
+            seen += 1
     genre_share = tuple(float(x) for x in real[0] / np.maximum(real[1], 1))
     model_share = tuple(float(x) for x in generated[0] / np.maximum(generated[1], 1))
     return {
         "model": model,
-        "pieces": min(pieces, len(fit.train)),
+        "pieces": seen,
         "situations": list(SITUATIONS),
         "odds_used": list(odds or ()),
         "genre_share": [round(x, 4) for x in genre_share],
@@ -144,11 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     found = measure(args.model, args.pieces, source=args.checkpoints)
     print(json.dumps(found, indent=1))
     if args.write:
-        path = CHECKPOINTS / f"{args.model}.json"
-        card = json.loads(path.read_text())
-        card["config"]["passing"] = found["odds"]
-        path.write_text(json.dumps(card, indent=2) + "\n")
-        print(f"wrote config.passing = {found['odds']} into {path.name}")
+        write_config(args.model, "passing", found["odds"])
     if args.after:
         print(json.dumps(measure(args.model, args.pieces, found["odds"], args.checkpoints), indent=1))
     if args.compare:

@@ -29,7 +29,7 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from studio.core.config import REPO_ROOT
 
-__all__ = ["compare", "measure", "scale_table", "scale_voice_table"]
+__all__ = ["compare", "measure", "scale_table", "scale_voice_table", "training_takes", "write_config"]
 
 CHECKPOINTS = REPO_ROOT / "models" / "checkpoints"
 
@@ -66,31 +66,48 @@ def _card_with(model: str, folder: Path, values: Mapping[str, Any], source: Path
     return folder
 
 
+def training_takes(registry: Any, model: str, pieces: int) -> Iterator[tuple[Any, list[Any]]]:
+    """The first `pieces` pieces of `model`'s genre's training list (never a validation or held-out
+    piece), each with `registry`'s take of its melody (the card's defaults, seed 0, whole length)."""
+    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
+    from studio.training.evaluate import _model_melody
+    from studio.training.train import _split_validation
+
+    genre = registry.card(model).genre
+    dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
+    fit, _ = _split_validation(dataset, 0.1, 40)
+    for piece in fit.train[:pieces]:
+        yield piece, registry.generate(model, _model_melody(piece.tracks[0]), piece.grid, {}, 0, limit_length=False)
+
+
+def write_config(model: str, key: str, value: Any) -> None:
+    """Store `value` as `model`'s shipped card's ``config[key]``."""
+    path = CHECKPOINTS / f"{model}.json"
+    card = json.loads(path.read_text())
+    card["config"][key] = value
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote config.{key} = {value} into {path.name}")
+
+
 def measure(model: str, pieces: int = 60) -> dict[str, Any]:
     """The genre's and the model's re-strike rates per situation on training pieces, and the shares to keep."""
     from studio.core.restrikes import SITUATIONS, keep_shares
     from studio.serving.batching import BatchConfig
     from studio.serving.registry import ModelRegistry
-    from studio.training.data import DatasetConfig, build_dataset, genre_reduction
-    from studio.training.evaluate import _model_melody
-    from studio.training.train import _split_validation
 
+    real, generated, seen = np.zeros((2, 4)), np.zeros((2, 4)), 0
     with tempfile.TemporaryDirectory() as tmp:
         registry = ModelRegistry(_card_without(model, Path(tmp)), batching=BatchConfig(window_s=0))
-        genre = registry.card(model).genre
-        dataset = build_dataset(DatasetConfig(genre, reduction=genre_reduction(genre)), progress=False)
-        fit, _ = _split_validation(dataset, 0.1, 40)
-        real, generated = np.zeros((2, 4)), np.zeros((2, 4))
-        for piece in fit.train[:pieces]:
+        for piece, voices in training_takes(registry, model, pieces):
             tracks = piece.tracks
-            voices = registry.generate(model, _model_melody(tracks[0]), piece.grid, {}, 0, limit_length=False)
             real += _counts(tracks[0], tracks[1:], piece.grid)
             generated += _counts(tracks[0], voices, piece.grid)
+            seen += 1
     genre_odds = tuple(float(x) for x in real[0] / np.maximum(real[1], 1))
     model_odds = tuple(float(x) for x in generated[0] / np.maximum(generated[1], 1))
     return {
         "model": model,
-        "pieces": min(pieces, len(fit.train)),
+        "pieces": seen,
         "situations": list(SITUATIONS),
         "genre": [round(x, 4) for x in genre_odds],
         "model_alone": [round(x, 4) for x in model_odds],
@@ -237,12 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         found = scale_table(args.model, args.pieces) if args.scale else measure(args.model, args.pieces)
     print(json.dumps(found, indent=1))
     if args.write:
-        key, value = ("restrikes", found["scaled"]) if args.scale else ("restrike_keep", found["keep"])
-        path = CHECKPOINTS / f"{args.model}.json"
-        card = json.loads(path.read_text())
-        card["config"][key] = value
-        path.write_text(json.dumps(card, indent=2) + "\n")
-        print(f"wrote config.{key} = {value} into {path.name}")
+        write_config(args.model, *(("restrikes", found["scaled"]) if args.scale else ("restrike_keep", found["keep"])))
     if args.compare and not args.scale:
         print(json.dumps(compare(args.model), indent=1))
     return 0
