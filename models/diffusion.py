@@ -579,7 +579,7 @@ class DiffusionAccompanist:
         """The voices (tokens, onsets (V, T)) with the card's starts on the eighths and passing notes
         (`models.base.figured_tokens`; only in `free` when given)."""
         c = self.config
-        if not c.snap and not c.passing:
+        if not c.snap and not c.passing:  # (no key to find)
             return tokens, onsets
         return figured_tokens(tokens, onsets, mel_tokens, mel_onsets, beats, c, melody_key(melody).accepted, seed, free)
 

@@ -80,8 +80,9 @@ def snap_starts(
     pitches, starts = np.array(pitches), np.array(starts, bool)
     if share <= 0:
         return pitches, starts
+    inside = None if where is None else np.asarray(where, bool)
     for v, s, direction in movable_starts(pitches, starts):
-        if rng.random() >= share or (where is not None and not np.asarray(where, bool)[v, s - 1 : s + 2].all()):
+        if rng.random() >= share or (inside is not None and not inside[v, s - 1 : s + 2].all()):
             continue
         before, after = int(pitches[v, s - 1]), int(pitches[v, s])
         if direction < 0:  # the note starts a sixteenth earlier, on the eighth

@@ -166,12 +166,13 @@ def fill_thirds(
     pitches, starts = np.array(pitches), np.array(starts, bool)
     if len(odds) != len(SITUATIONS):
         return pitches, starts
+    inside = None if where is None else np.asarray(where, bool)
     sounding = pitches[pitches >= 0]
     weight = np.bincount(sounding % 12, minlength=12) if len(sounding) else np.zeros(12, np.int64)
     for v, first, end, situation, filled in third_places(pitches, starts, melody_starts, on_beat):
         if filled or rng.random() >= odds[situation]:
             continue
-        if where is not None and not np.asarray(where, bool)[v, first : end + 1].all():
+        if inside is not None and not inside[v, first : end + 1].all():
             continue
         a, b = int(pitches[v, first]), int(pitches[v, end])
         at = end - PASSING_STEPS
