@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import CHORDS_PARAM, GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_voices, voice_setup
+from models.base import CHORDS_PARAM, GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_tokens, voice_setup
 from models.weights import loaded
 from studio.core.chord_channels import N_CHORD_FEATURES, chord_channels, key_from_name, piece_chords
 from studio.core.conditioning import (
@@ -570,11 +570,8 @@ class ARCNNAccompanist:
         sung = new_onsets if p["mode"] == "enhance" else mel_onsets
         beats = meter_features(grid)[:, 1] > 0
         starts |= draw_restrikes(tokens, sung & (tokens[0] != REST), beats, c.restrikes, rng)
-        if c.snap or c.passing:  # the genre's rhythm: starts on the eighths, thirds into a beat passed through
-            pitches, starts = figured_voices(
-                tokens_to_pitches(tokens), starts, sung & (tokens[0] != REST), beats, c, melody_key(melody).accepted, seed
-            )
-            tokens = pitches_to_tokens(pitches)
+        # The genre's rhythm: starts on the eighths, thirds into a beat passed through.
+        tokens[1:], starts[1:] = figured_tokens(tokens[1:], starts[1:], melody, tokens[0], sung, beats, c, seed)
         # The voices start nothing after the melody's last note: each holds what it sings then (a
         # held pitch is one note here) to the end of the song.
         end = melody_end(tokens[0])
@@ -674,10 +671,9 @@ class ARCNNAccompanist:
         sung = (mel_onsets & (mel_tokens != REST))[lo:hi]
         beats = meter_features(grid)[lo:hi, 1] > 0
         starts = starts | (draw_restrikes(tokens, sung, beats, c.restrikes, rng) & free)
-        if c.snap or c.passing:  # only where the new music is: the kept notes stay as they are
-            accepted = melody_key(melody).accepted
-            pitches, changed = figured_voices(tokens_to_pitches(tokens), starts | restrikes, sung, beats, c, accepted, seed, free)
-            tokens, starts = pitches_to_tokens(pitches), np.where(free, changed, starts)
+        # Only where the new music is: the kept notes stay as they are.
+        tokens[1:], changed = figured_tokens(tokens[1:], (starts | restrikes)[1:], melody, tokens[0], sung, beats, c, seed, free[1:])
+        starts[1:] = np.where(free[1:], changed, starts[1:])
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True), start=1):
             line, onsets = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)

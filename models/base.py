@@ -63,9 +63,11 @@ import numpy as np
 from models.weights import exported, parameter_count
 from studio.core.conditioning import REST, pitches_to_tokens, tokens_to_pitches
 from studio.core.eighth_grid import snap_for_seed
+from studio.core.metrics import melody_key
 from studio.core.part_writing import training_ranges
 from studio.core.passing_notes import fill_for_seed
 from studio.core.restrikes import restrike_odds
+from studio.core.roll import RollTrack
 from studio.core.voice_leading import SATB_RANGES
 from studio.core.voices import VoiceWindows, voice_piece
 
@@ -100,7 +102,6 @@ __all__ = [
     "families",
     "family",
     "figured_tokens",
-    "figured_voices",
     "voice_setup",
 ]
 
@@ -530,50 +531,33 @@ def cancellable(token: CancelToken) -> Iterator[CancelToken]:
         _CALL.reset(reset)
 
 
-def figured_voices(
-    pitches: np.ndarray,
-    starts: np.ndarray,
-    melody_starts: np.ndarray,
-    beats: np.ndarray,
-    config: Any,
-    in_key: frozenset[int],
-    seed: int,
-    where: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A voice model's take (pitches (V, T), -1 = rest, the melody first; `starts` (V, T)) with its
-    card's rhythm of the genre: starts between the eighths moved onto them (``config.snap``,
-    `studio.core.eighth_grid`), then thirds into a beat filled with passing notes (``config.passing``,
-    `studio.core.passing_notes`), each drawn from the take's `seed`; only inside `where` when given. A
-    card without them: unchanged."""
-    snap, passing = float(getattr(config, "snap", 0.0)), tuple(getattr(config, "passing", ()))
-    if not snap and not passing:
-        return pitches, starts
-    pitches, starts = snap_for_seed(pitches, starts, snap, seed, where)
-    return fill_for_seed(pitches, starts, melody_starts, beats, passing, in_key, seed, where)
-
-
 def figured_tokens(
     tokens: np.ndarray,
     onsets: np.ndarray,
+    melody: RollTrack,
     melody_tokens: np.ndarray,
     melody_onsets: np.ndarray,
     beats: np.ndarray,
     config: Any,
-    in_key: frozenset[int],
     seed: int,
     free: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`figured_voices` for a model that writes voice tokens and note starts (V, T) beside a melody's
-    (T,): the voices' tokens and onsets with the card's starts on the eighths and passing notes
-    (only in `free` (V, T) when given). A card without them: unchanged."""
-    if not float(getattr(config, "snap", 0.0)) and not tuple(getattr(config, "passing", ())):
+    """A voice model's take (voice tokens and note starts (V, T), beside the melody's tokens and
+    onsets (T,) over the same steps) with its card's rhythm of the genre: starts between the eighths
+    moved onto them (``config.snap``, `studio.core.eighth_grid`), then thirds into a beat filled with
+    passing notes in `melody`'s key (``config.passing``, `studio.core.passing_notes`), each drawn from
+    the take's `seed`; only inside `free` (V, T) when given. A card without them: unchanged (and no key
+    is looked for)."""
+    snap, passing = float(getattr(config, "snap", 0.0)), tuple(getattr(config, "passing", ()))
+    if not snap and not passing:
         return tokens, onsets
     n = len(melody_tokens)
     pitches = np.concatenate([tokens_to_pitches(melody_tokens)[None], tokens_to_pitches(tokens)])
     starts = np.concatenate([np.zeros((1, n), bool), onsets])
     where = None if free is None else np.concatenate([np.zeros((1, n), bool), free])
     sung = np.asarray(melody_onsets, bool) & (np.asarray(melody_tokens) != REST)
-    pitches, starts = figured_voices(pitches, starts, sung, beats, config, in_key, seed, where)
+    pitches, starts = snap_for_seed(pitches, starts, snap, seed, where)
+    pitches, starts = fill_for_seed(pitches, starts, sung, beats, passing, melody_key(melody).accepted, seed, where)
     return pitches_to_tokens(pitches[1:]), starts[1:]
 
 

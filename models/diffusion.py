@@ -563,25 +563,7 @@ class DiffusionAccompanist:
             tokens, onsets = self._guided(tokens, onsets, logits, mel_tokens, guide)
         beats = meter_features(grid)[: len(mel_tokens), 1] > 0
         onsets = thin_for_seed(tokens, onsets, mel_tokens, mel_onsets, beats, self.config.restrike_keep, seed)
-        return self._tracks(*self._figured(tokens, onsets, mel_tokens, mel_onsets, beats, melody, seed))
-
-    def _figured(
-        self,
-        tokens: np.ndarray,
-        onsets: np.ndarray,
-        mel_tokens: np.ndarray,
-        mel_onsets: np.ndarray,
-        beats: np.ndarray,
-        melody: RollTrack,
-        seed: int,
-        free: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The voices (tokens, onsets (V, T)) with the card's starts on the eighths and passing notes
-        (`models.base.figured_tokens`; only in `free` when given)."""
-        c = self.config
-        if not c.snap and not c.passing:  # (no key to find)
-            return tokens, onsets
-        return figured_tokens(tokens, onsets, mel_tokens, mel_onsets, beats, c, melody_key(melody).accepted, seed, free)
+        return self._tracks(*figured_tokens(tokens, onsets, melody, mel_tokens, mel_onsets, beats, self.config, seed))
 
     def _tracks(self, tokens: np.ndarray, onsets: np.ndarray) -> list[RollTrack]:
         c = self.config
@@ -626,7 +608,7 @@ class DiffusionAccompanist:
             onsets = np.where(inpaint.free, onsets, inpaint.onsets) | run_starts(inpaint.free)
         beats = meter_features(grid)[lo:hi, 1] > 0
         onsets = thin_for_seed(tokens, onsets, mel_tokens, mel_onsets, beats, self.config.restrike_keep, seed, inpaint.free)
-        tokens, onsets = self._figured(tokens, onsets, mel_tokens, mel_onsets, beats, melody, seed, inpaint.free)
+        tokens, onsets = figured_tokens(tokens, onsets, melody, mel_tokens, mel_onsets, beats, self.config, seed, inpaint.free)
         c = self.config
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):

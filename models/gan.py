@@ -671,9 +671,7 @@ class GANAccompanist:
                     melody_tokens, tokens, onsets, logits[i, :, :, : n_steps[i]], ends[i], strength, temperatures[i], requests[i][3], in_key
                 )
             onsets = self._thinned(*sung[i], tokens, onsets, requests[i][3])
-            if c.snap or c.passing:  # the card's passing notes and starts on the eighths
-                in_key = melody_key(requests[i][0]).accepted
-                tokens, onsets = figured_tokens(tokens, onsets, *sung[i], c, in_key, requests[i][3])
+            tokens, onsets = figured_tokens(tokens, onsets, requests[i][0], *sung[i], c, requests[i][3])  # the card's rhythm
             out.append(
                 [
                     tokens_to_track(tokens[v], onsets[v], name, prog, c.velocity)
@@ -776,11 +774,7 @@ class GANAccompanist:
                 mel_tokens[lo:hi], tokens, onsets, logits[0], end, float(p["guide"]), temperature, seed, melody_key(melody).accepted, free
             )
         onsets = self._thinned(mel_tokens[lo:hi], mel_onsets[lo:hi], meter[lo:hi, 1] > 0, tokens, onsets, seed, free)
-        if c.snap or c.passing:
-            beats = meter[lo:hi, 1] > 0
-            tokens, onsets = figured_tokens(
-                tokens, onsets, mel_tokens[lo:hi], mel_onsets[lo:hi], beats, c, melody_key(melody).accepted, seed, free
-            )
+        tokens, onsets = figured_tokens(tokens, onsets, melody, mel_tokens[lo:hi], mel_onsets[lo:hi], meter[lo:hi, 1] > 0, c, seed, free)
         new = []
         for v, (name, program) in enumerate(zip(c.voice_names, c.programs, strict=True)):
             line, starts = np.zeros(grid.n_steps, np.int64), np.zeros(grid.n_steps, bool)
