@@ -37,6 +37,7 @@ Uses (`generate`):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import CHORDS_PARAM, GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_tokens, voice_setup
+from models.base import (
+    CHORDS_PARAM,
+    GUIDE_PARAM,
+    ConfigMixin,
+    FamilyInfo,
+    TrainingRecipe,
+    check_cancelled,
+    figured_tokens,
+    trained_on,
+    voice_setup,
+)
 from models.weights import loaded
 from studio.core.chord_channels import N_CHORD_FEATURES, chord_channels, key_from_name, piece_chords
 from studio.core.conditioning import (
@@ -77,6 +88,7 @@ from studio.core.part_writing import (
 from studio.core.restrikes import draw_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
+from studio.core.voices import RESTING_SHARE, rests_under_melody
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -136,6 +148,10 @@ class ARCNNConfig(ConfigMixin):
     # costs that much, so the network writes around it (its rhythm too) rather than a note being
     # redrawn afterwards with its rhythm kept. Chosen on validation by `bench/motion.py --gibbs`; empty: none.
     gibbs_motion: tuple[float, ...] = ()
+    # Whether its lower voices may rest where the melody sounds, as the genre's do (`studio.core.voices.rests_under_melody`
+    # of its training pieces over `RESTING_SHARE`, set when it trains); False (a chorale, and a card from before):
+    # they sing wherever the melody does.
+    voices_rest: bool = False
     velocity: int = 80
     chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])
     chord_dropout: float = 0.4  # share of training windows shown without chords
@@ -311,6 +327,8 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCN
     """Four-voice windows of the dataset (melody first), transposed as its config says; with
     ``chords``, each piece's chords found once here (`piece_chords`) and carried by its windows."""
     config, windows = voice_setup(dataset, ARCNNConfig, overrides, "AR-CNN", voices=4)
+    if "voices_rest" not in overrides:
+        config = dataclasses.replace(config, voices_rest=rests_under_melody(windows.pieces) > RESTING_SHARE)
     if config.chords:
         for piece, voices in zip(dataset.train, windows.pieces, strict=True):
             tracks = [track for track in piece.tracks if not track.is_drum][: config.n_voices]
@@ -323,8 +341,8 @@ def describe(genre: str, dataset=None) -> str:
     return (
         "An AR-CNN (autoregressive convolutional network), like AWS DeepComposer's: it looks at the whole piano roll with "
         "some notes erased and guesses what belongs in the gaps. It writes by Gibbs sampling: erase some notes, fill them "
-        "in, erase others, fill again, fewer each time. Harmonize keeps your melody and writes alto, tenor and bass; "
-        "enhance also rewrites your melody, within the limits you set. Trained on Bach's four-part chorales."
+        "in, erase others, fill again, fewer each time. Harmonize keeps your melody and writes the three voices under it; "
+        f"enhance also rewrites your melody, within the limits you set. Trained on {trained_on(genre)}."
     )
 
 
@@ -334,7 +352,7 @@ PARAMS = [
         "type": "choice",
         "default": "harmonize",
         "choices": ["harmonize", "enhance"],
-        "help": "harmonize: keep your melody and write alto, tenor and bass; enhance: also rewrite the melody (within the limits below).",
+        "help": "harmonize: keep your melody and write the three voices under it; enhance: also rewrite the melody (within the limits below).",
     },
     {
         "name": "iterations",
@@ -487,8 +505,9 @@ class ARCNNAccompanist:
             if erased.any():
                 # Chorale texture: the lower voices sing wherever the melody sings (a rest is allowed only
                 # where the melody rests). Without this a melody unlike a chorale soprano (runs of 16th
-                # notes) can leave the voices silent for bars.
-                no_rest = free & (tokens[0] != REST)[None, :]
+                # notes) can leave the voices silent for bars. A genre whose voices rest under the tune
+                # (`config.voices_rest`) keeps the network's rests.
+                no_rest = None if self.config.voices_rest else free & (tokens[0] != REST)[None, :]
                 penalty = gibbs_motion_penalties(tokens, erased, motion) if motion else None
                 tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest, penalty)
             if trace is not None and i + 1 in trace:

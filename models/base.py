@@ -102,6 +102,7 @@ __all__ = [
     "families",
     "family",
     "figured_tokens",
+    "trained_on",
     "voice_setup",
 ]
 
@@ -456,6 +457,19 @@ GUIDE_PARAM: dict[str, Any] = {
     "model's): the model's odds are multiplied by a penalty for leaving the voice's range, leaping over an octave, "
     "crossing another voice or moving in parallel fifths or octaves with it (0 = the model alone, 1 = the default, 2 = strict).",
 }  # the voice families' part-writing guide (`studio.core.part_writing`)
+
+
+# What a voice model of each corpus genre learned from, in plain words, for the cards' descriptions.
+GENRE_WORDS = {
+    "chorale": "Bach's four-part chorales: it writes alto, tenor and bass under your melody, as a choir would sing them",
+    "renaissance": "Palestrina's masses and Josquin's chansons: it writes three lower voices in the flowing style of Renaissance church music",
+    "quartet": "string quartets by Haydn, Mozart and Beethoven: it writes second violin, viola and cello parts",
+}
+
+
+def trained_on(genre: str) -> str:
+    """The plain words for what a voice model of `genre` learned from and what it writes (`GENRE_WORDS`)."""
+    return GENRE_WORDS.get(genre, f"the '{genre}' music it was given: it writes one part per instrument of that music")
 
 
 def voice_setup(

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, figured_tokens, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, figured_tokens, trained_on, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     HOLD,
@@ -541,21 +541,13 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> GANT
     return GANTraining(*voice_setup(dataset, GANConfig, overrides, "GAN"), device)  # every pitched voice; drums are left out
 
 
-_GENRE_WORDS = {
-    "chorale": "Bach's four-part chorales: it writes alto, tenor and bass under your melody, as a choir would sing them",
-    "renaissance": "Palestrina's masses and Josquin's chansons: it writes three lower voices in the flowing style of Renaissance church music",
-    "quartet": "string quartets by Haydn, Mozart and Beethoven: it writes second violin, viola and cello parts",
-}
-
-
 def describe(genre: str, dataset=None) -> str:
     """The card's plain-words description of a GAN trained on `genre`."""
-    what = _GENRE_WORDS.get(genre, f"the '{genre}' music it was given: it writes one part per instrument of that music")
     return (
         "A GAN (generative adversarial network): a generator writes accompaniment voices for your melody from random "
         "numbers, while a critic that has studied real music scores how real each attempt sounds. They train against "
         "each other until the critic can no longer tell them apart. Nobody tells the generator which notes to write. "
-        f"Trained on {what}. Each seed gives a different accompaniment."
+        f"Trained on {trained_on(genre)}. Each seed gives a different accompaniment."
     )
 
 

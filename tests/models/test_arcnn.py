@@ -395,3 +395,37 @@ def test_passing_notes_fill_thirds_into_beats_and_change_nothing_else(tune, tmp_
             assert min(before, after) < a[start] < max(before, after) and abs(int(after) - int(before)) in (3, 4)
             fills += 1
     assert fills >= 3
+
+
+def test_voices_rest_under_the_melody_only_where_the_genre_s_do(tune):
+    """A network that would rather rest everywhere: a chorale card's voices still sound wherever the
+    melody does; a card with `voices_rest` (a motet's, a quartet's) keeps its rests there."""
+    from studio.core.conditioning import REST
+
+    melody, grid = tune
+    config = ARCNNConfig(hidden=16, dilations=(1, 2))
+    torch.manual_seed(0)
+    network = ARCNN(config)
+    with torch.no_grad():
+        bias = network.out.bias.view(config.n_voices, -1)
+        bias[1:, REST] += 20.0  # every lower voice's cells favour a rest
+    sings = (melody.velocity > 0).any(axis=1)
+    for voices_rest, resting in ((False, False), (True, True)):
+        tracks = ARCNNAccompanist(ARCNNConfig(hidden=16, dilations=(1, 2), voices_rest=voices_rest), network).generate(
+            melody, grid, {"iterations": 4, "guide": 0.0}, 0
+        )
+        silent = np.array([~(t.velocity > 0).any(axis=1) for t in tracks])[:, sings]
+        assert silent.mean() > 0.9 if resting else not silent.any(), voices_rest
+
+
+def test_training_reads_whether_the_genre_s_voices_rest_under_the_melody():
+    """Bach's chorale voices sing wherever the tune does (0.1% of its steps): a chorale AR-CNN keeps
+    them sounding; a `--set voices_rest=true` given is kept."""
+    from models.arcnn import training
+    from studio.core.voices import RESTING_SHARE, rests_under_melody
+    from studio.training.data import DatasetConfig, build_dataset
+
+    dataset = build_dataset(DatasetConfig("chorale", max_pieces=8), progress=False)
+    recipe = training(dataset, {"hidden": 8, "dilations": (1,)})
+    assert rests_under_melody(recipe.windows.pieces) < RESTING_SHARE and recipe.config.voices_rest is False
+    assert training(dataset, {"hidden": 8, "dilations": (1,), "voices_rest": True}).config.voices_rest is True
