@@ -152,6 +152,10 @@ class ARCNNConfig(ConfigMixin):
     # of its training pieces over `RESTING_SHARE`, set when it trains); False (a chorale, and a card from before):
     # they sing wherever the melody does.
     voices_rest: bool = False
+    # With `voices_rest`: nats against a rest in each lower voice's cells under the melody's sounding steps, so that
+    # each voice rests there as often as the genre's (`bench/rests.py` sets them on training melodies; empty: the
+    # network's own odds, which can leave a voice silent for a whole tune once it starts resting).
+    rest_costs: tuple[float, ...] = ()
     velocity: int = 80
     chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])
     chord_dropout: float = 0.4  # share of training windows shown without chords
@@ -469,17 +473,27 @@ class ARCNNAccompanist:
         gen: torch.Generator,
         no_rest: np.ndarray | None = None,
         penalty: np.ndarray | None = None,
+        rest_cost: np.ndarray | None = None,
     ) -> np.ndarray:
         """Tokens for the `cells` (V, T) bool from logits (V, 85, T); cells marked in `no_rest` (V, T)
-        may not be a rest; `penalty` (cells.sum(), 85): nats against each token of each cell."""
+        may not be a rest; `penalty` (cells.sum(), 85): nats against each token of each cell;
+        `rest_cost` (V, T): nats against a rest in each cell."""
         chosen = logits.permute(0, 2, 1)[torch.from_numpy(cells)]  # (n, 85): only the cells asked for, copied
         if penalty is not None:
             chosen -= torch.from_numpy(penalty).to(chosen.dtype)
+        if rest_cost is not None:
+            chosen[:, REST] -= torch.from_numpy(rest_cost[cells]).to(chosen.dtype)
         if no_rest is not None:
             chosen[torch.from_numpy(no_rest[cells]), REST] = float("-inf")
         if temperature <= 1e-3:
             return chosen.argmax(1).numpy()
         return torch.multinomial(torch.softmax(chosen / temperature, 1), 1, generator=gen)[:, 0].numpy()
+
+    def _rest_costs(self, melody: np.ndarray) -> np.ndarray:
+        """`config.rest_costs` per lower voice at the steps where `melody` (T,) tokens sound, 0 elsewhere: (V, T)."""
+        costs = np.zeros((self.config.n_voices, len(melody)))
+        costs[1:, melody != REST] = np.asarray(self.config.rest_costs, float)[:, None]
+        return costs
 
     def gibbs(
         self,
@@ -509,7 +523,8 @@ class ARCNNAccompanist:
                 # (`config.voices_rest`) keeps the network's rests.
                 no_rest = None if self.config.voices_rest else free & (tokens[0] != REST)[None, :]
                 penalty = gibbs_motion_penalties(tokens, erased, motion) if motion else None
-                tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest, penalty)
+                rests = self._rest_costs(tokens[0]) if self.config.voices_rest and self.config.rest_costs else None
+                tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest, penalty, rests)
             if trace is not None and i + 1 in trace:
                 trace[i + 1] = tokens.copy()
         return tokens
