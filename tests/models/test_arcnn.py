@@ -429,3 +429,26 @@ def test_training_reads_whether_the_genre_s_voices_rest_under_the_melody():
     recipe = training(dataset, {"hidden": 8, "dilations": (1,)})
     assert rests_under_melody(recipe.windows.pieces) < RESTING_SHARE and recipe.config.voices_rest is False
     assert training(dataset, {"hidden": 8, "dilations": (1,), "voices_rest": True}).config.voices_rest is True
+
+
+def test_rest_costs_bring_a_resting_network_s_voices_back_under_the_melody(tune):
+    """The same rest-loving network with `voices_rest`: a high cost against a rest keeps each voice
+    sounding under the melody, a cost for one voice alone changes that voice alone."""
+    from studio.core.conditioning import REST
+
+    melody, grid = tune
+    config = ARCNNConfig(hidden=16, dilations=(1, 2))
+    torch.manual_seed(0)
+    network = ARCNN(config)
+    with torch.no_grad():
+        network.out.bias.view(config.n_voices, -1)[1:, REST] += 20.0
+    sings = (melody.velocity > 0).any(axis=1)
+
+    def silent(costs: tuple[float, ...]) -> np.ndarray:
+        accompanist = ARCNNAccompanist(ARCNNConfig(hidden=16, dilations=(1, 2), voices_rest=True, rest_costs=costs), network)
+        tracks = accompanist.generate(melody, grid, {"iterations": 4, "guide": 0.0}, 0)
+        return np.array([~(t.velocity > 0).any(axis=1) for t in tracks])[:, sings].mean(axis=1)
+
+    assert (silent((40.0, 40.0, 40.0)) < 0.05).all()
+    one = silent((40.0, 0.0, 0.0))
+    assert one[0] < 0.05 and (one[1:] > 0.9).all()
