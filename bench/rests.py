@@ -61,7 +61,8 @@ def calibrate(model: str, pieces: int = 20, rounds: int = 6) -> dict[str, Any]:
         real = rest_shares([(p.tracks[0], p.tracks[1:]) for p, _ in found])
         return real, rest_shares([(p.tracks[0], v) for p, v in found])
 
-    real, alone = takes([])
+    real, _ = takes([])
+    _, alone = takes([0.0] * len(real))
     low, high = np.full(len(real), LOWEST), np.full(len(real), HIGHEST)
     history = []
     for _ in range(rounds):

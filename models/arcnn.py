@@ -153,8 +153,9 @@ class ARCNNConfig(ConfigMixin):
     # they sing wherever the melody does.
     voices_rest: bool = False
     # With `voices_rest`: nats against a rest in each lower voice's cells under the melody's sounding steps, so that
-    # each voice rests there as often as the genre's (`bench/rests.py` sets them on training melodies; empty: the
-    # network's own odds, which can leave a voice silent for a whole tune once it starts resting).
+    # each voice rests there as often as the genre's (`bench/rests.py` sets them on training melodies; 0: the
+    # network's own odds, which can leave a voice silent for a whole tune once it starts resting). Empty: the
+    # voices sound wherever the melody does, as if `voices_rest` were false, until they are measured.
     rest_costs: tuple[float, ...] = ()
     velocity: int = 80
     chords: bool = False  # chord channels in the input (False: a card from before chords; it ignores params["chords"])
@@ -520,10 +521,12 @@ class ARCNNAccompanist:
                 # Chorale texture: the lower voices sing wherever the melody sings (a rest is allowed only
                 # where the melody rests). Without this a melody unlike a chorale soprano (runs of 16th
                 # notes) can leave the voices silent for bars. A genre whose voices rest under the tune
-                # (`config.voices_rest`) keeps the network's rests.
-                no_rest = None if self.config.voices_rest else free & (tokens[0] != REST)[None, :]
+                # (`config.voices_rest`) keeps the network's rests, each voice's at its measured cost
+                # (`config.rest_costs`: without them the network can leave a voice silent for a whole tune).
+                resting = self.config.voices_rest and bool(self.config.rest_costs)
+                no_rest = None if resting else free & (tokens[0] != REST)[None, :]
                 penalty = gibbs_motion_penalties(tokens, erased, motion) if motion else None
-                rests = self._rest_costs(tokens[0]) if self.config.voices_rest and self.config.rest_costs else None
+                rests = self._rest_costs(tokens[0]) if resting else None
                 tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest, penalty, rests)
             if trace is not None and i + 1 in trace:
                 trace[i + 1] = tokens.copy()
