@@ -1,10 +1,10 @@
-"""How often an AR-CNN's lower voices rest under the melody, beside its genre's real voices (issue 21:
+"""How often a voice model's lower voices rest under the melody, beside its genre's real voices (issue 21:
 note lengths and empty bars), and the costs against a rest that bring each voice's share to the genre's
-(`config.rest_costs`, read only by a card with `config.voices_rest`).
+(`config.rest_costs` of an AR-CNN or a diffusion model, read only by a card with `config.voices_rest`).
 
 Palestrina's lower voices rest at 13-23% of the steps where the melody sounds and the quartets' at
 16-23%, Bach's chorale voices at 0.1% (`studio.core.voices.rests_under_melody`). Left to its own odds,
-an AR-CNN trained on a motet can leave a voice silent for a whole tune: once its cells are rests the
+an AR-CNN (or a diffusion model) trained on motets can leave a voice silent for a whole tune: once its cells are rests the
 network keeps them so. The first ``--pieces`` pieces of the genre's training list (never a validation
 or held-out piece) are accompanied at the card's defaults, seed 0; each voice's share of the melody's
 sounding steps at which it rests is set beside the real voice's, and each voice's cost (nats against a
@@ -84,7 +84,7 @@ def calibrate(model: str, pieces: int = 20, rounds: int = 6) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="an AR-CNN card with config.voices_rest (arcnn-renaissance)")
+    parser.add_argument("--model", required=True, help="an AR-CNN's or diffusion model's card with config.voices_rest")
     parser.add_argument("--pieces", type=int, default=20, help="training pieces to measure on (default 20)")
     parser.add_argument("--rounds", type=int, default=6, help="bisection rounds (default 6)")
     parser.add_argument("--write", action="store_true", help="store the costs in the card (config.rest_costs)")

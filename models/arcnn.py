@@ -37,7 +37,6 @@ Uses (`generate`):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,7 +87,6 @@ from studio.core.part_writing import (
 from studio.core.restrikes import draw_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
-from studio.core.voices import RESTING_SHARE, rests_under_melody
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -332,8 +330,6 @@ def training(dataset, overrides: Mapping[str, Any], device: str = "cpu") -> ARCN
     """Four-voice windows of the dataset (melody first), transposed as its config says; with
     ``chords``, each piece's chords found once here (`piece_chords`) and carried by its windows."""
     config, windows = voice_setup(dataset, ARCNNConfig, overrides, "AR-CNN", voices=4)
-    if "voices_rest" not in overrides:
-        config = dataclasses.replace(config, voices_rest=rests_under_melody(windows.pieces) > RESTING_SHARE)
     if config.chords:
         for piece, voices in zip(dataset.train, windows.pieces, strict=True):
             tracks = [track for track in piece.tracks if not track.is_drum][: config.n_voices]

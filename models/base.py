@@ -69,7 +69,7 @@ from studio.core.passing_notes import fill_for_seed
 from studio.core.restrikes import restrike_odds
 from studio.core.roll import RollTrack
 from studio.core.voice_leading import SATB_RANGES
-from studio.core.voices import VoiceWindows, voice_piece
+from studio.core.voices import RESTING_SHARE, VoiceWindows, rests_under_melody, voice_piece
 
 __all__ = [
     "CHORDS_PARAM",
@@ -504,6 +504,8 @@ def voice_setup(
         raise ValueError(f"no training windows of {config.window} steps in the data")
     if hasattr(config, "restrikes") and not config.restrikes:  # where the genre's voices strike a held pitch again
         config = dataclasses.replace(config, restrikes=restrike_odds(windows.pieces))
+    if hasattr(config, "voices_rest") and "voices_rest" not in overrides:  # whether they rest under the melody
+        config = dataclasses.replace(config, voices_rest=rests_under_melody(windows.pieces) > RESTING_SHARE)
     return config, windows
 
 

@@ -129,6 +129,12 @@ class DiffusionConfig(ConfigMixin):
     # The guide's cost of each vertical interval class the model sounds more often than its genre
     # (`studio.core.part_writing.recalibrated_harmony_costs`, chosen on validation by `bench/motion.py --harmony`); empty: none.
     harmony: tuple[float, ...] = ()
+    # Whether its lower voices may rest where the melody sounds, as the genre's do (set when it trains, as the
+    # AR-CNN's: `studio.core.voices.rests_under_melody`), and the nats against a rest there per voice that make
+    # each voice rest as often as the genre's (`bench/rests.py`); without the costs the voices sound wherever
+    # the melody does (a chorale's texture, and a card from before).
+    voices_rest: bool = False
+    rest_costs: tuple[float, ...] = ()
 
     @property
     def n_voices(self) -> int:
@@ -419,17 +425,31 @@ class DiffusionAccompanist:
         self.network = network.eval()
         self.device = torch.device(device)
 
+    @property
+    def _resting(self) -> bool:
+        """Whether the voices keep the network's rests under the melody (at their measured costs)."""
+        return self.config.voices_rest and bool(self.config.rest_costs)
+
     def _allowed(self, melody_tokens: np.ndarray) -> torch.Tensor:
         """Where each voice may be, shape=(1, V, 85, T) bool: the rest row only where the melody
-        rests (a chorale's texture), the pitch rows inside the voice's choir range."""
+        rests (a chorale's texture; anywhere for a genre whose voices rest), the pitch rows inside the
+        voice's choir range."""
         c = self.config
         n = len(melody_tokens)
         allowed = np.zeros((1, c.n_voices, N_TOKENS, n), bool)
         for v in range(c.n_voices):
             low, high = c.ranges[2 * v], c.ranges[2 * v + 1]
             allowed[0, v, low - MODEL_PITCH_LOW + 1 : high - MODEL_PITCH_LOW + 2] = True
-        allowed[0, :, REST] = melody_tokens == REST
+        allowed[0, :, REST] = True if self._resting else melody_tokens == REST
         return torch.from_numpy(allowed).to(self.device)
+
+    def _rest_costs(self, melody_tokens: np.ndarray) -> torch.Tensor | None:
+        """`config.rest_costs` per voice at the steps where the melody sounds, 0 elsewhere, (1, V, T); None: no costs."""
+        if not self._resting:
+            return None
+        costs = np.zeros((1, self.config.n_voices, len(melody_tokens)), np.float32)
+        costs[0][:, melody_tokens != REST] = np.asarray(self.config.rest_costs, np.float32)[:, None]
+        return torch.from_numpy(costs).to(self.device)
 
     def _denoise(self, x_t: torch.Tensor, t: float, cond: torch.Tensor, previous: torch.Tensor, guidance: float) -> torch.Tensor:
         """Logits of the clean roll (1, V, 86, T); with guidance w, l_c + w (l_c - l_u) (Ho & Salimans, eq. 6)."""
@@ -457,7 +477,7 @@ class DiffusionAccompanist:
             mel_tokens, mel_onsets, meter = (a[inpaint.lo : inpaint.hi] for a in (mel_tokens, mel_onsets, meter))
         cond = np.stack([condition(mel_tokens, mel_onsets, meter, True, profile), condition(mel_tokens, mel_onsets, meter, False)])
         cond = torch.from_numpy(cond).to(self.device)
-        allowed = self._allowed(mel_tokens)
+        allowed, rest_costs = self._allowed(mel_tokens), self._rest_costs(mel_tokens)
         gen = torch.Generator().manual_seed(int(seed))
         n = len(mel_tokens)
         # 1. pure noise: x_1 ~ N(0, I)
@@ -476,6 +496,8 @@ class DiffusionAccompanist:
                 # 2. guess the clean roll, inside the choir ranges and the texture
                 logits = self._denoise(x_t, t, cond, previous, guidance)
                 logits[:, :, :ONSET] = logits[:, :, :ONSET].masked_fill(~allowed, float("-inf"))
+                if rest_costs is not None:
+                    logits[:, :, REST] -= rest_costs
                 x0 = guess_roll(logits, temperature)
                 if strength > 0 and t <= GUIDE_FROM:
                     # 2b. the part-writing guide: the guess read as notes, their pitches chosen by the guide,

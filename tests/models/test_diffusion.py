@@ -390,3 +390,33 @@ def test_the_cards_passing_notes_and_eighths_move_its_voices_by_step(tunes, tmp_
             faults[name] += counts["crossed_chords"] + counts["parallel_fifths"] + counts["parallel_octaves"]
     assert steps["with"][0] / steps["with"][1] > steps["without"][0] / steps["without"][1]
     assert faults["with"] <= faults["without"]
+
+
+def test_voices_rest_under_the_melody_only_where_the_genre_s_do_at_their_costs(tunes):
+    """A denoiser that would rather rest everywhere: a chorale card's voices sound wherever the melody
+    does (and a card that may rest but has no measured costs yet); with `voices_rest` and costs of 0
+    they rest there; a high cost for one voice brings that voice alone back."""
+    from dataclasses import replace
+
+    melody, grid = tunes["four_four.mid"]
+    rows = torch.full((1, 3, 86, grid.n_steps), -10.0)
+    rows[:, :, REST] = 2.0  # a rest, by 2 nats over middle C
+    rows[:, :, 60 - MODEL_PITCH_LOW + 1] = 0.0
+    rows[:, :, 85] = 0.0  # the onset row
+
+    class RestLover(torch.nn.Module):
+        def forward(self, x_t, t, cond, previous):
+            return rows.expand(x_t.shape[0], -1, -1, -1).clone()
+
+    sings = (melody.velocity > 0).any(axis=1)
+
+    def silent(**settings) -> np.ndarray:
+        voices = DiffusionAccompanist(replace(TINY, **settings), RestLover()).generate(
+            melody, grid, {"steps": 4, "guidance": 0.0, "guide": 0.0}, 0
+        )
+        return np.array([~(t.velocity > 0).any(axis=1) for t in voices])[:, sings].mean(axis=1)
+
+    assert (silent() == 0).all() and (silent(voices_rest=True) == 0).all()
+    assert (silent(voices_rest=True, rest_costs=(0.0, 0.0, 0.0)) > 0.9).all()
+    one = silent(voices_rest=True, rest_costs=(0.0, 10.0, 0.0))
+    assert one[1] == 0 and one[0] > 0.9 and one[2] > 0.9
