@@ -29,7 +29,9 @@ Uses (`generate`):
 - harmonize: the melody is the soprano (and a card trained with chords follows `params["chords"]`,
   the user's chords on the melody's grid, where they are given); alto, tenor and bass are written by
   annealed blocked Gibbs sampling (Coconet's schedule: the share erased per iteration falls from 90% to 5%), singing
-  wherever the melody sings (the texture of a chorale: no voice falls silent under the tune).
+  wherever the melody sings (the texture of a chorale: no voice falls silent under the tune; a card of
+  a genre whose voices rest under the tune, `config.voices_rest`, keeps the network's rests at each
+  voice's measured cost, `config.rest_costs`).
 - enhance: the same, then the melody itself is rewritten: spans of it are erased and resampled,
   and a change is kept only if the notes removed from the input stay within the share asked and
   the notes added within the number asked (so both limits hold exactly).

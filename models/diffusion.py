@@ -27,8 +27,9 @@ melody's pull can be strengthened).
 
 Sampling (`generate`): DDIM with `steps` steps on the cosine schedule (Nichol & Dhariwal, 2021).
 Every guess is kept inside choir ranges and, as in a chorale, a voice rests only where the melody
-rests; the last guess is read as monophonic voices (argmax per voice and step; a note starts where
-the pitch changes or the onset row says so).
+rests (a card of a genre whose voices rest under the tune, `config.voices_rest`, keeps the network's
+rests there at each voice's measured cost, `config.rest_costs`); the last guess is read as monophonic
+voices (argmax per voice and step; a note starts where the pitch changes or the onset row says so).
 """
 
 from __future__ import annotations
