@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_tokens, voice_setup
+from models.base import GUIDE_PARAM, ConfigMixin, FamilyInfo, TrainingRecipe, check_cancelled, figured_tokens, trained_on, voice_setup
 from models.weights import loaded
 from studio.core.conditioning import (
     N_CONTEXT_FEATURES,
@@ -361,9 +361,9 @@ def describe(genre: str, dataset=None) -> str:
     """The card's plain-words description."""
     return (
         "A diffusion model: it starts from pure noise (random notes everywhere under your melody) and removes the noise "
-        "step by step, each time guessing the clean piano roll and keeping a little less noise than before, until alto, "
-        "tenor and bass are left. It learned by seeing Bach's four-part chorales buried under noise of every strength "
-        "and guessing the music underneath; your melody stays as you played it."
+        "step by step, each time guessing the clean piano roll and keeping a little less noise than before, until three "
+        "voices under your melody are left. It learned by seeing real music buried under noise of every strength and "
+        f"guessing the music underneath; your melody stays as you played it. Trained on {trained_on(genre)}."
     )
 
 
