@@ -89,6 +89,7 @@ from studio.core.part_writing import (
 from studio.core.restrikes import draw_restrikes
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
+from studio.core.voices import rest_costs_under
 
 __all__ = ["ARCNN", "ARCNNAccompanist", "ARCNNConfig", "ARCNNTraining", "load", "melody_notes"]
 
@@ -488,12 +489,6 @@ class ARCNNAccompanist:
             return chosen.argmax(1).numpy()
         return torch.multinomial(torch.softmax(chosen / temperature, 1), 1, generator=gen)[:, 0].numpy()
 
-    def _rest_costs(self, melody: np.ndarray) -> np.ndarray:
-        """`config.rest_costs` per lower voice at the steps where `melody` (T,) tokens sound, 0 elsewhere: (V, T)."""
-        costs = np.zeros((self.config.n_voices, len(melody)))
-        costs[1:, melody != REST] = np.asarray(self.config.rest_costs, float)[:, None]
-        return costs
-
     def gibbs(
         self,
         tokens: np.ndarray,
@@ -524,7 +519,11 @@ class ARCNNAccompanist:
                 resting = self.config.voices_rest and bool(self.config.rest_costs)
                 no_rest = None if resting else free & (tokens[0] != REST)[None, :]
                 penalty = gibbs_motion_penalties(tokens, erased, motion) if motion else None
-                rests = self._rest_costs(tokens[0]) if resting else None
+                rests = (
+                    np.vstack([np.zeros((1, len(tokens[0])), np.float32), rest_costs_under(tokens[0], self.config.rest_costs)])
+                    if resting
+                    else None
+                )
                 tokens[erased] = self._sample(self._logits(tokens, erased, context), erased, temperature, gen, no_rest, penalty, rests)
             if trace is not None and i + 1 in trace:
                 trace[i + 1] = tokens.copy()

@@ -67,6 +67,7 @@ from studio.core.part_writing import PartWritingGuide, guided_notes, key_prefere
 from studio.core.restrikes import thin_for_seed
 from studio.core.roll import MODEL_PITCH_LOW, Grid, RollTrack
 from studio.core.selection import Selection, context_window, regenerated_tracks, run_starts, select_voices
+from studio.core.voices import rest_costs_under
 
 __all__ = [
     "DiffusionAccompanist",
@@ -448,9 +449,7 @@ class DiffusionAccompanist:
         """`config.rest_costs` per voice at the steps where the melody sounds, 0 elsewhere, (1, V, T); None: no costs."""
         if not self._resting:
             return None
-        costs = np.zeros((1, self.config.n_voices, len(melody_tokens)), np.float32)
-        costs[0][:, melody_tokens != REST] = np.asarray(self.config.rest_costs, np.float32)[:, None]
-        return torch.from_numpy(costs).to(self.device)
+        return torch.from_numpy(rest_costs_under(melody_tokens, self.config.rest_costs)[None]).to(self.device)
 
     def _denoise(self, x_t: torch.Tensor, t: float, cond: torch.Tensor, previous: torch.Tensor, guidance: float) -> torch.Tensor:
         """Logits of the clean roll (1, V, 86, T); with guidance w, l_c + w (l_c - l_u) (Ho & Salimans, eq. 6)."""

@@ -18,7 +18,7 @@ from studio.core.chord_channels import N_CHORD_FEATURES, transpose_chord_channel
 from studio.core.conditioning import REST, context_features, meter_features, pitch_class_profile, transpose_tokens
 from studio.core.roll import MODEL_PITCH_HIGH, MODEL_PITCH_LOW
 
-__all__ = ["RESTING_SHARE", "VoiceBatch", "VoicePiece", "VoiceWindows", "rests_under_melody", "voice_piece"]
+__all__ = ["RESTING_SHARE", "VoiceBatch", "VoicePiece", "VoiceWindows", "rest_costs_under", "rests_under_melody", "voice_piece"]
 
 # Above this share of the melody's sounding steps with a lower voice resting, a genre's voices rest under its
 # tunes (Palestrina and the quartets: 13-23% per voice; Bach's chorale voices: 0.1%).
@@ -168,3 +168,11 @@ def rests_under_melody(pieces: Sequence[VoicePiece]) -> float:
         resting += int(((piece.tokens[1:] == REST) & sings[None, :]).sum())
         sounding += int(sings.sum()) * (len(piece.tokens) - 1)
     return resting / sounding if sounding else 0.0
+
+
+def rest_costs_under(melody: np.ndarray, costs: Sequence[float]) -> np.ndarray:
+    """Each lower voice's cost against a rest (`costs`, one per voice) at the steps where `melody` (T,)
+    tokens sound, 0 where it rests: shape (len(costs), T) float32."""
+    rows = np.zeros((len(costs), len(melody)), np.float32)
+    rows[:, melody != REST] = np.asarray(costs, np.float32)[:, None]
+    return rows

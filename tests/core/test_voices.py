@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from studio.core.conditioning import REST
-from studio.core.voices import VoicePiece, rests_under_melody
+from studio.core.voices import VoicePiece, rest_costs_under, rests_under_melody
 
 
 def _piece(tokens: list[list[int]]) -> VoicePiece:
@@ -20,3 +20,9 @@ def test_rests_are_counted_only_where_the_melody_sounds():
     assert rests_under_melody([motet]) == 3 / 8
     assert rests_under_melody([sung, motet]) == 3 / 12  # pooled over the pieces' sounding steps
     assert rests_under_melody([]) == 0.0
+
+
+def test_rest_costs_fall_only_where_the_melody_sounds():
+    costs = rest_costs_under(np.array([40, 40, REST, 41]), (1.5, 0.0, -2.0))
+    assert costs.shape == (3, 4) and costs[:, 2].tolist() == [0.0, 0.0, 0.0]
+    assert costs[:, 0].tolist() == costs[:, 3].tolist() == [1.5, 0.0, -2.0]
