@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.restrikes import _card_with, training_takes, write_config
+from bench.restrikes import CHECKPOINTS, _card_with, training_takes, write_config
 
 __all__ = ["calibrate", "rest_shares"]
 
@@ -61,8 +61,8 @@ def calibrate(model: str, pieces: int = 20, rounds: int = 6) -> dict[str, Any]:
         real = rest_shares([(p.tracks[0], p.tracks[1:]) for p, _ in found])
         return real, rest_shares([(p.tracks[0], v) for p, v in found])
 
-    real, _ = takes([])
-    _, alone = takes([0.0] * len(real))
+    voices = len(json.loads((CHECKPOINTS / f"{model}.json").read_text())["config"]["voice_names"])
+    real, alone = takes([0.0] * voices)  # the real shares come with any pass: the network's own odds first
     low, high = np.full(len(real), LOWEST), np.full(len(real), HIGHEST)
     history = []
     for _ in range(rounds):

@@ -507,6 +507,7 @@ class ARCNNAccompanist:
         tokens = tokens.copy()
         if not free.any():
             return tokens
+        resting = self.config.voices_rest and bool(self.config.rest_costs)  # the genre's rests kept, at their costs
         for i in range(iterations):
             check_cancelled()  # a call the studio stopped waiting for ends here
             erased = free if i == 0 else free & (rng.random(free.shape) < annealed_share(i, iterations))
@@ -516,7 +517,6 @@ class ARCNNAccompanist:
                 # notes) can leave the voices silent for bars. A genre whose voices rest under the tune
                 # (`config.voices_rest`) keeps the network's rests, each voice's at its measured cost
                 # (`config.rest_costs`: without them the network can leave a voice silent for a whole tune).
-                resting = self.config.voices_rest and bool(self.config.rest_costs)
                 no_rest = None if resting else free & (tokens[0] != REST)[None, :]
                 penalty = gibbs_motion_penalties(tokens, erased, motion) if motion else None
                 rests = (
